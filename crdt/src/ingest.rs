@@ -1,0 +1,779 @@
+//! Verify-before-apply ingest of changes from other replicas.
+//!
+//! Automerge's own `apply_changes` and `receive_sync_message` apply whatever they are given. A
+//! replica of an Orrery project instead takes a [`Batch`] (raw changes plus seals) and, before a
+//! single change touches the document:
+//!
+//! 1. checks sizes (batch, each change) before decoding anything, and refuses compressed change
+//!    chunks, whose inflation automerge does not bound;
+//! 2. parses every change with panics contained, and reads its author from its actor id;
+//! 3. verifies every seal (batch ed25519 verification), checks that it is for this project and
+//!    that the heads it names are the signer's own changes;
+//! 4. checks that every new change is covered by a seal of its author (the change is an
+//!    ancestor-or-self of a sealed head; hashes chain, so a signature over a head fixes its whole
+//!    ancestry);
+//! 5. sets aside changes whose dependencies have not arrived (they wait in a bounded queue and
+//!    are retried on every later ingest);
+//! 6. judges every ready change against the membership **in its own causal past**: content needs
+//!    an editor or owner, members and visibility need an owner, schema keys may never change;
+//! 7. applies the ready changes in as few `apply_changes` calls as the membership changes inside
+//!    the batch allow (usually one).
+//!
+//! Any failure leaves the document exactly as it was: the batch is judged as a whole, and when a
+//! batch needs several rounds (a membership change followed by changes that depend on it) the
+//! rounds run on a fork that replaces the document only once everything passed.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+
+use automerge::legacy::{Key, ObjectId, OpType};
+use automerge::{Automerge, Change, ObjId, ReadDoc, ScalarValue};
+use orrery_protocol::limits::{
+    MAX_BATCH_BYTES, MAX_BATCH_CHANGES, MAX_CHANGE_BYTES, MAX_PENDING_CHANGES,
+};
+use orrery_protocol::{
+    AuthorId, ChangeHash, ChangeSeal, ProjectId, SignatureError, Signed, Verified,
+};
+
+use crate::project::{Batch, Project, Roots, from_hash, new_doc, to_hash};
+use crate::schema::*;
+use crate::session::author_of;
+
+/// Why a batch was refused. The document is unchanged whenever one of these is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Something is larger than its limit.
+    #[error("{what} is {len} bytes/items, above the limit of {limit}")]
+    Oversize {
+        /// What was too large.
+        what: &'static str,
+        /// Its size.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A change's bytes are not a valid automerge change chunk.
+    #[error("change #{index} of the batch is malformed: {reason}")]
+    Malformed {
+        /// Its position in the batch.
+        index: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A change's bytes do not match their checksum: they were altered after it was made.
+    #[error("change #{index} of the batch was altered: its bytes do not match its checksum")]
+    Tampered {
+        /// Its position in the batch.
+        index: usize,
+    },
+    /// A change's actor id is not an Orrery actor (author key plus session part).
+    #[error("change {hash} has an actor id that names no author")]
+    BadActor {
+        /// The change.
+        hash: ChangeHash,
+    },
+    /// A seal's signature does not verify.
+    #[error("a change seal is forged")]
+    ForgedSeal(#[source] SignatureError),
+    /// A seal is for a different project.
+    #[error("a change seal is for project {found}, not this one")]
+    WrongProject {
+        /// The project the seal names.
+        found: ProjectId,
+    },
+    /// A seal names a change that its signer did not make.
+    #[error("a seal by {signer} names change {head}, which is not theirs")]
+    SealNamesOthers {
+        /// The seal's signer.
+        signer: AuthorId,
+        /// The change named.
+        head: ChangeHash,
+    },
+    /// No seal of the change's author covers it: the actor names a key that did not sign.
+    #[error("change {hash} names {author} as its author, but no seal of theirs covers it")]
+    Unsigned {
+        /// The change.
+        hash: ChangeHash,
+        /// The author its actor id names.
+        author: AuthorId,
+    },
+    /// The author's role in the change's causal past does not allow what it does.
+    #[error("change {hash} by {author} may not {action}: their role there is {role}")]
+    NotPermitted {
+        /// The change.
+        hash: ChangeHash,
+        /// Its author.
+        author: AuthorId,
+        /// What it does.
+        action: &'static str,
+        /// The author's role at the change's causal past (`none` if not a member).
+        role: &'static str,
+    },
+    /// A change writes a key that no change after the genesis may write, or writes a bad value.
+    #[error("change {hash} writes `{key}`, which {why}")]
+    Forbidden {
+        /// The change.
+        hash: ChangeHash,
+        /// The key written.
+        key: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// A change other than the genesis has no dependencies.
+    #[error("change {hash} starts a second history; a project has exactly one genesis change")]
+    SecondRoot {
+        /// The change.
+        hash: ChangeHash,
+    },
+    /// The genesis change is not a well-formed project start.
+    #[error("the genesis change {hash} is invalid: {reason}")]
+    BadGenesis {
+        /// The change.
+        hash: ChangeHash,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Too many changes are waiting for missing dependencies.
+    #[error("{count} changes would wait for missing dependencies, above the limit of {limit}")]
+    TooManyPending {
+        /// How many would wait.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The automerge library panicked or failed on data that passed every check.
+    #[error("the document library failed on {what}")]
+    Library {
+        /// What it was processing.
+        what: &'static str,
+    },
+    /// Stored data could not be loaded.
+    #[error("stored project data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Changes applied to the document, in the order applied.
+    pub applied: Vec<ChangeHash>,
+    /// Changes already present (ignored).
+    pub duplicates: usize,
+    /// Changes now waiting for dependencies (including earlier ones).
+    pub pending: usize,
+}
+
+/// Runs `f`, turning a panic into [`IngestError::Library`].
+pub(crate) fn guarded<T>(what: &'static str, f: impl FnOnce() -> T) -> Result<T, IngestError> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| IngestError::Library { what })
+}
+
+const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+const CHUNK_CHANGE: u8 = 1;
+
+/// Parses one raw change, refusing anything but an uncompressed change chunk.
+pub(crate) fn parse_change(index: usize, bytes: &[u8]) -> Result<Change, IngestError> {
+    if bytes.len() > MAX_CHANGE_BYTES {
+        return Err(IngestError::Oversize {
+            what: "a change",
+            len: bytes.len(),
+            limit: MAX_CHANGE_BYTES,
+        });
+    }
+    if bytes.len() < 9 || bytes[..4] != MAGIC {
+        return Err(IngestError::Malformed {
+            index,
+            reason: "not an automerge chunk",
+        });
+    }
+    if bytes[8] != CHUNK_CHANGE {
+        return Err(IngestError::Malformed {
+            index,
+            reason: "only uncompressed change chunks are accepted",
+        });
+    }
+    match guarded("a change", || Change::try_from(bytes)) {
+        // The chunk's checksum is the first four bytes of its hash: a mismatch means the bytes
+        // were altered after the change was made.
+        Ok(Ok(c)) if c.hash().0[..4] != bytes[4..8] => Err(IngestError::Tampered { index }),
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(_)) => Err(IngestError::Malformed {
+            index,
+            reason: "the change does not decode or its checksum is wrong",
+        }),
+        Err(_) => Err(IngestError::Malformed {
+            index,
+            reason: "the change crashed the decoder",
+        }),
+    }
+}
+
+/// The kept seals: for each actor, the seal naming its highest-sequence change.
+///
+/// Because an actor's changes form a chain, the seal over its latest change covers all of
+/// them, so a replica keeps one seal per actor however long the history grows.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SealBook {
+    by_actor: HashMap<Vec<u8>, (u64, Rc<Signed<ChangeSeal, Verified>>)>,
+}
+
+impl SealBook {
+    pub(crate) fn keep(&mut self, doc: &Automerge, seal: Signed<ChangeSeal, Verified>) {
+        let seal = Rc::new(seal);
+        for head in &seal.value().heads {
+            let Some(meta) = doc.get_change_meta_by_hash(&from_hash(*head)) else {
+                continue;
+            };
+            let actor = meta.actor.to_bytes().to_vec();
+            let better = self
+                .by_actor
+                .get(&actor)
+                .is_none_or(|(seq, _)| *seq < meta.seq);
+            if better {
+                self.by_actor.insert(actor, (meta.seq, seal.clone()));
+            }
+        }
+    }
+
+    pub(crate) fn all(&self) -> Vec<Rc<Signed<ChangeSeal, Verified>>> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (_, seal) in self.by_actor.values() {
+            if seen.insert(seal.signature().0) {
+                out.push(seal.clone());
+            }
+        }
+        out.sort_by_key(|s| s.signature().0);
+        out
+    }
+
+    pub(crate) fn all_unverified(&self) -> Vec<Signed<ChangeSeal, orrery_protocol::Unverified>> {
+        self.all()
+            .into_iter()
+            .map(|s| (*s).clone().into_unverified())
+            .collect()
+    }
+}
+
+/// Changes waiting for their dependencies, with the seals that came with them.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Pending {
+    changes: Vec<(ChangeHash, Change)>,
+    seals: Vec<Signed<ChangeSeal, Verified>>,
+}
+
+/// What a change does, as far as permissions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Needs {
+    role: Role,
+    action: &'static str,
+}
+
+struct Item {
+    hash: ChangeHash,
+    author: AuthorId,
+    change: Change,
+}
+
+impl Project {
+    /// Verifies a batch from another replica and applies what is ready. See the module docs for
+    /// the checks; on any error the document is unchanged.
+    pub fn ingest(&mut self, batch: Batch) -> Result<IngestReport, IngestError> {
+        if batch.changes.len() > MAX_BATCH_CHANGES {
+            return Err(IngestError::Oversize {
+                what: "the batch's change count",
+                len: batch.changes.len(),
+                limit: MAX_BATCH_CHANGES,
+            });
+        }
+        let total = batch.change_bytes();
+        if total > MAX_BATCH_BYTES {
+            return Err(IngestError::Oversize {
+                what: "the batch",
+                len: total,
+                limit: MAX_BATCH_BYTES,
+            });
+        }
+
+        // Parse everything first: a malformed change anywhere refuses the batch.
+        let mut parsed = Vec::with_capacity(batch.changes.len());
+        for (i, bytes) in batch.changes.iter().enumerate() {
+            parsed.push(parse_change(i, bytes)?);
+        }
+
+        // Seals.
+        let mut seals = Vec::with_capacity(batch.seals.len());
+        for r in Signed::verify_all(batch.seals) {
+            let seal = r.map_err(IngestError::ForgedSeal)?;
+            if seal.value().project != self.id {
+                return Err(IngestError::WrongProject {
+                    found: seal.value().project,
+                });
+            }
+            seals.push(seal);
+        }
+
+        // New changes, minus those already known or repeated.
+        let mut report = IngestReport::default();
+        let known: HashSet<ChangeHash> = {
+            let hashes: Vec<automerge::ChangeHash> = parsed.iter().map(Change::hash).collect();
+            let missing: HashSet<automerge::ChangeHash> =
+                self.doc.get_missing_deps(&hashes).into_iter().collect();
+            hashes
+                .iter()
+                .filter(|h| !missing.contains(h))
+                .map(|h| to_hash(*h))
+                .collect()
+        };
+        let mut items: Vec<Item> = Vec::with_capacity(parsed.len() + self.pending.changes.len());
+        let mut index: HashMap<ChangeHash, usize> = HashMap::new();
+        let mut fresh = Vec::new();
+        for change in parsed {
+            let hash = to_hash(change.hash());
+            if known.contains(&hash) || index.contains_key(&hash) {
+                report.duplicates += 1;
+                continue;
+            }
+            let author = author_of(change.actor_id()).ok_or(IngestError::BadActor { hash })?;
+            index.insert(hash, items.len());
+            fresh.push(items.len());
+            items.push(Item {
+                hash,
+                author,
+                change,
+            });
+        }
+        for (hash, change) in &self.pending.changes {
+            if index.contains_key(hash) {
+                continue;
+            }
+            let author = author_of(change.actor_id()).ok_or(IngestError::BadActor { hash: *hash })?;
+            index.insert(*hash, items.len());
+            items.push(Item {
+                hash: *hash,
+                author,
+                change: change.clone(),
+            });
+        }
+        let mut all_seals = self.pending.seals.clone();
+        all_seals.extend(seals.iter().cloned());
+
+        // Coverage: every new change must be an ancestor-or-self of a head sealed by its author.
+        let covered = coverage(&items, &index, &all_seals)?;
+        for &i in &fresh {
+            if !covered[i] {
+                return Err(IngestError::Unsigned {
+                    hash: items[i].hash,
+                    author: items[i].author,
+                });
+            }
+        }
+
+        // Readiness: topological order of the changes whose dependencies are all present.
+        let (ready, waiting) = self.ready_order(&items, &index);
+        if waiting.len() > MAX_PENDING_CHANGES {
+            return Err(IngestError::TooManyPending {
+                count: waiting.len(),
+                limit: MAX_PENDING_CHANGES,
+            });
+        }
+
+        if !ready.is_empty() {
+            self.judge_and_apply(&items, &index, &ready)?;
+        }
+        report.applied = ready.iter().map(|&i| items[i].hash).collect();
+
+        // Keep the seals, then what still waits.
+        for seal in all_seals {
+            self.seals.keep(&self.doc, seal.clone());
+            let waits = seal
+                .value()
+                .heads
+                .iter()
+                .any(|h| waiting.iter().any(|&w| items[w].hash == *h));
+            if waits {
+                self.pending.seals.push(seal);
+            }
+        }
+        let mut seen = HashSet::new();
+        self.pending.seals.retain(|s| seen.insert(s.signature().0));
+        let waiting_set: HashSet<ChangeHash> = waiting.iter().map(|&w| items[w].hash).collect();
+        self.pending.seals.retain(|s| {
+            s.value().heads.iter().any(|h| waiting_set.contains(h))
+        });
+        self.pending.changes = waiting
+            .iter()
+            .map(|&w| (items[w].hash, items[w].change.clone()))
+            .collect();
+        report.pending = self.pending.changes.len();
+        Ok(report)
+    }
+
+    /// Splits `items` into a topological order of those ready to apply and those waiting.
+    fn ready_order(
+        &self,
+        items: &[Item],
+        index: &HashMap<ChangeHash, usize>,
+    ) -> (Vec<usize>, Vec<usize>) {
+        // Dependencies missing from both the document and the batch.
+        let mut outside: Vec<automerge::ChangeHash> = items
+            .iter()
+            .flat_map(|it| it.change.deps().iter().copied())
+            .filter(|d| !index.contains_key(&to_hash(*d)))
+            .collect();
+        outside.sort_unstable();
+        outside.dedup();
+        let absent: HashSet<ChangeHash> = self
+            .doc
+            .get_missing_deps(&outside)
+            .into_iter()
+            .map(to_hash)
+            .collect();
+        let mut indegree = vec![0usize; items.len()];
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); items.len()];
+        let mut blocked = vec![false; items.len()];
+        for (i, it) in items.iter().enumerate() {
+            for d in it.change.deps() {
+                let d = to_hash(*d);
+                if let Some(&j) = index.get(&d) {
+                    indegree[i] += 1;
+                    children[j].push(i);
+                } else if absent.contains(&d) {
+                    blocked[i] = true;
+                }
+            }
+        }
+        let mut order = Vec::with_capacity(items.len());
+        let mut stack: Vec<usize> = (0..items.len())
+            .filter(|&i| indegree[i] == 0 && !blocked[i])
+            .collect();
+        stack.sort_by_key(|&i| std::cmp::Reverse(i));
+        while let Some(i) = stack.pop() {
+            order.push(i);
+            for &c in &children[i] {
+                indegree[c] -= 1;
+                if indegree[c] == 0 && !blocked[c] {
+                    stack.push(c);
+                }
+            }
+        }
+        let in_order: HashSet<usize> = order.iter().copied().collect();
+        let waiting = (0..items.len()).filter(|i| !in_order.contains(i)).collect();
+        (order, waiting)
+    }
+
+    /// Judges the ready changes against the membership in their causal past and applies them.
+    fn judge_and_apply(
+        &mut self,
+        items: &[Item],
+        index: &HashMap<ChangeHash, usize>,
+        ready: &[usize],
+    ) -> Result<(), IngestError> {
+        let genesis_needed = self.roots.is_none();
+        // Classify every ready change (decoding its operations).
+        let members_obj = self.roots.as_ref().map(|r| r.members.clone());
+        let mut needs: HashMap<usize, Option<Needs>> = HashMap::new();
+        let mut genesis = None;
+        for &i in ready {
+            let it = &items[i];
+            if it.change.deps().is_empty() {
+                if genesis_needed && genesis.is_none() && it.hash.0 == self.id.0 {
+                    genesis = Some(i);
+                    needs.insert(i, None);
+                    continue;
+                }
+                return Err(IngestError::SecondRoot { hash: it.hash });
+            }
+        }
+        if genesis_needed && genesis.is_none() {
+            // Everything ready depends on something, yet the document is empty: impossible
+            // unless the genesis is missing, in which case nothing would be ready.
+            return Err(IngestError::BadGenesis {
+                hash: items[ready[0]].hash,
+                reason: "the batch's history does not start at this project's genesis",
+            });
+        }
+
+        let mut working: Automerge;
+        let mut roots;
+        let in_place;
+        if let Some(g) = genesis {
+            let doc = apply_genesis(&items[g])?;
+            roots = Roots::read(&doc);
+            working = doc;
+            in_place = false;
+        } else {
+            roots = self.roots.clone();
+            // Several rounds are needed when a membership change has a descendant in the batch.
+            let multi = ready.iter().any(|&i| {
+                let n = classify(&items[i], members_obj.as_ref());
+                matches!(n, Ok(Some(Needs { role: Role::Owner, .. })))
+            }) && ready.len() > 1;
+            if multi {
+                working = guarded("a fork", || self.doc.fork())?;
+                in_place = false;
+            } else {
+                working = Automerge::new();
+                in_place = true;
+            }
+        }
+
+        let mut remaining: Vec<usize> = ready.iter().copied().filter(|&i| Some(i) != genesis).collect();
+        let mut applied: HashSet<usize> = genesis.into_iter().collect();
+        while !remaining.is_empty() {
+            let doc: &Automerge = if in_place { &self.doc } else { &working };
+            let members = roots
+                .as_ref()
+                .map(|r| r.members.clone())
+                .ok_or(IngestError::Library { what: "project roots" })?;
+            // Frontier per change: the applied changes its unapplied ancestry bottoms out at.
+            let mut frontier: HashMap<usize, Rc<Vec<automerge::ChangeHash>>> = HashMap::new();
+            let mut gov_blocked: HashSet<usize> = HashSet::new();
+            let mut round = Vec::new();
+            let mut later = Vec::new();
+            let mut role_cache: HashMap<(*const Vec<automerge::ChangeHash>, AuthorId), Option<Role>> =
+                HashMap::new();
+            let mut gov_in_round: HashSet<usize> = HashSet::new();
+            for &i in &remaining {
+                let it = &items[i];
+                let mut blocked = false;
+                let mut parts: Vec<Rc<Vec<automerge::ChangeHash>>> = Vec::new();
+                let mut direct = Vec::new();
+                for d in it.change.deps() {
+                    match index.get(&to_hash(*d)) {
+                        Some(j) if !applied.contains(j) => {
+                            if gov_blocked.contains(j) || gov_in_round.contains(j) {
+                                blocked = true;
+                            } else if let Some(f) = frontier.get(j) {
+                                parts.push(f.clone());
+                            } else {
+                                blocked = true;
+                            }
+                        }
+                        _ => direct.push(*d),
+                    }
+                }
+                if blocked {
+                    gov_blocked.insert(i);
+                    later.push(i);
+                    continue;
+                }
+                let f = if direct.is_empty() && parts.len() == 1 {
+                    parts[0].clone()
+                } else {
+                    let mut all = direct;
+                    for p in &parts {
+                        all.extend(p.iter().copied());
+                    }
+                    all.sort_unstable();
+                    all.dedup();
+                    Rc::new(all)
+                };
+                let need = classify(it, Some(&members))?.unwrap_or(Needs {
+                    role: Role::Editor,
+                    action: "change content",
+                });
+                let key = (Rc::as_ptr(&f), it.author);
+                let role = match role_cache.get(&key) {
+                    Some(r) => *r,
+                    None => {
+                        let r = role_at(doc, &members, &it.author, &f);
+                        role_cache.insert(key, r);
+                        r
+                    }
+                };
+                if !role.is_some_and(|r| r >= need.role) {
+                    return Err(IngestError::NotPermitted {
+                        hash: it.hash,
+                        author: it.author,
+                        action: need.action,
+                        role: role.map_or("none", Role::as_str),
+                    });
+                }
+                if need.role == Role::Owner {
+                    gov_in_round.insert(i);
+                }
+                frontier.insert(i, f);
+                round.push(i);
+            }
+            if round.is_empty() {
+                return Err(IngestError::Library { what: "ordering the batch" });
+            }
+            let changes: Vec<Change> = round.iter().map(|&i| items[i].change.clone()).collect();
+            let target: &mut Automerge = if in_place { &mut self.doc } else { &mut working };
+            guarded("applying changes", || target.apply_changes(changes))?
+                .map_err(|_| IngestError::Library { what: "applying changes" })?;
+            applied.extend(round.iter().copied());
+            remaining = later;
+            if roots.is_none() {
+                roots = Roots::read(target);
+            }
+        }
+        if !in_place {
+            self.doc = working;
+        }
+        if self.roots.is_none() {
+            self.roots = Roots::read(&self.doc);
+        }
+        Ok(())
+    }
+}
+
+/// The role of `author` in the members map as of `heads`.
+fn role_at(
+    doc: &Automerge,
+    members: &ObjId,
+    author: &AuthorId,
+    heads: &[automerge::ChangeHash],
+) -> Option<Role> {
+    let value = doc.get_at(members, author.to_string(), heads).ok()??;
+    match value.0 {
+        automerge::Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(s) => s.parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// What role a change needs, from its operations. `Ok(None)` means plain content.
+fn classify(it: &Item, members: Option<&ObjId>) -> Result<Option<Needs>, IngestError> {
+    let expanded = guarded("decoding a change", || it.change.decode())?;
+    let members_id = match members {
+        Some(ObjId::Id(counter, actor, _)) => Some((*counter, actor.clone())),
+        _ => None,
+    };
+    let mut need: Option<Needs> = None;
+    let forbidden = |key: &str, why| IngestError::Forbidden {
+        hash: it.hash,
+        key: key.to_string(),
+        why,
+    };
+    for op in &expanded.operations {
+        match &op.obj {
+            ObjectId::Root => {
+                let key = match &op.key {
+                    Key::Map(k) => k.as_str(),
+                    Key::Seq(_) => return Err(forbidden("root", "is not a list")),
+                };
+                match root_key_rule(key) {
+                    Some(Role::Owner) => {
+                        let ok = matches!(&op.action, OpType::Put(ScalarValue::Str(v)) if v.parse::<Visibility>().is_ok());
+                        if !ok {
+                            return Err(forbidden(key, "must be public, shared or restricted"));
+                        }
+                        need = Some(Needs {
+                            role: Role::Owner,
+                            action: "change visibility",
+                        });
+                    }
+                    Some(_) => {
+                        if !matches!(&op.action, OpType::Put(ScalarValue::Str(_))) {
+                            return Err(forbidden(key, "must be a string"));
+                        }
+                    }
+                    None => return Err(forbidden(key, "is fixed by the genesis change")),
+                }
+            }
+            ObjectId::Id(opid) if members_id.as_ref().is_some_and(|(c, a)| *c == opid.0 && *a == opid.1) => {
+                let key = match &op.key {
+                    Key::Map(k) => k.as_str(),
+                    Key::Seq(_) => return Err(forbidden("members", "is not a list")),
+                };
+                if key.parse::<AuthorId>().is_err() {
+                    return Err(forbidden(key, "is not an author id"));
+                }
+                let ok = match &op.action {
+                    OpType::Delete => true,
+                    OpType::Put(ScalarValue::Str(v)) => v.parse::<Role>().is_ok(),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(forbidden(key, "must be owner, editor or viewer"));
+                }
+                need = Some(Needs {
+                    role: Role::Owner,
+                    action: "change members",
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(need)
+}
+
+/// Applies a genesis change to a fresh document and checks it starts a project properly.
+fn apply_genesis(it: &Item) -> Result<Automerge, IngestError> {
+    let bad = |reason| IngestError::BadGenesis {
+        hash: it.hash,
+        reason,
+    };
+    if it.change.seq() != 1 {
+        return Err(bad("its sequence number is not 1"));
+    }
+    let mut doc = new_doc();
+    guarded("the genesis change", || doc.apply_changes([it.change.clone()]))?
+        .map_err(|_| bad("it does not apply"))?;
+    let schema = doc.get(automerge::ROOT, K_SCHEMA).ok().flatten();
+    let schema_ok = matches!(&schema, Some((automerge::Value::Scalar(s), _)) if s.as_ref() == &ScalarValue::Str(SCHEMA.into()));
+    if !schema_ok {
+        return Err(bad("it lacks the project schema marker"));
+    }
+    let roots = Roots::read(&doc).ok_or(bad("it lacks the project's containers"))?;
+    let members: Vec<(String, Option<Role>)> = doc
+        .map_range(&roots.members, ..)
+        .map(|m| {
+            let role = match &m.value {
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => s.parse().ok(),
+                _ => None,
+            };
+            (m.key.to_string(), role)
+        })
+        .collect();
+    if members != [(it.author.to_string(), Some(Role::Owner))] {
+        return Err(bad("its only member must be its author, as owner"));
+    }
+    Ok(doc)
+}
+
+/// For each item, whether a seal of its author covers it.
+fn coverage(
+    items: &[Item],
+    index: &HashMap<ChangeHash, usize>,
+    seals: &[Signed<ChangeSeal, Verified>],
+) -> Result<Vec<bool>, IngestError> {
+    let mut covered = vec![false; items.len()];
+    // Walk back from each sealed head through the batch; visited sets are per signer.
+    let mut visited: HashMap<AuthorId, HashSet<usize>> = HashMap::new();
+    for seal in seals {
+        let signer = AuthorId(*seal.signer());
+        let seen = visited.entry(signer).or_default();
+        let mut stack = Vec::new();
+        for head in &seal.value().heads {
+            if let Some(&i) = index.get(head) {
+                if items[i].author != signer {
+                    return Err(IngestError::SealNamesOthers {
+                        signer,
+                        head: *head,
+                    });
+                }
+                stack.push(i);
+            }
+        }
+        while let Some(i) = stack.pop() {
+            if !seen.insert(i) {
+                continue;
+            }
+            if items[i].author == signer {
+                covered[i] = true;
+            }
+            for d in items[i].change.deps() {
+                if let Some(&j) = index.get(&to_hash(*d)) {
+                    stack.push(j);
+                }
+            }
+        }
+    }
+    Ok(covered)
+}

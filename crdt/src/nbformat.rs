@@ -1,0 +1,270 @@
+//! Jupyter notebook (nbformat 4) import and export.
+//!
+//! Import keeps every cell's id (when the file has valid, unique ids), kind, source, outputs,
+//! execution count, metadata and attachments, and the notebook's metadata. Export writes nbformat
+//! 4.5 or later (cell ids are required from 4.5 on), one space of indentation and sources split
+//! into lines, as Jupyter itself writes files. A file from before 4.5 gains cell ids on export.
+
+use serde_json::{Map, Value, json};
+
+use crate::ids::{CellId, NotebookId};
+use crate::project::{EditError, NewCell, Notebook, Project};
+use crate::schema::CellKind;
+use crate::session::Session;
+
+/// Largest notebook file accepted, in bytes.
+pub const MAX_IPYNB_BYTES: usize = 256 * 1024 * 1024;
+
+/// Why a notebook file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum NbformatError {
+    /// The file is larger than [`MAX_IPYNB_BYTES`].
+    #[error("the notebook is {len} bytes, above the limit of {MAX_IPYNB_BYTES}")]
+    TooLarge {
+        /// Its size.
+        len: usize,
+    },
+    /// The file is not JSON.
+    #[error("the notebook is not valid JSON (line {line}, column {column})")]
+    NotJson {
+        /// Line of the error.
+        line: usize,
+        /// Column of the error.
+        column: usize,
+    },
+    /// The file is JSON but not an nbformat 4 notebook.
+    #[error("not an nbformat 4 notebook: {0}")]
+    NotNotebook(String),
+    /// The edit was refused.
+    #[error(transparent)]
+    Edit(#[from] EditError),
+}
+
+fn not_nb(msg: impl Into<String>) -> NbformatError {
+    NbformatError::NotNotebook(msg.into())
+}
+
+/// A notebook file, parsed and checked, ready to import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedNotebook {
+    /// Notebook metadata (a JSON object).
+    pub metadata: Value,
+    /// The file's nbformat minor version.
+    pub nbformat_minor: i64,
+    /// Its cells in order.
+    pub cells: Vec<NewCell>,
+}
+
+fn source_text(v: Option<&Value>, at: usize) -> Result<String, NbformatError> {
+    match v {
+        None => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .map(|p| {
+                p.as_str()
+                    .ok_or_else(|| not_nb(format!("cell {at}: source lines must be strings")))
+            })
+            .collect(),
+        Some(_) => Err(not_nb(format!("cell {at}: source must be a string or a list"))),
+    }
+}
+
+/// Parses and checks a notebook file.
+pub fn parse(bytes: &[u8]) -> Result<ParsedNotebook, NbformatError> {
+    if bytes.len() > MAX_IPYNB_BYTES {
+        return Err(NbformatError::TooLarge { len: bytes.len() });
+    }
+    let root: Value = serde_json::from_slice(bytes).map_err(|e| NbformatError::NotJson {
+        line: e.line(),
+        column: e.column(),
+    })?;
+    let obj = root.as_object().ok_or_else(|| not_nb("the top level is not an object"))?;
+    match obj.get("nbformat").and_then(Value::as_i64) {
+        Some(4) => {}
+        Some(v) => return Err(not_nb(format!("nbformat {v} is not supported; convert to 4 with `jupyter nbconvert --to notebook`"))),
+        None => return Err(not_nb("the `nbformat` field is missing")),
+    }
+    let minor = obj
+        .get("nbformat_minor")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| not_nb("the `nbformat_minor` field is missing"))?;
+    let metadata = match obj.get("metadata") {
+        Some(m @ Value::Object(_)) => m.clone(),
+        None => json!({}),
+        Some(_) => return Err(not_nb("`metadata` is not an object")),
+    };
+    let cells_json = obj
+        .get("cells")
+        .and_then(Value::as_array)
+        .ok_or_else(|| not_nb("`cells` is missing or not a list"))?;
+    let mut seen = std::collections::HashSet::new();
+    let mut cells = Vec::with_capacity(cells_json.len());
+    for (i, c) in cells_json.iter().enumerate() {
+        let c = c
+            .as_object()
+            .ok_or_else(|| not_nb(format!("cell {i} is not an object")))?;
+        let kind: CellKind = c
+            .get("cell_type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| not_nb(format!("cell {i} has no cell_type")))?
+            .parse()
+            .map_err(|e| not_nb(format!("cell {i}: {e}")))?;
+        let id = c
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<CellId>().ok())
+            .filter(|id| !seen.contains(id))
+            .unwrap_or_else(CellId::random);
+        seen.insert(id.clone());
+        let source = source_text(c.get("source"), i)?;
+        let cell_meta = match c.get("metadata") {
+            Some(m @ Value::Object(_)) => m.clone(),
+            None => json!({}),
+            Some(_) => return Err(not_nb(format!("cell {i}: metadata is not an object"))),
+        };
+        let outputs = match (kind, c.get("outputs")) {
+            (CellKind::Code, Some(Value::Array(outs))) => {
+                for o in outs {
+                    if !o.get("output_type").is_some_and(Value::is_string) {
+                        return Err(not_nb(format!("cell {i}: an output has no output_type")));
+                    }
+                }
+                outs.clone()
+            }
+            (CellKind::Code, None) => Vec::new(),
+            (CellKind::Code, Some(_)) => {
+                return Err(not_nb(format!("cell {i}: outputs is not a list")));
+            }
+            _ => Vec::new(),
+        };
+        let execution_count = c.get("execution_count").and_then(Value::as_i64);
+        let attachments = c.get("attachments").filter(|a| a.is_object()).cloned();
+        cells.push(NewCell {
+            id,
+            kind,
+            source,
+            outputs,
+            execution_count,
+            metadata: cell_meta,
+            attachments,
+        });
+    }
+    Ok(ParsedNotebook {
+        metadata,
+        nbformat_minor: minor,
+        cells,
+    })
+}
+
+impl Project {
+    /// Imports a notebook file as a new notebook titled `title` (editors).
+    pub fn import_ipynb(
+        &mut self,
+        session: &Session,
+        bytes: &[u8],
+        title: &str,
+    ) -> Result<NotebookId, NbformatError> {
+        let parsed = parse(bytes)?;
+        let id = NotebookId::random();
+        self.add_notebook_with(
+            session,
+            id.clone(),
+            title,
+            parsed.metadata,
+            parsed.nbformat_minor,
+            &parsed.cells,
+        )?;
+        Ok(id)
+    }
+
+    /// Exports a notebook as nbformat 4 JSON text.
+    pub fn export_ipynb(&self, nb: &NotebookId) -> Result<String, EditError> {
+        Ok(to_ipynb(&self.notebook(nb)?))
+    }
+}
+
+fn lines(source: &str) -> Value {
+    Value::Array(
+        source
+            .split_inclusive('\n')
+            .map(|l| Value::String(l.to_string()))
+            .collect(),
+    )
+}
+
+/// Renders a notebook as nbformat 4 JSON text, the way Jupyter writes it.
+pub fn to_ipynb(nb: &Notebook) -> String {
+    let cells: Vec<Value> = nb
+        .cells
+        .iter()
+        .map(|cell| {
+            // Keys in sorted order, as nbformat writes them.
+            let mut c = Map::new();
+            if let Some(att) = &cell.attachments {
+                c.insert("attachments".into(), att.clone());
+            }
+            c.insert("cell_type".into(), Value::String(cell.kind.as_str().into()));
+            if cell.kind == CellKind::Code {
+                c.insert(
+                    "execution_count".into(),
+                    cell.execution_count.map_or(Value::Null, Value::from),
+                );
+            }
+            c.insert("id".into(), Value::String(cell.id.to_string()));
+            c.insert("metadata".into(), cell.metadata.clone());
+            if cell.kind == CellKind::Code {
+                c.insert("outputs".into(), Value::Array(cell.outputs.clone()));
+            }
+            c.insert("source".into(), lines(&cell.source));
+            Value::Object(c)
+        })
+        .collect();
+    let mut root = Map::new();
+    root.insert("cells".into(), Value::Array(cells));
+    root.insert("metadata".into(), nb.metadata.clone());
+    root.insert("nbformat".into(), Value::from(4));
+    root.insert("nbformat_minor".into(), Value::from(nb.nbformat_minor.max(5)));
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    // Serialising a Value into a Vec cannot fail.
+    let _ = serde::Serialize::serialize(&Value::Object(root), &mut ser);
+    let mut text = String::from_utf8(out).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_what_is_not_a_notebook() {
+        assert!(matches!(parse(b"{"), Err(NbformatError::NotJson { .. })));
+        assert!(matches!(parse(b"[]"), Err(NbformatError::NotNotebook(_))));
+        assert!(matches!(
+            parse(br#"{"nbformat": 3, "nbformat_minor": 0, "cells": []}"#),
+            Err(NbformatError::NotNotebook(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"nbformat": 4, "nbformat_minor": 5, "cells": [{"cell_type": "weird"}]}"#),
+            Err(NbformatError::NotNotebook(_))
+        ));
+    }
+
+    #[test]
+    fn duplicate_and_invalid_ids_are_replaced() {
+        let nb = parse(
+            br#"{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+                {"cell_type": "markdown", "id": "a", "metadata": {}, "source": "x"},
+                {"cell_type": "markdown", "id": "a", "metadata": {}, "source": ["y\n", "z"]},
+                {"cell_type": "markdown", "id": "not valid!", "metadata": {}, "source": ""}]}"#,
+        )
+        .expect("parses");
+        assert_eq!(nb.cells[0].id.as_str(), "a");
+        assert_ne!(nb.cells[1].id.as_str(), "a");
+        assert_ne!(nb.cells[2].id.as_str(), "not valid!");
+        assert_eq!(nb.cells[1].source, "y\nz");
+    }
+}

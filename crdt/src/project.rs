@@ -1,0 +1,1221 @@
+//! A project: one automerge document, the seals that vouch for its history, and typed access.
+//!
+//! Reading is free for anyone holding the replica. Every edit goes through a [`Session`] and is
+//! checked against the editor's role *before* it is committed, exactly as a remote replica will
+//! check it on ingest (see [`crate::ingest`]). Each edit is one automerge change; [`Project::seal`]
+//! signs the session's latest change and returns the batch of changes it covers, ready to be
+//! stored and sent.
+
+use std::collections::{BTreeMap, HashMap};
+
+use automerge::transaction::{CommitOptions, Transactable, Transaction};
+use automerge::{ActorId, Automerge, ObjId, ObjType, ReadDoc, ScalarValue, TextEncoding, Value};
+use orrery_protocol::{AuthorId, ChangeHash, ChangeSeal, ProjectId, Signed, Unverified, Verified};
+
+use crate::ids::{CellId, CommentId, DatasetRefId, NotebookId};
+use crate::position;
+use crate::schema::*;
+use crate::session::{Session, author_of};
+
+/// Why a local edit was refused. Nothing is committed when an edit fails.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// The author has no role that allows this edit.
+    #[error("{author} may not {action} in this project: their role is {role}")]
+    NotPermitted {
+        /// Who tried.
+        author: AuthorId,
+        /// What they tried.
+        action: &'static str,
+        /// Their role (`none` if not a member).
+        role: String,
+    },
+    /// The notebook does not exist.
+    #[error("no notebook `{0}` in this project; `orrery project show` lists them")]
+    NoNotebook(NotebookId),
+    /// The cell does not exist.
+    #[error("no cell `{cell}` in notebook `{notebook}`")]
+    NoCell {
+        /// The notebook.
+        notebook: NotebookId,
+        /// The missing cell.
+        cell: CellId,
+    },
+    /// An index or range is outside the text or list.
+    #[error("position {index} is outside the {what} (length {len})")]
+    OutOfRange {
+        /// What was indexed.
+        what: &'static str,
+        /// The index given.
+        index: usize,
+        /// The length.
+        len: usize,
+    },
+    /// The last owner cannot be removed or demoted.
+    #[error("{0} is the last owner; add another owner first")]
+    LastOwner(AuthorId),
+    /// An identifier is already used.
+    #[error("the id `{0}` is already used in this project")]
+    DuplicateId(String),
+    /// The project has no genesis change yet (an empty replica waiting for sync).
+    #[error("the project has not been received yet")]
+    Empty,
+    /// The document is not shaped like a project (a container is missing or of the wrong type).
+    #[error("the project document is malformed: {0}")]
+    Malformed(&'static str),
+    /// Automerge refused the operation.
+    #[error("the document refused the edit")]
+    Automerge(#[from] automerge::AutomergeError),
+}
+
+/// Object ids of the root containers, fixed by the genesis change.
+#[derive(Debug, Clone)]
+pub(crate) struct Roots {
+    pub(crate) members: ObjId,
+    pub(crate) notebooks: ObjId,
+    pub(crate) datasets: ObjId,
+    pub(crate) comments: ObjId,
+    pub(crate) description: ObjId,
+}
+
+impl Roots {
+    pub(crate) fn read(doc: &Automerge) -> Option<Roots> {
+        let obj = |key: &str, ty: ObjType| match doc.get(automerge::ROOT, key) {
+            Ok(Some((Value::Object(t), id))) if t == ty => Some(id),
+            _ => None,
+        };
+        Some(Roots {
+            members: obj(K_MEMBERS, ObjType::Map)?,
+            notebooks: obj(K_NOTEBOOKS, ObjType::Map)?,
+            datasets: obj(K_DATASETS, ObjType::Map)?,
+            comments: obj(K_COMMENTS, ObjType::Map)?,
+            description: obj(K_DESCRIPTION, ObjType::Text)?,
+        })
+    }
+}
+
+/// A member of a project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The author.
+    pub author: AuthorId,
+    /// Their role.
+    pub role: Role,
+}
+
+/// A notebook, read from the document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notebook {
+    /// Its id.
+    pub id: NotebookId,
+    /// Its title.
+    pub title: String,
+    /// Notebook-level metadata (nbformat `metadata`), a JSON object.
+    pub metadata: serde_json::Value,
+    /// The nbformat minor version it was imported from (or 5).
+    pub nbformat_minor: i64,
+    /// Who created it.
+    pub created_by: Option<AuthorId>,
+    /// Its cells in order.
+    pub cells: Vec<Cell>,
+}
+
+/// A notebook cell, read from the document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Its id (the nbformat cell id).
+    pub id: CellId,
+    /// Code, markdown or raw.
+    pub kind: CellKind,
+    /// Its source text.
+    pub source: String,
+    /// Its outputs, each an nbformat output object.
+    pub outputs: Vec<serde_json::Value>,
+    /// The execution counter of its last run, if any.
+    pub execution_count: Option<i64>,
+    /// Execution metadata of its last run (who ran it, where, when), a JSON object.
+    pub execution: Option<serde_json::Value>,
+    /// Cell metadata, a JSON object.
+    pub metadata: serde_json::Value,
+    /// Cell attachments (markdown and raw cells), a JSON object.
+    pub attachments: Option<serde_json::Value>,
+    /// Who created it.
+    pub created_by: Option<AuthorId>,
+}
+
+/// A reference to a dataset held by some node of the federation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetRef {
+    /// The reference's id within the project.
+    pub id: DatasetRefId,
+    /// The node holding the dataset (its node id).
+    pub node: String,
+    /// The dataset's id at that node.
+    pub dataset: String,
+    /// The dataset's checksum (BLAKE3, hex).
+    pub checksum: String,
+    /// Who added the reference.
+    pub added_by: Option<AuthorId>,
+}
+
+/// A comment on the project, a notebook or a cell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    /// Its id.
+    pub id: CommentId,
+    /// What it is about: `project`, `notebook/<id>` or `cell/<notebook>/<cell>`.
+    pub target: String,
+    /// The text.
+    pub text: String,
+    /// When it was written (seconds since the epoch, as the author's clock said).
+    pub created_at: i64,
+    /// Its author, from the signed history.
+    pub author: Option<AuthorId>,
+}
+
+/// Changes and the seals that cover them: the unit that is stored and sent.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Raw (uncompressed) automerge change chunks.
+    pub changes: Vec<Vec<u8>>,
+    /// Seals covering every change above.
+    pub seals: Vec<Signed<ChangeSeal, Unverified>>,
+}
+
+impl Batch {
+    /// Whether the batch carries nothing.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.seals.is_empty()
+    }
+
+    /// Total bytes of the changes.
+    pub fn change_bytes(&self) -> usize {
+        self.changes.iter().map(Vec::len).sum()
+    }
+}
+
+/// An Orrery project replica.
+pub struct Project {
+    pub(crate) id: ProjectId,
+    pub(crate) doc: Automerge,
+    pub(crate) roots: Option<Roots>,
+    /// The kept seals: for each actor, the seal naming its latest change.
+    pub(crate) seals: crate::ingest::SealBook,
+    /// Changes waiting for their dependencies.
+    pub(crate) pending: crate::ingest::Pending,
+    /// Local changes not yet sealed, per actor, in commit order.
+    unsealed: HashMap<ActorId, Vec<ChangeHash>>,
+}
+
+impl std::fmt::Debug for Project {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Project")
+            .field("id", &self.id)
+            .field("heads", &self.doc.get_heads().len())
+            .finish()
+    }
+}
+
+pub(crate) fn new_doc() -> Automerge {
+    Automerge::new_with_encoding(TextEncoding::UnicodeCodePoint)
+}
+
+pub(crate) fn to_hash(h: automerge::ChangeHash) -> ChangeHash {
+    ChangeHash(h.0)
+}
+
+pub(crate) fn from_hash(h: ChangeHash) -> automerge::ChangeHash {
+    automerge::ChangeHash(h.0)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn str_of(v: &Value<'_>) -> Option<String> {
+    match v {
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(s) => Some(s.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn int_of(v: &Value<'_>) -> Option<i64> {
+    match v {
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Int(i) => Some(*i),
+            ScalarValue::Uint(u) => i64::try_from(*u).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn creator(id: &ObjId) -> Option<AuthorId> {
+    match id {
+        ObjId::Id(_, actor, _) => author_of(actor),
+        ObjId::Root => None,
+    }
+}
+
+fn json_of(text: Option<String>) -> Option<serde_json::Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+impl Project {
+    /// Creates a project: the genesis change makes `session`'s author its only owner.
+    /// Returns the project and the sealed genesis batch.
+    pub fn create(
+        session: &Session,
+        title: &str,
+        visibility: Visibility,
+    ) -> Result<(Project, Batch), EditError> {
+        let mut doc = new_doc();
+        doc.set_actor(session.actor().clone());
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, K_SCHEMA, SCHEMA)?;
+        tx.put(automerge::ROOT, K_CREATED, now())?;
+        tx.put(automerge::ROOT, K_TITLE, title)?;
+        tx.put_object(automerge::ROOT, K_DESCRIPTION, ObjType::Text)?;
+        tx.put(automerge::ROOT, K_VISIBILITY, visibility.as_str())?;
+        let members = tx.put_object(automerge::ROOT, K_MEMBERS, ObjType::Map)?;
+        tx.put(&members, session.author().to_string(), Role::Owner.as_str())?;
+        tx.put_object(automerge::ROOT, K_NOTEBOOKS, ObjType::Map)?;
+        tx.put_object(automerge::ROOT, K_DATASETS, ObjType::Map)?;
+        tx.put_object(automerge::ROOT, K_COMMENTS, ObjType::Map)?;
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now()));
+        let hash = hash.ok_or(EditError::Malformed("genesis change is empty"))?;
+        let roots = Roots::read(&doc).ok_or(EditError::Malformed("genesis lacks containers"))?;
+        let mut project = Project {
+            id: ProjectId(hash.0),
+            doc,
+            roots: Some(roots),
+            seals: Default::default(),
+            pending: Default::default(),
+            unsealed: HashMap::new(),
+        };
+        project
+            .unsealed
+            .entry(session.actor().clone())
+            .or_default()
+            .push(to_hash(hash));
+        let batch = project.seal(session);
+        Ok((project, batch))
+    }
+
+    /// An empty replica of project `id`, waiting for its genesis change to arrive by ingest.
+    pub fn empty(id: ProjectId) -> Project {
+        Project {
+            id,
+            doc: new_doc(),
+            roots: None,
+            seals: Default::default(),
+            pending: Default::default(),
+            unsealed: HashMap::new(),
+        }
+    }
+
+    /// The project's id (the hash of its genesis change).
+    pub fn id(&self) -> ProjectId {
+        self.id
+    }
+
+    /// The underlying automerge document (read-only).
+    pub fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    /// The current heads of the history.
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.doc.get_heads().into_iter().map(to_hash).collect()
+    }
+
+    /// Number of changes in the history.
+    pub fn change_count(&self) -> usize {
+        self.doc.get_changes_meta(&[]).len()
+    }
+
+    fn roots(&self) -> Result<&Roots, EditError> {
+        self.roots.as_ref().ok_or(EditError::Empty)
+    }
+
+    fn get_str(&self, obj: &ObjId, key: &str) -> Option<String> {
+        match self.doc.get(obj, key) {
+            Ok(Some((v, _))) => str_of(&v),
+            _ => None,
+        }
+    }
+
+    fn get_int(&self, obj: &ObjId, key: &str) -> Option<i64> {
+        match self.doc.get(obj, key) {
+            Ok(Some((v, _))) => int_of(&v),
+            _ => None,
+        }
+    }
+
+    fn get_obj(&self, obj: &ObjId, key: &str, ty: ObjType) -> Option<ObjId> {
+        match self.doc.get(obj, key) {
+            Ok(Some((Value::Object(t), id))) if t == ty => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The project title.
+    pub fn title(&self) -> String {
+        self.get_str(&automerge::ROOT, K_TITLE).unwrap_or_default()
+    }
+
+    /// The project description.
+    pub fn description(&self) -> String {
+        self.roots
+            .as_ref()
+            .and_then(|r| self.doc.text(&r.description).ok())
+            .unwrap_or_default()
+    }
+
+    /// Creation time, seconds since the epoch (as the creator's clock said).
+    pub fn created_at(&self) -> i64 {
+        self.get_int(&automerge::ROOT, K_CREATED).unwrap_or(0)
+    }
+
+    /// Who may see the project.
+    pub fn visibility(&self) -> Visibility {
+        self.get_str(&automerge::ROOT, K_VISIBILITY)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(Visibility::Restricted)
+    }
+
+    /// The members and their roles, ordered by author id.
+    pub fn members(&self) -> Vec<Member> {
+        let Some(roots) = &self.roots else {
+            return Vec::new();
+        };
+        self.doc
+            .map_range(&roots.members, ..)
+            .filter_map(|item| {
+                let author = item.key.parse().ok()?;
+                let role = match &item.value {
+                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => {
+                        s.parse().ok()?
+                    }
+                    _ => return None,
+                };
+                Some(Member { author, role })
+            })
+            .collect()
+    }
+
+    /// The role of `author`, if they are a member.
+    pub fn role_of(&self, author: &AuthorId) -> Option<Role> {
+        let roots = self.roots.as_ref()?;
+        self.get_str(&roots.members, &author.to_string())?
+            .parse()
+            .ok()
+    }
+
+    fn notebook_obj(&self, id: &NotebookId) -> Result<ObjId, EditError> {
+        let roots = self.roots()?;
+        self.get_obj(&roots.notebooks, id.as_str(), ObjType::Map)
+            .ok_or_else(|| EditError::NoNotebook(id.clone()))
+    }
+
+    fn cells_obj(&self, nb: &NotebookId) -> Result<ObjId, EditError> {
+        let nb_obj = self.notebook_obj(nb)?;
+        self.get_obj(&nb_obj, K_CELLS, ObjType::Map)
+            .ok_or(EditError::Malformed("notebook without cells"))
+    }
+
+    fn cell_obj(&self, nb: &NotebookId, cell: &CellId) -> Result<ObjId, EditError> {
+        let cells = self.cells_obj(nb)?;
+        self.get_obj(&cells, cell.as_str(), ObjType::Map)
+            .ok_or_else(|| EditError::NoCell {
+                notebook: nb.clone(),
+                cell: cell.clone(),
+            })
+    }
+
+    pub(crate) fn cell_obj_pub(&self, nb: &NotebookId, cell: &CellId) -> Result<ObjId, EditError> {
+        self.cell_obj(nb, cell)
+    }
+
+    /// The ids and titles of the notebooks, ordered by title then id.
+    pub fn notebook_ids(&self) -> Vec<(NotebookId, String)> {
+        let Some(roots) = &self.roots else {
+            return Vec::new();
+        };
+        let mut out: Vec<(NotebookId, String)> = self
+            .doc
+            .map_range(&roots.notebooks, ..)
+            .filter_map(|item| {
+                let id: NotebookId = item.key.parse().ok()?;
+                let obj = item.id();
+                let title = self.get_str(&obj, K_TITLE).unwrap_or_default();
+                Some((id, title))
+            })
+            .collect();
+        out.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// Cell ids of a notebook with their positions, in display order.
+    fn ordered_cells(&self, nb: &NotebookId) -> Result<Vec<(String, CellId, ObjId)>, EditError> {
+        let cells = self.cells_obj(nb)?;
+        let mut out: Vec<(String, CellId, ObjId)> = self
+            .doc
+            .map_range(&cells, ..)
+            .filter_map(|item| {
+                let id: CellId = item.key.parse().ok()?;
+                let obj = item.id();
+                if !matches!(item.value, automerge::ValueRef::Object(ObjType::Map)) {
+                    return None;
+                }
+                let pos = self.get_str(&obj, K_POS).unwrap_or_default();
+                Some((pos, id, obj))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        Ok(out)
+    }
+
+    /// The cell ids of a notebook in order.
+    pub fn cell_ids(&self, nb: &NotebookId) -> Result<Vec<CellId>, EditError> {
+        Ok(self
+            .ordered_cells(nb)?
+            .into_iter()
+            .map(|(_, id, _)| id)
+            .collect())
+    }
+
+    fn read_cell(&self, id: CellId, obj: &ObjId) -> Cell {
+        let kind = self
+            .get_str(obj, K_KIND)
+            .and_then(|k| k.parse().ok())
+            .unwrap_or(CellKind::Raw);
+        let source = self
+            .get_obj(obj, K_SOURCE, ObjType::Text)
+            .and_then(|t| self.doc.text(&t).ok())
+            .unwrap_or_default();
+        let outputs = self
+            .get_obj(obj, K_OUTPUTS, ObjType::List)
+            .map(|list| {
+                self.doc
+                    .list_range(&list, ..)
+                    .filter_map(|item| match &item.value {
+                        automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => {
+                            serde_json::from_str(s).ok()
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Cell {
+            id,
+            kind,
+            source,
+            outputs,
+            execution_count: self.get_int(obj, K_EXEC_COUNT),
+            execution: json_of(self.get_str(obj, K_EXECUTION)),
+            metadata: json_of(self.get_str(obj, K_METADATA))
+                .unwrap_or_else(|| serde_json::json!({})),
+            attachments: json_of(self.get_str(obj, K_ATTACHMENTS)),
+            created_by: creator(obj),
+        }
+    }
+
+    /// One cell.
+    pub fn cell(&self, nb: &NotebookId, cell: &CellId) -> Result<Cell, EditError> {
+        let obj = self.cell_obj(nb, cell)?;
+        Ok(self.read_cell(cell.clone(), &obj))
+    }
+
+    /// A whole notebook.
+    pub fn notebook(&self, id: &NotebookId) -> Result<Notebook, EditError> {
+        let obj = self.notebook_obj(id)?;
+        let cells = self
+            .ordered_cells(id)?
+            .into_iter()
+            .map(|(_, cid, cobj)| self.read_cell(cid, &cobj))
+            .collect();
+        Ok(Notebook {
+            id: id.clone(),
+            title: self.get_str(&obj, K_TITLE).unwrap_or_default(),
+            metadata: json_of(self.get_str(&obj, K_METADATA))
+                .unwrap_or_else(|| serde_json::json!({})),
+            nbformat_minor: self.get_int(&obj, K_NBFORMAT_MINOR).unwrap_or(5),
+            created_by: creator(&obj),
+            cells,
+        })
+    }
+
+    /// The dataset references.
+    pub fn datasets(&self) -> Vec<DatasetRef> {
+        let Some(roots) = &self.roots else {
+            return Vec::new();
+        };
+        self.doc
+            .map_range(&roots.datasets, ..)
+            .filter_map(|item| {
+                let id: DatasetRefId = item.key.parse().ok()?;
+                let obj = item.id();
+                Some(DatasetRef {
+                    id,
+                    node: self.get_str(&obj, K_NODE)?,
+                    dataset: self.get_str(&obj, K_DATASET)?,
+                    checksum: self.get_str(&obj, K_CHECKSUM).unwrap_or_default(),
+                    added_by: creator(&obj),
+                })
+            })
+            .collect()
+    }
+
+    /// The comments, oldest first.
+    pub fn comments(&self) -> Vec<Comment> {
+        let Some(roots) = &self.roots else {
+            return Vec::new();
+        };
+        let mut out: Vec<Comment> = self
+            .doc
+            .map_range(&roots.comments, ..)
+            .filter_map(|item| {
+                let id: CommentId = item.key.parse().ok()?;
+                let obj = item.id();
+                Some(Comment {
+                    id,
+                    target: self.get_str(&obj, K_TARGET).unwrap_or_default(),
+                    text: self.get_str(&obj, K_TEXT).unwrap_or_default(),
+                    created_at: self.get_int(&obj, K_CREATED).unwrap_or(0),
+                    author: creator(&obj),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    // ---- editing ----
+
+    fn require(&self, session: &Session, need: Role, action: &'static str) -> Result<(), EditError> {
+        let role = self.role_of(&session.author());
+        if role.is_some_and(|r| r >= need) {
+            Ok(())
+        } else {
+            Err(EditError::NotPermitted {
+                author: session.author(),
+                action,
+                role: role.map_or("none".into(), |r| r.to_string()),
+            })
+        }
+    }
+
+    /// Runs `f` in one transaction as `session`, after checking the role; commits one change.
+    fn edit<T>(
+        &mut self,
+        session: &Session,
+        need: Role,
+        action: &'static str,
+        f: impl FnOnce(&mut Transaction<'_>, &Roots) -> Result<T, EditError>,
+    ) -> Result<T, EditError> {
+        self.require(session, need, action)?;
+        let roots = self.roots()?.clone();
+        if self.doc.get_actor() != session.actor() {
+            self.doc.set_actor(session.actor().clone());
+        }
+        let mut tx = self.doc.transaction();
+        match f(&mut tx, &roots) {
+            Ok(value) => {
+                let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now()));
+                if let Some(hash) = hash {
+                    self.unsealed
+                        .entry(session.actor().clone())
+                        .or_default()
+                        .push(to_hash(hash));
+                }
+                Ok(value)
+            }
+            Err(e) => {
+                tx.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Sets the title (editors).
+    pub fn set_title(&mut self, session: &Session, title: &str) -> Result<(), EditError> {
+        self.edit(session, Role::Editor, "change the title", |tx, _| {
+            tx.put(automerge::ROOT, K_TITLE, title)?;
+            Ok(())
+        })
+    }
+
+    /// Replaces the description with `text`, as a minimal text edit (editors).
+    pub fn set_description(&mut self, session: &Session, text: &str) -> Result<(), EditError> {
+        self.edit(session, Role::Editor, "change the description", |tx, roots| {
+            tx.update_text(&roots.description, text)?;
+            Ok(())
+        })
+    }
+
+    /// Sets who may see the project (owners).
+    pub fn set_visibility(&mut self, session: &Session, v: Visibility) -> Result<(), EditError> {
+        self.edit(session, Role::Owner, "change visibility", |tx, _| {
+            tx.put(automerge::ROOT, K_VISIBILITY, v.as_str())?;
+            Ok(())
+        })
+    }
+
+    /// Adds a member or changes their role (owners). Demoting the last owner is refused.
+    pub fn set_member(
+        &mut self,
+        session: &Session,
+        author: AuthorId,
+        role: Role,
+    ) -> Result<(), EditError> {
+        if role != Role::Owner {
+            self.check_not_last_owner(&author)?;
+        }
+        self.edit(session, Role::Owner, "change members", |tx, roots| {
+            tx.put(&roots.members, author.to_string(), role.as_str())?;
+            Ok(())
+        })
+    }
+
+    /// Removes a member (owners). Removing the last owner is refused.
+    pub fn remove_member(&mut self, session: &Session, author: AuthorId) -> Result<(), EditError> {
+        self.check_not_last_owner(&author)?;
+        self.edit(session, Role::Owner, "change members", |tx, roots| {
+            tx.delete(&roots.members, author.to_string())?;
+            Ok(())
+        })
+    }
+
+    fn check_not_last_owner(&self, author: &AuthorId) -> Result<(), EditError> {
+        let owners: Vec<AuthorId> = self
+            .members()
+            .into_iter()
+            .filter(|m| m.role == Role::Owner)
+            .map(|m| m.author)
+            .collect();
+        if owners == [*author] {
+            return Err(EditError::LastOwner(*author));
+        }
+        Ok(())
+    }
+
+    /// Adds an empty notebook (editors).
+    pub fn add_notebook(&mut self, session: &Session, title: &str) -> Result<NotebookId, EditError> {
+        let id = NotebookId::random();
+        self.add_notebook_with(session, id.clone(), title, serde_json::json!({}), 5, &[])?;
+        Ok(id)
+    }
+
+    /// Adds a notebook with metadata and cells in one change (editors). Used by import.
+    pub fn add_notebook_with(
+        &mut self,
+        session: &Session,
+        id: NotebookId,
+        title: &str,
+        metadata: serde_json::Value,
+        nbformat_minor: i64,
+        cells: &[NewCell],
+    ) -> Result<(), EditError> {
+        if self.notebook_obj(&id).is_ok() {
+            return Err(EditError::DuplicateId(id.to_string()));
+        }
+        let positions = position::spread(cells.len());
+        self.edit(session, Role::Editor, "add notebooks", |tx, roots| {
+            let nb = tx.put_object(&roots.notebooks, id.as_str(), ObjType::Map)?;
+            tx.put(&nb, K_TITLE, title)?;
+            tx.put(&nb, K_METADATA, metadata.to_string())?;
+            tx.put(&nb, K_NBFORMAT_MINOR, nbformat_minor)?;
+            tx.put_object(&nb, K_CELLS, ObjType::Map)?;
+            Ok(())
+        })?;
+        // Cells go in changes of bounded size, so that no change nears the ingest limit.
+        let cells_obj = self.cells_obj(&id)?;
+        let mut start = 0;
+        while start < cells.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < cells.len() && (end == start || bytes + cell_size(&cells[end]) <= CHUNK_BYTES) {
+                bytes += cell_size(&cells[end]);
+                end += 1;
+            }
+            self.edit(session, Role::Editor, "add cells", |tx, _| {
+                for (cell, pos) in cells[start..end].iter().zip(&positions[start..end]) {
+                    write_cell(tx, &cells_obj, cell, pos)?;
+                }
+                Ok(())
+            })?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Renames a notebook (editors).
+    pub fn rename_notebook(
+        &mut self,
+        session: &Session,
+        nb: &NotebookId,
+        title: &str,
+    ) -> Result<(), EditError> {
+        let obj = self.notebook_obj(nb)?;
+        self.edit(session, Role::Editor, "rename notebooks", |tx, _| {
+            tx.put(&obj, K_TITLE, title)?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a notebook (editors).
+    pub fn delete_notebook(&mut self, session: &Session, nb: &NotebookId) -> Result<(), EditError> {
+        self.notebook_obj(nb)?;
+        self.edit(session, Role::Editor, "delete notebooks", |tx, roots| {
+            tx.delete(&roots.notebooks, nb.as_str())?;
+            Ok(())
+        })
+    }
+
+    /// Position key for a new cell placed at `index` among the current cells.
+    fn position_at(&self, nb: &NotebookId, index: usize, skip: Option<&CellId>) -> Result<String, EditError> {
+        let order: Vec<(String, CellId, ObjId)> = self
+            .ordered_cells(nb)?
+            .into_iter()
+            .filter(|(_, id, _)| Some(id) != skip)
+            .collect();
+        if index > order.len() {
+            return Err(EditError::OutOfRange {
+                what: "notebook",
+                index,
+                len: order.len(),
+            });
+        }
+        let lo = index.checked_sub(1).map(|i| order[i].0.as_str());
+        let hi = order.get(index).map(|c| c.0.as_str());
+        Ok(position::between(lo, hi))
+    }
+
+    /// Inserts a cell at `index` (editors). Returns its id.
+    pub fn insert_cell(
+        &mut self,
+        session: &Session,
+        nb: &NotebookId,
+        index: usize,
+        cell: NewCell,
+    ) -> Result<CellId, EditError> {
+        let cells = self.cells_obj(nb)?;
+        if self.get_obj(&cells, cell.id.as_str(), ObjType::Map).is_some() {
+            return Err(EditError::DuplicateId(cell.id.to_string()));
+        }
+        let pos = self.position_at(nb, index, None)?;
+        let id = cell.id.clone();
+        self.edit(session, Role::Editor, "add cells", |tx, _| {
+            write_cell(tx, &cells, &cell, &pos)?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    /// Moves a cell to `index` in the order without it (editors).
+    pub fn move_cell(
+        &mut self,
+        session: &Session,
+        nb: &NotebookId,
+        cell: &CellId,
+        index: usize,
+    ) -> Result<(), EditError> {
+        let obj = self.cell_obj(nb, cell)?;
+        let pos = self.position_at(nb, index, Some(cell))?;
+        self.edit(session, Role::Editor, "move cells", |tx, _| {
+            tx.put(&obj, K_POS, pos)?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a cell (editors).
+    pub fn delete_cell(
+        &mut self,
+        session: &Session,
+        nb: &NotebookId,
+        cell: &CellId,
+    ) -> Result<(), EditError> {
+        self.cell_obj(nb, cell)?;
+        let cells = self.cells_obj(nb)?;
+        self.edit(session, Role::Editor, "delete cells", |tx, _| {
+            tx.delete(&cells, cell.as_str())?;
+            Ok(())
+        })
+    }
+
+    /// The source text object of a cell, for repeated edits.
+    pub fn source_obj(&self, nb: &NotebookId, cell: &CellId) -> Result<ObjId, EditError> {
+        let obj = self.cell_obj(nb, cell)?;
+        self.get_obj(&obj, K_SOURCE, ObjType::Text)
+            .ok_or(EditError::Malformed("cell without source text"))
+    }
+
+    /// Deletes `delete` characters at `pos` in a cell's source and inserts `insert` there
+    /// (editors). Positions count Unicode code points.
+    pub fn splice_source(
+        &mut self,
+        session: &Session,
+        nb: &NotebookId,
+        cell: &CellId,
+        pos: usize,
+        delete: usize,
+        insert: &str,
+    ) -> Result<(), EditError> {
+        let text = self.source_obj(nb, cell)?;
+        self.splice_text(session, &text, pos, delete, insert)
+    }
+
+    /// Like [`Project::splice_source`] on a text object found with [`Project::source_obj`].
+    pub fn splice_text(
+        &mut self,
+        session: &Session,
+        text: &ObjId,
+        pos: usize,
+        delete: usize,
+        insert: &str,
+    ) -> Result<(), EditError> {
+        let len = self.doc.length(text);
+        if pos > len || delete > len - pos {
+            return Err(EditError::OutOfRange {
+                what: "source",
+                index: pos + delete,
+                len,
+            });
+        }
+        self.edit(session, Role::Editor, "edit cells", |tx, _| {
+            tx.splice_text(text, pos, delete as isize, insert)?;
+            Ok(())
+        })
+    }
+
+    /// Replaces a cell's source with `text` as a minimal text edit (editors).
+    pub fn set_source(
+        &mut self,
+        session: &Session,
+        nb: &NotebookId,
+        cell: &CellId,
+        text: &str,
+    ) -> Result<(), EditError> {
+        let obj = self.source_obj(nb, cell)?;
+        self.edit(session, Role::Editor, "edit cells", |tx, _| {
+            tx.update_text(&obj, text)?;
+            Ok(())
+        })
+    }
+
+    /// Replaces a cell's outputs and execution metadata (editors).
+    pub fn set_outputs(
+        &mut self,
+        session: &Session,
+        nb: &NotebookId,
+        cell: &CellId,
+        outputs: &[serde_json::Value],
+        execution_count: Option<i64>,
+        execution: Option<&serde_json::Value>,
+    ) -> Result<(), EditError> {
+        let obj = self.cell_obj(nb, cell)?;
+        self.edit(session, Role::Editor, "set outputs", |tx, _| {
+            let list = tx.put_object(&obj, K_OUTPUTS, ObjType::List)?;
+            for (i, out) in outputs.iter().enumerate() {
+                tx.insert(&list, i, out.to_string())?;
+            }
+            match execution_count {
+                Some(n) => tx.put(&obj, K_EXEC_COUNT, n)?,
+                None => tx.put(&obj, K_EXEC_COUNT, ScalarValue::Null)?,
+            }
+            if let Some(ex) = execution {
+                tx.put(&obj, K_EXECUTION, ex.to_string())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Replaces a cell's metadata (editors).
+    pub fn set_cell_metadata(
+        &mut self,
+        session: &Session,
+        nb: &NotebookId,
+        cell: &CellId,
+        metadata: &serde_json::Value,
+    ) -> Result<(), EditError> {
+        let obj = self.cell_obj(nb, cell)?;
+        self.edit(session, Role::Editor, "edit cells", |tx, _| {
+            tx.put(&obj, K_METADATA, metadata.to_string())?;
+            Ok(())
+        })
+    }
+
+    /// Adds a reference to a dataset held by a node (editors).
+    pub fn add_dataset_ref(
+        &mut self,
+        session: &Session,
+        node: &str,
+        dataset: &str,
+        checksum: &str,
+    ) -> Result<DatasetRefId, EditError> {
+        let id = DatasetRefId::random();
+        self.edit(session, Role::Editor, "reference datasets", |tx, roots| {
+            let obj = tx.put_object(&roots.datasets, id.as_str(), ObjType::Map)?;
+            tx.put(&obj, K_NODE, node)?;
+            tx.put(&obj, K_DATASET, dataset)?;
+            tx.put(&obj, K_CHECKSUM, checksum)?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    /// Removes a dataset reference (editors).
+    pub fn remove_dataset_ref(
+        &mut self,
+        session: &Session,
+        id: &DatasetRefId,
+    ) -> Result<(), EditError> {
+        self.edit(session, Role::Editor, "reference datasets", |tx, roots| {
+            tx.delete(&roots.datasets, id.as_str())?;
+            Ok(())
+        })
+    }
+
+    /// Adds a comment (editors) on `target`: `project`, `notebook/<id>` or
+    /// `cell/<notebook>/<cell>`.
+    pub fn comment(
+        &mut self,
+        session: &Session,
+        target: &str,
+        text: &str,
+    ) -> Result<CommentId, EditError> {
+        let id = CommentId::random();
+        self.edit(session, Role::Editor, "comment", |tx, roots| {
+            let obj = tx.put_object(&roots.comments, id.as_str(), ObjType::Map)?;
+            tx.put(&obj, K_TARGET, target)?;
+            tx.put(&obj, K_TEXT, text)?;
+            tx.put(&obj, K_CREATED, now())?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    // ---- sealing and history ----
+
+    /// Signs the session's latest changes and returns them with the seal, or an empty batch if
+    /// the session made no change since its last seal.
+    pub fn seal(&mut self, session: &Session) -> Batch {
+        let Some(hashes) = self.unsealed.remove(session.actor()) else {
+            return Batch::default();
+        };
+        let Some(last) = hashes.last().copied() else {
+            return Batch::default();
+        };
+        let seal = Signed::sign(
+            session.key(),
+            ChangeSeal {
+                project: self.id,
+                heads: vec![last],
+            },
+        );
+        let changes = hashes
+            .iter()
+            .filter_map(|h| self.doc.get_change_by_hash(&from_hash(*h)))
+            .map(|c| c.raw_bytes().to_vec())
+            .collect();
+        self.seals.keep(&self.doc, seal.clone());
+        Batch {
+            changes,
+            seals: vec![seal.into_unverified()],
+        }
+    }
+
+    /// Whether any local change awaits a seal.
+    pub fn has_unsealed(&self) -> bool {
+        self.unsealed.values().any(|v| !v.is_empty())
+    }
+
+    /// The whole history as one batch: every change and the kept seals that cover them.
+    pub fn history(&self) -> Batch {
+        Batch {
+            changes: self
+                .doc
+                .get_changes(&[])
+                .iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect(),
+            seals: self.seals.all_unverified(),
+        }
+    }
+
+    /// The kept seals (at most one per actor: the one naming its latest change).
+    pub fn seals(&self) -> Vec<Signed<ChangeSeal, Unverified>> {
+        self.seals.all_unverified()
+    }
+
+    /// Saves the document compactly (automerge's `save`), for snapshots.
+    pub fn save(&self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// Restores a replica from its own store: a snapshot, changes since it and the kept seals.
+    ///
+    /// The store only ever holds verified data, so nothing is re-verified here; data from any
+    /// other source goes through [`Project::ingest`] instead.
+    pub fn restore(
+        id: ProjectId,
+        snapshot: Option<&[u8]>,
+        changes: Vec<Vec<u8>>,
+        seals: Vec<Signed<ChangeSeal, Verified>>,
+    ) -> Result<Project, crate::ingest::IngestError> {
+        use crate::ingest::IngestError;
+        let mut doc = match snapshot {
+            Some(bytes) => crate::ingest::guarded("stored snapshot", || {
+                Automerge::load_with_options(
+                    bytes,
+                    automerge::LoadOptions::new().text_encoding(TextEncoding::UnicodeCodePoint),
+                )
+            })?
+            .map_err(|e| IngestError::Corrupt(e.to_string()))?,
+            None => new_doc(),
+        };
+        let parsed: Vec<automerge::Change> = changes
+            .iter()
+            .map(|b| automerge::Change::try_from(&b[..]))
+            .collect::<Result<_, _>>()
+            .map_err(|e| IngestError::Corrupt(e.to_string()))?;
+        crate::ingest::guarded("stored changes", || doc.apply_changes(parsed))?
+            .map_err(|e| IngestError::Corrupt(e.to_string()))?;
+        let roots = Roots::read(&doc);
+        let mut project = Project {
+            id,
+            doc,
+            roots,
+            seals: Default::default(),
+            pending: Default::default(),
+            unsealed: HashMap::new(),
+        };
+        for seal in seals {
+            project.seals.keep(&project.doc, seal);
+        }
+        Ok(project)
+    }
+
+    /// The log: every change with its author, time, sequence and size, oldest first.
+    pub fn log(&self) -> Vec<LogEntry> {
+        self.doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .map(|m| LogEntry {
+                hash: to_hash(m.hash),
+                author: author_of(&m.actor),
+                seq: m.seq,
+                time: m.timestamp,
+                ops: (m.max_op + 1).saturating_sub(m.start_op),
+                deps: m.deps.iter().copied().map(to_hash).collect(),
+            })
+            .collect()
+    }
+
+    /// Changes per author, from the history.
+    pub fn change_counts(&self) -> BTreeMap<AuthorId, usize> {
+        let mut counts = BTreeMap::new();
+        for m in self.doc.get_changes_meta(&[]) {
+            if let Some(a) = author_of(&m.actor) {
+                *counts.entry(a).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// One change in the log.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// Its hash.
+    pub hash: ChangeHash,
+    /// Its author, from the actor id.
+    pub author: Option<AuthorId>,
+    /// The actor's sequence number.
+    pub seq: u64,
+    /// Commit time as the author's clock said (seconds since the epoch).
+    pub time: i64,
+    /// Number of operations.
+    pub ops: u64,
+    /// The changes it depends on.
+    pub deps: Vec<ChangeHash>,
+}
+
+/// A cell to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCell {
+    /// Its id.
+    pub id: CellId,
+    /// Its kind.
+    pub kind: CellKind,
+    /// Its source.
+    pub source: String,
+    /// Its outputs.
+    pub outputs: Vec<serde_json::Value>,
+    /// Its execution count.
+    pub execution_count: Option<i64>,
+    /// Its metadata (a JSON object).
+    pub metadata: serde_json::Value,
+    /// Its attachments, if any.
+    pub attachments: Option<serde_json::Value>,
+}
+
+impl NewCell {
+    /// A cell of `kind` with `source` and a fresh id.
+    pub fn new(kind: CellKind, source: &str) -> Self {
+        Self {
+            id: CellId::random(),
+            kind,
+            source: source.to_string(),
+            outputs: Vec::new(),
+            execution_count: None,
+            metadata: serde_json::json!({}),
+            attachments: None,
+        }
+    }
+}
+
+/// Content bytes per change when many cells are written at once.
+const CHUNK_BYTES: usize = 1024 * 1024;
+
+fn cell_size(cell: &NewCell) -> usize {
+    cell.source.len() + cell.outputs.iter().map(|o| o.to_string().len()).sum::<usize>()
+}
+
+fn write_cell(
+    tx: &mut Transaction<'_>,
+    cells: &ObjId,
+    cell: &NewCell,
+    pos: &str,
+) -> Result<(), EditError> {
+    let obj = tx.put_object(cells, cell.id.as_str(), ObjType::Map)?;
+    tx.put(&obj, K_KIND, cell.kind.as_str())?;
+    tx.put(&obj, K_POS, pos)?;
+    let text = tx.put_object(&obj, K_SOURCE, ObjType::Text)?;
+    if !cell.source.is_empty() {
+        tx.splice_text(&text, 0, 0, &cell.source)?;
+    }
+    tx.put(&obj, K_METADATA, cell.metadata.to_string())?;
+    if let Some(att) = &cell.attachments {
+        tx.put(&obj, K_ATTACHMENTS, att.to_string())?;
+    }
+    if cell.kind == CellKind::Code {
+        let list = tx.put_object(&obj, K_OUTPUTS, ObjType::List)?;
+        for (i, out) in cell.outputs.iter().enumerate() {
+            tx.insert(&list, i, out.to_string())?;
+        }
+        match cell.execution_count {
+            Some(n) => tx.put(&obj, K_EXEC_COUNT, n)?,
+            None => tx.put(&obj, K_EXEC_COUNT, ScalarValue::Null)?,
+        }
+    }
+    Ok(())
+}

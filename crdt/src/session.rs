@@ -1,0 +1,84 @@
+//! Editing sessions: an author's key plus the automerge actor id their changes are made under.
+//!
+//! An actor id is the author's 32-byte public key followed by a 16-byte random session part, so
+//! every change names its author, and one author editing from two devices (or two processes)
+//! never produces two changes with the same actor and sequence number.
+
+use automerge::ActorId;
+use orrery_protocol::{AuthorId, KeyError, PublicKey, SecretKey};
+
+/// Length of the per-session part of an actor id.
+pub const SESSION_LEN: usize = 16;
+/// Length of an Orrery actor id: author key plus session part.
+pub const ACTOR_LEN: usize = 32 + SESSION_LEN;
+
+/// An author's editing session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    key: SecretKey,
+    author: AuthorId,
+    actor: ActorId,
+}
+
+impl Session {
+    /// Starts a session with a fresh random session part.
+    pub fn new(key: SecretKey) -> Result<Self, KeyError> {
+        let mut part = [0u8; SESSION_LEN];
+        getrandom::fill(&mut part).map_err(|e| KeyError::Random(e.to_string()))?;
+        Ok(Self::with_session_part(key, part))
+    }
+
+    /// Starts a session with a given session part (for tests and replays that must be
+    /// deterministic).
+    pub fn with_session_part(key: SecretKey, part: [u8; SESSION_LEN]) -> Self {
+        let author = AuthorId(key.public());
+        let mut bytes = Vec::with_capacity(ACTOR_LEN);
+        bytes.extend_from_slice(author.key().as_bytes());
+        bytes.extend_from_slice(&part);
+        Self {
+            key,
+            author,
+            actor: ActorId::from(bytes),
+        }
+    }
+
+    /// The author editing.
+    pub fn author(&self) -> AuthorId {
+        self.author
+    }
+
+    /// The automerge actor id of this session.
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
+    /// The author's secret key, which signs this session's seals.
+    pub fn key(&self) -> &SecretKey {
+        &self.key
+    }
+}
+
+/// The author an actor id names, if it is a well-formed Orrery actor id.
+pub fn author_of(actor: &ActorId) -> Option<AuthorId> {
+    let bytes = actor.to_bytes();
+    if bytes.len() != ACTOR_LEN {
+        return None;
+    }
+    PublicKey::from_bytes(&bytes[..32]).ok().map(AuthorId)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actors_name_their_author_and_differ_per_session() {
+        let key = SecretKey::generate().expect("random");
+        let a = Session::new(key.clone()).expect("random");
+        let b = Session::new(key).expect("random");
+        assert_eq!(author_of(a.actor()), Some(a.author()));
+        assert_eq!(a.author(), b.author());
+        assert_ne!(a.actor(), b.actor());
+        assert_eq!(author_of(&ActorId::from(vec![1u8; 16])), None);
+    }
+}

@@ -1,0 +1,412 @@
+//! Every way ingest refuses a batch, each leaving the document untouched, and the ways it
+//! accepts one.
+
+use automerge::transaction::{CommitOptions, Transactable, Transaction};
+use automerge::{ActorId, Automerge, ReadDoc};
+use orrery_crdt::ingest::IngestError;
+use orrery_crdt::{Batch, CellKind, NewCell, NotebookId, Project, Role, Session, Visibility};
+use orrery_protocol::{ChangeSeal, SecretKey, Signed};
+
+fn session() -> Session {
+    Session::new(SecretKey::generate().expect("random")).expect("random")
+}
+
+fn replica_of(p: &Project) -> Project {
+    let mut r = Project::empty(p.id());
+    r.ingest(p.history()).expect("history ingests");
+    r
+}
+
+/// A project owned by `owner` with one notebook and one code cell.
+fn project_with_cell(owner: &Session) -> (Project, NotebookId, orrery_crdt::CellId) {
+    let (mut p, _) = Project::create(owner, "Vega photometry", Visibility::Shared).expect("create");
+    let nb = p.add_notebook(owner, "analysis").expect("notebook");
+    let cell = p
+        .insert_cell(owner, &nb, 0, NewCell::new(CellKind::Code, "print(1)"))
+        .expect("cell");
+    p.seal(owner);
+    (p, nb, cell)
+}
+
+/// Makes a change on a copy of `p`'s document as `actor`, bypassing every local check, as a
+/// hostile replica would. Returns the raw change bytes.
+fn rogue_change(p: &Project, actor: ActorId, f: impl FnOnce(&mut Transaction<'_>)) -> Vec<u8> {
+    let mut doc = Automerge::load(&p.save()).expect("loads");
+    doc.set_actor(actor);
+    let mut tx = doc.transaction();
+    f(&mut tx);
+    let (hash, _) = tx.commit_with(CommitOptions::default());
+    let hash = hash.expect("a change");
+    doc.get_change_by_hash(&hash)
+        .expect("present")
+        .raw_bytes()
+        .to_vec()
+}
+
+fn seal_over(p: &Project, key: &SecretKey, change: &[u8]) -> Signed<ChangeSeal> {
+    let c = automerge::Change::try_from(change).expect("parses");
+    Signed::sign(
+        key,
+        ChangeSeal {
+            project: p.id(),
+            heads: vec![orrery_protocol::ChangeHash(c.hash().0)],
+        },
+    )
+    .into_unverified()
+}
+
+fn title_edit(title: &'static str) -> impl FnOnce(&mut Transaction<'_>) {
+    move |tx| {
+        tx.put(automerge::ROOT, "title", title).expect("put");
+    }
+}
+
+fn assert_untouched(p: &Project, before: &[orrery_protocol::ChangeHash], title: &str) {
+    assert_eq!(p.heads(), before, "heads changed");
+    assert_eq!(p.title(), title, "content changed");
+}
+
+#[test]
+fn a_replica_built_from_history_equals_the_original() {
+    let alice = session();
+    let (mut p, nb, cell) = project_with_cell(&alice);
+    p.splice_source(&alice, &nb, &cell, 8, 0, "\nprint(2)").expect("edit");
+    p.seal(&alice);
+    let r = replica_of(&p);
+    assert_eq!(r.heads(), p.heads());
+    assert_eq!(r.notebook(&nb).expect("nb"), p.notebook(&nb).expect("nb"));
+    assert_eq!(r.members(), p.members());
+}
+
+#[test]
+fn a_forged_seal_is_refused() {
+    let alice = session();
+    let (p, _, _) = project_with_cell(&alice);
+    let mut r = replica_of(&p);
+    let before = r.heads();
+    let change = rogue_change(&p, alice.actor().clone(), title_edit("forged"));
+    let good = seal_over(&p, &SecretKey::generate().expect("random"), &change);
+    // Alice's key as signer, someone else's signature.
+    let forged = Signed::<ChangeSeal>::from_parts(
+        *alice.author().key(),
+        good.payload().to_vec(),
+        *good.signature(),
+    );
+    let err = r
+        .ingest(Batch {
+            changes: vec![change],
+            seals: vec![forged],
+        })
+        .expect_err("refused");
+    assert!(matches!(err, IngestError::ForgedSeal(_)), "{err}");
+    assert_untouched(&r, &before, "Vega photometry");
+}
+
+#[test]
+fn an_actor_naming_a_key_that_did_not_sign_is_refused() {
+    let alice = session();
+    let mallory = SecretKey::generate().expect("random");
+    let (p, _, _) = project_with_cell(&alice);
+    let mut r = replica_of(&p);
+    let before = r.heads();
+    // Mallory makes a change under Alice's actor id.
+    let change = rogue_change(&p, alice.actor().clone(), title_edit("mallory was here"));
+    // Sealed by Mallory: the seal names a change that is not hers.
+    let err = r
+        .ingest(Batch {
+            changes: vec![change.clone()],
+            seals: vec![seal_over(&p, &mallory, &change)],
+        })
+        .expect_err("refused");
+    assert!(matches!(err, IngestError::SealNamesOthers { .. }), "{err}");
+    // Not sealed at all.
+    let err = r
+        .ingest(Batch {
+            changes: vec![change],
+            seals: vec![],
+        })
+        .expect_err("refused");
+    assert!(
+        matches!(err, IngestError::Unsigned { author, .. } if author == alice.author()),
+        "{err}"
+    );
+    assert_untouched(&r, &before, "Vega photometry");
+}
+
+#[test]
+fn tampered_bytes_are_refused() {
+    let alice = session();
+    let (p, _, _) = project_with_cell(&alice);
+    let mut r = replica_of(&p);
+    let before = r.heads();
+    let change = rogue_change(&p, alice.actor().clone(), title_edit("honest"));
+    let seal = seal_over(&p, alice.key(), &change);
+    // Flip one byte anywhere after the header: the checksum no longer matches.
+    for at in [change.len() - 1, change.len() / 2, 12] {
+        let mut flipped = change.clone();
+        flipped[at] ^= 0x01;
+        let err = r
+            .ingest(Batch {
+                changes: vec![flipped],
+                seals: vec![seal.clone()],
+            })
+            .expect_err("refused");
+        assert!(
+            matches!(err, IngestError::Tampered { .. } | IngestError::Malformed { .. }),
+            "{err}"
+        );
+    }
+    // A well-formed change with other content under the honest seal: its hash differs, so the
+    // seal does not cover it.
+    let other = rogue_change(&p, alice.actor().clone(), title_edit("altered"));
+    let err = r
+        .ingest(Batch {
+            changes: vec![other],
+            seals: vec![seal],
+        })
+        .expect_err("refused");
+    assert!(matches!(err, IngestError::Unsigned { .. }), "{err}");
+    assert_untouched(&r, &before, "Vega photometry");
+}
+
+#[test]
+fn authors_without_permission_are_refused() {
+    let alice = session();
+    let bob = session();
+    let carol = session();
+    let (mut p, _, _) = project_with_cell(&alice);
+    p.set_member(&alice, bob.author(), Role::Viewer).expect("owner adds viewer");
+    p.set_member(&alice, carol.author(), Role::Editor).expect("owner adds editor");
+    p.seal(&alice);
+    let mut r = replica_of(&p);
+    let before = r.heads();
+
+    // A viewer writes content.
+    let change = rogue_change(&p, bob.actor().clone(), title_edit("viewer edit"));
+    let err = r
+        .ingest(Batch {
+            seals: vec![seal_over(&p, bob.key(), &change)],
+            changes: vec![change],
+        })
+        .expect_err("refused");
+    assert!(
+        matches!(err, IngestError::NotPermitted { role: "viewer", .. }),
+        "{err}"
+    );
+
+    // An editor promotes herself.
+    let members = p.doc().get(automerge::ROOT, "members").expect("get").expect("members").1;
+    let change = rogue_change(&p, carol.actor().clone(), |tx| {
+        tx.put(&members, carol.author().to_string(), "owner").expect("put");
+    });
+    let err = r
+        .ingest(Batch {
+            seals: vec![seal_over(&p, carol.key(), &change)],
+            changes: vec![change],
+        })
+        .expect_err("refused");
+    assert!(
+        matches!(err, IngestError::NotPermitted { role: "editor", action: "change members", .. }),
+        "{err}"
+    );
+
+    // A stranger writes.
+    let dave = session();
+    let change = rogue_change(&p, dave.actor().clone(), title_edit("stranger"));
+    let err = r
+        .ingest(Batch {
+            seals: vec![seal_over(&p, dave.key(), &change)],
+            changes: vec![change],
+        })
+        .expect_err("refused");
+    assert!(matches!(err, IngestError::NotPermitted { role: "none", .. }), "{err}");
+
+    // Even an owner may not replace a schema container.
+    let change = rogue_change(&p, alice.actor().clone(), |tx| {
+        tx.put_object(automerge::ROOT, "members", automerge::ObjType::Map)
+            .expect("put");
+    });
+    let err = r
+        .ingest(Batch {
+            seals: vec![seal_over(&p, alice.key(), &change)],
+            changes: vec![change],
+        })
+        .expect_err("refused");
+    assert!(matches!(err, IngestError::Forbidden { .. }), "{err}");
+    assert_untouched(&r, &before, "Vega photometry");
+}
+
+#[test]
+fn malformed_and_oversize_bytes_are_refused() {
+    let alice = session();
+    let (p, _, _) = project_with_cell(&alice);
+    let mut r = replica_of(&p);
+    let before = r.heads();
+    let good = rogue_change(&p, alice.actor().clone(), title_edit("fine"));
+    let cases: Vec<Vec<u8>> = vec![
+        vec![],
+        b"not automerge at all".to_vec(),
+        good[..good.len() / 2].to_vec(),
+        {
+            // Claim to be a compressed change chunk.
+            let mut c = good.clone();
+            c[8] = 2;
+            c
+        },
+        {
+            // A document chunk where a change is expected.
+            p.save()
+        },
+    ];
+    for bytes in cases {
+        let err = r
+            .ingest(Batch {
+                changes: vec![bytes],
+                seals: vec![],
+            })
+            .expect_err("refused");
+        assert!(matches!(err, IngestError::Malformed { .. }), "{err}");
+    }
+    let huge = vec![0u8; orrery_protocol::limits::MAX_CHANGE_BYTES + 1];
+    let err = r
+        .ingest(Batch {
+            changes: vec![huge],
+            seals: vec![],
+        })
+        .expect_err("refused");
+    assert!(matches!(err, IngestError::Oversize { .. }), "{err}");
+    assert_untouched(&r, &before, "Vega photometry");
+}
+
+#[test]
+fn a_seal_for_another_project_is_refused() {
+    let alice = session();
+    let (p, _, _) = project_with_cell(&alice);
+    let (other, _) = Project::create(&alice, "other", Visibility::Public).expect("create");
+    let mut r = replica_of(&p);
+    let change = rogue_change(&p, alice.actor().clone(), title_edit("x"));
+    let seal = seal_over(&other, alice.key(), &change);
+    let err = r
+        .ingest(Batch {
+            changes: vec![change],
+            seals: vec![seal],
+        })
+        .expect_err("refused");
+    assert!(matches!(err, IngestError::WrongProject { .. }), "{err}");
+}
+
+#[test]
+fn a_second_root_is_refused() {
+    let alice = session();
+    let (p, _, _) = project_with_cell(&alice);
+    let mut r = replica_of(&p);
+    let (other, genesis) = Project::create(&alice, "other", Visibility::Public).expect("create");
+    let mut batch = genesis;
+    // Re-seal the other project's genesis as if it belonged to this project.
+    let c = automerge::Change::try_from(&batch.changes[0][..]).expect("parses");
+    batch.seals = vec![
+        Signed::sign(
+            alice.key(),
+            ChangeSeal {
+                project: p.id(),
+                heads: vec![orrery_protocol::ChangeHash(c.hash().0)],
+            },
+        )
+        .into_unverified(),
+    ];
+    let err = r.ingest(batch).expect_err("refused");
+    assert!(matches!(err, IngestError::SecondRoot { .. }), "{err}");
+    assert_ne!(other.id(), p.id());
+}
+
+#[test]
+fn changes_wait_for_missing_dependencies() {
+    let alice = session();
+    let (mut p, nb, cell) = project_with_cell(&alice);
+    let mut r = replica_of(&p);
+    p.splice_source(&alice, &nb, &cell, 0, 0, "a").expect("edit");
+    let first = p.seal(&alice);
+    p.splice_source(&alice, &nb, &cell, 1, 0, "b").expect("edit");
+    let second = p.seal(&alice);
+    let report = r.ingest(second).expect("waits");
+    assert!(report.applied.is_empty());
+    assert_eq!(report.pending, 1);
+    assert_eq!(r.cell(&nb, &cell).expect("cell").source, "print(1)");
+    let report = r.ingest(first).expect("applies");
+    assert_eq!(report.applied.len(), 2);
+    assert_eq!(report.pending, 0);
+    assert_eq!(r.cell(&nb, &cell).expect("cell").source, "abprint(1)");
+    assert_eq!(r.heads(), p.heads());
+}
+
+#[test]
+fn duplicates_are_ignored() {
+    let alice = session();
+    let (p, _, _) = project_with_cell(&alice);
+    let mut r = replica_of(&p);
+    let report = r.ingest(p.history()).expect("ingests");
+    assert!(report.applied.is_empty());
+    assert!(report.duplicates > 0);
+    assert_eq!(r.heads(), p.heads());
+}
+
+#[test]
+fn an_edit_concurrent_with_the_authors_removal_is_kept_and_later_ones_refused() {
+    let alice = session();
+    let bob = session();
+    let (mut a, nb, cell) = project_with_cell(&alice);
+    a.set_member(&alice, bob.author(), Role::Editor).expect("add bob");
+    a.seal(&alice);
+    let mut b = replica_of(&a);
+    let mut c = replica_of(&a);
+    assert_eq!(b.role_of(&bob.author()), Some(Role::Editor));
+
+    // Concurrently: Alice removes Bob; Bob edits the cell.
+    a.remove_member(&alice, bob.author()).expect("remove bob");
+    let removal = a.seal(&alice);
+    b.splice_source(&bob, &nb, &cell, 0, 0, "# bob\n").expect("bob edits");
+    let concurrent = b.seal(&bob);
+
+    // Replica C receives them in one order, A in the other: both accept Bob's edit.
+    c.ingest(removal.clone()).expect("removal");
+    c.ingest(concurrent.clone()).expect("concurrent edit judged at its past");
+    a.ingest(concurrent).expect("concurrent edit judged at its past");
+    b.ingest(removal).expect("removal reaches bob");
+    assert_eq!(a.heads(), c.heads());
+    assert_eq!(a.heads(), b.heads());
+    assert!(a.cell(&nb, &cell).expect("cell").source.starts_with("# bob\n"));
+    assert_eq!(a.role_of(&bob.author()), None);
+
+    // Bob has now seen his removal; his next edit depends on it and is refused everywhere.
+    let before = a.heads();
+    let later = rogue_change(&b, bob.actor().clone(), title_edit("too late"));
+    let batch = Batch {
+        seals: vec![seal_over(&b, bob.key(), &later)],
+        changes: vec![later],
+    };
+    let err = a.ingest(batch.clone()).expect_err("refused");
+    assert!(matches!(err, IngestError::NotPermitted { role: "none", .. }), "{err}");
+    assert!(c.ingest(batch).is_err());
+    assert_eq!(a.heads(), before);
+}
+
+#[test]
+fn a_member_added_and_editing_in_one_batch_is_accepted() {
+    let alice = session();
+    let bob = session();
+    let (mut a, nb, cell) = project_with_cell(&alice);
+    let mut r = replica_of(&a);
+    a.set_member(&alice, bob.author(), Role::Editor).expect("add bob");
+    let mut batch = a.seal(&alice);
+    a.splice_source(&bob, &nb, &cell, 0, 0, "bob: ").expect("bob edits");
+    let b2 = a.seal(&bob);
+    batch.changes.extend(b2.changes);
+    batch.seals.extend(b2.seals);
+    let report = r.ingest(batch).expect("accepted in two rounds");
+    assert_eq!(report.applied.len(), 2);
+    assert_eq!(r.heads(), a.heads());
+    assert_eq!(r.cell(&nb, &cell).expect("cell").source, "bob: print(1)");
+    // Local checks refuse what ingest would refuse.
+    let carol = session();
+    assert!(a.set_title(&carol, "nope").is_err());
+}

@@ -69,7 +69,12 @@ fn shares(t: &Tally) -> Vec<Share> {
             changes: *changes,
         })
         .collect();
-    v.sort_by(|a, b| b.chars.cmp(&a.chars).then(b.changes.cmp(&a.changes)).then(a.author.cmp(&b.author)));
+    v.sort_by(|a, b| {
+        b.chars
+            .cmp(&a.chars)
+            .then(b.changes.cmp(&a.changes))
+            .then(a.author.cmp(&b.author))
+    });
     v
 }
 
@@ -179,7 +184,9 @@ impl Project {
             let mut touched_nb: HashSet<usize> = HashSet::new();
             let mut touched_cell: HashSet<(usize, usize)> = HashSet::new();
             for op in change.decode().operations {
-                let ObjectId::Id(opid) = &op.obj else { continue };
+                let ObjectId::Id(opid) = &op.obj else {
+                    continue;
+                };
                 let key = (opid.0, opid.1.to_bytes().to_vec());
                 let Some(t) = targets.get(&key) else { continue };
                 let map_key = match &op.key {
@@ -215,7 +222,9 @@ impl Project {
             }
         }
 
-        for ((nb_id, title, cell_ids), (nb_tally, cell_tallies)) in nb_meta.into_iter().zip(nb_tallies) {
+        for ((nb_id, title, cell_ids), (nb_tally, cell_tallies)) in
+            nb_meta.into_iter().zip(nb_tallies)
+        {
             notebooks.push(NotebookCredit {
                 notebook: nb_id,
                 title,

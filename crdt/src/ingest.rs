@@ -348,7 +348,8 @@ impl Project {
             if index.contains_key(hash) {
                 continue;
             }
-            let author = author_of(change.actor_id()).ok_or(IngestError::BadActor { hash: *hash })?;
+            let author =
+                author_of(change.actor_id()).ok_or(IngestError::BadActor { hash: *hash })?;
             index.insert(*hash, items.len());
             items.push(Item {
                 hash: *hash,
@@ -399,9 +400,9 @@ impl Project {
         let mut seen = HashSet::new();
         self.pending.seals.retain(|s| seen.insert(s.signature().0));
         let waiting_set: HashSet<ChangeHash> = waiting.iter().map(|&w| items[w].hash).collect();
-        self.pending.seals.retain(|s| {
-            s.value().heads.iter().any(|h| waiting_set.contains(h))
-        });
+        self.pending
+            .seals
+            .retain(|s| s.value().heads.iter().any(|h| waiting_set.contains(h)));
         self.pending.changes = waiting
             .iter()
             .map(|&w| (items[w].hash, items[w].change.clone()))
@@ -472,7 +473,7 @@ impl Project {
     ) -> Result<(), IngestError> {
         let genesis_needed = self.roots.is_none();
         // Classify every ready change (decoding its operations).
-        let members_obj = self.roots.as_ref().map(|r| r.members.clone());
+        let roots_now = self.roots.clone();
         let mut needs: HashMap<usize, Option<Needs>> = HashMap::new();
         let mut genesis = None;
         for &i in ready {
@@ -507,8 +508,14 @@ impl Project {
             roots = self.roots.clone();
             // Several rounds are needed when a membership change has a descendant in the batch.
             let multi = ready.iter().any(|&i| {
-                let n = classify(&items[i], members_obj.as_ref());
-                matches!(n, Ok(Some(Needs { role: Role::Owner, .. })))
+                let n = classify(&items[i], roots_now.as_ref());
+                matches!(
+                    n,
+                    Ok(Some(Needs {
+                        role: Role::Owner,
+                        ..
+                    }))
+                )
             }) && ready.len() > 1;
             if multi {
                 working = guarded("a fork", || self.doc.fork())?;
@@ -519,21 +526,27 @@ impl Project {
             }
         }
 
-        let mut remaining: Vec<usize> = ready.iter().copied().filter(|&i| Some(i) != genesis).collect();
+        let mut remaining: Vec<usize> = ready
+            .iter()
+            .copied()
+            .filter(|&i| Some(i) != genesis)
+            .collect();
         let mut applied: HashSet<usize> = genesis.into_iter().collect();
         while !remaining.is_empty() {
             let doc: &Automerge = if in_place { &self.doc } else { &working };
-            let members = roots
-                .as_ref()
-                .map(|r| r.members.clone())
-                .ok_or(IngestError::Library { what: "project roots" })?;
+            let round_roots = roots.clone().ok_or(IngestError::Library {
+                what: "project roots",
+            })?;
+            let members = round_roots.members.clone();
             // Frontier per change: the applied changes its unapplied ancestry bottoms out at.
             let mut frontier: HashMap<usize, Rc<Vec<automerge::ChangeHash>>> = HashMap::new();
             let mut gov_blocked: HashSet<usize> = HashSet::new();
             let mut round = Vec::new();
             let mut later = Vec::new();
-            let mut role_cache: HashMap<(*const Vec<automerge::ChangeHash>, AuthorId), Option<Role>> =
-                HashMap::new();
+            let mut role_cache: HashMap<
+                (*const Vec<automerge::ChangeHash>, AuthorId),
+                Option<Role>,
+            > = HashMap::new();
             let mut gov_in_round: HashSet<usize> = HashSet::new();
             for &i in &remaining {
                 let it = &items[i];
@@ -570,7 +583,7 @@ impl Project {
                     all.dedup();
                     Rc::new(all)
                 };
-                let need = classify(it, Some(&members))?.unwrap_or(Needs {
+                let need = classify(it, Some(&round_roots))?.unwrap_or(Needs {
                     role: Role::Editor,
                     action: "change content",
                 });
@@ -598,12 +611,21 @@ impl Project {
                 round.push(i);
             }
             if round.is_empty() {
-                return Err(IngestError::Library { what: "ordering the batch" });
+                return Err(IngestError::Library {
+                    what: "ordering the batch",
+                });
             }
             let changes: Vec<Change> = round.iter().map(|&i| items[i].change.clone()).collect();
-            let target: &mut Automerge = if in_place { &mut self.doc } else { &mut working };
-            guarded("applying changes", || target.apply_changes(changes))?
-                .map_err(|_| IngestError::Library { what: "applying changes" })?;
+            let target: &mut Automerge = if in_place {
+                &mut self.doc
+            } else {
+                &mut working
+            };
+            guarded("applying changes", || target.apply_changes(changes))?.map_err(|_| {
+                IngestError::Library {
+                    what: "applying changes",
+                }
+            })?;
             applied.extend(round.iter().copied());
             remaining = later;
             if roots.is_none() {
@@ -638,7 +660,12 @@ fn role_at(
 }
 
 /// What role a change needs, from its operations. `Ok(None)` means plain content.
-fn classify(it: &Item, members: Option<&ObjId>) -> Result<Option<Needs>, IngestError> {
+fn classify(it: &Item, roots: Option<&Roots>) -> Result<Option<Needs>, IngestError> {
+    let members = roots.map(|r| &r.members);
+    let profiles_id = match roots.map(|r| &r.profiles) {
+        Some(ObjId::Id(counter, actor, _)) => Some((*counter, actor.clone())),
+        _ => None,
+    };
     let expanded = guarded("decoding a change", || it.change.decode())?;
     let members_id = match members {
         Some(ObjId::Id(counter, actor, _)) => Some((*counter, actor.clone())),
@@ -676,7 +703,11 @@ fn classify(it: &Item, members: Option<&ObjId>) -> Result<Option<Needs>, IngestE
                     None => return Err(forbidden(key, "is fixed by the genesis change")),
                 }
             }
-            ObjectId::Id(opid) if members_id.as_ref().is_some_and(|(c, a)| *c == opid.0 && *a == opid.1) => {
+            ObjectId::Id(opid)
+                if members_id
+                    .as_ref()
+                    .is_some_and(|(c, a)| *c == opid.0 && *a == opid.1) =>
+            {
                 let key = match &op.key {
                     Key::Map(k) => k.as_str(),
                     Key::Seq(_) => return Err(forbidden("members", "is not a list")),
@@ -697,6 +728,19 @@ fn classify(it: &Item, members: Option<&ObjId>) -> Result<Option<Needs>, IngestE
                     action: "change members",
                 });
             }
+            ObjectId::Id(opid)
+                if profiles_id
+                    .as_ref()
+                    .is_some_and(|(c, a)| *c == opid.0 && *a == opid.1) =>
+            {
+                let own = matches!(&op.key, Key::Map(k) if k.as_str() == it.author.to_string());
+                if !own {
+                    return Err(forbidden(
+                        "profiles",
+                        "may only hold the change author's own profile",
+                    ));
+                }
+            }
             _ => {}
         }
     }
@@ -713,8 +757,10 @@ fn apply_genesis(it: &Item) -> Result<Automerge, IngestError> {
         return Err(bad("its sequence number is not 1"));
     }
     let mut doc = new_doc();
-    guarded("the genesis change", || doc.apply_changes([it.change.clone()]))?
-        .map_err(|_| bad("it does not apply"))?;
+    guarded("the genesis change", || {
+        doc.apply_changes([it.change.clone()])
+    })?
+    .map_err(|_| bad("it does not apply"))?;
     let schema = doc.get(automerge::ROOT, K_SCHEMA).ok().flatten();
     let schema_ok = matches!(&schema, Some((automerge::Value::Scalar(s), _)) if s.as_ref() == &ScalarValue::Str(SCHEMA.into()));
     if !schema_ok {

@@ -66,7 +66,9 @@ fn source_text(v: Option<&Value>, at: usize) -> Result<String, NbformatError> {
                     .ok_or_else(|| not_nb(format!("cell {at}: source lines must be strings")))
             })
             .collect(),
-        Some(_) => Err(not_nb(format!("cell {at}: source must be a string or a list"))),
+        Some(_) => Err(not_nb(format!(
+            "cell {at}: source must be a string or a list"
+        ))),
     }
 }
 
@@ -79,10 +81,16 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedNotebook, NbformatError> {
         line: e.line(),
         column: e.column(),
     })?;
-    let obj = root.as_object().ok_or_else(|| not_nb("the top level is not an object"))?;
+    let obj = root
+        .as_object()
+        .ok_or_else(|| not_nb("the top level is not an object"))?;
     match obj.get("nbformat").and_then(Value::as_i64) {
         Some(4) => {}
-        Some(v) => return Err(not_nb(format!("nbformat {v} is not supported; convert to 4 with `jupyter nbconvert --to notebook`"))),
+        Some(v) => {
+            return Err(not_nb(format!(
+                "nbformat {v} is not supported; convert to 4 with `jupyter nbconvert --to notebook`"
+            )));
+        }
         None => return Err(not_nb("the `nbformat` field is missing")),
     }
     let minor = obj
@@ -224,7 +232,10 @@ pub fn to_ipynb(nb: &Notebook) -> String {
     root.insert("cells".into(), Value::Array(cells));
     root.insert("metadata".into(), nb.metadata.clone());
     root.insert("nbformat".into(), Value::from(4));
-    root.insert("nbformat_minor".into(), Value::from(nb.nbformat_minor.max(5)));
+    root.insert(
+        "nbformat_minor".into(),
+        Value::from(nb.nbformat_minor.max(5)),
+    );
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b" ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);

@@ -12,7 +12,8 @@ const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 const BASE: usize = 62;
 
 fn digit(c: Option<&u8>) -> usize {
-    c.and_then(|c| DIGITS.iter().position(|d| d == c)).unwrap_or(0)
+    c.and_then(|c| DIGITS.iter().position(|d| d == c))
+        .unwrap_or(0)
 }
 
 /// A key strictly between `lo` and `hi` (either may be absent: the start or end of the list).

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{ActorId, Automerge, ObjId, ObjType, ReadDoc, ScalarValue, TextEncoding, Value};
-use orrery_protocol::{AuthorId, ChangeHash, ChangeSeal, ProjectId, Signed, Unverified, Verified};
+use orrery_protocol::{
+    AuthorId, AuthorProfile, ChangeHash, ChangeSeal, ProjectId, Signed, Unverified, Verified,
+};
 
 use crate::ids::{CellId, CommentId, DatasetRefId, NotebookId};
 use crate::position;
@@ -75,6 +77,7 @@ pub(crate) struct Roots {
     pub(crate) notebooks: ObjId,
     pub(crate) datasets: ObjId,
     pub(crate) comments: ObjId,
+    pub(crate) profiles: ObjId,
     pub(crate) description: ObjId,
 }
 
@@ -89,6 +92,7 @@ impl Roots {
             notebooks: obj(K_NOTEBOOKS, ObjType::Map)?,
             datasets: obj(K_DATASETS, ObjType::Map)?,
             comments: obj(K_COMMENTS, ObjType::Map)?,
+            profiles: obj(K_PROFILES, ObjType::Map)?,
             description: obj(K_DESCRIPTION, ObjType::Text)?,
         })
     }
@@ -288,6 +292,7 @@ impl Project {
         tx.put_object(automerge::ROOT, K_NOTEBOOKS, ObjType::Map)?;
         tx.put_object(automerge::ROOT, K_DATASETS, ObjType::Map)?;
         tx.put_object(automerge::ROOT, K_COMMENTS, ObjType::Map)?;
+        tx.put_object(automerge::ROOT, K_PROFILES, ObjType::Map)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now()));
         let hash = hash.ok_or(EditError::Malformed("genesis change is empty"))?;
         let roots = Roots::read(&doc).ok_or(EditError::Malformed("genesis lacks containers"))?;
@@ -600,7 +605,12 @@ impl Project {
 
     // ---- editing ----
 
-    fn require(&self, session: &Session, need: Role, action: &'static str) -> Result<(), EditError> {
+    fn require(
+        &self,
+        session: &Session,
+        need: Role,
+        action: &'static str,
+    ) -> Result<(), EditError> {
         let role = self.role_of(&session.author());
         if role.is_some_and(|r| r >= need) {
             Ok(())
@@ -655,10 +665,15 @@ impl Project {
 
     /// Replaces the description with `text`, as a minimal text edit (editors).
     pub fn set_description(&mut self, session: &Session, text: &str) -> Result<(), EditError> {
-        self.edit(session, Role::Editor, "change the description", |tx, roots| {
-            tx.update_text(&roots.description, text)?;
-            Ok(())
-        })
+        self.edit(
+            session,
+            Role::Editor,
+            "change the description",
+            |tx, roots| {
+                tx.update_text(&roots.description, text)?;
+                Ok(())
+            },
+        )
     }
 
     /// Sets who may see the project (owners).
@@ -708,7 +723,11 @@ impl Project {
     }
 
     /// Adds an empty notebook (editors).
-    pub fn add_notebook(&mut self, session: &Session, title: &str) -> Result<NotebookId, EditError> {
+    pub fn add_notebook(
+        &mut self,
+        session: &Session,
+        title: &str,
+    ) -> Result<NotebookId, EditError> {
         let id = NotebookId::random();
         self.add_notebook_with(session, id.clone(), title, serde_json::json!({}), 5, &[])?;
         Ok(id)
@@ -742,7 +761,9 @@ impl Project {
         while start < cells.len() {
             let mut end = start;
             let mut bytes = 0;
-            while end < cells.len() && (end == start || bytes + cell_size(&cells[end]) <= CHUNK_BYTES) {
+            while end < cells.len()
+                && (end == start || bytes + cell_size(&cells[end]) <= CHUNK_BYTES)
+            {
                 bytes += cell_size(&cells[end]);
                 end += 1;
             }
@@ -781,7 +802,12 @@ impl Project {
     }
 
     /// Position key for a new cell placed at `index` among the current cells.
-    fn position_at(&self, nb: &NotebookId, index: usize, skip: Option<&CellId>) -> Result<String, EditError> {
+    fn position_at(
+        &self,
+        nb: &NotebookId,
+        index: usize,
+        skip: Option<&CellId>,
+    ) -> Result<String, EditError> {
         let order: Vec<(String, CellId, ObjId)> = self
             .ordered_cells(nb)?
             .into_iter()
@@ -808,7 +834,10 @@ impl Project {
         cell: NewCell,
     ) -> Result<CellId, EditError> {
         let cells = self.cells_obj(nb)?;
-        if self.get_obj(&cells, cell.id.as_str(), ObjType::Map).is_some() {
+        if self
+            .get_obj(&cells, cell.id.as_str(), ObjType::Map)
+            .is_some()
+        {
             return Err(EditError::DuplicateId(cell.id.to_string()));
         }
         let pos = self.position_at(nb, index, None)?;
@@ -1003,6 +1032,65 @@ impl Project {
         Ok(id)
     }
 
+    /// Publishes the session author's signed profile in the project, so that every replica can
+    /// name them in credits and citations (editors and owners; each author writes only their
+    /// own entry). Does nothing if the same profile is already there.
+    pub fn publish_profile(
+        &mut self,
+        session: &Session,
+        profile: &Signed<AuthorProfile, Verified>,
+    ) -> Result<(), EditError> {
+        if profile.value().author != session.author() {
+            return Err(EditError::NotPermitted {
+                author: session.author(),
+                action: "publish another author's profile",
+                role: "any".into(),
+            });
+        }
+        let bytes = orrery_protocol::encoding::encode(&profile.clone().into_unverified());
+        let roots = self.roots()?;
+        let current = match self.doc.get(&roots.profiles, session.author().to_string()) {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Bytes(b) => Some(b.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        if current.as_deref() == Some(&bytes[..]) {
+            return Ok(());
+        }
+        self.edit(session, Role::Editor, "publish a profile", |tx, roots| {
+            tx.put(&roots.profiles, session.author().to_string(), bytes)?;
+            Ok(())
+        })
+    }
+
+    /// The verified profiles published in the project. Entries that do not verify, are not
+    /// self-signed, or sit under another author's key are skipped.
+    pub fn profiles(&self) -> BTreeMap<AuthorId, AuthorProfile> {
+        let Some(roots) = &self.roots else {
+            return BTreeMap::new();
+        };
+        self.doc
+            .map_range(&roots.profiles, ..)
+            .filter_map(|item| {
+                let author: AuthorId = item.key.parse().ok()?;
+                let bytes = match &item.value {
+                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => b.to_vec(),
+                    _ => return None,
+                };
+                let signed: Signed<AuthorProfile, Unverified> = orrery_protocol::encoding::decode(
+                    "author profile",
+                    &bytes,
+                    orrery_protocol::limits::MAX_SIGNED_PAYLOAD * 2,
+                )
+                .ok()?;
+                let verified = AuthorProfile::verify(signed).ok()?;
+                (verified.value().author == author).then(|| (author, verified.value().clone()))
+            })
+            .collect()
+    }
+
     // ---- sealing and history ----
 
     /// Signs the session's latest changes and returns them with the seal, or an empty batch if
@@ -1104,9 +1192,11 @@ impl Project {
         Ok(project)
     }
 
-    /// The log: every change with its author, time, sequence and size, oldest first.
+    /// The log: every change with its author, time, sequence and size, in a causal order
+    /// (dependencies first; concurrent changes by commit time, then hash).
     pub fn log(&self) -> Vec<LogEntry> {
-        self.doc
+        let entries: Vec<LogEntry> = self
+            .doc
             .get_changes_meta(&[])
             .into_iter()
             .map(|m| LogEntry {
@@ -1117,7 +1207,36 @@ impl Project {
                 ops: (m.max_op + 1).saturating_sub(m.start_op),
                 deps: m.deps.iter().copied().map(to_hash).collect(),
             })
-            .collect()
+            .collect();
+        let index: HashMap<ChangeHash, usize> =
+            entries.iter().enumerate().map(|(i, e)| (e.hash, i)).collect();
+        let mut indegree = vec![0usize; entries.len()];
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); entries.len()];
+        for (i, e) in entries.iter().enumerate() {
+            for d in &e.deps {
+                if let Some(&j) = index.get(d) {
+                    indegree[i] += 1;
+                    children[j].push(i);
+                }
+            }
+        }
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<(i64, ChangeHash, usize)>> =
+            (0..entries.len())
+                .filter(|&i| indegree[i] == 0)
+                .map(|i| std::cmp::Reverse((entries[i].time, entries[i].hash, i)))
+                .collect();
+        let mut order = Vec::with_capacity(entries.len());
+        while let Some(std::cmp::Reverse((_, _, i))) = ready.pop() {
+            order.push(i);
+            for &c in &children[i] {
+                indegree[c] -= 1;
+                if indegree[c] == 0 {
+                    ready.push(std::cmp::Reverse((entries[c].time, entries[c].hash, c)));
+                }
+            }
+        }
+        let mut slots: Vec<Option<LogEntry>> = entries.into_iter().map(Some).collect();
+        order.into_iter().filter_map(|i| slots[i].take()).collect()
     }
 
     /// Changes per author, from the history.
@@ -1187,7 +1306,12 @@ impl NewCell {
 const CHUNK_BYTES: usize = 1024 * 1024;
 
 fn cell_size(cell: &NewCell) -> usize {
-    cell.source.len() + cell.outputs.iter().map(|o| o.to_string().len()).sum::<usize>()
+    cell.source.len()
+        + cell
+            .outputs
+            .iter()
+            .map(|o| o.to_string().len())
+            .sum::<usize>()
 }
 
 fn write_cell(

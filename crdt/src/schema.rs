@@ -13,6 +13,7 @@
 //! │                                         outputs: list of JSON, execution_count,
 //! │                                         execution (JSON), metadata (JSON),
 //! │                                         attachments (JSON) } }
+//! ├── profiles: map author-hex → bytes   each author writes only their own signed profile
 //! ├── datasets: map ref-id → { node, dataset, checksum, title }
 //! └── comments: map comment-id → { target, text, created_at }
 //! ```
@@ -36,6 +37,7 @@ pub(crate) const K_MEMBERS: &str = "members";
 pub(crate) const K_NOTEBOOKS: &str = "notebooks";
 pub(crate) const K_DATASETS: &str = "datasets";
 pub(crate) const K_COMMENTS: &str = "comments";
+pub(crate) const K_PROFILES: &str = "profiles";
 
 pub(crate) const K_CELLS: &str = "cells";
 pub(crate) const K_METADATA: &str = "metadata";
@@ -161,7 +163,13 @@ mod tests {
         }
         assert!(Role::Viewer < Role::Editor && Role::Editor < Role::Owner);
         assert!("admin".parse::<Role>().is_err());
-        assert_eq!("shared".parse::<Visibility>().expect("parses"), Visibility::Shared);
-        assert_eq!("markdown".parse::<CellKind>().expect("parses"), CellKind::Markdown);
+        assert_eq!(
+            "shared".parse::<Visibility>().expect("parses"),
+            Visibility::Shared
+        );
+        assert_eq!(
+            "markdown".parse::<CellKind>().expect("parses"),
+            CellKind::Markdown
+        );
     }
 }

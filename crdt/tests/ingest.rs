@@ -70,7 +70,8 @@ fn assert_untouched(p: &Project, before: &[orrery_protocol::ChangeHash], title: 
 fn a_replica_built_from_history_equals_the_original() {
     let alice = session();
     let (mut p, nb, cell) = project_with_cell(&alice);
-    p.splice_source(&alice, &nb, &cell, 8, 0, "\nprint(2)").expect("edit");
+    p.splice_source(&alice, &nb, &cell, 8, 0, "\nprint(2)")
+        .expect("edit");
     p.seal(&alice);
     let r = replica_of(&p);
     assert_eq!(r.heads(), p.heads());
@@ -152,7 +153,10 @@ fn tampered_bytes_are_refused() {
             })
             .expect_err("refused");
         assert!(
-            matches!(err, IngestError::Tampered { .. } | IngestError::Malformed { .. }),
+            matches!(
+                err,
+                IngestError::Tampered { .. } | IngestError::Malformed { .. }
+            ),
             "{err}"
         );
     }
@@ -175,8 +179,10 @@ fn authors_without_permission_are_refused() {
     let bob = session();
     let carol = session();
     let (mut p, _, _) = project_with_cell(&alice);
-    p.set_member(&alice, bob.author(), Role::Viewer).expect("owner adds viewer");
-    p.set_member(&alice, carol.author(), Role::Editor).expect("owner adds editor");
+    p.set_member(&alice, bob.author(), Role::Viewer)
+        .expect("owner adds viewer");
+    p.set_member(&alice, carol.author(), Role::Editor)
+        .expect("owner adds editor");
     p.seal(&alice);
     let mut r = replica_of(&p);
     let before = r.heads();
@@ -195,9 +201,15 @@ fn authors_without_permission_are_refused() {
     );
 
     // An editor promotes herself.
-    let members = p.doc().get(automerge::ROOT, "members").expect("get").expect("members").1;
+    let members = p
+        .doc()
+        .get(automerge::ROOT, "members")
+        .expect("get")
+        .expect("members")
+        .1;
     let change = rogue_change(&p, carol.actor().clone(), |tx| {
-        tx.put(&members, carol.author().to_string(), "owner").expect("put");
+        tx.put(&members, carol.author().to_string(), "owner")
+            .expect("put");
     });
     let err = r
         .ingest(Batch {
@@ -206,7 +218,14 @@ fn authors_without_permission_are_refused() {
         })
         .expect_err("refused");
     assert!(
-        matches!(err, IngestError::NotPermitted { role: "editor", action: "change members", .. }),
+        matches!(
+            err,
+            IngestError::NotPermitted {
+                role: "editor",
+                action: "change members",
+                ..
+            }
+        ),
         "{err}"
     );
 
@@ -219,7 +238,10 @@ fn authors_without_permission_are_refused() {
             changes: vec![change],
         })
         .expect_err("refused");
-    assert!(matches!(err, IngestError::NotPermitted { role: "none", .. }), "{err}");
+    assert!(
+        matches!(err, IngestError::NotPermitted { role: "none", .. }),
+        "{err}"
+    );
 
     // Even an owner may not replace a schema container.
     let change = rogue_change(&p, alice.actor().clone(), |tx| {
@@ -324,9 +346,11 @@ fn changes_wait_for_missing_dependencies() {
     let alice = session();
     let (mut p, nb, cell) = project_with_cell(&alice);
     let mut r = replica_of(&p);
-    p.splice_source(&alice, &nb, &cell, 0, 0, "a").expect("edit");
+    p.splice_source(&alice, &nb, &cell, 0, 0, "a")
+        .expect("edit");
     let first = p.seal(&alice);
-    p.splice_source(&alice, &nb, &cell, 1, 0, "b").expect("edit");
+    p.splice_source(&alice, &nb, &cell, 1, 0, "b")
+        .expect("edit");
     let second = p.seal(&alice);
     let report = r.ingest(second).expect("waits");
     assert!(report.applied.is_empty());
@@ -355,7 +379,8 @@ fn an_edit_concurrent_with_the_authors_removal_is_kept_and_later_ones_refused() 
     let alice = session();
     let bob = session();
     let (mut a, nb, cell) = project_with_cell(&alice);
-    a.set_member(&alice, bob.author(), Role::Editor).expect("add bob");
+    a.set_member(&alice, bob.author(), Role::Editor)
+        .expect("add bob");
     a.seal(&alice);
     let mut b = replica_of(&a);
     let mut c = replica_of(&a);
@@ -364,17 +389,25 @@ fn an_edit_concurrent_with_the_authors_removal_is_kept_and_later_ones_refused() 
     // Concurrently: Alice removes Bob; Bob edits the cell.
     a.remove_member(&alice, bob.author()).expect("remove bob");
     let removal = a.seal(&alice);
-    b.splice_source(&bob, &nb, &cell, 0, 0, "# bob\n").expect("bob edits");
+    b.splice_source(&bob, &nb, &cell, 0, 0, "# bob\n")
+        .expect("bob edits");
     let concurrent = b.seal(&bob);
 
     // Replica C receives them in one order, A in the other: both accept Bob's edit.
     c.ingest(removal.clone()).expect("removal");
-    c.ingest(concurrent.clone()).expect("concurrent edit judged at its past");
-    a.ingest(concurrent).expect("concurrent edit judged at its past");
+    c.ingest(concurrent.clone())
+        .expect("concurrent edit judged at its past");
+    a.ingest(concurrent)
+        .expect("concurrent edit judged at its past");
     b.ingest(removal).expect("removal reaches bob");
     assert_eq!(a.heads(), c.heads());
     assert_eq!(a.heads(), b.heads());
-    assert!(a.cell(&nb, &cell).expect("cell").source.starts_with("# bob\n"));
+    assert!(
+        a.cell(&nb, &cell)
+            .expect("cell")
+            .source
+            .starts_with("# bob\n")
+    );
     assert_eq!(a.role_of(&bob.author()), None);
 
     // Bob has now seen his removal; his next edit depends on it and is refused everywhere.
@@ -385,7 +418,10 @@ fn an_edit_concurrent_with_the_authors_removal_is_kept_and_later_ones_refused() 
         changes: vec![later],
     };
     let err = a.ingest(batch.clone()).expect_err("refused");
-    assert!(matches!(err, IngestError::NotPermitted { role: "none", .. }), "{err}");
+    assert!(
+        matches!(err, IngestError::NotPermitted { role: "none", .. }),
+        "{err}"
+    );
     assert!(c.ingest(batch).is_err());
     assert_eq!(a.heads(), before);
 }
@@ -396,9 +432,11 @@ fn a_member_added_and_editing_in_one_batch_is_accepted() {
     let bob = session();
     let (mut a, nb, cell) = project_with_cell(&alice);
     let mut r = replica_of(&a);
-    a.set_member(&alice, bob.author(), Role::Editor).expect("add bob");
+    a.set_member(&alice, bob.author(), Role::Editor)
+        .expect("add bob");
     let mut batch = a.seal(&alice);
-    a.splice_source(&bob, &nb, &cell, 0, 0, "bob: ").expect("bob edits");
+    a.splice_source(&bob, &nb, &cell, 0, 0, "bob: ")
+        .expect("bob edits");
     let b2 = a.seal(&bob);
     batch.changes.extend(b2.changes);
     batch.seals.extend(b2.seals);

@@ -1,1 +1,12 @@
-//! placeholder
+//! The Orrery node: configuration, data directory, SQLite store and the `orrery` command line.
+//!
+//! This crate wires the pure crates (`orrery-protocol`, `orrery-crdt`) to disk. It is the only
+//! crate that touches SQL. Everything it stores was verified first: local edits are checked by
+//! the project document before they are committed, and foreign changes go through
+//! `Project::ingest`.
+
+pub mod citation;
+pub mod cli;
+pub mod config;
+pub mod home;
+pub mod store;

@@ -244,20 +244,32 @@ mod tests {
         let again = SecretKey::from_bytes(&sk.to_bytes()).expect("32 bytes");
         assert_eq!(again.public(), pk);
         let author = AuthorId(pk);
-        assert_eq!(author.to_string().parse::<AuthorId>().expect("parses"), author);
+        assert_eq!(
+            author.to_string().parse::<AuthorId>().expect("parses"),
+            author
+        );
     }
 
     #[test]
     fn wrong_lengths_and_text_are_refused() {
         assert!(matches!(
             SecretKey::from_bytes(&[0u8; 31]),
-            Err(KeyError::WrongLength { expected: 32, found: 31 })
+            Err(KeyError::WrongLength {
+                expected: 32,
+                found: 31
+            })
         ));
         assert!(matches!(
             PublicKey::from_bytes(&[0u8; 33]),
             Err(KeyError::WrongLength { .. })
         ));
-        assert!(matches!("xyz".parse::<PublicKey>(), Err(KeyError::NotHex { .. })));
-        assert!(matches!("abcd".parse::<AuthorId>(), Err(KeyError::NotHex { .. })));
+        assert!(matches!(
+            "xyz".parse::<PublicKey>(),
+            Err(KeyError::NotHex { .. })
+        ));
+        assert!(matches!(
+            "abcd".parse::<AuthorId>(),
+            Err(KeyError::NotHex { .. })
+        ));
     }
 }

@@ -172,7 +172,11 @@ mod tests {
     #[test]
     fn orcid_check_digits() {
         assert!("0000-0002-1825-0097".parse::<Orcid>().is_ok());
-        assert!("https://orcid.org/0000-0001-5109-3700".parse::<Orcid>().is_ok());
+        assert!(
+            "https://orcid.org/0000-0001-5109-3700"
+                .parse::<Orcid>()
+                .is_ok()
+        );
         assert!("0000-0002-1694-233X".parse::<Orcid>().is_ok());
         assert!("0000-0002-1825-0098".parse::<Orcid>().is_err());
         assert!("0000-0002-1825".parse::<Orcid>().is_err());

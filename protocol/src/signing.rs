@@ -94,6 +94,7 @@ pub struct Verified;
 
 /// A signed payload. `S` says whether the signature has been checked.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
 pub struct Signed<T, S = Unverified> {
     signer: PublicKey,
     #[serde(with = "serde_bytes_vec")]
@@ -208,10 +209,7 @@ impl<T: SignedPayload> Signed<T, Unverified> {
         if items.len() < 2 || items.iter().any(|s| s.payload.len() > T::MAX_BYTES) {
             return items.into_iter().map(Self::verify).collect();
         }
-        let framed: Vec<Vec<u8>> = items
-            .iter()
-            .map(|s| frame(T::DOMAIN, &s.payload))
-            .collect();
+        let framed: Vec<Vec<u8>> = items.iter().map(|s| frame(T::DOMAIN, &s.payload)).collect();
         let keys: Result<Vec<_>, _> = items.iter().map(|s| s.signer.verifying_key()).collect();
         let batch_ok = keys.is_ok_and(|keys| {
             let msgs: Vec<&[u8]> = framed.iter().map(Vec::as_slice).collect();
@@ -285,12 +283,18 @@ mod tests {
         let last = payload.len() - 1;
         payload[last] ^= 1;
         let tampered = Signed::<Note>::from_parts(*signed.signer(), payload, *signed.signature());
-        assert!(matches!(tampered.verify(), Err(SignatureError::Forged { .. })));
+        assert!(matches!(
+            tampered.verify(),
+            Err(SignatureError::Forged { .. })
+        ));
 
         let other = SecretKey::generate().expect("random").public();
         let wrong_signer =
             Signed::<Note>::from_parts(other, signed.payload().to_vec(), *signed.signature());
-        assert!(matches!(wrong_signer.verify(), Err(SignatureError::Forged { .. })));
+        assert!(matches!(
+            wrong_signer.verify(),
+            Err(SignatureError::Forged { .. })
+        ));
     }
 
     #[test]

@@ -1,0 +1,77 @@
+//! `orrery author ...`: the researchers who edit from this node.
+
+use std::io::Write;
+
+use anyhow::Result;
+use clap::Subcommand;
+use orrery_protocol::{AuthorId, AuthorProfile, Orcid, SecretKey, Signed};
+
+use super::Ctx;
+use super::render::table;
+use crate::home::write_key;
+
+/// Author commands.
+#[derive(Debug, Subcommand)]
+pub enum AuthorCmd {
+    /// Create an author: a key kept on this node and a self-signed profile.
+    New {
+        /// Display name, as it should appear in credits and citations.
+        #[arg(long)]
+        name: String,
+        /// ORCID iD, e.g. 0000-0002-1825-0097.
+        #[arg(long)]
+        orcid: Option<Orcid>,
+        /// Institute or affiliation.
+        #[arg(long)]
+        affiliation: Option<String>,
+    },
+    /// List the authors on this node.
+    List,
+}
+
+pub(super) fn run(ctx: &mut Ctx, cmd: AuthorCmd, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        AuthorCmd::New {
+            name,
+            orcid,
+            affiliation,
+        } => {
+            let key = SecretKey::generate()?;
+            let author = AuthorId(key.public());
+            let profile = AuthorProfile {
+                author,
+                name,
+                orcid,
+                affiliation,
+                created_at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0),
+            };
+            profile.validate()?;
+            write_key(&ctx.home.author_key(&author), &key)?;
+            ctx.store.add_author(&Signed::sign(&key, profile))?;
+            writeln!(out, "author id: {author}")?;
+            Ok(())
+        }
+        AuthorCmd::List => {
+            let rows = ctx
+                .store
+                .authors()?
+                .into_iter()
+                .map(|a| {
+                    let p = a.profile.value();
+                    vec![
+                        a.id.to_string(),
+                        p.name.clone(),
+                        p.orcid.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        p.affiliation.clone().unwrap_or_default(),
+                        if a.is_default { "yes".into() } else { String::new() },
+                    ]
+                })
+                .collect();
+            writeln!(out, "{}", table(&["id", "name", "orcid", "affiliation", "default"], rows))?;
+            Ok(())
+        }
+    }
+}

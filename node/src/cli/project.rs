@@ -1,0 +1,500 @@
+//! `orrery project ...`: create, inspect and edit projects.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use orrery_crdt::{Batch, NotebookId, Project, Role, Session, Visibility};
+use orrery_protocol::{AuthorId, AuthorProfile};
+
+use super::Ctx;
+use super::render::{table, time};
+use crate::citation::citation_cff;
+use crate::home::read_key;
+
+/// Project commands.
+#[derive(Debug, Subcommand)]
+pub enum ProjectCmd {
+    /// Create a project owned by an author of this node.
+    New {
+        /// The project's title.
+        title: String,
+        /// Who may see it.
+        #[arg(long, default_value = "shared", value_parser = parse_visibility)]
+        visibility: Visibility,
+        /// A short description.
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        who: As,
+    },
+    /// List the projects on this node.
+    List,
+    /// Show a project: members, notebooks, datasets, comments.
+    Show {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+    },
+    /// Show a project's history, newest first.
+    Log {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// Show at most this many changes.
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
+    },
+    /// Show who wrote what: per project, notebook and cell, from the verified history.
+    Credits {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+    },
+    /// Write a CITATION.cff listing the project's authors.
+    Cite {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Import a Jupyter notebook (.ipynb, nbformat 4) as a new notebook of the project.
+    ImportIpynb {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// The notebook file.
+        file: PathBuf,
+        /// The notebook's title (default: the file name).
+        #[arg(long)]
+        title: Option<String>,
+        #[command(flatten)]
+        who: As,
+    },
+    /// Export a notebook as a Jupyter notebook file (nbformat 4.5).
+    ExportIpynb {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// Notebook id (or a unique prefix) or exact title.
+        notebook: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Add, remove or change members (owners only).
+    #[command(subcommand)]
+    Member(MemberCmd),
+    /// Append each line of standard input to a cell, acknowledging each edit once it is durable.
+    Append {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// Notebook id (or a unique prefix) or exact title.
+        notebook: String,
+        /// Cell id (or a unique prefix).
+        cell: String,
+        #[command(flatten)]
+        who: As,
+    },
+    /// Comment on the project, a notebook or a cell.
+    Comment {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// The comment.
+        text: String,
+        /// What it is about: `project`, `notebook/<id>` or `cell/<notebook>/<cell>`.
+        #[arg(long, default_value = "project")]
+        on: String,
+        #[command(flatten)]
+        who: As,
+    },
+}
+
+/// Member commands.
+#[derive(Debug, Subcommand)]
+pub enum MemberCmd {
+    /// Add a member, or change their role.
+    Add {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// The member's author id (64 hex digits).
+        author: AuthorId,
+        /// Their role: owner, editor or viewer.
+        #[arg(long, default_value = "editor", value_parser = parse_role)]
+        role: Role,
+        #[command(flatten)]
+        who: As,
+    },
+    /// Remove a member.
+    Remove {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// The member's author id.
+        author: AuthorId,
+        #[command(flatten)]
+        who: As,
+    },
+}
+
+/// Which local author acts.
+#[derive(Debug, Args)]
+pub struct As {
+    /// Act as this local author (name or id prefix; default: the node's default author).
+    #[arg(long = "as", value_name = "AUTHOR")]
+    pub acting_as: Option<String>,
+}
+
+fn parse_visibility(s: &str) -> Result<Visibility, String> {
+    s.parse().map_err(|e: orrery_crdt::schema::ParseEnumError| e.to_string())
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: orrery_crdt::schema::ParseEnumError| e.to_string())
+}
+
+pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        ProjectCmd::New {
+            title,
+            visibility,
+            description,
+            who,
+        } => {
+            let (session, profile) = session(ctx, &who)?;
+            let (mut project, mut batch) = Project::create(&session, &title, visibility)?;
+            project.publish_profile(&session, &profile)?;
+            if let Some(d) = description {
+                project.set_description(&session, &d)?;
+            }
+            let rest = project.seal(&session);
+            batch.changes.extend(rest.changes);
+            batch.seals.extend(rest.seals);
+            ctx.store.create_project(&project, &batch)?;
+            writeln!(out, "project id: {}", project.id())?;
+            Ok(())
+        }
+        ProjectCmd::List => list(ctx, out),
+        ProjectCmd::Show { project } => show(ctx, &project, out),
+        ProjectCmd::Log { project, limit } => log(ctx, &project, limit, out),
+        ProjectCmd::Credits { project } => credits(ctx, &project, out),
+        ProjectCmd::Cite { project, output } => {
+            let p = load(ctx, &project)?;
+            let text = citation_cff(&p, &local_profiles(ctx)?);
+            emit(out, output, &text)
+        }
+        ProjectCmd::ImportIpynb {
+            project,
+            file,
+            title,
+            who,
+        } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let title = title.unwrap_or_else(|| {
+                file.file_stem()
+                    .map_or("notebook".into(), |s| s.to_string_lossy().into_owned())
+            });
+            let mut p = load(ctx, &project)?;
+            let (session, profile) = session(ctx, &who)?;
+            let nb = p
+                .import_ipynb(&session, &bytes, &title)
+                .with_context(|| format!("importing {}", file.display()))?;
+            p.publish_profile(&session, &profile)?;
+            commit(ctx, &mut p, &session)?;
+            let cells = p.cell_ids(&nb)?.len();
+            writeln!(out, "imported {} as notebook {nb} ({cells} cells)", file.display())?;
+            Ok(())
+        }
+        ProjectCmd::ExportIpynb {
+            project,
+            notebook,
+            output,
+        } => {
+            let p = load(ctx, &project)?;
+            let nb = resolve_notebook(&p, &notebook)?;
+            emit(out, output, &p.export_ipynb(&nb)?)
+        }
+        ProjectCmd::Member(MemberCmd::Add {
+            project,
+            author,
+            role,
+            who,
+        }) => {
+            let mut p = load(ctx, &project)?;
+            let (session, _) = session(ctx, &who)?;
+            p.set_member(&session, author, role)?;
+            commit(ctx, &mut p, &session)?;
+            writeln!(out, "{author} is now {role} of {}", p.title())?;
+            Ok(())
+        }
+        ProjectCmd::Member(MemberCmd::Remove {
+            project,
+            author,
+            who,
+        }) => {
+            let mut p = load(ctx, &project)?;
+            let (session, _) = session(ctx, &who)?;
+            p.remove_member(&session, author)?;
+            commit(ctx, &mut p, &session)?;
+            writeln!(out, "{author} is no longer a member of {}", p.title())?;
+            Ok(())
+        }
+        ProjectCmd::Append {
+            project,
+            notebook,
+            cell,
+            who,
+        } => append(ctx, &project, &notebook, &cell, &who, out),
+        ProjectCmd::Comment {
+            project,
+            text,
+            on,
+            who,
+        } => {
+            let mut p = load(ctx, &project)?;
+            let (session, profile) = session(ctx, &who)?;
+            let id = p.comment(&session, &on, &text)?;
+            p.publish_profile(&session, &profile)?;
+            commit(ctx, &mut p, &session)?;
+            writeln!(out, "comment {id} added")?;
+            Ok(())
+        }
+    }
+}
+
+/// Starts an editing session as a local author.
+fn session(
+    ctx: &Ctx,
+    who: &As,
+) -> Result<(Session, orrery_protocol::Signed<AuthorProfile, orrery_protocol::Verified>)> {
+    let author = ctx.store.author(who.acting_as.as_deref()).map_err(|e| {
+        anyhow::anyhow!("{e}; create one with `orrery author new --name \"Your Name\"`")
+    })?;
+    let key = read_key(&ctx.home.author_key(&author.id))?;
+    if key.public() != *author.id.key() {
+        bail!(
+            "the key file of author {} holds another key; restore it from backup",
+            author.id
+        );
+    }
+    Ok((Session::new(key)?, author.profile))
+}
+
+fn load(ctx: &Ctx, query: &str) -> Result<Project> {
+    let row = ctx.store.resolve(query)?;
+    Ok(ctx.store.load(row.id)?)
+}
+
+/// Seals the session's edits and stores them durably, compacting when enough have accumulated.
+fn commit(ctx: &mut Ctx, project: &mut Project, session: &Session) -> Result<Batch> {
+    let batch = project.seal(session);
+    if batch.is_empty() {
+        return Ok(batch);
+    }
+    ctx.store.append(project, &batch)?;
+    if ctx.store.loose_changes(project.id())? >= ctx.config.store.compact_after_changes {
+        ctx.store.compact(project)?;
+    }
+    Ok(batch)
+}
+
+fn emit(out: &mut dyn Write, output: Option<PathBuf>, text: &str) -> Result<()> {
+    match output {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            writeln!(out, "wrote {}", path.display())?;
+        }
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+fn resolve_notebook(p: &Project, query: &str) -> Result<NotebookId> {
+    let all = p.notebook_ids();
+    let exact: Vec<&(NotebookId, String)> = all.iter().filter(|(_, t)| t == query).collect();
+    let found: Vec<&(NotebookId, String)> = if exact.is_empty() {
+        all.iter().filter(|(id, _)| id.as_str().starts_with(query)).collect()
+    } else {
+        exact
+    };
+    match found.as_slice() {
+        [(id, _)] => Ok(id.clone()),
+        [] => bail!("no notebook matches `{query}`; `orrery project show` lists them"),
+        _ => bail!("`{query}` matches {} notebooks; give more of the id", found.len()),
+    }
+}
+
+fn local_profiles(ctx: &Ctx) -> Result<BTreeMap<AuthorId, AuthorProfile>> {
+    Ok(ctx
+        .store
+        .authors()?
+        .into_iter()
+        .map(|a| (a.id, a.profile.value().clone()))
+        .collect())
+}
+
+/// Names for authors: published profiles, then local ones, else the short id.
+fn namer(ctx: &Ctx, p: &Project) -> Result<impl Fn(&AuthorId) -> String> {
+    let mut names = local_profiles(ctx)?;
+    names.extend(p.profiles());
+    Ok(move |a: &AuthorId| {
+        names
+            .get(a)
+            .map_or_else(|| a.short(), |p| format!("{} ({})", p.name, a.short()))
+    })
+}
+
+fn list(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    let mut rows = Vec::new();
+    for row in ctx.store.projects()? {
+        let p = ctx.store.load(row.id)?;
+        rows.push(vec![
+            row.id.short(),
+            p.title(),
+            p.visibility().to_string(),
+            p.members().len().to_string(),
+            p.notebook_ids().len().to_string(),
+            p.change_count().to_string(),
+            time(row.updated_at),
+        ]);
+    }
+    writeln!(
+        out,
+        "{}",
+        table(
+            &["id", "title", "visibility", "members", "notebooks", "changes", "updated"],
+            rows
+        )
+    )?;
+    Ok(())
+}
+
+fn show(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
+    let p = load(ctx, query)?;
+    let name = namer(ctx, &p)?;
+    writeln!(out, "{}", p.title())?;
+    writeln!(out, "id:          {}", p.id())?;
+    writeln!(out, "visibility:  {}", p.visibility())?;
+    writeln!(out, "created:     {}", time(p.created_at()))?;
+    writeln!(out, "changes:     {} (heads {})", p.change_count(), p.heads().iter().map(|h| h.short()).collect::<Vec<_>>().join(", "))?;
+    let description = p.description();
+    if !description.is_empty() {
+        writeln!(out, "description: {description}")?;
+    }
+    let members = p
+        .members()
+        .into_iter()
+        .map(|m| vec![name(&m.author), m.role.to_string(), m.author.to_string()])
+        .collect();
+    writeln!(out, "\nmembers\n{}", table(&["author", "role", "id"], members))?;
+    let mut nbs = Vec::new();
+    for (id, title) in p.notebook_ids() {
+        let nb = p.notebook(&id)?;
+        let code = nb.cells.iter().filter(|c| c.kind == orrery_crdt::CellKind::Code).count();
+        nbs.push(vec![
+            id.to_string(),
+            title,
+            nb.cells.len().to_string(),
+            code.to_string(),
+            nb.created_by.as_ref().map(&name).unwrap_or_default(),
+        ]);
+    }
+    writeln!(out, "\nnotebooks\n{}", table(&["id", "title", "cells", "code", "created by"], nbs))?;
+    let datasets: Vec<Vec<String>> = p
+        .datasets()
+        .into_iter()
+        .map(|d| vec![d.dataset, d.node, d.checksum])
+        .collect();
+    if !datasets.is_empty() {
+        writeln!(out, "\ndatasets\n{}", table(&["dataset", "node", "checksum"], datasets))?;
+    }
+    let comments: Vec<Vec<String>> = p
+        .comments()
+        .into_iter()
+        .map(|c| vec![time(c.created_at), c.author.as_ref().map(&name).unwrap_or_default(), c.target, c.text])
+        .collect();
+    if !comments.is_empty() {
+        writeln!(out, "\ncomments\n{}", table(&["when", "author", "on", "text"], comments))?;
+    }
+    Ok(())
+}
+
+fn log(ctx: &Ctx, query: &str, limit: usize, out: &mut dyn Write) -> Result<()> {
+    let p = load(ctx, query)?;
+    let name = namer(ctx, &p)?;
+    let entries = p.log();
+    let total = entries.len();
+    let rows = entries
+        .into_iter()
+        .rev()
+        .take(limit)
+        .map(|e| {
+            vec![
+                e.hash.short(),
+                e.author.as_ref().map(&name).unwrap_or_else(|| "?".into()),
+                time(e.time),
+                e.seq.to_string(),
+                e.ops.to_string(),
+            ]
+        })
+        .collect();
+    writeln!(out, "{}", table(&["change", "author", "time", "seq", "ops"], rows))?;
+    if total > limit {
+        writeln!(out, "({} older changes; use --limit)", total - limit)?;
+    }
+    Ok(())
+}
+
+fn credits(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
+    let p = load(ctx, query)?;
+    let name = namer(ctx, &p)?;
+    let c = p.credits();
+    let mut rows = Vec::new();
+    for s in &c.shares {
+        rows.push(vec!["project".into(), name(&s.author), s.chars.to_string(), s.changes.to_string()]);
+    }
+    for nb in &c.notebooks {
+        for s in &nb.shares {
+            rows.push(vec![format!("notebook {}", nb.title), name(&s.author), s.chars.to_string(), s.changes.to_string()]);
+        }
+        for cell in &nb.cells {
+            for s in &cell.shares {
+                rows.push(vec![format!("  cell {}", cell.cell), name(&s.author), s.chars.to_string(), s.changes.to_string()]);
+            }
+        }
+    }
+    writeln!(out, "{}", table(&["scope", "author", "characters", "changes"], rows))?;
+    Ok(())
+}
+
+fn append(
+    ctx: &mut Ctx,
+    project: &str,
+    notebook: &str,
+    cell: &str,
+    who: &As,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut p = load(ctx, project)?;
+    let nb = resolve_notebook(&p, notebook)?;
+    let cells: Vec<_> = p
+        .cell_ids(&nb)?
+        .into_iter()
+        .filter(|c| c.as_str().starts_with(cell))
+        .collect();
+    let [cell] = cells.as_slice() else {
+        bail!("`{cell}` matches {} cells of the notebook; give the cell id", cells.len());
+    };
+    let (session, profile) = session(ctx, who)?;
+    p.publish_profile(&session, &profile)?;
+    commit(ctx, &mut p, &session)?;
+    let text = p.source_obj(&nb, cell)?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("reading standard input")?;
+        let end = automerge::ReadDoc::length(p.doc(), &text);
+        p.splice_text(&session, &text, end, 0, &format!("{line}\n"))?;
+        let batch = commit(ctx, &mut p, &session)?;
+        for change in &batch.changes {
+            writeln!(out, "durable {}", hex::encode(crate::store::change_hash(change)))?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}

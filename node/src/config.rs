@@ -1,0 +1,185 @@
+//! The node's configuration file (`orrery.toml`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("{path} is not a valid configuration: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's complaint.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {field} {problem}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Who this node is.
+    pub node: NodeSection,
+    /// How the store keeps history.
+    pub store: StoreSection,
+}
+
+/// Who this node is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSection {
+    /// Display name, e.g. "ESAC".
+    pub name: String,
+    /// The institution running the node.
+    pub institution: String,
+    /// A contact address for the node's operators.
+    pub contact: String,
+}
+
+/// How the store keeps history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// Fold a project's individually stored changes into its compacted snapshot once this many
+    /// have accumulated.
+    pub compact_after_changes: usize,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        Self {
+            name: "orrery-node".into(),
+            institution: String::new(),
+            contact: String::new(),
+        }
+    }
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            compact_after_changes: 1000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            node: NodeSection::default(),
+            store: StoreSection::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node.name.trim().is_empty() || self.node.name.len() > 128 {
+            return Err(ConfigError::Invalid {
+                field: "node.name",
+                problem: "must be 1 to 128 characters",
+            });
+        }
+        if self.store.compact_after_changes == 0 {
+            return Err(ConfigError::Invalid {
+                field: "store.compact_after_changes",
+                problem: "must be at least 1",
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: origin.to_string(),
+            source,
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The configuration as commented TOML, as `orrery init` writes it.
+    pub fn to_commented_toml(&self) -> String {
+        format!(
+            "# Orrery node configuration.\n\n\
+             [node]\n\
+             # Display name shown to the federation.\n\
+             name = {name:?}\n\
+             # The institution running this node.\n\
+             institution = {inst:?}\n\
+             # Contact address for the node's operators.\n\
+             contact = {contact:?}\n\n\
+             [store]\n\
+             # Fold individually stored changes into a compacted snapshot after this many.\n\
+             compact_after_changes = {compact}\n",
+            name = self.node.name,
+            inst = self.node.institution,
+            contact = self.node.contact,
+            compact = self.store.compact_after_changes,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_config_reads_back() {
+        let mut c = Config::default();
+        c.node.name = "ESAC \"archive\"".into();
+        let back = Config::parse(&c.to_commented_toml(), "test").expect("parses");
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn the_deploy_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/orrery.example.toml");
+        let c = Config::load(&path).expect("example loads");
+        assert_eq!(c.node.name, "ESAC");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(matches!(
+            Config::parse("[store]\ncompact_after_changes = 0\n", "t"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            Config::parse("[nod]\nname = \"x\"\n", "t"),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}

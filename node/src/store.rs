@@ -1,0 +1,456 @@
+//! The node's SQLite store: authors, projects and their verified histories.
+//!
+//! One database per node, in WAL mode with `synchronous = FULL`: when a write returns, it is on
+//! disk, and only then is a change acknowledged. The schema evolves through numbered migrations
+//! (`migrations/NNNN.sql`) tracked in `PRAGMA user_version`.
+//!
+//! A project's history is kept compact: a snapshot (automerge's `save()`), the changes that
+//! arrived since, and one seal per actor. [`Store::compact`] folds the changes into a new
+//! snapshot in one transaction.
+
+use std::path::Path;
+
+use orrery_crdt::{Batch, Project};
+use orrery_protocol::{
+    AuthorId, AuthorProfile, ChangeHash, ChangeSeal, ProjectId, PublicKey, Signed, Verified,
+    identity::Signature,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// The migrations, in order; `user_version` counts how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001.sql")];
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The database was written by a newer Orrery.
+    #[error("the database has schema version {found}, newer than this orrery ({known}); upgrade orrery")]
+    TooNew {
+        /// Version in the file.
+        found: usize,
+        /// Newest version known here.
+        known: usize,
+    },
+    /// No project matches.
+    #[error("no project matches `{0}`; `orrery project list` shows them")]
+    NoProject(String),
+    /// Several projects match.
+    #[error("`{query}` matches {count} projects; give more of the id")]
+    Ambiguous {
+        /// What was asked.
+        query: String,
+        /// How many matched.
+        count: usize,
+    },
+    /// No author matches.
+    #[error("no local author matches `{0}`; `orrery author list` shows them")]
+    NoAuthor(String),
+    /// Stored data does not load.
+    #[error("stored data of project {project} is corrupt: {reason}")]
+    Corrupt {
+        /// The project.
+        project: ProjectId,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A project row.
+#[derive(Debug, Clone)]
+pub struct ProjectRow {
+    /// Its id.
+    pub id: ProjectId,
+    /// Its title when last written.
+    pub title: String,
+    /// When it was first stored (seconds since the epoch).
+    pub created_at: i64,
+    /// When it was last written.
+    pub updated_at: i64,
+}
+
+/// A local author.
+#[derive(Debug, Clone)]
+pub struct AuthorRow {
+    /// The author's id.
+    pub id: AuthorId,
+    /// Their verified profile.
+    pub profile: Signed<AuthorProfile, Verified>,
+    /// Whether commands act as this author by default.
+    pub is_default: bool,
+}
+
+/// What is stored for a project, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredSize {
+    /// Snapshot bytes.
+    pub snapshot: usize,
+    /// Bytes of changes stored since the snapshot.
+    pub changes: usize,
+    /// Number of those changes.
+    pub change_count: usize,
+    /// Bytes of seals (payload, signer and signature).
+    pub seals: usize,
+}
+
+impl StoredSize {
+    /// All bytes.
+    pub fn total(&self) -> usize {
+        self.snapshot + self.changes + self.seals
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The store. Owns one connection; callers serialise access (one per process or actor).
+pub struct Store {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mut store = Self { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::TooNew {
+                found: version,
+                known: MIGRATIONS.len(),
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    // ---- authors ----
+
+    /// Stores a local author's verified profile. The first author becomes the default.
+    pub fn add_author(&mut self, profile: &Signed<AuthorProfile, Verified>) -> Result<(), StoreError> {
+        let p = profile.value();
+        let tx = self.conn.transaction()?;
+        let count: i64 = tx.query_row("SELECT count(*) FROM authors", [], |r| r.get(0))?;
+        tx.execute(
+            "INSERT INTO authors (id, name, profile, is_default, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                p.author.key().as_bytes().as_slice(),
+                p.name,
+                orrery_protocol::encoding::encode(&profile.clone().into_unverified()),
+                count == 0,
+                now()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The local authors, default first.
+    pub fn authors(&self) -> Result<Vec<AuthorRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT profile, is_default FROM authors ORDER BY is_default DESC, created_at, name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, bool>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (bytes, is_default) = row?;
+            let signed: Signed<AuthorProfile> = orrery_protocol::encoding::decode(
+                "author profile",
+                &bytes,
+                orrery_protocol::limits::MAX_SIGNED_PAYLOAD * 2,
+            )
+            .map_err(|e| StoreError::NoAuthor(e.to_string()))?;
+            let profile =
+                AuthorProfile::verify(signed).map_err(|e| StoreError::NoAuthor(e.to_string()))?;
+            out.push(AuthorRow {
+                id: profile.value().author,
+                profile,
+                is_default,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Finds a local author by id prefix or exact name; `None` picks the default.
+    pub fn author(&self, query: Option<&str>) -> Result<AuthorRow, StoreError> {
+        let authors = self.authors()?;
+        let found: Vec<AuthorRow> = match query {
+            None => authors.into_iter().filter(|a| a.is_default).collect(),
+            Some(q) => {
+                let by_name: Vec<AuthorRow> = authors
+                    .iter()
+                    .filter(|a| a.profile.value().name == q)
+                    .cloned()
+                    .collect();
+                if by_name.is_empty() {
+                    authors
+                        .into_iter()
+                        .filter(|a| a.id.to_string().starts_with(&q.to_lowercase()))
+                        .collect()
+                } else {
+                    by_name
+                }
+            }
+        };
+        match found.len() {
+            1 => Ok(found.into_iter().next().ok_or_else(|| StoreError::NoAuthor(String::new()))?),
+            0 => Err(StoreError::NoAuthor(query.unwrap_or("(default)").to_string())),
+            n => Err(StoreError::Ambiguous {
+                query: query.unwrap_or_default().to_string(),
+                count: n,
+            }),
+        }
+    }
+
+    // ---- projects ----
+
+    /// Stores a new project with its first batch.
+    pub fn create_project(&mut self, project: &Project, batch: &Batch) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO projects (id, title, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+            params![project.id().0.as_slice(), project.title(), now()],
+        )?;
+        insert_batch(&tx, project.id(), batch)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Appends a verified batch to a project's history. Durable when this returns.
+    pub fn append(&mut self, project: &Project, batch: &Batch) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        insert_batch(&tx, project.id(), batch)?;
+        tx.execute(
+            "UPDATE projects SET title = ?2, updated_at = ?3 WHERE id = ?1",
+            params![project.id().0.as_slice(), project.title(), now()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Number of changes stored since the snapshot.
+    pub fn loose_changes(&self, id: ProjectId) -> Result<usize, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM changes WHERE project = ?1",
+            [id.0.as_slice()],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
+    }
+
+    /// Folds the stored changes into a new snapshot and keeps only the project's kept seals, in
+    /// one transaction.
+    pub fn compact(&mut self, project: &Project) -> Result<(), StoreError> {
+        let id = project.id();
+        let snapshot = project.save();
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO snapshots (project, doc, written_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (project) DO UPDATE SET doc = excluded.doc, written_at = excluded.written_at",
+            params![id.0.as_slice(), snapshot, now()],
+        )?;
+        tx.execute("DELETE FROM changes WHERE project = ?1", [id.0.as_slice()])?;
+        tx.execute("DELETE FROM seals WHERE project = ?1", [id.0.as_slice()])?;
+        insert_seals(&tx, id, &project.seals())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Loads a project from its snapshot, changes and seals.
+    pub fn load(&self, id: ProjectId) -> Result<Project, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt { project: id, reason };
+        let snapshot: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT doc FROM snapshots WHERE project = ?1",
+                [id.0.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT bytes FROM changes WHERE project = ?1 ORDER BY id")?;
+        let changes: Vec<Vec<u8>> = stmt
+            .query_map([id.0.as_slice()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT signer, payload, signature FROM seals WHERE project = ?1 ORDER BY id")?;
+        let raw: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = stmt
+            .query_map([id.0.as_slice()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut seals = Vec::with_capacity(raw.len());
+        for (signer, payload, signature) in raw {
+            let signer = PublicKey::from_bytes(&signer).map_err(|e| corrupt(e.to_string()))?;
+            let signature: [u8; 64] = signature
+                .try_into()
+                .map_err(|_| corrupt("a seal signature is not 64 bytes".into()))?;
+            let seal = Signed::<ChangeSeal>::from_parts(signer, payload, Signature(signature))
+                .verify()
+                .map_err(|e| corrupt(e.to_string()))?;
+            seals.push(seal);
+        }
+        Project::restore(id, snapshot.as_deref(), changes, seals).map_err(|e| corrupt(e.to_string()))
+    }
+
+    /// All projects, most recently written first.
+    pub fn projects(&self) -> Result<Vec<ProjectRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, title, created_at, updated_at FROM projects ORDER BY updated_at DESC, title",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let id: Vec<u8> = r.get(0)?;
+            Ok((id, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, title, created_at, updated_at) = row?;
+            let id: [u8; 32] = id
+                .try_into()
+                .map_err(|_| StoreError::NoProject("a stored id is not 32 bytes".into()))?;
+            out.push(ProjectRow {
+                id: ProjectId(id),
+                title,
+                created_at,
+                updated_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Finds a project by id prefix (hex) or exact title.
+    pub fn resolve(&self, query: &str) -> Result<ProjectRow, StoreError> {
+        let all = self.projects()?;
+        let q = query.trim().to_lowercase();
+        let mut found: Vec<ProjectRow> = all.iter().filter(|p| p.title == query).cloned().collect();
+        if found.is_empty() && !q.is_empty() {
+            found = all
+                .into_iter()
+                .filter(|p| p.id.to_string().starts_with(&q))
+                .collect();
+        }
+        match found.len() {
+            1 => found
+                .into_iter()
+                .next()
+                .ok_or_else(|| StoreError::NoProject(query.into())),
+            0 => Err(StoreError::NoProject(query.into())),
+            n => Err(StoreError::Ambiguous {
+                query: query.into(),
+                count: n,
+            }),
+        }
+    }
+
+    /// What is stored for a project.
+    pub fn stored_size(&self, id: ProjectId) -> Result<StoredSize, StoreError> {
+        let key = id.0.as_slice();
+        let snapshot: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT length(doc) FROM snapshots WHERE project = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let (changes, change_count): (i64, i64) = self.conn.query_row(
+            "SELECT coalesce(sum(length(bytes)), 0), count(*) FROM changes WHERE project = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let seals: i64 = self.conn.query_row(
+            "SELECT coalesce(sum(length(payload) + length(signer) + length(signature)), 0) FROM seals WHERE project = ?1",
+            [key],
+            |r| r.get(0),
+        )?;
+        Ok(StoredSize {
+            snapshot: snapshot.unwrap_or(0) as usize,
+            changes: changes as usize,
+            change_count: change_count as usize,
+            seals: seals as usize,
+        })
+    }
+
+    /// Whether a change is stored (loose, not yet compacted).
+    pub fn has_loose_change(&self, id: ProjectId, hash: ChangeHash) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM changes WHERE project = ?1 AND hash = ?2",
+                params![id.0.as_slice(), hash.0.as_slice()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+}
+
+fn insert_batch(
+    tx: &rusqlite::Transaction<'_>,
+    project: ProjectId,
+    batch: &Batch,
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO changes (project, hash, bytes) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+    )?;
+    for bytes in &batch.changes {
+        let hash = change_hash(bytes);
+        stmt.execute(params![project.0.as_slice(), hash.as_slice(), bytes])?;
+    }
+    insert_seals(tx, project, &batch.seals)
+}
+
+fn insert_seals(
+    tx: &rusqlite::Transaction<'_>,
+    project: ProjectId,
+    seals: &[Signed<ChangeSeal>],
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO seals (project, signer, payload, signature) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+    )?;
+    for seal in seals {
+        stmt.execute(params![
+            project.0.as_slice(),
+            seal.signer().as_bytes().as_slice(),
+            seal.payload(),
+            seal.signature().0.as_slice()
+        ])?;
+    }
+    Ok(())
+}
+
+/// The hash of a raw change chunk: automerge names a change by the SHA-256 of its chunk after
+/// the 4-byte magic and 4-byte checksum (chunk type, length, data).
+pub fn change_hash(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes.get(8..).unwrap_or_default()).into()
+}

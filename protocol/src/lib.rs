@@ -10,12 +10,15 @@
 //! never a panic.
 #![warn(missing_docs)]
 
+pub mod advert;
 pub mod encoding;
+pub mod federation;
 pub mod identity;
 pub mod limits;
 pub mod profile;
 pub mod seal;
 pub mod signing;
+pub mod wire;
 
 pub use identity::{AuthorId, KeyError, NodeId, PublicKey, SecretKey};
 pub use profile::{AuthorProfile, Orcid, ProfileError};

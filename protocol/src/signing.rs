@@ -119,6 +119,16 @@ mod serde_bytes_vec {
     }
 }
 
+impl<T, S> PartialEq for Signed<T, S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.signer == other.signer
+            && self.signature == other.signature
+            && self.payload == other.payload
+    }
+}
+
+impl<T, S> Eq for Signed<T, S> {}
+
 impl<T: fmt::Debug, S> fmt::Debug for Signed<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signed")

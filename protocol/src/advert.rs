@@ -1,0 +1,228 @@
+//! Node adverts: what a node holds and offers, signed by the node and gossiped to the federation.
+//!
+//! Each advert carries a sequence number and an expiry. A replica keeps, per node, the advert
+//! with the highest sequence number that has not expired; an older or replayed advert never
+//! overwrites a newer one, and adverts from nodes that are not members are refused.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::federation::{FederationId, Membership};
+use crate::identity::{AuthorId, NodeId};
+use crate::signing::{Domain, SignatureError, Signed, SignedPayload, Unverified, Verified};
+
+/// Largest encoded advert.
+pub const MAX_ADVERT_BYTES: usize = 256 * 1024;
+
+/// A collection a node holds, summarised for the federation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionSummary {
+    /// The collection's id at its node.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Mission, e.g. "Gaia".
+    pub mission: String,
+    /// Instrument, e.g. "RVS".
+    pub instrument: String,
+    /// Number of products.
+    pub products: u64,
+    /// Total bytes.
+    pub bytes: u64,
+    /// Sky coverage as a bounding cone (RA, Dec, radius in degrees), if known.
+    pub sky: Option<(f64, f64, f64)>,
+    /// Time coverage (MJD start, end), if known.
+    pub time: Option<(f64, f64)>,
+    /// Licence, e.g. "CC-BY-4.0".
+    pub licence: String,
+}
+
+/// A compute environment a node offers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComputeOffer {
+    /// Environment id, e.g. "jupyter".
+    pub environment: String,
+    /// Cores per lab.
+    pub cores: u32,
+    /// Memory per lab, in MiB.
+    pub memory_mib: u64,
+    /// GPUs per lab.
+    pub gpus: u32,
+    /// Labs that can start now.
+    pub free_slots: u32,
+}
+
+/// What a node says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeAdvert {
+    /// The federation it is advertised in.
+    pub federation: FederationId,
+    /// The node.
+    pub node: NodeId,
+    /// Increases with every new advert of this node.
+    pub seq: u64,
+    /// When it was issued (seconds since the epoch).
+    pub issued_at: i64,
+    /// When it stops being valid.
+    pub expires_at: i64,
+    /// Display name.
+    pub name: String,
+    /// Institution.
+    pub institution: String,
+    /// Contact address.
+    pub contact: String,
+    /// Addresses it listens on (multiaddrs).
+    pub addresses: Vec<String>,
+    /// The authors whose keys live on this node: projects with them as members replicate here.
+    pub authors: Vec<AuthorId>,
+    /// Collections held.
+    pub collections: Vec<CollectionSummary>,
+    /// Compute offered.
+    pub compute: Vec<ComputeOffer>,
+}
+
+impl SignedPayload for NodeAdvert {
+    const DOMAIN: Domain = Domain::NodeAdvert;
+    const MAX_BYTES: usize = MAX_ADVERT_BYTES;
+    const NAME: &'static str = "node advert";
+}
+
+/// What became of an advert offered to the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdvertOutcome {
+    /// It is the newest advert of its node and was kept.
+    Accepted,
+    /// A newer or equal advert of the node is already kept.
+    Stale,
+    /// It has expired.
+    Expired,
+}
+
+/// Why an advert was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdvertError {
+    /// Its signature does not verify.
+    #[error("the advert's signature does not verify")]
+    Signature(#[from] SignatureError),
+    /// It is signed by another key than the node it describes.
+    #[error("an advert for {node} signed by another key")]
+    NotSelfSigned {
+        /// The node it describes.
+        node: NodeId,
+    },
+    /// Its node is not a member.
+    #[error("{0} is not a member of the federation")]
+    NotAMember(NodeId),
+    /// It is for another federation.
+    #[error("the advert is for another federation")]
+    OtherFederation,
+}
+
+/// The newest valid advert of every member.
+#[derive(Debug, Clone, Default)]
+pub struct AdvertBook {
+    adverts: BTreeMap<NodeId, Signed<NodeAdvert, Verified>>,
+}
+
+impl AdvertBook {
+    /// Verifies an advert and keeps it if it is the newest of its node.
+    pub fn offer(
+        &mut self,
+        advert: Signed<NodeAdvert, Unverified>,
+        membership: &Membership,
+        now: i64,
+    ) -> Result<AdvertOutcome, AdvertError> {
+        let advert = advert.verify()?;
+        let a = advert.value();
+        if a.node.key() != advert.signer() {
+            return Err(AdvertError::NotSelfSigned { node: a.node });
+        }
+        if a.federation != membership.id() {
+            return Err(AdvertError::OtherFederation);
+        }
+        if !membership.is_member(&a.node) {
+            return Err(AdvertError::NotAMember(a.node));
+        }
+        if a.expires_at <= now {
+            return Ok(AdvertOutcome::Expired);
+        }
+        if self
+            .adverts
+            .get(&a.node)
+            .is_some_and(|old| old.value().seq >= a.seq)
+        {
+            return Ok(AdvertOutcome::Stale);
+        }
+        self.adverts.insert(a.node, advert);
+        Ok(AdvertOutcome::Accepted)
+    }
+
+    /// Drops expired adverts and those of nodes no longer members.
+    pub fn prune(&mut self, membership: &Membership, now: i64) {
+        self.adverts
+            .retain(|n, a| a.value().expires_at > now && membership.is_member(n));
+    }
+
+    /// The kept advert of a node.
+    pub fn get(&self, node: &NodeId) -> Option<&NodeAdvert> {
+        self.adverts.get(node).map(Signed::value)
+    }
+
+    /// All kept adverts.
+    pub fn all(&self) -> impl Iterator<Item = &NodeAdvert> {
+        self.adverts.values().map(Signed::value)
+    }
+
+    /// The nodes that host `author`.
+    pub fn hosts_of(&self, author: &AuthorId) -> Vec<NodeId> {
+        self.all()
+            .filter(|a| a.authors.contains(author))
+            .map(|a| a.node)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SecretKey;
+
+    fn advert(key: &SecretKey, m: &Membership, seq: u64, expires_at: i64) -> Signed<NodeAdvert> {
+        Signed::sign(
+            key,
+            NodeAdvert {
+                federation: m.id(),
+                node: NodeId(key.public()),
+                seq,
+                issued_at: 0,
+                expires_at,
+                name: "ESAC".into(),
+                institution: "ESA".into(),
+                contact: String::new(),
+                addresses: vec![],
+                authors: vec![],
+                collections: vec![],
+                compute: vec![],
+            },
+        )
+        .into_unverified()
+    }
+
+    #[test]
+    fn newer_adverts_win_and_replays_do_not() {
+        let founder = SecretKey::generate().expect("random");
+        let m = Membership::found(&founder, "esa", 0).expect("found");
+        let mut book = AdvertBook::default();
+        assert_eq!(book.offer(advert(&founder, &m, 2, 100), &m, 1).expect("ok"), AdvertOutcome::Accepted);
+        assert_eq!(book.offer(advert(&founder, &m, 1, 100), &m, 1).expect("ok"), AdvertOutcome::Stale);
+        assert_eq!(book.offer(advert(&founder, &m, 2, 100), &m, 1).expect("ok"), AdvertOutcome::Stale);
+        assert_eq!(book.offer(advert(&founder, &m, 3, 5), &m, 10).expect("ok"), AdvertOutcome::Expired);
+        assert_eq!(book.get(&NodeId(founder.public())).map(|a| a.seq), Some(2));
+        let stranger = SecretKey::generate().expect("random");
+        assert!(matches!(
+            book.offer(advert(&stranger, &m, 1, 100), &m, 1),
+            Err(AdvertError::NotAMember(_))
+        ));
+    }
+}

@@ -1,0 +1,158 @@
+//! Messages that cross a node boundary, with the limits checked before they are decoded.
+//!
+//! Two channels carry them: gossip (one topic per federation, [`Gossip`]) and request-response
+//! ([`Request`] / [`Response`]). Every message is encoded canonically ([`crate::encoding`]) and
+//! decoded only after its length was checked against the limit of its channel.
+
+use serde::{Deserialize, Serialize};
+
+use crate::advert::NodeAdvert;
+use crate::encoding::{self, DecodeError};
+use crate::federation::{JoinRequest, MembershipEvent};
+use crate::seal::{ChangeSeal, ProjectId};
+use crate::signing::{Signed, Unverified};
+
+/// Largest gossip message.
+pub const MAX_GOSSIP_BYTES: usize = 512 * 1024;
+/// Largest request or response.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+
+/// What is gossiped to every member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Gossip {
+    /// A node's advert.
+    Advert(Signed<NodeAdvert, Unverified>),
+    /// A membership event.
+    Membership(MembershipEvent),
+}
+
+/// One step of the sync protocol for one project: an automerge sync message whose changes are
+/// verified against the seals before anything is applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncFrame {
+    /// The project.
+    pub project: ProjectId,
+    /// An automerge sync message (`automerge::sync::Message::encode`), or empty when the sender
+    /// has nothing to say.
+    #[serde(with = "bytes")]
+    pub message: Vec<u8>,
+    /// Seals covering the changes in the message.
+    pub seals: Vec<Signed<ChangeSeal, Unverified>>,
+}
+
+/// Why a request was refused, in words the other operator can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The sender is not a member of the federation.
+    NotAMember,
+    /// The join request was refused (bad invitation, expired, wrong code).
+    JoinRefused,
+    /// This node does not replicate that project (no member of it lives here, or it is not
+    /// public).
+    NotReplicated,
+    /// The frame's changes failed verification.
+    Rejected,
+    /// The request is malformed or too large.
+    Malformed,
+    /// The node is busy; try again later.
+    Busy,
+}
+
+/// A request from one node to another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// Join the federation with an invitation.
+    Join(Signed<JoinRequest, Unverified>),
+    /// Send me every membership event you hold.
+    Membership,
+    /// A sync step.
+    Sync(SyncFrame),
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    /// The membership events the responder holds (answer to `Join` and `Membership`).
+    Membership(Vec<MembershipEvent>),
+    /// The next sync step.
+    Sync(SyncFrame),
+    /// The request was refused.
+    Refused(Refusal),
+}
+
+mod bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let v: &[u8] = Deserialize::deserialize(d)?;
+        Ok(v.to_vec())
+    }
+}
+
+impl Gossip {
+    /// Encodes for the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        encoding::encode(self)
+    }
+
+    /// Decodes, refusing anything above [`MAX_GOSSIP_BYTES`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        encoding::decode("gossip message", bytes, MAX_GOSSIP_BYTES)
+    }
+}
+
+impl Request {
+    /// Encodes for the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        encoding::encode(self)
+    }
+
+    /// Decodes, refusing anything above [`MAX_FRAME_BYTES`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        encoding::decode("request", bytes, MAX_FRAME_BYTES)
+    }
+}
+
+impl Response {
+    /// Encodes for the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        encoding::encode(self)
+    }
+
+    /// Decodes, refusing anything above [`MAX_FRAME_BYTES`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        encoding::decode("response", bytes, MAX_FRAME_BYTES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = Gossip::decode(&bytes);
+            let _ = Request::decode(&bytes);
+            let _ = Response::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let f = Request::Sync(SyncFrame {
+            project: ProjectId([3; 32]),
+            message: vec![1, 2, 3],
+            seals: vec![],
+        });
+        match Request::decode(&f.encode()).expect("decodes") {
+            Request::Sync(s) => assert_eq!(s.message, vec![1, 2, 3]),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

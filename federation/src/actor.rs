@@ -1,0 +1,768 @@
+//! The federation actor: owns the swarm, the member list and the advert book, and runs one loop
+//! over commands, swarm events and a periodic tick.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, request_response};
+use orrery_protocol::advert::{AdvertBook, AdvertOutcome, NodeAdvert};
+use orrery_protocol::federation::{Membership, MembershipEvent};
+use orrery_protocol::wire::{Gossip, MAX_GOSSIP_BYTES, Refusal, Request, Response};
+use orrery_protocol::{NodeId, SecretKey, Signed};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::codec::{Codec, PROTOCOL};
+use crate::config::Config;
+use crate::handle::{Command, Event, FederationError, FederationHandle, MemberStatus, Status};
+use crate::peer::{keypair, node_id, peer_id};
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    identify: identify::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+    gossipsub: gossipsub::Behaviour,
+    rr: request_response::Behaviour<Codec>,
+    mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+enum Pending {
+    Request {
+        to: NodeId,
+        reply: oneshot::Sender<Result<Response, FederationError>>,
+    },
+    Join {
+        reply: oneshot::Sender<Result<(), FederationError>>,
+    },
+    Pull,
+}
+
+type Reply = BoxFuture<'static, (Option<Response>, request_response::ResponseChannel<Response>)>;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Starts the federation actor on the current tokio runtime. `membership` is the stored member
+/// list, if the node already belongs to a federation.
+pub fn spawn(
+    key: SecretKey,
+    config: Config,
+    membership: Option<Membership>,
+    cancel: CancellationToken,
+) -> Result<(FederationHandle, mpsc::Receiver<Event>, tokio::task::JoinHandle<()>), FederationError>
+{
+    config.validate().map_err(|e| FederationError::Listen {
+        addr: String::new(),
+        reason: e.to_string(),
+    })?;
+    let me = NodeId(key.public());
+    let kp = keypair(&key);
+    let local = kp.public().to_peer_id();
+    let timeout = config.request_timeout();
+    let mdns_on = config.mdns;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(kp)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .map_err(|e| FederationError::Listen {
+            addr: "tcp".into(),
+            reason: e.to_string(),
+        })?
+        .with_quic()
+        .with_behaviour(|key| {
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .validate_messages()
+                .max_transmit_size(MAX_GOSSIP_BYTES)
+                .heartbeat_interval(Duration::from_millis(700))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossip_config,
+            )?;
+            let mut kad = kad::Behaviour::with_config(
+                local,
+                kad::store::MemoryStore::new(local),
+                kad::Config::new(libp2p::StreamProtocol::new("/orrery/kad/1")),
+            );
+            kad.set_mode(Some(kad::Mode::Server));
+            let mdns = if mdns_on {
+                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), local)?)
+            } else {
+                None
+            };
+            Ok(Behaviour {
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/orrery/1".into(),
+                    key.public(),
+                )),
+                kad,
+                gossipsub,
+                rr: request_response::Behaviour::with_codec(
+                    Codec,
+                    [(PROTOCOL, request_response::ProtocolSupport::Full)],
+                    request_response::Config::default().with_request_timeout(timeout),
+                ),
+                mdns: Toggle::from(mdns),
+            })
+        })
+        .map_err(|e| FederationError::Listen {
+            addr: "behaviour".into(),
+            reason: e.to_string(),
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+
+    for addr in &config.listen {
+        let a: Multiaddr = addr.parse().map_err(|_| FederationError::Listen {
+            addr: addr.clone(),
+            reason: "not a multiaddr".into(),
+        })?;
+        swarm
+            .listen_on(a)
+            .map_err(|e| FederationError::Listen {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    for addr in &config.bootstrap {
+        if let Ok(a) = addr.parse::<Multiaddr>() {
+            let _ = swarm.dial(a);
+        }
+    }
+
+    let (tx, rx) = mpsc::channel(256);
+    let (events, events_rx) = mpsc::channel(1024);
+    let mut actor = Actor {
+        key,
+        me,
+        config,
+        swarm,
+        membership: None,
+        adverts: AdvertBook::default(),
+        template: None,
+        seq: 0,
+        pending: HashMap::new(),
+        replies: FuturesUnordered::new(),
+        offences: HashMap::new(),
+        banned: HashMap::new(),
+        connected: HashSet::new(),
+        listening: Vec::new(),
+        events,
+    };
+    if let Some(m) = membership {
+        actor.enter(m);
+    }
+    let task = tokio::spawn(async move { actor.run(rx, cancel).await });
+    Ok((FederationHandle { tx, me }, events_rx, task))
+}
+
+struct Actor {
+    key: SecretKey,
+    me: NodeId,
+    config: Config,
+    swarm: Swarm<Behaviour>,
+    membership: Option<Membership>,
+    adverts: AdvertBook,
+    template: Option<NodeAdvert>,
+    seq: u64,
+    pending: HashMap<request_response::OutboundRequestId, Pending>,
+    replies: FuturesUnordered<Reply>,
+    offences: HashMap<NodeId, u32>,
+    banned: HashMap<PeerId, Instant>,
+    connected: HashSet<PeerId>,
+    listening: Vec<Multiaddr>,
+    events: mpsc::Sender<Event>,
+}
+
+impl Actor {
+    async fn run(&mut self, mut commands: mpsc::Receiver<Command>, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(self.config.advert_interval_secs));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                Some((response, channel)) = self.replies.next(), if !self.replies.is_empty() => {
+                    let response = response.unwrap_or(Response::Refused(Refusal::Busy));
+                    let _ = self.swarm.behaviour_mut().rr.send_response(channel, response);
+                }
+                event = self.swarm.select_next_some() => self.on_swarm(event),
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+        debug!(node = %self.me.short(), "federation actor stopped");
+    }
+
+    fn emit(&self, event: Event) {
+        if self.events.try_send(event).is_err() {
+            warn!("federation event dropped: the node is not keeping up");
+        }
+    }
+
+    fn topic(&self) -> Option<gossipsub::IdentTopic> {
+        self.membership
+            .as_ref()
+            .map(|m| gossipsub::IdentTopic::new(format!("orrery/{}/gossip", m.id())))
+    }
+
+    /// Becomes a member of `m`: subscribe to its topic and start advertising.
+    fn enter(&mut self, m: Membership) {
+        self.membership = Some(m);
+        if let Some(topic) = self.topic() {
+            let _ = self.swarm.behaviour_mut().gossipsub.subscribe(&topic);
+        }
+        let peers: Vec<PeerId> = self.connected.iter().copied().collect();
+        for p in peers {
+            self.classify_peer(p);
+        }
+        self.publish_advert();
+    }
+
+    fn is_member(&self, node: &NodeId) -> bool {
+        self.membership.as_ref().is_some_and(|m| m.is_member(node))
+    }
+
+    /// Lets members into gossip and keeps everyone else out of it.
+    fn classify_peer(&mut self, peer: PeerId) {
+        let Some(node) = node_id(&peer) else {
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        };
+        let removed = self.membership.as_ref().is_some_and(|m| m.is_removed(&node));
+        if removed || self.banned.contains_key(&peer) {
+            self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        }
+        if self.is_member(&node) {
+            let b = self.swarm.behaviour_mut();
+            b.gossipsub.remove_blacklisted_peer(&peer);
+            b.gossipsub.add_explicit_peer(&peer);
+        } else if self.membership.is_some() {
+            self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+        }
+    }
+
+    fn publish(&mut self, gossip: &Gossip) {
+        if let Some(topic) = self.topic() {
+            if let Err(e) = self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(topic, gossip.encode())
+            {
+                debug!(error = %e, "gossip not published");
+            }
+        }
+    }
+
+    fn publish_advert(&mut self) {
+        let (Some(m), Some(template)) = (&self.membership, &self.template) else {
+            return;
+        };
+        self.seq = (self.seq + 1).max(now_millis());
+        let mut advert = template.clone();
+        advert.federation = m.id();
+        advert.node = self.me;
+        advert.seq = self.seq;
+        advert.issued_at = now();
+        advert.expires_at = now() + self.config.advert_ttl_secs as i64;
+        advert.addresses = self.listening.iter().map(ToString::to_string).collect();
+        let signed = Signed::sign(&self.key, advert).into_unverified();
+        let _ = self.adverts.offer(signed.clone(), m, now());
+        self.publish(&Gossip::Advert(signed));
+    }
+
+    fn on_tick(&mut self) {
+        let t = Instant::now();
+        self.banned.retain(|_, until| *until > t);
+        if let Some(m) = &self.membership {
+            self.adverts.prune(m, now());
+        }
+        self.publish_advert();
+        // Dial members we know how to reach but are not connected to.
+        let targets: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .adverts
+            .all()
+            .filter(|a| a.node != self.me)
+            .map(|a| {
+                (
+                    peer_id(&a.node),
+                    a.addresses.iter().filter_map(|s| s.parse().ok()).collect(),
+                )
+            })
+            .filter(|(p, _)| !self.connected.contains(p))
+            .collect();
+        for (p, addrs) in targets {
+            for a in addrs {
+                self.swarm.add_peer_address(p, a);
+            }
+            let _ = self.swarm.dial(p);
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Request { to, request, reply } => {
+                if !self.is_member(&to) {
+                    let _ = reply.send(Err(FederationError::NotAMember(to)));
+                    return;
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .rr
+                    .send_request(&peer_id(&to), request);
+                self.pending.insert(id, Pending::Request { to, reply });
+            }
+            Command::SetAdvert { advert } => {
+                self.template = Some(*advert);
+                self.publish_advert();
+            }
+            Command::Join {
+                request,
+                inviter,
+                addrs,
+                reply,
+            } => {
+                let peer = peer_id(&inviter);
+                for a in addrs {
+                    self.swarm.add_peer_address(peer, a);
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .rr
+                    .send_request(&peer, Request::Join(request));
+                self.pending.insert(id, Pending::Join { reply });
+            }
+            Command::Invite {
+                invitee,
+                code,
+                expires_at,
+                reply,
+            } => {
+                let result = match &self.membership {
+                    None => Err(FederationError::NoFederation),
+                    Some(m) => {
+                        let mut nonce = [0u8; 16];
+                        let _ = getrandom::fill(&mut nonce);
+                        m.invite(&self.key, invitee, code, expires_at, nonce)
+                            .map(Signed::into_unverified)
+                            .map_err(|e| FederationError::Join(e.to_string()))
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::Remove {
+                node,
+                reason,
+                reply,
+            } => {
+                let result = match self.membership.as_mut() {
+                    None => Err(FederationError::NoFederation),
+                    Some(m) => m
+                        .remove(&self.key, node, &reason, now())
+                        .map_err(|e| FederationError::Join(e.to_string())),
+                };
+                match result {
+                    Ok(removal) => {
+                        self.publish(&Gossip::Membership(MembershipEvent::Removal(
+                            removal.into_unverified(),
+                        )));
+                        self.after_membership_change();
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::Penalise { peer } => self.penalise(peer),
+            Command::Dial { addr } => {
+                let _ = self.swarm.dial(addr);
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Command::IsMember { node, reply } => {
+                let _ = reply.send(self.is_member(&node));
+            }
+            Command::Provide { key } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .start_providing(kad::RecordKey::new(&key));
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        let members = self
+            .membership
+            .as_ref()
+            .map(|m| {
+                m.members()
+                    .into_iter()
+                    .map(|(node, name)| MemberStatus {
+                        connected: node == self.me || self.connected.contains(&peer_id(&node)),
+                        advert: self.adverts.get(&node).cloned(),
+                        name,
+                        node,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Status {
+            me: self.me,
+            federation: self
+                .membership
+                .as_ref()
+                .map(|m| (m.name().to_string(), m.id())),
+            members,
+            removed: self
+                .membership
+                .as_ref()
+                .map(|m| m.removed().into_iter().collect())
+                .unwrap_or_default(),
+            listening: self.listening.clone(),
+        }
+    }
+
+    fn penalise(&mut self, node: NodeId) {
+        let count = self.offences.entry(node).or_insert(0);
+        *count += 1;
+        warn!(peer = %node.short(), offences = *count, "peer penalised");
+        let peer = peer_id(&node);
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .set_application_score(&peer, -(*count as f64) * 10.0);
+        if *count >= self.config.max_offences {
+            self.banned.insert(
+                peer,
+                Instant::now() + Duration::from_secs(self.config.ban_secs),
+            );
+            self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+            self.emit(Event::Banned(node));
+        }
+    }
+
+    fn after_membership_change(&mut self) {
+        let Some(m) = &self.membership else { return };
+        let events = m.events();
+        let removed_self = m.is_removed(&self.me);
+        self.emit(Event::Membership(events));
+        if removed_self {
+            self.emit(Event::RemovedSelf);
+        }
+        let peers: Vec<PeerId> = self.connected.iter().copied().collect();
+        for p in peers {
+            self.classify_peer(p);
+        }
+        if let Some(m) = &self.membership {
+            self.adverts.prune(m, now());
+        }
+    }
+
+    fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(node = %self.me.short(), %address, "listening");
+                self.listening.push(address.clone());
+                self.emit(Event::Listening(address));
+                self.publish_advert();
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id: peer,
+                num_established,
+                ..
+            } => {
+                if self.banned.contains_key(&peer) {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                    return;
+                }
+                self.connected.insert(peer);
+                self.classify_peer(peer);
+                if num_established.get() == 1 {
+                    if let Some(node) = node_id(&peer).filter(|n| self.is_member(n)) {
+                        self.emit(Event::Connected(node));
+                        // Catch up on membership events missed while apart.
+                        let id = self
+                            .swarm
+                            .behaviour_mut()
+                            .rr
+                            .send_request(&peer, Request::Membership);
+                        self.pending.insert(id, Pending::Pull);
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id: peer,
+                num_established: 0,
+                ..
+            } => {
+                self.connected.remove(&peer);
+                if let Some(node) = node_id(&peer) {
+                    if self.is_member(&node) {
+                        self.emit(Event::Disconnected(node));
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Rr(e)) => self.on_rr(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id: peer,
+                info,
+                ..
+            })) => {
+                if node_id(&peer).is_some_and(|n| self.is_member(&n)) {
+                    for a in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer, a);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    self.swarm.add_peer_address(peer, addr);
+                    let _ = self.swarm.dial(peer);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(
+        &mut self,
+        via: PeerId,
+        id: gossipsub::MessageId,
+        message: gossipsub::Message,
+    ) {
+        let from = message.source.and_then(|p| node_id(&p));
+        let verdict = match (from, &self.membership) {
+            (Some(from), Some(m)) if m.is_member(&from) => match Gossip::decode(&message.data) {
+                Ok(Gossip::Advert(advert)) => match self.adverts.offer(advert, m, now()) {
+                    Ok(AdvertOutcome::Accepted) => {
+                        if let Some(a) = self.adverts.get(&from).cloned() {
+                            let p = peer_id(&a.node);
+                            for addr in a.addresses.iter().filter_map(|s| s.parse::<Multiaddr>().ok()) {
+                                self.swarm.add_peer_address(p, addr.clone());
+                                self.swarm.behaviour_mut().kad.add_address(&p, addr);
+                            }
+                            self.emit(Event::Advert(Box::new(a)));
+                        }
+                        gossipsub::MessageAcceptance::Accept
+                    }
+                    Ok(_) => gossipsub::MessageAcceptance::Ignore,
+                    Err(e) => {
+                        debug!(error = %e, "advert refused");
+                        gossipsub::MessageAcceptance::Reject
+                    }
+                },
+                Ok(Gossip::Membership(event)) => {
+                    let result = self.membership.as_mut().map(|m| m.apply(event));
+                    match result {
+                        Some(Ok(true)) => {
+                            self.after_membership_change();
+                            gossipsub::MessageAcceptance::Accept
+                        }
+                        Some(Ok(false)) => gossipsub::MessageAcceptance::Ignore,
+                        _ => gossipsub::MessageAcceptance::Reject,
+                    }
+                }
+                Err(_) => gossipsub::MessageAcceptance::Reject,
+            },
+            _ => gossipsub::MessageAcceptance::Reject,
+        };
+        if verdict == gossipsub::MessageAcceptance::Reject {
+            if let Some(n) = node_id(&via) {
+                self.penalise(n);
+            }
+        }
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &via, verdict);
+    }
+
+    fn on_rr(&mut self, event: request_response::Event<Request, Response>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.on_request(peer, request, channel),
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => match self.pending.remove(&request_id) {
+                Some(Pending::Request { reply, .. }) => {
+                    let _ = reply.send(Ok(response));
+                }
+                Some(Pending::Join { reply }) => {
+                    let _ = reply.send(self.finish_join(response));
+                }
+                Some(Pending::Pull) => {
+                    if let Response::Membership(events) = response {
+                        self.absorb(events);
+                    }
+                }
+                None => {}
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => match self.pending.remove(&request_id) {
+                Some(Pending::Request { to, reply }) => {
+                    let _ = reply.send(Err(FederationError::Request {
+                        peer: to,
+                        reason: error.to_string(),
+                    }));
+                }
+                Some(Pending::Join { reply }) => {
+                    let _ = reply.send(Err(FederationError::Join(error.to_string())));
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    fn absorb(&mut self, events: Vec<MembershipEvent>) {
+        let Some(m) = self.membership.as_mut() else {
+            return;
+        };
+        let mut changed = false;
+        for e in events {
+            if let Ok(true) = m.apply(e) {
+                changed = true;
+            }
+        }
+        if changed {
+            self.after_membership_change();
+        }
+    }
+
+    fn finish_join(&mut self, response: Response) -> Result<(), FederationError> {
+        let events = match response {
+            Response::Membership(events) => events,
+            Response::Refused(r) => return Err(FederationError::Join(format!("refused: {r:?}"))),
+            Response::Sync(_) => return Err(FederationError::Join("unexpected answer".into())),
+        };
+        let founding = events
+            .iter()
+            .find_map(|e| match e {
+                MembershipEvent::Founding(f) => Some(f.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| FederationError::Join("the answer lacks the founding statement".into()))?;
+        let mut m = Membership::from_founding(founding).map_err(|e| FederationError::Join(e.to_string()))?;
+        for e in events {
+            let _ = m.apply(e);
+        }
+        if !m.is_member(&self.me) {
+            return Err(FederationError::Join(
+                "the inviter's member list does not include this node".into(),
+            ));
+        }
+        self.enter(m);
+        self.after_membership_change();
+        Ok(())
+    }
+
+    fn on_request(
+        &mut self,
+        peer: PeerId,
+        request: Request,
+        channel: request_response::ResponseChannel<Response>,
+    ) {
+        let Some(from) = node_id(&peer) else {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .rr
+                .send_response(channel, Response::Refused(Refusal::Malformed));
+            return;
+        };
+        let response = match request {
+            Request::Join(join) => {
+                let accepted = self
+                    .membership
+                    .as_mut()
+                    .map(|m| m.accept(&self.key, join, now()));
+                match accepted {
+                    Some(Ok(admission)) => {
+                        info!(node = %from.short(), "admitted");
+                        self.publish(&Gossip::Membership(MembershipEvent::Admission(
+                            admission.into_unverified(),
+                        )));
+                        self.after_membership_change();
+                        Response::Membership(self.membership.as_ref().map(Membership::events).unwrap_or_default())
+                    }
+                    Some(Err(e)) => {
+                        warn!(node = %from.short(), error = %e, "join refused");
+                        Response::Refused(Refusal::JoinRefused)
+                    }
+                    None => Response::Refused(Refusal::JoinRefused),
+                }
+            }
+            _ if !self.is_member(&from) => Response::Refused(Refusal::NotAMember),
+            Request::Membership => Response::Membership(
+                self.membership
+                    .as_ref()
+                    .map(Membership::events)
+                    .unwrap_or_default(),
+            ),
+            request @ Request::Sync(_) => {
+                let (reply, rx) = oneshot::channel();
+                self.emit(Event::Request {
+                    from,
+                    request,
+                    reply,
+                });
+                self.replies
+                    .push(Box::pin(async move { (rx.await.ok(), channel) }));
+                return;
+            }
+        };
+        let _ = self.swarm.behaviour_mut().rr.send_response(channel, response);
+    }
+}

@@ -26,6 +26,7 @@
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use automerge::legacy::{Key, ObjectId, OpType};
 use automerge::{Automerge, Change, ObjId, ReadDoc, ScalarValue};
@@ -215,12 +216,12 @@ pub(crate) fn parse_change(index: usize, bytes: &[u8]) -> Result<Change, IngestE
 /// them, so a replica keeps one seal per actor however long the history grows.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct SealBook {
-    by_actor: HashMap<Vec<u8>, (u64, Rc<Signed<ChangeSeal, Verified>>)>,
+    by_actor: HashMap<Vec<u8>, (u64, Arc<Signed<ChangeSeal, Verified>>)>,
 }
 
 impl SealBook {
     pub(crate) fn keep(&mut self, doc: &Automerge, seal: Signed<ChangeSeal, Verified>) {
-        let seal = Rc::new(seal);
+        let seal = Arc::new(seal);
         for head in &seal.value().heads {
             let Some(meta) = doc.get_change_meta_by_hash(&from_hash(*head)) else {
                 continue;
@@ -236,7 +237,7 @@ impl SealBook {
         }
     }
 
-    pub(crate) fn all(&self) -> Vec<Rc<Signed<ChangeSeal, Verified>>> {
+    pub(crate) fn all(&self) -> Vec<Arc<Signed<ChangeSeal, Verified>>> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for (_, seal) in self.by_actor.values() {
@@ -245,6 +246,23 @@ impl SealBook {
             }
         }
         out.sort_by_key(|s| s.signature().0);
+        out
+    }
+
+    /// The kept seals of the given actors.
+    pub(crate) fn for_actors<'a>(
+        &self,
+        actors: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Vec<Signed<ChangeSeal, orrery_protocol::Unverified>> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for actor in actors {
+            if let Some((_, seal)) = self.by_actor.get(actor) {
+                if seen.insert(seal.signature().0) {
+                    out.push((**seal).clone().into_unverified());
+                }
+            }
+        }
         out
     }
 
@@ -362,17 +380,71 @@ impl Project {
 
         // Coverage: every new change must be an ancestor-or-self of a head sealed by its author.
         let covered = coverage(&items, &index, &all_seals)?;
+        // A seal whose head has not arrived yet (it may be on its way) lets its author's
+        // uncovered changes wait instead of failing.
+        let unresolved: HashSet<AuthorId> = {
+            let heads: Vec<automerge::ChangeHash> = all_seals
+                .iter()
+                .flat_map(|s| s.value().heads.iter())
+                .filter(|h| !index.contains_key(h))
+                .map(|h| from_hash(*h))
+                .collect();
+            let missing: HashSet<ChangeHash> =
+                self.doc.get_missing_deps(&heads).into_iter().map(to_hash).collect();
+            all_seals
+                .iter()
+                .filter(|s| s.value().heads.iter().any(|h| missing.contains(h)))
+                .map(|s| AuthorId(*s.signer()))
+                .collect()
+        };
+        let mut held: HashSet<usize> = HashSet::new();
+        let mut dropped: HashSet<usize> = HashSet::new();
         for &i in &fresh {
             if !covered[i] {
+                if unresolved.contains(&items[i].author) {
+                    held.insert(i);
+                    continue;
+                }
                 return Err(IngestError::Unsigned {
                     hash: items[i].hash,
                     author: items[i].author,
                 });
             }
         }
+        // Waiting changes that no seal covers any more (their author's seals all resolved without
+        // covering them) are dropped: whoever sent them lied about them.
+        for i in 0..items.len() {
+            if !covered[i] && !unresolved.contains(&items[i].author) && !fresh.contains(&i) {
+                held.insert(i);
+                dropped.insert(i);
+            }
+        }
+        // Changes held for a seal, and every change that depends on one, wait.
+        if !held.is_empty() {
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for (i, it) in items.iter().enumerate() {
+                    if held.contains(&i) {
+                        continue;
+                    }
+                    let depends = it
+                        .change
+                        .deps()
+                        .iter()
+                        .any(|d| index.get(&to_hash(*d)).is_some_and(|j| held.contains(j)));
+                    if depends {
+                        held.insert(i);
+                        changed = true;
+                    }
+                }
+            }
+        }
 
         // Readiness: topological order of the changes whose dependencies are all present.
-        let (ready, waiting) = self.ready_order(&items, &index);
+        let (ready, mut waiting) = self.ready_order(&items, &index, &held);
+        waiting.retain(|w| !dropped.contains(w));
+        waiting.sort_unstable();
         if waiting.len() > MAX_PENDING_CHANGES {
             return Err(IngestError::TooManyPending {
                 count: waiting.len(),
@@ -385,24 +457,27 @@ impl Project {
         }
         report.applied = ready.iter().map(|&i| items[i].hash).collect();
 
-        // Keep the seals, then what still waits.
+        // Keep the seals; those naming a change not yet in the document wait with the changes.
+        let heads: Vec<automerge::ChangeHash> = all_seals
+            .iter()
+            .flat_map(|s| s.value().heads.iter().map(|h| from_hash(*h)))
+            .collect();
+        let absent: HashSet<ChangeHash> = self
+            .doc
+            .get_missing_deps(&heads)
+            .into_iter()
+            .map(to_hash)
+            .collect();
+        let mut seen = HashSet::new();
+        let mut still = Vec::new();
         for seal in all_seals {
             self.seals.keep(&self.doc, seal.clone());
-            let waits = seal
-                .value()
-                .heads
-                .iter()
-                .any(|h| waiting.iter().any(|&w| items[w].hash == *h));
-            if waits {
-                self.pending.seals.push(seal);
+            let waits = seal.value().heads.iter().any(|h| absent.contains(h));
+            if waits && seen.insert(seal.signature().0) {
+                still.push(seal);
             }
         }
-        let mut seen = HashSet::new();
-        self.pending.seals.retain(|s| seen.insert(s.signature().0));
-        let waiting_set: HashSet<ChangeHash> = waiting.iter().map(|&w| items[w].hash).collect();
-        self.pending
-            .seals
-            .retain(|s| s.value().heads.iter().any(|h| waiting_set.contains(h)));
+        self.pending.seals = still;
         self.pending.changes = waiting
             .iter()
             .map(|&w| (items[w].hash, items[w].change.clone()))
@@ -416,6 +491,7 @@ impl Project {
         &self,
         items: &[Item],
         index: &HashMap<ChangeHash, usize>,
+        held: &HashSet<usize>,
     ) -> (Vec<usize>, Vec<usize>) {
         // Dependencies missing from both the document and the batch.
         let mut outside: Vec<automerge::ChangeHash> = items
@@ -433,7 +509,7 @@ impl Project {
             .collect();
         let mut indegree = vec![0usize; items.len()];
         let mut children: Vec<Vec<usize>> = vec![Vec::new(); items.len()];
-        let mut blocked = vec![false; items.len()];
+        let mut blocked: Vec<bool> = (0..items.len()).map(|i| held.contains(&i)).collect();
         for (i, it) in items.iter().enumerate() {
             for d in it.change.deps() {
                 let d = to_hash(*d);

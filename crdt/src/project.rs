@@ -1139,6 +1139,19 @@ impl Project {
         }
     }
 
+    /// The kept seals that cover the given raw changes (one per actor among them), to send with
+    /// them. Changes that do not parse are skipped.
+    pub fn seals_for(&self, changes: &[Vec<u8>]) -> Vec<Signed<ChangeSeal, Unverified>> {
+        let actors: Vec<Vec<u8>> = changes
+            .iter()
+            .filter_map(|c| automerge::Change::try_from(&c[..]).ok())
+            .map(|c| c.actor_id().to_bytes().to_vec())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.seals.for_actors(actors.iter().map(Vec::as_slice))
+    }
+
     /// The kept seals (at most one per actor: the one naming its latest change).
     pub fn seals(&self) -> Vec<Signed<ChangeSeal, Unverified>> {
         self.seals.all_unverified()

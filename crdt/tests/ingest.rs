@@ -161,16 +161,27 @@ fn tampered_bytes_are_refused() {
         );
     }
     // A well-formed change with other content under the honest seal: its hash differs, so the
-    // seal does not cover it.
+    // seal does not cover it. Until the sealed change itself arrives it waits, applied nowhere;
+    // once it arrives the impostor is dropped.
     let other = rogue_change(&p, alice.actor().clone(), title_edit("altered"));
-    let err = r
+    let report = r
         .ingest(Batch {
             changes: vec![other],
+            seals: vec![seal.clone()],
+        })
+        .expect("waits for the sealed change");
+    assert!(report.applied.is_empty());
+    assert_eq!(report.pending, 1);
+    assert_untouched(&r, &before, "Vega photometry");
+    let report = r
+        .ingest(Batch {
+            changes: vec![change],
             seals: vec![seal],
         })
-        .expect_err("refused");
-    assert!(matches!(err, IngestError::Unsigned { .. }), "{err}");
-    assert_untouched(&r, &before, "Vega photometry");
+        .expect("the sealed change applies");
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(report.pending, 0, "the impostor is dropped");
+    assert_eq!(r.title(), "honest");
 }
 
 #[test]

@@ -51,6 +51,7 @@ pub mod position;
 pub mod project;
 pub mod schema;
 pub mod session;
+pub mod sync;
 
 pub use ids::{CellId, CommentId, DatasetRefId, NotebookId};
 pub use ingest::{IngestError, IngestReport};

@@ -413,6 +413,28 @@ impl Actor {
             Command::IsMember { node, reply } => {
                 let _ = reply.send(self.is_member(&node));
             }
+            Command::Adopt { membership } => {
+                if self.membership.as_ref().map(Membership::id) != Some(membership.id()) {
+                    self.enter(*membership);
+                } else {
+                    self.absorb(membership.events());
+                }
+            }
+            Command::Announce { events } => {
+                let Some(m) = self.membership.as_mut() else { return };
+                let mut fresh = Vec::new();
+                for e in events {
+                    if let Ok(true) = m.apply(e.clone()) {
+                        fresh.push(e);
+                    }
+                }
+                if !fresh.is_empty() {
+                    for e in fresh {
+                        self.publish(&Gossip::Membership(e));
+                    }
+                    self.after_membership_change();
+                }
+            }
             Command::Provide { key } => {
                 let _ = self
                     .swarm

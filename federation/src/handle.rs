@@ -138,6 +138,12 @@ pub(crate) enum Command {
     Provide {
         key: Vec<u8>,
     },
+    Adopt {
+        membership: Box<orrery_protocol::federation::Membership>,
+    },
+    Announce {
+        events: Vec<MembershipEvent>,
+    },
 }
 
 /// A cheap, cloneable handle to the federation actor.
@@ -253,6 +259,26 @@ impl FederationHandle {
     /// Whether `node` is a member now.
     pub async fn is_member(&self, node: NodeId) -> Result<bool, FederationError> {
         self.call(|reply| Command::IsMember { node, reply }).await
+    }
+
+    /// Starts acting as a member of `membership` (after founding a federation, or when the stored
+    /// member list appears).
+    pub async fn adopt(&self, membership: orrery_protocol::federation::Membership) -> Result<(), FederationError> {
+        self.tx
+            .send(Command::Adopt {
+                membership: Box::new(membership),
+            })
+            .await
+            .map_err(|_| FederationError::Stopped)
+    }
+
+    /// Applies membership events made elsewhere on this node (e.g. a removal signed by the
+    /// command line) and gossips the new ones.
+    pub async fn announce(&self, events: Vec<MembershipEvent>) -> Result<(), FederationError> {
+        self.tx
+            .send(Command::Announce { events })
+            .await
+            .map_err(|_| FederationError::Stopped)
     }
 
     /// Publishes a provider record for `key` in the DHT.

@@ -15,10 +15,17 @@ use orrery_protocol::{
     AuthorId, AuthorProfile, ChangeHash, ChangeSeal, ProjectId, PublicKey, Signed, Verified,
     identity::Signature,
 };
+use orrery_protocol::NodeId;
+use orrery_protocol::advert::NodeAdvert;
+use orrery_protocol::federation::{Membership, MembershipEvent};
+use orrery_protocol::wire::MAX_FRAME_BYTES;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The migrations, in order; `user_version` counts how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001.sql"),
+    include_str!("../migrations/0002.sql"),
+];
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +55,12 @@ pub enum StoreError {
     /// No author matches.
     #[error("no local author matches `{0}`; `orrery author list` shows them")]
     NoAuthor(String),
+    /// The store thread has stopped.
+    #[error("the store has stopped")]
+    Stopped,
+    /// Stored federation data does not load.
+    #[error("stored federation data is corrupt: {0}")]
+    Federation(String),
     /// Stored data does not load.
     #[error("stored data of project {project} is corrupt: {reason}")]
     Corrupt {
@@ -409,6 +422,147 @@ impl Store {
                 params![id.0.as_slice(), hash.0.as_slice()],
                 |_| Ok(()),
             )
+            .optional()?
+            .is_some())
+    }
+}
+
+impl Store {
+    // ---- federation ----
+
+    /// Adds membership events (already verified by the member list). Returns how many were new.
+    pub fn add_membership_events(&mut self, events: &[MembershipEvent]) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut stmt =
+                tx.prepare_cached("INSERT INTO membership_events (event) VALUES (?1) ON CONFLICT DO NOTHING")?;
+            for e in events {
+                added += stmt.execute([orrery_protocol::encoding::encode(e)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// The stored member list, if this node belongs to a federation.
+    pub fn membership(&self) -> Result<Option<Membership>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT event FROM membership_events ORDER BY id")?;
+        let events: Vec<MembershipEvent> = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .filter_map(|b| b.ok())
+            .filter_map(|b| {
+                orrery_protocol::encoding::decode("membership event", &b, MAX_FRAME_BYTES).ok()
+            })
+            .collect();
+        let Some(founding) = events.iter().find_map(|e| match e {
+            MembershipEvent::Founding(f) => Some(f.clone()),
+            _ => None,
+        }) else {
+            return Ok(None);
+        };
+        let mut m = Membership::from_founding(founding)
+            .map_err(|e| StoreError::Federation(e.to_string()))?;
+        for e in events {
+            let _ = m.apply(e);
+        }
+        Ok(Some(m))
+    }
+
+    /// Keeps a member's advert (the newest wins).
+    pub fn put_advert(&mut self, advert: &Signed<NodeAdvert>, seq: u64, node: NodeId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO adverts (node, advert, seq, received_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (node) DO UPDATE SET advert = excluded.advert, seq = excluded.seq,
+                 received_at = excluded.received_at WHERE excluded.seq > adverts.seq",
+            params![node.key().as_bytes().as_slice(), orrery_protocol::encoding::encode(advert), seq as i64, now()],
+        )?;
+        Ok(())
+    }
+
+    /// The stored adverts, verified again on the way out.
+    pub fn adverts(&self) -> Result<Vec<NodeAdvert>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT advert FROM adverts")?;
+        let rows: Vec<Vec<u8>> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|b| {
+                orrery_protocol::encoding::decode::<Signed<NodeAdvert>>("advert", &b, MAX_FRAME_BYTES).ok()
+            })
+            .filter_map(|s| s.verify().ok())
+            .map(|s| s.value().clone())
+            .collect())
+    }
+
+    /// Records whether a member is connected now.
+    pub fn set_peer(&mut self, node: NodeId, connected: bool) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO peers (node, connected, last_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (node) DO UPDATE SET connected = excluded.connected, last_seen = excluded.last_seen",
+            params![node.key().as_bytes().as_slice(), connected, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Members the running node last saw connected, and when.
+    pub fn peers(&self) -> Result<Vec<(NodeId, bool, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT node, connected, last_seen FROM peers")?;
+        let rows: Vec<(Vec<u8>, bool, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(n, c, t)| Some((NodeId(PublicKey::from_bytes(&n).ok()?), c, t)))
+            .collect())
+    }
+
+    /// Replaces the addresses the running node listens on.
+    pub fn set_listen_addrs(&mut self, addrs: &[String]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM listen_addrs", [])?;
+        for a in addrs {
+            tx.execute("INSERT INTO listen_addrs (addr) VALUES (?1) ON CONFLICT DO NOTHING", [a])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The addresses the running node last listened on.
+    pub fn listen_addrs(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT addr FROM listen_addrs ORDER BY addr")?;
+        let rows = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// A number that changes whenever another connection commits to the database.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
+    /// The newest change row and snapshot time of every project, to notice writes by others.
+    pub fn project_marks(&self) -> Result<Vec<(ProjectId, i64, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT p.id,
+                    coalesce((SELECT max(id) FROM changes c WHERE c.project = p.id), 0),
+                    coalesce((SELECT written_at FROM snapshots s WHERE s.project = p.id), 0)
+             FROM projects p",
+        )?;
+        let rows: Vec<(Vec<u8>, i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, a, b)| Some((ProjectId(id.try_into().ok()?), a, b)))
+            .collect())
+    }
+
+    /// Whether a project is stored.
+    pub fn has_project(&self, id: ProjectId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM projects WHERE id = ?1", [id.0.as_slice()], |_| Ok(()))
             .optional()?
             .is_some())
     }

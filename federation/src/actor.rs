@@ -602,6 +602,9 @@ impl Actor {
                                 self.swarm.add_peer_address(p, addr.clone());
                                 self.swarm.behaviour_mut().kad.add_address(&p, addr);
                             }
+                            if a.node != self.me && !self.connected.contains(&p) {
+                                let _ = self.swarm.dial(p);
+                            }
                             self.emit(Event::Advert(Box::new(a)));
                         }
                         gossipsub::MessageAcceptance::Accept

@@ -15,8 +15,9 @@ CREATE TABLE adverts (
 
 CREATE TABLE peers (
     node        BLOB PRIMARY KEY CHECK (length(node) = 32),
-    connected   INTEGER NOT NULL,
-    last_seen   INTEGER NOT NULL
+    connected   INTEGER NOT NULL DEFAULT 0,
+    last_seen   INTEGER NOT NULL DEFAULT 0,
+    addrs       TEXT NOT NULL DEFAULT '[]'   -- JSON list of the multiaddrs its advert gave
 ) WITHOUT ROWID;
 
 CREATE TABLE listen_addrs (

@@ -4,6 +4,7 @@
 //! so commands are tested without spawning processes; errors carry what to do next.
 
 mod author;
+mod federation;
 mod project;
 mod render;
 
@@ -14,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
-use crate::home::{Home, write_key};
+use crate::home::Home;
 use crate::store::Store;
 
 pub use project::ProjectCmd;
@@ -44,6 +45,13 @@ pub enum Command {
     /// Create, inspect and edit projects.
     #[command(subcommand)]
     Project(ProjectCmd),
+    /// Found, join and manage the federation this node belongs to.
+    #[command(subcommand)]
+    Federation(federation::FederationCmd),
+    /// Run the node: join the federation's network, publish adverts, sync projects.
+    Run,
+    /// Print this node's id (what another node's operator needs to invite it).
+    Id,
 }
 
 /// Arguments of `orrery init`.
@@ -94,36 +102,25 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Init(args) => init(&home, args, out),
         Command::Author(cmd) => author::run(&mut Ctx::open(home)?, cmd, out),
         Command::Project(cmd) => project::run(&mut Ctx::open(home)?, cmd, out),
+        Command::Federation(cmd) => federation::run(&mut Ctx::open(home)?, cmd, out),
+        Command::Run => federation::run_node(&Ctx::open(home)?, out),
+        Command::Id => {
+            let ctx = Ctx::open(home)?;
+            let key = crate::home::read_key(&ctx.home.node_key())?;
+            writeln!(out, "{}", key.public())?;
+            Ok(())
+        }
     }
 }
 
 fn init(home: &Home, args: InitArgs, out: &mut dyn Write) -> Result<()> {
-    if home.config().exists() || home.node_key().exists() {
-        bail!(
-            "{} already holds an Orrery node; refusing to overwrite it (choose another --data-dir)",
-            home.root().display()
-        );
-    }
     let mut config = Config::default();
     config.node.name = args.name;
     config.node.institution = args.institution;
     config.node.contact = args.contact;
-    config.validate()?;
-    std::fs::create_dir_all(home.root())
-        .with_context(|| format!("creating {}", home.root().display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("restricting {}", home.root().display()))?;
-    }
-    let key = orrery_protocol::SecretKey::generate()?;
-    write_key(&home.node_key(), &key)?;
-    std::fs::write(home.config(), config.to_commented_toml())
-        .with_context(|| format!("writing {}", home.config().display()))?;
-    Store::open(&home.database())?;
+    let node = crate::setup::init(home, &config)?;
     writeln!(out, "initialised node {:?} in {}", config.node.name, home.root().display())?;
-    writeln!(out, "node id: {}", key.public())?;
+    writeln!(out, "node id: {node}")?;
     writeln!(out, "next: `orrery author new --name \"Your Name\"`")?;
     Ok(())
 }

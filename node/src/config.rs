@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use orrery_protocol::advert::ComputeOffer;
 use serde::{Deserialize, Serialize};
 
 /// Why the configuration could not be used.
@@ -25,6 +26,9 @@ pub enum ConfigError {
         #[source]
         source: toml::de::Error,
     },
+    /// The network section is invalid.
+    #[error("invalid [network] configuration: {0}")]
+    Network(String),
     /// A value is out of range.
     #[error("invalid configuration: {field} {problem}")]
     Invalid {
@@ -36,13 +40,17 @@ pub enum ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Who this node is.
     pub node: NodeSection,
     /// How the store keeps history.
     pub store: StoreSection,
+    /// How the node talks to the federation.
+    pub network: orrery_federation::Config,
+    /// The compute environments this node offers to the federation.
+    pub compute: Vec<ComputeOffer>,
 }
 
 /// Who this node is.
@@ -84,15 +92,6 @@ impl Default for StoreSection {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            node: NodeSection::default(),
-            store: StoreSection::default(),
-        }
-    }
-}
-
 impl Config {
     /// Checks values.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -102,6 +101,7 @@ impl Config {
                 problem: "must be 1 to 128 characters",
             });
         }
+        self.network.validate().map_err(|e| ConfigError::Network(e.to_string()))?;
         if self.store.compact_after_changes == 0 {
             return Err(ConfigError::Invalid {
                 field: "store.compact_after_changes",
@@ -130,24 +130,11 @@ impl Config {
         Ok(config)
     }
 
-    /// The configuration as commented TOML, as `orrery init` writes it.
+    /// The configuration as TOML with a commented header, as `orrery init` writes it.
     pub fn to_commented_toml(&self) -> String {
+        let body = toml::to_string(self).unwrap_or_default();
         format!(
-            "# Orrery node configuration.\n\n\
-             [node]\n\
-             # Display name shown to the federation.\n\
-             name = {name:?}\n\
-             # The institution running this node.\n\
-             institution = {inst:?}\n\
-             # Contact address for the node's operators.\n\
-             contact = {contact:?}\n\n\
-             [store]\n\
-             # Fold individually stored changes into a compacted snapshot after this many.\n\
-             compact_after_changes = {compact}\n",
-            name = self.node.name,
-            inst = self.node.institution,
-            contact = self.node.contact,
-            compact = self.store.compact_after_changes,
+            "# Orrery node configuration. `deploy/orrery.example.toml` documents every field.\n\n{body}"
         )
     }
 }

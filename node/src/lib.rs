@@ -9,4 +9,6 @@ pub mod citation;
 pub mod cli;
 pub mod config;
 pub mod home;
+pub mod service;
+pub mod setup;
 pub mod store;

@@ -248,23 +248,38 @@ impl Store {
 
     /// Stores a new project with its first batch.
     pub fn create_project(&mut self, project: &Project, batch: &Batch) -> Result<(), StoreError> {
+        self.create_project_raw(project.id(), &project.title(), batch)
+    }
+
+    /// Stores a new project by id and title with its first (verified) batch.
+    pub fn create_project_raw(
+        &mut self,
+        id: ProjectId,
+        title: &str,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO projects (id, title, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-            params![project.id().0.as_slice(), project.title(), now()],
+            params![id.0.as_slice(), title, now()],
         )?;
-        insert_batch(&tx, project.id(), batch)?;
+        insert_batch(&tx, id, batch)?;
         tx.commit()?;
         Ok(())
     }
 
     /// Appends a verified batch to a project's history. Durable when this returns.
     pub fn append(&mut self, project: &Project, batch: &Batch) -> Result<(), StoreError> {
+        self.append_raw(project.id(), &project.title(), batch)
+    }
+
+    /// Appends a verified batch to a project by id, recording its current title.
+    pub fn append_raw(&mut self, id: ProjectId, title: &str, batch: &Batch) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        insert_batch(&tx, project.id(), batch)?;
+        insert_batch(&tx, id, batch)?;
         tx.execute(
             "UPDATE projects SET title = ?2, updated_at = ?3 WHERE id = ?1",
-            params![project.id().0.as_slice(), project.title(), now()],
+            params![id.0.as_slice(), title, now()],
         )?;
         tx.commit()?;
         Ok(())
@@ -283,8 +298,16 @@ impl Store {
     /// Folds the stored changes into a new snapshot and keeps only the project's kept seals, in
     /// one transaction.
     pub fn compact(&mut self, project: &Project) -> Result<(), StoreError> {
-        let id = project.id();
-        let snapshot = project.save();
+        self.compact_raw(project.id(), project.save(), &project.seals())
+    }
+
+    /// Like [`Store::compact`], from a saved document and its kept seals.
+    pub fn compact_raw(
+        &mut self,
+        id: ProjectId,
+        snapshot: Vec<u8>,
+        seals: &[Signed<ChangeSeal>],
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO snapshots (project, doc, written_at) VALUES (?1, ?2, ?3)
@@ -293,7 +316,7 @@ impl Store {
         )?;
         tx.execute("DELETE FROM changes WHERE project = ?1", [id.0.as_slice()])?;
         tx.execute("DELETE FROM seals WHERE project = ?1", [id.0.as_slice()])?;
-        insert_seals(&tx, id, &project.seals())?;
+        insert_seals(&tx, id, seals)?;
         tx.commit()?;
         Ok(())
     }
@@ -471,28 +494,29 @@ impl Store {
         Ok(Some(m))
     }
 
-    /// Keeps a member's advert (the newest wins).
-    pub fn put_advert(&mut self, advert: &Signed<NodeAdvert>, seq: u64, node: NodeId) -> Result<(), StoreError> {
+    /// Keeps a member's advert, already verified by the federation layer (the newest wins).
+    pub fn put_advert(&mut self, advert: &NodeAdvert) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO adverts (node, advert, seq, received_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (node) DO UPDATE SET advert = excluded.advert, seq = excluded.seq,
                  received_at = excluded.received_at WHERE excluded.seq > adverts.seq",
-            params![node.key().as_bytes().as_slice(), orrery_protocol::encoding::encode(advert), seq as i64, now()],
+            params![
+                advert.node.key().as_bytes().as_slice(),
+                orrery_protocol::encoding::encode(advert),
+                advert.seq as i64,
+                now()
+            ],
         )?;
         Ok(())
     }
 
-    /// The stored adverts, verified again on the way out.
+    /// The stored adverts.
     pub fn adverts(&self) -> Result<Vec<NodeAdvert>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT advert FROM adverts")?;
         let rows: Vec<Vec<u8>> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         Ok(rows
             .into_iter()
-            .filter_map(|b| {
-                orrery_protocol::encoding::decode::<Signed<NodeAdvert>>("advert", &b, MAX_FRAME_BYTES).ok()
-            })
-            .filter_map(|s| s.verify().ok())
-            .map(|s| s.value().clone())
+            .filter_map(|b| orrery_protocol::encoding::decode("advert", &b, MAX_FRAME_BYTES).ok())
             .collect())
     }
 
@@ -504,6 +528,34 @@ impl Store {
             params![node.key().as_bytes().as_slice(), connected, now()],
         )?;
         Ok(())
+    }
+
+    /// Records the addresses a member advertised, to reconnect after a restart.
+    pub fn put_peer_addrs(&mut self, node: NodeId, addrs: &[String]) -> Result<(), StoreError> {
+        let json = serde_json::to_string(addrs).unwrap_or_else(|_| "[]".into());
+        self.conn.execute(
+            "INSERT INTO peers (node, addrs) VALUES (?1, ?2)
+             ON CONFLICT (node) DO UPDATE SET addrs = excluded.addrs",
+            params![node.key().as_bytes().as_slice(), json],
+        )?;
+        Ok(())
+    }
+
+    /// The addresses members advertised.
+    pub fn peer_addrs(&self) -> Result<Vec<(NodeId, Vec<String>)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT node, addrs FROM peers")?;
+        let rows: Vec<(Vec<u8>, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(n, a)| {
+                Some((
+                    NodeId(PublicKey::from_bytes(&n).ok()?),
+                    serde_json::from_str(&a).unwrap_or_default(),
+                ))
+            })
+            .collect())
     }
 
     /// Members the running node last saw connected, and when.

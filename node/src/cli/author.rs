@@ -4,11 +4,10 @@ use std::io::Write;
 
 use anyhow::Result;
 use clap::Subcommand;
-use orrery_protocol::{AuthorId, AuthorProfile, Orcid, SecretKey, Signed};
+use orrery_protocol::Orcid;
 
 use super::Ctx;
 use super::render::table;
-use crate::home::write_key;
 
 /// Author commands.
 #[derive(Debug, Subcommand)]
@@ -36,21 +35,13 @@ pub(super) fn run(ctx: &mut Ctx, cmd: AuthorCmd, out: &mut dyn Write) -> Result<
             orcid,
             affiliation,
         } => {
-            let key = SecretKey::generate()?;
-            let author = AuthorId(key.public());
-            let profile = AuthorProfile {
-                author,
-                name,
+            let author = crate::setup::new_author(
+                &ctx.home,
+                &mut ctx.store,
+                &name,
                 orcid,
                 affiliation,
-                created_at: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0),
-            };
-            profile.validate()?;
-            write_key(&ctx.home.author_key(&author), &key)?;
-            ctx.store.add_author(&Signed::sign(&key, profile))?;
+            )?;
             writeln!(out, "author id: {author}")?;
             Ok(())
         }

@@ -1,0 +1,1001 @@
+//! The running node: an actor that owns the projects in memory, talks to the store thread and
+//! the federation actor, and keeps projects in sync with the nodes that should hold them.
+//!
+//! Who gets a project: a node that hosts one of the project's members (its advert lists the
+//! member's author key) — or, for a public project, any member node. A node accepts a project it
+//! does not hold yet only under the same rule, judged on the project's own verified members.
+//!
+//! Every change from a peer is verified by `Project::receive_sync_message` and stored (durably)
+//! before the node answers; a peer whose changes fail verification is penalised and nothing of
+//! its is stored. Edits made by other processes on the same data directory (the command line)
+//! are noticed through SQLite's `data_version` and synced like local edits.
+
+mod store_thread;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use orrery_crdt::sync::PeerState;
+use orrery_crdt::{EditError, Project, Session, Visibility};
+use orrery_federation::{Event as FedEvent, FederationHandle};
+use orrery_protocol::advert::NodeAdvert;
+use orrery_protocol::federation::{JoinRequest, Membership};
+use orrery_protocol::wire::{Refusal, Request, Response, SyncFrame};
+use orrery_protocol::{AuthorId, AuthorProfile, NodeId, ProjectId, SecretKey, Signed, Verified};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+pub(crate) use store_thread::StoreHandle;
+
+use crate::config::Config;
+use crate::home::{Home, read_key};
+use crate::store::{Store, StoreError};
+
+/// Why a node operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The federation layer failed.
+    #[error(transparent)]
+    Federation(#[from] orrery_federation::FederationError),
+    /// An edit was refused.
+    #[error(transparent)]
+    Edit(#[from] EditError),
+    /// A key could not be read.
+    #[error(transparent)]
+    Key(#[from] crate::home::KeyFileError),
+    /// The project is not held here.
+    #[error("project {0} is not held by this node")]
+    NoProject(ProjectId),
+    /// The author is not local.
+    #[error("author {0} does not live on this node")]
+    NoAuthor(AuthorId),
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// An invitation token does not decode.
+    #[error("the invitation token is not valid: {0}")]
+    BadToken(String),
+    /// The configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// What a running node reports.
+#[derive(Debug, Clone)]
+pub enum NodeEvent {
+    /// A project's document changed (local edit or verified remote changes).
+    ProjectChanged {
+        /// The project.
+        project: ProjectId,
+        /// Its new heads.
+        heads: Vec<orrery_protocol::ChangeHash>,
+    },
+    /// A member's advert was accepted.
+    Advert {
+        /// The member.
+        node: NodeId,
+        /// The advert's sequence number.
+        seq: u64,
+    },
+    /// The member list changed.
+    Membership,
+    /// A member connected.
+    Connected(NodeId),
+    /// A member disconnected.
+    Disconnected(NodeId),
+    /// A peer's sync data failed verification; nothing of it was stored.
+    Rejected {
+        /// The peer.
+        peer: NodeId,
+        /// The project.
+        project: ProjectId,
+    },
+    /// A peer was banned.
+    Banned(NodeId),
+}
+
+/// An invitation as handed to the joining operator: the signed invitation, where to reach the
+/// inviter, and the one-time code if there is one.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct InviteToken {
+    /// The signed invitation.
+    pub invitation: Signed<orrery_protocol::federation::Invitation>,
+    /// The inviter's addresses.
+    pub addrs: Vec<String>,
+    /// The one-time code, for code invitations.
+    pub code: Option<[u8; 32]>,
+}
+
+const TOKEN_PREFIX: &str = "orrery-invite-";
+
+impl InviteToken {
+    /// The token as text.
+    pub fn encode(&self) -> String {
+        format!("{TOKEN_PREFIX}{}", hex::encode(orrery_protocol::encoding::encode(self)))
+    }
+
+    /// Reads a token.
+    pub fn decode(text: &str) -> Result<Self, NodeError> {
+        let hexpart = text
+            .trim()
+            .strip_prefix(TOKEN_PREFIX)
+            .ok_or_else(|| NodeError::BadToken(format!("it must start with {TOKEN_PREFIX}")))?;
+        let bytes = hex::decode(hexpart).map_err(|e| NodeError::BadToken(e.to_string()))?;
+        orrery_protocol::encoding::decode("invitation token", &bytes, 64 * 1024)
+            .map_err(|e| NodeError::BadToken(e.to_string()))
+    }
+}
+
+type EditFn = Box<dyn FnOnce(&mut Project, &Session) -> Result<(), EditError> + Send>;
+type ReadFn = Box<dyn FnOnce(Option<&Project>) + Send>;
+
+enum Command {
+    CreateFederation {
+        name: String,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Invite {
+        invitee: Option<NodeId>,
+        code: Option<[u8; 32]>,
+        ttl_secs: i64,
+        reply: oneshot::Sender<Result<InviteToken, NodeError>>,
+    },
+    Join {
+        token: InviteToken,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Remove {
+        node: NodeId,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    CreateProject {
+        author: AuthorId,
+        title: String,
+        visibility: Visibility,
+        reply: oneshot::Sender<Result<ProjectId, NodeError>>,
+    },
+    Edit {
+        project: ProjectId,
+        author: AuthorId,
+        edit: EditFn,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Read {
+        project: ProjectId,
+        read: ReadFn,
+    },
+    Status {
+        reply: oneshot::Sender<Result<orrery_federation::Status, NodeError>>,
+    },
+    SyncDone {
+        project: ProjectId,
+        peer: NodeId,
+        result: Result<Response, orrery_federation::FederationError>,
+    },
+}
+
+/// A handle to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    tx: mpsc::Sender<Command>,
+    events: broadcast::Sender<NodeEvent>,
+    id: NodeId,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle").field("id", &self.id).finish()
+    }
+}
+
+impl NodeHandle {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Founds a federation with this node as its first member.
+    pub async fn create_federation(&self, name: &str) -> Result<(), NodeError> {
+        let name = name.to_string();
+        self.call(|reply| Command::CreateFederation { name, reply }).await
+    }
+
+    /// Issues an invitation for a named node or for a one-time code.
+    pub async fn invite(
+        &self,
+        invitee: Option<NodeId>,
+        code: Option<[u8; 32]>,
+        ttl_secs: i64,
+    ) -> Result<InviteToken, NodeError> {
+        self.call(|reply| Command::Invite {
+            invitee,
+            code,
+            ttl_secs,
+            reply,
+        })
+        .await
+    }
+
+    /// Joins a federation with an invitation.
+    pub async fn join(&self, token: InviteToken) -> Result<(), NodeError> {
+        self.call(|reply| Command::Join { token, reply }).await
+    }
+
+    /// Removes a member.
+    pub async fn remove(&self, node: NodeId) -> Result<(), NodeError> {
+        self.call(|reply| Command::Remove { node, reply }).await
+    }
+
+    /// Creates a project owned by a local author.
+    pub async fn create_project(
+        &self,
+        author: AuthorId,
+        title: &str,
+        visibility: Visibility,
+    ) -> Result<ProjectId, NodeError> {
+        let title = title.to_string();
+        self.call(|reply| Command::CreateProject {
+            author,
+            title,
+            visibility,
+            reply,
+        })
+        .await
+    }
+
+    /// Edits a project as a local author; the edit is durable and on its way to peers when
+    /// this returns.
+    pub async fn edit(
+        &self,
+        project: ProjectId,
+        author: AuthorId,
+        edit: impl FnOnce(&mut Project, &Session) -> Result<(), EditError> + Send + 'static,
+    ) -> Result<(), NodeError> {
+        self.call(|reply| Command::Edit {
+            project,
+            author,
+            edit: Box::new(edit),
+            reply,
+        })
+        .await
+    }
+
+    /// Reads a project (or `None` if not held here).
+    pub async fn read<T: Send + 'static>(
+        &self,
+        project: ProjectId,
+        read: impl FnOnce(Option<&Project>) -> T + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        let f: ReadFn = Box::new(move |p| {
+            let _ = reply.send(read(p));
+        });
+        self.tx
+            .send(Command::Read { project, read: f })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// The federation as seen from this node.
+    pub async fn status(&self) -> Result<orrery_federation::Status, NodeError> {
+        self.call(|reply| Command::Status { reply }).await
+    }
+
+    /// Stops the node (the federation actor and the node actor).
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Starts a node on its data directory. Returns its handle and the task running it.
+pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), NodeError> {
+    let config = Config::load(&home.config()).map_err(|e| NodeError::Config(e.to_string()))?;
+    let key = read_key(&home.node_key())?;
+    let me = NodeId(key.public());
+    let db = home.database();
+    let store = tokio::task::spawn_blocking(move || Store::open(&db))
+        .await
+        .map_err(|_| NodeError::Stopped)??;
+    let membership = store.membership()?;
+    let authors = store.authors()?;
+    let rows = store.projects()?;
+    let mut projects = HashMap::new();
+    for row in rows {
+        match store.load(row.id) {
+            Ok(p) => {
+                projects.insert(row.id, p);
+            }
+            Err(e) => warn!(project = %row.id.short(), error = %e, "project not loaded"),
+        }
+    }
+    let marks: HashMap<ProjectId, (i64, i64)> = store
+        .project_marks()?
+        .into_iter()
+        .map(|(p, a, b)| (p, (a, b)))
+        .collect();
+    let data_version = store.data_version()?;
+    let known_addrs = store.peer_addrs()?;
+    let store = StoreHandle::spawn(store);
+    let cancel = CancellationToken::new();
+    let (fed, fed_events, _fed_task) = orrery_federation::spawn(
+        key.clone(),
+        config.network.clone(),
+        membership.clone(),
+        cancel.child_token(),
+    )?;
+    let (tx, rx) = mpsc::channel(256);
+    let (events, _) = broadcast::channel(4096);
+    let mut sessions = HashMap::new();
+    let mut profiles = HashMap::new();
+    for a in &authors {
+        let akey = read_key(&home.author_key(&a.id))?;
+        sessions.insert(a.id, Session::new(akey).map_err(|e| NodeError::Config(e.to_string()))?);
+        profiles.insert(a.id, a.profile.clone());
+    }
+    let mut actor = NodeActor {
+        me,
+        key,
+        config,
+        store,
+        fed,
+        projects,
+        sessions,
+        profiles,
+        peers: HashMap::new(),
+        in_flight: HashSet::new(),
+        again: HashSet::new(),
+        refused: HashSet::new(),
+        adverts: BTreeMap::new(),
+        connected: HashSet::new(),
+        membership,
+        marks,
+        data_version,
+        tx: tx.clone(),
+        events: events.clone(),
+    };
+    actor.publish_advert().await;
+    // Reconnect to the members this node knew before it stopped.
+    for (node, addrs) in known_addrs {
+        if node == me {
+            continue;
+        }
+        for a in addrs {
+            if let Ok(addr) = a.parse() {
+                let _ = actor.fed.dial(addr).await;
+            }
+        }
+    }
+    let handle = NodeHandle {
+        tx,
+        events,
+        id: me,
+        cancel: cancel.clone(),
+    };
+    let task = tokio::spawn(async move { actor.run(rx, fed_events, cancel).await });
+    Ok((handle, task))
+}
+
+struct NodeActor {
+    me: NodeId,
+    key: SecretKey,
+    config: Config,
+    store: StoreHandle,
+    fed: FederationHandle,
+    projects: HashMap<ProjectId, Project>,
+    sessions: HashMap<AuthorId, Session>,
+    profiles: HashMap<AuthorId, Signed<AuthorProfile, Verified>>,
+    peers: HashMap<(ProjectId, NodeId), PeerState>,
+    in_flight: HashSet<(ProjectId, NodeId)>,
+    again: HashSet<(ProjectId, NodeId)>,
+    refused: HashSet<(ProjectId, NodeId)>,
+    adverts: BTreeMap<NodeId, NodeAdvert>,
+    connected: HashSet<NodeId>,
+    membership: Option<Membership>,
+    marks: HashMap<ProjectId, (i64, i64)>,
+    data_version: i64,
+    tx: mpsc::Sender<Command>,
+    events: broadcast::Sender<NodeEvent>,
+}
+
+impl NodeActor {
+    async fn run(
+        &mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut fed_events: mpsc::Receiver<FedEvent>,
+        cancel: CancellationToken,
+    ) {
+        let mut poll = tokio::time::interval(Duration::from_millis(250));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                Some(cmd) = commands.recv() => self.on_command(cmd).await,
+                Some(ev) = fed_events.recv() => self.on_federation(ev).await,
+                _ = poll.tick() => self.on_poll().await,
+            }
+        }
+        info!(node = %self.me.short(), "node stopped");
+    }
+
+    fn emit(&self, e: NodeEvent) {
+        let _ = self.events.send(e);
+    }
+
+    fn local_authors(&self) -> Vec<AuthorId> {
+        self.sessions.keys().copied().collect()
+    }
+
+    async fn publish_advert(&self) {
+        let advert = NodeAdvert {
+            federation: self
+                .membership
+                .as_ref()
+                .map(Membership::id)
+                .unwrap_or(orrery_protocol::federation::FederationId([0; 32])),
+            node: self.me,
+            seq: 0,
+            issued_at: 0,
+            expires_at: 0,
+            name: self.config.node.name.clone(),
+            institution: self.config.node.institution.clone(),
+            contact: self.config.node.contact.clone(),
+            addresses: Vec::new(),
+            authors: self.local_authors(),
+            collections: Vec::new(),
+            compute: self.config.compute.clone(),
+        };
+        let _ = self.fed.set_advert(advert).await;
+    }
+
+    /// The nodes a project should be synced with.
+    fn targets(&self, project: &Project) -> Vec<NodeId> {
+        let members: HashSet<AuthorId> = project.members().into_iter().map(|m| m.author).collect();
+        let public = project.visibility() == Visibility::Public;
+        self.adverts
+            .values()
+            .filter(|a| a.node != self.me)
+            .filter(|a| self.membership.as_ref().is_some_and(|m| m.is_member(&a.node)))
+            .filter(|a| public || a.authors.iter().any(|au| members.contains(au)))
+            .map(|a| a.node)
+            .filter(|n| self.connected.contains(n))
+            .filter(|n| !self.refused.contains(&(project.id(), *n)))
+            .collect()
+    }
+
+    /// Whether this node should hold `project`.
+    fn wants(&self, project: &Project) -> bool {
+        project.visibility() == Visibility::Public
+            || project
+                .members()
+                .iter()
+                .any(|m| self.sessions.contains_key(&m.author))
+    }
+
+    fn kick_all(&mut self, project: ProjectId) {
+        let targets = match self.projects.get(&project) {
+            Some(p) => self.targets(p),
+            None => return,
+        };
+        for peer in targets {
+            self.kick(project, peer);
+        }
+    }
+
+    /// Sends the next sync message for `project` to `peer`, unless one is in flight.
+    fn kick(&mut self, project: ProjectId, peer: NodeId) {
+        if self.in_flight.contains(&(project, peer)) {
+            self.again.insert((project, peer));
+            return;
+        }
+        let Some(p) = self.projects.get(&project) else { return };
+        let state = self.peers.entry((project, peer)).or_default();
+        let Some((message, seals)) = p.sync_message(state) else {
+            return;
+        };
+        self.in_flight.insert((project, peer));
+        let fed = self.fed.clone();
+        let tx = self.tx.clone();
+        let frame = SyncFrame {
+            project,
+            message,
+            seals,
+        };
+        tokio::spawn(async move {
+            let result = fed.request(peer, Request::Sync(frame)).await;
+            let _ = tx.send(Command::SyncDone { project, peer, result }).await;
+        });
+    }
+
+    /// Verifies and stores a peer's sync frame; returns the answer to send back, if any.
+    async fn receive(&mut self, peer: NodeId, frame: SyncFrame) -> Result<Option<SyncFrame>, Refusal> {
+        let id = frame.project;
+        let is_new = !self.projects.contains_key(&id);
+        let mut project = match self.projects.remove(&id) {
+            Some(p) => p,
+            None => Project::empty(id),
+        };
+        let state = self.peers.entry((id, peer)).or_default();
+        let received = match project.receive_sync_message(state, &frame.message, frame.seals) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(peer = %peer.short(), project = %id.short(), error = %e, "sync data refused");
+                if !is_new {
+                    self.projects.insert(id, project);
+                } else {
+                    self.peers.remove(&(id, peer));
+                }
+                let _ = self.fed.penalise(peer).await;
+                self.emit(NodeEvent::Rejected { peer, project: id });
+                return Err(Refusal::Rejected);
+            }
+        };
+        if is_new && project.change_count() > 0 && !self.wants(&project) {
+            self.peers.remove(&(id, peer));
+            return Err(Refusal::NotReplicated);
+        }
+        if !received.applied.changes.is_empty() {
+            let batch = received.applied;
+            let stored = if is_new || !self.store_has(id).await {
+                let p = project_copy_meta(&project);
+                self.store
+                    .run(move |s| {
+                        if s.has_project(p.0)? {
+                            s.append_raw(p.0, &p.1, &batch)
+                        } else {
+                            s.create_project_raw(p.0, &p.1, &batch)
+                        }
+                    })
+                    .await
+            } else {
+                let meta = project_copy_meta(&project);
+                self.store
+                    .run(move |s| s.append_raw(meta.0, &meta.1, &batch))
+                    .await
+            };
+            if let Err(e) = stored {
+                warn!(error = %e, "could not store synced changes");
+                self.projects.insert(id, project);
+                return Err(Refusal::Busy);
+            }
+            self.note_own_write(id).await;
+            self.maybe_compact(&project).await;
+        }
+        let reply = project.sync_message(self.peers.entry((id, peer)).or_default());
+        let changed = !received.report.applied.is_empty();
+        let heads = project.heads();
+        if project.change_count() > 0 || !is_new {
+            self.projects.insert(id, project);
+        }
+        if changed {
+            self.emit(NodeEvent::ProjectChanged { project: id, heads });
+            // Pass what arrived on to the other nodes that hold the project.
+            let others: Vec<NodeId> = self
+                .projects
+                .get(&id)
+                .map(|p| self.targets(p))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|n| *n != peer)
+                .collect();
+            for n in others {
+                self.kick(id, n);
+            }
+        }
+        Ok(reply.map(|(message, seals)| SyncFrame {
+            project: id,
+            message,
+            seals,
+        }))
+    }
+
+    async fn store_has(&self, id: ProjectId) -> bool {
+        self.store.run(move |s| s.has_project(id)).await.unwrap_or(false)
+    }
+
+    async fn maybe_compact(&self, project: &Project) {
+        let id = project.id();
+        let limit = self.config.store.compact_after_changes;
+        let loose = self.store.run(move |s| s.loose_changes(id)).await.unwrap_or(0);
+        if loose >= limit {
+            let snapshot = project.save();
+            let seals = project.seals();
+            let _ = self
+                .store
+                .run(move |s| s.compact_raw(id, snapshot, &seals))
+                .await;
+        }
+    }
+
+    /// Records the store marks after this node's own writes, so the poll does not mistake them
+    /// for another process's.
+    async fn note_own_write(&mut self, id: ProjectId) {
+        if let Ok(marks) = self.store.run(|s| s.project_marks()).await {
+            for (p, a, b) in marks {
+                if p == id {
+                    self.marks.insert(p, (a, b));
+                }
+            }
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::CreateFederation { name, reply } => {
+                let r = self.create_federation(&name).await;
+                let _ = reply.send(r);
+            }
+            Command::Invite {
+                invitee,
+                code,
+                ttl_secs,
+                reply,
+            } => {
+                let r = async {
+                    let invitation = self.fed.invite(invitee, code, now() + ttl_secs).await?;
+                    let status = self.fed.status().await?;
+                    let addrs = status
+                        .listening
+                        .iter()
+                        .map(|a| format!("{a}/p2p/{}", orrery_federation::peer::peer_id(&self.me)))
+                        .collect();
+                    Ok(InviteToken {
+                        invitation,
+                        addrs,
+                        code,
+                    })
+                }
+                .await;
+                let _ = reply.send(r);
+            }
+            Command::Join { token, reply } => {
+                let r = self.join(token).await;
+                let _ = reply.send(r);
+            }
+            Command::Remove { node, reply } => {
+                let r = self.fed.remove(node, "removed by an operator").await.map_err(NodeError::from);
+                let _ = reply.send(r);
+            }
+            Command::CreateProject {
+                author,
+                title,
+                visibility,
+                reply,
+            } => {
+                let r = self.create_project(author, &title, visibility).await;
+                let _ = reply.send(r);
+            }
+            Command::Edit {
+                project,
+                author,
+                edit,
+                reply,
+            } => {
+                let r = self.edit(project, author, edit).await;
+                let _ = reply.send(r);
+            }
+            Command::Read { project, read } => read(self.projects.get(&project)),
+            Command::Status { reply } => {
+                let _ = reply.send(self.fed.status().await.map_err(NodeError::from));
+            }
+            Command::SyncDone {
+                project,
+                peer,
+                result,
+            } => self.on_sync_done(project, peer, result).await,
+        }
+    }
+
+    async fn create_federation(&mut self, name: &str) -> Result<(), NodeError> {
+        let m = Membership::found(&self.key, name, now())
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let events = m.events();
+        self.store.run(move |s| s.add_membership_events(&events).map(|_| ())).await?;
+        self.membership = Some(m.clone());
+        self.fed.adopt(m).await?;
+        self.publish_advert().await;
+        Ok(())
+    }
+
+    async fn join(&mut self, token: InviteToken) -> Result<(), NodeError> {
+        let inviter = NodeId(*token.invitation.signer());
+        let request = Signed::sign(
+            &self.key,
+            JoinRequest {
+                invitation: token.invitation.clone(),
+                node: self.me,
+                name: self.config.node.name.clone(),
+                code: token.code,
+                at: now(),
+            },
+        );
+        let addrs = token
+            .addrs
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        self.fed.join(request.into_unverified(), inviter, addrs).await?;
+        // Remember where the inviter is, to reconnect after a restart. The member list itself
+        // arrives as a federation event and is stored there.
+        let addrs = token.addrs.clone();
+        self.store
+            .run(move |s| s.put_peer_addrs(inviter, &addrs))
+            .await?;
+        Ok(())
+    }
+
+    async fn create_project(
+        &mut self,
+        author: AuthorId,
+        title: &str,
+        visibility: Visibility,
+    ) -> Result<ProjectId, NodeError> {
+        let session = self.sessions.get(&author).ok_or(NodeError::NoAuthor(author))?;
+        let (mut project, mut batch) = Project::create(session, title, visibility)?;
+        if let Some(profile) = self.profiles.get(&author) {
+            project.publish_profile(session, profile)?;
+            let rest = project.seal(session);
+            batch.changes.extend(rest.changes);
+            batch.seals.extend(rest.seals);
+        }
+        let id = project.id();
+        let title = project.title();
+        self.store
+            .run(move |s| s.create_project_raw(id, &title, &batch))
+            .await?;
+        self.note_own_write(id).await;
+        self.projects.insert(id, project);
+        self.emit(NodeEvent::ProjectChanged {
+            project: id,
+            heads: self.projects.get(&id).map(Project::heads).unwrap_or_default(),
+        });
+        self.kick_all(id);
+        Ok(id)
+    }
+
+    async fn edit(&mut self, id: ProjectId, author: AuthorId, edit: EditFn) -> Result<(), NodeError> {
+        let session = self.sessions.get(&author).ok_or(NodeError::NoAuthor(author))?.clone();
+        let project = self.projects.get_mut(&id).ok_or(NodeError::NoProject(id))?;
+        let result = edit(project, &session);
+        if let Some(profile) = self.profiles.get(&author) {
+            if result.is_ok() && project.role_of(&author).is_some_and(|r| r.can_edit()) {
+                let _ = project.publish_profile(&session, profile);
+            }
+        }
+        let batch = project.seal(&session);
+        let title = project.title();
+        if !batch.is_empty() {
+            self.store
+                .run(move |s| s.append_raw(id, &title, &batch))
+                .await?;
+            self.note_own_write(id).await;
+            if let Some(p) = self.projects.get(&id) {
+                self.maybe_compact(p).await;
+                self.emit(NodeEvent::ProjectChanged {
+                    project: id,
+                    heads: p.heads(),
+                });
+            }
+            self.kick_all(id);
+        }
+        result.map_err(NodeError::from)
+    }
+
+    async fn on_sync_done(
+        &mut self,
+        project: ProjectId,
+        peer: NodeId,
+        result: Result<Response, orrery_federation::FederationError>,
+    ) {
+        self.in_flight.remove(&(project, peer));
+        match result {
+            Ok(Response::Sync(frame)) if frame.project == project => {
+                if frame.message.is_empty() {
+                    // Nothing to say back.
+                } else if let Err(r) = self.receive(peer, frame).await {
+                    debug!(peer = %peer.short(), refusal = ?r, "sync answer refused");
+                    return;
+                }
+                self.again.remove(&(project, peer));
+                self.kick(project, peer);
+            }
+            Ok(Response::Refused(Refusal::NotReplicated)) => {
+                self.refused.insert((project, peer));
+            }
+            Ok(other) => {
+                debug!(peer = %peer.short(), answer = ?other, "sync not answered");
+                self.peers.remove(&(project, peer));
+            }
+            Err(e) => {
+                debug!(peer = %peer.short(), error = %e, "sync request failed");
+                // A fresh state on the next connection.
+                self.peers.remove(&(project, peer));
+            }
+        }
+        if self.again.remove(&(project, peer)) {
+            self.kick(project, peer);
+        }
+    }
+
+    async fn on_federation(&mut self, event: FedEvent) {
+        match event {
+            FedEvent::Listening(addr) => {
+                let addrs: Vec<String> = self
+                    .fed
+                    .status()
+                    .await
+                    .map(|s| s.listening.iter().map(ToString::to_string).collect())
+                    .unwrap_or_else(|_| vec![addr.to_string()]);
+                let _ = self.store.run(move |s| s.set_listen_addrs(&addrs)).await;
+            }
+            FedEvent::Connected(node) => {
+                self.connected.insert(node);
+                let _ = self.store.run(move |s| s.set_peer(node, true)).await;
+                self.emit(NodeEvent::Connected(node));
+                let ids: Vec<ProjectId> = self.projects.keys().copied().collect();
+                for id in ids {
+                    self.peers.remove(&(id, node));
+                    self.refused.remove(&(id, node));
+                    if self.projects.get(&id).is_some_and(|p| self.targets(p).contains(&node)) {
+                        self.kick(id, node);
+                    }
+                }
+            }
+            FedEvent::Disconnected(node) => {
+                self.connected.remove(&node);
+                let _ = self.store.run(move |s| s.set_peer(node, false)).await;
+                self.emit(NodeEvent::Disconnected(node));
+            }
+            FedEvent::Advert(advert) => {
+                let node = advert.node;
+                let seq = advert.seq;
+                let newly_hosting = self
+                    .adverts
+                    .get(&node)
+                    .is_none_or(|old| old.authors != advert.authors);
+                let addrs = advert.addresses.clone();
+                self.adverts.insert(node, (*advert).clone());
+                let stored = (*advert).clone();
+                let _ = self
+                    .store
+                    .run(move |s| {
+                        s.put_peer_addrs(node, &addrs)?;
+                        s.put_advert(&stored)
+                    })
+                    .await;
+                self.emit(NodeEvent::Advert { node, seq });
+                if newly_hosting {
+                    let ids: Vec<ProjectId> = self.projects.keys().copied().collect();
+                    for id in ids {
+                        if self.projects.get(&id).is_some_and(|p| self.targets(p).contains(&node)) {
+                            self.kick(id, node);
+                        }
+                    }
+                }
+            }
+            FedEvent::Membership(events) => {
+                let stored = events.clone();
+                let _ = self.store.run(move |s| s.add_membership_events(&stored).map(|_| ())).await;
+                if let Ok(Some(m)) = self.store.run(|s| s.membership()).await {
+                    let entered = self.membership.is_none();
+                    self.membership = Some(m);
+                    if entered {
+                        self.publish_advert().await;
+                    }
+                }
+                if let Some(m) = &self.membership {
+                    self.adverts.retain(|n, _| m.is_member(n));
+                }
+                self.emit(NodeEvent::Membership);
+            }
+            FedEvent::Request {
+                from,
+                request,
+                reply,
+            } => {
+                let response = match request {
+                    Request::Sync(frame) => {
+                        let project = frame.project;
+                        match self.receive(from, frame).await {
+                            Ok(Some(f)) => Response::Sync(f),
+                            Ok(None) => Response::Sync(SyncFrame {
+                                project,
+                                message: Vec::new(),
+                                seals: Vec::new(),
+                            }),
+                            Err(r) => Response::Refused(r),
+                        }
+                    }
+                    _ => Response::Refused(Refusal::Malformed),
+                };
+                let _ = reply.send(response);
+            }
+            FedEvent::Banned(node) => self.emit(NodeEvent::Banned(node)),
+            FedEvent::RemovedSelf => warn!("this node was removed from the federation"),
+        }
+    }
+
+    /// Notices writes by other processes (the command line) and syncs them.
+    async fn on_poll(&mut self) {
+        let Ok(v) = self.store.run(|s| s.data_version()).await else {
+            return;
+        };
+        if v == self.data_version {
+            return;
+        }
+        self.data_version = v;
+        if let Ok(Some(m)) = self.store.run(|s| s.membership()).await {
+            let known = self.membership.as_ref().map(|x| x.events().len());
+            if known != Some(m.events().len()) {
+                if self.membership.as_ref().map(Membership::id) == Some(m.id()) {
+                    let _ = self.fed.announce(m.events()).await;
+                } else {
+                    let _ = self.fed.adopt(m.clone()).await;
+                }
+                self.membership = Some(m);
+                self.publish_advert().await;
+            }
+        }
+        let Ok(marks) = self.store.run(|s| s.project_marks()).await else {
+            return;
+        };
+        for (id, a, b) in marks {
+            if self.marks.get(&id) == Some(&(a, b)) {
+                continue;
+            }
+            self.marks.insert(id, (a, b));
+            if let Ok(p) = self.store.run(move |s| s.load(id)).await {
+                let changed = self.projects.get(&id).map(Project::heads) != Some(p.heads());
+                // Keep anything only in memory (waiting changes) by merging the stored history in.
+                match self.projects.get_mut(&id) {
+                    Some(mine) => {
+                        let _ = mine.ingest(p.history());
+                    }
+                    None => {
+                        self.projects.insert(id, p);
+                    }
+                }
+                if changed {
+                    if let Some(p) = self.projects.get(&id) {
+                        self.emit(NodeEvent::ProjectChanged {
+                            project: id,
+                            heads: p.heads(),
+                        });
+                    }
+                    self.kick_all(id);
+                }
+            }
+        }
+    }
+}
+
+fn project_copy_meta(p: &Project) -> (ProjectId, String) {
+    (p.id(), p.title())
+}

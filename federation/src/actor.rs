@@ -167,6 +167,7 @@ pub fn spawn(
         offences: HashMap::new(),
         banned: HashMap::new(),
         connected: HashSet::new(),
+        announced: HashSet::new(),
         listening: Vec::new(),
         events,
     };
@@ -191,6 +192,8 @@ struct Actor {
     offences: HashMap<NodeId, u32>,
     banned: HashMap<PeerId, Instant>,
     connected: HashSet<PeerId>,
+    /// Connected peers reported to the node as connected members.
+    announced: HashSet<PeerId>,
     listening: Vec<Multiaddr>,
     events: mpsc::Sender<Event>,
 }
@@ -255,6 +258,9 @@ impl Actor {
         };
         let removed = self.membership.as_ref().is_some_and(|m| m.is_removed(&node));
         if removed || self.banned.contains_key(&peer) {
+            if self.announced.remove(&peer) {
+                self.emit(Event::Disconnected(node));
+            }
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
             return;
@@ -263,6 +269,16 @@ impl Actor {
             let b = self.swarm.behaviour_mut();
             b.gossipsub.remove_blacklisted_peer(&peer);
             b.gossipsub.add_explicit_peer(&peer);
+            if self.connected.contains(&peer) && self.announced.insert(peer) {
+                self.emit(Event::Connected(node));
+                // Catch up on membership events missed while apart.
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .rr
+                    .send_request(&peer, Request::Membership);
+                self.pending.insert(id, Pending::Pull);
+            }
         } else if self.membership.is_some() {
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
         }
@@ -531,20 +547,9 @@ impl Actor {
                     let _ = self.swarm.disconnect_peer_id(peer);
                     return;
                 }
+                let _ = num_established;
                 self.connected.insert(peer);
                 self.classify_peer(peer);
-                if num_established.get() == 1 {
-                    if let Some(node) = node_id(&peer).filter(|n| self.is_member(n)) {
-                        self.emit(Event::Connected(node));
-                        // Catch up on membership events missed while apart.
-                        let id = self
-                            .swarm
-                            .behaviour_mut()
-                            .rr
-                            .send_request(&peer, Request::Membership);
-                        self.pending.insert(id, Pending::Pull);
-                    }
-                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id: peer,
@@ -552,8 +557,8 @@ impl Actor {
                 ..
             } => {
                 self.connected.remove(&peer);
-                if let Some(node) = node_id(&peer) {
-                    if self.is_member(&node) {
+                if self.announced.remove(&peer) {
+                    if let Some(node) = node_id(&peer) {
                         self.emit(Event::Disconnected(node));
                     }
                 }
@@ -747,6 +752,7 @@ impl Actor {
                 .send_response(channel, Response::Refused(Refusal::Malformed));
             return;
         };
+        debug!(peer = %from.short(), member = self.is_member(&from), "request");
         let response = match request {
             Request::Join(join) => {
                 let accepted = self

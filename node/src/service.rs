@@ -504,6 +504,7 @@ impl NodeActor {
             Some(p) => self.targets(p),
             None => return,
         };
+        debug!(project = %project.short(), targets = targets.len(), adverts = self.adverts.len(), connected = self.connected.len(), "sync targets");
         for peer in targets {
             self.kick(project, peer);
         }
@@ -520,14 +521,23 @@ impl NodeActor {
         let Some((message, seals)) = p.sync_message(state) else {
             return;
         };
+        self.send(
+            peer,
+            SyncFrame {
+                project,
+                message,
+                seals,
+            },
+        );
+    }
+
+    /// Sends a sync frame and reports the answer back to the actor.
+    fn send(&mut self, peer: NodeId, frame: SyncFrame) {
+        let project = frame.project;
+        debug!(project = %project.short(), peer = %peer.short(), bytes = frame.message.len(), "sync message");
         self.in_flight.insert((project, peer));
         let fed = self.fed.clone();
         let tx = self.tx.clone();
-        let frame = SyncFrame {
-            project,
-            message,
-            seals,
-        };
         tokio::spawn(async move {
             let result = fed.request(peer, Request::Sync(frame)).await;
             let _ = tx.send(Command::SyncDone { project, peer, result }).await;
@@ -815,16 +825,31 @@ impl NodeActor {
         result: Result<Response, orrery_federation::FederationError>,
     ) {
         self.in_flight.remove(&(project, peer));
+        debug!(peer = %peer.short(), project = %project.short(), ok = result.is_ok(), "sync answer");
         match result {
             Ok(Response::Sync(frame)) if frame.project == project => {
                 if frame.message.is_empty() {
-                    // Nothing to say back.
-                } else if let Err(r) = self.receive(peer, frame).await {
-                    debug!(peer = %peer.short(), refusal = ?r, "sync answer refused");
+                    // The peer has nothing more to say; send again only if we have news.
+                    if self.again.remove(&(project, peer)) {
+                        self.kick(project, peer);
+                    }
                     return;
                 }
-                self.again.remove(&(project, peer));
-                self.kick(project, peer);
+                match self.receive(peer, frame).await {
+                    Ok(Some(next)) => {
+                        self.again.remove(&(project, peer));
+                        self.send(peer, next);
+                    }
+                    Ok(None) => {
+                        if self.again.remove(&(project, peer)) {
+                            self.kick(project, peer);
+                        }
+                    }
+                    Err(r) => {
+                        debug!(peer = %peer.short(), refusal = ?r, "sync answer refused");
+                    }
+                }
+                return;
             }
             Ok(Response::Refused(Refusal::NotReplicated)) => {
                 self.refused.insert((project, peer));
@@ -923,7 +948,9 @@ impl NodeActor {
                 let response = match request {
                     Request::Sync(frame) => {
                         let project = frame.project;
-                        match self.receive(from, frame).await {
+                        let r = self.receive(from, frame).await;
+                        debug!(peer = %from.short(), project = %project.short(), answer = ?r.as_ref().map(|f| f.as_ref().map(|f| f.message.len())), "sync request answered");
+                        match r {
                             Ok(Some(f)) => Response::Sync(f),
                             Ok(None) => Response::Sync(SyncFrame {
                                 project,

@@ -1,2 +1,168 @@
-//! Cross-crate journeys for Orrery: several nodes on one machine, driven through their public
-//! interfaces. The single-node journeys live beside the binary in `node/tests/`.
+//! Cross-crate journeys for Orrery: several real nodes on 127.0.0.1 in one process, each with its
+//! own data directory, driven through [`NodeHandle`] and waited on through their events with
+//! timeouts — never with sleeps.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use orrery_node::config::Config;
+use orrery_node::home::Home;
+use orrery_node::service::{NodeEvent, NodeHandle, start};
+use orrery_node::store::Store;
+use orrery_protocol::{AuthorId, NodeId};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+
+/// One node of a test federation.
+pub struct TestNode {
+    /// Its data directory (removed when the node is dropped).
+    pub dir: tempfile::TempDir,
+    /// The data directory's layout.
+    pub home: Home,
+    /// The running node, if started.
+    pub node: Option<NodeHandle>,
+    /// Its node id.
+    pub id: NodeId,
+    /// The local author created with it.
+    pub author: AuthorId,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestNode {
+    /// Initialises a node named `name` with one author, on loopback with ephemeral ports, and
+    /// starts it.
+    pub async fn create(name: &str) -> TestNode {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("ORRERY_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path().join(name));
+        let mut config = Config::default();
+        config.node.name = name.to_string();
+        config.node.institution = format!("{name} institute");
+        config.network = orrery_federation::Config::loopback();
+        config.network.advert_interval_secs = 2;
+        config.network.advert_ttl_secs = 30;
+        let id = orrery_node::setup::init(&home, &config).expect("init");
+        let mut store = Store::open(&home.database()).expect("store");
+        let author = orrery_node::setup::new_author(&home, &mut store, &format!("{name} researcher"), None, None)
+            .expect("author");
+        drop(store);
+        let mut node = TestNode {
+            dir,
+            home,
+            node: None,
+            id,
+            author,
+            task: None,
+        };
+        node.start().await;
+        node
+    }
+
+    /// Starts (or restarts) the node from its data directory.
+    pub async fn start(&mut self) {
+        let (handle, task) = start(self.home.clone()).await.expect("node starts");
+        self.node = Some(handle);
+        self.task = Some(task);
+    }
+
+    /// Stops the node and waits until it has stopped.
+    pub async fn stop(&mut self) {
+        if let Some(n) = self.node.take() {
+            n.shutdown();
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    /// The running node's handle.
+    pub fn handle(&self) -> &NodeHandle {
+        self.node.as_ref().expect("node is running")
+    }
+}
+
+/// Forms a federation of `n` fresh nodes: the first founds it and invites each other node by
+/// its key; returns once every node holds every member's advert.
+pub async fn federation(n: usize) -> Vec<TestNode> {
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        nodes.push(TestNode::create(&format!("node{i}")).await);
+    }
+    nodes[0]
+        .handle()
+        .create_federation("test-federation")
+        .await
+        .expect("found");
+    for i in 1..n {
+        let token = nodes[0]
+            .handle()
+            .invite(Some(nodes[i].id), None, 3600)
+            .await
+            .expect("invite");
+        nodes[i].handle().join(token).await.expect("join");
+    }
+    let handles: Vec<NodeHandle> = nodes.iter().map(|t| t.handle().clone()).collect();
+    eventually(&handles, Duration::from_secs(30), "every node holds every advert", || {
+        let handles = handles.clone();
+        async move { all_adverts_known(&handles).await }
+    })
+    .await;
+    nodes
+}
+
+/// Whether every node knows every other member's advert.
+pub async fn all_adverts_known(handles: &[NodeHandle]) -> bool {
+    for h in handles {
+        let Ok(status) = h.status().await else {
+            return false;
+        };
+        if status.members.len() != handles.len() {
+            return false;
+        }
+        let missing = status
+            .members
+            .iter()
+            .filter(|m| m.node != h.id())
+            .any(|m| m.advert.is_none());
+        if missing {
+            return false;
+        }
+    }
+    true
+}
+
+/// Waits until `check` holds, re-checking after every event of any of `nodes`; panics with
+/// `what` after `timeout`.
+pub async fn eventually<F, Fut>(nodes: &[NodeHandle], timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let receivers: Vec<broadcast::Receiver<NodeEvent>> =
+        nodes.iter().map(NodeHandle::subscribe).collect();
+    let mut events = futures::stream::select_all(receivers.into_iter().map(BroadcastStream::new));
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        // Adverts are re-published periodically, so some event always comes.
+        match tokio::time::timeout_at(deadline, events.next()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("all nodes stopped while waiting until {what}"),
+            Err(_) => {
+                if check().await {
+                    return;
+                }
+                panic!("timed out after {timeout:?} waiting until {what}");
+            }
+        }
+    }
+}

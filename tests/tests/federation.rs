@@ -1,0 +1,385 @@
+//! A federation of real nodes on 127.0.0.1: membership by invitation, adverts, removal,
+//! strangers, project sync across partitions and restarts, and hostile members.
+
+use std::time::Duration;
+
+use automerge::sync::{ChunkList, Message, MessageVersion};
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{Automerge, ReadDoc};
+use orrery_crdt::{CellKind, NewCell, Project, Role, Visibility};
+use orrery_node::service::NodeHandle;
+use orrery_protocol::federation::JoinRequest;
+use orrery_protocol::wire::{Refusal, Request, Response, SyncFrame};
+use orrery_protocol::{ChangeHash, ChangeSeal, NodeId, ProjectId, SecretKey, Signed};
+use orrery_tests::{TestNode, eventually, federation};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn handles(nodes: &[TestNode]) -> Vec<NodeHandle> {
+    nodes.iter().filter_map(|n| n.node.clone()).collect()
+}
+
+async fn heads(node: &NodeHandle, p: ProjectId) -> Option<Vec<ChangeHash>> {
+    node.read(p, |p| p.map(Project::heads)).await.ok().flatten()
+}
+
+/// Waits until every node holds the project with the same heads, and returns them.
+async fn converged(nodes: &[NodeHandle], p: ProjectId, what: &str) -> Vec<ChangeHash> {
+    let ns = nodes.to_vec();
+    eventually(nodes, WAIT, what, || {
+        let ns = ns.clone();
+        async move {
+            let mut first = None;
+            for n in &ns {
+                let h = heads(n, p).await;
+                if h.is_none() {
+                    return false;
+                }
+                match &first {
+                    None => first = h,
+                    Some(f) if Some(f) != h.as_ref() => return false,
+                    _ => {}
+                }
+            }
+            true
+        }
+    })
+    .await;
+    heads(&nodes[0], p).await.unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_federate_and_a_removed_node_is_cut_off() {
+    let mut nodes = federation(5).await;
+    let all = handles(&nodes);
+    for h in &all {
+        let status = h.status().await.expect("status");
+        assert_eq!(status.members.len(), 5, "every node lists five members");
+        for m in &status.members {
+            if m.node != h.id() {
+                let advert = m.advert.as_ref().expect("advert");
+                assert!(advert.name.starts_with("node"));
+                assert!(advert.institution.ends_with("institute"));
+            }
+        }
+    }
+
+    // The founder removes node 4: everyone else drops it.
+    let removed = nodes[4].id;
+    nodes[0].handle().remove(removed).await.expect("remove");
+    let rest: Vec<NodeHandle> = all[..4].to_vec();
+    let check = rest.clone();
+    eventually(&rest, WAIT, "the removal reaches every member", || {
+        let check = check.clone();
+        async move {
+            for h in &check {
+                let s = h.status().await.expect("status");
+                if s.members.iter().any(|m| m.node == removed) || !s.removed.contains(&removed) {
+                    return false;
+                }
+                if s.members.iter().any(|m| m.node == removed && m.connected) {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await;
+    // Its later adverts are ignored: no member lists it, even after it re-publishes.
+    let seq_before: Vec<bool> = {
+        let mut v = Vec::new();
+        for h in &rest {
+            let s = h.status().await.expect("status");
+            v.push(s.members.iter().any(|m| m.node == removed));
+        }
+        v
+    };
+    assert!(seq_before.iter().all(|listed| !listed));
+    nodes[4].stop().await;
+    nodes[4].start().await;
+    let after = rest.clone();
+    // Wait for several advert rounds of the remaining members, then check again.
+    let mut rounds = 0;
+    eventually(&rest, WAIT, "a few advert rounds pass", || {
+        rounds += 1;
+        async move { rounds > 12 }
+    })
+    .await;
+    for h in &after {
+        let s = h.status().await.expect("status");
+        assert!(!s.members.iter().any(|m| m.node == removed));
+    }
+
+    // A stranger cannot join with an invitation it made itself, and hears no gossip.
+    let stranger = TestNode::create("stranger").await;
+    let forged = {
+        let key = SecretKey::generate().expect("random");
+        let m = orrery_protocol::federation::Membership::found(&key, "fake", 0).expect("found");
+        m.invite(&key, Some(stranger.id), None, i64::MAX, [0; 16]).expect("invite")
+    };
+    let addrs = nodes[0]
+        .handle()
+        .invite(None, Some([1; 32]), 60)
+        .await
+        .expect("token")
+        .addrs;
+    let token = orrery_node::service::InviteToken {
+        invitation: forged.into_unverified(),
+        addrs,
+        code: None,
+    };
+    let err = stranger.handle().join(token).await;
+    assert!(err.is_err(), "a self-made invitation is refused");
+    let s = stranger.handle().status().await.expect("status");
+    assert!(s.federation.is_none());
+    assert!(s.members.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_edited_at_three_nodes_converges_across_a_partition_and_a_restart() {
+    let mut nodes = federation(3).await;
+    let all = handles(&nodes);
+    let authors: Vec<_> = nodes.iter().map(|n| n.author).collect();
+
+    // Node 0's author creates a shared project and makes the others' authors editors.
+    let p = nodes[0]
+        .handle()
+        .create_project(authors[0], "Comet 67P", Visibility::Shared)
+        .await
+        .expect("project");
+    let (a1, a2) = (authors[1], authors[2]);
+    let ids = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let ids2 = ids.clone();
+    nodes[0]
+        .handle()
+        .edit(p, authors[0], move |proj, s| {
+            proj.set_member(s, a1, Role::Editor)?;
+            proj.set_member(s, a2, Role::Editor)?;
+            let nb = proj.add_notebook(s, "coma")?;
+            let cell = proj.insert_cell(s, &nb, 0, NewCell::new(CellKind::Code, "import numpy\n"))?;
+            *ids2.lock().expect("lock") = Some((nb, cell));
+            Ok(())
+        })
+        .await
+        .expect("setup");
+    let (nb, cell) = ids.lock().expect("lock").clone().expect("ids");
+    converged(&all, p, "the project reaches every node").await;
+
+    // Concurrent edits at all three nodes.
+    for (i, n) in nodes.iter().enumerate() {
+        let (nb, cell) = (nb.clone(), cell.clone());
+        let line = format!("# node {i}\n");
+        n.handle()
+            .edit(p, authors[i], move |proj, s| proj.splice_source(s, &nb, &cell, 0, 0, &line))
+            .await
+            .expect("edit");
+    }
+    converged(&all, p, "concurrent edits converge").await;
+
+    // Partition: node 2 goes down; node 2's author keeps working offline on its own store.
+    nodes[2].stop().await;
+    for i in 0..2 {
+        let (nb, cell) = (nb.clone(), cell.clone());
+        nodes[i]
+            .handle()
+            .edit(p, authors[i], move |proj, s| {
+                let end = proj.cell(&nb, &cell)?.source.chars().count();
+                proj.splice_source(s, &nb, &cell, end, 0, &format!("x{i} = {i}\n"))
+            })
+            .await
+            .expect("edit during partition");
+    }
+    {
+        let home = nodes[2].home.clone();
+        let mut store = orrery_node::store::Store::open(&home.database()).expect("store");
+        let mut proj = store.load(p).expect("load");
+        let key = orrery_node::home::read_key(&home.author_key(&authors[2])).expect("key");
+        let s = orrery_crdt::Session::new(key).expect("session");
+        let new = proj
+            .insert_cell(&s, &nb, 1, NewCell::new(CellKind::Markdown, "offline notes"))
+            .expect("offline edit");
+        let batch = proj.seal(&s);
+        store.append(&proj, &batch).expect("durable");
+        assert!(proj.cell(&nb, &new).is_ok());
+    }
+    let two: Vec<NodeHandle> = all[..2].to_vec();
+    converged(&two, p, "the two connected nodes converge").await;
+
+    // Node 2 restarts from its database, reconnects and everyone converges.
+    nodes[2].start().await;
+    let all = handles(&nodes);
+    converged(&all, p, "the restarted node catches up and is caught up").await;
+    let docs: Vec<_> = {
+        let mut v = Vec::new();
+        for h in &all {
+            let nb = nb.clone();
+            v.push(
+                h.read(p, move |proj| proj.map(|x| x.notebook(&nb).expect("notebook")))
+                    .await
+                    .expect("read")
+                    .expect("held"),
+            );
+        }
+        v
+    };
+    assert!(docs.windows(2).all(|w| w[0] == w[1]), "identical notebooks");
+    let src = &docs[0].cells.iter().find(|c| c.id == cell).expect("cell").source;
+    for needle in ["# node 0\n", "# node 1\n", "# node 2\n", "x0 = 0\n", "x1 = 1\n", "import numpy\n"] {
+        assert!(src.contains(needle), "{needle:?} missing from {src:?}");
+    }
+    assert!(docs[0].cells.iter().any(|c| c.source == "offline notes"));
+}
+
+/// A member node running hostile software: it joined properly but sends crafted sync frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malicious_member_changes_nothing_and_is_banned() {
+    let nodes = federation(2).await;
+    let all = handles(&nodes);
+    let alice = nodes[0].author;
+    let p = nodes[0]
+        .handle()
+        .create_project(alice, "Gaia DR4 prep", Visibility::Public)
+        .await
+        .expect("project");
+    converged(&all, p, "the public project reaches node 1").await;
+
+    // Mallory's node joins legitimately.
+    let mallory_key = SecretKey::generate().expect("random");
+    let mallory = NodeId(mallory_key.public());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (fed, mut fed_events, _task) = orrery_federation::spawn(
+        mallory_key.clone(),
+        orrery_federation::Config::loopback(),
+        None,
+        cancel.clone(),
+    )
+    .expect("spawn");
+    let token = nodes[0]
+        .handle()
+        .invite(Some(mallory), None, 3600)
+        .await
+        .expect("invite");
+    let request = Signed::sign(
+        &mallory_key,
+        JoinRequest {
+            invitation: token.invitation.clone(),
+            node: mallory,
+            name: "mallory".into(),
+            code: None,
+            at: 0,
+        },
+    );
+    let addrs = token.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+    fed.join(request.into_unverified(), nodes[0].id, addrs).await.expect("join");
+    // Mallory's author is a viewer of the project.
+    let mallory_author = SecretKey::generate().expect("random");
+    let m_session = orrery_crdt::Session::new(mallory_author.clone()).expect("session");
+    let ma = m_session.author();
+    nodes[0]
+        .handle()
+        .edit(p, alice, move |proj, s| proj.set_member(s, ma, Role::Viewer))
+        .await
+        .expect("viewer");
+    let honest = converged(&all, p, "membership change synced").await;
+    let history = nodes[0]
+        .handle()
+        .read(p, |proj| proj.map(Project::history))
+        .await
+        .expect("read")
+        .expect("held");
+    let mut replica = Project::empty(p);
+    replica.ingest(history).expect("replica");
+
+    // Three crafted changes.
+    let alice_actor = replica
+        .doc()
+        .get_change_by_hash(&automerge::ChangeHash(p.0))
+        .expect("genesis")
+        .actor_id()
+        .clone();
+    let forged_title = rogue(&replica, alice_actor.clone(), "forged by mallory");
+    let viewer_title = rogue(&replica, m_session.actor().clone(), "viewer was here");
+    let seal = |key: &SecretKey, change: &[u8]| {
+        let c = automerge::Change::try_from(change).expect("parses");
+        Signed::sign(
+            key,
+            ChangeSeal {
+                project: p,
+                heads: vec![ChangeHash(c.hash().0)],
+            },
+        )
+        .into_unverified()
+    };
+    let bad_signature = {
+        let s = seal(&mallory_author, &forged_title);
+        Signed::<ChangeSeal>::from_parts(*alice.key(), s.payload().to_vec(), *s.signature())
+    };
+    let frames = vec![
+        // Forged signature: Alice's key, Mallory's signature.
+        (forged_title.clone(), bad_signature),
+        // Wrong author: a change under Alice's actor sealed by Mallory.
+        (forged_title.clone(), seal(&mallory_author, &forged_title)),
+        // A viewer writing, properly sealed.
+        (viewer_title.clone(), seal(&mallory_author, &viewer_title)),
+    ];
+    let mut banned = false;
+    for (change, seal) in frames {
+        let message = Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![],
+            changes: ChunkList::from(vec![change]),
+            flags: None,
+            version: MessageVersion::V1,
+        };
+        let frame = SyncFrame {
+            project: p,
+            message: message.encode(),
+            seals: vec![seal],
+        };
+        match fed.request(nodes[0].id, Request::Sync(frame)).await {
+            Ok(Response::Refused(Refusal::Rejected)) => {}
+            Ok(other) => panic!("crafted frame answered with {other:?}"),
+            Err(_) => banned = true,
+        }
+    }
+    // After the third offence the node bans Mallory.
+    let wait = all.clone();
+    let mut saw_ban = banned;
+    if !saw_ban {
+        eventually(&wait, WAIT, "mallory is banned", || {
+            let fed = fed.clone();
+            let node0 = nodes[0].id;
+            async move {
+                matches!(
+                    fed.request(node0, Request::Membership).await,
+                    Err(_) | Ok(Response::Refused(_))
+                )
+            }
+        })
+        .await;
+        saw_ban = true;
+    }
+    assert!(saw_ban);
+    // Nothing changed anywhere.
+    for h in &all {
+        assert_eq!(heads(h, p).await.expect("held"), honest);
+        let title = h.read(p, |x| x.map(Project::title)).await.expect("read").expect("held");
+        assert_eq!(title, "Gaia DR4 prep");
+    }
+    while fed_events.try_recv().is_ok() {}
+    cancel.cancel();
+}
+
+/// A change setting the title, made on a copy of `replica` as `actor`, bypassing local checks.
+fn rogue(replica: &Project, actor: automerge::ActorId, title: &str) -> Vec<u8> {
+    let mut doc = Automerge::load(&replica.save()).expect("load");
+    doc.set_actor(actor);
+    let mut tx = doc.transaction();
+    tx.put(automerge::ROOT, "title", title).expect("put");
+    let (h, _) = tx.commit_with(CommitOptions::default());
+    doc.get_change_by_hash(&h.expect("change"))
+        .expect("change")
+        .raw_bytes()
+        .to_vec()
+}

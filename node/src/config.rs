@@ -50,6 +50,7 @@ pub struct Config {
     /// How the node talks to the federation.
     pub network: orrery_federation::Config,
     /// The compute environments this node offers to the federation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub compute: Vec<ComputeOffer>,
 }
 

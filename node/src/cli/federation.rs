@@ -191,24 +191,40 @@ pub(super) fn run(ctx: &mut Ctx, cmd: FederationCmd, out: &mut dyn Write) -> Res
                             _ => "never seen".into(),
                         }
                     };
-                    let name = if node == me {
-                        ctx.config.node.name.clone()
+                    let describe = |compute: &[orrery_protocol::advert::ComputeOffer]| {
+                        compute
+                            .iter()
+                            .map(|c| {
+                                format!(
+                                    "{}: {} cores, {} GiB{}, {} free",
+                                    c.environment,
+                                    c.cores,
+                                    c.memory_mib / 1024,
+                                    if c.gpus > 0 { format!(", {} GPU", c.gpus) } else { String::new() },
+                                    c.free_slots
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    };
+                    let (name, institution, compute) = if node == me {
+                        (
+                            ctx.config.node.name.clone(),
+                            ctx.config.node.institution.clone(),
+                            describe(&ctx.config.compute),
+                        )
                     } else {
-                        advert.map_or(name, |a| a.name.clone())
+                        (
+                            advert.map_or(name, |a| a.name.clone()),
+                            advert.map(|a| a.institution.clone()).unwrap_or_default(),
+                            advert.map(|a| describe(&a.compute)).unwrap_or_default(),
+                        )
                     };
                     vec![
                         node.short(),
                         name,
-                        advert.map(|a| a.institution.clone()).unwrap_or_default(),
-                        advert
-                            .map(|a| {
-                                a.compute
-                                    .iter()
-                                    .map(|c| format!("{} ({} slots)", c.environment, c.free_slots))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            })
-                            .unwrap_or_default(),
+                        institution,
+                        compute,
                         advert.map(|a| time(a.issued_at)).unwrap_or_else(|| "-".into()),
                         reach,
                     ]

@@ -354,8 +354,10 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     let (events, _) = broadcast::channel(4096);
     let mut sessions = HashMap::new();
     let mut profiles = HashMap::new();
+    let mut author_keys = Vec::new();
     for a in &authors {
         let akey = read_key(&home.author_key(&a.id))?;
+        author_keys.push((a.id, akey.clone()));
         sessions.insert(a.id, Session::new(akey).map_err(|e| NodeError::Config(e.to_string()))?);
         profiles.insert(a.id, a.profile.clone());
     }
@@ -368,6 +370,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         projects,
         sessions,
         profiles,
+        author_keys,
         peers: HashMap::new(),
         in_flight: HashSet::new(),
         again: HashSet::new(),
@@ -411,6 +414,7 @@ struct NodeActor {
     projects: HashMap<ProjectId, Project>,
     sessions: HashMap<AuthorId, Session>,
     profiles: HashMap<AuthorId, Signed<AuthorProfile, Verified>>,
+    author_keys: Vec<(AuthorId, SecretKey)>,
     peers: HashMap<(ProjectId, NodeId), PeerState>,
     in_flight: HashSet<(ProjectId, NodeId)>,
     again: HashSet<(ProjectId, NodeId)>,
@@ -449,10 +453,6 @@ impl NodeActor {
         let _ = self.events.send(e);
     }
 
-    fn local_authors(&self) -> Vec<AuthorId> {
-        self.sessions.keys().copied().collect()
-    }
-
     async fn publish_advert(&self) {
         let advert = NodeAdvert {
             federation: self
@@ -468,7 +468,20 @@ impl NodeActor {
             institution: self.config.node.institution.clone(),
             contact: self.config.node.contact.clone(),
             addresses: Vec::new(),
-            authors: self.local_authors(),
+            authors: self
+                .author_keys
+                .iter()
+                .map(|(author, key)| {
+                    Signed::sign(
+                        key,
+                        orrery_protocol::advert::Hosting {
+                            author: *author,
+                            node: self.me,
+                        },
+                    )
+                    .into_unverified()
+                })
+                .collect(),
             collections: Vec::new(),
             compute: self.config.compute.clone(),
         };
@@ -483,7 +496,7 @@ impl NodeActor {
             .values()
             .filter(|a| a.node != self.me)
             .filter(|a| self.membership.as_ref().is_some_and(|m| m.is_member(&a.node)))
-            .filter(|a| public || a.authors.iter().any(|au| members.contains(au)))
+            .filter(|a| public || a.hosted_authors().iter().any(|au| members.contains(au)))
             .map(|a| a.node)
             .filter(|n| self.connected.contains(n))
             .filter(|n| !self.refused.contains(&(project.id(), *n)))
@@ -904,7 +917,7 @@ impl NodeActor {
                 let newly_hosting = self
                     .adverts
                     .get(&node)
-                    .is_none_or(|old| old.authors != advert.authors);
+                    .is_none_or(|old| old.hosted_authors() != advert.hosted_authors());
                 let addrs = advert.addresses.clone();
                 self.adverts.insert(node, (*advert).clone());
                 let stored = (*advert).clone();

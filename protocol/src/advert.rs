@@ -53,6 +53,23 @@ pub struct ComputeOffer {
     pub free_slots: u32,
 }
 
+/// An author's signed statement that a node hosts them: projects with the author as a member
+/// may be replicated to that node. Without it a node could claim any author to receive their
+/// projects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hosting {
+    /// The author.
+    pub author: AuthorId,
+    /// The node that holds the author's key and edits for them.
+    pub node: NodeId,
+}
+
+impl SignedPayload for Hosting {
+    const DOMAIN: Domain = Domain::Hosting;
+    const MAX_BYTES: usize = 256;
+    const NAME: &'static str = "author hosting";
+}
+
 /// What a node says about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeAdvert {
@@ -74,12 +91,27 @@ pub struct NodeAdvert {
     pub contact: String,
     /// Addresses it listens on (multiaddrs).
     pub addresses: Vec<String>,
-    /// The authors whose keys live on this node: projects with them as members replicate here.
-    pub authors: Vec<AuthorId>,
+    /// The authors whose keys live on this node, each vouching for it with a signed [`Hosting`]:
+    /// projects with them as members replicate here.
+    pub authors: Vec<Signed<Hosting, Unverified>>,
     /// Collections held.
     pub collections: Vec<CollectionSummary>,
     /// Compute offered.
     pub compute: Vec<ComputeOffer>,
+}
+
+impl NodeAdvert {
+    /// The authors this node hosts. Only meaningful on an advert accepted by an
+    /// [`AdvertBook`], which verified every hosting statement.
+    pub fn hosted_authors(&self) -> Vec<AuthorId> {
+        self.authors
+            .iter()
+            .filter_map(|h| {
+                crate::encoding::decode::<Hosting>("author hosting", h.payload(), 256).ok()
+            })
+            .map(|h| h.author)
+            .collect()
+    }
 }
 
 impl SignedPayload for NodeAdvert {
@@ -117,6 +149,12 @@ pub enum AdvertError {
     /// It is for another federation.
     #[error("the advert is for another federation")]
     OtherFederation,
+    /// A hosted author's statement does not verify or names another node.
+    #[error("the advert of {node} lists an author without that author's signed consent")]
+    BadHosting {
+        /// The advertising node.
+        node: NodeId,
+    },
 }
 
 /// The newest valid advert of every member.
@@ -143,6 +181,14 @@ impl AdvertBook {
         }
         if !membership.is_member(&a.node) {
             return Err(AdvertError::NotAMember(a.node));
+        }
+        for h in &a.authors {
+            let ok = h.clone().verify().is_ok_and(|v| {
+                v.value().node == a.node && v.value().author.key() == v.signer()
+            });
+            if !ok {
+                return Err(AdvertError::BadHosting { node: a.node });
+            }
         }
         if a.expires_at <= now {
             return Ok(AdvertOutcome::Expired);
@@ -177,7 +223,7 @@ impl AdvertBook {
     /// The nodes that host `author`.
     pub fn hosts_of(&self, author: &AuthorId) -> Vec<NodeId> {
         self.all()
-            .filter(|a| a.authors.contains(author))
+            .filter(|a| a.hosted_authors().contains(author))
             .map(|a| a.node)
             .collect()
     }
@@ -224,5 +270,35 @@ mod tests {
             book.offer(advert(&stranger, &m, 1, 100), &m, 1),
             Err(AdvertError::NotAMember(_))
         ));
+    }
+
+    #[test]
+    fn hosted_authors_must_consent() {
+        let founder = SecretKey::generate().expect("random");
+        let m = Membership::found(&founder, "esa", 0).expect("found");
+        let alice = SecretKey::generate().expect("random");
+        let claim = |signer: &SecretKey| {
+            Signed::sign(
+                signer,
+                Hosting {
+                    author: AuthorId(alice.public()),
+                    node: NodeId(founder.public()),
+                },
+            )
+            .into_unverified()
+        };
+        let with = |hosting, seq| {
+            let mut a = advert(&founder, &m, seq, 100).verify().expect("valid").value().clone();
+            a.authors = vec![hosting];
+            Signed::sign(&founder, a).into_unverified()
+        };
+        let mut book = AdvertBook::default();
+        assert!(matches!(
+            book.offer(with(claim(&founder), 1), &m, 1),
+            Err(AdvertError::BadHosting { .. })
+        ));
+        assert!(book.hosts_of(&AuthorId(alice.public())).is_empty());
+        assert_eq!(book.offer(with(claim(&alice), 2), &m, 1).expect("ok"), AdvertOutcome::Accepted);
+        assert_eq!(book.hosts_of(&AuthorId(alice.public())), vec![NodeId(founder.public())]);
     }
 }

@@ -31,6 +31,8 @@ pub enum Domain {
     Presence,
     /// A node's signature over outputs it computed.
     Output,
+    /// An author's statement that a node hosts them.
+    Hosting,
 }
 
 impl Domain {
@@ -43,6 +45,7 @@ impl Domain {
             Domain::Federation => "orrery/v1/federation",
             Domain::Presence => "orrery/v1/presence",
             Domain::Output => "orrery/v1/output",
+            Domain::Hosting => "orrery/v1/author-hosting",
         }
     }
 }

@@ -42,7 +42,13 @@ enum Pending {
     Pull,
 }
 
-type Reply = BoxFuture<'static, (Option<Response>, request_response::ResponseChannel<Response>)>;
+type Reply = BoxFuture<
+    'static,
+    (
+        Option<Response>,
+        request_response::ResponseChannel<Response>,
+    ),
+>;
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -65,8 +71,14 @@ pub fn spawn(
     config: Config,
     membership: Option<Membership>,
     cancel: CancellationToken,
-) -> Result<(FederationHandle, mpsc::Receiver<Event>, tokio::task::JoinHandle<()>), FederationError>
-{
+) -> Result<
+    (
+        FederationHandle,
+        mpsc::Receiver<Event>,
+        tokio::task::JoinHandle<()>,
+    ),
+    FederationError,
+> {
     config.validate().map_err(|e| FederationError::Listen {
         addr: String::new(),
         reason: e.to_string(),
@@ -138,12 +150,10 @@ pub fn spawn(
             addr: addr.clone(),
             reason: "not a multiaddr".into(),
         })?;
-        swarm
-            .listen_on(a)
-            .map_err(|e| FederationError::Listen {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
+        swarm.listen_on(a).map_err(|e| FederationError::Listen {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
     }
     for addr in &config.bootstrap {
         if let Ok(a) = addr.parse::<Multiaddr>() {
@@ -256,7 +266,10 @@ impl Actor {
             let _ = self.swarm.disconnect_peer_id(peer);
             return;
         };
-        let removed = self.membership.as_ref().is_some_and(|m| m.is_removed(&node));
+        let removed = self
+            .membership
+            .as_ref()
+            .is_some_and(|m| m.is_removed(&node));
         if removed || self.banned.contains_key(&peer) {
             if self.announced.remove(&peer) {
                 self.emit(Event::Disconnected(node));
@@ -285,15 +298,14 @@ impl Actor {
     }
 
     fn publish(&mut self, gossip: &Gossip) {
-        if let Some(topic) = self.topic() {
-            if let Err(e) = self
+        if let Some(topic) = self.topic()
+            && let Err(e) = self
                 .swarm
                 .behaviour_mut()
                 .gossipsub
                 .publish(topic, gossip.encode())
-            {
-                debug!(error = %e, "gossip not published");
-            }
+        {
+            debug!(error = %e, "gossip not published");
         }
     }
 
@@ -437,7 +449,9 @@ impl Actor {
                 }
             }
             Command::Announce { events } => {
-                let Some(m) = self.membership.as_mut() else { return };
+                let Some(m) = self.membership.as_mut() else {
+                    return;
+                };
                 let mut fresh = Vec::new();
                 for e in events {
                     if let Ok(true) = m.apply(e.clone()) {
@@ -557,10 +571,10 @@ impl Actor {
                 ..
             } => {
                 self.connected.remove(&peer);
-                if self.announced.remove(&peer) {
-                    if let Some(node) = node_id(&peer) {
-                        self.emit(Event::Disconnected(node));
-                    }
+                if self.announced.remove(&peer)
+                    && let Some(node) = node_id(&peer)
+                {
+                    self.emit(Event::Disconnected(node));
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
@@ -573,11 +587,9 @@ impl Actor {
                 peer_id: peer,
                 info,
                 ..
-            })) => {
-                if node_id(&peer).is_some_and(|n| self.is_member(&n)) {
-                    for a in info.listen_addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer, a);
-                    }
+            })) if node_id(&peer).is_some_and(|n| self.is_member(&n)) => {
+                for a in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer, a);
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
@@ -590,12 +602,7 @@ impl Actor {
         }
     }
 
-    fn on_gossip(
-        &mut self,
-        via: PeerId,
-        id: gossipsub::MessageId,
-        message: gossipsub::Message,
-    ) {
+    fn on_gossip(&mut self, via: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
         let from = message.source.and_then(|p| node_id(&p));
         let verdict = match (from, &self.membership) {
             (Some(from), Some(m)) if m.is_member(&from) => match Gossip::decode(&message.data) {
@@ -603,7 +610,11 @@ impl Actor {
                     Ok(AdvertOutcome::Accepted) => {
                         if let Some(a) = self.adverts.get(&from).cloned() {
                             let p = peer_id(&a.node);
-                            for addr in a.addresses.iter().filter_map(|s| s.parse::<Multiaddr>().ok()) {
+                            for addr in a
+                                .addresses
+                                .iter()
+                                .filter_map(|s| s.parse::<Multiaddr>().ok())
+                            {
                                 self.swarm.add_peer_address(p, addr.clone());
                                 self.swarm.behaviour_mut().kad.add_address(&p, addr);
                             }
@@ -635,10 +646,10 @@ impl Actor {
             },
             _ => gossipsub::MessageAcceptance::Reject,
         };
-        if verdict == gossipsub::MessageAcceptance::Reject {
-            if let Some(n) = node_id(&via) {
-                self.penalise(n);
-            }
+        if verdict == gossipsub::MessageAcceptance::Reject
+            && let Some(n) = node_id(&via)
+        {
+            self.penalise(n);
         }
         let _ = self
             .swarm
@@ -723,8 +734,11 @@ impl Actor {
                 MembershipEvent::Founding(f) => Some(f.clone()),
                 _ => None,
             })
-            .ok_or_else(|| FederationError::Join("the answer lacks the founding statement".into()))?;
-        let mut m = Membership::from_founding(founding).map_err(|e| FederationError::Join(e.to_string()))?;
+            .ok_or_else(|| {
+                FederationError::Join("the answer lacks the founding statement".into())
+            })?;
+        let mut m = Membership::from_founding(founding)
+            .map_err(|e| FederationError::Join(e.to_string()))?;
         for e in events {
             let _ = m.apply(e);
         }
@@ -766,7 +780,12 @@ impl Actor {
                             admission.into_unverified(),
                         )));
                         self.after_membership_change();
-                        Response::Membership(self.membership.as_ref().map(Membership::events).unwrap_or_default())
+                        Response::Membership(
+                            self.membership
+                                .as_ref()
+                                .map(Membership::events)
+                                .unwrap_or_default(),
+                        )
                     }
                     Some(Err(e)) => {
                         warn!(node = %from.short(), error = %e, "join refused");
@@ -794,6 +813,10 @@ impl Actor {
                 return;
             }
         };
-        let _ = self.swarm.behaviour_mut().rr.send_response(channel, response);
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .rr
+            .send_response(channel, response);
     }
 }

@@ -41,6 +41,8 @@ pub enum FederationError {
 }
 
 /// What the actor reports.
+// Events are handled and dropped one at a time; boxing the request would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Event {
     /// The swarm listens on a new address.
@@ -115,7 +117,9 @@ pub(crate) enum Command {
         invitee: Option<NodeId>,
         code: Option<[u8; 32]>,
         expires_at: i64,
-        reply: oneshot::Sender<Result<Signed<orrery_protocol::federation::Invitation, Unverified>, FederationError>>,
+        reply: oneshot::Sender<
+            Result<Signed<orrery_protocol::federation::Invitation, Unverified>, FederationError>,
+        >,
     },
     Remove {
         node: NodeId,
@@ -155,7 +159,9 @@ pub struct FederationHandle {
 
 impl std::fmt::Debug for FederationHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FederationHandle").field("me", &self.me).finish()
+        f.debug_struct("FederationHandle")
+            .field("me", &self.me)
+            .finish()
     }
 }
 
@@ -179,7 +185,8 @@ impl FederationHandle {
 
     /// Sends a request to a member and waits for its answer.
     pub async fn request(&self, to: NodeId, request: Request) -> Result<Response, FederationError> {
-        self.call(|reply| Command::Request { to, request, reply }).await?
+        self.call(|reply| Command::Request { to, request, reply })
+            .await?
     }
 
     /// Replaces this node's advert (the actor numbers, signs and gossips it, now and
@@ -263,7 +270,10 @@ impl FederationHandle {
 
     /// Starts acting as a member of `membership` (after founding a federation, or when the stored
     /// member list appears).
-    pub async fn adopt(&self, membership: orrery_protocol::federation::Membership) -> Result<(), FederationError> {
+    pub async fn adopt(
+        &self,
+        membership: orrery_protocol::federation::Membership,
+    ) -> Result<(), FederationError> {
         self.tx
             .send(Command::Adopt {
                 membership: Box::new(membership),

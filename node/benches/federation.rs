@@ -16,9 +16,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use automerge::Automerge;
 use automerge::sync::{State, SyncDoc};
 use automerge::transaction::Transactable;
-use automerge::Automerge;
 use orrery_crdt::{Project, Session, Visibility};
 use orrery_node::config::Config;
 use orrery_node::home::Home;
@@ -50,11 +50,19 @@ fn ms(d: Duration) -> String {
 
 /// A federation of `n` federation actors with every node admitted from the start.
 async fn adverts(n: usize, rounds: usize) -> (Duration, Duration, Duration, usize) {
-    let keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::generate().expect("random")).collect();
+    let keys: Vec<SecretKey> = (0..n)
+        .map(|_| SecretKey::generate().expect("random"))
+        .collect();
     let mut m = Membership::found(&keys[0], "bench", now()).expect("found");
     for k in &keys[1..] {
         let inv = m
-            .invite(&keys[0], Some(NodeId(k.public())), None, now() + 3600, [0; 16])
+            .invite(
+                &keys[0],
+                Some(NodeId(k.public())),
+                None,
+                now() + 3600,
+                [0; 16],
+            )
             .expect("invite");
         let req = Signed::sign(
             k,
@@ -66,7 +74,8 @@ async fn adverts(n: usize, rounds: usize) -> (Duration, Duration, Duration, usiz
                 at: now(),
             },
         );
-        m.accept(&keys[0], req.into_unverified(), now()).expect("accept");
+        m.accept(&keys[0], req.into_unverified(), now())
+            .expect("accept");
     }
     let cancel = tokio_util::sync::CancellationToken::new();
     let (tx, mut rx) = mpsc::channel::<(usize, NodeId, u64, Instant)>(1 << 16);
@@ -87,7 +96,10 @@ async fn adverts(n: usize, rounds: usize) -> (Duration, Duration, Duration, usiz
         if i == 0 {
             loop {
                 if let Some(orrery_federation::Event::Listening(a)) = events.recv().await {
-                    first_addr = Some(format!("{a}/p2p/{}", orrery_federation::peer::peer_id(&h.me())));
+                    first_addr = Some(format!(
+                        "{a}/p2p/{}",
+                        orrery_federation::peer::peer_id(&h.me())
+                    ));
                     break;
                 }
             }
@@ -145,7 +157,10 @@ async fn adverts(n: usize, rounds: usize) -> (Duration, Duration, Duration, usiz
         let i = r % n;
         let origin = NodeId(keys[i].public());
         let t0 = Instant::now();
-        handles[i].set_advert(advert(i, r as u32 + 1)).await.expect("advert");
+        handles[i]
+            .set_advert(advert(i, r as u32 + 1))
+            .await
+            .expect("advert");
         let mut got = std::collections::HashSet::new();
         let deadline = t0 + Duration::from_secs(10);
         while got.len() < n - 1 {
@@ -177,10 +192,16 @@ async fn adverts(n: usize, rounds: usize) -> (Duration, Duration, Duration, usiz
 fn paper() -> (Project, Session, Automerge) {
     let trace = trace_data::load("automerge-paper");
     let alice = Session::new(SecretKey::generate().expect("random")).expect("session");
-    let (mut p, _) = Project::create(&alice, "automerge-paper", Visibility::Public).expect("create");
+    let (mut p, _) =
+        Project::create(&alice, "automerge-paper", Visibility::Public).expect("create");
     let nb = p.add_notebook(&alice, "paper").expect("nb");
     let cell = p
-        .insert_cell(&alice, &nb, 0, orrery_crdt::NewCell::new(orrery_crdt::CellKind::Markdown, ""))
+        .insert_cell(
+            &alice,
+            &nb,
+            0,
+            orrery_crdt::NewCell::new(orrery_crdt::CellKind::Markdown, ""),
+        )
         .expect("cell");
     let text = p.source_obj(&nb, &cell).expect("text");
     let mut plain = Automerge::new();
@@ -273,7 +294,11 @@ async fn network_sync(project: &Project) -> Duration {
     b.join(token).await.expect("join");
     loop {
         match tokio::time::timeout(Duration::from_secs(300), events.recv()).await {
-            Ok(Ok(NodeEvent::ProjectChanged { project, heads })) if project == id && heads == target => break,
+            Ok(Ok(NodeEvent::ProjectChanged { project, heads }))
+                if project == id && heads == target =>
+            {
+                break;
+            }
             Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
             _ => panic!("the history did not arrive"),
         }
@@ -307,7 +332,12 @@ async fn edit_latency(edits: usize) -> (Duration, Duration, Duration) {
     let ids2 = ids.clone();
     a.edit(p, author, move |proj, s| {
         let nb = proj.add_notebook(s, "nb")?;
-        let cell = proj.insert_cell(s, &nb, 0, orrery_crdt::NewCell::new(orrery_crdt::CellKind::Code, ""))?;
+        let cell = proj.insert_cell(
+            s,
+            &nb,
+            0,
+            orrery_crdt::NewCell::new(orrery_crdt::CellKind::Code, ""),
+        )?;
         *ids2.lock().expect("lock") = Some((nb, cell));
         Ok(())
     })
@@ -316,10 +346,18 @@ async fn edit_latency(edits: usize) -> (Duration, Duration, Duration) {
     let (nb, cell) = ids.lock().expect("lock").clone().expect("ids");
     let mut events = b.subscribe();
     // Wait until B holds the project.
-    let want = a.read(p, |x| x.map(Project::heads)).await.expect("read").expect("held");
+    let want = a
+        .read(p, |x| x.map(Project::heads))
+        .await
+        .expect("read")
+        .expect("held");
     loop {
         match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
-            Ok(Ok(NodeEvent::ProjectChanged { project, heads })) if project == p && heads == want => break,
+            Ok(Ok(NodeEvent::ProjectChanged { project, heads }))
+                if project == p && heads == want =>
+            {
+                break;
+            }
             Ok(_) => {}
             Err(_) => panic!("the project did not reach B"),
         }
@@ -328,13 +366,23 @@ async fn edit_latency(edits: usize) -> (Duration, Duration, Duration) {
     for i in 0..edits {
         let (nb, cell) = (nb.clone(), cell.clone());
         let t0 = Instant::now();
-        a.edit(p, author, move |proj, s| proj.splice_source(s, &nb, &cell, i, 0, "x"))
+        a.edit(p, author, move |proj, s| {
+            proj.splice_source(s, &nb, &cell, i, 0, "x")
+        })
+        .await
+        .expect("edit");
+        let want = a
+            .read(p, |x| x.map(Project::heads))
             .await
-            .expect("edit");
-        let want = a.read(p, |x| x.map(Project::heads)).await.expect("read").expect("held");
+            .expect("read")
+            .expect("held");
         loop {
             match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
-                Ok(Ok(NodeEvent::ProjectChanged { project, heads })) if project == p && heads == want => break,
+                Ok(Ok(NodeEvent::ProjectChanged { project, heads }))
+                    if project == p && heads == want =>
+                {
+                    break;
+                }
                 Ok(_) => {}
                 Err(_) => panic!("edit {i} did not reach B"),
             }
@@ -370,7 +418,8 @@ fn idle_rss() -> (u64, u64) {
         .expect("read");
     // Let it settle into idleness (advert rounds, timers) before reading its memory.
     std::thread::sleep(Duration::from_secs(5));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -392,16 +441,28 @@ fn main() {
         .build()
         .expect("runtime");
     let mut out = String::new();
-    out.push_str("Command: `cargo bench -p orrery-node --bench federation` (release build, one run).\n\n");
+    out.push_str(
+        "Command: `cargo bench -p orrery-node --bench federation` (release build, one run).\n\n",
+    );
     out.push_str("### Advert propagation on loopback\n\n");
     out.push_str("Federation actors in one process (2 cores), every node a member from the start, one bootstrap node; after warm-up each round one node changes its advert and the delay until each other node has accepted it (signature, membership and sequence checked) is recorded.\n\n");
     out.push_str("| nodes | deliveries | p50 | p99 | max | goal |\n|---|---|---|---|---|---|\n");
     for n in [8usize, 16, 32] {
         let rounds = 2 * n;
         let (p50, p99, max, warmed) = runtime.block_on(adverts(n, rounds));
-        eprintln!("{n} nodes: p50 {} p99 {} max {} (warm-up heard {warmed} of {})", ms(p50), ms(p99), ms(max), n * (n - 1));
+        eprintln!(
+            "{n} nodes: p50 {} p99 {} max {} (warm-up heard {warmed} of {})",
+            ms(p50),
+            ms(p99),
+            ms(max),
+            n * (n - 1)
+        );
         let goal = if n == 32 {
-            if p99 < Duration::from_secs(1) { "p99 < 1 s: met" } else { "p99 < 1 s: **missed**" }
+            if p99 < Duration::from_secs(1) {
+                "p99 < 1 s: met"
+            } else {
+                "p99 < 1 s: **missed**"
+            }
         } else {
             ""
         };
@@ -457,10 +518,13 @@ fn main() {
     let start = text.find("## Federation (issue: Federation)");
     let new = match start {
         Some(s) => {
-            let end = text[s + 3..].find("\n## ").map(|e| s + 3 + e + 1).unwrap_or(text.len());
+            let end = text[s + 3..]
+                .find("\n## ")
+                .map(|e| s + 3 + e + 1)
+                .unwrap_or(text.len());
             format!("{}{}{}", &text[..s], section, &text[end..])
         }
-        None => format!("{}\n{}", text.trim_end(), format!("\n\n{section}")),
+        None => format!("{}\n\n\n{section}", text.trim_end()),
     };
     if let Err(e) = std::fs::write(&path, new) {
         eprintln!("could not write {}: {e}", path.display());

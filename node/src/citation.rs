@@ -22,9 +22,16 @@ pub fn citation_cff(project: &Project, extra: &BTreeMap<AuthorId, AuthorProfile>
     let mut profiles = extra.clone();
     profiles.extend(project.profiles());
     let mut out = String::new();
-    let _ = writeln!(out, "# Written by Orrery from the signed history of project {}.", project.id());
+    let _ = writeln!(
+        out,
+        "# Written by Orrery from the signed history of project {}.",
+        project.id()
+    );
     let _ = writeln!(out, "cff-version: 1.2.0");
-    let _ = writeln!(out, "message: \"If you use this work, please cite it as below.\"");
+    let _ = writeln!(
+        out,
+        "message: \"If you use this work, please cite it as below.\""
+    );
     let _ = writeln!(out, "type: software");
     let _ = writeln!(out, "title: {}", q(&project.title()));
     let description = project.description();
@@ -33,8 +40,15 @@ pub fn citation_cff(project: &Project, extra: &BTreeMap<AuthorId, AuthorProfile>
     }
     let _ = writeln!(out, "identifiers:");
     let _ = writeln!(out, "  - type: other");
-    let _ = writeln!(out, "    value: {}", q(&format!("orrery:project:{}", project.id())));
-    let _ = writeln!(out, "    description: \"Orrery project id (the hash of its genesis change)\"");
+    let _ = writeln!(
+        out,
+        "    value: {}",
+        q(&format!("orrery:project:{}", project.id()))
+    );
+    let _ = writeln!(
+        out,
+        "    description: \"Orrery project id (the hash of its genesis change)\""
+    );
     let _ = writeln!(out, "authors:");
     let contributors: Vec<&Share> = credits
         .shares
@@ -62,7 +76,11 @@ pub fn citation_cff(project: &Project, extra: &BTreeMap<AuthorId, AuthorProfile>
                 }
             }
             None => {
-                let _ = writeln!(out, "  - name: {}", q(&format!("Orrery author {}", share.author)));
+                let _ = writeln!(
+                    out,
+                    "  - name: {}",
+                    q(&format!("Orrery author {}", share.author))
+                );
             }
         }
     }

@@ -23,7 +23,9 @@ pub use project::ProjectCmd;
 /// Orrery: a peer-to-peer federation for science archives.
 #[derive(Debug, Parser)]
 #[command(name = "orrery", version, propagate_version = true)]
-#[command(about = "A peer-to-peer federation for science archives: datasets, labs next to the data, and co-edited projects with signed authorship.")]
+#[command(
+    about = "A peer-to-peer federation for science archives: datasets, labs next to the data, and co-edited projects with signed authorship."
+)]
 pub struct Cli {
     /// The node's data directory (default: $XDG_DATA_HOME/orrery or ~/.local/share/orrery).
     #[arg(long, global = true, env = "ORRERY_DATA_DIR", value_name = "DIR")]
@@ -119,7 +121,12 @@ fn init(home: &Home, args: InitArgs, out: &mut dyn Write) -> Result<()> {
     config.node.institution = args.institution;
     config.node.contact = args.contact;
     let node = crate::setup::init(home, &config)?;
-    writeln!(out, "initialised node {:?} in {}", config.node.name, home.root().display())?;
+    writeln!(
+        out,
+        "initialised node {:?} in {}",
+        config.node.name,
+        home.root().display()
+    )?;
     writeln!(out, "node id: {node}")?;
     writeln!(out, "next: `orrery author new --name \"Your Name\"`")?;
     Ok(())

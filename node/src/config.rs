@@ -102,7 +102,9 @@ impl Config {
                 problem: "must be 1 to 128 characters",
             });
         }
-        self.network.validate().map_err(|e| ConfigError::Network(e.to_string()))?;
+        self.network
+            .validate()
+            .map_err(|e| ConfigError::Network(e.to_string()))?;
         if self.store.compact_after_changes == 0 {
             return Err(ConfigError::Invalid {
                 field: "store.compact_after_changes",

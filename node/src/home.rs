@@ -180,10 +180,16 @@ mod tests {
         let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(read_key(&path).expect("reads").public(), key.public());
-        assert!(matches!(write_key(&path, &key), Err(KeyFileError::Exists { .. })));
+        assert!(matches!(
+            write_key(&path, &key),
+            Err(KeyFileError::Exists { .. })
+        ));
 
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(matches!(read_key(&path), Err(KeyFileError::Permissions { mode: 0o644, .. })));
+        assert!(matches!(
+            read_key(&path),
+            Err(KeyFileError::Permissions { mode: 0o644, .. })
+        ));
 
         let short = dir.path().join("short.key");
         fs::write(&short, [1u8; 16]).expect("write");

@@ -115,7 +115,10 @@ const TOKEN_PREFIX: &str = "orrery-invite-";
 impl InviteToken {
     /// The token as text.
     pub fn encode(&self) -> String {
-        format!("{TOKEN_PREFIX}{}", hex::encode(orrery_protocol::encoding::encode(self)))
+        format!(
+            "{TOKEN_PREFIX}{}",
+            hex::encode(orrery_protocol::encoding::encode(self))
+        )
     }
 
     /// Reads a token.
@@ -199,7 +202,10 @@ impl NodeHandle {
         make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> Command,
     ) -> Result<T, NodeError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| NodeError::Stopped)?;
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)?
     }
 
@@ -216,7 +222,8 @@ impl NodeHandle {
     /// Founds a federation with this node as its first member.
     pub async fn create_federation(&self, name: &str) -> Result<(), NodeError> {
         let name = name.to_string();
-        self.call(|reply| Command::CreateFederation { name, reply }).await
+        self.call(|reply| Command::CreateFederation { name, reply })
+            .await
     }
 
     /// Issues an invitation for a named node or for a one-time code.
@@ -358,7 +365,10 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     for a in &authors {
         let akey = read_key(&home.author_key(&a.id))?;
         author_keys.push((a.id, akey.clone()));
-        sessions.insert(a.id, Session::new(akey).map_err(|e| NodeError::Config(e.to_string()))?);
+        sessions.insert(
+            a.id,
+            Session::new(akey).map_err(|e| NodeError::Config(e.to_string()))?,
+        );
         profiles.insert(a.id, a.profile.clone());
     }
     let mut actor = NodeActor {
@@ -495,7 +505,11 @@ impl NodeActor {
         self.adverts
             .values()
             .filter(|a| a.node != self.me)
-            .filter(|a| self.membership.as_ref().is_some_and(|m| m.is_member(&a.node)))
+            .filter(|a| {
+                self.membership
+                    .as_ref()
+                    .is_some_and(|m| m.is_member(&a.node))
+            })
             .filter(|a| public || a.hosted_authors().iter().any(|au| members.contains(au)))
             .map(|a| a.node)
             .filter(|n| self.connected.contains(n))
@@ -529,7 +543,9 @@ impl NodeActor {
             self.again.insert((project, peer));
             return;
         }
-        let Some(p) = self.projects.get(&project) else { return };
+        let Some(p) = self.projects.get(&project) else {
+            return;
+        };
         let state = self.peers.entry((project, peer)).or_default();
         let Some((message, seals)) = p.sync_message(state) else {
             return;
@@ -553,12 +569,22 @@ impl NodeActor {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let result = fed.request(peer, Request::Sync(frame)).await;
-            let _ = tx.send(Command::SyncDone { project, peer, result }).await;
+            let _ = tx
+                .send(Command::SyncDone {
+                    project,
+                    peer,
+                    result,
+                })
+                .await;
         });
     }
 
     /// Verifies and stores a peer's sync frame; returns the answer to send back, if any.
-    async fn receive(&mut self, peer: NodeId, frame: SyncFrame) -> Result<Option<SyncFrame>, Refusal> {
+    async fn receive(
+        &mut self,
+        peer: NodeId,
+        frame: SyncFrame,
+    ) -> Result<Option<SyncFrame>, Refusal> {
         let id = frame.project;
         let is_new = !self.projects.contains_key(&id);
         let mut project = match self.projects.remove(&id) {
@@ -640,13 +666,20 @@ impl NodeActor {
     }
 
     async fn store_has(&self, id: ProjectId) -> bool {
-        self.store.run(move |s| s.has_project(id)).await.unwrap_or(false)
+        self.store
+            .run(move |s| s.has_project(id))
+            .await
+            .unwrap_or(false)
     }
 
     async fn maybe_compact(&self, project: &Project) {
         let id = project.id();
         let limit = self.config.store.compact_after_changes;
-        let loose = self.store.run(move |s| s.loose_changes(id)).await.unwrap_or(0);
+        let loose = self
+            .store
+            .run(move |s| s.loose_changes(id))
+            .await
+            .unwrap_or(0);
         if loose >= limit {
             let snapshot = project.save();
             let seals = project.seals();
@@ -703,7 +736,11 @@ impl NodeActor {
                 let _ = reply.send(r);
             }
             Command::Remove { node, reply } => {
-                let r = self.fed.remove(node, "removed by an operator").await.map_err(NodeError::from);
+                let r = self
+                    .fed
+                    .remove(node, "removed by an operator")
+                    .await
+                    .map_err(NodeError::from);
                 let _ = reply.send(r);
             }
             Command::CreateProject {
@@ -740,7 +777,9 @@ impl NodeActor {
         let m = Membership::found(&self.key, name, now())
             .map_err(|e| NodeError::Config(e.to_string()))?;
         let events = m.events();
-        self.store.run(move |s| s.add_membership_events(&events).map(|_| ())).await?;
+        self.store
+            .run(move |s| s.add_membership_events(&events).map(|_| ()))
+            .await?;
         self.membership = Some(m.clone());
         self.fed.adopt(m).await?;
         self.publish_advert().await;
@@ -759,12 +798,10 @@ impl NodeActor {
                 at: now(),
             },
         );
-        let addrs = token
-            .addrs
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect();
-        self.fed.join(request.into_unverified(), inviter, addrs).await?;
+        let addrs = token.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        self.fed
+            .join(request.into_unverified(), inviter, addrs)
+            .await?;
         // Remember where the inviter is, to reconnect after a restart. The member list itself
         // arrives as a federation event and is stored there.
         let addrs = token.addrs.clone();
@@ -780,7 +817,10 @@ impl NodeActor {
         title: &str,
         visibility: Visibility,
     ) -> Result<ProjectId, NodeError> {
-        let session = self.sessions.get(&author).ok_or(NodeError::NoAuthor(author))?;
+        let session = self
+            .sessions
+            .get(&author)
+            .ok_or(NodeError::NoAuthor(author))?;
         let (mut project, mut batch) = Project::create(session, title, visibility)?;
         if let Some(profile) = self.profiles.get(&author) {
             project.publish_profile(session, profile)?;
@@ -797,20 +837,34 @@ impl NodeActor {
         self.projects.insert(id, project);
         self.emit(NodeEvent::ProjectChanged {
             project: id,
-            heads: self.projects.get(&id).map(Project::heads).unwrap_or_default(),
+            heads: self
+                .projects
+                .get(&id)
+                .map(Project::heads)
+                .unwrap_or_default(),
         });
         self.kick_all(id);
         Ok(id)
     }
 
-    async fn edit(&mut self, id: ProjectId, author: AuthorId, edit: EditFn) -> Result<(), NodeError> {
-        let session = self.sessions.get(&author).ok_or(NodeError::NoAuthor(author))?.clone();
+    async fn edit(
+        &mut self,
+        id: ProjectId,
+        author: AuthorId,
+        edit: EditFn,
+    ) -> Result<(), NodeError> {
+        let session = self
+            .sessions
+            .get(&author)
+            .ok_or(NodeError::NoAuthor(author))?
+            .clone();
         let project = self.projects.get_mut(&id).ok_or(NodeError::NoProject(id))?;
         let result = edit(project, &session);
-        if let Some(profile) = self.profiles.get(&author) {
-            if result.is_ok() && project.role_of(&author).is_some_and(|r| r.can_edit()) {
-                let _ = project.publish_profile(&session, profile);
-            }
+        if let Some(profile) = self.profiles.get(&author)
+            && result.is_ok()
+            && project.role_of(&author).is_some_and(|r| r.can_edit())
+        {
+            let _ = project.publish_profile(&session, profile);
         }
         let batch = project.seal(&session);
         let title = project.title();
@@ -901,7 +955,11 @@ impl NodeActor {
                 for id in ids {
                     self.peers.remove(&(id, node));
                     self.refused.remove(&(id, node));
-                    if self.projects.get(&id).is_some_and(|p| self.targets(p).contains(&node)) {
+                    if self
+                        .projects
+                        .get(&id)
+                        .is_some_and(|p| self.targets(p).contains(&node))
+                    {
                         self.kick(id, node);
                     }
                 }
@@ -932,7 +990,11 @@ impl NodeActor {
                 if newly_hosting {
                     let ids: Vec<ProjectId> = self.projects.keys().copied().collect();
                     for id in ids {
-                        if self.projects.get(&id).is_some_and(|p| self.targets(p).contains(&node)) {
+                        if self
+                            .projects
+                            .get(&id)
+                            .is_some_and(|p| self.targets(p).contains(&node))
+                        {
                             self.kick(id, node);
                         }
                     }
@@ -940,7 +1002,10 @@ impl NodeActor {
             }
             FedEvent::Membership(events) => {
                 let stored = events.clone();
-                let _ = self.store.run(move |s| s.add_membership_events(&stored).map(|_| ())).await;
+                let _ = self
+                    .store
+                    .run(move |s| s.add_membership_events(&stored).map(|_| ()))
+                    .await;
                 if let Ok(Some(m)) = self.store.run(|s| s.membership()).await {
                     let entered = self.membership.is_none();
                     self.membership = Some(m);

@@ -10,7 +10,9 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// The data directory already holds a node.
-    #[error("{0} already holds an Orrery node; refusing to overwrite it (choose another --data-dir)")]
+    #[error(
+        "{0} already holds an Orrery node; refusing to overwrite it (choose another --data-dir)"
+    )]
     Exists(String),
     /// A key file failed.
     #[error(transparent)]
@@ -51,7 +53,8 @@ pub fn init(home: &Home, config: &Config) -> Result<NodeId, SetupError> {
     std::fs::create_dir_all(home.root()).map_err(io)?;
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o700))
+            .map_err(io)?;
     }
     let key = SecretKey::generate()?;
     write_key(&home.node_key(), &key)?;

@@ -11,14 +11,14 @@
 use std::path::Path;
 
 use orrery_crdt::{Batch, Project};
-use orrery_protocol::{
-    AuthorId, AuthorProfile, ChangeHash, ChangeSeal, ProjectId, PublicKey, Signed, Verified,
-    identity::Signature,
-};
 use orrery_protocol::NodeId;
 use orrery_protocol::advert::NodeAdvert;
 use orrery_protocol::federation::{Membership, MembershipEvent};
 use orrery_protocol::wire::MAX_FRAME_BYTES;
+use orrery_protocol::{
+    AuthorId, AuthorProfile, ChangeHash, ChangeSeal, ProjectId, PublicKey, Signed, Verified,
+    identity::Signature,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The migrations, in order; `user_version` counts how many have run.
@@ -34,7 +34,9 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     /// The database was written by a newer Orrery.
-    #[error("the database has schema version {found}, newer than this orrery ({known}); upgrade orrery")]
+    #[error(
+        "the database has schema version {found}, newer than this orrery ({known}); upgrade orrery"
+    )]
     TooNew {
         /// Version in the file.
         found: usize,
@@ -169,7 +171,10 @@ impl Store {
     // ---- authors ----
 
     /// Stores a local author's verified profile. The first author becomes the default.
-    pub fn add_author(&mut self, profile: &Signed<AuthorProfile, Verified>) -> Result<(), StoreError> {
+    pub fn add_author(
+        &mut self,
+        profile: &Signed<AuthorProfile, Verified>,
+    ) -> Result<(), StoreError> {
         let p = profile.value();
         let tx = self.conn.transaction()?;
         let count: i64 = tx.query_row("SELECT count(*) FROM authors", [], |r| r.get(0))?;
@@ -189,9 +194,9 @@ impl Store {
 
     /// The local authors, default first.
     pub fn authors(&self) -> Result<Vec<AuthorRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT profile, is_default FROM authors ORDER BY is_default DESC, created_at, name")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT profile, is_default FROM authors ORDER BY is_default DESC, created_at, name",
+        )?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, bool>(1)?)))?;
         let mut out = Vec::new();
         for row in rows {
@@ -235,8 +240,13 @@ impl Store {
             }
         };
         match found.len() {
-            1 => Ok(found.into_iter().next().ok_or_else(|| StoreError::NoAuthor(String::new()))?),
-            0 => Err(StoreError::NoAuthor(query.unwrap_or("(default)").to_string())),
+            1 => Ok(found
+                .into_iter()
+                .next()
+                .ok_or_else(|| StoreError::NoAuthor(String::new()))?),
+            0 => Err(StoreError::NoAuthor(
+                query.unwrap_or("(default)").to_string(),
+            )),
             n => Err(StoreError::Ambiguous {
                 query: query.unwrap_or_default().to_string(),
                 count: n,
@@ -274,7 +284,12 @@ impl Store {
     }
 
     /// Appends a verified batch to a project by id, recording its current title.
-    pub fn append_raw(&mut self, id: ProjectId, title: &str, batch: &Batch) -> Result<(), StoreError> {
+    pub fn append_raw(
+        &mut self,
+        id: ProjectId,
+        title: &str,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         insert_batch(&tx, id, batch)?;
         tx.execute(
@@ -323,7 +338,10 @@ impl Store {
 
     /// Loads a project from its snapshot, changes and seals.
     pub fn load(&self, id: ProjectId) -> Result<Project, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt { project: id, reason };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            project: id,
+            reason,
+        };
         let snapshot: Option<Vec<u8>> = self
             .conn
             .query_row(
@@ -338,9 +356,9 @@ impl Store {
         let changes: Vec<Vec<u8>> = stmt
             .query_map([id.0.as_slice()], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT signer, payload, signature FROM seals WHERE project = ?1 ORDER BY id")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT signer, payload, signature FROM seals WHERE project = ?1 ORDER BY id",
+        )?;
         let raw: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = stmt
             .query_map([id.0.as_slice()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
@@ -355,7 +373,8 @@ impl Store {
                 .map_err(|e| corrupt(e.to_string()))?;
             seals.push(seal);
         }
-        Project::restore(id, snapshot.as_deref(), changes, seals).map_err(|e| corrupt(e.to_string()))
+        Project::restore(id, snapshot.as_deref(), changes, seals)
+            .map_err(|e| corrupt(e.to_string()))
     }
 
     /// All projects, most recently written first.
@@ -454,12 +473,16 @@ impl Store {
     // ---- federation ----
 
     /// Adds membership events (already verified by the member list). Returns how many were new.
-    pub fn add_membership_events(&mut self, events: &[MembershipEvent]) -> Result<usize, StoreError> {
+    pub fn add_membership_events(
+        &mut self,
+        events: &[MembershipEvent],
+    ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction()?;
         let mut added = 0;
         {
-            let mut stmt =
-                tx.prepare_cached("INSERT INTO membership_events (event) VALUES (?1) ON CONFLICT DO NOTHING")?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO membership_events (event) VALUES (?1) ON CONFLICT DO NOTHING",
+            )?;
             for e in events {
                 added += stmt.execute([orrery_protocol::encoding::encode(e)])?;
             }
@@ -513,7 +536,9 @@ impl Store {
     /// The stored adverts.
     pub fn adverts(&self) -> Result<Vec<NodeAdvert>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT advert FROM adverts")?;
-        let rows: Vec<Vec<u8>> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let rows: Vec<Vec<u8>> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         Ok(rows
             .into_iter()
             .filter_map(|b| orrery_protocol::encoding::decode("advert", &b, MAX_FRAME_BYTES).ok())
@@ -560,7 +585,9 @@ impl Store {
 
     /// Members the running node last saw connected, and when.
     pub fn peers(&self) -> Result<Vec<(NodeId, bool, i64)>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT node, connected, last_seen FROM peers")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT node, connected, last_seen FROM peers")?;
         let rows: Vec<(Vec<u8>, bool, i64)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
@@ -575,7 +602,10 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM listen_addrs", [])?;
         for a in addrs {
-            tx.execute("INSERT INTO listen_addrs (addr) VALUES (?1) ON CONFLICT DO NOTHING", [a])?;
+            tx.execute(
+                "INSERT INTO listen_addrs (addr) VALUES (?1) ON CONFLICT DO NOTHING",
+                [a],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -583,14 +613,20 @@ impl Store {
 
     /// The addresses the running node last listened on.
     pub fn listen_addrs(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT addr FROM listen_addrs ORDER BY addr")?;
-        let rows = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT addr FROM listen_addrs ORDER BY addr")?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
     /// A number that changes whenever another connection commits to the database.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.pragma_query_value(None, "data_version", |r| r.get(0))?)
+        Ok(self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
     }
 
     /// The newest change row and snapshot time of every project, to notice writes by others.
@@ -614,7 +650,11 @@ impl Store {
     pub fn has_project(&self, id: ProjectId) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM projects WHERE id = ?1", [id.0.as_slice()], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM projects WHERE id = ?1",
+                [id.0.as_slice()],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some())
     }

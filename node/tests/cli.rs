@@ -64,7 +64,9 @@ impl Node {
 }
 
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
 }
 
 /// The Python interpreter of the project's virtual environment (made by `scripts/test`).
@@ -106,7 +108,10 @@ fn joined(source: &Value) -> String {
 
 /// Cells, sources, outputs and metadata of `exported` equal those of `original`.
 fn assert_same_notebook(original: &Value, exported: &Value, ids_kept: bool) {
-    assert_eq!(original["metadata"], exported["metadata"], "notebook metadata");
+    assert_eq!(
+        original["metadata"], exported["metadata"],
+        "notebook metadata"
+    );
     let (a, b) = (
         original["cells"].as_array().expect("cells"),
         exported["cells"].as_array().expect("cells"),
@@ -146,7 +151,10 @@ fn init_refuses_to_overwrite_and_writes_owner_only_keys() {
     assert_eq!(mode & 0o777, 0o600);
     let author = node.author("Ada Lovelace", None);
     let key = node.data().join("authors").join(format!("{author}.key"));
-    assert_eq!(std::fs::metadata(&key).expect("key").permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
 
     // A key others can read is refused, with the fix in the message.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
@@ -179,14 +187,30 @@ fn commands_explain_what_to_do() {
     node.author("Ada Lovelace", None);
     let err = node.fails(&["project", "show", "no-such-project"]);
     assert!(err.contains("orrery project list"), "{err}");
-    let err = node.fails(&["author", "new", "--name", "X", "--orcid", "0000-0002-1825-0098"]);
+    let err = node.fails(&[
+        "author",
+        "new",
+        "--name",
+        "X",
+        "--orcid",
+        "0000-0002-1825-0098",
+    ]);
     assert!(err.contains("check digit"), "{err}");
     let err = node.fails(&["project", "new", "T", "--visibility", "secret"]);
     assert!(err.contains("public shared restricted"), "{err}");
     node.ok(&["project", "new", "Vega"]);
     let bad = node.dir.path().join("bad.ipynb");
-    std::fs::write(&bad, b"{\"nbformat\": 3, \"nbformat_minor\": 0, \"cells\": []}").expect("write");
-    let err = node.fails(&["project", "import-ipynb", "Vega", bad.to_str().expect("utf-8")]);
+    std::fs::write(
+        &bad,
+        b"{\"nbformat\": 3, \"nbformat_minor\": 0, \"cells\": []}",
+    )
+    .expect("write");
+    let err = node.fails(&[
+        "project",
+        "import-ipynb",
+        "Vega",
+        bad.to_str().expect("utf-8"),
+    ]);
     assert!(err.contains("nbformat 3 is not supported"), "{err}");
 }
 
@@ -230,10 +254,24 @@ fn notebooks_round_trip_through_import_and_export_and_pass_nbformat() {
     let node = Node::new();
     node.author("Ada Lovelace", Some("0000-0002-1825-0097"));
     node.ok(&["project", "new", "Variables"]);
-    for (file, ids_kept) in [("gaia-variable-stars.ipynb", true), ("xmm-spectrum.ipynb", false)] {
+    for (file, ids_kept) in [
+        ("gaia-variable-stars.ipynb", true),
+        ("xmm-spectrum.ipynb", false),
+    ] {
         let path = sample(file);
-        let out = node.ok(&["project", "import-ipynb", "Variables", path.to_str().expect("utf-8")]);
-        let nb = out.split("as notebook ").nth(1).expect("id").split(' ').next().expect("id");
+        let out = node.ok(&[
+            "project",
+            "import-ipynb",
+            "Variables",
+            path.to_str().expect("utf-8"),
+        ]);
+        let nb = out
+            .split("as notebook ")
+            .nth(1)
+            .expect("id")
+            .split(' ')
+            .next()
+            .expect("id");
         let exported = node.dir.path().join(format!("out-{file}"));
         node.ok(&[
             "project",
@@ -263,9 +301,23 @@ fn credits_and_citation_name_every_author() {
     let grace = node.author("Grace Hopper", None);
     node.ok(&["project", "new", "Spectra", "--description", "XMM spectra"]);
     let path = sample("xmm-spectrum.ipynb");
-    let out = node.ok(&["project", "import-ipynb", "Spectra", path.to_str().expect("utf-8")]);
-    let nb = out.split("as notebook ").nth(1).expect("id").split(' ').next().expect("id").to_string();
-    node.ok(&["project", "member", "add", "Spectra", &grace, "--role", "editor"]);
+    let out = node.ok(&[
+        "project",
+        "import-ipynb",
+        "Spectra",
+        path.to_str().expect("utf-8"),
+    ]);
+    let nb = out
+        .split("as notebook ")
+        .nth(1)
+        .expect("id")
+        .split(' ')
+        .next()
+        .expect("id")
+        .to_string();
+    node.ok(&[
+        "project", "member", "add", "Spectra", &grace, "--role", "editor",
+    ]);
 
     // Grace appends to the first cell.
     let exported: Value =
@@ -274,7 +326,15 @@ fn credits_and_citation_name_every_author() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_orrery"))
         .arg("--data-dir")
         .arg(node.data())
-        .args(["project", "append", "Spectra", &nb, &cell, "--as", "Grace Hopper"])
+        .args([
+            "project",
+            "append",
+            "Spectra",
+            &nb,
+            &cell,
+            "--as",
+            "Grace Hopper",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -286,7 +346,12 @@ fn credits_and_citation_name_every_author() {
     }
     let out = child.wait_with_output().expect("waits");
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).matches("durable ").count(), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("durable ")
+            .count(),
+        1
+    );
 
     let credits = node.ok(&["project", "credits", "Spectra"]);
     assert!(credits.contains("Ada Lovelace"), "{credits}");
@@ -299,15 +364,41 @@ fn credits_and_citation_name_every_author() {
     let cff = node.ok(&["project", "cite", "Spectra"]);
     assert!(cff.contains("cff-version: 1.2.0"), "{cff}");
     assert!(cff.contains("family-names: \"Lovelace\""), "{cff}");
-    assert!(cff.contains("orcid: \"https://orcid.org/0000-0002-1825-0097\""), "{cff}");
+    assert!(
+        cff.contains("orcid: \"https://orcid.org/0000-0002-1825-0097\""),
+        "{cff}"
+    );
     assert!(cff.contains("family-names: \"Hopper\""), "{cff}");
-    assert!(cff.find("Lovelace") < cff.find("Hopper"), "ordered by contribution");
+    assert!(
+        cff.find("Lovelace") < cff.find("Hopper"),
+        "ordered by contribution"
+    );
 
     // A viewer cannot edit.
-    node.ok(&["project", "member", "add", "Spectra", &grace, "--role", "viewer", "--as", &ada[..8]]);
-    let err = node.fails(&["project", "comment", "Spectra", "hi", "--as", "Grace Hopper"]);
+    node.ok(&[
+        "project",
+        "member",
+        "add",
+        "Spectra",
+        &grace,
+        "--role",
+        "viewer",
+        "--as",
+        &ada[..8],
+    ]);
+    let err = node.fails(&[
+        "project",
+        "comment",
+        "Spectra",
+        "hi",
+        "--as",
+        "Grace Hopper",
+    ]);
     assert!(err.contains("role is viewer"), "{err}");
 
     let log = node.ok(&["project", "log", "Spectra"]);
-    assert!(log.contains("Grace Hopper") && log.contains("Ada Lovelace"), "{log}");
+    assert!(
+        log.contains("Grace Hopper") && log.contains("Ada Lovelace"),
+        "{log}"
+    );
 }

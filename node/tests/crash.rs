@@ -38,7 +38,14 @@ fn acknowledged_edits_survive_sigkill() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/gaia-variable-stars.ipynb");
     let out = orrery(
         &data,
-        &["project", "import-ipynb", "Stream", sample.to_str().expect("utf-8"), "--title", "nb"],
+        &[
+            "project",
+            "import-ipynb",
+            "Stream",
+            sample.to_str().expect("utf-8"),
+            "--title",
+            "nb",
+        ],
     );
     assert!(out.contains("imported"));
     let cell = "e5a6c3b2-summary";

@@ -37,7 +37,10 @@ fn use_loopback(data: &Path, port: u16) {
             &format!(r#"listen = ["/ip4/127.0.0.1/tcp/{port}"]"#),
         )
         .replace("advert_interval_secs = 60", "advert_interval_secs = 1");
-    assert!(text.contains(&format!("tcp/{port}")), "listen address replaced");
+    assert!(
+        text.contains(&format!("tcp/{port}")),
+        "listen address replaced"
+    );
     std::fs::write(&config, text).expect("config");
 }
 
@@ -81,7 +84,11 @@ fn two_processes_federate_and_share_a_project() {
     orrery(&a, &["federation", "create", "esa-archives"]);
     let ada = orrery(&a, &["author", "new", "--name", "Ada Lovelace"]);
     let grace = orrery(&b, &["author", "new", "--name", "Grace Hopper"]);
-    let grace = grace.trim().strip_prefix("author id: ").expect("id").to_string();
+    let grace = grace
+        .trim()
+        .strip_prefix("author id: ")
+        .expect("id")
+        .to_string();
     assert!(ada.contains("author id"));
 
     let _a_running = Running::start(&a);
@@ -103,8 +110,22 @@ fn two_processes_federate_and_share_a_project() {
 
     let _b_running = Running::start(&b);
     // A shared project with Grace as editor, made at ESAC while both nodes run.
-    orrery(&a, &["project", "new", "Solar wind", "--visibility", "shared"]);
-    orrery(&a, &["project", "member", "add", "Solar wind", &grace, "--role", "editor"]);
+    orrery(
+        &a,
+        &["project", "new", "Solar wind", "--visibility", "shared"],
+    );
+    orrery(
+        &a,
+        &[
+            "project",
+            "member",
+            "add",
+            "Solar wind",
+            &grace,
+            "--role",
+            "editor",
+        ],
+    );
 
     // Wait (bounded) until Heidelberg holds the project: its running node writes it to its store.
     let mut seen = false;
@@ -118,5 +139,8 @@ fn two_processes_federate_and_share_a_project() {
     }
     assert!(seen, "the project reached the other node");
     let status = orrery(&a, &["federation", "status"]);
-    assert!(status.contains("Heidelberg") && status.contains("connected"), "{status}");
+    assert!(
+        status.contains("Heidelberg") && status.contains("connected"),
+        "{status}"
+    );
 }

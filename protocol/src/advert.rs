@@ -183,9 +183,10 @@ impl AdvertBook {
             return Err(AdvertError::NotAMember(a.node));
         }
         for h in &a.authors {
-            let ok = h.clone().verify().is_ok_and(|v| {
-                v.value().node == a.node && v.value().author.key() == v.signer()
-            });
+            let ok = h
+                .clone()
+                .verify()
+                .is_ok_and(|v| v.value().node == a.node && v.value().author.key() == v.signer());
             if !ok {
                 return Err(AdvertError::BadHosting { node: a.node });
             }
@@ -260,10 +261,22 @@ mod tests {
         let founder = SecretKey::generate().expect("random");
         let m = Membership::found(&founder, "esa", 0).expect("found");
         let mut book = AdvertBook::default();
-        assert_eq!(book.offer(advert(&founder, &m, 2, 100), &m, 1).expect("ok"), AdvertOutcome::Accepted);
-        assert_eq!(book.offer(advert(&founder, &m, 1, 100), &m, 1).expect("ok"), AdvertOutcome::Stale);
-        assert_eq!(book.offer(advert(&founder, &m, 2, 100), &m, 1).expect("ok"), AdvertOutcome::Stale);
-        assert_eq!(book.offer(advert(&founder, &m, 3, 5), &m, 10).expect("ok"), AdvertOutcome::Expired);
+        assert_eq!(
+            book.offer(advert(&founder, &m, 2, 100), &m, 1).expect("ok"),
+            AdvertOutcome::Accepted
+        );
+        assert_eq!(
+            book.offer(advert(&founder, &m, 1, 100), &m, 1).expect("ok"),
+            AdvertOutcome::Stale
+        );
+        assert_eq!(
+            book.offer(advert(&founder, &m, 2, 100), &m, 1).expect("ok"),
+            AdvertOutcome::Stale
+        );
+        assert_eq!(
+            book.offer(advert(&founder, &m, 3, 5), &m, 10).expect("ok"),
+            AdvertOutcome::Expired
+        );
         assert_eq!(book.get(&NodeId(founder.public())).map(|a| a.seq), Some(2));
         let stranger = SecretKey::generate().expect("random");
         assert!(matches!(
@@ -288,7 +301,11 @@ mod tests {
             .into_unverified()
         };
         let with = |hosting, seq| {
-            let mut a = advert(&founder, &m, seq, 100).verify().expect("valid").value().clone();
+            let mut a = advert(&founder, &m, seq, 100)
+                .verify()
+                .expect("valid")
+                .value()
+                .clone();
             a.authors = vec![hosting];
             Signed::sign(&founder, a).into_unverified()
         };
@@ -298,7 +315,13 @@ mod tests {
             Err(AdvertError::BadHosting { .. })
         ));
         assert!(book.hosts_of(&AuthorId(alice.public())).is_empty());
-        assert_eq!(book.offer(with(claim(&alice), 2), &m, 1).expect("ok"), AdvertOutcome::Accepted);
-        assert_eq!(book.hosts_of(&AuthorId(alice.public())), vec![NodeId(founder.public())]);
+        assert_eq!(
+            book.offer(with(claim(&alice), 2), &m, 1).expect("ok"),
+            AdvertOutcome::Accepted
+        );
+        assert_eq!(
+            book.hosts_of(&AuthorId(alice.public())),
+            vec![NodeId(founder.public())]
+        );
     }
 }

@@ -107,6 +107,8 @@ pub struct Removal {
 }
 
 /// One membership event, as exchanged between members.
+// Events are decoded once and kept in a handful; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum MembershipEvent {
     /// The founding statement, signed by the founder.
@@ -329,7 +331,9 @@ impl Membership {
                 accepted_at: now,
             },
         );
-        self.apply(MembershipEvent::Admission(admission.clone().into_unverified()))?;
+        self.apply(MembershipEvent::Admission(
+            admission.clone().into_unverified(),
+        ))?;
         Ok(admission)
     }
 
@@ -355,7 +359,10 @@ impl Membership {
     }
 
     /// Checks an admission completely; the inviter and accepter must already be known.
-    fn check_admission(&self, a: &Signed<Admission, Verified>) -> Result<(NodeId, String), MembershipError> {
+    fn check_admission(
+        &self,
+        a: &Signed<Admission, Verified>,
+    ) -> Result<(NodeId, String), MembershipError> {
         let accepter = NodeId(*a.signer());
         let request = a.value().request.clone().verify()?;
         let req = request.value();
@@ -379,18 +386,18 @@ impl Membership {
                 return Err(MembershipError::NotAMember { signer });
             }
         }
-        if let Some(invitee) = inv.invitee {
-            if invitee != req.node {
-                return Err(MembershipError::WrongInvitee {
-                    invitee,
-                    node: req.node,
-                });
-            }
+        if let Some(invitee) = inv.invitee
+            && invitee != req.node
+        {
+            return Err(MembershipError::WrongInvitee {
+                invitee,
+                node: req.node,
+            });
         }
-        if let Some(hash) = inv.code_hash {
-            if req.code.map(|c| blake3_hash(&c)) != Some(hash) {
-                return Err(MembershipError::WrongCode);
-            }
+        if let Some(hash) = inv.code_hash
+            && req.code.map(|c| blake3_hash(&c)) != Some(hash)
+        {
+            return Err(MembershipError::WrongCode);
         }
         if a.value().accepted_at > inv.expires_at {
             return Err(MembershipError::Expired {
@@ -442,7 +449,8 @@ impl Membership {
                     .ok()
                     .and_then(|r| r.value().invitation.clone().verify().ok())
                     .map(|i| NodeId(*i.signer()));
-                let known = self.ever_admitted(&accepter) && inviter.is_some_and(|i| self.ever_admitted(&i));
+                let known = self.ever_admitted(&accepter)
+                    && inviter.is_some_and(|i| self.ever_admitted(&i));
                 if !known {
                     // Check what can be checked now; the rest when the signers are known.
                     if self.waiting.len() < 4096 {
@@ -471,7 +479,9 @@ impl Membership {
 
     /// Every event, for handing to another member.
     pub fn events(&self) -> Vec<MembershipEvent> {
-        let mut out = vec![MembershipEvent::Founding(self.founding.clone().into_unverified())];
+        let mut out = vec![MembershipEvent::Founding(
+            self.founding.clone().into_unverified(),
+        )];
         out.extend(
             self.admissions
                 .values()
@@ -547,7 +557,9 @@ mod tests {
     fn one_time_codes_must_match() {
         let founder = key();
         let mut m = Membership::found(&founder, "esa", 0).expect("found");
-        let inv = m.invite(&founder, None, Some([9; 32]), 100, [2; 16]).expect("invite");
+        let inv = m
+            .invite(&founder, None, Some([9; 32]), 100, [2; 16])
+            .expect("invite");
         let carol = key();
         assert!(matches!(
             join(&mut m, &founder, inv.clone(), &carol, Some([8; 32]), 1),
@@ -563,12 +575,17 @@ mod tests {
         let mut a = Membership::found(&founder, "esa", 0).expect("found");
         let bob = key();
         let carol = key();
-        let inv_b = a.invite(&founder, Some(NodeId(bob.public())), None, 100, [1; 16]).expect("i");
+        let inv_b = a
+            .invite(&founder, Some(NodeId(bob.public())), None, 100, [1; 16])
+            .expect("i");
         join(&mut a, &founder, inv_b, &bob, None, 1).expect("bob");
         // Bob invites Carol and accepts her himself.
-        let inv_c = a.invite(&bob, Some(NodeId(carol.public())), None, 100, [2; 16]).expect("i");
+        let inv_c = a
+            .invite(&bob, Some(NodeId(carol.public())), None, 100, [2; 16])
+            .expect("i");
         join(&mut a, &bob, inv_c, &carol, None, 2).expect("carol");
-        a.remove(&founder, NodeId(bob.public()), "left", 3).expect("remove");
+        a.remove(&founder, NodeId(bob.public()), "left", 3)
+            .expect("remove");
 
         // Another member receives the events in reverse order.
         let mut b = Membership::from_founding(a.founding()).expect("founding");

@@ -18,6 +18,8 @@ pub const MAX_GOSSIP_BYTES: usize = 512 * 1024;
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 
 /// What is gossiped to every member.
+// Messages are decoded, handled and dropped one at a time; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Gossip {
     /// A node's advert.
@@ -59,6 +61,7 @@ pub enum Refusal {
 }
 
 /// A request from one node to another.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
     /// Join the federation with an invitation.
@@ -70,6 +73,7 @@ pub enum Request {
 }
 
 /// The answer to a [`Request`].
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Response {
     /// The membership events the responder holds (answer to `Join` and `Membership`).

@@ -50,8 +50,14 @@ impl TestNode {
         config.network.advert_ttl_secs = 30;
         let id = orrery_node::setup::init(&home, &config).expect("init");
         let mut store = Store::open(&home.database()).expect("store");
-        let author = orrery_node::setup::new_author(&home, &mut store, &format!("{name} researcher"), None, None)
-            .expect("author");
+        let author = orrery_node::setup::new_author(
+            &home,
+            &mut store,
+            &format!("{name} researcher"),
+            None,
+            None,
+        )
+        .expect("author");
         drop(store);
         let mut node = TestNode {
             dir,
@@ -109,10 +115,15 @@ pub async fn federation(n: usize) -> Vec<TestNode> {
         nodes[i].handle().join(token).await.expect("join");
     }
     let handles: Vec<NodeHandle> = nodes.iter().map(|t| t.handle().clone()).collect();
-    eventually(&handles, Duration::from_secs(30), "every node holds every advert", || {
-        let handles = handles.clone();
-        async move { all_adverts_known(&handles).await }
-    })
+    eventually(
+        &handles,
+        Duration::from_secs(30),
+        "every node holds every advert",
+        || {
+            let handles = handles.clone();
+            async move { all_adverts_known(&handles).await }
+        },
+    )
     .await;
     nodes
 }

@@ -115,7 +115,8 @@ async fn five_nodes_federate_and_a_removed_node_is_cut_off() {
     let forged = {
         let key = SecretKey::generate().expect("random");
         let m = orrery_protocol::federation::Membership::found(&key, "fake", 0).expect("found");
-        m.invite(&key, Some(stranger.id), None, i64::MAX, [0; 16]).expect("invite")
+        m.invite(&key, Some(stranger.id), None, i64::MAX, [0; 16])
+            .expect("invite")
     };
     let addrs = nodes[0]
         .handle()
@@ -156,7 +157,8 @@ async fn a_project_edited_at_three_nodes_converges_across_a_partition_and_a_rest
             proj.set_member(s, a1, Role::Editor)?;
             proj.set_member(s, a2, Role::Editor)?;
             let nb = proj.add_notebook(s, "coma")?;
-            let cell = proj.insert_cell(s, &nb, 0, NewCell::new(CellKind::Code, "import numpy\n"))?;
+            let cell =
+                proj.insert_cell(s, &nb, 0, NewCell::new(CellKind::Code, "import numpy\n"))?;
             *ids2.lock().expect("lock") = Some((nb, cell));
             Ok(())
         })
@@ -170,7 +172,9 @@ async fn a_project_edited_at_three_nodes_converges_across_a_partition_and_a_rest
         let (nb, cell) = (nb.clone(), cell.clone());
         let line = format!("# node {i}\n");
         n.handle()
-            .edit(p, authors[i], move |proj, s| proj.splice_source(s, &nb, &cell, 0, 0, &line))
+            .edit(p, authors[i], move |proj, s| {
+                proj.splice_source(s, &nb, &cell, 0, 0, &line)
+            })
             .await
             .expect("edit");
     }
@@ -196,7 +200,12 @@ async fn a_project_edited_at_three_nodes_converges_across_a_partition_and_a_rest
         let key = orrery_node::home::read_key(&home.author_key(&authors[2])).expect("key");
         let s = orrery_crdt::Session::new(key).expect("session");
         let new = proj
-            .insert_cell(&s, &nb, 1, NewCell::new(CellKind::Markdown, "offline notes"))
+            .insert_cell(
+                &s,
+                &nb,
+                1,
+                NewCell::new(CellKind::Markdown, "offline notes"),
+            )
             .expect("offline edit");
         let batch = proj.seal(&s);
         store.append(&proj, &batch).expect("durable");
@@ -214,17 +223,31 @@ async fn a_project_edited_at_three_nodes_converges_across_a_partition_and_a_rest
         for h in &all {
             let nb = nb.clone();
             v.push(
-                h.read(p, move |proj| proj.map(|x| x.notebook(&nb).expect("notebook")))
-                    .await
-                    .expect("read")
-                    .expect("held"),
+                h.read(p, move |proj| {
+                    proj.map(|x| x.notebook(&nb).expect("notebook"))
+                })
+                .await
+                .expect("read")
+                .expect("held"),
             );
         }
         v
     };
     assert!(docs.windows(2).all(|w| w[0] == w[1]), "identical notebooks");
-    let src = &docs[0].cells.iter().find(|c| c.id == cell).expect("cell").source;
-    for needle in ["# node 0\n", "# node 1\n", "# node 2\n", "x0 = 0\n", "x1 = 1\n", "import numpy\n"] {
+    let src = &docs[0]
+        .cells
+        .iter()
+        .find(|c| c.id == cell)
+        .expect("cell")
+        .source;
+    for needle in [
+        "# node 0\n",
+        "# node 1\n",
+        "# node 2\n",
+        "x0 = 0\n",
+        "x1 = 1\n",
+        "import numpy\n",
+    ] {
         assert!(src.contains(needle), "{needle:?} missing from {src:?}");
     }
     assert!(docs[0].cells.iter().any(|c| c.source == "offline notes"));
@@ -270,14 +293,18 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
         },
     );
     let addrs = token.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-    fed.join(request.into_unverified(), nodes[0].id, addrs).await.expect("join");
+    fed.join(request.into_unverified(), nodes[0].id, addrs)
+        .await
+        .expect("join");
     // Mallory's author is a viewer of the project.
     let mallory_author = SecretKey::generate().expect("random");
     let m_session = orrery_crdt::Session::new(mallory_author.clone()).expect("session");
     let ma = m_session.author();
     nodes[0]
         .handle()
-        .edit(p, alice, move |proj, s| proj.set_member(s, ma, Role::Viewer))
+        .edit(p, alice, move |proj, s| {
+            proj.set_member(s, ma, Role::Viewer)
+        })
         .await
         .expect("viewer");
     let honest = converged(&all, p, "membership change synced").await;
@@ -364,7 +391,11 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
     // Nothing changed anywhere.
     for h in &all {
         assert_eq!(heads(h, p).await.expect("held"), honest);
-        let title = h.read(p, |x| x.map(Project::title)).await.expect("read").expect("held");
+        let title = h
+            .read(p, |x| x.map(Project::title))
+            .await
+            .expect("read")
+            .expect("held");
         assert_eq!(title, "Gaia DR4 prep");
     }
     while fed_events.try_recv().is_ok() {}

@@ -35,13 +35,8 @@ pub(super) fn run(ctx: &mut Ctx, cmd: AuthorCmd, out: &mut dyn Write) -> Result<
             orcid,
             affiliation,
         } => {
-            let author = crate::setup::new_author(
-                &ctx.home,
-                &mut ctx.store,
-                &name,
-                orcid,
-                affiliation,
-            )?;
+            let author =
+                crate::setup::new_author(&ctx.home, &mut ctx.store, &name, orcid, affiliation)?;
             writeln!(out, "author id: {author}")?;
             Ok(())
         }
@@ -55,13 +50,24 @@ pub(super) fn run(ctx: &mut Ctx, cmd: AuthorCmd, out: &mut dyn Write) -> Result<
                     vec![
                         a.id.to_string(),
                         p.name.clone(),
-                        p.orcid.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        p.orcid
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
                         p.affiliation.clone().unwrap_or_default(),
-                        if a.is_default { "yes".into() } else { String::new() },
+                        if a.is_default {
+                            "yes".into()
+                        } else {
+                            String::new()
+                        },
                     ]
                 })
                 .collect();
-            writeln!(out, "{}", table(&["id", "name", "orcid", "affiliation", "default"], rows))?;
+            writeln!(
+                out,
+                "{}",
+                table(&["id", "name", "orcid", "affiliation", "default"], rows)
+            )?;
             Ok(())
         }
     }

@@ -76,13 +76,20 @@ pub(super) fn run(ctx: &mut Ctx, cmd: FederationCmd, out: &mut dyn Write) -> Res
     match cmd {
         FederationCmd::Create { name } => {
             if let Some(m) = ctx.store.membership()? {
-                bail!("this node already belongs to federation {:?} ({})", m.name(), m.id());
+                bail!(
+                    "this node already belongs to federation {:?} ({})",
+                    m.name(),
+                    m.id()
+                );
             }
             let key = read_key(&ctx.home.node_key())?;
             let m = Membership::found(&key, &name, now())?;
             ctx.store.add_membership_events(&m.events())?;
             writeln!(out, "founded federation {:?}: {}", m.name(), m.id())?;
-            writeln!(out, "next: `orrery run`, then `orrery federation invite --node <node id>`")?;
+            writeln!(
+                out,
+                "next: `orrery run`, then `orrery federation invite --node <node id>`"
+            )?;
             Ok(())
         }
         FederationCmd::Invite {
@@ -116,7 +123,13 @@ pub(super) fn run(ctx: &mut Ctx, cmd: FederationCmd, out: &mut dyn Write) -> Res
             }
             let addrs = addrs
                 .into_iter()
-                .map(|a| if a.contains("/p2p/") { a } else { format!("{a}/p2p/{peer}") })
+                .map(|a| {
+                    if a.contains("/p2p/") {
+                        a
+                    } else {
+                        format!("{a}/p2p/{peer}")
+                    }
+                })
                 .collect();
             let token = InviteToken {
                 invitation: invitation.into_unverified(),
@@ -156,7 +169,12 @@ pub(super) fn run(ctx: &mut Ctx, cmd: FederationCmd, out: &mut dyn Write) -> Res
                 }
             })?;
             let m = membership(ctx)?;
-            writeln!(out, "joined federation {:?} ({} members)", m.name(), m.members().len())?;
+            writeln!(
+                out,
+                "joined federation {:?} ({} members)",
+                m.name(),
+                m.members().len()
+            )?;
             writeln!(out, "next: `orrery run`")?;
             Ok(())
         }
@@ -200,7 +218,11 @@ pub(super) fn run(ctx: &mut Ctx, cmd: FederationCmd, out: &mut dyn Write) -> Res
                                     c.environment,
                                     c.cores,
                                     c.memory_mib / 1024,
-                                    if c.gpus > 0 { format!(", {} GPU", c.gpus) } else { String::new() },
+                                    if c.gpus > 0 {
+                                        format!(", {} GPU", c.gpus)
+                                    } else {
+                                        String::new()
+                                    },
                                     c.free_slots
                                 )
                             })
@@ -225,7 +247,9 @@ pub(super) fn run(ctx: &mut Ctx, cmd: FederationCmd, out: &mut dyn Write) -> Res
                         name,
                         institution,
                         compute,
-                        advert.map(|a| time(a.issued_at)).unwrap_or_else(|| "-".into()),
+                        advert
+                            .map(|a| time(a.issued_at))
+                            .unwrap_or_else(|| "-".into()),
                         reach,
                     ]
                 })
@@ -233,11 +257,29 @@ pub(super) fn run(ctx: &mut Ctx, cmd: FederationCmd, out: &mut dyn Write) -> Res
             writeln!(
                 out,
                 "{}",
-                table(&["node", "name", "institution", "compute", "advert issued", "reachability"], rows)
+                table(
+                    &[
+                        "node",
+                        "name",
+                        "institution",
+                        "compute",
+                        "advert issued",
+                        "reachability"
+                    ],
+                    rows
+                )
             )?;
             let removed = m.removed();
             if !removed.is_empty() {
-                writeln!(out, "removed: {}", removed.iter().map(NodeId::short).collect::<Vec<_>>().join(", "))?;
+                writeln!(
+                    out,
+                    "removed: {}",
+                    removed
+                        .iter()
+                        .map(NodeId::short)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )?;
             }
             Ok(())
         }

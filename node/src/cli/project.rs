@@ -143,11 +143,13 @@ pub struct As {
 }
 
 fn parse_visibility(s: &str) -> Result<Visibility, String> {
-    s.parse().map_err(|e: orrery_crdt::schema::ParseEnumError| e.to_string())
+    s.parse()
+        .map_err(|e: orrery_crdt::schema::ParseEnumError| e.to_string())
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    s.parse().map_err(|e: orrery_crdt::schema::ParseEnumError| e.to_string())
+    s.parse()
+        .map_err(|e: orrery_crdt::schema::ParseEnumError| e.to_string())
 }
 
 pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result<()> {
@@ -186,7 +188,8 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
             title,
             who,
         } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let title = title.unwrap_or_else(|| {
                 file.file_stem()
                     .map_or("notebook".into(), |s| s.to_string_lossy().into_owned())
@@ -199,7 +202,11 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
             p.publish_profile(&session, &profile)?;
             commit(ctx, &mut p, &session)?;
             let cells = p.cell_ids(&nb)?.len();
-            writeln!(out, "imported {} as notebook {nb} ({cells} cells)", file.display())?;
+            writeln!(
+                out,
+                "imported {} as notebook {nb} ({cells} cells)",
+                file.display()
+            )?;
             Ok(())
         }
         ProjectCmd::ExportIpynb {
@@ -263,7 +270,10 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
 fn session(
     ctx: &Ctx,
     who: &As,
-) -> Result<(Session, orrery_protocol::Signed<AuthorProfile, orrery_protocol::Verified>)> {
+) -> Result<(
+    Session,
+    orrery_protocol::Signed<AuthorProfile, orrery_protocol::Verified>,
+)> {
     let author = ctx.store.author(who.acting_as.as_deref()).map_err(|e| {
         anyhow::anyhow!("{e}; create one with `orrery author new --name \"Your Name\"`")
     })?;
@@ -310,14 +320,19 @@ fn resolve_notebook(p: &Project, query: &str) -> Result<NotebookId> {
     let all = p.notebook_ids();
     let exact: Vec<&(NotebookId, String)> = all.iter().filter(|(_, t)| t == query).collect();
     let found: Vec<&(NotebookId, String)> = if exact.is_empty() {
-        all.iter().filter(|(id, _)| id.as_str().starts_with(query)).collect()
+        all.iter()
+            .filter(|(id, _)| id.as_str().starts_with(query))
+            .collect()
     } else {
         exact
     };
     match found.as_slice() {
         [(id, _)] => Ok(id.clone()),
         [] => bail!("no notebook matches `{query}`; `orrery project show` lists them"),
-        _ => bail!("`{query}` matches {} notebooks; give more of the id", found.len()),
+        _ => bail!(
+            "`{query}` matches {} notebooks; give more of the id",
+            found.len()
+        ),
     }
 }
 
@@ -359,7 +374,15 @@ fn list(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         out,
         "{}",
         table(
-            &["id", "title", "visibility", "members", "notebooks", "changes", "updated"],
+            &[
+                "id",
+                "title",
+                "visibility",
+                "members",
+                "notebooks",
+                "changes",
+                "updated"
+            ],
             rows
         )
     )?;
@@ -373,7 +396,16 @@ fn show(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "id:          {}", p.id())?;
     writeln!(out, "visibility:  {}", p.visibility())?;
     writeln!(out, "created:     {}", time(p.created_at()))?;
-    writeln!(out, "changes:     {} (heads {})", p.change_count(), p.heads().iter().map(|h| h.short()).collect::<Vec<_>>().join(", "))?;
+    writeln!(
+        out,
+        "changes:     {} (heads {})",
+        p.change_count(),
+        p.heads()
+            .iter()
+            .map(|h| h.short())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
     let description = p.description();
     if !description.is_empty() {
         writeln!(out, "description: {description}")?;
@@ -383,11 +415,19 @@ fn show(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
         .into_iter()
         .map(|m| vec![name(&m.author), m.role.to_string(), m.author.to_string()])
         .collect();
-    writeln!(out, "\nmembers\n{}", table(&["author", "role", "id"], members))?;
+    writeln!(
+        out,
+        "\nmembers\n{}",
+        table(&["author", "role", "id"], members)
+    )?;
     let mut nbs = Vec::new();
     for (id, title) in p.notebook_ids() {
         let nb = p.notebook(&id)?;
-        let code = nb.cells.iter().filter(|c| c.kind == orrery_crdt::CellKind::Code).count();
+        let code = nb
+            .cells
+            .iter()
+            .filter(|c| c.kind == orrery_crdt::CellKind::Code)
+            .count();
         nbs.push(vec![
             id.to_string(),
             title,
@@ -396,22 +436,41 @@ fn show(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
             nb.created_by.as_ref().map(&name).unwrap_or_default(),
         ]);
     }
-    writeln!(out, "\nnotebooks\n{}", table(&["id", "title", "cells", "code", "created by"], nbs))?;
+    writeln!(
+        out,
+        "\nnotebooks\n{}",
+        table(&["id", "title", "cells", "code", "created by"], nbs)
+    )?;
     let datasets: Vec<Vec<String>> = p
         .datasets()
         .into_iter()
         .map(|d| vec![d.dataset, d.node, d.checksum])
         .collect();
     if !datasets.is_empty() {
-        writeln!(out, "\ndatasets\n{}", table(&["dataset", "node", "checksum"], datasets))?;
+        writeln!(
+            out,
+            "\ndatasets\n{}",
+            table(&["dataset", "node", "checksum"], datasets)
+        )?;
     }
     let comments: Vec<Vec<String>> = p
         .comments()
         .into_iter()
-        .map(|c| vec![time(c.created_at), c.author.as_ref().map(&name).unwrap_or_default(), c.target, c.text])
+        .map(|c| {
+            vec![
+                time(c.created_at),
+                c.author.as_ref().map(&name).unwrap_or_default(),
+                c.target,
+                c.text,
+            ]
+        })
         .collect();
     if !comments.is_empty() {
-        writeln!(out, "\ncomments\n{}", table(&["when", "author", "on", "text"], comments))?;
+        writeln!(
+            out,
+            "\ncomments\n{}",
+            table(&["when", "author", "on", "text"], comments)
+        )?;
     }
     Ok(())
 }
@@ -435,7 +494,11 @@ fn log(ctx: &Ctx, query: &str, limit: usize, out: &mut dyn Write) -> Result<()> 
             ]
         })
         .collect();
-    writeln!(out, "{}", table(&["change", "author", "time", "seq", "ops"], rows))?;
+    writeln!(
+        out,
+        "{}",
+        table(&["change", "author", "time", "seq", "ops"], rows)
+    )?;
     if total > limit {
         writeln!(out, "({} older changes; use --limit)", total - limit)?;
     }
@@ -448,19 +511,38 @@ fn credits(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
     let c = p.credits();
     let mut rows = Vec::new();
     for s in &c.shares {
-        rows.push(vec!["project".into(), name(&s.author), s.chars.to_string(), s.changes.to_string()]);
+        rows.push(vec![
+            "project".into(),
+            name(&s.author),
+            s.chars.to_string(),
+            s.changes.to_string(),
+        ]);
     }
     for nb in &c.notebooks {
         for s in &nb.shares {
-            rows.push(vec![format!("notebook {}", nb.title), name(&s.author), s.chars.to_string(), s.changes.to_string()]);
+            rows.push(vec![
+                format!("notebook {}", nb.title),
+                name(&s.author),
+                s.chars.to_string(),
+                s.changes.to_string(),
+            ]);
         }
         for cell in &nb.cells {
             for s in &cell.shares {
-                rows.push(vec![format!("  cell {}", cell.cell), name(&s.author), s.chars.to_string(), s.changes.to_string()]);
+                rows.push(vec![
+                    format!("  cell {}", cell.cell),
+                    name(&s.author),
+                    s.chars.to_string(),
+                    s.changes.to_string(),
+                ]);
             }
         }
     }
-    writeln!(out, "{}", table(&["scope", "author", "characters", "changes"], rows))?;
+    writeln!(
+        out,
+        "{}",
+        table(&["scope", "author", "characters", "changes"], rows)
+    )?;
     Ok(())
 }
 
@@ -480,7 +562,10 @@ fn append(
         .filter(|c| c.as_str().starts_with(cell))
         .collect();
     let [cell] = cells.as_slice() else {
-        bail!("`{cell}` matches {} cells of the notebook; give the cell id", cells.len());
+        bail!(
+            "`{cell}` matches {} cells of the notebook; give the cell id",
+            cells.len()
+        );
     };
     let (session, profile) = session(ctx, who)?;
     p.publish_profile(&session, &profile)?;
@@ -492,7 +577,11 @@ fn append(
         p.splice_text(&session, &text, end, 0, &format!("{line}\n"))?;
         let batch = commit(ctx, &mut p, &session)?;
         for change in &batch.changes {
-            writeln!(out, "durable {}", hex::encode(crate::store::change_hash(change)))?;
+            writeln!(
+                out,
+                "durable {}",
+                hex::encode(crate::store::change_hash(change))
+            )?;
         }
         out.flush()?;
     }

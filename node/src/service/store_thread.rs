@@ -37,10 +37,7 @@ impl StoreHandle {
         let job: Job = Box::new(move |store| {
             let _ = reply.send(f(store));
         });
-        self.tx
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Stopped)?;
+        self.tx.send(job).await.map_err(|_| StoreError::Stopped)?;
         rx.await.map_err(|_| StoreError::Stopped)?
     }
 }

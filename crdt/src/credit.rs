@@ -14,7 +14,7 @@ use orrery_protocol::AuthorId;
 use crate::ids::{CellId, NotebookId};
 use crate::project::Project;
 use crate::schema::*;
-use crate::session::author_of;
+use crate::session::AuthorCache;
 
 /// One author's share of something.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,11 +97,12 @@ impl Project {
     /// Characters of a text object per author who inserted them.
     pub fn text_authors(&self, text: &ObjId) -> BTreeMap<AuthorId, usize> {
         let mut out = BTreeMap::new();
+        let mut authors = AuthorCache::default();
         for item in self.doc.list_range(text, ..) {
-            if let ObjId::Id(_, actor, _) = item.id() {
-                if let Some(a) = author_of(&actor) {
-                    *out.entry(a).or_insert(0) += 1;
-                }
+            if let ObjId::Id(_, actor, _) = item.id()
+                && let Some(a) = authors.of(&actor)
+            {
+                *out.entry(a).or_insert(0) += 1;
             }
         }
         out
@@ -138,10 +139,9 @@ impl Project {
                     }
                     if let Ok(Some((Value::Object(ObjType::Map), cells_obj))) =
                         self.doc.get(&nb_obj, K_CELLS)
+                        && let Some(k) = key_of(&cells_obj)
                     {
-                        if let Some(k) = key_of(&cells_obj) {
-                            targets.insert(k, Target::Cells(ni));
-                        }
+                        targets.insert(k, Target::Cells(ni));
                     }
                 }
                 let cell_ids = self.cell_ids(&nb_id).unwrap_or_default();
@@ -176,8 +176,9 @@ impl Project {
         }
 
         // Change counts, from each change's operations.
+        let mut authors = AuthorCache::default();
         for change in self.doc.get_changes(&[]) {
-            let Some(author) = author_of(change.actor_id()) else {
+            let Some(author) = authors.of(change.actor_id()) else {
                 continue;
             };
             project.entry(author).or_default().1 += 1;

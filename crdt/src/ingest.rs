@@ -39,7 +39,7 @@ use orrery_protocol::{
 
 use crate::project::{Batch, Project, Roots, from_hash, new_doc, to_hash};
 use crate::schema::*;
-use crate::session::author_of;
+use crate::session::AuthorCache;
 
 /// Why a batch was refused. The document is unchanged whenever one of these is returned.
 #[derive(Debug, thiserror::Error)]
@@ -216,8 +216,11 @@ pub(crate) fn parse_change(index: usize, bytes: &[u8]) -> Result<Change, IngestE
 /// them, so a replica keeps one seal per actor however long the history grows.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct SealBook {
-    by_actor: HashMap<Vec<u8>, (u64, Arc<Signed<ChangeSeal, Verified>>)>,
+    by_actor: HashMap<Vec<u8>, KeptSeal>,
 }
+
+/// The sequence number of the change a kept seal names, and the seal.
+type KeptSeal = (u64, Arc<Signed<ChangeSeal, Verified>>);
 
 impl SealBook {
     pub(crate) fn keep(&mut self, doc: &Automerge, seal: Signed<ChangeSeal, Verified>) {
@@ -257,10 +260,10 @@ impl SealBook {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for actor in actors {
-            if let Some((_, seal)) = self.by_actor.get(actor) {
-                if seen.insert(seal.signature().0) {
-                    out.push((**seal).clone().into_unverified());
-                }
+            if let Some((_, seal)) = self.by_actor.get(actor)
+                && seen.insert(seal.signature().0)
+            {
+                out.push((**seal).clone().into_unverified());
             }
         }
         out
@@ -334,7 +337,10 @@ impl Project {
 
         // New changes, minus those already known or repeated.
         let mut report = IngestReport::default();
-        let known: HashSet<ChangeHash> = {
+        // An empty replica (the usual receiver of a whole history) knows nothing: skip asking.
+        let known: HashSet<ChangeHash> = if self.doc.get_heads().is_empty() {
+            HashSet::new()
+        } else {
             let hashes: Vec<automerge::ChangeHash> = parsed.iter().map(Change::hash).collect();
             let missing: HashSet<automerge::ChangeHash> =
                 self.doc.get_missing_deps(&hashes).into_iter().collect();
@@ -344,6 +350,7 @@ impl Project {
                 .map(|h| to_hash(*h))
                 .collect()
         };
+        let mut authors = AuthorCache::default();
         let mut items: Vec<Item> = Vec::with_capacity(parsed.len() + self.pending.changes.len());
         let mut index: HashMap<ChangeHash, usize> = HashMap::new();
         let mut fresh = Vec::new();
@@ -353,7 +360,9 @@ impl Project {
                 report.duplicates += 1;
                 continue;
             }
-            let author = author_of(change.actor_id()).ok_or(IngestError::BadActor { hash })?;
+            let author = authors
+                .of(change.actor_id())
+                .ok_or(IngestError::BadActor { hash })?;
             index.insert(hash, items.len());
             fresh.push(items.len());
             items.push(Item {
@@ -366,8 +375,9 @@ impl Project {
             if index.contains_key(hash) {
                 continue;
             }
-            let author =
-                author_of(change.actor_id()).ok_or(IngestError::BadActor { hash: *hash })?;
+            let author = authors
+                .of(change.actor_id())
+                .ok_or(IngestError::BadActor { hash: *hash })?;
             index.insert(*hash, items.len());
             items.push(Item {
                 hash: *hash,
@@ -389,8 +399,12 @@ impl Project {
                 .filter(|h| !index.contains_key(h))
                 .map(|h| from_hash(*h))
                 .collect();
-            let missing: HashSet<ChangeHash> =
-                self.doc.get_missing_deps(&heads).into_iter().map(to_hash).collect();
+            let missing: HashSet<ChangeHash> = self
+                .doc
+                .get_missing_deps(&heads)
+                .into_iter()
+                .map(to_hash)
+                .collect();
             all_seals
                 .iter()
                 .filter(|s| s.value().heads.iter().any(|h| missing.contains(h)))
@@ -412,34 +426,16 @@ impl Project {
             }
         }
         // Waiting changes that no seal covers any more (their author's seals all resolved without
-        // covering them) are dropped: whoever sent them lied about them.
-        for i in 0..items.len() {
-            if !covered[i] && !unresolved.contains(&items[i].author) && !fresh.contains(&i) {
+        // covering them) are dropped: whoever sent them lied about them. (`items` holds the fresh
+        // changes first, then the waiting ones.)
+        for i in fresh.len()..items.len() {
+            if !covered[i] && !unresolved.contains(&items[i].author) {
                 held.insert(i);
                 dropped.insert(i);
             }
         }
-        // Changes held for a seal, and every change that depends on one, wait.
-        if !held.is_empty() {
-            let mut changed = true;
-            while changed {
-                changed = false;
-                for (i, it) in items.iter().enumerate() {
-                    if held.contains(&i) {
-                        continue;
-                    }
-                    let depends = it
-                        .change
-                        .deps()
-                        .iter()
-                        .any(|d| index.get(&to_hash(*d)).is_some_and(|j| held.contains(j)));
-                    if depends {
-                        held.insert(i);
-                        changed = true;
-                    }
-                }
-            }
-        }
+        // Held changes, and (through the topological order below) every change that depends on
+        // one, wait.
 
         // Readiness: topological order of the changes whose dependencies are all present.
         let (ready, mut waiting) = self.ready_order(&items, &index, &held);
@@ -672,7 +668,7 @@ impl Project {
                         r
                     }
                 };
-                if !role.is_some_and(|r| r >= need.role) {
+                if role.is_none_or(|r| r < need.role) {
                     return Err(IngestError::NotPermitted {
                         hash: it.hash,
                         author: it.author,
@@ -725,6 +721,9 @@ fn role_at(
     author: &AuthorId,
     heads: &[automerge::ChangeHash],
 ) -> Option<Role> {
+    if crate::project::founder_of(members) == Some(*author) {
+        return Some(Role::Owner);
+    }
     let value = doc.get_at(members, author.to_string(), heads).ok()??;
     match value.0 {
         automerge::Value::Scalar(s) => match s.as_ref() {
@@ -760,9 +759,15 @@ fn classify(it: &Item, roots: Option<&Roots>) -> Result<Option<Needs>, IngestErr
                     Key::Map(k) => k.as_str(),
                     Key::Seq(_) => return Err(forbidden("root", "is not a list")),
                 };
+                // A delete is what automerge emits for an honest `put` of the value that already
+                // wins a conflict: it deletes the losing values. It must pass like the put.
                 match root_key_rule(key) {
                     Some(Role::Owner) => {
-                        let ok = matches!(&op.action, OpType::Put(ScalarValue::Str(v)) if v.parse::<Visibility>().is_ok());
+                        let ok = match &op.action {
+                            OpType::Delete => true,
+                            OpType::Put(ScalarValue::Str(v)) => v.parse::<Visibility>().is_ok(),
+                            _ => false,
+                        };
                         if !ok {
                             return Err(forbidden(key, "must be public, shared or restricted"));
                         }
@@ -772,7 +777,10 @@ fn classify(it: &Item, roots: Option<&Roots>) -> Result<Option<Needs>, IngestErr
                         });
                     }
                     Some(_) => {
-                        if !matches!(&op.action, OpType::Put(ScalarValue::Str(_))) {
+                        if !matches!(
+                            &op.action,
+                            OpType::Put(ScalarValue::Str(_)) | OpType::Delete
+                        ) {
                             return Err(forbidden(key, "must be a string"));
                         }
                     }

@@ -19,6 +19,10 @@
 //! outputs, comments, dataset references, title, description); viewers change nothing. The
 //! schema's containers are created by the genesis change and no later change may replace them.
 //!
+//! The founder — the author of the genesis change, whose hash is the project id — is an owner
+//! for good: no change can demote or remove them, so two owners demoting each other at the same
+//! time can never leave a project without an owner.
+//!
 //! A change is judged against the membership **in its own causal past** — the document as its
 //! author saw it when they made it, which every replica can reconstruct identically from the
 //! change's dependencies. So all replicas accept or refuse the same changes whatever order they

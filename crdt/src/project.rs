@@ -56,6 +56,9 @@ pub enum EditError {
     /// The last owner cannot be removed or demoted.
     #[error("{0} is the last owner; add another owner first")]
     LastOwner(AuthorId),
+    /// The founder's role cannot change.
+    #[error("{0} founded the project and stays its owner; their role cannot change")]
+    Founder(AuthorId),
     /// An identifier is already used.
     #[error("the id `{0}` is already used in this project")]
     DuplicateId(String),
@@ -208,8 +211,38 @@ pub struct Project {
     /// Changes waiting for their dependencies.
     pub(crate) pending: crate::ingest::Pending,
     /// Local changes not yet sealed, per actor, in commit order.
-    unsealed: HashMap<ActorId, Vec<ChangeHash>>,
+    unsealed: HashMap<ActorId, Unsealed>,
+    /// The role the last edit's author was found to have, while provably unchanged.
+    role_memo: Option<RoleMemo>,
 }
+
+/// A role looked up for an edit, and the heads at which it still holds.
+///
+/// The memo is carried from one edit to the next only by edits that cannot change the members
+/// map (those needing less than [`Role::Owner`]), and only while the document's heads are
+/// exactly those that edit left: any other change (an ingest, an owner's edit) moves the heads
+/// and the role is looked up again. This saves a members-map read per keystroke.
+#[derive(Debug)]
+struct RoleMemo {
+    author: AuthorId,
+    role: Option<Role>,
+    heads: Vec<automerge::ChangeHash>,
+}
+
+/// One actor's local changes awaiting a seal.
+#[derive(Debug, Default)]
+struct Unsealed {
+    /// The document's heads just before the first of them was committed: none of them is an
+    /// ancestor of these, so the changes since these heads include them all.
+    since: Vec<automerge::ChangeHash>,
+    /// Their hashes, in commit order.
+    hashes: Vec<ChangeHash>,
+}
+
+/// Below this many changes, [`Project::seal`] fetches each by hash; above, it collects all
+/// changes since the first of them in one pass, which automerge does several times faster per
+/// change (building a change back from the document's columns has a cost per call).
+const SEAL_BY_HASH_MAX: usize = 4;
 
 impl std::fmt::Debug for Project {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -260,6 +293,11 @@ fn int_of(v: &Value<'_>) -> Option<i64> {
     }
 }
 
+/// The founder of a project: the author of the genesis change, which created the members map.
+pub(crate) fn founder_of(members: &ObjId) -> Option<AuthorId> {
+    creator(members)
+}
+
 fn creator(id: &ObjId) -> Option<AuthorId> {
     match id {
         ObjId::Id(_, actor, _) => author_of(actor),
@@ -303,12 +341,15 @@ impl Project {
             seals: Default::default(),
             pending: Default::default(),
             unsealed: HashMap::new(),
+            role_memo: None,
         };
-        project
-            .unsealed
-            .entry(session.actor().clone())
-            .or_default()
-            .push(to_hash(hash));
+        project.unsealed.insert(
+            session.actor().clone(),
+            Unsealed {
+                since: Vec::new(),
+                hashes: vec![to_hash(hash)],
+            },
+        );
         let batch = project.seal(session);
         Ok((project, batch))
     }
@@ -322,6 +363,7 @@ impl Project {
             seals: Default::default(),
             pending: Default::default(),
             unsealed: HashMap::new(),
+            role_memo: None,
         }
     }
 
@@ -400,7 +442,9 @@ impl Project {
         let Some(roots) = &self.roots else {
             return Vec::new();
         };
-        self.doc
+        let founder = founder_of(&roots.members);
+        let mut members: Vec<Member> = self
+            .doc
             .map_range(&roots.members, ..)
             .filter_map(|item| {
                 let author = item.key.parse().ok()?;
@@ -412,12 +456,29 @@ impl Project {
                 };
                 Some(Member { author, role })
             })
-            .collect()
+            .filter(|m| Some(m.author) != founder)
+            .collect();
+        if let Some(f) = founder {
+            members.push(Member {
+                author: f,
+                role: Role::Owner,
+            });
+            members.sort_by(|a, b| a.author.cmp(&b.author));
+        }
+        members
     }
 
-    /// The role of `author`, if they are a member.
+    /// The project's founder: the author of its genesis change, an owner for good.
+    pub fn founder(&self) -> Option<AuthorId> {
+        self.roots.as_ref().and_then(|r| founder_of(&r.members))
+    }
+
+    /// The role of `author`, if they are a member. The founder is always an owner.
     pub fn role_of(&self, author: &AuthorId) -> Option<Role> {
         let roots = self.roots.as_ref()?;
+        if founder_of(&roots.members) == Some(*author) {
+            return Some(Role::Owner);
+        }
         self.get_str(&roots.members, &author.to_string())?
             .parse()
             .ok()
@@ -610,10 +671,14 @@ impl Project {
         session: &Session,
         need: Role,
         action: &'static str,
-    ) -> Result<(), EditError> {
-        let role = self.role_of(&session.author());
+        heads: &[automerge::ChangeHash],
+    ) -> Result<Option<Role>, EditError> {
+        let role = match &self.role_memo {
+            Some(m) if m.author == session.author() && m.heads == heads => m.role,
+            _ => self.role_of(&session.author()),
+        };
         if role.is_some_and(|r| r >= need) {
-            Ok(())
+            Ok(role)
         } else {
             Err(EditError::NotPermitted {
                 author: session.author(),
@@ -631,20 +696,37 @@ impl Project {
         action: &'static str,
         f: impl FnOnce(&mut Transaction<'_>, &Roots) -> Result<T, EditError>,
     ) -> Result<T, EditError> {
-        self.require(session, need, action)?;
-        let roots = self.roots()?.clone();
+        let heads = self.doc.get_heads();
+        let role = self.require(session, need, action, &heads)?;
+        // Borrowed, not cloned: the transaction borrows only `doc`.
+        let roots = self.roots.as_ref().ok_or(EditError::Empty)?;
         if self.doc.get_actor() != session.actor() {
             self.doc.set_actor(session.actor().clone());
         }
+        let first = self
+            .unsealed
+            .get(session.actor())
+            .is_none_or(|u| u.hashes.is_empty());
+        let before = if first { heads } else { Vec::new() };
         let mut tx = self.doc.transaction();
-        match f(&mut tx, &roots) {
+        match f(&mut tx, roots) {
             Ok(value) => {
                 let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now()));
                 if let Some(hash) = hash {
-                    self.unsealed
-                        .entry(session.actor().clone())
-                        .or_default()
-                        .push(to_hash(hash));
+                    // A local change depends on all heads, so it is now the only one.
+                    self.role_memo = (need < Role::Owner).then(|| RoleMemo {
+                        author: session.author(),
+                        role,
+                        heads: vec![hash],
+                    });
+                    let unsealed = match self.unsealed.get_mut(session.actor()) {
+                        Some(u) => u,
+                        None => self.unsealed.entry(session.actor().clone()).or_default(),
+                    };
+                    if first {
+                        unsealed.since = before;
+                    }
+                    unsealed.hashes.push(to_hash(hash));
                 }
                 Ok(value)
             }
@@ -710,6 +792,9 @@ impl Project {
     }
 
     fn check_not_last_owner(&self, author: &AuthorId) -> Result<(), EditError> {
+        if self.founder() == Some(*author) {
+            return Err(EditError::Founder(*author));
+        }
         let owners: Vec<AuthorId> = self
             .members()
             .into_iter()
@@ -1096,7 +1181,7 @@ impl Project {
     /// Signs the session's latest changes and returns them with the seal, or an empty batch if
     /// the session made no change since its last seal.
     pub fn seal(&mut self, session: &Session) -> Batch {
-        let Some(hashes) = self.unsealed.remove(session.actor()) else {
+        let Some(Unsealed { since, hashes }) = self.unsealed.remove(session.actor()) else {
             return Batch::default();
         };
         let Some(last) = hashes.last().copied() else {
@@ -1109,10 +1194,28 @@ impl Project {
                 heads: vec![last],
             },
         );
+        let mut collected: HashMap<automerge::ChangeHash, Vec<u8>> = HashMap::new();
+        if hashes.len() > SEAL_BY_HASH_MAX {
+            let wanted: std::collections::HashSet<automerge::ChangeHash> =
+                hashes.iter().map(|h| from_hash(*h)).collect();
+            collected = self
+                .doc
+                .get_changes(&since)
+                .into_iter()
+                .filter(|c| wanted.contains(&c.hash()))
+                .map(|c| (c.hash(), c.raw_bytes().to_vec()))
+                .collect();
+        }
         let changes = hashes
             .iter()
-            .filter_map(|h| self.doc.get_change_by_hash(&from_hash(*h)))
-            .map(|c| c.raw_bytes().to_vec())
+            .filter_map(|h| {
+                let h = from_hash(*h);
+                collected.remove(&h).or_else(|| {
+                    self.doc
+                        .get_change_by_hash(&h)
+                        .map(|c| c.raw_bytes().to_vec())
+                })
+            })
             .collect();
         self.seals.keep(&self.doc, seal.clone());
         Batch {
@@ -1123,7 +1226,7 @@ impl Project {
 
     /// Whether any local change awaits a seal.
     pub fn has_unsealed(&self) -> bool {
-        self.unsealed.values().any(|v| !v.is_empty())
+        self.unsealed.values().any(|u| !u.hashes.is_empty())
     }
 
     /// The whole history as one batch: every change and the kept seals that cover them.
@@ -1198,6 +1301,7 @@ impl Project {
             seals: Default::default(),
             pending: Default::default(),
             unsealed: HashMap::new(),
+            role_memo: None,
         };
         for seal in seals {
             project.seals.keep(&project.doc, seal);
@@ -1221,8 +1325,11 @@ impl Project {
                 deps: m.deps.iter().copied().map(to_hash).collect(),
             })
             .collect();
-        let index: HashMap<ChangeHash, usize> =
-            entries.iter().enumerate().map(|(i, e)| (e.hash, i)).collect();
+        let index: HashMap<ChangeHash, usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.hash, i))
+            .collect();
         let mut indegree = vec![0usize; entries.len()];
         let mut children: Vec<Vec<usize>> = vec![Vec::new(); entries.len()];
         for (i, e) in entries.iter().enumerate() {

@@ -4,6 +4,8 @@
 //! every change names its author, and one author editing from two devices (or two processes)
 //! never produces two changes with the same actor and sequence number.
 
+use std::collections::HashMap;
+
 use automerge::ActorId;
 use orrery_protocol::{AuthorId, KeyError, PublicKey, SecretKey};
 
@@ -65,6 +67,24 @@ pub fn author_of(actor: &ActorId) -> Option<AuthorId> {
         return None;
     }
     PublicKey::from_bytes(&bytes[..32]).ok().map(AuthorId)
+}
+
+/// [`author_of`] with each actor decoded once. Checking that a key is a valid curve point costs
+/// more than applying a keystroke's change, and a history names few actors, so code that reads
+/// the author of every change or character asks this cache instead.
+#[derive(Debug, Default)]
+pub(crate) struct AuthorCache(HashMap<ActorId, Option<AuthorId>>);
+
+impl AuthorCache {
+    /// The author `actor` names, as [`author_of`] says.
+    pub(crate) fn of(&mut self, actor: &ActorId) -> Option<AuthorId> {
+        if let Some(author) = self.0.get(actor) {
+            return *author;
+        }
+        let author = author_of(actor);
+        self.0.insert(actor.clone(), author);
+        author
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@ use orrery_protocol::{ChangeSeal, Signed, Unverified};
 use crate::ingest::{IngestError, IngestReport, guarded};
 use crate::project::{Batch, Project};
 
+/// An encoded sync message and the seals covering the changes it carries.
+type Outgoing = (Vec<u8>, Vec<Signed<ChangeSeal, Unverified>>);
+
 /// A peer's sync state for one project.
 #[derive(Debug, Default)]
 pub struct PeerState(State);
@@ -36,10 +39,7 @@ pub struct Received {
 impl Project {
     /// The next sync message for a peer and the seals covering its changes, or `None` when the
     /// peer is up to date.
-    pub fn sync_message(
-        &self,
-        state: &mut PeerState,
-    ) -> Option<(Vec<u8>, Vec<Signed<ChangeSeal, Unverified>>)> {
+    pub fn sync_message(&self, state: &mut PeerState) -> Option<Outgoing> {
         let mut message = self.doc.generate_sync_message(&mut state.0)?;
         message.flags = None;
         let changes: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
@@ -66,10 +66,7 @@ impl Project {
         let changes: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
         message.changes = ChunkList::empty();
         message.flags = None;
-        let batch = Batch {
-            changes,
-            seals,
-        };
+        let batch = Batch { changes, seals };
         let kept_seals = batch.seals.clone();
         let report = self.ingest(batch.clone())?;
         let applied: std::collections::HashSet<[u8; 32]> =

@@ -6,7 +6,10 @@ use orrery_protocol::{ChangeSeal, SecretKey, Signed};
 use proptest::prelude::*;
 
 fn session() -> Session {
-    Session::with_session_part(SecretKey::from_bytes(&[7u8; 32]).expect("32 bytes"), [1u8; 16])
+    Session::with_session_part(
+        SecretKey::from_bytes(&[7u8; 32]).expect("32 bytes"),
+        [1u8; 16],
+    )
 }
 
 /// A project, its history at some point, and a batch of honest edits made after that point.
@@ -19,7 +22,8 @@ fn fixture() -> (Project, Batch, Batch) {
         .expect("cell");
     p.seal(&alice);
     let base = p.history();
-    p.splice_source(&alice, &nb, &cell, 5, 0, "\ny = 2").expect("edit");
+    p.splice_source(&alice, &nb, &cell, 5, 0, "\ny = 2")
+        .expect("edit");
     p.set_title(&alice, "Hostile, edited").expect("title");
     let batch = p.seal(&alice);
     (p, base, batch)
@@ -42,7 +46,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             at,
             bit
         }),
-        (any::<usize>(), any::<usize>()).prop_map(|(change, len)| Mutation::Truncate { change, len }),
+        (any::<usize>(), any::<usize>())
+            .prop_map(|(change, len)| Mutation::Truncate { change, len }),
         (any::<usize>(), any::<usize>(), any::<u8>())
             .prop_map(|(change, at, byte)| Mutation::Insert { change, at, byte }),
         Just(Mutation::DropSeal),

@@ -35,7 +35,8 @@ fn concurrent_edits_converge_through_verified_sync() {
     let alice = session();
     let bob = session();
     let (mut a, _) = Project::create(&alice, "Sync", Visibility::Shared).expect("create");
-    a.set_member(&alice, bob.author(), Role::Editor).expect("member");
+    a.set_member(&alice, bob.author(), Role::Editor)
+        .expect("member");
     let nb = a.add_notebook(&alice, "nb").expect("nb");
     let cell = a
         .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, "x = 1\n"))
@@ -46,9 +47,11 @@ fn concurrent_edits_converge_through_verified_sync() {
     assert!(sync(&mut a, &mut sa, &mut b, &mut sb) > 0);
     assert_eq!(a.heads(), b.heads());
 
-    a.splice_source(&alice, &nb, &cell, 0, 0, "# alice\n").expect("edit");
+    a.splice_source(&alice, &nb, &cell, 0, 0, "# alice\n")
+        .expect("edit");
     a.seal(&alice);
-    b.splice_source(&bob, &nb, &cell, 6, 0, "y = 2\n").expect("edit");
+    b.splice_source(&bob, &nb, &cell, 6, 0, "y = 2\n")
+        .expect("edit");
     b.seal(&bob);
     sync(&mut a, &mut sa, &mut b, &mut sb);
     assert_eq!(a.heads(), b.heads());
@@ -56,7 +59,10 @@ fn concurrent_edits_converge_through_verified_sync() {
         a.cell(&nb, &cell).expect("cell").source,
         "# alice\nx = 1\ny = 2\n"
     );
-    assert_eq!(a.cell(&nb, &cell).expect("cell"), b.cell(&nb, &cell).expect("cell"));
+    assert_eq!(
+        a.cell(&nb, &cell).expect("cell"),
+        b.cell(&nb, &cell).expect("cell")
+    );
 }
 
 #[test]
@@ -78,10 +84,15 @@ fn a_message_with_forged_changes_changes_nothing() {
     let mut sb2 = PeerState::new();
     // An honest message from her replica carries nothing new: no error, nothing applied.
     if let Some((msg, seals)) = m.sync_message(&mut sm) {
-        let r = b.receive_sync_message(&mut sb2, &msg, seals).expect("nothing new");
+        let r = b
+            .receive_sync_message(&mut sb2, &msg, seals)
+            .expect("nothing new");
         assert!(r.report.applied.is_empty());
     }
     // Garbage instead of a message is refused.
-    assert!(b.receive_sync_message(&mut sb2, b"\x42garbage", vec![]).is_err());
+    assert!(
+        b.receive_sync_message(&mut sb2, b"\x42garbage", vec![])
+            .is_err()
+    );
     assert_eq!(b.heads(), before);
 }

@@ -99,5 +99,7 @@ pub(crate) fn apply_to_string(text: &mut String, patch: &Patch) {
 }
 
 fn byte_offset(text: &str, chars: usize) -> usize {
-    text.char_indices().nth(chars).map_or(text.len(), |(i, _)| i)
+    text.char_indices()
+        .nth(chars)
+        .map_or(text.len(), |(i, _)| i)
 }

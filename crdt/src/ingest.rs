@@ -170,6 +170,9 @@ pub(crate) fn guarded<T>(what: &'static str, f: impl FnOnce() -> T) -> Result<T,
     catch_unwind(AssertUnwindSafe(f)).map_err(|_| IngestError::Library { what })
 }
 
+/// Largest number of seals kept waiting for the changes they name.
+const MAX_PENDING_SEALS: usize = 4096;
+
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const CHUNK_CHANGE: u8 = 1;
 
@@ -229,6 +232,10 @@ impl SealBook {
             let Some(meta) = doc.get_change_meta_by_hash(&from_hash(*head)) else {
                 continue;
             };
+            // A seal only ever vouches for its signer's own changes.
+            if crate::session::author_of(&meta.actor).map(|a| *a.key()) != Some(*seal.signer()) {
+                continue;
+            }
             let actor = meta.actor.to_bytes().to_vec();
             let better = self
                 .by_actor
@@ -301,6 +308,17 @@ impl Project {
     /// Verifies a batch from another replica and applies what is ready. See the module docs for
     /// the checks; on any error the document is unchanged.
     pub fn ingest(&mut self, batch: Batch) -> Result<IngestReport, IngestError> {
+        self.ingest_collecting(batch, false)
+            .map(|(report, _)| report)
+    }
+
+    /// Like [`Project::ingest`], also returning the raw bytes of the applied changes (in the
+    /// order applied) when `collect` is set, for storing them.
+    pub(crate) fn ingest_collecting(
+        &mut self,
+        batch: Batch,
+        collect: bool,
+    ) -> Result<(IngestReport, Vec<Vec<u8>>), IngestError> {
         if batch.changes.len() > MAX_BATCH_CHANGES {
             return Err(IngestError::Oversize {
                 what: "the batch's change count",
@@ -385,11 +403,18 @@ impl Project {
                 change: change.clone(),
             });
         }
+        if self.pending.seals.len() + seals.len() > MAX_PENDING_SEALS {
+            return Err(IngestError::TooManyPending {
+                count: self.pending.seals.len() + seals.len(),
+                limit: MAX_PENDING_SEALS,
+            });
+        }
         let mut all_seals = self.pending.seals.clone();
+        let waiting_seals = all_seals.len();
         all_seals.extend(seals.iter().cloned());
 
         // Coverage: every new change must be an ancestor-or-self of a head sealed by its author.
-        let covered = coverage(&items, &index, &all_seals)?;
+        let covered = coverage(&items, &index, &all_seals, waiting_seals)?;
         // A seal whose head has not arrived yet (it may be on its way) lets its author's
         // uncovered changes wait instead of failing.
         let unresolved: HashSet<AuthorId> = {
@@ -452,6 +477,14 @@ impl Project {
             self.judge_and_apply(&items, &index, &ready)?;
         }
         report.applied = ready.iter().map(|&i| items[i].hash).collect();
+        let applied_bytes = if collect {
+            ready
+                .iter()
+                .map(|&i| items[i].change.raw_bytes().to_vec())
+                .collect()
+        } else {
+            Vec::new()
+        };
 
         // Keep the seals; those naming a change not yet in the document wait with the changes.
         let heads: Vec<automerge::ChangeHash> = all_seals
@@ -473,13 +506,14 @@ impl Project {
                 still.push(seal);
             }
         }
+        still.truncate(MAX_PENDING_SEALS);
         self.pending.seals = still;
         self.pending.changes = waiting
             .iter()
             .map(|&w| (items[w].hash, items[w].change.clone()))
             .collect();
         report.pending = self.pending.changes.len();
-        Ok(report)
+        Ok((report, applied_bytes))
     }
 
     /// Splits `items` into a topological order of those ready to apply and those waiting.
@@ -868,21 +902,29 @@ fn apply_genesis(it: &Item) -> Result<Automerge, IngestError> {
 }
 
 /// For each item, whether a seal of its author covers it.
+///
+/// Seals from index `fresh_from` on came with this batch: one naming another author's change is
+/// refused. Earlier (waiting) seals that turn out to name another author's change are ignored,
+/// so that a lie told earlier cannot make an honest later batch fail.
 fn coverage(
     items: &[Item],
     index: &HashMap<ChangeHash, usize>,
     seals: &[Signed<ChangeSeal, Verified>],
+    fresh_from: usize,
 ) -> Result<Vec<bool>, IngestError> {
     let mut covered = vec![false; items.len()];
     // Walk back from each sealed head through the batch; visited sets are per signer.
     let mut visited: HashMap<AuthorId, HashSet<usize>> = HashMap::new();
-    for seal in seals {
+    for (n, seal) in seals.iter().enumerate() {
         let signer = AuthorId(*seal.signer());
         let seen = visited.entry(signer).or_default();
         let mut stack = Vec::new();
         for head in &seal.value().heads {
             if let Some(&i) = index.get(head) {
                 if items[i].author != signer {
+                    if n < fresh_from {
+                        continue;
+                    }
                     return Err(IngestError::SealNamesOthers {
                         signer,
                         head: *head,

@@ -61,6 +61,7 @@ pub use ids::{CellId, CommentId, DatasetRefId, NotebookId};
 pub use ingest::{IngestError, IngestReport};
 pub use project::{
     Batch, Cell, Comment, DatasetRef, EditError, LogEntry, Member, NewCell, Notebook, Project,
+    Sealed,
 };
 pub use schema::{CellKind, Role, Visibility};
 pub use session::Session;

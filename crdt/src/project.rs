@@ -201,6 +201,16 @@ impl Batch {
     }
 }
 
+/// A seal just made, with the changes it covers (by hash).
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// The signed seal.
+    pub seal: Signed<ChangeSeal, Verified>,
+    since: Vec<automerge::ChangeHash>,
+    /// The changes it covers, in commit order.
+    pub hashes: Vec<ChangeHash>,
+}
+
 /// An Orrery project replica.
 pub struct Project {
     pub(crate) id: ProjectId,
@@ -380,6 +390,13 @@ impl Project {
     /// The current heads of the history.
     pub fn heads(&self) -> Vec<ChangeHash> {
         self.doc.get_heads().into_iter().map(to_hash).collect()
+    }
+
+    /// Whether the history holds a change.
+    pub fn has_change(&self, hash: &ChangeHash) -> bool {
+        self.doc
+            .get_change_meta_by_hash(&from_hash(*hash))
+            .is_some()
     }
 
     /// Number of changes in the history.
@@ -1181,12 +1198,18 @@ impl Project {
     /// Signs the session's latest changes and returns them with the seal, or an empty batch if
     /// the session made no change since its last seal.
     pub fn seal(&mut self, session: &Session) -> Batch {
-        let Some(Unsealed { since, hashes }) = self.unsealed.remove(session.actor()) else {
-            return Batch::default();
-        };
-        let Some(last) = hashes.last().copied() else {
-            return Batch::default();
-        };
+        match self.sign(session) {
+            Some(sealed) => self.batch_of(&sealed),
+            None => Batch::default(),
+        }
+    }
+
+    /// Signs the session's latest change (one signature covering every change of the session
+    /// since its last seal) without collecting the changes' bytes. [`Project::batch_of`]
+    /// collects them when they are to be stored or sent.
+    pub fn sign(&mut self, session: &Session) -> Option<Sealed> {
+        let Unsealed { since, hashes } = self.unsealed.remove(session.actor())?;
+        let last = hashes.last().copied()?;
         let seal = Signed::sign(
             session.key(),
             ChangeSeal {
@@ -1194,13 +1217,24 @@ impl Project {
                 heads: vec![last],
             },
         );
+        self.seals.keep(&self.doc, seal.clone());
+        Some(Sealed {
+            seal,
+            since,
+            hashes,
+        })
+    }
+
+    /// The batch of changes a seal covers, with the seal.
+    pub fn batch_of(&self, sealed: &Sealed) -> Batch {
+        let hashes = &sealed.hashes;
         let mut collected: HashMap<automerge::ChangeHash, Vec<u8>> = HashMap::new();
         if hashes.len() > SEAL_BY_HASH_MAX {
             let wanted: std::collections::HashSet<automerge::ChangeHash> =
                 hashes.iter().map(|h| from_hash(*h)).collect();
             collected = self
                 .doc
-                .get_changes(&since)
+                .get_changes(&sealed.since)
                 .into_iter()
                 .filter(|c| wanted.contains(&c.hash()))
                 .map(|c| (c.hash(), c.raw_bytes().to_vec()))
@@ -1217,10 +1251,9 @@ impl Project {
                 })
             })
             .collect();
-        self.seals.keep(&self.doc, seal.clone());
         Batch {
             changes,
-            seals: vec![seal.into_unverified()],
+            seals: vec![sealed.seal.clone().into_unverified()],
         }
     }
 
@@ -1247,8 +1280,13 @@ impl Project {
     pub fn seals_for(&self, changes: &[Vec<u8>]) -> Vec<Signed<ChangeSeal, Unverified>> {
         let actors: Vec<Vec<u8>> = changes
             .iter()
-            .filter_map(|c| automerge::Change::try_from(&c[..]).ok())
-            .map(|c| c.actor_id().to_bytes().to_vec())
+            .filter_map(|c| {
+                chunk_actor(c).map(<[u8]>::to_vec).or_else(|| {
+                    automerge::Change::try_from(&c[..])
+                        .ok()
+                        .map(|c| c.actor_id().to_bytes().to_vec())
+                })
+            })
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -1420,6 +1458,34 @@ impl NewCell {
             attachments: None,
         }
     }
+}
+
+/// Reads an unsigned LEB128 number.
+fn uleb(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// The actor id of an uncompressed change chunk, read from its header without decoding the
+/// change: magic, checksum, type, length, dependencies, then the actor.
+pub(crate) fn chunk_actor(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.get(8) != Some(&1) {
+        return None;
+    }
+    let mut at = 9;
+    uleb(bytes, &mut at)?;
+    let deps = usize::try_from(uleb(bytes, &mut at)?).ok()?;
+    at = at.checked_add(deps.checked_mul(32)?)?;
+    let len = usize::try_from(uleb(bytes, &mut at)?).ok()?;
+    bytes.get(at..at.checked_add(len)?)
 }
 
 /// Content bytes per change when many cells are written at once.

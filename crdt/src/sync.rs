@@ -66,31 +66,21 @@ impl Project {
         let changes: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
         message.changes = ChunkList::empty();
         message.flags = None;
-        let batch = Batch { changes, seals };
-        let kept_seals = batch.seals.clone();
-        let report = self.ingest(batch.clone())?;
-        let applied: std::collections::HashSet<[u8; 32]> =
-            report.applied.iter().map(|h| h.0).collect();
-        let applied_changes = batch
-            .changes
-            .into_iter()
-            .filter(|c| {
-                automerge::Change::try_from(&c[..])
-                    .map(|ch| applied.contains(&ch.hash().0))
-                    .unwrap_or(false)
-            })
-            .collect();
+        let (report, applied_changes) = self.ingest_collecting(Batch { changes, seals }, true)?;
         guarded("a sync message", || {
             self.doc.receive_sync_message(&mut state.0, message)
         })?
         .map_err(|_| IngestError::Library {
             what: "a sync message",
         })?;
+        // The kept seals covering what was applied (waiting changes that applied now included),
+        // not whatever the peer attached.
+        let seals = self.seals_for(&applied_changes);
         Ok(Received {
             report,
             applied: Batch {
                 changes: applied_changes,
-                seals: kept_seals,
+                seals,
             },
         })
     }

@@ -465,7 +465,8 @@ fn the_founder_stays_owner_whatever_concurrent_demotions_say() {
     let alice = session();
     let bob = session();
     let (mut a, _, _) = project_with_cell(&alice);
-    a.set_member(&alice, bob.author(), Role::Owner).expect("bob owner");
+    a.set_member(&alice, bob.author(), Role::Owner)
+        .expect("bob owner");
     a.seal(&alice);
     assert!(matches!(
         a.remove_member(&bob, alice.author()),
@@ -473,16 +474,23 @@ fn the_founder_stays_owner_whatever_concurrent_demotions_say() {
     ));
     let mut b = replica_of(&a);
     // Bob bypasses the local check and demotes Alice; Alice concurrently demotes Bob.
-    let members = a.doc().get(automerge::ROOT, "members").expect("get").expect("members").1;
+    let members = a
+        .doc()
+        .get(automerge::ROOT, "members")
+        .expect("get")
+        .expect("members")
+        .1;
     let demote_alice = rogue_change(&b, bob.actor().clone(), |tx| {
-        tx.put(&members, alice.author().to_string(), "viewer").expect("put");
+        tx.put(&members, alice.author().to_string(), "viewer")
+            .expect("put");
     });
     b.ingest(Batch {
         seals: vec![seal_over(&b, bob.key(), &demote_alice)],
         changes: vec![demote_alice],
     })
     .expect("an owner may change roles");
-    a.set_member(&alice, bob.author(), Role::Viewer).expect("demote bob");
+    a.set_member(&alice, bob.author(), Role::Viewer)
+        .expect("demote bob");
     let from_a = a.seal(&alice);
     b.ingest(from_a).expect("merge");
     a.ingest(b.history()).expect("merge");
@@ -490,6 +498,11 @@ fn the_founder_stays_owner_whatever_concurrent_demotions_say() {
     // The project still has an owner, and it is the founder.
     assert_eq!(a.role_of(&alice.author()), Some(Role::Owner));
     assert_eq!(a.founder(), Some(alice.author()));
-    assert!(a.members().iter().any(|m| m.author == alice.author() && m.role == Role::Owner));
-    a.set_title(&alice, "still governed").expect("the founder can act");
+    assert!(
+        a.members()
+            .iter()
+            .any(|m| m.author == alice.author() && m.role == Role::Owner)
+    );
+    a.set_title(&alice, "still governed")
+        .expect("the founder can act");
 }

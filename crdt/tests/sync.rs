@@ -96,3 +96,16 @@ fn a_message_with_forged_changes_changes_nothing() {
     );
     assert_eq!(b.heads(), before);
 }
+
+#[test]
+fn seals_are_found_for_the_actors_of_sent_changes() {
+    let alice = session();
+    let (mut a, genesis) = Project::create(&alice, "Seals", Visibility::Shared).expect("create");
+    a.set_title(&alice, "Seals, renamed").expect("edit");
+    let batch = a.seal(&alice);
+    let seals = a.seals_for(&batch.changes);
+    assert_eq!(seals.len(), 1, "one actor, one kept seal");
+    assert_eq!(seals[0].signer(), alice.author().key());
+    assert!(a.seals_for(&genesis.changes).len() == 1);
+    assert!(a.seals_for(&[b"garbage".to_vec()]).is_empty());
+}

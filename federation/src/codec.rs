@@ -21,8 +21,15 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> std::io::Result<
             format!("frame of {len} bytes is above the limit of {MAX_FRAME_BYTES}"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
+    // Grow the buffer as bytes arrive, so a peer that announces a large frame and sends little
+    // costs little memory.
+    let mut buf = Vec::with_capacity(len.min(64 * 1024));
+    let mut chunk = [0u8; 16 * 1024];
+    while buf.len() < len {
+        let want = (len - buf.len()).min(chunk.len());
+        io.read_exact(&mut chunk[..want]).await?;
+        buf.extend_from_slice(&chunk[..want]);
+    }
     Ok(buf)
 }
 

@@ -498,23 +498,31 @@ impl NodeActor {
         let _ = self.fed.set_advert(advert).await;
     }
 
-    /// The nodes a project should be synced with.
+    /// The nodes a project should be synced with: connected nodes that may hold it.
     fn targets(&self, project: &Project) -> Vec<NodeId> {
-        let members: HashSet<AuthorId> = project.members().into_iter().map(|m| m.author).collect();
-        let public = project.visibility() == Visibility::Public;
         self.adverts
-            .values()
-            .filter(|a| a.node != self.me)
-            .filter(|a| {
-                self.membership
-                    .as_ref()
-                    .is_some_and(|m| m.is_member(&a.node))
-            })
-            .filter(|a| public || a.hosted_authors().iter().any(|au| members.contains(au)))
-            .map(|a| a.node)
+            .keys()
+            .copied()
+            .filter(|n| *n != self.me)
             .filter(|n| self.connected.contains(n))
             .filter(|n| !self.refused.contains(&(project.id(), *n)))
+            .filter(|n| self.may_hold(*n, project))
             .collect()
+    }
+
+    /// Whether `peer` may hold `project`: it is a member, and the project is public or the
+    /// peer hosts one of its members (with that member's signed consent, see adverts).
+    fn may_hold(&self, peer: NodeId, project: &Project) -> bool {
+        if !self.membership.as_ref().is_some_and(|m| m.is_member(&peer)) {
+            return false;
+        }
+        if project.visibility() == Visibility::Public {
+            return true;
+        }
+        let members: HashSet<AuthorId> = project.members().into_iter().map(|m| m.author).collect();
+        self.adverts
+            .get(&peer)
+            .is_some_and(|a| a.hosted_authors().iter().any(|au| members.contains(au)))
     }
 
     /// Whether this node should hold `project`.
@@ -586,6 +594,14 @@ impl NodeActor {
         frame: SyncFrame,
     ) -> Result<Option<SyncFrame>, Refusal> {
         let id = frame.project;
+        // Only a node that may hold the project gets anything of it: public projects go to any
+        // member, others only to nodes that host one of their members.
+        if let Some(p) = self.projects.get(&id) {
+            if !self.may_hold(peer, p) {
+                self.peers.remove(&(id, peer));
+                return Err(Refusal::NotReplicated);
+            }
+        }
         let is_new = !self.projects.contains_key(&id);
         let mut project = match self.projects.remove(&id) {
             Some(p) => p,
@@ -601,7 +617,17 @@ impl NodeActor {
                 } else {
                     self.peers.remove(&(id, peer));
                 }
-                let _ = self.fed.penalise(peer).await;
+                // Only data that proves the peer lied is an offence; limits and library
+                // failures are not.
+                let offence = !matches!(
+                    e,
+                    orrery_crdt::IngestError::Library { .. }
+                        | orrery_crdt::IngestError::TooManyPending { .. }
+                        | orrery_crdt::IngestError::Corrupt(_)
+                );
+                if offence {
+                    let _ = self.fed.penalise(peer).await;
+                }
                 self.emit(NodeEvent::Rejected { peer, project: id });
                 return Err(Refusal::Rejected);
             }
@@ -642,6 +668,8 @@ impl NodeActor {
         let heads = project.heads();
         if project.change_count() > 0 || !is_new {
             self.projects.insert(id, project);
+        } else {
+            self.peers.remove(&(id, peer));
         }
         if changed {
             self.emit(NodeEvent::ProjectChanged { project: id, heads });
@@ -681,11 +709,18 @@ impl NodeActor {
             .await
             .unwrap_or(0);
         if loose >= limit {
+            let Ok(loose) = self.store.run(move |s| s.loose_hashes(id)).await else {
+                return;
+            };
+            let folded: HashSet<[u8; 32]> = loose
+                .into_iter()
+                .filter(|h| project.has_change(&orrery_protocol::ChangeHash(*h)))
+                .collect();
             let snapshot = project.save();
             let seals = project.seals();
             let _ = self
                 .store
-                .run(move |s| s.compact_raw(id, snapshot, &seals))
+                .run(move |s| s.compact_raw(id, snapshot, &seals, &folded))
                 .await;
         }
     }

@@ -8,6 +8,7 @@
 //! arrived since, and one seal per actor. [`Store::compact`] folds the changes into a new
 //! snapshot in one transaction.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use orrery_crdt::{Batch, Project};
@@ -310,18 +311,37 @@ impl Store {
         Ok(n as usize)
     }
 
-    /// Folds the stored changes into a new snapshot and keeps only the project's kept seals, in
-    /// one transaction.
+    /// Folds the stored changes that `project` holds into a new snapshot, in one transaction.
+    /// Rows another process appended meanwhile (changes the snapshot lacks) stay.
     pub fn compact(&mut self, project: &Project) -> Result<(), StoreError> {
-        self.compact_raw(project.id(), project.save(), &project.seals())
+        let id = project.id();
+        let folded: HashSet<[u8; 32]> = self
+            .loose_hashes(id)?
+            .into_iter()
+            .filter(|h| project.has_change(&ChangeHash(*h)))
+            .collect();
+        self.compact_raw(id, project.save(), &project.seals(), &folded)
     }
 
-    /// Like [`Store::compact`], from a saved document and its kept seals.
+    /// The hashes of the changes stored since the snapshot.
+    pub fn loose_hashes(&self, id: ProjectId) -> Result<Vec<[u8; 32]>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT hash FROM changes WHERE project = ?1")?;
+        let rows: Vec<Vec<u8>> = stmt
+            .query_map([id.0.as_slice()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows.into_iter().filter_map(|h| h.try_into().ok()).collect())
+    }
+
+    /// Writes a snapshot, deletes the loose changes it now holds (`folded`) and the seals that
+    /// only named those, and records the kept seals.
     pub fn compact_raw(
         &mut self,
         id: ProjectId,
         snapshot: Vec<u8>,
         seals: &[Signed<ChangeSeal>],
+        folded: &HashSet<[u8; 32]>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
@@ -329,8 +349,30 @@ impl Store {
              ON CONFLICT (project) DO UPDATE SET doc = excluded.doc, written_at = excluded.written_at",
             params![id.0.as_slice(), snapshot, now()],
         )?;
-        tx.execute("DELETE FROM changes WHERE project = ?1", [id.0.as_slice()])?;
-        tx.execute("DELETE FROM seals WHERE project = ?1", [id.0.as_slice()])?;
+        {
+            let mut del =
+                tx.prepare_cached("DELETE FROM changes WHERE project = ?1 AND hash = ?2")?;
+            for h in folded {
+                del.execute(params![id.0.as_slice(), h.as_slice()])?;
+            }
+            // Seals naming only folded changes are superseded by the kept ones.
+            let mut stmt = tx.prepare("SELECT id, payload FROM seals WHERE project = ?1")?;
+            let rows: Vec<(i64, Vec<u8>)> = stmt
+                .query_map([id.0.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (row, payload) in rows {
+                let seal: Option<ChangeSeal> = orrery_protocol::encoding::decode(
+                    "change seal",
+                    &payload,
+                    orrery_protocol::limits::MAX_SIGNED_PAYLOAD,
+                )
+                .ok();
+                let superseded = seal.is_none_or(|s| s.heads.iter().all(|h| folded.contains(&h.0)));
+                if superseded {
+                    tx.execute("DELETE FROM seals WHERE id = ?1", [row])?;
+                }
+            }
+        }
         insert_seals(&tx, id, seals)?;
         tx.commit()?;
         Ok(())

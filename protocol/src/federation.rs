@@ -120,19 +120,19 @@ pub enum MembershipEvent {
 }
 
 macro_rules! payload {
-    ($t:ty, $name:literal) => {
+    ($t:ty, $domain:ident, $name:literal) => {
         impl SignedPayload for $t {
-            const DOMAIN: Domain = Domain::Federation;
+            const DOMAIN: Domain = Domain::$domain;
             const MAX_BYTES: usize = 8 * 1024;
             const NAME: &'static str = $name;
         }
     };
 }
-payload!(Founding, "federation founding");
-payload!(Invitation, "federation invitation");
-payload!(JoinRequest, "join request");
-payload!(Admission, "admission");
-payload!(Removal, "removal");
+payload!(Founding, FederationFounding, "federation founding");
+payload!(Invitation, FederationInvitation, "federation invitation");
+payload!(JoinRequest, FederationJoin, "join request");
+payload!(Admission, FederationAdmission, "admission");
+payload!(Removal, FederationRemoval, "removal");
 
 /// Why a membership event was refused.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +185,17 @@ pub enum MembershipError {
     /// A name is too long.
     #[error("a node name must be 1 to {MAX_NAME_BYTES} bytes")]
     BadName,
+    /// Only the founder removes members, and the founder cannot be removed.
+    #[error(
+        "only the federation's founder may remove members, and the founder stays ({signer} tried)"
+    )]
+    NotFounder {
+        /// Who tried.
+        signer: NodeId,
+    },
+    /// A one-time invitation was used already.
+    #[error("this one-time invitation was used already")]
+    InvitationUsed,
     /// The node was removed; removal is final.
     #[error("{0} was removed from the federation; removal is final")]
     Removed(NodeId),
@@ -324,6 +335,38 @@ impl Membership {
         if !self.is_member(&me) {
             return Err(MembershipError::NotAMember { signer: me });
         }
+        // Everything is checked before this node signs anything: the request, the invitation,
+        // that its inviter is a member now (not merely ever was), expiry at this node's clock,
+        // and that a one-time invitation is unused.
+        let verified = request.clone().verify()?;
+        let req = verified.value();
+        if req.node.key() != verified.signer() {
+            return Err(MembershipError::NotSelfSigned { node: req.node });
+        }
+        if self.is_removed(&req.node) {
+            return Err(MembershipError::Removed(req.node));
+        }
+        let invitation = req.invitation.clone().verify()?;
+        let inviter = NodeId(*invitation.signer());
+        if !self.is_member(&inviter) {
+            return Err(MembershipError::NotAMember { signer: inviter });
+        }
+        if invitation.value().expires_at < now {
+            return Err(MembershipError::Expired {
+                expires_at: invitation.value().expires_at,
+                accepted_at: now,
+            });
+        }
+        let used = self.admissions.values().any(|a| {
+            a.value()
+                .request
+                .clone()
+                .verify()
+                .is_ok_and(|r| r.value().invitation.signature() == invitation.signature())
+        });
+        if used {
+            return Err(MembershipError::InvitationUsed);
+        }
         let admission = Signed::sign(
             key,
             Admission {
@@ -331,13 +374,15 @@ impl Membership {
                 accepted_at: now,
             },
         );
+        // Validates the rest (invitee, code, names) exactly as every other member will.
+        self.check_admission(&admission)?;
         self.apply(MembershipEvent::Admission(
             admission.clone().into_unverified(),
         ))?;
         Ok(admission)
     }
 
-    /// Removes a node (the signer must have been admitted).
+    /// Removes a node (only the founder may, and the founder cannot be removed).
     pub fn remove(
         &mut self,
         key: &crate::SecretKey,
@@ -428,8 +473,8 @@ impl Membership {
                     });
                 }
                 let signer = NodeId(*r.signer());
-                if !self.ever_admitted(&signer) {
-                    return Err(MembershipError::NotAMember { signer });
+                if signer != self.founder || r.value().node == self.founder {
+                    return Err(MembershipError::NotFounder { signer });
                 }
                 let node = r.value().node;
                 if self.removals.contains_key(&node) {
@@ -554,6 +599,44 @@ mod tests {
     }
 
     #[test]
+    fn removed_inviters_and_used_codes_admit_nobody() {
+        let founder = key();
+        let mut m = Membership::found(&founder, "esa", 0).expect("found");
+        let bob = key();
+        let inv = m
+            .invite(&founder, Some(NodeId(bob.public())), None, 100, [1; 16])
+            .expect("i");
+        join(&mut m, &founder, inv, &bob, None, 1).expect("bob");
+        // Bob invites Carol, then Bob is removed: the invitation no longer admits anyone.
+        let carol = key();
+        let from_bob = m
+            .invite(&bob, Some(NodeId(carol.public())), None, 100, [2; 16])
+            .expect("i");
+        m.remove(&founder, NodeId(bob.public()), "gone", 2)
+            .expect("remove");
+        assert!(matches!(
+            join(&mut m, &founder, from_bob, &carol, None, 3),
+            Err(MembershipError::NotAMember { .. })
+        ));
+        // Bob, removed, cannot remove anyone; only the founder removes.
+        assert!(matches!(
+            m.remove(&bob, NodeId(founder.public()), "takeover", 4),
+            Err(MembershipError::NotFounder { .. })
+        ));
+        // A one-time code admits one node.
+        let code = m
+            .invite(&founder, None, Some([5; 32]), 100, [3; 16])
+            .expect("i");
+        join(&mut m, &founder, code.clone(), &carol, Some([5; 32]), 5).expect("carol");
+        let dave = key();
+        assert!(matches!(
+            join(&mut m, &founder, code, &dave, Some([5; 32]), 6),
+            Err(MembershipError::InvitationUsed)
+        ));
+        assert!(!m.is_member(&NodeId(dave.public())));
+    }
+
+    #[test]
     fn one_time_codes_must_match() {
         let founder = key();
         let mut m = Membership::found(&founder, "esa", 0).expect("found");
@@ -612,7 +695,7 @@ mod tests {
         );
         assert!(matches!(
             b.apply(MembershipEvent::Removal(forged.into_unverified())),
-            Err(MembershipError::NotAMember { .. })
+            Err(MembershipError::NotFounder { .. })
         ));
         assert!(b.is_member(&NodeId(founder.public())));
     }

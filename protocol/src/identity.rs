@@ -52,7 +52,11 @@ impl PublicKey {
             expected: KEY_LEN,
             found: bytes.len(),
         })?;
-        VerifyingKey::from_bytes(&arr).map_err(|_| KeyError::InvalidPoint)?;
+        let key = VerifyingKey::from_bytes(&arr).map_err(|_| KeyError::InvalidPoint)?;
+        // Small-order keys verify forged signatures under batch verification.
+        if key.is_weak() {
+            return Err(KeyError::InvalidPoint);
+        }
         Ok(Self(arr))
     }
 

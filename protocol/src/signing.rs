@@ -25,8 +25,16 @@ pub enum Domain {
     ChangeSeal,
     /// A node's advert of its collections and compute.
     NodeAdvert,
-    /// A membership document or invitation of a federation.
-    Federation,
+    /// A federation's founding statement.
+    FederationFounding,
+    /// An invitation to join a federation.
+    FederationInvitation,
+    /// A node's request to join a federation.
+    FederationJoin,
+    /// A member's admission of a joining node.
+    FederationAdmission,
+    /// The founder's removal of a member.
+    FederationRemoval,
     /// An ephemeral presence message.
     Presence,
     /// A node's signature over outputs it computed.
@@ -42,7 +50,11 @@ impl Domain {
             Domain::AuthorProfile => "orrery/v1/author-profile",
             Domain::ChangeSeal => "orrery/v1/change-seal",
             Domain::NodeAdvert => "orrery/v1/node-advert",
-            Domain::Federation => "orrery/v1/federation",
+            Domain::FederationFounding => "orrery/v1/federation-founding",
+            Domain::FederationInvitation => "orrery/v1/federation-invitation",
+            Domain::FederationJoin => "orrery/v1/federation-join",
+            Domain::FederationAdmission => "orrery/v1/federation-admission",
+            Domain::FederationRemoval => "orrery/v1/federation-removal",
             Domain::Presence => "orrery/v1/presence",
             Domain::Output => "orrery/v1/output",
             Domain::Hosting => "orrery/v1/author-hosting",

@@ -296,6 +296,33 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
     fed.join(request.into_unverified(), nodes[0].id, addrs)
         .await
         .expect("join");
+    // A member that hosts none of a shared project's members cannot pull it by its id.
+    let secret = nodes[0]
+        .handle()
+        .create_project(alice, "Embargoed proposal", Visibility::Restricted)
+        .await
+        .expect("project");
+    let mut empty = Project::empty(secret);
+    let (message, seals) = empty
+        .sync_message(&mut orrery_crdt::sync::PeerState::new())
+        .expect("a first message");
+    let _ = &mut empty;
+    let answer = fed
+        .request(
+            nodes[0].id,
+            Request::Sync(SyncFrame {
+                project: secret,
+                message,
+                seals,
+            }),
+        )
+        .await
+        .expect("answered");
+    assert!(
+        matches!(answer, Response::Refused(Refusal::NotReplicated)),
+        "a restricted project leaked: {answer:?}"
+    );
+
     // Mallory's author is a viewer of the project.
     let mallory_author = SecretKey::generate().expect("random");
     let m_session = orrery_crdt::Session::new(mallory_author.clone()).expect("session");

@@ -480,7 +480,7 @@ impl Project {
                 author: f,
                 role: Role::Owner,
             });
-            members.sort_by(|a, b| a.author.cmp(&b.author));
+            members.sort_by_key(|m| m.author);
         }
         members
     }

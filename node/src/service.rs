@@ -596,11 +596,11 @@ impl NodeActor {
         let id = frame.project;
         // Only a node that may hold the project gets anything of it: public projects go to any
         // member, others only to nodes that host one of their members.
-        if let Some(p) = self.projects.get(&id) {
-            if !self.may_hold(peer, p) {
-                self.peers.remove(&(id, peer));
-                return Err(Refusal::NotReplicated);
-            }
+        if let Some(p) = self.projects.get(&id)
+            && !self.may_hold(peer, p)
+        {
+            self.peers.remove(&(id, peer));
+            return Err(Refusal::NotReplicated);
         }
         let is_new = !self.projects.contains_key(&id);
         let mut project = match self.projects.remove(&id) {

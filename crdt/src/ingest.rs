@@ -301,7 +301,8 @@ struct Needs {
 struct Item {
     hash: ChangeHash,
     author: AuthorId,
-    change: Change,
+    /// Shared so that applying can move it into the document without a copy.
+    change: Rc<Change>,
 }
 
 impl Project {
@@ -332,6 +333,17 @@ impl Project {
                 what: "the batch",
                 len: total,
                 limit: MAX_BATCH_BYTES,
+            });
+        }
+
+        // An honest batch carries at most one seal per change (usually far fewer); more only
+        // costs signature checks.
+        let seal_limit = batch.changes.len().saturating_mul(2).saturating_add(16);
+        if batch.seals.len() > seal_limit {
+            return Err(IngestError::Oversize {
+                what: "the batch's seal count",
+                len: batch.seals.len(),
+                limit: seal_limit,
             });
         }
 
@@ -386,7 +398,7 @@ impl Project {
             items.push(Item {
                 hash,
                 author,
-                change,
+                change: Rc::new(change),
             });
         }
         for (hash, change) in &self.pending.changes {
@@ -400,13 +412,7 @@ impl Project {
             items.push(Item {
                 hash: *hash,
                 author,
-                change: change.clone(),
-            });
-        }
-        if self.pending.seals.len() + seals.len() > MAX_PENDING_SEALS {
-            return Err(IngestError::TooManyPending {
-                count: self.pending.seals.len() + seals.len(),
-                limit: MAX_PENDING_SEALS,
+                change: Rc::new(change.clone()),
             });
         }
         let mut all_seals = self.pending.seals.clone();
@@ -473,10 +479,8 @@ impl Project {
             });
         }
 
-        if !ready.is_empty() {
-            self.judge_and_apply(&items, &index, &ready)?;
-        }
-        report.applied = ready.iter().map(|&i| items[i].hash).collect();
+        // The applied changes' bytes, for the caller to store, taken before applying moves the
+        // changes into the document.
         let applied_bytes = if collect {
             ready
                 .iter()
@@ -485,6 +489,10 @@ impl Project {
         } else {
             Vec::new()
         };
+        if !ready.is_empty() {
+            self.judge_and_apply(&mut items, &index, &ready)?;
+        }
+        report.applied = ready.iter().map(|&i| items[i].hash).collect();
 
         // Keep the seals; those naming a change not yet in the document wait with the changes.
         let heads: Vec<automerge::ChangeHash> = all_seals
@@ -510,7 +518,7 @@ impl Project {
         self.pending.seals = still;
         self.pending.changes = waiting
             .iter()
-            .map(|&w| (items[w].hash, items[w].change.clone()))
+            .map(|&w| (items[w].hash, (*items[w].change).clone()))
             .collect();
         report.pending = self.pending.changes.len();
         Ok((report, applied_bytes))
@@ -573,7 +581,7 @@ impl Project {
     /// Judges the ready changes against the membership in their causal past and applies them.
     fn judge_and_apply(
         &mut self,
-        items: &[Item],
+        items: &mut [Item],
         index: &HashMap<ChangeHash, usize>,
         ready: &[usize],
     ) -> Result<(), IngestError> {
@@ -721,7 +729,16 @@ impl Project {
                     what: "ordering the batch",
                 });
             }
-            let changes: Vec<Change> = round.iter().map(|&i| items[i].change.clone()).collect();
+            // Move the changes into the document instead of copying them; the slots keep a
+            // shared stand-in (only waiting changes are read after this).
+            let stand_in = items[round[0]].change.clone();
+            let changes: Vec<Change> = round
+                .iter()
+                .map(|&i| {
+                    let rc = std::mem::replace(&mut items[i].change, stand_in.clone());
+                    Rc::try_unwrap(rc).unwrap_or_else(|shared| (*shared).clone())
+                })
+                .collect();
             let target: &mut Automerge = if in_place {
                 &mut self.doc
             } else {
@@ -876,7 +893,7 @@ fn apply_genesis(it: &Item) -> Result<Automerge, IngestError> {
     }
     let mut doc = new_doc();
     guarded("the genesis change", || {
-        doc.apply_changes([it.change.clone()])
+        doc.apply_changes([(*it.change).clone()])
     })?
     .map_err(|_| bad("it does not apply"))?;
     let schema = doc.get(automerge::ROOT, K_SCHEMA).ok().flatten();

@@ -61,12 +61,14 @@ fn apply(batch: &mut Batch, m: &Mutation) {
     match *m {
         Mutation::Flip { change, at, bit } => {
             let c = &mut batch.changes[change % n];
-            let i = at % c.len();
-            c[i] ^= 1 << bit;
+            if !c.is_empty() {
+                let i = at % c.len();
+                c[i] ^= 1 << bit;
+            }
         }
         Mutation::Truncate { change, len } => {
             let c = &mut batch.changes[change % n];
-            let l = len % c.len();
+            let l = len % c.len().max(1);
             c.truncate(l);
         }
         Mutation::Insert { change, at, byte } => {
@@ -76,7 +78,9 @@ fn apply(batch: &mut Batch, m: &Mutation) {
         }
         Mutation::DropSeal => batch.seals.clear(),
         Mutation::SwapSealPayload { at, byte } => {
-            if let Some(seal) = batch.seals.first().cloned() {
+            if let Some(seal) = batch.seals.first().cloned()
+                && !seal.payload().is_empty()
+            {
                 let mut payload = seal.payload().to_vec();
                 let i = at % payload.len();
                 payload[i] = byte;

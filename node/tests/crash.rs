@@ -1,24 +1,13 @@
 //! An `orrery` process killed with SIGKILL in the middle of a stream of edits loses nothing it
 //! acknowledged, and its project loads afterwards.
 
+#[path = "support/run.rs"]
+mod run;
+use run::orrery;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-
-fn orrery(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_orrery"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("orrery runs");
-    assert!(
-        out.status.success(),
-        "orrery {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
 
 #[test]
 fn acknowledged_edits_survive_sigkill() {

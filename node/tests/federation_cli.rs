@@ -1,24 +1,13 @@
 //! Two `orrery` processes on loopback: found, invite, join, run, and a shared project edited from
 //! the command line at one node appears at the other.
 
+#[path = "support/run.rs"]
+mod run;
+use run::orrery;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-
-fn orrery(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_orrery"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("orrery runs");
-    assert!(
-        out.status.success(),
-        "orrery {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

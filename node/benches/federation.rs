@@ -149,6 +149,27 @@ async fn adverts(n: usize, rounds: usize) -> (Duration, Duration, Duration, usiz
             heard.entry(i).or_default().insert(node);
         }
     }
+    // Steady state: members dial each other as their adverts arrive; wait until every node is
+    // connected to every other (or a minute has passed) before measuring.
+    let settle = Instant::now();
+    loop {
+        let mut full = true;
+        for h in &handles {
+            let s = h.status().await.expect("status");
+            if s.members.iter().filter(|m| m.connected).count() < n {
+                full = false;
+                break;
+            }
+        }
+        if full || settle.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        for (i, h) in handles.iter().enumerate() {
+            h.set_advert(advert(i, 0)).await.expect("advert");
+        }
+        let round = tokio::time::Instant::now() + Duration::from_millis(500);
+        while tokio::time::timeout_at(round, rx.recv()).await.is_ok() {}
+    }
     while rx.try_recv().is_ok() {}
     let warmed = heard.values().map(|s| s.len()).sum::<usize>();
     // Measured rounds: one node changes its advert; time until each other node accepts it.
@@ -268,7 +289,6 @@ fn node_home(dir: &std::path::Path, name: &str) -> Home {
     config.network = orrery_federation::Config::loopback();
     config.network.advert_interval_secs = 1;
     config.network.advert_ttl_secs = 60;
-    config.store.compact_after_changes = 1_000_000_000;
     orrery_node::setup::init(&home, &config).expect("init");
     home
 }
@@ -440,6 +460,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ORRERY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let only_sync = std::env::var("ORRERY_BENCH_ONLY").is_ok_and(|v| v == "sync");
     let mut out = String::new();
     out.push_str(
         "Command: `cargo bench -p orrery-node --bench federation` (release build, one run).\n\n",
@@ -447,7 +475,7 @@ fn main() {
     out.push_str("### Advert propagation on loopback\n\n");
     out.push_str("Federation actors in one process (2 cores), every node a member from the start, one bootstrap node; after warm-up each round one node changes its advert and the delay until each other node has accepted it (signature, membership and sequence checked) is recorded.\n\n");
     out.push_str("| nodes | deliveries | p50 | p99 | max | goal |\n|---|---|---|---|---|---|\n");
-    for n in [8usize, 16, 32] {
+    for n in [8usize, 16, 32].into_iter().filter(|_| !only_sync) {
         let rounds = 2 * n;
         let (p50, p99, max, warmed) = runtime.block_on(adverts(n, rounds));
         eprintln!(
@@ -475,7 +503,11 @@ fn main() {
         ));
     }
 
-    let (p50, p99, max) = runtime.block_on(edit_latency(100));
+    let (p50, p99, max) = if only_sync {
+        Default::default()
+    } else {
+        runtime.block_on(edit_latency(100))
+    };
     out.push_str("\n### A local edit until the other node holds it\n\n");
     out.push_str(&format!(
         "Two running nodes on loopback; 100 one-character edits at A (each sealed, stored durably, then synced); delay until B has verified and stored it: p50 {}, p99 {}, max {} (goal: within a second).\n",
@@ -503,6 +535,9 @@ fn main() {
         ms(net),
         if ratio <= 3.0 { "met" } else { "**missed**" }
     ));
+    if only_sync {
+        return;
+    }
     let (rss, hwm) = idle_rss();
     out.push_str("\n### Resident memory of an idle node\n\n");
     out.push_str(&format!(

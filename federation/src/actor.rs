@@ -178,6 +178,7 @@ pub fn spawn(
         banned: HashMap::new(),
         connected: HashSet::new(),
         announced: HashSet::new(),
+        membership_unsent: std::cell::Cell::new(false),
         listening: Vec::new(),
         events,
     };
@@ -204,6 +205,8 @@ struct Actor {
     connected: HashSet<PeerId>,
     /// Connected peers reported to the node as connected members.
     announced: HashSet<PeerId>,
+    /// A membership event could not be handed to the node and must be sent again.
+    membership_unsent: std::cell::Cell<bool>,
     listening: Vec<Multiaddr>,
     events: mpsc::Sender<Event>,
 }
@@ -232,8 +235,13 @@ impl Actor {
     }
 
     fn emit(&self, event: Event) {
+        let membership = matches!(event, Event::Membership(_));
         if self.events.try_send(event).is_err() {
             warn!("federation event dropped: the node is not keeping up");
+            // The member list must reach the node; it is sent again on the next tick.
+            if membership {
+                self.membership_unsent.set(true);
+            }
         }
     }
 
@@ -327,6 +335,11 @@ impl Actor {
     }
 
     fn on_tick(&mut self) {
+        if self.membership_unsent.replace(false)
+            && let Some(m) = &self.membership
+        {
+            self.emit(Event::Membership(m.events()));
+        }
         let t = Instant::now();
         self.banned.retain(|_, until| *until > t);
         if let Some(m) = &self.membership {

@@ -89,20 +89,27 @@ pub fn write_key(path: &Path, key: &SecretKey) -> Result<(), KeyFileError> {
     Ok(())
 }
 
-/// Reads a key file, refusing group- or world-accessible files and wrong lengths.
+/// Reads a key file, refusing symlinks, group- or world-accessible files and wrong lengths.
+/// The file is opened once and checked through the open handle, so it cannot be swapped
+/// between the check and the read.
 pub fn read_key(path: &Path) -> Result<SecretKey, KeyFileError> {
-    let meta = fs::metadata(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            KeyFileError::Missing {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_o_nofollow())
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => KeyFileError::Missing {
                 path: path.to_path_buf(),
-            }
-        } else {
-            KeyFileError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            }
-        }
-    })?;
+            },
+            _ => io(e),
+        })?;
+    let meta = file.metadata().map_err(io)?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyFileError::Permissions {
@@ -110,14 +117,17 @@ pub fn read_key(path: &Path) -> Result<SecretKey, KeyFileError> {
             mode,
         });
     }
-    let bytes = fs::read(path).map_err(|source| KeyFileError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut bytes = Vec::with_capacity(32);
+    file.take(64).read_to_end(&mut bytes).map_err(io)?;
     SecretKey::from_bytes(&bytes).map_err(|source| KeyFileError::BadKey {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// `O_NOFOLLOW` on Linux: opening a symlink fails instead of following it.
+fn libc_o_nofollow() -> i32 {
+    0o400000
 }
 
 /// Paths inside a data directory.

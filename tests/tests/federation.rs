@@ -302,11 +302,10 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
         .create_project(alice, "Embargoed proposal", Visibility::Restricted)
         .await
         .expect("project");
-    let mut empty = Project::empty(secret);
+    let empty = Project::empty(secret);
     let (message, seals) = empty
         .sync_message(&mut orrery_crdt::sync::PeerState::new())
         .expect("a first message");
-    let _ = &mut empty;
     let answer = fed
         .request(
             nodes[0].id,

@@ -42,6 +42,11 @@ enum Pending {
     Pull,
 }
 
+/// How long a non-member may stay connected (to ask to join).
+const STRANGER_GRACE: Duration = Duration::from_secs(15);
+/// How many non-members may be connected at once.
+const MAX_STRANGERS: usize = 16;
+
 type Reply = BoxFuture<
     'static,
     (
@@ -178,6 +183,7 @@ pub fn spawn(
         banned: HashMap::new(),
         connected: HashSet::new(),
         announced: HashSet::new(),
+        strangers: HashMap::new(),
         membership_unsent: std::cell::Cell::new(false),
         listening: Vec::new(),
         events,
@@ -205,6 +211,8 @@ struct Actor {
     connected: HashSet<PeerId>,
     /// Connected peers reported to the node as connected members.
     announced: HashSet<PeerId>,
+    /// Connected non-members and when they connected.
+    strangers: HashMap<PeerId, Instant>,
     /// A membership event could not be handed to the node and must be sent again.
     membership_unsent: std::cell::Cell<bool>,
     listening: Vec<Multiaddr>,
@@ -215,6 +223,8 @@ impl Actor {
     async fn run(&mut self, mut commands: mpsc::Receiver<Command>, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs(self.config.advert_interval_secs));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -229,6 +239,7 @@ impl Actor {
                 }
                 event = self.swarm.select_next_some() => self.on_swarm(event),
                 _ = tick.tick() => self.on_tick(),
+                _ = sweep.tick() => self.sweep_strangers(),
             }
         }
         debug!(node = %self.me.short(), "federation actor stopped");
@@ -302,6 +313,33 @@ impl Actor {
             }
         } else if self.membership.is_some() {
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+            // A stranger may stay only briefly (to ask to join), and only a few at a time.
+            if self.connected.contains(&peer) && !self.strangers.contains_key(&peer) {
+                if self.strangers.len() >= MAX_STRANGERS {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                } else {
+                    self.strangers.insert(peer, Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Disconnects non-members that stayed past the grace period without becoming members.
+    fn sweep_strangers(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .strangers
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since) > STRANGER_GRACE)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            self.strangers.remove(&peer);
+            let member = node_id(&peer).is_some_and(|n| self.is_member(&n));
+            if !member && self.connected.contains(&peer) {
+                debug!(%peer, "stranger disconnected after its grace period");
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
         }
     }
 

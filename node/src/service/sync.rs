@@ -1,0 +1,321 @@
+//! Project sync between nodes: who may hold a project, sending sync messages and verifying and
+//! storing what arrives.
+
+use super::*;
+
+impl NodeActor {
+    /// The nodes a project should be synced with: connected nodes that may hold it.
+    pub(super) fn targets(&self, project: &Project) -> Vec<NodeId> {
+        self.adverts
+            .keys()
+            .copied()
+            .filter(|n| *n != self.me)
+            .filter(|n| self.connected.contains(n))
+            .filter(|n| !self.refused.contains(&(project.id(), *n)))
+            .filter(|n| self.may_hold(*n, project))
+            .collect()
+    }
+
+    /// Whether `peer` may hold `project`: it is a member, and the project is public or the
+    /// peer hosts one of its members (with that member's signed consent, see adverts).
+    pub(super) fn may_hold(&self, peer: NodeId, project: &Project) -> bool {
+        if !self.membership.as_ref().is_some_and(|m| m.is_member(&peer)) {
+            return false;
+        }
+        if project.visibility() == Visibility::Public {
+            return true;
+        }
+        let members: HashSet<AuthorId> = project.members().into_iter().map(|m| m.author).collect();
+        self.adverts
+            .get(&peer)
+            .is_some_and(|a| a.hosted_authors().iter().any(|au| members.contains(au)))
+    }
+
+    /// Whether this node should hold `project`.
+    pub(super) fn wants(&self, project: &Project) -> bool {
+        project.visibility() == Visibility::Public
+            || project
+                .members()
+                .iter()
+                .any(|m| self.sessions.contains_key(&m.author))
+    }
+
+    pub(super) fn kick_all(&mut self, project: ProjectId) {
+        let targets = match self.projects.get(&project) {
+            Some(p) => self.targets(p),
+            None => return,
+        };
+        debug!(project = %project.short(), targets = targets.len(), adverts = self.adverts.len(), connected = self.connected.len(), "sync targets");
+        for peer in targets {
+            self.kick(project, peer);
+        }
+    }
+
+    /// Sends the next sync message for `project` to `peer`, unless one is in flight.
+    pub(super) fn kick(&mut self, project: ProjectId, peer: NodeId) {
+        if self.in_flight.contains(&(project, peer)) {
+            self.again.insert((project, peer));
+            return;
+        }
+        let Some(p) = self.projects.get(&project) else {
+            return;
+        };
+        let state = self.peers.entry((project, peer)).or_default();
+        let Some((message, seals)) = p.sync_message(state) else {
+            return;
+        };
+        self.send(
+            peer,
+            SyncFrame {
+                project,
+                message,
+                seals,
+            },
+        );
+    }
+
+    /// Sends a sync frame and reports the answer back to the actor.
+    pub(super) fn send(&mut self, peer: NodeId, frame: SyncFrame) {
+        let project = frame.project;
+        debug!(project = %project.short(), peer = %peer.short(), bytes = frame.message.len(), "sync message");
+        self.in_flight.insert((project, peer));
+        let fed = self.fed.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = fed.request(peer, Request::Sync(frame)).await;
+            let _ = tx
+                .send(Command::SyncDone {
+                    project,
+                    peer,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    /// Verifies and stores a peer's sync frame; returns the answer to send back, if any.
+    pub(super) async fn receive(
+        &mut self,
+        peer: NodeId,
+        frame: SyncFrame,
+    ) -> Result<Option<SyncFrame>, Refusal> {
+        let id = frame.project;
+        // Only a node that may hold the project gets anything of it: public projects go to any
+        // member, others only to nodes that host one of their members.
+        if let Some(p) = self.projects.get(&id)
+            && !self.may_hold(peer, p)
+        {
+            self.peers.remove(&(id, peer));
+            return Err(Refusal::NotReplicated);
+        }
+        let is_new = !self.projects.contains_key(&id);
+        let mut project = match self.projects.remove(&id) {
+            Some(p) => p,
+            None => Project::empty(id),
+        };
+        let state = self.peers.entry((id, peer)).or_default();
+        let started = std::time::Instant::now();
+        let received = match project.receive_sync_message(state, &frame.message, frame.seals) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(peer = %peer.short(), project = %id.short(), error = %e, "sync data refused");
+                if !is_new {
+                    self.projects.insert(id, project);
+                } else {
+                    self.peers.remove(&(id, peer));
+                }
+                // Only data that proves the peer lied is an offence; limits and library
+                // failures are not.
+                let offence = !matches!(
+                    e,
+                    orrery_crdt::IngestError::Library { .. }
+                        | orrery_crdt::IngestError::TooManyPending { .. }
+                        | orrery_crdt::IngestError::Corrupt(_)
+                );
+                if offence {
+                    let _ = self.fed.penalise(peer).await;
+                }
+                self.emit(NodeEvent::Rejected { peer, project: id });
+                return Err(Refusal::Rejected);
+            }
+        };
+        if is_new && project.change_count() > 0 && !self.wants(&project) {
+            self.peers.remove(&(id, peer));
+            return Err(Refusal::NotReplicated);
+        }
+        let verified = started.elapsed();
+        if !received.applied.changes.is_empty() {
+            let batch = received.applied;
+            let (pid, title) = project_copy_meta(&project);
+            // A large arrival (a first sync) is stored as a compacted snapshot in one
+            // transaction instead of row by row: same durability, a fraction of the writes.
+            let bulk = batch.changes.len() >= self.config.store.compact_after_changes;
+            let snapshot = bulk.then(|| project.save());
+            let seals = project.seals();
+            let held: Option<HashSet<[u8; 32]>> = if bulk {
+                match self.store.run(move |s| s.loose_hashes(pid)).await {
+                    Ok(loose) => Some(
+                        loose
+                            .into_iter()
+                            .filter(|h| project.has_change(&orrery_protocol::ChangeHash(*h)))
+                            .collect(),
+                    ),
+                    Err(_) => None,
+                }
+            } else {
+                None
+            };
+            let stored = self
+                .store
+                .run(move |s| {
+                    let exists = s.has_project(pid)?;
+                    match (snapshot, held) {
+                        (Some(snapshot), Some(folded)) => {
+                            if !exists {
+                                s.create_project_raw(pid, &title, &orrery_crdt::Batch::default())?;
+                            }
+                            s.compact_raw(pid, snapshot, &seals, &folded)
+                        }
+                        _ if exists => s.append_raw(pid, &title, &batch),
+                        _ => s.create_project_raw(pid, &title, &batch),
+                    }
+                })
+                .await;
+            if let Err(e) = stored {
+                warn!(error = %e, "could not store synced changes");
+                self.projects.insert(id, project);
+                return Err(Refusal::Busy);
+            }
+            self.note_own_write(id).await;
+            if !bulk {
+                self.maybe_compact(&project).await;
+            }
+        }
+        let stored = started.elapsed();
+        let reply = project.sync_message(self.peers.entry((id, peer)).or_default());
+        debug!(
+            project = %id.short(),
+            peer = %peer.short(),
+            changes = received.report.applied.len(),
+            verify_ms = verified.as_millis() as u64,
+            store_ms = (stored - verified).as_millis() as u64,
+            reply_ms = (started.elapsed() - stored).as_millis() as u64,
+            "sync frame received"
+        );
+        let changed = !received.report.applied.is_empty();
+        let heads = project.heads();
+        if project.change_count() > 0 || !is_new {
+            self.projects.insert(id, project);
+        } else {
+            self.peers.remove(&(id, peer));
+        }
+        if changed {
+            self.emit(NodeEvent::ProjectChanged { project: id, heads });
+            // Pass what arrived on to the other nodes that hold the project.
+            let others: Vec<NodeId> = self
+                .projects
+                .get(&id)
+                .map(|p| self.targets(p))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|n| *n != peer)
+                .collect();
+            for n in others {
+                self.kick(id, n);
+            }
+        }
+        Ok(reply.map(|(message, seals)| SyncFrame {
+            project: id,
+            message,
+            seals,
+        }))
+    }
+
+    pub(super) async fn maybe_compact(&self, project: &Project) {
+        let id = project.id();
+        let limit = self.config.store.compact_after_changes;
+        let loose = self
+            .store
+            .run(move |s| s.loose_changes(id))
+            .await
+            .unwrap_or(0);
+        if loose >= limit {
+            let Ok(loose) = self.store.run(move |s| s.loose_hashes(id)).await else {
+                return;
+            };
+            let folded: HashSet<[u8; 32]> = loose
+                .into_iter()
+                .filter(|h| project.has_change(&orrery_protocol::ChangeHash(*h)))
+                .collect();
+            let snapshot = project.save();
+            let seals = project.seals();
+            let _ = self
+                .store
+                .run(move |s| s.compact_raw(id, snapshot, &seals, &folded))
+                .await;
+        }
+    }
+
+    /// Records the store marks after this node's own writes, so the poll does not mistake them
+    /// for another process's.
+    pub(super) async fn note_own_write(&mut self, id: ProjectId) {
+        if let Ok(marks) = self.store.run(|s| s.project_marks()).await {
+            for (p, a, b) in marks {
+                if p == id {
+                    self.marks.insert(p, (a, b));
+                }
+            }
+        }
+    }
+
+    pub(super) async fn on_sync_done(
+        &mut self,
+        project: ProjectId,
+        peer: NodeId,
+        result: Result<Response, orrery_federation::FederationError>,
+    ) {
+        self.in_flight.remove(&(project, peer));
+        debug!(peer = %peer.short(), project = %project.short(), ok = result.is_ok(), "sync answer");
+        match result {
+            Ok(Response::Sync(frame)) if frame.project == project => {
+                if frame.message.is_empty() {
+                    // The peer has nothing more to say; send again only if we have news.
+                    if self.again.remove(&(project, peer)) {
+                        self.kick(project, peer);
+                    }
+                    return;
+                }
+                match self.receive(peer, frame).await {
+                    Ok(Some(next)) => {
+                        self.again.remove(&(project, peer));
+                        self.send(peer, next);
+                    }
+                    Ok(None) => {
+                        if self.again.remove(&(project, peer)) {
+                            self.kick(project, peer);
+                        }
+                    }
+                    Err(r) => {
+                        debug!(peer = %peer.short(), refusal = ?r, "sync answer refused");
+                    }
+                }
+                return;
+            }
+            Ok(Response::Refused(Refusal::NotReplicated)) => {
+                self.refused.insert((project, peer));
+            }
+            Ok(other) => {
+                debug!(peer = %peer.short(), answer = ?other, "sync not answered");
+                self.peers.remove(&(project, peer));
+            }
+            Err(e) => {
+                debug!(peer = %peer.short(), error = %e, "sync request failed");
+                // A fresh state on the next connection.
+                self.peers.remove(&(project, peer));
+            }
+        }
+        if self.again.remove(&(project, peer)) {
+            self.kick(project, peer);
+        }
+    }
+}

@@ -40,6 +40,7 @@ enum Pending {
         reply: oneshot::Sender<Result<(), FederationError>>,
     },
     Pull,
+    PullAdverts,
 }
 
 /// How long a non-member may stay connected (to ask to join).
@@ -303,13 +304,13 @@ impl Actor {
             b.gossipsub.add_explicit_peer(&peer);
             if self.connected.contains(&peer) && self.announced.insert(peer) {
                 self.emit(Event::Connected(node));
-                // Catch up on membership events missed while apart.
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .rr
-                    .send_request(&peer, Request::Membership);
+                // Catch up on membership events and adverts missed while apart, without
+                // waiting for the next gossip round.
+                let rr = &mut self.swarm.behaviour_mut().rr;
+                let id = rr.send_request(&peer, Request::Membership);
                 self.pending.insert(id, Pending::Pull);
+                let id = rr.send_request(&peer, Request::Adverts);
+                self.pending.insert(id, Pending::PullAdverts);
             }
         } else if self.membership.is_some() {
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
@@ -655,27 +656,11 @@ impl Actor {
 
     fn on_gossip(&mut self, via: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
         let from = message.source.and_then(|p| node_id(&p));
-        let verdict = match (from, &self.membership) {
-            (Some(from), Some(m)) if m.is_member(&from) => match Gossip::decode(&message.data) {
-                Ok(Gossip::Advert(advert)) => match self.adverts.offer(advert, m, now()) {
-                    Ok(AdvertOutcome::Accepted) => {
-                        if let Some(a) = self.adverts.get(&from).cloned() {
-                            let p = peer_id(&a.node);
-                            for addr in a
-                                .addresses
-                                .iter()
-                                .filter_map(|s| s.parse::<Multiaddr>().ok())
-                            {
-                                self.swarm.add_peer_address(p, addr.clone());
-                                self.swarm.behaviour_mut().kad.add_address(&p, addr);
-                            }
-                            if a.node != self.me && !self.connected.contains(&p) {
-                                let _ = self.swarm.dial(p);
-                            }
-                            self.emit(Event::Advert(Box::new(a)));
-                        }
-                        gossipsub::MessageAcceptance::Accept
-                    }
+        let from_member = from.is_some_and(|f| self.is_member(&f));
+        let verdict = match from_member {
+            true => match Gossip::decode(&message.data) {
+                Ok(Gossip::Advert(advert)) => match self.offer_advert(advert) {
+                    Ok(AdvertOutcome::Accepted) => gossipsub::MessageAcceptance::Accept,
                     Ok(_) => gossipsub::MessageAcceptance::Ignore,
                     Err(e) => {
                         debug!(error = %e, "advert refused");
@@ -695,7 +680,7 @@ impl Actor {
                 }
                 Err(_) => gossipsub::MessageAcceptance::Reject,
             },
-            _ => gossipsub::MessageAcceptance::Reject,
+            false => gossipsub::MessageAcceptance::Reject,
         };
         if verdict == gossipsub::MessageAcceptance::Reject
             && let Some(n) = node_id(&via)
@@ -738,6 +723,13 @@ impl Actor {
                         self.absorb(events);
                     }
                 }
+                Some(Pending::PullAdverts) => {
+                    if let Response::Adverts(adverts) = response {
+                        for a in adverts.into_iter().take(4096) {
+                            let _ = self.offer_advert(a);
+                        }
+                    }
+                }
                 None => {}
             },
             request_response::Event::OutboundFailure {
@@ -756,6 +748,37 @@ impl Actor {
             },
             _ => {}
         }
+    }
+
+    /// Offers an advert to the book; a newer one is reported to the node and its addresses
+    /// are remembered (and dialled, if not connected).
+    fn offer_advert(
+        &mut self,
+        advert: Signed<NodeAdvert, orrery_protocol::Unverified>,
+    ) -> Result<AdvertOutcome, orrery_protocol::advert::AdvertError> {
+        let Some(m) = &self.membership else {
+            return Ok(AdvertOutcome::Stale);
+        };
+        let node = NodeId(*advert.signer());
+        let outcome = self.adverts.offer(advert, m, now())?;
+        if outcome == AdvertOutcome::Accepted
+            && let Some(a) = self.adverts.get(&node).cloned()
+        {
+            let p = peer_id(&a.node);
+            for addr in a
+                .addresses
+                .iter()
+                .filter_map(|s| s.parse::<Multiaddr>().ok())
+            {
+                self.swarm.add_peer_address(p, addr.clone());
+                self.swarm.behaviour_mut().kad.add_address(&p, addr);
+            }
+            if a.node != self.me && !self.connected.contains(&p) {
+                let _ = self.swarm.dial(p);
+            }
+            self.emit(Event::Advert(Box::new(a)));
+        }
+        Ok(outcome)
     }
 
     fn absorb(&mut self, events: Vec<MembershipEvent>) {
@@ -777,7 +800,9 @@ impl Actor {
         let events = match response {
             Response::Membership(events) => events,
             Response::Refused(r) => return Err(FederationError::Join(format!("refused: {r:?}"))),
-            Response::Sync(_) => return Err(FederationError::Join("unexpected answer".into())),
+            Response::Sync(_) | Response::Adverts(_) => {
+                return Err(FederationError::Join("unexpected answer".into()));
+            }
         };
         let founding = events
             .iter()
@@ -852,6 +877,7 @@ impl Actor {
                     .map(Membership::events)
                     .unwrap_or_default(),
             ),
+            Request::Adverts => Response::Adverts(self.adverts.signed()),
             request @ Request::Sync(_) => {
                 let (reply, rx) = oneshot::channel();
                 self.emit(Event::Request {

@@ -211,6 +211,14 @@ impl AdvertBook {
             .retain(|n, a| a.value().expires_at > now && membership.is_member(n));
     }
 
+    /// All kept adverts as signed, for handing to another member.
+    pub fn signed(&self) -> Vec<Signed<NodeAdvert, Unverified>> {
+        self.adverts
+            .values()
+            .map(|a| a.clone().into_unverified())
+            .collect()
+    }
+
     /// The kept advert of a node.
     pub fn get(&self, node: &NodeId) -> Option<&NodeAdvert> {
         self.adverts.get(node).map(Signed::value)

@@ -68,6 +68,8 @@ pub enum Request {
     Join(Signed<JoinRequest, Unverified>),
     /// Send me every membership event you hold.
     Membership,
+    /// Send me the newest advert you hold of every member.
+    Adverts,
     /// A sync step.
     Sync(SyncFrame),
 }
@@ -80,6 +82,8 @@ pub enum Response {
     Membership(Vec<MembershipEvent>),
     /// The next sync step.
     Sync(SyncFrame),
+    /// The adverts the responder holds (answer to `Adverts`).
+    Adverts(Vec<Signed<NodeAdvert, Unverified>>),
     /// The request was refused.
     Refused(Refusal),
 }

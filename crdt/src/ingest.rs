@@ -135,6 +135,15 @@ pub enum IngestError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// An author made two different changes with the same actor and sequence number: the
+    /// author (not whoever relayed them) forked their own history.
+    #[error("{} signed two different changes with sequence number {seq}", author.map_or("an author".to_string(), |a| a.to_string()))]
+    Equivocation {
+        /// The author, if the actor names one.
+        author: Option<AuthorId>,
+        /// The sequence number used twice.
+        seq: u64,
+    },
     /// Too many changes are waiting for missing dependencies.
     #[error("{count} changes would wait for missing dependencies, above the limit of {limit}")]
     TooManyPending {
@@ -744,11 +753,20 @@ impl Project {
             } else {
                 &mut working
             };
-            guarded("applying changes", || target.apply_changes(changes))?.map_err(|_| {
-                IngestError::Library {
-                    what: "applying changes",
-                }
-            })?;
+            guarded("applying changes", || target.apply_changes(changes))?.map_err(
+                |e| match e {
+                    // Automerge checks this before applying anything.
+                    automerge::AutomergeError::DuplicateSeqNumber(seq, actor) => {
+                        IngestError::Equivocation {
+                            author: crate::session::author_of(&actor),
+                            seq,
+                        }
+                    }
+                    _ => IngestError::Library {
+                        what: "applying changes",
+                    },
+                },
+            )?;
             applied.extend(round.iter().copied());
             remaining = later;
             if roots.is_none() {

@@ -506,3 +506,32 @@ fn the_founder_stays_owner_whatever_concurrent_demotions_say() {
     a.set_title(&alice, "still governed")
         .expect("the founder can act");
 }
+
+#[test]
+fn two_changes_with_one_sequence_number_are_named_as_equivocation() {
+    let alice = session();
+    let (p, _, _) = project_with_cell(&alice);
+    let mut r = replica_of(&p);
+    // Alice makes two different changes from the same state with the same actor: both get the
+    // same sequence number.
+    let one = rogue_change(&p, alice.actor().clone(), title_edit("one"));
+    let two = rogue_change(&p, alice.actor().clone(), title_edit("two"));
+    r.ingest(Batch {
+        seals: vec![seal_over(&p, alice.key(), &one)],
+        changes: vec![one],
+    })
+    .expect("the first is fine");
+    let before = r.heads();
+    let err = r
+        .ingest(Batch {
+            seals: vec![seal_over(&p, alice.key(), &two)],
+            changes: vec![two],
+        })
+        .expect_err("refused");
+    assert!(
+        matches!(err, IngestError::Equivocation { author: Some(a), .. } if a == alice.author()),
+        "{err}"
+    );
+    assert_eq!(r.heads(), before);
+    assert_eq!(r.title(), "one");
+}

@@ -130,6 +130,7 @@ impl NodeActor {
                     e,
                     orrery_crdt::IngestError::Library { .. }
                         | orrery_crdt::IngestError::TooManyPending { .. }
+                        | orrery_crdt::IngestError::Equivocation { .. }
                         | orrery_crdt::IngestError::Corrupt(_)
                 );
                 if offence {

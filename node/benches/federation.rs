@@ -312,23 +312,42 @@ async fn network_sync(project: &Project) -> Duration {
     let mut events = b.subscribe();
     let t0 = Instant::now();
     b.join(token).await.expect("join");
-    loop {
-        match tokio::time::timeout(Duration::from_secs(300), events.recv()).await {
-            Ok(Ok(NodeEvent::ProjectChanged { project, heads }))
-                if project == id && heads == target =>
-            {
-                break;
-            }
-            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
-            _ => panic!("the history did not arrive"),
-        }
-    }
+    await_heads(
+        &mut events,
+        id,
+        &target,
+        Duration::from_secs(300),
+        "the history arrives",
+    )
+    .await;
     let took = t0.elapsed();
     a.shutdown();
     b.shutdown();
     let _ = ta.await;
     let _ = tb.await;
     took
+}
+
+/// Waits until a node reports `project` at exactly `want`; panics after `timeout`.
+async fn await_heads(
+    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    project: orrery_protocol::ProjectId,
+    want: &[orrery_protocol::ChangeHash],
+    timeout: Duration,
+    what: &str,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(NodeEvent::ProjectChanged { project: p, heads }))
+                if p == project && heads == want =>
+            {
+                return;
+            }
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            _ => panic!("timed out waiting until {what}"),
+        }
+    }
 }
 
 /// Delay from a local edit at node A until node B holds it, over `edits` single-character edits.
@@ -371,17 +390,14 @@ async fn edit_latency(edits: usize) -> (Duration, Duration, Duration) {
         .await
         .expect("read")
         .expect("held");
-    loop {
-        match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
-            Ok(Ok(NodeEvent::ProjectChanged { project, heads }))
-                if project == p && heads == want =>
-            {
-                break;
-            }
-            Ok(_) => {}
-            Err(_) => panic!("the project did not reach B"),
-        }
-    }
+    await_heads(
+        &mut events,
+        p,
+        &want,
+        Duration::from_secs(60),
+        "the project reaches B",
+    )
+    .await;
     let mut delays = Vec::new();
     for i in 0..edits {
         let (nb, cell) = (nb.clone(), cell.clone());
@@ -396,17 +412,14 @@ async fn edit_latency(edits: usize) -> (Duration, Duration, Duration) {
             .await
             .expect("read")
             .expect("held");
-        loop {
-            match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
-                Ok(Ok(NodeEvent::ProjectChanged { project, heads }))
-                    if project == p && heads == want =>
-                {
-                    break;
-                }
-                Ok(_) => {}
-                Err(_) => panic!("edit {i} did not reach B"),
-            }
-        }
+        await_heads(
+            &mut events,
+            p,
+            &want,
+            Duration::from_secs(10),
+            "an edit reaches B",
+        )
+        .await;
         delays.push(t0.elapsed());
     }
     a.shutdown();

@@ -465,12 +465,13 @@ impl NodeActor {
     }
 
     async fn publish_advert(&self) {
+        let federation = self
+            .membership
+            .as_ref()
+            .map(Membership::id)
+            .unwrap_or(orrery_protocol::federation::FederationId([0; 32]));
         let advert = NodeAdvert {
-            federation: self
-                .membership
-                .as_ref()
-                .map(Membership::id)
-                .unwrap_or(orrery_protocol::federation::FederationId([0; 32])),
+            federation,
             node: self.me,
             seq: 0,
             issued_at: 0,
@@ -488,6 +489,10 @@ impl NodeActor {
                         orrery_protocol::advert::Hosting {
                             author: *author,
                             node: self.me,
+                            federation,
+                            // Renewed with every advert; lapses soon after the node stops
+                            // holding the author's key.
+                            expires_at: now() + self.config.network.advert_ttl_secs as i64 * 2,
                         },
                     )
                     .into_unverified()

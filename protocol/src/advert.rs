@@ -62,6 +62,11 @@ pub struct Hosting {
     pub author: AuthorId,
     /// The node that holds the author's key and edits for them.
     pub node: NodeId,
+    /// The federation the statement is made in.
+    pub federation: FederationId,
+    /// The statement lapses after this time (seconds since the epoch); a node that still
+    /// holds the author's key renews it with every advert.
+    pub expires_at: i64,
 }
 
 impl SignedPayload for Hosting {
@@ -183,10 +188,13 @@ impl AdvertBook {
             return Err(AdvertError::NotAMember(a.node));
         }
         for h in &a.authors {
-            let ok = h
-                .clone()
-                .verify()
-                .is_ok_and(|v| v.value().node == a.node && v.value().author.key() == v.signer());
+            let ok = h.clone().verify().is_ok_and(|v| {
+                let h = v.value();
+                h.node == a.node
+                    && h.author.key() == v.signer()
+                    && h.federation == a.federation
+                    && h.expires_at > now
+            });
             if !ok {
                 return Err(AdvertError::BadHosting { node: a.node });
             }
@@ -298,12 +306,14 @@ mod tests {
         let founder = SecretKey::generate().expect("random");
         let m = Membership::found(&founder, "esa", 0).expect("found");
         let alice = SecretKey::generate().expect("random");
-        let claim = |signer: &SecretKey| {
+        let claim = |signer: &SecretKey, expires_at: i64| {
             Signed::sign(
                 signer,
                 Hosting {
                     author: AuthorId(alice.public()),
                     node: NodeId(founder.public()),
+                    federation: m.id(),
+                    expires_at,
                 },
             )
             .into_unverified()
@@ -319,12 +329,17 @@ mod tests {
         };
         let mut book = AdvertBook::default();
         assert!(matches!(
-            book.offer(with(claim(&founder), 1), &m, 1),
+            book.offer(with(claim(&founder, 100), 1), &m, 1),
+            Err(AdvertError::BadHosting { .. })
+        ));
+        // Consent that has lapsed does not count either.
+        assert!(matches!(
+            book.offer(with(claim(&alice, 1), 1), &m, 5),
             Err(AdvertError::BadHosting { .. })
         ));
         assert!(book.hosts_of(&AuthorId(alice.public())).is_empty());
         assert_eq!(
-            book.offer(with(claim(&alice), 2), &m, 1).expect("ok"),
+            book.offer(with(claim(&alice, 100), 2), &m, 1).expect("ok"),
             AdvertOutcome::Accepted
         );
         assert_eq!(

@@ -43,8 +43,6 @@ enum Pending {
     PullAdverts,
 }
 
-/// How long a non-member may stay connected (to ask to join).
-const STRANGER_GRACE: Duration = Duration::from_secs(15);
 /// How many non-members may be connected at once.
 const MAX_STRANGERS: usize = 16;
 
@@ -331,7 +329,9 @@ impl Actor {
         let expired: Vec<PeerId> = self
             .strangers
             .iter()
-            .filter(|(_, since)| now.duration_since(**since) > STRANGER_GRACE)
+            .filter(|(_, since)| {
+                now.duration_since(**since) > Duration::from_secs(self.config.stranger_grace_secs)
+            })
             .map(|(p, _)| *p)
             .collect();
         for peer in expired {
@@ -556,6 +556,7 @@ impl Actor {
                 .map(|m| m.removed().into_iter().collect())
                 .unwrap_or_default(),
             listening: self.listening.clone(),
+            connections: self.connected.len(),
         }
     }
 

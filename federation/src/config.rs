@@ -25,6 +25,8 @@ pub struct Config {
     pub max_offences: u32,
     /// How long a penalised peer stays banned, in seconds.
     pub ban_secs: u64,
+    /// How long a node that is not a member may stay connected (to ask to join), in seconds.
+    pub stranger_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -41,6 +43,7 @@ impl Default for Config {
             request_timeout_secs: 30,
             max_offences: 3,
             ban_secs: 3600,
+            stranger_grace_secs: 15,
         }
     }
 }

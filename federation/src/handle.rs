@@ -96,6 +96,8 @@ pub struct Status {
     pub removed: Vec<NodeId>,
     /// Addresses listened on.
     pub listening: Vec<Multiaddr>,
+    /// Peers connected now (members and strangers).
+    pub connections: usize,
 }
 
 pub(crate) enum Command {

@@ -1,0 +1,1 @@
+//! ADQL (to be written).

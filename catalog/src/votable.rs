@@ -1,0 +1,1 @@
+//! VOTable (to be written).

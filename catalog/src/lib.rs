@@ -19,7 +19,8 @@ pub mod sky;
 pub mod votable;
 
 pub use query::{
-    Cone, Facet, FacetCount, Hit, Page, Query, QueryError, SearchResults, Sort, TimeRange,
+    Cone, Facet, FacetCount, FederatedResults, Hit, Page, Query, QueryError, SearchResults, Sort,
+    TimeRange,
 };
 
 /// A value in a result row or a query parameter.

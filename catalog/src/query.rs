@@ -309,6 +309,20 @@ pub struct SearchResults {
     pub facets: BTreeMap<Facet, Vec<FacetCount>>,
 }
 
+/// The answer of a federated search: the merged results, and which nodes answered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FederatedResults {
+    /// Hits of every node that answered, merged in the query's order; the total and the facet
+    /// counts are sums over those nodes.
+    pub results: SearchResults,
+    /// The nodes that answered, by name.
+    pub answered: Vec<String>,
+    /// The nodes asked that did not answer in time or refused, by name, with the reason.
+    pub missing: Vec<(String, String)>,
+    /// How many member nodes were not asked because their adverts cannot match.
+    pub not_asked: u64,
+}
+
 impl Hit {
     /// The total order of [`Sort`]: the requested key, then the node and product id.
     pub fn compare(&self, other: &Hit, sort: Sort) -> std::cmp::Ordering {
@@ -333,7 +347,10 @@ impl Hit {
             Sort::Title => self.title.cmp(&other.title),
             Sort::Id => Ordering::Equal,
         };
+        // The id is `collection/path`: comparing the collection, then the id, is the order of
+        // (collection, path) that a node's own SQL uses.
         primary
+            .then_with(|| self.collection.cmp(&other.collection))
             .then_with(|| self.id.cmp(&other.id))
             .then_with(|| self.node.cmp(&other.node))
     }

@@ -4,6 +4,7 @@
 //! so commands are tested without spawning processes; errors carry what to do next.
 
 mod author;
+mod dataset;
 mod federation;
 mod project;
 mod render;
@@ -47,6 +48,11 @@ pub enum Command {
     /// Create, inspect and edit projects.
     #[command(subcommand)]
     Project(ProjectCmd),
+    /// Publish data: scan directories into collections, list and remove them.
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCmd),
+    /// Search the federation's catalogs (or this node's, with --local).
+    Search(dataset::SearchArgs),
     /// Found, join and manage the federation this node belongs to.
     #[command(subcommand)]
     Federation(federation::FederationCmd),
@@ -104,6 +110,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Init(args) => init(&home, args, out),
         Command::Author(cmd) => author::run(&mut Ctx::open(home)?, cmd, out),
         Command::Project(cmd) => project::run(&mut Ctx::open(home)?, cmd, out),
+        Command::Dataset(cmd) => dataset::run(&mut Ctx::open(home)?, cmd, out),
+        Command::Search(args) => dataset::search_cmd(&Ctx::open(home)?, args, out),
         Command::Federation(cmd) => federation::run(&mut Ctx::open(home)?, cmd, out),
         Command::Run => federation::run_node(&Ctx::open(home)?, out),
         Command::Id => {

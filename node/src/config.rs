@@ -49,9 +49,32 @@ pub struct Config {
     pub store: StoreSection,
     /// How the node talks to the federation.
     pub network: orrery_federation::Config,
+    /// The HTTP face: TAP, the search API and product downloads.
+    pub web: WebSection,
     /// The compute environments this node offers to the federation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub compute: Vec<ComputeOffer>,
+}
+
+/// The HTTP face.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSection {
+    /// Where `orrery run` listens for HTTP (TAP at `/tap`, the API at `/api`). Port 0 picks a
+    /// free port; the address taken is written to `web.addr` in the data directory.
+    pub listen: std::net::SocketAddr,
+    /// The address clients reach this node at, if not the listening address (behind a proxy),
+    /// e.g. `https://archive.example.org/orrery`.
+    pub public_url: Option<String>,
+}
+
+impl Default for WebSection {
+    fn default() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 7480)),
+            public_url: None,
+        }
+    }
 }
 
 /// Who this node is.

@@ -5,6 +5,7 @@
 //! the project document before they are committed, and foreign changes go through
 //! `Project::ingest`.
 
+pub mod catalog;
 pub mod citation;
 pub mod cli;
 pub mod config;
@@ -12,3 +13,4 @@ pub mod home;
 pub mod service;
 pub mod setup;
 pub mod store;
+pub mod web_client;

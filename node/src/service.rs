@@ -10,11 +10,18 @@
 //! its is stored. Edits made by other processes on the same data directory (the command line)
 //! are noticed through SQLite's `data_version` and synced like local edits.
 
+mod search;
 mod store_thread;
 mod sync;
+mod web;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use orrery_catalog::{FederatedResults, Query};
+use orrery_protocol::advert::CollectionSummary;
 
 use orrery_crdt::sync::PeerState;
 use orrery_crdt::{EditError, Project, Session, Visibility};
@@ -27,6 +34,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub(crate) use search::Readers;
 pub(crate) use store_thread::StoreHandle;
 
 use crate::config::Config;
@@ -63,6 +71,17 @@ pub enum NodeError {
     /// The configuration is invalid.
     #[error("configuration: {0}")]
     Config(String),
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+    /// The HTTP face could not start.
+    #[error("cannot serve HTTP on {addr}: {source}")]
+    Web {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// What a running node reports.
@@ -180,6 +199,12 @@ enum Command {
         peer: NodeId,
         result: Result<Response, orrery_federation::FederationError>,
     },
+    Search {
+        query: Query,
+        local: bool,
+        deadline: Duration,
+        reply: oneshot::Sender<Result<FederatedResults, NodeError>>,
+    },
 }
 
 /// A handle to a running node.
@@ -189,6 +214,8 @@ pub struct NodeHandle {
     events: broadcast::Sender<NodeEvent>,
     id: NodeId,
     cancel: CancellationToken,
+    readers: Arc<Readers>,
+    web_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -208,6 +235,65 @@ impl NodeHandle {
             .await
             .map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Where the node serves HTTP (TAP at `/tap`).
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web_addr
+    }
+
+    /// Searches this node's catalog and, unless `local`, every member whose advert can match,
+    /// waiting at most `deadline` for them.
+    pub async fn search(
+        &self,
+        query: Query,
+        local: bool,
+        deadline: Duration,
+    ) -> Result<FederatedResults, NodeError> {
+        query
+            .validate()
+            .map_err(crate::catalog::CatalogError::from)?;
+        self.call(|reply| Command::Search {
+            query,
+            local,
+            deadline,
+            reply,
+        })
+        .await
+    }
+
+    /// Runs an ADQL query on this node's `ivoa.obscore`.
+    pub async fn tap(
+        &self,
+        adql: String,
+        maxrec: u64,
+    ) -> Result<crate::catalog::tap::TapRows, crate::catalog::tap::TapQueryError> {
+        let readers = self.readers.clone();
+        let (tx, rx) = oneshot::channel();
+        let _ = readers
+            .run(move |c| {
+                let _ = tx.send(crate::catalog::tap::run(&c.conn, &adql, maxrec));
+                Ok(())
+            })
+            .await;
+        rx.await.unwrap_or_else(|_| {
+            Err(crate::catalog::tap::TapQueryError::Catalog(
+                crate::catalog::CatalogError::Timeout(crate::catalog::tap::TAP_DEADLINE),
+            ))
+        })
+    }
+
+    /// The file of a product this node holds: (path, size, BLAKE3, MIME type).
+    pub async fn product_file(
+        &self,
+        collection: String,
+        path: String,
+    ) -> Option<(std::path::PathBuf, u64, [u8; 32], String)> {
+        self.readers
+            .run(move |c| c.product_file(&collection, &path))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The node's id.
@@ -350,6 +436,41 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         .collect();
     let data_version = store.data_version()?;
     let known_addrs = store.peer_addrs()?;
+    let readers = Arc::new(Readers::new(home.database()));
+    let collections = readers.run(|c| c.summaries()).await.unwrap_or_else(|e| {
+        warn!(error = %e, "catalog summaries not read");
+        Vec::new()
+    });
+    let listener = tokio::net::TcpListener::bind(config.web.listen)
+        .await
+        .map_err(|source| NodeError::Web {
+            addr: config.web.listen,
+            source,
+        })?;
+    let web_addr = listener.local_addr().map_err(|source| NodeError::Web {
+        addr: config.web.listen,
+        source,
+    })?;
+    let base_url = config
+        .web
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{web_addr}"));
+    {
+        let db = home.database();
+        let url = base_url.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::catalog::Catalog::open(&db).and_then(|c| c.set_public_url(&url))
+        })
+        .await
+        .map_err(|_| NodeError::Stopped)??;
+    }
+    std::fs::write(home.root().join("web.addr"), web_addr.to_string()).map_err(|source| {
+        NodeError::Web {
+            addr: web_addr,
+            source,
+        }
+    })?;
     let store = StoreHandle::spawn(store);
     let cancel = CancellationToken::new();
     let (fed, fed_events, _fed_task) = orrery_federation::spawn(
@@ -393,6 +514,8 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         data_version,
         tx: tx.clone(),
         events: events.clone(),
+        readers: readers.clone(),
+        collections,
     };
     actor.publish_advert().await;
     // Reconnect to the members this node knew before it stopped.
@@ -411,7 +534,23 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         events,
         id: me,
         cancel: cancel.clone(),
+        readers,
+        web_addr: Some(web_addr),
     };
+    let router = orrery_web::router(
+        web::NodePort {
+            node: handle.clone(),
+        },
+        orrery_web::WebConfig::new(&base_url),
+    );
+    let web_cancel = cancel.clone();
+    tokio::spawn(async move {
+        let stop = async move { web_cancel.cancelled().await };
+        if let Err(e) = orrery_web::serve(listener, router, stop).await {
+            warn!(error = %e, "HTTP server stopped");
+        }
+    });
+    info!(addr = %web_addr, "serving TAP at http://{web_addr}/tap");
     let task = tokio::spawn(async move { actor.run(rx, fed_events, cancel).await });
     Ok((handle, task))
 }
@@ -437,6 +576,8 @@ struct NodeActor {
     data_version: i64,
     tx: mpsc::Sender<Command>,
     events: broadcast::Sender<NodeEvent>,
+    readers: Arc<Readers>,
+    collections: Vec<CollectionSummary>,
 }
 
 impl NodeActor {
@@ -498,7 +639,7 @@ impl NodeActor {
                     .into_unverified()
                 })
                 .collect(),
-            collections: Vec::new(),
+            collections: self.collections.clone(),
             compute: self.config.compute.clone(),
         };
         let _ = self.fed.set_advert(advert).await;
@@ -564,6 +705,56 @@ impl NodeActor {
                 let _ = reply.send(r);
             }
             Command::Read { project, read } => read(self.projects.get(&project)),
+            Command::Search {
+                query,
+                local,
+                deadline,
+                reply,
+            } => {
+                let me = search::Target {
+                    node: self.me,
+                    name: self.config.node.name.clone(),
+                };
+                let include_local = search::node_selected(&query, &me.node, &me.name);
+                let mut targets = Vec::new();
+                let mut not_asked = 0u64;
+                if !local {
+                    for (node, advert) in &self.adverts {
+                        if *node == self.me
+                            || !self.membership.as_ref().is_some_and(|m| m.is_member(node))
+                        {
+                            continue;
+                        }
+                        if search::node_selected(&query, node, &advert.name)
+                            && search::could_match(&query, advert)
+                        {
+                            targets.push(search::Target {
+                                node: *node,
+                                name: advert.name.clone(),
+                            });
+                        } else {
+                            not_asked += 1;
+                        }
+                    }
+                }
+                let readers = self.readers.clone();
+                let fed = self.fed.clone();
+                tokio::spawn(async move {
+                    let r = search::federated(
+                        me,
+                        include_local,
+                        readers,
+                        fed,
+                        targets,
+                        not_asked,
+                        query,
+                        deadline,
+                    )
+                    .await
+                    .map_err(NodeError::from);
+                    let _ = reply.send(r);
+                });
+            }
             Command::Status { reply } => {
                 let _ = reply.send(self.fed.status().await.map_err(NodeError::from));
             }
@@ -789,6 +980,26 @@ impl NodeActor {
                             Err(r) => Response::Refused(r),
                         }
                     }
+                    Request::Search(query) => {
+                        if query.validate().is_err() {
+                            Response::Refused(Refusal::Malformed)
+                        } else {
+                            let readers = self.readers.clone();
+                            tokio::spawn(async move {
+                                let r = readers
+                                    .run(move |c| crate::catalog::search::search(&c.conn, &query))
+                                    .await;
+                                let _ = reply.send(match r {
+                                    Ok(r) => Response::Search(r),
+                                    Err(e) => {
+                                        debug!(peer = %from.short(), error = %e, "search refused");
+                                        Response::Refused(Refusal::Busy)
+                                    }
+                                });
+                            });
+                            return;
+                        }
+                    }
                     _ => Response::Refused(Refusal::Malformed),
                 };
                 let _ = reply.send(response);
@@ -807,6 +1018,12 @@ impl NodeActor {
             return;
         }
         self.data_version = v;
+        if let Ok(summaries) = self.readers.run(|c| c.summaries()).await
+            && summaries != self.collections
+        {
+            self.collections = summaries;
+            self.publish_advert().await;
+        }
         if let Ok(Some(m)) = self.store.run(|s| s.membership()).await {
             let known = self.membership.as_ref().map(|x| x.events().len());
             if known != Some(m.events().len()) {

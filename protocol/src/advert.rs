@@ -14,28 +14,82 @@ use crate::signing::{Domain, SignatureError, Signed, SignedPayload, Unverified, 
 
 /// Largest encoded advert.
 pub const MAX_ADVERT_BYTES: usize = 256 * 1024;
+/// Most collections one advert lists.
+pub const MAX_COLLECTIONS: usize = 256;
 
-/// A collection a node holds, summarised for the federation.
+/// A collection a node holds, summarised for the federation: enough for another node to tell
+/// whether a query could match any of its products, so federated search asks only the nodes
+/// that might answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CollectionSummary {
     /// The collection's id at its node.
     pub id: String,
     /// Its title.
     pub title: String,
-    /// Mission, e.g. "Gaia".
-    pub mission: String,
-    /// Instrument, e.g. "RVS".
-    pub instrument: String,
+    /// The missions its products name; `None` when there are more than
+    /// [`CollectionSummary::MAX_VALUES`] (then any mission may match).
+    pub missions: Option<Vec<String>>,
+    /// The instruments, likewise.
+    pub instruments: Option<Vec<String>>,
+    /// The ObsCore product types, likewise.
+    pub product_types: Option<Vec<String>>,
+    /// The spectral bands, likewise.
+    pub bands: Option<Vec<String>>,
+    /// The licences, likewise.
+    pub licences: Option<Vec<String>>,
+    /// The publishers, likewise.
+    pub publishers: Option<Vec<String>>,
+    /// The tags its products carry, likewise.
+    pub tags: Option<Vec<String>>,
     /// Number of products.
     pub products: u64,
     /// Total bytes.
     pub bytes: u64,
-    /// Sky coverage as a bounding cone (RA, Dec, radius in degrees), if known.
-    pub sky: Option<(f64, f64, f64)>,
+    /// Sky coverage: a bitmap of 10° × 10° cells in (Dec, RA), see
+    /// [`CollectionSummary::sky_cell`]. Empty when no product has a position.
+    pub sky: Vec<u8>,
     /// Time coverage (MJD start, end), if known.
     pub time: Option<(f64, f64)>,
-    /// Licence, e.g. "CC-BY-4.0".
-    pub licence: String,
+}
+
+impl CollectionSummary {
+    /// Most values listed per facet.
+    pub const MAX_VALUES: usize = 32;
+    /// Cells of the sky bitmap: 18 rows of Dec by 36 columns of RA.
+    pub const SKY_CELLS: usize = 18 * 36;
+
+    /// The bit of the cell in Dec row `row` (0 = -90..-80) and RA column `col` (0 = 0..10),
+    /// clamped into the grid.
+    pub fn sky_cell(row: i64, col: i64) -> usize {
+        (row.clamp(0, 17) * 36 + col.clamp(0, 35)) as usize
+    }
+
+    /// Whether the bitmap has cell `index`.
+    pub fn has_sky_cell(&self, index: usize) -> bool {
+        self.sky
+            .get(index / 8)
+            .is_some_and(|byte| byte & (1 << (index % 8)) != 0)
+    }
+
+    /// Whether every list and the bitmap stay within their limits.
+    pub fn within_limits(&self) -> bool {
+        let lists = [
+            &self.missions,
+            &self.instruments,
+            &self.product_types,
+            &self.bands,
+            &self.licences,
+            &self.publishers,
+            &self.tags,
+        ];
+        let short = |v: &String| v.len() <= 256;
+        lists.iter().all(|l| {
+            l.as_ref()
+                .is_none_or(|l| l.len() <= Self::MAX_VALUES && l.iter().all(short))
+        }) && self.id.len() <= 64
+            && self.title.len() <= 1024
+            && self.sky.len() <= Self::SKY_CELLS.div_ceil(8)
+    }
 }
 
 /// A compute environment a node offers.
@@ -160,6 +214,12 @@ pub enum AdvertError {
         /// The advertising node.
         node: NodeId,
     },
+    /// A collection summary exceeds its limits.
+    #[error("the advert of {node} has a collection summary over its limits")]
+    Oversize {
+        /// The advertising node.
+        node: NodeId,
+    },
 }
 
 /// The newest valid advert of every member.
@@ -186,6 +246,11 @@ impl AdvertBook {
         }
         if !membership.is_member(&a.node) {
             return Err(AdvertError::NotAMember(a.node));
+        }
+        if a.collections.len() > MAX_COLLECTIONS
+            || !a.collections.iter().all(CollectionSummary::within_limits)
+        {
+            return Err(AdvertError::Oversize { node: a.node });
         }
         for h in &a.authors {
             let ok = h.clone().verify().is_ok_and(|v| {

@@ -72,6 +72,8 @@ pub enum Request {
     Adverts,
     /// A sync step.
     Sync(SyncFrame),
+    /// Search your catalog (federated search asks each member whose adverts can match).
+    Search(orrery_catalog::Query),
 }
 
 /// The answer to a [`Request`].
@@ -84,6 +86,8 @@ pub enum Response {
     Sync(SyncFrame),
     /// The adverts the responder holds (answer to `Adverts`).
     Adverts(Vec<Signed<NodeAdvert, Unverified>>),
+    /// The responder's catalog results (answer to `Search`).
+    Search(orrery_catalog::SearchResults),
     /// The request was refused.
     Refused(Refusal),
 }

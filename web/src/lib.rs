@@ -1,4 +1,238 @@
-//! The Orrery HTTP face: REST with an OpenAPI document, GraphQL, WebSocket and the browser UI.
+//! The HTTP face of a node: IVOA TAP over `ivoa.obscore`, the search API and product downloads.
 //!
-//! This crate holds no code yet: the node is driven from its command line. It must never import
-//! `node`, SQL or libp2p; it will define the port (trait) it needs from a node.
+//! This crate knows nothing of SQL or the network: it asks a [`Port`] that the node implements.
+//!
+//! | path | what |
+//! |---|---|
+//! | `/tap/sync` | TAP synchronous queries (GET or POST; `LANG=ADQL`, `QUERY`, `MAXREC`) |
+//! | `/tap/async` | TAP asynchronous jobs (UWS 1.1) |
+//! | `/tap/tables`, `/tap/capabilities`, `/tap/availability` | VOSI |
+//! | `/api/search` | the search query model as JSON (POST), federated unless `?local=true` |
+//! | `/data/{collection}/{path}` | a product's file, with its BLAKE3 in `x-blake3` |
+
+mod tap;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query as UrlQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use orrery_catalog::{FederatedResults, Query};
+use serde::Deserialize;
+
+pub use tap::{TapError, TapTable};
+
+/// A product's file, as the node hands it out.
+#[derive(Debug, Clone)]
+pub struct ProductFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Its BLAKE3, hex.
+    pub blake3: String,
+    /// Its MIME type.
+    pub format: String,
+}
+
+/// What the HTTP face needs from a node.
+pub trait Port: Send + Sync + 'static {
+    /// Runs an ADQL query against `ivoa.obscore`, returning at most `maxrec` rows.
+    fn tap(
+        &self,
+        adql: String,
+        maxrec: u64,
+    ) -> impl Future<Output = Result<TapTable, TapError>> + Send;
+    /// Runs a search, over the federation unless `local`, waiting at most `deadline` for other
+    /// nodes.
+    fn search(
+        &self,
+        query: Query,
+        local: bool,
+        deadline: Duration,
+    ) -> impl Future<Output = Result<FederatedResults, String>> + Send;
+    /// The file of a product this node holds.
+    fn product_file(
+        &self,
+        collection: String,
+        path: String,
+    ) -> impl Future<Output = Option<ProductFile>> + Send;
+}
+
+/// Settings of the HTTP face.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The address clients use, without a trailing slash (e.g. `http://127.0.0.1:7480`).
+    pub base_url: String,
+    /// Rows a TAP query returns when it sets no `MAXREC`.
+    pub default_maxrec: u64,
+    /// Most rows a TAP query may return.
+    pub hard_maxrec: u64,
+}
+
+impl WebConfig {
+    /// Defaults for a node reached at `base_url`.
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            default_maxrec: 10_000,
+            hard_maxrec: 100_000,
+        }
+    }
+}
+
+struct AppState<P> {
+    port: P,
+    config: WebConfig,
+    jobs: tap::Jobs,
+}
+
+/// The routes, over a node's port.
+pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
+    let state = Arc::new(AppState {
+        port,
+        config,
+        jobs: tap::Jobs::default(),
+    });
+    Router::new()
+        .route("/", get(index::<P>))
+        .route("/tap", get(tap_root))
+        .route("/tap/availability", get(tap::availability))
+        .route("/tap/capabilities", get(tap::capabilities::<P>))
+        .route("/tap/tables", get(tap::tables))
+        .route("/tap/sync", get(tap::sync::<P>).post(tap::sync::<P>))
+        .route(
+            "/tap/async",
+            get(tap::list_jobs::<P>).post(tap::create_job::<P>),
+        )
+        .route(
+            "/tap/async/{id}",
+            get(tap::job::<P>)
+                .post(tap::job_action::<P>)
+                .delete(tap::delete_job::<P>),
+        )
+        .route(
+            "/tap/async/{id}/phase",
+            get(tap::job_phase::<P>).post(tap::set_phase::<P>),
+        )
+        .route("/tap/async/{id}/results", get(tap::job_results::<P>))
+        .route("/tap/async/{id}/results/result", get(tap::job_result::<P>))
+        .route("/tap/async/{id}/error", get(tap::job_error::<P>))
+        .route("/tap/async/{id}/parameters", get(tap::job_parameters::<P>))
+        .route("/tap/async/{id}/quote", get(tap::job_quote::<P>))
+        .route(
+            "/tap/async/{id}/executionduration",
+            get(tap::job_duration::<P>),
+        )
+        .route(
+            "/tap/async/{id}/destruction",
+            get(tap::job_destruction::<P>),
+        )
+        .route("/tap/async/{id}/owner", get(tap::job_owner::<P>))
+        .route("/api/search", post(search::<P>))
+        .route("/data/{collection}/{*path}", get(data::<P>))
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .with_state(state)
+}
+
+async fn index<P: Port>(State(s): State<Arc<AppState<P>>>) -> Response {
+    let base = &s.config.base_url;
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!(
+            "Orrery node\n\nTAP service: {base}/tap  (pyvo.dal.TAPService(\"{base}/tap\"))\nSearch API: POST {base}/api/search\n"
+        ),
+    )
+        .into_response()
+}
+
+async fn tap_root() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "IVOA TAP 1.1 service over ivoa.obscore: /tap/sync, /tap/async, /tap/tables, /tap/capabilities, /tap/availability\n",
+    )
+        .into_response()
+}
+
+/// Options of `/api/search`.
+#[derive(Debug, Deserialize)]
+struct SearchOptions {
+    /// Search this node only.
+    #[serde(default)]
+    local: bool,
+    /// Milliseconds to wait for other nodes (at most 30 000).
+    timeout_ms: Option<u64>,
+}
+
+async fn search<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    UrlQuery(opts): UrlQuery<SearchOptions>,
+    body: axum::body::Bytes,
+) -> Response {
+    let query: Query = match serde_json::from_slice(&body) {
+        Ok(q) => q,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("the body is not a query: {e}"),
+            );
+        }
+    };
+    if let Err(e) = query.validate() {
+        return json_error(StatusCode::BAD_REQUEST, &e.to_string());
+    }
+    let deadline = Duration::from_millis(opts.timeout_ms.unwrap_or(3000).clamp(1, 30_000));
+    match s.port.search(query, opts.local, deadline).await {
+        Ok(r) => axum::Json(r).into_response(),
+        Err(e) => json_error(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn data<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path((collection, path)): Path<(String, String)>,
+) -> Response {
+    let Some(file) = s.port.product_file(collection, path).await else {
+        return (StatusCode::NOT_FOUND, "no such product on this node\n").into_response();
+    };
+    let f = match tokio::fs::File::open(&file.path).await {
+        Ok(f) => f,
+        Err(_) => {
+            return (
+                StatusCode::GONE,
+                "the product's file is no longer readable\n",
+            )
+                .into_response();
+        }
+    };
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f));
+    (
+        [
+            (header::CONTENT_TYPE, file.format),
+            (header::CONTENT_LENGTH, file.size.to_string()),
+            (header::HeaderName::from_static("x-blake3"), file.blake3),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Serves the routes on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,697 @@
+//! `orrery dataset add`: a directory scanned into a collection.
+//!
+//! The walk follows no symbolic link out of the directory. Each regular file is read once for
+//! its BLAKE3 checksum; FITS files (by their first card, whatever their name) also give their
+//! headers, other files need a sidecar `NAME.meta.json` or `NAME.meta.toml`. A file whose size
+//! and modification time are unchanged since the last scan is skipped. A file that cannot be
+//! read or parsed is reported with its path and skipped; nothing else is lost. Files gone since
+//! the last scan leave the catalog.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use super::meta::{ProductMeta, from_fits_header};
+use super::{Catalog, CatalogError, check_collection_id};
+
+/// Most HDUs read from one FITS file.
+const MAX_HDUS: usize = 256;
+/// Largest sidecar file.
+const MAX_SIDECAR_BYTES: u64 = 1024 * 1024;
+/// Files written per transaction.
+const BATCH: usize = 256;
+
+/// What to scan and the collection's own metadata.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// The collection id.
+    pub collection: String,
+    /// The directory.
+    pub root: PathBuf,
+    /// Collection title (default: the id, or the stored one).
+    pub title: Option<String>,
+    /// Collection description.
+    pub description: Option<String>,
+    /// Defaults every product inherits unless its header or sidecar says otherwise.
+    pub defaults: ProductMeta,
+}
+
+/// Progress of a scan, for a progress bar.
+pub trait Progress {
+    /// The scan found `files` files of `bytes` bytes.
+    fn start(&self, files: u64, bytes: u64);
+    /// One file was done, `bytes` long.
+    fn file_done(&self, bytes: u64);
+    /// A problem worth printing now.
+    fn warn(&self, message: &str);
+    /// The scan ended.
+    fn finish(&self);
+}
+
+/// No progress shown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Progress for Silent {
+    fn start(&self, _: u64, _: u64) {}
+    fn file_done(&self, _: u64) {}
+    fn warn(&self, _: &str) {}
+    fn finish(&self) {}
+}
+
+/// What a scan did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    /// Products added.
+    pub added: u64,
+    /// Products whose file changed and were read again.
+    pub updated: u64,
+    /// Files unchanged since the last scan.
+    pub unchanged: u64,
+    /// Products removed because their file is gone or no longer readable.
+    pub removed: u64,
+    /// Files with the same content as a product already in the collection: (path, the
+    /// product it repeats).
+    pub duplicates: Vec<(String, String)>,
+    /// Files skipped, with the reason.
+    pub problems: Vec<(String, String)>,
+    /// Bytes read and checksummed.
+    pub bytes_read: u64,
+    /// FITS headers parsed.
+    pub headers: u64,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+struct Candidate {
+    /// Path relative to the root, '/'-separated.
+    rel: String,
+    /// Path to open.
+    path: PathBuf,
+    size: u64,
+    mtime_ns: i64,
+}
+
+/// Scans `opts.root` into collection `opts.collection`.
+pub fn ingest(
+    catalog: &mut Catalog,
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<IngestReport, CatalogError> {
+    let started = Instant::now();
+    check_collection_id(&opts.collection)?;
+    let root = opts
+        .root
+        .canonicalize()
+        .map_err(|source| CatalogError::Io {
+            path: opts.root.display().to_string(),
+            source,
+        })?;
+    if !root.is_dir() {
+        return Err(CatalogError::Io {
+            path: root.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+        });
+    }
+    let mut report = IngestReport::default();
+    let defaults = opts.defaults.clone();
+    upsert_collection(catalog, opts, &root, &defaults)?;
+
+    let candidates = walk(&root, &mut report, progress);
+    progress.start(
+        candidates.len() as u64,
+        candidates.iter().map(|c| c.size).sum(),
+    );
+
+    let mut seen: HashSet<String> = HashSet::new();
+    for chunk in candidates.chunks(BATCH) {
+        let tx = catalog.conn.transaction()?;
+        for c in chunk {
+            seen.insert(c.rel.clone());
+            let result = ingest_one(&tx, opts, &defaults, c, &mut report);
+            if let Err(reason) = result {
+                // One line per problem, however the parser formats its message.
+                let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+                // A file that changed and no longer reads leaves the catalog: its old entry
+                // would describe bytes that are not there.
+                if let Some(id) = product_id(&tx, &opts.collection, &c.rel)? {
+                    delete_product(&tx, id)?;
+                    report.removed += 1;
+                }
+                progress.warn(&format!("{}: {reason}", c.rel));
+                report.problems.push((c.rel.clone(), reason));
+            }
+            progress.file_done(c.size);
+        }
+        tx.commit()?;
+    }
+
+    // Products whose files are gone.
+    let tx = catalog.conn.transaction()?;
+    let stored: Vec<(i64, String)> = tx
+        .prepare("SELECT id, path FROM products WHERE collection = ?1")?
+        .query_map([&opts.collection], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, path) in stored {
+        if !seen.contains(&path) {
+            delete_product(&tx, id)?;
+            report.removed += 1;
+        }
+    }
+    tx.execute(
+        "UPDATE collections SET updated_at = ?2 WHERE id = ?1",
+        params![opts.collection, now()],
+    )?;
+    tx.commit()?;
+    progress.finish();
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn upsert_collection(
+    catalog: &mut Catalog,
+    opts: &IngestOptions,
+    root: &Path,
+    d: &ProductMeta,
+) -> Result<(), CatalogError> {
+    let tags = serde_json::to_string(d.tags.as_deref().unwrap_or_default()).unwrap_or_default();
+    catalog.conn.execute(
+        "INSERT INTO collections (id, title, description, mission, licence, publisher, band, tags,
+                                  root, created_at, updated_at)
+         VALUES (?1, coalesce(?2, ?1), coalesce(?3, ''), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+         ON CONFLICT (id) DO UPDATE SET
+             title = coalesce(?2, title), description = coalesce(?3, description),
+             mission = coalesce(?4, mission), licence = coalesce(?5, licence),
+             publisher = coalesce(?6, publisher), band = coalesce(?7, band),
+             tags = CASE WHEN ?8 = '[]' THEN tags ELSE ?8 END,
+             root = ?9, updated_at = ?10",
+        params![
+            opts.collection,
+            opts.title,
+            opts.description,
+            d.mission,
+            d.licence,
+            d.publisher,
+            d.band,
+            tags,
+            root.to_string_lossy(),
+            now()
+        ],
+    )?;
+    Ok(())
+}
+
+fn is_sidecar(name: &str) -> bool {
+    name.ends_with(".meta.json") || name.ends_with(".meta.toml")
+}
+
+/// Lists the regular files under `root`, following symbolic links only when they lead to a
+/// file inside it.
+fn walk(root: &Path, report: &mut IngestReport, progress: &dyn Progress) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let path = e
+                    .path()
+                    .and_then(|p| p.strip_prefix(root).ok())
+                    .map_or_else(|| "?".to_owned(), |p| p.display().to_string());
+                let reason = format!(
+                    "cannot be read: {}",
+                    e.io_error()
+                        .map_or_else(|| e.to_string(), ToString::to_string)
+                );
+                progress.warn(&format!("{path}: {reason}"));
+                report.problems.push((path, reason));
+                continue;
+            }
+        };
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let Some(rel_str) = rel
+            .to_str()
+            .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
+        else {
+            report.problems.push((
+                rel.display().to_string(),
+                "the file name is not UTF-8".into(),
+            ));
+            continue;
+        };
+        let ft = entry.file_type();
+        if ft.is_dir() || is_sidecar(&rel_str) {
+            continue;
+        }
+        let path = if ft.is_symlink() {
+            match std::fs::canonicalize(entry.path()) {
+                Ok(target) if target.starts_with(root) && target.is_file() => target,
+                Ok(_) => {
+                    report.problems.push((
+                        rel_str,
+                        "symbolic link to a place outside the collection (or not to a file); not followed".into(),
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    report
+                        .problems
+                        .push((rel_str, format!("broken symbolic link: {e}")));
+                    continue;
+                }
+            }
+        } else if ft.is_file() {
+            entry.path().to_path_buf()
+        } else {
+            report.problems.push((
+                rel_str,
+                "not a regular file (device, socket or pipe)".into(),
+            ));
+            continue;
+        };
+        match std::fs::metadata(&path) {
+            Ok(m) => out.push(Candidate {
+                rel: rel_str,
+                size: m.len(),
+                mtime_ns: mtime_ns(&m),
+                path,
+            }),
+            Err(e) => report
+                .problems
+                .push((rel_str, format!("cannot be read: {e}"))),
+        }
+    }
+    out
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+    m.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn product_id(
+    tx: &Transaction<'_>,
+    collection: &str,
+    rel: &str,
+) -> Result<Option<i64>, rusqlite::Error> {
+    tx.query_row(
+        "SELECT id FROM products WHERE collection = ?1 AND path = ?2",
+        params![collection, rel],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// Reads, checks and stores one file; an `Err` is the reason it was skipped.
+fn ingest_one(
+    tx: &Transaction<'_>,
+    opts: &IngestOptions,
+    defaults: &ProductMeta,
+    c: &Candidate,
+    report: &mut IngestReport,
+) -> Result<(), String> {
+    let existing: Option<(i64, i64, i64)> = tx
+        .query_row(
+            "SELECT id, size, mtime_ns FROM products WHERE collection = ?1 AND path = ?2",
+            params![opts.collection, c.rel],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(|e| e.to_string())?;
+    if let Some((_, size, mtime)) = existing
+        && size == c.size as i64
+        && mtime == c.mtime_ns
+    {
+        report.unchanged += 1;
+        return Ok(());
+    }
+
+    let mut file = File::open(&c.path).map_err(|e| format!("cannot be read: {e}"))?;
+    let handle_meta = file
+        .metadata()
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if !handle_meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut first = [0u8; 30];
+    let n = read_up_to(&mut file, &mut first).map_err(|e| format!("cannot be read: {e}"))?;
+    let is_fits = n >= 30 && first.starts_with(b"SIMPLE  =") && first[29] == b'T';
+
+    let sidecar = read_sidecar(&c.path)?;
+    let mut meta = if is_fits {
+        file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+        let header =
+            read_fits(&file, handle_meta.len()).map_err(|e| format!("corrupt FITS file: {e}"))?;
+        report.headers += 1;
+        header
+    } else if sidecar.is_some() {
+        ProductMeta::default()
+    } else {
+        return Err(format!(
+            "not a FITS file and no sidecar; describe it in {}.meta.json or .meta.toml",
+            c.rel.rsplit('/').next().unwrap_or(&c.rel)
+        ));
+    };
+    if let Some(s) = sidecar {
+        meta = s.or(&meta);
+    }
+    let meta = meta
+        .or(defaults)
+        .finish()
+        .map_err(|e| format!("bad metadata: {e}"))?;
+
+    file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_reader(&mut file)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    let hash = hasher.finalize();
+    report.bytes_read += c.size;
+
+    // The same bytes already in this collection under another path.
+    let twin: Option<String> = tx
+        .query_row(
+            "SELECT path FROM products WHERE blake3 = ?1 AND collection = ?2 AND path != ?3 LIMIT 1",
+            params![hash.as_bytes().as_slice(), opts.collection, c.rel],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| e.to_string())?;
+    if let Some(twin) = twin {
+        report
+            .duplicates
+            .push((c.rel.clone(), format!("{}/{twin}", opts.collection)));
+        return Ok(());
+    }
+    store(tx, &opts.collection, c, hash.as_bytes(), &meta)
+        .map_err(|e| format!("database error: {e}"))?;
+    if existing.is_some() {
+        report.updated += 1;
+    } else {
+        report.added += 1;
+    }
+    Ok(())
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn read_sidecar(path: &Path) -> Result<Option<ProductMeta>, String> {
+    for ext in ["meta.json", "meta.toml"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".");
+        name.push(ext);
+        let side = PathBuf::from(name);
+        let Ok(meta) = std::fs::symlink_metadata(&side) else {
+            continue;
+        };
+        if !meta.is_file() {
+            return Err(format!("sidecar {} is not a regular file", side.display()));
+        }
+        if meta.len() > MAX_SIDECAR_BYTES {
+            return Err(format!("sidecar is larger than {MAX_SIDECAR_BYTES} bytes"));
+        }
+        let text =
+            std::fs::read_to_string(&side).map_err(|e| format!("sidecar cannot be read: {e}"))?;
+        return ProductMeta::from_sidecar(&side, &text)
+            .map(Some)
+            .map_err(|e| {
+                format!(
+                    "sidecar {}: {e}",
+                    side.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                )
+            });
+    }
+    Ok(None)
+}
+
+/// Reads every header of a FITS file and checks that the file holds all the data they
+/// announce.
+fn read_fits(file: &File, len: u64) -> Result<ProductMeta, String> {
+    // The FITS library is not written for hostile input; a panic in it is a corrupt file.
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_fits_headers(file)));
+    let (cards, extnames, naxis, end) = match parsed {
+        Ok(r) => r?,
+        Err(_) => return Err("the header could not be parsed".into()),
+    };
+    if end > len {
+        return Err(format!(
+            "truncated: the headers announce {end} bytes, the file has {len}"
+        ));
+    }
+    Ok(from_fits_header(&cards, &extnames, &naxis))
+}
+
+type Headers = (
+    Vec<(String, fitsrs::card::Value)>,
+    Vec<String>,
+    Vec<u64>,
+    u64,
+);
+
+fn read_fits_headers(file: &File) -> Result<Headers, String> {
+    use fitsrs::HDU;
+    use fitsrs::card::Card;
+    let mut fits = fitsrs::Fits::from_reader(BufReader::new(file));
+    let mut cards = Vec::new();
+    let mut extnames = Vec::new();
+    let mut naxis: Vec<u64> = Vec::new();
+    let mut end = 0u64;
+    let mut count = 0;
+    while let Some(hdu) = fits.next() {
+        let hdu = hdu.map_err(|e| e.to_string())?;
+        count += 1;
+        if count > MAX_HDUS {
+            return Err(format!("more than {MAX_HDUS} HDUs"));
+        }
+        let data_end = hdu
+            .get_data_unit_byte_offset()
+            .saturating_add(hdu.get_data_unit_byte_size());
+        end = end.max(data_end);
+        let push_cards = |cards: &mut Vec<_>, it: &mut dyn Iterator<Item = &Card>| {
+            for card in it {
+                if let Card::Value { name, value } | Card::Hierarch { name, value } = card {
+                    cards.push((name.clone(), value.clone()));
+                }
+            }
+        };
+        match &hdu {
+            HDU::Primary(h) => {
+                naxis = h.get_header().get_xtension().get_naxis().to_vec();
+                push_cards(&mut cards, &mut h.get_header().cards());
+            }
+            HDU::XImage(h) => {
+                if let Some(fitsrs::card::Value::String { value, .. }) =
+                    h.get_header().get("EXTNAME")
+                {
+                    extnames.push(value.trim().to_owned());
+                }
+                if naxis.iter().all(|n| *n <= 1) {
+                    naxis = h.get_header().get_xtension().get_naxis().to_vec();
+                    // The primary header often holds only the pointing; the image's own
+                    // header holds its WCS.
+                    push_cards(&mut cards, &mut h.get_header().cards());
+                }
+            }
+            HDU::XBinaryTable(h) => {
+                if let Some(fitsrs::card::Value::String { value, .. }) =
+                    h.get_header().get("EXTNAME")
+                {
+                    extnames.push(value.trim().to_owned());
+                }
+            }
+            HDU::XASCIITable(h) => {
+                if let Some(fitsrs::card::Value::String { value, .. }) =
+                    h.get_header().get("EXTNAME")
+                {
+                    extnames.push(value.trim().to_owned());
+                }
+            }
+        }
+    }
+    if count == 0 {
+        return Err("no header".into());
+    }
+    Ok((cards, extnames, naxis, end))
+}
+
+fn store(
+    tx: &Transaction<'_>,
+    collection: &str,
+    c: &Candidate,
+    hash: &[u8; 32],
+    m: &ProductMeta,
+) -> Result<(), rusqlite::Error> {
+    let file_name = c.rel.rsplit('/').next().unwrap_or(&c.rel);
+    let stem = file_name.split('.').next().unwrap_or(file_name);
+    let title = m.title.clone().unwrap_or_else(|| {
+        let mut parts: Vec<&str> = Vec::new();
+        for p in [&m.target, &m.instrument, &m.mission].into_iter().flatten() {
+            parts.push(p);
+        }
+        if parts.is_empty() {
+            file_name.to_owned()
+        } else {
+            format!("{} ({file_name})", parts.join(" · "))
+        }
+    });
+    let vector =
+        m.ra.zip(m.dec)
+            .map(|(ra, dec)| orrery_catalog::sky::UnitVector::from_radec(ra, dec));
+    let axis = |i: usize| {
+        m.naxis
+            .as_ref()
+            .and_then(|n| n.get(i))
+            .and_then(|v| i64::try_from(*v).ok())
+    };
+    let format = m
+        .format
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".into());
+    tx.execute(
+        "INSERT INTO products (collection, path, size, mtime_ns, blake3, format, title, description,
+            obs_id, mission, facility, instrument, product_type, calib_level, band, licence,
+            publisher, target, ra, dec, cx, cy, cz, fov, t_min, t_max, exptime, em_min, em_max,
+            naxis1, naxis2, naxis3, bunit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)
+         ON CONFLICT (collection, path) DO UPDATE SET
+            size = excluded.size, mtime_ns = excluded.mtime_ns, blake3 = excluded.blake3,
+            format = excluded.format, title = excluded.title, description = excluded.description,
+            obs_id = excluded.obs_id, mission = excluded.mission, facility = excluded.facility,
+            instrument = excluded.instrument, product_type = excluded.product_type,
+            calib_level = excluded.calib_level, band = excluded.band, licence = excluded.licence,
+            publisher = excluded.publisher, target = excluded.target, ra = excluded.ra,
+            dec = excluded.dec, cx = excluded.cx, cy = excluded.cy, cz = excluded.cz,
+            fov = excluded.fov, t_min = excluded.t_min, t_max = excluded.t_max,
+            exptime = excluded.exptime, em_min = excluded.em_min, em_max = excluded.em_max,
+            naxis1 = excluded.naxis1, naxis2 = excluded.naxis2, naxis3 = excluded.naxis3,
+            bunit = excluded.bunit",
+        params![
+            collection,
+            c.rel,
+            c.size as i64,
+            c.mtime_ns,
+            hash.as_slice(),
+            format,
+            title,
+            m.description.clone().unwrap_or_default(),
+            m.obs_id.clone().unwrap_or_else(|| stem.to_owned()),
+            m.mission.clone().or_else(|| m.facility.clone()),
+            m.facility,
+            m.instrument,
+            m.product_type,
+            m.calib_level,
+            m.band,
+            m.licence,
+            m.publisher,
+            m.target,
+            m.ra,
+            m.dec,
+            vector.map(|v| v.x),
+            vector.map(|v| v.y),
+            vector.map(|v| v.z),
+            m.fov,
+            m.t_min,
+            m.t_max,
+            m.exptime,
+            m.em_min,
+            m.em_max,
+            axis(0),
+            axis(1),
+            axis(2),
+            m.bunit,
+        ],
+    )?;
+    let id: i64 = tx.query_row(
+        "SELECT id FROM products WHERE collection = ?1 AND path = ?2",
+        params![collection, c.rel],
+        |r| r.get(0),
+    )?;
+    index_product(tx, id, &title, m, vector)
+}
+
+/// Writes a product's text, sky and tag index entries, replacing old ones.
+pub(crate) fn index_product(
+    tx: &Transaction<'_>,
+    id: i64,
+    title: &str,
+    m: &ProductMeta,
+    vector: Option<orrery_catalog::sky::UnitVector>,
+) -> Result<(), rusqlite::Error> {
+    tx.execute("DELETE FROM product_text WHERE rowid = ?1", [id])?;
+    tx.execute("DELETE FROM sky_index WHERE id = ?1", [id])?;
+    tx.execute("DELETE FROM product_tags WHERE product = ?1", [id])?;
+    let mut header = m.header_text.clone();
+    for extra in [
+        &m.mission,
+        &m.facility,
+        &m.instrument,
+        &m.product_type,
+        &m.band,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        header.push(' ');
+        header.push_str(extra);
+    }
+    tx.execute(
+        "INSERT INTO product_text (rowid, title, description, target, header) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, title, m.description.clone().unwrap_or_default(), m.target.clone().unwrap_or_default(), header],
+    )?;
+    if let Some(v) = vector {
+        tx.execute(
+            "INSERT INTO sky_index (id, x0, x1, y0, y1, z0, z1) VALUES (?1, ?2, ?2, ?3, ?3, ?4, ?4)",
+            params![id, v.x, v.y, v.z],
+        )?;
+    }
+    for tag in m.tags.iter().flatten() {
+        let tag = tag.trim();
+        if !tag.is_empty() {
+            tx.execute(
+                "INSERT OR IGNORE INTO product_tags (tag, product) VALUES (?1, ?2)",
+                params![tag, id],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a product and its index entries.
+pub(crate) fn delete_product(tx: &Transaction<'_>, id: i64) -> Result<(), rusqlite::Error> {
+    tx.execute("DELETE FROM product_text WHERE rowid = ?1", [id])?;
+    tx.execute("DELETE FROM sky_index WHERE id = ?1", [id])?;
+    tx.execute("DELETE FROM product_tags WHERE product = ?1", [id])?;
+    tx.execute("DELETE FROM products WHERE id = ?1", [id])?;
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! TAP queries: ADQL parsed and checked by `orrery_catalog::adql`, run as parameterised SQL on
+//! a read-only connection, with a deadline.
+
+use std::time::Duration;
+
+use orrery_catalog::Value;
+use orrery_catalog::adql;
+use orrery_catalog::obscore::{Column, Datatype};
+use rusqlite::Connection;
+use rusqlite::types::{Value as SqlValue, ValueRef};
+
+use super::CatalogError;
+
+/// The longest a TAP query may run.
+pub const TAP_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The rows of a TAP query.
+#[derive(Debug, Clone)]
+pub struct TapRows {
+    /// Output names and the columns they show.
+    pub columns: Vec<(String, &'static Column)>,
+    /// The rows.
+    pub rows: Vec<Vec<Value>>,
+    /// Whether more rows matched than `maxrec`.
+    pub overflow: bool,
+}
+
+/// Why a TAP query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TapQueryError {
+    /// The ADQL is invalid or unsupported.
+    #[error("{0}")]
+    Adql(#[from] adql::AdqlError),
+    /// The database failed or the query ran too long.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Parses, checks and runs one ADQL query.
+pub fn run(conn: &Connection, text: &str, maxrec: u64) -> Result<TapRows, TapQueryError> {
+    let select = adql::parse(text)?;
+    let q = adql::to_sql(&select, maxrec);
+    let params: Vec<SqlValue> = q
+        .params
+        .iter()
+        .map(|v| match v {
+            Value::Null => SqlValue::Null,
+            Value::Int(i) => SqlValue::Integer(*i),
+            Value::Double(d) => SqlValue::Real(*d),
+            Value::Text(t) => SqlValue::Text(t.clone()),
+        })
+        .collect();
+    let columns: Vec<(String, &'static Column)> = q
+        .names
+        .iter()
+        .cloned()
+        .zip(q.columns.iter().copied())
+        .collect();
+    let rows = super::search::with_deadline_pub(conn, TAP_DEADLINE, || {
+        let mut stmt = conn.prepare(&q.sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut cells = Vec::with_capacity(columns.len());
+            for (i, (_, c)) in columns.iter().enumerate() {
+                cells.push(match (row.get_ref(i)?, c.datatype) {
+                    (ValueRef::Null, _) => Value::Null,
+                    (ValueRef::Integer(v), Datatype::Double) => Value::Double(v as f64),
+                    (ValueRef::Integer(v), _) => Value::Int(v),
+                    (ValueRef::Real(v), Datatype::Int | Datatype::Long) => Value::Int(v as i64),
+                    (ValueRef::Real(v), _) => Value::Double(v),
+                    (ValueRef::Text(t), _) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    (ValueRef::Blob(_), _) => Value::Null,
+                });
+            }
+            out.push(cells);
+        }
+        Ok(out)
+    })?;
+    let limit = usize::try_from(q.limit).unwrap_or(usize::MAX);
+    let overflow = rows.len() > limit;
+    let mut rows = rows;
+    rows.truncate(limit);
+    Ok(TapRows {
+        columns,
+        rows,
+        overflow,
+    })
+}

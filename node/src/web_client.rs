@@ -1,0 +1,74 @@
+//! The command line's way to the running node: its HTTP API on loopback.
+//!
+//! `orrery run` writes the address it serves HTTP on to `web.addr` in the data directory; a
+//! command that needs the network (a federated search) asks the node there.
+
+use std::time::Duration;
+
+use orrery_catalog::{FederatedResults, Query};
+
+use crate::home::Home;
+
+/// Why the running node could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No node answers (it is not running).
+    #[error("the node is not running (nothing answers on {0})")]
+    NotRunning(String),
+    /// The node answered with an error.
+    #[error("the node refused: {0}")]
+    Refused(String),
+    /// The request failed on the way.
+    #[error("asking the node failed: {0}")]
+    Http(String),
+}
+
+/// The address the running node serves HTTP on, if it wrote one.
+pub fn node_url(home: &Home) -> Option<String> {
+    let addr = std::fs::read_to_string(home.root().join("web.addr")).ok()?;
+    let addr = addr.trim();
+    (!addr.is_empty()).then(|| format!("http://{addr}"))
+}
+
+/// A federated search through the running node, waiting at most `timeout` for other nodes.
+pub fn search(
+    home: &Home,
+    query: &Query,
+    timeout: Duration,
+) -> Result<FederatedResults, ClientError> {
+    let Some(base) = node_url(home) else {
+        return Err(ClientError::NotRunning(
+            "web.addr (no address written)".into(),
+        ));
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout + Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("{base}/api/search?timeout_ms={}", timeout.as_millis());
+    let mut response = match agent.post(&url).send_json(query) {
+        Ok(r) => r,
+        Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(ClientError::NotRunning(base));
+        }
+        Err(ureq::Error::ConnectionFailed) => return Err(ClientError::NotRunning(base)),
+        Err(e) => return Err(ClientError::Http(e.to_string())),
+    };
+    let status = response.status();
+    if !status.is_success() {
+        let body: serde_json::Value = response
+            .body_mut()
+            .read_json()
+            .unwrap_or(serde_json::Value::Null);
+        let message = body
+            .get("error")
+            .and_then(|e| e.as_str())
+            .map_or_else(|| status.to_string(), str::to_owned);
+        return Err(ClientError::Refused(message));
+    }
+    response
+        .body_mut()
+        .read_json()
+        .map_err(|e| ClientError::Http(e.to_string()))
+}

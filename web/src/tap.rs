@@ -1,0 +1,555 @@
+//! IVOA TAP 1.1: synchronous queries, asynchronous jobs (UWS 1.1) and the VOSI resources.
+//!
+//! Parameter names are case-insensitive (DALI). Every error is a VOTable error document with
+//! `QUERY_STATUS = ERROR` that says what went wrong.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use orrery_catalog::Value;
+use orrery_catalog::obscore::Column;
+use orrery_catalog::votable::{self, Phase, UwsJob};
+
+use crate::{AppState, Port};
+
+/// Most asynchronous jobs kept at once.
+const MAX_JOBS: usize = 256;
+/// How long a finished job is kept.
+const JOB_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The rows a query returned.
+#[derive(Debug, Clone)]
+pub struct TapTable {
+    /// Output names and the columns they show.
+    pub columns: Vec<(String, &'static Column)>,
+    /// The rows.
+    pub rows: Vec<Vec<Value>>,
+    /// Whether more rows matched than were returned.
+    pub overflow: bool,
+}
+
+/// Why a TAP query failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TapError {
+    /// The query is not valid or not supported; the text says why.
+    #[error("{0}")]
+    Query(String),
+    /// The service failed.
+    #[error("{0}")]
+    Service(String),
+}
+
+fn xml(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            "application/x-votable+xml; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn plain_xml(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    xml(status, votable::error(message))
+}
+
+pub(crate) async fn availability() -> Response {
+    plain_xml(votable::availability(
+        true,
+        "the service is accepting queries",
+    ))
+}
+
+pub(crate) async fn capabilities<P: Port>(State(s): State<Arc<AppState<P>>>) -> Response {
+    plain_xml(votable::capabilities(&format!("{}/tap", s.config.base_url)))
+}
+
+pub(crate) async fn tables() -> Response {
+    plain_xml(votable::tables())
+}
+
+/// DALI parameters, keys upper-cased.
+type Params = BTreeMap<String, String>;
+
+fn params(form: Vec<(String, String)>) -> Params {
+    form.into_iter()
+        .map(|(k, v)| (k.to_ascii_uppercase(), v))
+        .collect()
+}
+
+/// Checks the parameters of a query and returns (ADQL, MAXREC).
+fn check(p: &Params, config: &crate::WebConfig) -> Result<(String, u64), String> {
+    if let Some(r) = p.get("REQUEST")
+        && !r.eq_ignore_ascii_case("doQuery")
+    {
+        return Err(format!("REQUEST={r} is not supported; use REQUEST=doQuery"));
+    }
+    match p.get("LANG") {
+        Some(l) if l.eq_ignore_ascii_case("ADQL") || l.eq_ignore_ascii_case("ADQL-2.0") => {}
+        Some(l) => {
+            return Err(format!(
+                "LANG={l} is not supported; this service speaks LANG=ADQL"
+            ));
+        }
+        None => return Err("LANG is missing; use LANG=ADQL".into()),
+    }
+    for key in ["FORMAT", "RESPONSEFORMAT"] {
+        if let Some(f) = p.get(key) {
+            let f = f.to_ascii_lowercase();
+            let ok = f == "votable"
+                || f.starts_with("application/x-votable+xml")
+                || f == "text/xml"
+                || f == "votable/td";
+            if !ok {
+                return Err(format!("{key}={f} is not supported; results are VOTable"));
+            }
+        }
+    }
+    if p.contains_key("UPLOAD") {
+        return Err("table uploads are not supported by this service".into());
+    }
+    let query = p
+        .get("QUERY")
+        .filter(|q| !q.trim().is_empty())
+        .ok_or("QUERY is missing")?
+        .clone();
+    let maxrec = match p.get("MAXREC") {
+        None => config.default_maxrec,
+        Some(m) => m
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("MAXREC={m} is not a non-negative integer"))?
+            .min(config.hard_maxrec),
+    };
+    Ok((query, maxrec))
+}
+
+fn table_response(t: &TapTable) -> Response {
+    let columns: Vec<(&str, &'static Column)> =
+        t.columns.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+    xml(
+        StatusCode::OK,
+        votable::results(&columns, &t.rows, t.overflow),
+    )
+}
+
+pub(crate) async fn sync<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let p = params(form);
+    let (query, maxrec) = match check(&p, &s.config) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
+    match s.port.tap(query, maxrec).await {
+        Ok(t) => table_response(&t),
+        Err(TapError::Query(e)) => error(StatusCode::BAD_REQUEST, &e),
+        Err(TapError::Service(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+// ---- asynchronous jobs ----
+
+struct Job {
+    phase: Phase,
+    params: Params,
+    created: SystemTime,
+    started: Option<SystemTime>,
+    ended: Option<SystemTime>,
+    result: Option<Arc<String>>,
+    error: Option<String>,
+}
+
+/// The asynchronous jobs of this service, in memory: a restart forgets them.
+#[derive(Default)]
+pub(crate) struct Jobs {
+    jobs: Mutex<BTreeMap<String, Job>>,
+}
+
+impl Jobs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Job>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn iso(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn job_id() -> String {
+    let mut b = [0u8; 12];
+    // Without randomness the counter-free id would repeat; fall back to the clock.
+    if getrandom::fill(&mut b).is_err() {
+        let n = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        b.copy_from_slice(&n.to_le_bytes()[..12]);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn uws(id: &str, j: &Job, base: &str) -> UwsJob {
+    UwsJob {
+        job_id: id.to_owned(),
+        job_url: format!("{base}/tap/async/{id}"),
+        run_id: j.params.get("RUNID").cloned(),
+        owner_id: None,
+        phase: j.phase,
+        creation_time: iso(j.created),
+        start_time: j.started.map(iso),
+        end_time: j.ended.map(iso),
+        execution_duration: 60,
+        destruction: Some(iso(j.created + JOB_LIFETIME)),
+        query: j.params.get("QUERY").cloned().unwrap_or_default(),
+        lang: j.params.get("LANG").cloned().unwrap_or_default(),
+        maxrec: j.params.get("MAXREC").and_then(|m| m.trim().parse().ok()),
+        error_summary: j.error.clone(),
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const UWS_NS: &str =
+    r#"xmlns:uws="http://www.ivoa.net/xml/UWS/v1.0" xmlns:xlink="http://www.w3.org/1999/xlink""#;
+
+/// The UWS `results` list of a job.
+fn uws_results(job: &UwsJob) -> String {
+    let mut out = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:results {UWS_NS}>\n");
+    if job.phase == Phase::Completed {
+        out.push_str(&format!(
+            "  <uws:result id=\"result\" xlink:type=\"simple\" xlink:href=\"{}/results/result\" mime-type=\"application/x-votable+xml\"/>\n",
+            escape(&job.job_url)
+        ));
+    }
+    out.push_str("</uws:results>\n");
+    out
+}
+
+/// The UWS `parameters` list of a job.
+fn uws_parameters(job: &UwsJob) -> String {
+    let mut out =
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:parameters {UWS_NS}>\n");
+    out.push_str(&format!(
+        "  <uws:parameter id=\"query\">{}</uws:parameter>\n",
+        escape(&job.query)
+    ));
+    out.push_str(&format!(
+        "  <uws:parameter id=\"lang\">{}</uws:parameter>\n",
+        escape(&job.lang)
+    ));
+    if let Some(m) = job.maxrec {
+        out.push_str(&format!(
+            "  <uws:parameter id=\"maxrec\">{m}</uws:parameter>\n"
+        ));
+    }
+    out.push_str("</uws:parameters>\n");
+    out
+}
+
+fn expire(jobs: &mut BTreeMap<String, Job>) {
+    let now = SystemTime::now();
+    jobs.retain(|_, j| j.created + JOB_LIFETIME > now);
+}
+
+fn start<P: Port>(s: &Arc<AppState<P>>, id: &str) {
+    let params = {
+        let mut jobs = s.jobs.lock();
+        let Some(job) = jobs.get_mut(id) else { return };
+        if job.phase != Phase::Pending {
+            return;
+        }
+        match check(&job.params, &s.config) {
+            Ok(p) => {
+                job.phase = Phase::Executing;
+                job.started = Some(SystemTime::now());
+                p
+            }
+            Err(e) => {
+                job.phase = Phase::Error;
+                job.ended = Some(SystemTime::now());
+                job.error = Some(e);
+                return;
+            }
+        }
+    };
+    let s = s.clone();
+    let id = id.to_owned();
+    tokio::spawn(async move {
+        let (query, maxrec) = params;
+        let outcome = s.port.tap(query, maxrec).await;
+        let mut jobs = s.jobs.lock();
+        let Some(job) = jobs.get_mut(&id) else { return };
+        if job.phase != Phase::Executing {
+            return; // aborted meanwhile
+        }
+        job.ended = Some(SystemTime::now());
+        match outcome {
+            Ok(t) => {
+                let columns: Vec<(&str, &'static Column)> =
+                    t.columns.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+                job.result = Some(Arc::new(votable::results(&columns, &t.rows, t.overflow)));
+                job.phase = Phase::Completed;
+            }
+            Err(e) => {
+                job.error = Some(e.to_string());
+                job.phase = Phase::Error;
+            }
+        }
+    });
+}
+
+pub(crate) async fn create_job<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let mut p = params(form);
+    let run = p
+        .remove("PHASE")
+        .is_some_and(|v| v.eq_ignore_ascii_case("RUN"));
+    let id = job_id();
+    {
+        let mut jobs = s.jobs.lock();
+        expire(&mut jobs);
+        if jobs.len() >= MAX_JOBS {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many asynchronous jobs; delete finished ones or use /tap/sync",
+            );
+        }
+        jobs.insert(
+            id.clone(),
+            Job {
+                phase: Phase::Pending,
+                params: p,
+                created: SystemTime::now(),
+                started: None,
+                ended: None,
+                result: None,
+                error: None,
+            },
+        );
+    }
+    if run {
+        start(&s, &id);
+    }
+    Redirect::to(&format!("{}/tap/async/{id}", s.config.base_url)).into_response()
+}
+
+pub(crate) async fn list_jobs<P: Port>(State(s): State<Arc<AppState<P>>>) -> Response {
+    let list: Vec<(String, Phase)> = {
+        let mut jobs = s.jobs.lock();
+        expire(&mut jobs);
+        jobs.iter().map(|(id, j)| (id.clone(), j.phase)).collect()
+    };
+    plain_xml(votable::uws_jobs(&list))
+}
+
+fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such job (jobs are kept for an hour)",
+    )
+}
+
+fn with_job<P: Port, T>(s: &AppState<P>, id: &str, f: impl FnOnce(&mut Job) -> T) -> Option<T> {
+    s.jobs.lock().get_mut(id).map(f)
+}
+
+pub(crate) async fn job<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+) -> Response {
+    let base = s.config.base_url.clone();
+    match with_job(&s, &id, |j| uws(&id, j, &base)) {
+        Some(job) => plain_xml(votable::uws_job(&job)),
+        None => not_found(),
+    }
+}
+
+pub(crate) async fn job_action<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let p = params(form);
+    if p.get("ACTION")
+        .is_some_and(|a| a.eq_ignore_ascii_case("DELETE"))
+    {
+        return delete_job(State(s), Path(id)).await;
+    }
+    if let Some(phase) = p.get("PHASE") {
+        return set_phase_to(&s, &id, phase);
+    }
+    error(
+        StatusCode::BAD_REQUEST,
+        "POST to a job takes ACTION=DELETE or PHASE=RUN|ABORT",
+    )
+}
+
+pub(crate) async fn delete_job<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+) -> Response {
+    if s.jobs.lock().remove(&id).is_none() {
+        return not_found();
+    }
+    Redirect::to(&format!("{}/tap/async", s.config.base_url)).into_response()
+}
+
+pub(crate) async fn job_phase<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+) -> Response {
+    match with_job(&s, &id, |j| j.phase) {
+        Some(phase) => (
+            [(header::CONTENT_TYPE, "text/plain")],
+            phase.as_str().to_owned(),
+        )
+            .into_response(),
+        None => not_found(),
+    }
+}
+
+fn set_phase_to<P: Port>(s: &Arc<AppState<P>>, id: &str, phase: &str) -> Response {
+    if !s.jobs.lock().contains_key(id) {
+        return not_found();
+    }
+    if phase.eq_ignore_ascii_case("RUN") {
+        start(s, id);
+    } else if phase.eq_ignore_ascii_case("ABORT") {
+        with_job(s, id, |j| {
+            if matches!(j.phase, Phase::Pending | Phase::Queued | Phase::Executing) {
+                j.phase = Phase::Aborted;
+                j.ended = Some(SystemTime::now());
+            }
+        });
+    } else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("PHASE={phase} is not RUN or ABORT"),
+        );
+    }
+    Redirect::to(&format!("{}/tap/async/{id}", s.config.base_url)).into_response()
+}
+
+pub(crate) async fn set_phase<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let p = params(form);
+    match p.get("PHASE") {
+        Some(phase) => set_phase_to(&s, &id, phase),
+        None => error(
+            StatusCode::BAD_REQUEST,
+            "PHASE is missing; use PHASE=RUN or PHASE=ABORT",
+        ),
+    }
+}
+
+pub(crate) async fn job_results<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+) -> Response {
+    let base = s.config.base_url.clone();
+    match with_job(&s, &id, |j| uws(&id, j, &base)) {
+        Some(job) => plain_xml(uws_results(&job)),
+        None => not_found(),
+    }
+}
+
+pub(crate) async fn job_result<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+) -> Response {
+    match with_job(&s, &id, |j| j.result.clone()) {
+        Some(Some(r)) => xml(StatusCode::OK, r.as_ref().clone()),
+        Some(None) => error(StatusCode::NOT_FOUND, "the job has no result (yet)"),
+        None => not_found(),
+    }
+}
+
+pub(crate) async fn job_error<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+) -> Response {
+    match with_job(&s, &id, |j| j.error.clone()) {
+        Some(Some(e)) => error(StatusCode::OK, &e),
+        Some(None) => error(StatusCode::NOT_FOUND, "the job has no error"),
+        None => not_found(),
+    }
+}
+
+pub(crate) async fn job_parameters<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+) -> Response {
+    let base = s.config.base_url.clone();
+    match with_job(&s, &id, |j| uws(&id, j, &base)) {
+        Some(job) => plain_xml(uws_parameters(&job)),
+        None => not_found(),
+    }
+}
+
+fn text<P: Port>(s: &AppState<P>, id: &str, f: impl FnOnce(&Job) -> String) -> Response {
+    match with_job(s, id, |j| f(j)) {
+        Some(t) => ([(header::CONTENT_TYPE, "text/plain")], t).into_response(),
+        None => not_found(),
+    }
+}
+
+pub(crate) async fn job_quote<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+) -> Response {
+    text(&s, &id, |_| String::new())
+}
+
+pub(crate) async fn job_duration<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+) -> Response {
+    text(&s, &id, |_| "60".into())
+}
+
+pub(crate) async fn job_destruction<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+) -> Response {
+    text(&s, &id, |j| iso(j.created + JOB_LIFETIME))
+}
+
+pub(crate) async fn job_owner<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+) -> Response {
+    text(&s, &id, |_| String::new())
+}

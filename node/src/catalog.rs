@@ -142,6 +142,41 @@ impl Catalog {
         Ok(Self { conn })
     }
 
+    /// Runs a query on this catalog.
+    pub fn search(
+        &self,
+        q: &orrery_catalog::Query,
+    ) -> Result<orrery_catalog::SearchResults, CatalogError> {
+        search::search(&self.conn, q)
+    }
+
+    /// Runs an ADQL query on this catalog's `ivoa.obscore`, returning at most `maxrec` rows.
+    pub fn tap(&self, adql: &str, maxrec: u64) -> Result<tap::TapRows, tap::TapQueryError> {
+        tap::run(&self.conn, adql, maxrec)
+    }
+
+    /// The number of products, and a digest of every stored row (to show that something
+    /// changed nothing).
+    pub fn fingerprint(&self) -> Result<(u64, String), CatalogError> {
+        let mut hasher = blake3::Hasher::new();
+        let mut n = 0u64;
+        let mut stmt = self.conn.prepare(
+            "SELECT collection, path, blake3, title, mission, ra, dec FROM products ORDER BY id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            n += 1;
+            for i in 0..7 {
+                hasher.update(format!("{:?}|", r.get_ref(i)?).as_bytes());
+            }
+        }
+        let collections: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM collections", [], |r| r.get(0))?;
+        hasher.update(&collections.to_le_bytes());
+        Ok((n, hasher.finalize().to_hex().to_string()))
+    }
+
     /// Sets the address products are served from (the `access_url` prefix of `ivoa.obscore`).
     pub fn set_public_url(&self, url: &str) -> Result<(), CatalogError> {
         self.conn.execute(

@@ -71,7 +71,7 @@ pub struct WebSection {
 impl Default for WebSection {
     fn default() -> Self {
         Self {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 7480)),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
         }
     }

@@ -72,7 +72,11 @@ pub(crate) async fn availability() -> Response {
 }
 
 pub(crate) async fn capabilities<P: Port>(State(s): State<Arc<AppState<P>>>) -> Response {
-    plain_xml(votable::capabilities(&format!("{}/tap", s.config.base_url)))
+    plain_xml(votable::capabilities(
+        &format!("{}/tap", s.config.base_url),
+        s.config.default_maxrec,
+        s.config.hard_maxrec,
+    ))
 }
 
 pub(crate) async fn tables() -> Response {

@@ -695,3 +695,55 @@ pub(crate) fn delete_product(tx: &Transaction<'_>, id: i64) -> Result<(), rusqli
     tx.execute("DELETE FROM products WHERE id = ?1", [id])?;
     Ok(())
 }
+
+/// A product described without a file to read: catalogs exported from elsewhere, and
+/// benchmarks.
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// Path relative to the collection's root.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the bytes.
+    pub blake3: [u8; 32],
+    /// What is known of it.
+    pub meta: ProductMeta,
+}
+
+/// Adds described products to a collection (created if needed, rooted at `root`), committing
+/// every 10 000. Returns how many were stored.
+pub fn add_described(
+    catalog: &mut Catalog,
+    collection: &str,
+    root: &Path,
+    products: impl IntoIterator<Item = Described>,
+) -> Result<u64, CatalogError> {
+    check_collection_id(collection)?;
+    let opts = IngestOptions {
+        collection: collection.to_owned(),
+        root: root.to_path_buf(),
+        ..IngestOptions::default()
+    };
+    upsert_collection(catalog, &opts, root, &ProductMeta::default())?;
+    let mut n = 0u64;
+    let mut products = products.into_iter().peekable();
+    while products.peek().is_some() {
+        let tx = catalog.conn.transaction()?;
+        for p in products.by_ref().take(10_000) {
+            let meta = p
+                .meta
+                .finish()
+                .map_err(|e| CatalogError::NoProduct(format!("{}: {e}", p.path)))?;
+            let c = Candidate {
+                rel: p.path,
+                path: PathBuf::new(),
+                size: p.size,
+                mtime_ns: 0,
+            };
+            store(&tx, collection, &c, &p.blake3, &meta)?;
+            n += 1;
+        }
+        tx.commit()?;
+    }
+    Ok(n)
+}

@@ -1,0 +1,521 @@
+//! The catalog: ingest of real FITS files (made by astropy) next to corrupt, duplicate and
+//! unreadable ones; search with every filter, including cones across RA = 0/360 and at the
+//! poles; and hostile input that must get clear errors and change nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use orrery_catalog::{Cone, Facet, Page, Query, Sort, TimeRange};
+use orrery_node::catalog::ingest::{Described, IngestOptions, Silent, add_described, ingest};
+use orrery_node::catalog::meta::{ProductMeta, iso_to_mjd};
+use orrery_node::catalog::{Catalog, CatalogError};
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORRERY_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the Python tools are missing: run `scripts/test` (it installs them into .venv) or set ORRERY_PYTHON"
+    );
+    venv
+}
+
+/// Writes sample FITS collections with astropy (and, with `broken`, the mixed directory).
+fn make_fits(out: &Path, collections: &str, broken: bool) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-sample-fits.py");
+    let mut cmd = Command::new(python());
+    cmd.arg(script)
+        .arg(out)
+        .arg("--collections")
+        .arg(collections)
+        .arg("--per-target")
+        .arg("1");
+    if broken {
+        cmd.arg("--broken");
+    }
+    let status = cmd.status().expect("python runs");
+    assert!(status.success(), "make-sample-fits.py failed");
+}
+
+fn catalog(dir: &Path) -> Catalog {
+    Catalog::open(&dir.join("node.sqlite")).expect("catalog opens")
+}
+
+fn options(collection: &str, root: &Path) -> IngestOptions {
+    IngestOptions {
+        collection: collection.into(),
+        root: root.to_path_buf(),
+        title: Some(format!("{collection} sample")),
+        description: None,
+        defaults: ProductMeta {
+            licence: Some("CC-BY-4.0".into()),
+            ..ProductMeta::default()
+        },
+    }
+}
+
+fn problem<'a>(report: &'a orrery_node::catalog::ingest::IngestReport, path: &str) -> &'a str {
+    report
+        .problems
+        .iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, why)| why.as_str())
+        .unwrap_or_else(|| panic!("{path} is not reported; problems: {:?}", report.problems))
+}
+
+#[test]
+fn a_mixed_directory_is_ingested_and_every_bad_file_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    make_fits(&data, "", true);
+    let mixed = data.join("mixed");
+    let mut cat = catalog(tmp.path());
+
+    let r = ingest(&mut cat, &options("mixed", &mixed), &Silent).expect("ingest");
+    // good.fits, sub/good-deep.fits and the CSV with its sidecar.
+    assert_eq!(r.added, 3, "{r:?}");
+    assert_eq!(
+        r.headers, 3,
+        "two good FITS files plus the copy read before it was found a twin"
+    );
+    assert_eq!(
+        r.duplicates,
+        vec![(
+            "sub/copy-of-good.fits".to_string(),
+            "mixed/good.fits".to_string()
+        )]
+    );
+    assert!(problem(&r, "truncated.fits").contains("truncated"));
+    assert!(problem(&r, "garbage.fits").contains("corrupt FITS"));
+    assert!(problem(&r, "notes.txt").contains("no sidecar"));
+    assert!(problem(&r, "broken.csv").contains("sidecar"));
+    assert!(problem(&r, "escape.fits").contains("outside the collection"));
+    assert!(problem(&r, "dangling.fits").contains("broken symbolic link"));
+    assert!(problem(&r, "pipe.fits").contains("not a regular file"));
+
+    // What the header said is in the catalog.
+    let good = cat.product("mixed/good.fits").expect("stored");
+    let field = |name: &str| {
+        good.obscore
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    assert_eq!(field("target_name"), "Crab Nebula");
+    assert_eq!(field("instrument_name"), "EPN");
+    assert_eq!(field("dataproduct_type"), "image");
+    assert_eq!(field("s_xel1"), 64);
+    let ra = field("s_ra").as_f64().expect("number");
+    assert!((ra - 83.6331).abs() < 0.5, "ra {ra}");
+    let csv = cat.product("mixed/lightcurve.csv").expect("stored");
+    assert!(
+        csv.obscore
+            .iter()
+            .any(|(k, v)| k == "dataproduct_type" && v == "timeseries")
+    );
+
+    // A second scan reads nothing that did not change.
+    let again = ingest(&mut cat, &options("mixed", &mixed), &Silent).expect("ingest");
+    assert_eq!(
+        (again.added, again.updated, again.unchanged),
+        (0, 0, 3),
+        "{again:?}"
+    );
+    // Only the duplicate, which is not stored, is read again (and reported again).
+    let twin = std::fs::metadata(mixed.join("sub/copy-of-good.fits"))
+        .expect("twin")
+        .len();
+    assert_eq!(again.bytes_read, twin, "unchanged files are not read again");
+    assert_eq!(again.duplicates.len(), 1);
+
+    // A changed file is read again; a removed one leaves the catalog; a file that turns
+    // corrupt leaves it too, with its path named.
+    let csv_path = mixed.join("lightcurve.csv");
+    std::fs::write(&csv_path, "time,flux\n0,1.0\n1,1.2\n2,1.3\n").expect("write");
+    std::fs::remove_file(mixed.join("sub/good-deep.fits")).expect("remove");
+    let whole = std::fs::read(mixed.join("good.fits")).expect("read");
+    std::fs::write(mixed.join("good.fits"), &whole[..4000]).expect("truncate");
+    let third = ingest(&mut cat, &options("mixed", &mixed), &Silent).expect("ingest");
+    assert_eq!(third.updated, 1, "{third:?}");
+    assert!(problem(&third, "good.fits").contains("truncated"));
+    // good-deep is gone, good.fits no longer reads; the copy of good.fits now has no twin.
+    assert_eq!(third.removed, 2, "{third:?}");
+    assert_eq!(
+        third.added, 1,
+        "the former duplicate is now the only copy: {third:?}"
+    );
+    assert!(matches!(
+        cat.product("mixed/good.fits"),
+        Err(CatalogError::NoProduct(_))
+    ));
+    let c = cat.collection("mixed").expect("collection");
+    assert_eq!(c.products, 2);
+    assert_eq!(c.title, "mixed sample");
+
+    // Removing the collection removes its products from search, not its files.
+    assert_eq!(cat.remove_collection("mixed").expect("remove"), 2);
+    assert!(csv_path.exists());
+    assert_eq!(cat.search(&Query::default()).expect("search").total, 0);
+    assert!(matches!(
+        cat.remove_collection("mixed"),
+        Err(CatalogError::NoCollection(_))
+    ));
+}
+
+#[test]
+fn bad_collection_ids_and_missing_directories_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cat = catalog(tmp.path());
+    for bad in [
+        "",
+        "../x",
+        "a b",
+        "x';DROP TABLE products;--",
+        &"x".repeat(65),
+    ] {
+        let err = ingest(&mut cat, &options(bad, tmp.path()), &Silent).expect_err(bad);
+        assert!(
+            matches!(err, CatalogError::BadCollectionId(_)),
+            "{bad}: {err}"
+        );
+    }
+    let err = ingest(
+        &mut cat,
+        &options("x", &tmp.path().join("nowhere")),
+        &Silent,
+    )
+    .expect_err("missing directory");
+    assert!(err.to_string().contains("nowhere"), "{err}");
+    assert_eq!(cat.collections().expect("list").len(), 0);
+}
+
+/// Products at chosen places and times, for exact expectations.
+fn described(id: &str, ra: f64, dec: f64, date: &str, mission: &str, kind: &str) -> Described {
+    Described {
+        path: format!("{id}.fits"),
+        size: 1000,
+        blake3: *blake3::hash(id.as_bytes()).as_bytes(),
+        meta: ProductMeta {
+            title: Some(format!("{id} observation of {mission}")),
+            description: Some(format!("A {kind} taken with {mission}")),
+            mission: Some(mission.into()),
+            instrument: Some(format!("{mission}-cam")),
+            product_type: Some(kind.into()),
+            band: Some(if mission == "XMM" { "x-ray" } else { "optical" }.into()),
+            licence: Some("CC-BY-4.0".into()),
+            publisher: Some(if mission == "XMM" { "ESA" } else { "MPIA" }.into()),
+            target: Some(id.into()),
+            ra: Some(ra),
+            dec: Some(dec),
+            date_obs: Some(date.into()),
+            exptime: Some(3600.0),
+            tags: Some(vec![if dec > 80.0 { "polar" } else { "field" }.into()]),
+            ..ProductMeta::default()
+        },
+    }
+}
+
+fn ids(q: &Query, cat: &Catalog) -> Vec<String> {
+    let mut v: Vec<String> = cat
+        .search(q)
+        .expect("search")
+        .hits
+        .into_iter()
+        .map(|h| {
+            h.id.trim_start_matches("sky/")
+                .trim_end_matches(".fits")
+                .to_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn sky_catalog(dir: &Path) -> Catalog {
+    let mut cat = catalog(dir);
+    let products = vec![
+        described("east", 359.8, 0.0, "2020-01-01", "XMM", "image"),
+        described("west", 0.2, 0.0, "2020-06-01", "XMM", "image"),
+        described("far", 2.0, 0.0, "2021-01-01", "XMM", "spectrum"),
+        described("pole-a", 0.0, 89.8, "2019-01-01", "Gaia", "image"),
+        described("pole-b", 180.0, 89.8, "2019-02-01", "Gaia", "cube"),
+        described("pole-c", 90.0, 88.0, "2019-03-01", "Gaia", "image"),
+        described("south", 45.0, -89.9, "2018-01-01", "Gaia", "spectrum"),
+        described("crab", 83.6331, 22.0145, "2015-05-05", "XMM", "event"),
+    ];
+    add_described(&mut cat, "sky", dir, products).expect("described");
+    cat
+}
+
+#[test]
+fn cones_are_right_across_ra_zero_and_at_the_poles() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cat = sky_catalog(tmp.path());
+    let cone = |ra, dec, radius| Query {
+        cone: Some(Cone { ra, dec, radius }),
+        page: Page {
+            offset: 0,
+            limit: 100,
+        },
+        ..Query::default()
+    };
+    assert_eq!(ids(&cone(0.0, 0.0, 0.5), &cat), ["east", "west"]);
+    assert_eq!(ids(&cone(359.9, 0.0, 0.15), &cat), ["east"]);
+    assert_eq!(ids(&cone(0.1, 0.0, 0.15), &cat), ["west"]);
+    // Across the pole: 0.4° between pole-a and pole-b.
+    assert_eq!(ids(&cone(0.0, 90.0, 0.5), &cat), ["pole-a", "pole-b"]);
+    assert_eq!(
+        ids(&cone(0.0, 90.0, 2.1), &cat),
+        ["pole-a", "pole-b", "pole-c"]
+    );
+    assert_eq!(ids(&cone(270.0, -90.0, 0.2), &cat), ["south"]);
+    // A radius on the rim: the Crab is exactly 0° from itself; west is 0.2° from (0, 0).
+    assert_eq!(ids(&cone(83.6331, 22.0145, 1e-9), &cat), ["crab"]);
+    assert_eq!(ids(&cone(0.0, 0.0, 0.2), &cat), ["east", "west"]);
+    // The whole sky.
+    assert_eq!(ids(&cone(10.0, 10.0, 180.0), &cat).len(), 8);
+    // Out of range.
+    for (ra, dec, r) in [
+        (0.0, 91.0, 1.0),
+        (0.0, 0.0, 0.0),
+        (0.0, 0.0, 200.0),
+        (f64::NAN, 0.0, 1.0),
+    ] {
+        let err = cat.search(&cone(ra, dec, r)).expect_err("bad cone");
+        assert!(matches!(err, CatalogError::Query(_)), "{err}");
+    }
+}
+
+#[test]
+fn every_filter_narrows_and_facets_count_all_matches() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cat = sky_catalog(tmp.path());
+    let all = Query {
+        page: Page {
+            offset: 0,
+            limit: 100,
+        },
+        facets: true,
+        ..Query::default()
+    };
+    let r = cat.search(&all).expect("search");
+    assert_eq!(r.total, 8);
+    let missions = &r.facets[&Facet::Mission];
+    // Four each; ties are listed by value.
+    assert_eq!(
+        missions
+            .iter()
+            .map(|f| (f.value.as_str(), f.count))
+            .collect::<Vec<_>>(),
+        [("Gaia", 4), ("XMM", 4)]
+    );
+    assert_eq!(
+        r.facets[&Facet::ProductType]
+            .iter()
+            .map(|f| f.count)
+            .sum::<u64>(),
+        8
+    );
+
+    let with = |f: &dyn Fn(&mut Query)| {
+        let mut q = all.clone();
+        f(&mut q);
+        ids(&q, &cat)
+    };
+    assert_eq!(with(&|q| q.text = Some("crab".into())), ["crab"]);
+    assert_eq!(with(&|q| q.text = Some("spectrum gaia".into())), ["south"]);
+    assert_eq!(
+        with(&|q| q.text = Some("\"taken with xmm\"".into())).len(),
+        4
+    );
+    assert_eq!(with(&|q| q.text = Some("pol*".into())).len(), 3);
+    fn filter(facet: Facet, v: &'static str) -> impl Fn(&mut Query) {
+        move |q: &mut Query| {
+            q.filters.insert(facet, vec![v.to_owned()]);
+        }
+    }
+    assert_eq!(
+        with(&filter(Facet::Mission, "gaia")).len(),
+        4,
+        "case does not matter"
+    );
+    assert_eq!(with(&filter(Facet::Instrument, "XMM-cam")).len(), 4);
+    assert_eq!(
+        with(&filter(Facet::ProductType, "spectrum")),
+        ["far", "south"]
+    );
+    assert_eq!(with(&filter(Facet::Band, "x-ray")).len(), 4);
+    assert_eq!(with(&filter(Facet::Licence, "CC-BY-4.0")).len(), 8);
+    assert_eq!(with(&filter(Facet::Publisher, "MPIA")).len(), 4);
+    assert_eq!(
+        with(&|q| q.tags = vec!["polar".into()]),
+        ["pole-a", "pole-b", "pole-c"]
+    );
+    assert_eq!(with(&|q| q.collections = vec!["other".into()]).len(), 0);
+    let mjd = |d: &str| iso_to_mjd(d).expect("date");
+    assert_eq!(
+        with(&|q| q.time = Some(TimeRange {
+            start: Some(mjd("2019-01-15")),
+            end: Some(mjd("2019-12-31"))
+        })),
+        ["pole-b", "pole-c"]
+    );
+    // An observation overlapping the start counts: pole-a runs from 00:00 to 01:00.
+    assert_eq!(
+        with(&|q| q.time = Some(TimeRange {
+            start: Some(mjd("2019-01-01T00:30:00")),
+            end: Some(mjd("2019-01-01T00:40:00"))
+        })),
+        ["pole-a"]
+    );
+    // Filters combine.
+    assert_eq!(
+        with(&|q| {
+            q.filters.insert(Facet::Mission, vec!["XMM".into()]);
+            q.cone = Some(Cone {
+                ra: 0.0,
+                dec: 0.0,
+                radius: 3.0,
+            });
+            q.time = Some(TimeRange {
+                start: Some(mjd("2020-03-01")),
+                end: None,
+            });
+        }),
+        ["far", "west"]
+    );
+}
+
+#[test]
+fn pages_are_stable_and_complete() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cat = sky_catalog(tmp.path());
+    for sort in [
+        Sort::Relevance,
+        Sort::Time,
+        Sort::TimeDesc,
+        Sort::Title,
+        Sort::Id,
+    ] {
+        let mut seen = Vec::new();
+        for offset in (0..8).step_by(3) {
+            let q = Query {
+                sort,
+                page: Page { offset, limit: 3 },
+                ..Query::default()
+            };
+            let r = cat.search(&q).expect("search");
+            assert_eq!(r.total, 8);
+            seen.extend(r.hits.into_iter().map(|h| h.id));
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 8, "{sort:?}: pages overlap or skip: {seen:?}");
+        if sort == Sort::Time {
+            assert!(seen[0].contains("crab"), "earliest first: {seen:?}");
+        }
+        if sort == Sort::TimeDesc {
+            assert!(seen[0].contains("far"), "latest first: {seen:?}");
+        }
+    }
+}
+
+#[test]
+fn hostile_queries_get_errors_and_change_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cat = sky_catalog(tmp.path());
+    let before = cat.fingerprint().expect("fingerprint");
+    let injections = [
+        "'; DROP TABLE products; --",
+        "\" OR 1=1 --",
+        "x') UNION SELECT * FROM sqlite_master --",
+        "crab NEAR(x y) OR title:*",
+        "\0\u{202e}\u{feff}",
+    ];
+    for text in injections {
+        let mut q = Query {
+            text: Some(text.into()),
+            ..Query::default()
+        };
+        // Text is matched as words, never as syntax.
+        let _ = cat.search(&q).map(|r| assert!(r.total <= 8));
+        q.text = None;
+        for facet in Facet::ALL {
+            q.filters.insert(facet, vec![text.into()]);
+        }
+        q.tags = vec![text.into()];
+        q.collections = vec![text.into()];
+        let r = cat.search(&q).expect("a filter value is only a value");
+        assert_eq!(r.total, 0, "{text}");
+    }
+    for (offset, limit) in [(0, 0), (0, 1001), (u32::MAX, 10), (9_999, 2)] {
+        let q = Query {
+            page: Page { offset, limit },
+            ..Query::default()
+        };
+        let err = cat.search(&q).expect_err("absurd page");
+        assert!(matches!(err, CatalogError::Query(_)), "{err}");
+    }
+    let long = Query {
+        text: Some("x".repeat(5000)),
+        ..Query::default()
+    };
+    assert!(cat.search(&long).is_err());
+    // ADQL that reaches past ivoa.obscore, or writes, is refused with words that say so.
+    for adql in [
+        "SELECT * FROM sqlite_master",
+        "SELECT * FROM ivoa.obscore; DROP TABLE products",
+        "SELECT * FROM ivoa.obscore UNION SELECT * FROM products",
+        "SELECT * FROM ivoa.obscore WHERE obs_id = 'x' OR 1=1",
+        "SELECT * FROM TAP_SCHEMA.tables",
+        "SELECT * FROM (SELECT * FROM products) AS p",
+        "DELETE FROM products",
+    ] {
+        let err = cat.tap(adql, 100).expect_err(adql).to_string();
+        assert!(!err.is_empty(), "{adql}");
+    }
+    let rows = cat
+        .tap(
+            "SELECT obs_id FROM ivoa.obscore WHERE obs_id = '''; DROP TABLE products; --'",
+            100,
+        )
+        .expect("a string literal is only a value");
+    assert!(rows.rows.is_empty());
+    assert_eq!(cat.fingerprint().expect("fingerprint"), before);
+}
+
+#[test]
+fn tap_answers_the_adql_subset_with_the_expected_rows() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cat = sky_catalog(tmp.path());
+    let rows = cat
+        .tap(
+            "SELECT TOP 10 target_name, s_ra FROM ivoa.obscore \
+             WHERE CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 0, 0, 0.5)) = 1 ORDER BY s_ra",
+            100,
+        )
+        .expect("cone");
+    let names: Vec<&orrery_catalog::Value> = rows.rows.iter().map(|r| &r[0]).collect();
+    assert_eq!(
+        names,
+        [
+            &orrery_catalog::Value::Text("west".into()),
+            &orrery_catalog::Value::Text("east".into())
+        ]
+    );
+    let rows = cat
+        .tap(
+            "SELECT obs_id FROM ivoa.obscore WHERE dataproduct_type IN ('cube', 'event')",
+            100,
+        )
+        .expect("in");
+    assert_eq!(rows.rows.len(), 2);
+    let rows = cat.tap("SELECT * FROM ivoa.obscore", 3).expect("maxrec");
+    assert_eq!(rows.rows.len(), 3);
+    assert!(rows.overflow);
+    assert_eq!(rows.columns.len(), orrery_catalog::obscore::COLUMNS.len());
+}

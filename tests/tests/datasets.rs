@@ -1,0 +1,257 @@
+//! Datasets across the federation: federated search over three real nodes on loopback (one of
+//! them stopped), and each node's TAP service driven by the real Python clients (pyvo, astropy).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use orrery_catalog::{Cone, Facet, Page, Query};
+use orrery_node::catalog::Catalog;
+use orrery_node::catalog::ingest::{Described, add_described};
+use orrery_node::catalog::meta::ProductMeta;
+use orrery_node::service::NodeHandle;
+use orrery_tests::{TestNode, eventually, federation};
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORRERY_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the Python tools are missing: run `scripts/test` (it installs them into .venv) or set ORRERY_PYTHON"
+    );
+    venv
+}
+
+/// Gives a node a collection of `n` products of one mission around one target.
+fn publish(
+    node: &TestNode,
+    collection: &str,
+    mission: &str,
+    target: &str,
+    ra: f64,
+    dec: f64,
+    n: usize,
+) {
+    let mut cat = Catalog::open(&node.home.database()).expect("catalog");
+    let products = (0..n).map(|i| Described {
+        path: format!("{target}-{i}.fits")
+            .to_lowercase()
+            .replace(' ', "-"),
+        size: 2880 * (i as u64 + 1),
+        blake3: *blake3::hash(format!("{collection}/{i}").as_bytes()).as_bytes(),
+        meta: ProductMeta {
+            mission: Some(mission.into()),
+            instrument: Some(format!("{mission} camera")),
+            product_type: Some("image".into()),
+            target: Some(target.into()),
+            ra: Some(ra + i as f64 * 0.01),
+            dec: Some(dec),
+            date_obs: Some(format!("20{:02}-03-01T00:00:00", 10 + i)),
+            exptime: Some(1000.0),
+            licence: Some("CC-BY-4.0".into()),
+            ..ProductMeta::default()
+        },
+    });
+    add_described(&mut cat, collection, node.dir.path(), products).expect("products");
+}
+
+/// Waits until `from` holds adverts of `n` other members listing collections.
+async fn adverts_with_collections(nodes: &[TestNode], from: usize, n: usize) {
+    let handles: Vec<NodeHandle> = nodes.iter().filter_map(|t| t.node.clone()).collect();
+    let asker = nodes[from].handle().clone();
+    eventually(
+        &handles,
+        Duration::from_secs(30),
+        "adverts with collections reach the asking node",
+        move || {
+            let asker = asker.clone();
+            async move {
+                // A federated search that asks every member only once their adverts can match.
+                let q = Query::default();
+                asker
+                    .search(q, false, Duration::from_secs(2))
+                    .await
+                    .is_ok_and(|r| r.answered.len() == n + 1)
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn federated_search_merges_nodes_and_names_the_one_that_is_down() {
+    let mut nodes = federation(3).await;
+    publish(
+        &nodes[0],
+        "xmm-crab",
+        "XMM-Newton",
+        "Crab Nebula",
+        83.63,
+        22.01,
+        6,
+    );
+    publish(
+        &nodes[1],
+        "caha-crab",
+        "CAHA",
+        "Crab Nebula",
+        83.64,
+        22.02,
+        4,
+    );
+    publish(&nodes[1], "caha-m87", "CAHA", "M87", 187.7, 12.39, 3);
+    // Node 2 is a researcher's laptop: no data, it asks.
+    adverts_with_collections(&nodes, 2, 2).await;
+    let laptop = nodes[2].handle().clone();
+
+    let crab = Query {
+        text: Some("crab".into()),
+        facets: true,
+        page: Page {
+            offset: 0,
+            limit: 5,
+        },
+        ..Query::default()
+    };
+    let r = laptop
+        .search(crab.clone(), false, Duration::from_secs(5))
+        .await
+        .expect("search");
+    assert_eq!(r.results.total, 10, "{r:?}");
+    assert_eq!(r.results.hits.len(), 5);
+    assert!(r.missing.is_empty(), "{:?}", r.missing);
+    let nodes_facet = &r.results.facets[&Facet::Node];
+    let per_node: Vec<(&str, u64)> = nodes_facet
+        .iter()
+        .map(|f| (f.value.as_str(), f.count))
+        .collect();
+    assert_eq!(per_node, [("node0", 6), ("node1", 4)]);
+    // Every hit names the node that holds it; the page continues without overlap.
+    assert!(
+        r.results
+            .hits
+            .iter()
+            .all(|h| h.node_name.is_some() && h.node.is_some())
+    );
+    let next = laptop
+        .search(
+            Query {
+                page: Page {
+                    offset: 5,
+                    limit: 5,
+                },
+                ..crab.clone()
+            },
+            false,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("search");
+    let mut all: Vec<(Option<String>, String)> = r
+        .results
+        .hits
+        .iter()
+        .chain(next.results.hits.iter())
+        .map(|h| (h.node.clone(), h.id.clone()))
+        .collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 10);
+
+    // Only members whose adverts can match are asked.
+    let mut m87 = Query::default();
+    m87.cone = Some(Cone {
+        ra: 187.7,
+        dec: 12.39,
+        radius: 0.5,
+    });
+    let r = laptop
+        .search(m87, false, Duration::from_secs(5))
+        .await
+        .expect("search");
+    assert_eq!(r.results.total, 3);
+    assert_eq!(r.answered, ["node1", "node2"], "{r:?}");
+    assert_eq!(r.not_asked, 1);
+    let mut xmm = Query::default();
+    xmm.filters
+        .insert(Facet::Mission, vec!["xmm-newton".into()]);
+    let r = laptop
+        .search(xmm, false, Duration::from_secs(5))
+        .await
+        .expect("search");
+    assert_eq!(r.results.total, 6);
+    assert_eq!(r.answered, ["node0", "node2"]);
+
+    // One node stops: the answer comes within the deadline and names it.
+    nodes[1].stop().await;
+    let started = std::time::Instant::now();
+    let r = laptop
+        .search(crab.clone(), false, Duration::from_secs(2))
+        .await
+        .expect("search");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.results.total, 6, "{r:?}");
+    assert_eq!(r.missing.len(), 1, "{r:?}");
+    assert_eq!(r.missing[0].0, "node1");
+    assert!(r.answered.contains(&"node0".to_string()));
+
+    // A hostile page size is refused before anyone is asked.
+    let absurd = Query {
+        page: Page {
+            offset: 0,
+            limit: 1_000_000,
+        },
+        ..Query::default()
+    };
+    assert!(
+        laptop
+            .search(absurd, false, Duration::from_secs(2))
+            .await
+            .is_err()
+    );
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pyvo_queries_a_node_tap_service() {
+    let mut node = TestNode::create("esac").await;
+    publish(
+        &node,
+        "xmm-crab",
+        "XMM-Newton",
+        "Crab Nebula",
+        83.63,
+        22.01,
+        6,
+    );
+    publish(&node, "xmm-m87", "XMM-Newton", "M87", 187.7, 12.39, 3);
+    let addr = node.handle().web_addr().expect("serves HTTP");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tap_client.py");
+    let url = format!("http://{addr}/tap");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .arg(url)
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pyvo checks failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all TAP checks passed"), "{stdout}");
+    // The product files are served where access_url points, with their checksum.
+    node.stop().await;
+}

@@ -1,0 +1,84 @@
+"""Drives a node's TAP service with pyvo, as an astronomer would, and checks the rows.
+
+The node holds 6 XMM-Newton products of the Crab Nebula near (83.63, 22.01) and 3 of M87 near
+(187.7, 12.39). Usage: tap_client.py http://HOST:PORT/tap
+"""
+
+import sys
+import warnings
+
+import pyvo
+from astropy.io.votable.exceptions import VOWarning
+from pyvo.dal.exceptions import DALOverflowWarning, DALQueryError, DALServiceError
+
+url = sys.argv[1]
+service = pyvo.dal.TAPService(url)
+
+
+def check(condition, message):
+    if not condition:
+        print("FAILED:", message)
+        sys.exit(1)
+
+
+# VOSI: the table and its columns, the limits.
+tables = service.tables
+check([t.name for t in tables] == ["ivoa.obscore"], f"tables: {[t.name for t in tables]}")
+columns = {c.name for c in tables["ivoa.obscore"].columns}
+check({"s_ra", "s_dec", "obs_id", "t_min", "dataproduct_type", "access_url"} <= columns, columns)
+check(service.maxrec == 10000 and service.hardlimit == 100000, (service.maxrec, service.hardlimit))
+
+# A cone around the Crab, synchronously.
+with warnings.catch_warnings():
+    warnings.simplefilter("error", VOWarning)
+    result = service.search(
+        "SELECT TOP 20 obs_id, target_name, s_ra, s_dec, t_min, access_url FROM ivoa.obscore "
+        "WHERE CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 83.63, 22.01, 0.5)) = 1 "
+        "ORDER BY t_min"
+    )
+table = result.to_table()
+check(len(table) == 6, f"crab cone: {len(table)} rows")
+check(set(table["target_name"]) == {"Crab Nebula"}, set(table["target_name"]))
+check(list(table["t_min"]) == sorted(table["t_min"]), "ordered by t_min")
+check(str(table["s_ra"].unit) == "deg", table["s_ra"].unit)
+check(all(u.startswith(url[: -len("/tap")] + "/data/xmm-crab/") for u in table["access_url"]), table["access_url"])
+
+# The same asynchronously (UWS).
+job = service.run_async(
+    "SELECT obs_id, target_name FROM ivoa.obscore WHERE target_name LIKE 'M8%' AND t_exptime >= 1000"
+)
+check(len(job) == 3 and set(job.to_table()["target_name"]) == {"M87"}, job.to_table())
+
+# Comparisons, IN, BETWEEN.
+rows = service.search(
+    "SELECT obs_id FROM ivoa.obscore WHERE dataproduct_type IN ('image', 'cube') "
+    "AND s_dec BETWEEN 12 AND 13"
+).to_table()
+check(len(rows) == 3, f"between: {len(rows)}")
+
+# MAXREC cuts the answer and says so (pyvo warns only when the cut is not the one asked for).
+few = service.search("SELECT * FROM ivoa.obscore", maxrec=2)
+check(len(few) == 2, len(few))
+check(few.query_status.lower() == "overflow", few.query_status)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    service.search("SELECT * FROM ivoa.obscore")
+check(not any(issubclass(w.category, DALOverflowWarning) for w in caught), "9 rows fit")
+
+# Unsupported ADQL and other tables get an error saying what, never rows.
+for query, words in [
+    ("SELECT * FROM sqlite_master", "only ivoa.obscore"),
+    ("SELECT obs_id, COUNT(*) FROM ivoa.obscore GROUP BY obs_id", "not supported"),
+    ("SELECT * FROM ivoa.obscore WHERE obs_id = 'x' OR 1=1", ""),
+    ("SELECT * FROM ivoa.obscore; DROP TABLE products", ""),
+]:
+    try:
+        service.search(query)
+    except (DALQueryError, DALServiceError) as e:
+        check(words.lower() in str(e).lower(), f"{query!r}: {e}")
+    else:
+        check(False, f"{query!r} was answered")
+
+# The catalog is intact after all that.
+check(len(service.search("SELECT obs_id FROM ivoa.obscore")) == 9, "rows after hostile queries")
+print("all TAP checks passed")

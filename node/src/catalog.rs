@@ -84,6 +84,9 @@ pub struct Collection {
     pub updated_at: i64,
 }
 
+/// A product's file: (absolute path, size, BLAKE3, MIME type).
+pub type ProductFile = (std::path::PathBuf, u64, [u8; 32], String);
+
 /// Checks a collection id: a short slug safe in URLs, file names and ADQL strings.
 pub fn check_collection_id(id: &str) -> Result<(), CatalogError> {
     let ok = (1..=64).contains(&id.len())
@@ -261,7 +264,7 @@ impl Catalog {
         &self,
         collection: &str,
         path: &str,
-    ) -> Result<Option<(std::path::PathBuf, u64, [u8; 32], String)>, CatalogError> {
+    ) -> Result<Option<ProductFile>, CatalogError> {
         let row = self
             .conn
             .query_row(

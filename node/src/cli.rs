@@ -52,7 +52,7 @@ pub enum Command {
     #[command(subcommand)]
     Dataset(dataset::DatasetCmd),
     /// Search the federation's catalogs (or this node's, with --local).
-    Search(dataset::SearchArgs),
+    Search(Box<dataset::SearchArgs>),
     /// Found, join and manage the federation this node belongs to.
     #[command(subcommand)]
     Federation(federation::FederationCmd),
@@ -111,7 +111,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Author(cmd) => author::run(&mut Ctx::open(home)?, cmd, out),
         Command::Project(cmd) => project::run(&mut Ctx::open(home)?, cmd, out),
         Command::Dataset(cmd) => dataset::run(&mut Ctx::open(home)?, cmd, out),
-        Command::Search(args) => dataset::search_cmd(&Ctx::open(home)?, args, out),
+        Command::Search(args) => dataset::search_cmd(&Ctx::open(home)?, *args, out),
         Command::Federation(cmd) => federation::run(&mut Ctx::open(home)?, cmd, out),
         Command::Run => federation::run_node(&Ctx::open(home)?, out),
         Command::Id => {

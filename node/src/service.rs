@@ -288,7 +288,7 @@ impl NodeHandle {
         &self,
         collection: String,
         path: String,
-    ) -> Option<(std::path::PathBuf, u64, [u8; 32], String)> {
+    ) -> Option<crate::catalog::ProductFile> {
         self.readers
             .run(move |c| c.product_file(&collection, &path))
             .await

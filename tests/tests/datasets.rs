@@ -161,12 +161,14 @@ async fn federated_search_merges_nodes_and_names_the_one_that_is_down() {
     assert_eq!(all.len(), 10);
 
     // Only members whose adverts can match are asked.
-    let mut m87 = Query::default();
-    m87.cone = Some(Cone {
-        ra: 187.7,
-        dec: 12.39,
-        radius: 0.5,
-    });
+    let m87 = Query {
+        cone: Some(Cone {
+            ra: 187.7,
+            dec: 12.39,
+            radius: 0.5,
+        }),
+        ..Query::default()
+    };
     let r = laptop
         .search(m87, false, Duration::from_secs(5))
         .await

@@ -481,13 +481,13 @@ type Headers = (
 fn read_fits_headers(file: &File) -> Result<Headers, String> {
     use fitsrs::HDU;
     use fitsrs::card::Card;
-    let mut fits = fitsrs::Fits::from_reader(BufReader::new(file));
+    let fits = fitsrs::Fits::from_reader(BufReader::new(file));
     let mut cards = Vec::new();
     let mut extnames = Vec::new();
     let mut naxis: Vec<u64> = Vec::new();
     let mut end = 0u64;
     let mut count = 0;
-    while let Some(hdu) = fits.next() {
+    for hdu in fits {
         let hdu = hdu.map_err(|e| e.to_string())?;
         count += 1;
         if count > MAX_HDUS {

@@ -443,6 +443,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn bad_metadata_is_named() {
         let meta = ProductMeta {
             ra: Some(10.0),

@@ -20,7 +20,7 @@ use crate::catalog::{Catalog, search};
 pub enum DatasetCmd {
     /// Scan a directory into a collection: FITS headers, sidecar metadata, BLAKE3 checksums.
     /// Running it again reads only files that changed.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List the collections on this node.
     List {
         /// Print JSON instead of a table.
@@ -261,7 +261,7 @@ impl Progress for Bar {
 pub(super) fn run(ctx: &mut Ctx, cmd: DatasetCmd, out: &mut dyn Write) -> Result<()> {
     let mut catalog = Catalog::open(&ctx.home.database())?;
     match cmd {
-        DatasetCmd::Add(args) => add(&mut catalog, args, out),
+        DatasetCmd::Add(args) => add(&mut catalog, *args, out),
         DatasetCmd::List { json } => {
             let list = catalog.collections()?;
             if json {

@@ -196,6 +196,7 @@ fn sanitise(mut r: SearchResults, asked: &Query, from: &Target) -> SearchResults
 
 /// Runs `q` here (when `local` names this node) and at every target, merging what answers
 /// within `deadline`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn federated(
     me: Target,
     include_local: bool,
@@ -316,6 +317,7 @@ pub(crate) fn merge(
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use orrery_catalog::Cone;

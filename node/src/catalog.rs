@@ -50,6 +50,9 @@ pub enum CatalogError {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// Too many queries are running; try again shortly.
+    #[error("the node is busy with other queries; try again shortly")]
+    Busy,
     /// The search took too long and was stopped.
     #[error("the query took longer than {0:?} and was stopped; narrow it")]
     Timeout(Duration),
@@ -83,6 +86,9 @@ pub struct Collection {
     /// Last scan (seconds since the epoch).
     pub updated_at: i64,
 }
+
+/// Most collection summaries one advert carries.
+pub const ADVERTISED_COLLECTIONS: usize = 128;
 
 /// A product's file: (absolute path, size, BLAKE3, MIME type).
 pub type ProductFile = (std::path::PathBuf, u64, [u8; 32], String);
@@ -295,9 +301,36 @@ impl Catalog {
 
     /// Summaries of every collection for this node's advert: what its products hold, so other
     /// nodes ask only those whose adverts can match a query.
+    ///
+    /// An advert has room for [`ADVERTISED_COLLECTIONS`] summaries; a node with more folds the
+    /// rest into one that may match anything, so it is still asked.
     pub fn summaries(&self) -> Result<Vec<CollectionSummary>, CatalogError> {
         let mut out = Vec::new();
-        for c in self.collections()? {
+        let collections = self.collections()?;
+        if collections.len() > ADVERTISED_COLLECTIONS {
+            let rest = &collections[ADVERTISED_COLLECTIONS - 1..];
+            let time: (Option<f64>, Option<f64>) = self.conn.query_row(
+                "SELECT min(t_min), max(coalesce(t_max, t_min)) FROM products",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            out.push(CollectionSummary {
+                id: "*".into(),
+                title: format!("{} more collections", rest.len()),
+                missions: None,
+                instruments: None,
+                product_types: None,
+                bands: None,
+                licences: None,
+                publishers: None,
+                tags: None,
+                products: rest.iter().map(|c| c.products).sum(),
+                bytes: rest.iter().map(|c| c.bytes).sum(),
+                sky: vec![0xff; CollectionSummary::SKY_CELLS.div_ceil(8)],
+                time: time.0.zip(time.1),
+            });
+        }
+        for c in collections.into_iter().take(ADVERTISED_COLLECTIONS - 1) {
             let values = |column: &str| -> Result<Option<Vec<String>>, CatalogError> {
                 let sql = format!(
                     "SELECT DISTINCT {column} FROM products WHERE collection = ?1 AND {column} IS NOT NULL LIMIT {}",

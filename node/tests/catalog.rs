@@ -519,3 +519,92 @@ fn tap_answers_the_adql_subset_with_the_expected_rows() {
     assert!(rows.overflow);
     assert_eq!(rows.columns.len(), orrery_catalog::obscore::COLUMNS.len());
 }
+
+mod fits_fuzz {
+    use std::io::Cursor;
+    use std::sync::OnceLock;
+
+    use orrery_node::catalog::ingest::read_fits;
+    use proptest::prelude::*;
+
+    /// Real FITS files made by astropy: an image and an event list with a binary table.
+    fn samples() -> &'static [Vec<u8>] {
+        static SAMPLES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+        SAMPLES.get_or_init(|| {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            super::make_fits(tmp.path(), "xmm-epic,xmm-events", false);
+            ["xmm-epic", "xmm-events"]
+                .iter()
+                .map(|c| {
+                    let dir = tmp.path().join(c);
+                    let first = std::fs::read_dir(&dir)
+                        .expect("dir")
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .min()
+                        .expect("a file");
+                    std::fs::read(first).expect("read")
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn the_samples_read() {
+        for bytes in samples() {
+            let meta = read_fits(Cursor::new(bytes), bytes.len() as u64).expect("reads");
+            assert!(meta.target.is_some());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        /// Bytes changed anywhere in the headers, or the file cut anywhere, give an answer or an
+        /// error: never a panic, a hang or a runaway allocation.
+        #[test]
+        fn mutated_fits_never_panics(
+            which in 0usize..2,
+            edits in proptest::collection::vec((0usize..11_520, any::<u8>()), 1..24),
+            cut in proptest::option::of(0usize..30_000),
+        ) {
+            let mut bytes = samples()[which].clone();
+            for (at, b) in edits {
+                if at < bytes.len() {
+                    bytes[at] = b;
+                }
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut.min(bytes.len()));
+            }
+            let len = bytes.len() as u64;
+            let _ = read_fits(Cursor::new(bytes), len);
+        }
+
+        /// Cards replaced by hostile ones: absurd axes, negative sizes, endless CONTINUEs.
+        #[test]
+        fn hostile_cards_never_panic(
+            which in 0usize..2,
+            card in 1usize..30,
+            text in prop_oneof![
+                Just("NAXIS1  =          99999999999".to_string()),
+                Just("NAXIS   =                  999".to_string()),
+                Just("NAXIS2  =                   -1".to_string()),
+                Just("BITPIX  =                    7".to_string()),
+                Just("TFIELDS =              9999999".to_string()),
+                Just("PCOUNT  =  9223372036854775807".to_string()),
+                Just("CONTINUE  '&'".to_string()),
+                Just("END".to_string()),
+                "[ -~]{0,80}",
+            ],
+        ) {
+            let mut bytes = samples()[which].clone();
+            let mut line = text.into_bytes();
+            line.resize(80, b' ');
+            let at = card * 80;
+            bytes[at..at + 80].copy_from_slice(&line);
+            let len = bytes.len() as u64;
+            let _ = read_fits(Cursor::new(bytes), len);
+        }
+    }
+}

@@ -454,11 +454,16 @@ fn read_sidecar(path: &Path) -> Result<Option<ProductMeta>, String> {
     Ok(None)
 }
 
-/// Reads every header of a FITS file and checks that the file holds all the data they
-/// announce.
-fn read_fits(file: &File, len: u64) -> Result<ProductMeta, String> {
+/// Reads every header of a FITS file of `len` bytes and checks that the file holds all the
+/// data they announce.
+pub fn read_fits<R: Read + Seek + std::fmt::Debug>(
+    file: R,
+    len: u64,
+) -> Result<ProductMeta, String> {
     // The FITS library is not written for hostile input; a panic in it is a corrupt file.
-    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_fits_headers(file)));
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        read_fits_headers(file)
+    }));
     let (cards, extnames, naxis, end) = match parsed {
         Ok(r) => r?,
         Err(_) => return Err("the header could not be parsed".into()),
@@ -478,7 +483,7 @@ type Headers = (
     u64,
 );
 
-fn read_fits_headers(file: &File) -> Result<Headers, String> {
+fn read_fits_headers<R: Read + Seek + std::fmt::Debug>(file: R) -> Result<Headers, String> {
     use fitsrs::HDU;
     use fitsrs::card::Card;
     let fits = fitsrs::Fits::from_reader(BufReader::new(file));

@@ -17,11 +17,18 @@ use orrery_protocol::wire::{Request, Response};
 
 use crate::catalog::{Catalog, CatalogError};
 
-/// Read-only catalog connections, reused across queries.
+/// Queries that may run at once; more wait up to [`QUEUE_WAIT`], then are refused as busy.
+const MAX_RUNNING: usize = 4;
+/// How long a query waits for its turn.
+const QUEUE_WAIT: Duration = Duration::from_secs(5);
+
+/// Read-only catalog connections, reused across queries, with a bound on how many queries run
+/// at once so a flood of requests cannot take every thread.
 #[derive(Debug)]
 pub(crate) struct Readers {
     path: PathBuf,
     pool: Mutex<Vec<Catalog>>,
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 impl Readers {
@@ -29,6 +36,7 @@ impl Readers {
         Self {
             path,
             pool: Mutex::new(Vec::new()),
+            running: Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING)),
         }
     }
 
@@ -37,8 +45,13 @@ impl Readers {
         self: &Arc<Self>,
         f: impl FnOnce(&Catalog) -> Result<T, CatalogError> + Send + 'static,
     ) -> Result<T, CatalogError> {
+        let permit = tokio::time::timeout(QUEUE_WAIT, self.running.clone().acquire_owned())
+            .await
+            .map_err(|_| CatalogError::Busy)?
+            .map_err(|_| CatalogError::Busy)?;
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let taken = me
                 .pool
                 .lock()
@@ -99,7 +112,7 @@ fn summary_could_match(q: &Query, c: &CollectionSummary) -> bool {
             return false;
         }
     }
-    if !q.collections.is_empty() && !q.collections.iter().any(|x| x == &c.id) {
+    if c.id != "*" && !q.collections.is_empty() && !q.collections.iter().any(|x| x == &c.id) {
         return false;
     }
     if let Some(tags) = &c.tags

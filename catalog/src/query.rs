@@ -285,6 +285,9 @@ pub struct Hit {
     pub blake3: String,
     /// Licence.
     pub licence: Option<String>,
+    /// Where the file can be fetched (the holding node's HTTP address), if it serves one.
+    #[serde(default)]
+    pub url: Option<String>,
     /// Sort key for relevance: lower is better (the text rank), 0 without text.
     pub rank: f64,
 }

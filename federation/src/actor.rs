@@ -183,6 +183,7 @@ pub fn spawn(
         connected: HashSet::new(),
         announced: HashSet::new(),
         strangers: HashMap::new(),
+        stranger_pull: None,
         membership_unsent: std::cell::Cell::new(false),
         listening: Vec::new(),
         events,
@@ -212,6 +213,8 @@ struct Actor {
     announced: HashSet<PeerId>,
     /// Connected non-members and when they connected.
     strangers: HashMap<PeerId, Instant>,
+    /// When members were last asked for membership because a stranger connected.
+    stranger_pull: Option<Instant>,
     /// A membership event could not be handed to the node and must be sent again.
     membership_unsent: std::cell::Cell<bool>,
     listening: Vec<Multiaddr>,
@@ -318,8 +321,32 @@ impl Actor {
                     let _ = self.swarm.disconnect_peer_id(peer);
                 } else {
                     self.strangers.insert(peer, Instant::now());
+                    self.pull_membership_for_stranger();
                 }
             }
+        }
+    }
+
+    /// A stranger may be a member admitted by someone else whose admission this node missed
+    /// (gossip is not reliable). Asks up to two connected members for their membership events,
+    /// at most once every two seconds; if the stranger was admitted, the answer makes it a member.
+    fn pull_membership_for_stranger(&mut self) {
+        let now = Instant::now();
+        if self
+            .stranger_pull
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(2))
+        {
+            return;
+        }
+        self.stranger_pull = Some(now);
+        let members: Vec<PeerId> = self.announced.iter().take(2).copied().collect();
+        for peer in members {
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .rr
+                .send_request(&peer, Request::Membership);
+            self.pending.insert(id, Pending::Pull);
         }
     }
 
@@ -369,7 +396,11 @@ impl Actor {
         advert.expires_at = now() + self.config.advert_ttl_secs as i64;
         advert.addresses = self.listening.iter().map(ToString::to_string).collect();
         let signed = Signed::sign(&self.key, advert).into_unverified();
-        let _ = self.adverts.offer(signed.clone(), m, now());
+        // An advert this node would refuse itself would cost it an offence at every member.
+        if let Err(e) = self.adverts.offer(signed.clone(), m, now()) {
+            warn!(error = %e, "own advert not valid; not published");
+            return;
+        }
         self.publish(&Gossip::Advert(signed));
     }
 

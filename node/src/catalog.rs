@@ -199,7 +199,10 @@ impl Catalog {
     /// Every collection, by id.
     pub fn collections(&self) -> Result<Vec<Collection>, CatalogError> {
         let mut stmt = self.conn.prepare(
-            "SELECT c.id, c.title, c.description, c.mission, c.licence, c.publisher, c.band, c.tags,
+            "SELECT c.id, c.title, c.description,
+                    coalesce(c.mission, (SELECT group_concat(m, ', ') FROM (SELECT DISTINCT mission AS m
+                        FROM products p WHERE p.collection = c.id AND mission IS NOT NULL LIMIT 4))),
+                    c.licence, c.publisher, c.band, c.tags,
                     c.root, c.updated_at,
                     (SELECT count(*) FROM products p WHERE p.collection = c.id),
                     (SELECT coalesce(sum(size), 0) FROM products p WHERE p.collection = c.id)

@@ -621,9 +621,11 @@ impl NodeActor {
             institution: self.config.node.institution.clone(),
             contact: self.config.node.contact.clone(),
             addresses: Vec::new(),
+            // Consent to be hosted is bound to a federation: none before this node is in one.
             authors: self
                 .author_keys
                 .iter()
+                .filter(|_| self.membership.is_some())
                 .map(|(author, key)| {
                     Signed::sign(
                         key,
@@ -735,6 +737,19 @@ impl NodeActor {
                         } else {
                             not_asked += 1;
                         }
+                    }
+                }
+                if let Some(wanted) = query.filters.get(&orrery_catalog::Facet::Node) {
+                    let known = include_local
+                        || self.adverts.iter().any(|(node, advert)| {
+                            search::node_selected(&query, node, &advert.name)
+                        });
+                    if !known {
+                        let _ = reply.send(Err(NodeError::Config(format!(
+                            "no member node is named {}; `orrery federation status` lists them",
+                            wanted.join(" or ")
+                        ))));
+                        return;
                     }
                 }
                 let readers = self.readers.clone();

@@ -517,6 +517,16 @@ fn tap_answers_the_adql_subset_with_the_expected_rows() {
     let rows = cat.tap("SELECT * FROM ivoa.obscore", 3).expect("maxrec");
     assert_eq!(rows.rows.len(), 3);
     assert!(rows.overflow);
+    // A TOP the query asked for is not an overflow; MAXREC cutting below TOP is.
+    let rows = cat
+        .tap("SELECT TOP 2 * FROM ivoa.obscore", 100)
+        .expect("top");
+    assert_eq!(rows.rows.len(), 2);
+    assert!(!rows.overflow);
+    let rows = cat
+        .tap("SELECT TOP 5 * FROM ivoa.obscore", 3)
+        .expect("top over maxrec");
+    assert!(rows.overflow);
     assert_eq!(rows.columns.len(), orrery_catalog::obscore::COLUMNS.len());
 }
 

@@ -186,6 +186,31 @@ async fn federated_search_merges_nodes_and_names_the_one_that_is_down() {
     assert_eq!(r.results.total, 6);
     assert_eq!(r.answered, ["node0", "node2"]);
 
+    // Every hit carries where its file is served, on the node that holds it.
+    assert!(r.results.hits.iter().all(|h| {
+        h.url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("http://127.0.0.1:"))
+    }));
+    // Asking for a node no member is named is an error, not an empty answer.
+    let mut nowhere = Query::default();
+    nowhere.filters.insert(Facet::Node, vec!["Nowhere".into()]);
+    let err = laptop
+        .search(nowhere, false, Duration::from_secs(2))
+        .await
+        .expect_err("unknown node");
+    assert!(err.to_string().contains("Nowhere"), "{err}");
+    let mut only = Query::default();
+    only.filters.insert(Facet::Node, vec!["node0".into()]);
+    let r = laptop
+        .search(only, false, Duration::from_secs(2))
+        .await
+        .expect("search");
+    assert_eq!(
+        (r.results.total, r.answered.clone()),
+        (6, vec!["node0".to_string()])
+    );
+
     // One node stops: the answer comes within the deadline and names it.
     nodes[1].stop().await;
     let started = std::time::Instant::now();

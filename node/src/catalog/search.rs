@@ -219,7 +219,9 @@ pub fn search_within(
     with_deadline(conn, deadline, || {
         let page_sql = format!(
             "SELECT p.collection, p.path, p.title, p.mission, p.instrument, p.product_type, p.band,
-                    p.target, p.ra, p.dec, p.t_min, p.t_max, p.size, p.blake3, p.licence, {}
+                    p.target, p.ra, p.dec, p.t_min, p.t_max, p.size, p.blake3, p.licence, {},
+                    (SELECT value FROM catalog_settings WHERE key = 'public_url')
+                        || '/data/' || p.collection || '/' || p.path
              {} {} LIMIT ? OFFSET ?",
             plan.rank,
             plan.from_where,
@@ -253,6 +255,7 @@ pub fn search_within(
                     blake3: hex::encode(hash),
                     licence: r.get(14)?,
                     rank: r.get(15)?,
+                    url: r.get(16)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -78,7 +78,8 @@ pub fn run(conn: &Connection, text: &str, maxrec: u64) -> Result<TapRows, TapQue
         Ok(out)
     })?;
     let limit = usize::try_from(q.limit).unwrap_or(usize::MAX);
-    let overflow = rows.len() > limit;
+    // OVERFLOW means MAXREC cut the answer (DALI); a TOP the query asked for is no overflow.
+    let overflow = rows.len() > limit && select.top.is_none_or(|top| top > maxrec);
     let mut rows = rows;
     rows.truncate(limit);
     Ok(TapRows {

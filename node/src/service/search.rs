@@ -190,6 +190,12 @@ fn sanitise(mut r: SearchResults, asked: &Query, from: &Target) -> SearchResults
     for h in &mut r.hits {
         h.node = Some(from.node.to_string());
         h.node_name = Some(from.name.clone());
+        // A link is kept only if it is a plain web address of sensible length.
+        if h.url.as_ref().is_some_and(|u| {
+            u.len() > 2048 || !(u.starts_with("http://") || u.starts_with("https://"))
+        }) {
+            h.url = None;
+        }
     }
     r.facets.remove(&Facet::Node);
     for values in r.facets.values_mut() {
@@ -425,6 +431,7 @@ mod tests {
             size: 1,
             blake3: String::new(),
             licence: None,
+            url: None,
             rank: 0.0,
         }
     }

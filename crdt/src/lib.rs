@@ -8,7 +8,8 @@
 //! * [`ingest`]: verify-before-apply of changes from other replicas (seals, coverage, causal
 //!   permissions, waiting for dependencies, size limits, contained panics).
 //! * [`credit`]: who wrote what, per project, notebook and cell, from the verified history.
-//! * [`nbformat`]: Jupyter notebook (nbformat 4) import and export.
+//! * [`nbformat`]: Jupyter notebook (nbformat 4) import and export, and updating a notebook
+//!   from a newer version of its file by applying only the difference.
 //!
 //! This crate never performs I/O and never trusts bytes it did not make: everything from outside
 //! enters through [`Project::ingest`].
@@ -59,6 +60,7 @@ pub mod sync;
 
 pub use ids::{CellId, CommentId, DatasetRefId, NotebookId};
 pub use ingest::{IngestError, IngestReport};
+pub use nbformat::UpdateSummary;
 pub use project::{
     Batch, Cell, Comment, DatasetRef, EditError, LogEntry, Member, NewCell, Notebook, Project,
     Sealed,

@@ -4,6 +4,13 @@
 //! execution count, metadata and attachments, and the notebook's metadata. Export writes nbformat
 //! 4.5 or later (cell ids are required from 4.5 on), one space of indentation and sources split
 //! into lines, as Jupyter itself writes files. A file from before 4.5 gains cell ids on export.
+//!
+//! Every import makes a new notebook with a fresh random id, so two people importing the same
+//! file get two notebooks, never one merged history. A newer version of the file is brought into
+//! an existing notebook by [`Project::update_from_ipynb`] ([`update`]), which applies only the
+//! difference.
+
+use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
@@ -40,6 +47,12 @@ pub enum NbformatError {
     Edit(#[from] EditError),
 }
 
+mod matching;
+mod splice;
+pub mod update;
+
+pub use update::UpdateSummary;
+
 fn not_nb(msg: impl Into<String>) -> NbformatError {
     NbformatError::NotNotebook(msg.into())
 }
@@ -53,6 +66,10 @@ pub struct ParsedNotebook {
     pub nbformat_minor: i64,
     /// Its cells in order.
     pub cells: Vec<NewCell>,
+    /// The ids of `cells` that the file did not give: the file had no id for the cell (nbformat
+    /// before 4.5), an invalid one, or one an earlier cell already had. Such a cell has no
+    /// identity of its own; [`Project::update_from_ipynb`] matches it by position and content.
+    pub invented: BTreeSet<CellId>,
 }
 
 fn source_text(v: Option<&Value>, at: usize) -> Result<String, NbformatError> {
@@ -107,6 +124,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedNotebook, NbformatError> {
         .and_then(Value::as_array)
         .ok_or_else(|| not_nb("`cells` is missing or not a list"))?;
     let mut seen = std::collections::HashSet::new();
+    let mut invented = BTreeSet::new();
     let mut cells = Vec::with_capacity(cells_json.len());
     for (i, c) in cells_json.iter().enumerate() {
         let c = c
@@ -123,7 +141,11 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedNotebook, NbformatError> {
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<CellId>().ok())
             .filter(|id| !seen.contains(id))
-            .unwrap_or_else(CellId::random);
+            .unwrap_or_else(|| {
+                let id = CellId::random();
+                invented.insert(id.clone());
+                id
+            });
         seen.insert(id.clone());
         let source = source_text(c.get("source"), i)?;
         let cell_meta = match c.get("metadata") {
@@ -162,6 +184,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedNotebook, NbformatError> {
         metadata,
         nbformat_minor: minor,
         cells,
+        invented,
     })
 }
 
@@ -277,5 +300,10 @@ mod tests {
         assert_ne!(nb.cells[1].id.as_str(), "a");
         assert_ne!(nb.cells[2].id.as_str(), "not valid!");
         assert_eq!(nb.cells[1].source, "y\nz");
+        let invented: BTreeSet<CellId> = [nb.cells[1].id.clone(), nb.cells[2].id.clone()].into();
+        assert_eq!(
+            nb.invented, invented,
+            "only the file's own valid, unique ids are real"
+        );
     }
 }

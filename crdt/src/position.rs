@@ -66,6 +66,25 @@ pub fn spread(n: usize) -> Vec<String> {
     keys
 }
 
+/// `n` keys in increasing order, all strictly between `lo` and `hi` (when `lo < hi`), spread so
+/// that their length grows with the logarithm of `n`: for placing a run of cells at once.
+pub fn spread_between(lo: Option<&str>, hi: Option<&str>, n: usize) -> Vec<String> {
+    let mut keys = Vec::with_capacity(n);
+    fill(lo, hi, n, &mut keys);
+    keys
+}
+
+fn fill(lo: Option<&str>, hi: Option<&str>, n: usize, keys: &mut Vec<String>) {
+    if n == 0 {
+        return;
+    }
+    let mid = between(lo, hi);
+    let left = n / 2;
+    fill(lo, Some(&mid), left, keys);
+    keys.push(mid.clone());
+    fill(Some(&mid), hi, n - left - 1, keys);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +101,18 @@ mod tests {
         assert!(keys.windows(2).all(|w| w[0] < w[1]));
     }
 
+    #[test]
+    fn spread_between_stays_inside_and_short() {
+        let (lo, hi) = (between(None, None), spread(2)[1].clone());
+        let keys = spread_between(Some(&lo), Some(&hi), 1000);
+        assert_eq!(keys.len(), 1000);
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        assert!(lo < keys[0] && keys[999] < hi);
+        // About log2(1000) = 10 halvings of 6 bits each: a few digits, not one per key.
+        assert!(keys.iter().all(|k| k.len() <= 6), "{:?}", keys.last());
+        assert!(spread_between(Some("V"), None, 0).is_empty());
+    }
+
     proptest! {
         #[test]
         fn always_strictly_between(ops in proptest::collection::vec((any::<bool>(), any::<u16>()), 1..200)) {
@@ -95,6 +126,21 @@ mod tests {
                 if let Some(hi) = hi { prop_assert!(k.as_str() < hi, "{k} !< {hi}"); }
                 prop_assert!(!k.ends_with('0'));
                 keys.insert(i, k);
+            }
+        }
+
+        #[test]
+        fn spread_between_is_ordered_and_inside(at in any::<u16>(), n in 0..300usize, len in 1..40usize) {
+            let keys = spread(len);
+            let i = (at as usize) % (len + 1);
+            let lo = if i == 0 { None } else { Some(keys[i - 1].as_str()) };
+            let hi = keys.get(i).map(String::as_str);
+            let run = spread_between(lo, hi, n);
+            prop_assert_eq!(run.len(), n);
+            prop_assert!(run.windows(2).all(|w| w[0] < w[1]));
+            for k in &run {
+                if let Some(lo) = lo { prop_assert!(lo < k.as_str()); }
+                if let Some(hi) = hi { prop_assert!(k.as_str() < hi); }
             }
         }
     }

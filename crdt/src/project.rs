@@ -22,6 +22,8 @@ use crate::session::{Session, author_of};
 mod edit;
 mod history;
 
+pub(crate) use edit::{CHUNK_BYTES, cell_size, write_cell};
+
 /// Why a local edit was refused. Nothing is committed when an edit fails.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
@@ -318,7 +320,7 @@ fn creator(id: &ObjId) -> Option<AuthorId> {
     }
 }
 
-fn json_of(text: Option<String>) -> Option<serde_json::Value> {
+pub(crate) fn json_of(text: Option<String>) -> Option<serde_json::Value> {
     text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
@@ -411,21 +413,21 @@ impl Project {
         self.roots.as_ref().ok_or(EditError::Empty)
     }
 
-    fn get_str(&self, obj: &ObjId, key: &str) -> Option<String> {
+    pub(crate) fn get_str(&self, obj: &ObjId, key: &str) -> Option<String> {
         match self.doc.get(obj, key) {
             Ok(Some((v, _))) => str_of(&v),
             _ => None,
         }
     }
 
-    fn get_int(&self, obj: &ObjId, key: &str) -> Option<i64> {
+    pub(crate) fn get_int(&self, obj: &ObjId, key: &str) -> Option<i64> {
         match self.doc.get(obj, key) {
             Ok(Some((v, _))) => int_of(&v),
             _ => None,
         }
     }
 
-    fn get_obj(&self, obj: &ObjId, key: &str, ty: ObjType) -> Option<ObjId> {
+    pub(crate) fn get_obj(&self, obj: &ObjId, key: &str, ty: ObjType) -> Option<ObjId> {
         match self.doc.get(obj, key) {
             Ok(Some((Value::Object(t), id))) if t == ty => Some(id),
             _ => None,
@@ -504,13 +506,13 @@ impl Project {
             .ok()
     }
 
-    fn notebook_obj(&self, id: &NotebookId) -> Result<ObjId, EditError> {
+    pub(crate) fn notebook_obj(&self, id: &NotebookId) -> Result<ObjId, EditError> {
         let roots = self.roots()?;
         self.get_obj(&roots.notebooks, id.as_str(), ObjType::Map)
             .ok_or_else(|| EditError::NoNotebook(id.clone()))
     }
 
-    fn cells_obj(&self, nb: &NotebookId) -> Result<ObjId, EditError> {
+    pub(crate) fn cells_obj(&self, nb: &NotebookId) -> Result<ObjId, EditError> {
         let nb_obj = self.notebook_obj(nb)?;
         self.get_obj(&nb_obj, K_CELLS, ObjType::Map)
             .ok_or(EditError::Malformed("notebook without cells"))
@@ -549,7 +551,10 @@ impl Project {
     }
 
     /// Cell ids of a notebook with their positions, in display order.
-    fn ordered_cells(&self, nb: &NotebookId) -> Result<Vec<(String, CellId, ObjId)>, EditError> {
+    pub(crate) fn ordered_cells(
+        &self,
+        nb: &NotebookId,
+    ) -> Result<Vec<(String, CellId, ObjId)>, EditError> {
         let cells = self.cells_obj(nb)?;
         let mut out: Vec<(String, CellId, ObjId)> = self
             .doc
@@ -577,7 +582,7 @@ impl Project {
             .collect())
     }
 
-    fn read_cell(&self, id: CellId, obj: &ObjId) -> Cell {
+    pub(crate) fn read_cell(&self, id: CellId, obj: &ObjId) -> Cell {
         let kind = self
             .get_str(obj, K_KIND)
             .and_then(|k| k.parse().ok())

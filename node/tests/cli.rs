@@ -402,3 +402,120 @@ fn credits_and_citation_name_every_author() {
         "{log}"
     );
 }
+
+#[test]
+fn a_newer_file_updates_its_notebook_in_place() {
+    let node = Node::new();
+    node.author("Ada Lovelace", None);
+    node.ok(&["project", "new", "Variables"]);
+    let path = sample("gaia-variable-stars.ipynb");
+    let out = node.ok(&[
+        "project",
+        "import-ipynb",
+        "Variables",
+        path.to_str().expect("utf-8"),
+    ]);
+    let nb = out
+        .split("as notebook ")
+        .nth(1)
+        .expect("id")
+        .split(' ')
+        .next()
+        .expect("id")
+        .to_string();
+    let exported = node.dir.path().join("gaia.ipynb");
+    let exported_arg = exported.to_str().expect("utf-8");
+    node.ok(&[
+        "project",
+        "export-ipynb",
+        "Variables",
+        &nb,
+        "--output",
+        exported_arg,
+    ]);
+    let changes = |node: &Node| {
+        node.ok(&["project", "show", "Variables"])
+            .lines()
+            .find(|l| l.starts_with("changes:"))
+            .expect("a changes line")
+            .to_string()
+    };
+    let log = node.ok(&["project", "log", "Variables", "--limit", "1000"]);
+    let before = changes(&node);
+
+    // Unchanged: by id prefix and by title, nothing is written.
+    for into in [&nb[..8], "gaia-variable-stars"] {
+        let out = node.ok(&[
+            "project",
+            "import-ipynb",
+            "Variables",
+            exported_arg,
+            "--into",
+            into,
+        ]);
+        assert_eq!(
+            out.trim(),
+            "unchanged: the notebook already matches the file"
+        );
+    }
+    assert_eq!(
+        node.ok(&["project", "log", "Variables", "--limit", "1000"]),
+        log,
+        "no new entry in the log"
+    );
+    assert_eq!(changes(&node), before);
+    let err = node.fails(&[
+        "project",
+        "import-ipynb",
+        "Variables",
+        exported_arg,
+        "--into",
+        &nb,
+        "--title",
+        "Other",
+    ]);
+    assert!(err.contains("cannot be used with"), "{err}");
+
+    // The file edited outside Orrery: one line added to a cell, one cell removed.
+    let mut file: Value =
+        serde_json::from_slice(&std::fs::read(&exported).expect("read")).expect("json");
+    let cells = file["cells"].as_array_mut().expect("cells");
+    let mut source = joined(&cells[1]["source"]);
+    source.push_str("\nimport scipy");
+    cells[1]["source"] = Value::String(source.clone());
+    let removed = cells.remove(2)["id"].as_str().expect("id").to_string();
+    std::fs::write(&exported, serde_json::to_vec_pretty(&file).expect("json")).expect("write");
+    let out = node.ok(&[
+        "project",
+        "import-ipynb",
+        "Variables",
+        exported_arg,
+        "--into",
+        &nb,
+    ]);
+    assert_eq!(
+        out.trim(),
+        format!("updated notebook {nb}: 1 cell edited (+13 −0 chars), 1 removed")
+    );
+    let now: Value = serde_json::from_str(&node.ok(&["project", "export-ipynb", "Variables", &nb]))
+        .expect("json");
+    assert_eq!(joined(&now["cells"][1]["source"]), source);
+    assert_eq!(now["cells"].as_array().expect("cells").len(), 11);
+    assert!(
+        now["cells"]
+            .as_array()
+            .expect("cells")
+            .iter()
+            .all(|c| c["id"] != removed.as_str())
+    );
+    assert_same_notebook(&file, &now, true);
+    let log_after = node.ok(&["project", "log", "Variables", "--limit", "1000"]);
+    assert_eq!(
+        log_after.lines().count(),
+        log.lines().count() + 1,
+        "one new entry: {log_after}"
+    );
+    // Still one notebook: the update did not import a second copy.
+    let show = node.ok(&["project", "show", "Variables"]);
+    assert_eq!(show.matches("gaia-variable-stars").count(), 1, "{show}");
+}

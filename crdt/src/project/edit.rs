@@ -27,7 +27,7 @@ impl Project {
     }
 
     /// Runs `f` in one transaction as `session`, after checking the role; commits one change.
-    fn edit<T>(
+    pub(crate) fn edit<T>(
         &mut self,
         session: &Session,
         need: Role,
@@ -516,9 +516,9 @@ impl Project {
 }
 
 /// Content bytes per change when many cells are written at once.
-const CHUNK_BYTES: usize = 1024 * 1024;
+pub(crate) const CHUNK_BYTES: usize = 1024 * 1024;
 
-fn cell_size(cell: &NewCell) -> usize {
+pub(crate) fn cell_size(cell: &NewCell) -> usize {
     cell.source.len()
         + cell
             .outputs
@@ -527,7 +527,7 @@ fn cell_size(cell: &NewCell) -> usize {
             .sum::<usize>()
 }
 
-fn write_cell(
+pub(crate) fn write_cell(
     tx: &mut Transaction<'_>,
     cells: &ObjId,
     cell: &NewCell,

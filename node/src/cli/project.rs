@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -58,15 +58,25 @@ pub enum ProjectCmd {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
-    /// Import a Jupyter notebook (.ipynb, nbformat 4) as a new notebook of the project.
+    /// Import a Jupyter notebook (.ipynb, nbformat 4) as a new notebook of the project, or,
+    /// with --into, apply a newer version of the file to the notebook it was imported as.
+    ///
+    /// Every plain import makes a new notebook, even of a file imported before. With --into,
+    /// only the difference is applied: cells are matched by cell id (or, in files without ids,
+    /// by position and content), sources are edited in place, and cells are added, removed and
+    /// moved as such, so edits others made meanwhile survive. A file that matches the notebook
+    /// changes nothing.
     ImportIpynb {
         /// Project id (or a unique prefix) or exact title.
         project: String,
         /// The notebook file.
         file: PathBuf,
-        /// The notebook's title (default: the file name).
+        /// The new notebook's title (default: the file name).
         #[arg(long)]
         title: Option<String>,
+        /// Update this notebook (id, a unique prefix, or exact title) from the file instead.
+        #[arg(long, value_name = "NOTEBOOK", conflicts_with = "title")]
+        into: Option<String>,
         #[command(flatten)]
         who: As,
     },
@@ -186,29 +196,9 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
             project,
             file,
             title,
+            into,
             who,
-        } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let title = title.unwrap_or_else(|| {
-                file.file_stem()
-                    .map_or("notebook".into(), |s| s.to_string_lossy().into_owned())
-            });
-            let mut p = load(ctx, &project)?;
-            let (session, profile) = session(ctx, &who)?;
-            let nb = p
-                .import_ipynb(&session, &bytes, &title)
-                .with_context(|| format!("importing {}", file.display()))?;
-            p.publish_profile(&session, &profile)?;
-            commit(ctx, &mut p, &session)?;
-            let cells = p.cell_ids(&nb)?.len();
-            writeln!(
-                out,
-                "imported {} as notebook {nb} ({cells} cells)",
-                file.display()
-            )?;
-            Ok(())
-        }
+        } => import_ipynb(ctx, &project, &file, title, into.as_deref(), &who, out),
         ProjectCmd::ExportIpynb {
             project,
             notebook,
@@ -264,6 +254,51 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
             Ok(())
         }
     }
+}
+
+/// `import-ipynb`: a new notebook from the file, or, with `into`, that notebook updated to it.
+fn import_ipynb(
+    ctx: &mut Ctx,
+    project: &str,
+    file: &Path,
+    title: Option<String>,
+    into: Option<&str>,
+    who: &As,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut p = load(ctx, project)?;
+    let (session, profile) = session(ctx, who)?;
+    if let Some(into) = into {
+        let nb = resolve_notebook(&p, into)?;
+        let summary = p
+            .update_from_ipynb(&session, &nb, &bytes)
+            .with_context(|| format!("updating notebook {nb} from {}", file.display()))?;
+        if summary.is_unchanged() {
+            writeln!(out, "unchanged: the notebook already matches the file")?;
+            return Ok(());
+        }
+        p.publish_profile(&session, &profile)?;
+        commit(ctx, &mut p, &session)?;
+        writeln!(out, "updated notebook {nb}: {summary}")?;
+        return Ok(());
+    }
+    let title = title.unwrap_or_else(|| {
+        file.file_stem()
+            .map_or("notebook".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let nb = p
+        .import_ipynb(&session, &bytes, &title)
+        .with_context(|| format!("importing {}", file.display()))?;
+    p.publish_profile(&session, &profile)?;
+    commit(ctx, &mut p, &session)?;
+    let cells = p.cell_ids(&nb)?.len();
+    writeln!(
+        out,
+        "imported {} as notebook {nb} ({cells} cells)",
+        file.display()
+    )?;
+    Ok(())
 }
 
 /// Starts an editing session as a local author.

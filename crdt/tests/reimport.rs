@@ -1,0 +1,556 @@
+//! Updating a notebook from a newer version of its `.ipynb` file: only the difference is
+//! applied, an unchanged file changes nothing, concurrent edits by others survive, and no cell is
+//! ever duplicated.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use orrery_crdt::nbformat::NbformatError;
+use orrery_crdt::{
+    Batch, CellId, EditError, NotebookId, Project, Role, Session, UpdateSummary, Visibility,
+};
+use orrery_protocol::{AuthorId, SecretKey};
+use serde_json::{Value, json};
+
+/// nbformat 4.5, every cell with an id.
+const GAIA: &str = include_str!("../../node/samples/gaia-variable-stars.ipynb");
+/// nbformat 4.4, no cell ids.
+const XMM: &str = include_str!("../../node/samples/xmm-spectrum.ipynb");
+
+fn session(i: u8) -> Session {
+    let key = SecretKey::from_bytes(&[i; 32]).expect("32 bytes");
+    Session::with_session_part(key, [i; 16])
+}
+
+/// Alice's project with Bob as an editor and Carol as a viewer, and `file` imported by Alice.
+fn project_with(file: &str) -> (Project, NotebookId, Session, Session) {
+    let (alice, bob) = (session(1), session(2));
+    let (mut p, _) = Project::create(&alice, "Variables", Visibility::Shared).expect("create");
+    p.set_member(&alice, bob.author(), Role::Editor)
+        .expect("bob");
+    p.set_member(&alice, session(3).author(), Role::Viewer)
+        .expect("carol");
+    let nb = p
+        .import_ipynb(&alice, file.as_bytes(), "notebook")
+        .expect("import");
+    p.seal(&alice);
+    (p, nb, alice, bob)
+}
+
+/// A second replica with everything `p` has.
+fn replica_of(p: &Project) -> Project {
+    let mut r = Project::empty(p.id());
+    r.ingest(p.history()).expect("history ingests");
+    r
+}
+
+/// Each side's sealed changes delivered to the other.
+fn exchange(a: &mut Project, from_a: Batch, b: &mut Project, from_b: Batch) {
+    a.ingest(from_b).expect("a ingests b's changes");
+    b.ingest(from_a).expect("b ingests a's changes");
+    assert_eq!(a.heads(), b.heads(), "both replicas have the same history");
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).expect("json")
+}
+
+fn joined(source: &Value) -> String {
+    match source {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => String::new(),
+    }
+}
+
+fn lines(source: &str) -> Value {
+    Value::Array(
+        source
+            .split_inclusive('\n')
+            .map(|l| Value::String(l.into()))
+            .collect(),
+    )
+}
+
+fn source_of(cell: &Value) -> String {
+    joined(&cell["source"])
+}
+
+fn set_source(cell: &mut Value, source: &str) {
+    cell["source"] = lines(source);
+}
+
+/// What a cell of a file is, with the source joined: (id, type, source, outputs, execution
+/// count, metadata, attachments). Ids are left out when `with_ids` is false.
+fn cells(file: &Value, with_ids: bool) -> Vec<Value> {
+    file["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|c| {
+            let outputs = c.get("outputs").cloned().unwrap_or(json!([]));
+            json!({
+                "id": if with_ids { c["id"].clone() } else { Value::Null },
+                "type": c["cell_type"],
+                "source": source_of(c),
+                "outputs": outputs,
+                "execution_count": c.get("execution_count").cloned().unwrap_or(Value::Null),
+                "metadata": c.get("metadata").cloned().unwrap_or(json!({})),
+                "attachments": c.get("attachments").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect()
+}
+
+/// The notebook, exported, equals `file` cell for cell, and its metadata too.
+fn assert_matches(p: &Project, nb: &NotebookId, file: &Value, with_ids: bool) {
+    let exported = json(&p.export_ipynb(nb).expect("export"));
+    assert_eq!(cells(&exported, with_ids), cells(file, with_ids));
+    assert_eq!(exported["metadata"], file["metadata"]);
+}
+
+fn authors_of_cell(p: &Project, nb: &NotebookId, cell: &CellId) -> BTreeMap<AuthorId, usize> {
+    p.text_authors(&p.source_obj(nb, cell).expect("source"))
+}
+
+/// Authors credited for a cell (characters or changes).
+fn credited(p: &Project, nb: &NotebookId, cell: &CellId) -> BTreeSet<AuthorId> {
+    p.credits()
+        .notebooks
+        .into_iter()
+        .find(|n| &n.notebook == nb)
+        .expect("notebook credited")
+        .cells
+        .into_iter()
+        .find(|c| &c.cell == cell)
+        .expect("cell credited")
+        .shares
+        .into_iter()
+        .map(|s| s.author)
+        .collect()
+}
+
+fn id(s: &str) -> CellId {
+    s.parse().expect("cell id")
+}
+
+#[test]
+fn an_unchanged_file_makes_no_change() {
+    for file in [GAIA, XMM] {
+        let (mut p, nb, alice, bob) = project_with(file);
+        let exported = p.export_ipynb(&nb).expect("export");
+        let (heads, count) = (p.heads(), p.change_count());
+        // The export, the original file, by the importer or by someone else: nothing to do.
+        for (who, bytes) in [
+            (&alice, exported.as_bytes()),
+            (&bob, exported.as_bytes()),
+            (&alice, file.as_bytes()),
+            (&bob, file.as_bytes()),
+        ] {
+            let summary = p.update_from_ipynb(who, &nb, bytes).expect("update");
+            assert_eq!(summary, UpdateSummary::default());
+            assert!(summary.is_unchanged());
+        }
+        assert_eq!(p.heads(), heads);
+        assert_eq!(p.change_count(), count);
+        assert!(!p.has_unsealed(), "nothing to seal");
+        assert_eq!(p.export_ipynb(&nb).expect("export"), exported);
+    }
+}
+
+/// The gaia notebook, exported, with cell 3 edited, a cell added at 4, cell 5 removed, cell 9
+/// moved to the front and cell 4's outputs refreshed.
+fn newer_gaia(p: &Project, nb: &NotebookId) -> (Value, String) {
+    let mut file = json(&p.export_ipynb(nb).expect("export"));
+    let cells = file["cells"].as_array_mut().expect("cells");
+    let load = source_of(&cells[3]);
+    let at = load.find("\ngood").expect("a line to edit after");
+    let inserted = "\nprint(len(lc), \"transits\")";
+    set_source(
+        &mut cells[3],
+        &format!("{}{inserted}{}", &load[..at], &load[at..]),
+    );
+    cells[4]["execution_count"] = json!(12);
+    cells[4]["outputs"] = json!([{"output_type": "execute_result", "execution_count": 12,
+        "metadata": {}, "data": {"text/plain": ["(15.2, 0.31)"]}}]);
+    assert_eq!(cells[5]["id"], "f2c8d610-lombscargle");
+    cells.remove(5);
+    let moved = cells.remove(8);
+    assert_eq!(moved["id"], "3d8b7e6a-mismatch");
+    cells.insert(0, moved);
+    cells.insert(
+        4,
+        json!({"cell_type": "markdown", "id": "new-notes", "metadata": {"tags": ["added"]},
+            "source": lines("## Notes\n\nAdded in the newer file.")}),
+    );
+    let text = serde_json::to_string_pretty(&file).expect("serialise");
+    (file, text)
+}
+
+#[test]
+fn a_newer_file_is_applied_as_its_difference() {
+    let (mut p, nb, alice, bob) = project_with(GAIA);
+    let before = p.notebook(&nb).expect("notebook");
+    let source_objs: Vec<_> = before
+        .cells
+        .iter()
+        .map(|c| p.source_obj(&nb, &c.id).expect("source"))
+        .collect();
+    let (file, text) = newer_gaia(&p, &nb);
+    let count = p.change_count();
+
+    let summary = p
+        .update_from_ipynb(&bob, &nb, text.as_bytes())
+        .expect("update");
+    let inserted = "\nprint(len(lc), \"transits\")".chars().count();
+    assert_eq!(
+        summary,
+        UpdateSummary {
+            added: 1,
+            removed: 1,
+            moved: 1,
+            edited: 1,
+            refreshed: 1,
+            chars_inserted: inserted,
+            chars_deleted: 0,
+            notebook_metadata: false,
+            changes: 1,
+        }
+    );
+    assert_eq!(
+        summary.to_string(),
+        "1 cell added, 1 edited (+27 −0 chars), 1 moved, 1 removed, 1 with new outputs or metadata"
+    );
+    assert_eq!(
+        p.change_count(),
+        count + 1,
+        "one change for the whole update"
+    );
+    assert_matches(&p, &nb, &file, true);
+
+    // The same source objects, edited in place: Alice keeps the credit for what she wrote.
+    for (cell, obj) in before.cells.iter().zip(&source_objs) {
+        if cell.id.as_str() == "f2c8d610-lombscargle" {
+            continue;
+        }
+        assert_eq!(&p.source_obj(&nb, &cell.id).expect("source"), obj);
+    }
+    let load = id("d41b7f08-load");
+    let authors = authors_of_cell(&p, &nb, &load);
+    assert_eq!(authors.get(&bob.author()), Some(&inserted));
+    assert_eq!(
+        authors.get(&alice.author()),
+        Some(&before.cells[3].source.chars().count())
+    );
+    // Cells the update left alone are untouched by Bob, moved ones only have a new place.
+    for untouched in ["a3f1c2d4-title", "b7e20c91-imports", "1b6f5c48-fold"] {
+        let cell = id(untouched);
+        assert_eq!(
+            credited(&p, &nb, &cell),
+            [alice.author()].into(),
+            "{untouched}"
+        );
+    }
+    let moved = id("3d8b7e6a-mismatch");
+    assert_eq!(
+        authors_of_cell(&p, &nb, &moved).keys().collect::<Vec<_>>(),
+        [&alice.author()]
+    );
+    let refreshed = p.cell(&nb, &id("e5a6c3b2-summary")).expect("cell");
+    assert_eq!(refreshed.source, before.cells[4].source);
+    assert_eq!(refreshed.execution_count, Some(12));
+
+    // Applying the same file again changes nothing more.
+    let again = p
+        .update_from_ipynb(&bob, &nb, text.as_bytes())
+        .expect("update");
+    assert!(again.is_unchanged(), "{again:?}");
+    assert_eq!(p.change_count(), count + 1);
+}
+
+#[test]
+fn concurrent_edits_by_others_survive_an_update() {
+    let (mut a, nb, alice, bob) = project_with(GAIA);
+    let mut b = replica_of(&a);
+    let (file, text) = newer_gaia(&a, &nb);
+    let imports = id("b7e20c91-imports");
+    let fold = id("1b6f5c48-fold");
+    let load = id("d41b7f08-load");
+
+    // Alice brings in the newer file...
+    a.update_from_ipynb(&alice, &nb, text.as_bytes())
+        .expect("update");
+    // ...while Bob, who has not seen it, types into another cell and into the edited cell.
+    b.splice_source(&bob, &nb, &imports, 0, 0, "# bob: imports\n")
+        .expect("edit");
+    let fold_len = b.cell(&nb, &fold).expect("cell").source.chars().count();
+    b.splice_source(&bob, &nb, &fold, fold_len, 0, "\nfig.savefig(\"fold.png\")")
+        .expect("edit");
+    // In the middle of the load cell, before the line the file adds.
+    let load_src = b.cell(&nb, &load).expect("cell").source;
+    let open_at = load_src
+        .find("with fits.open")
+        .expect("a line to type before");
+    let open_chars = load_src[..open_at].chars().count();
+    b.splice_source(&bob, &nb, &load, open_chars, 0, "# bob: open\n")
+        .expect("edit");
+    let (from_a, from_b) = (a.seal(&alice), b.seal(&bob));
+    exchange(&mut a, from_a, &mut b, from_b);
+
+    let (na, nb_b) = (
+        a.notebook(&nb).expect("notebook"),
+        b.notebook(&nb).expect("notebook"),
+    );
+    assert_eq!(na, nb_b, "the replicas agree");
+    let ids: Vec<String> = na.cells.iter().map(|c| c.id.to_string()).collect();
+    let file_ids: Vec<String> = file["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids, file_ids, "the file's cells, in its order, none twice");
+
+    let file_cells = file["cells"].as_array().expect("cells");
+    let file_source = |cell: &CellId| {
+        source_of(
+            file_cells
+                .iter()
+                .find(|c| c["id"] == cell.as_str())
+                .expect("in file"),
+        )
+    };
+    let cell = |c: &CellId| a.cell(&nb, c).expect("cell").source;
+    assert_eq!(
+        cell(&imports),
+        format!("# bob: imports\n{}", file_source(&imports))
+    );
+    assert_eq!(
+        cell(&fold),
+        format!("{}\nfig.savefig(\"fold.png\")", file_source(&fold))
+    );
+    // Both edits of the load cell, each where it was made: Bob's line and the file's new one.
+    let newer_load = file_source(&load);
+    let open_at = newer_load.find("with fits.open").expect("still there");
+    assert_eq!(
+        cell(&load),
+        format!(
+            "{}# bob: open\n{}",
+            &newer_load[..open_at],
+            &newer_load[open_at..]
+        )
+    );
+}
+
+#[test]
+fn cells_without_ids_are_matched_by_position_and_content() {
+    let (mut p, nb, alice, _) = project_with(XMM);
+    let ids = p.cell_ids(&nb).expect("cells");
+    let original = json(XMM);
+
+    // One cell edited.
+    let mut file = original.clone();
+    let cell2 = source_of(&file["cells"][2]);
+    set_source(
+        &mut file["cells"][2],
+        &cell2.replace("exposure = ", "exposure_s = "),
+    );
+    let text = serde_json::to_string(&file).expect("serialise");
+    let summary = p
+        .update_from_ipynb(&alice, &nb, text.as_bytes())
+        .expect("update");
+    assert_eq!(
+        (
+            summary.edited,
+            summary.added,
+            summary.removed,
+            summary.moved
+        ),
+        (1, 0, 0, 0),
+        "{summary:?}"
+    );
+    assert_eq!(
+        p.cell_ids(&nb).expect("cells"),
+        ids,
+        "every cell kept its id"
+    );
+    assert_matches(&p, &nb, &file, false);
+
+    // A cell added, the last removed and another edited: still no duplicate.
+    let cells = file["cells"].as_array_mut().expect("cells");
+    cells.insert(
+        2,
+        json!({"cell_type": "markdown", "metadata": {}, "source": ["## Count rates"]}),
+    );
+    cells.pop();
+    let cell3 = source_of(&cells[3]);
+    set_source(&mut cells[3], &format!("{cell3}\nrates"));
+    let text = serde_json::to_string(&file).expect("serialise");
+    let summary = p
+        .update_from_ipynb(&alice, &nb, text.as_bytes())
+        .expect("update");
+    assert_eq!(
+        (
+            summary.edited,
+            summary.added,
+            summary.removed,
+            summary.moved
+        ),
+        (1, 1, 1, 0),
+        "{summary:?}"
+    );
+    let now = p.cell_ids(&nb).expect("cells");
+    assert_eq!(now.len(), 5);
+    assert_eq!(
+        [&now[..2], &now[3..]].concat(),
+        ids[..4].to_vec(),
+        "the kept cells are the same cells"
+    );
+    assert_matches(&p, &nb, &file, false);
+    // The same id-less file again: nothing.
+    assert!(
+        p.update_from_ipynb(&alice, &nb, text.as_bytes())
+            .expect("update")
+            .is_unchanged()
+    );
+}
+
+#[test]
+fn independent_imports_of_one_file_stay_two_notebooks() {
+    let (mut a, _, alice, bob) = project_with(GAIA);
+    let mut b = replica_of(&a);
+    let first = a.notebook_ids();
+    let na = a
+        .import_ipynb(&alice, GAIA.as_bytes(), "gaia")
+        .expect("import");
+    let nb = b
+        .import_ipynb(&bob, GAIA.as_bytes(), "gaia")
+        .expect("import");
+    assert_ne!(na, nb, "every import is a new notebook");
+    let (from_a, from_b) = (a.seal(&alice), b.seal(&bob));
+    exchange(&mut a, from_a, &mut b, from_b);
+    for r in [&a, &b] {
+        let ids: Vec<NotebookId> = r.notebook_ids().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids.len(), first.len() + 2);
+        assert!(ids.contains(&na) && ids.contains(&nb));
+        for (notebook, author) in [(&na, alice.author()), (&nb, bob.author())] {
+            let n = r.notebook(notebook).expect("notebook");
+            assert_eq!(n.cells.len(), 12, "one import's cells, not both");
+            assert_eq!(n.created_by, Some(author));
+        }
+    }
+}
+
+#[test]
+fn text_edits_count_code_points() {
+    let base = json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "markdown", "id": "words", "metadata": {},
+         "source": "naïve café 🎉 done\nλ = 1\n"}]});
+    let (mut a, nb, alice, bob) = project_with(&base.to_string());
+    let mut b = replica_of(&a);
+    let words = id("words");
+    let mut newer = base.clone();
+    newer["cells"][0]["source"] = json!("naïve café 🎉🚀 done — ok\nλ = 2\n");
+    let summary = a
+        .update_from_ipynb(&alice, &nb, newer.to_string().as_bytes())
+        .expect("update");
+    assert_eq!((summary.chars_inserted, summary.chars_deleted), (7, 1));
+    // Bob, concurrently, types before "done": code point 13, byte 18, UTF-16 unit 14.
+    b.splice_source(&bob, &nb, &words, 13, 0, "très ")
+        .expect("edit");
+    let (from_a, from_b) = (a.seal(&alice), b.seal(&bob));
+    exchange(&mut a, from_a, &mut b, from_b);
+    for r in [&a, &b] {
+        assert_eq!(
+            r.cell(&nb, &words).expect("cell").source,
+            "naïve café 🎉🚀 très done — ok\nλ = 2\n"
+        );
+    }
+}
+
+#[test]
+fn a_viewer_may_not_update_and_a_missing_notebook_is_named() {
+    let (mut p, nb, _, bob) = project_with(GAIA);
+    let carol = session(3);
+    let count = p.change_count();
+    let err = p
+        .update_from_ipynb(&carol, &nb, GAIA.as_bytes())
+        .expect_err("viewer");
+    assert!(
+        matches!(err, NbformatError::Edit(EditError::NotPermitted { .. })),
+        "{err}"
+    );
+    let missing: NotebookId = "nope".parse().expect("id");
+    let err = p
+        .update_from_ipynb(&bob, &missing, GAIA.as_bytes())
+        .expect_err("no such notebook");
+    assert!(
+        matches!(err, NbformatError::Edit(EditError::NoNotebook(_))),
+        "{err}"
+    );
+    assert_eq!(p.change_count(), count);
+}
+
+#[test]
+fn cell_types_and_attachments_change_in_place() {
+    let base = json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "id": "was-code", "metadata": {}, "execution_count": 3,
+         "outputs": [{"output_type": "stream", "name": "stdout", "text": ["hi\n"]}],
+         "source": "print('hi')"},
+        {"cell_type": "markdown", "id": "was-text", "metadata": {}, "source": "x = 1",
+         "attachments": {"a.png": {"image/png": "iVBORw0KGgo="}}}]});
+    let (mut p, nb, alice, _) = project_with(&base.to_string());
+    let mut newer = base.clone();
+    newer["cells"] = json!([
+        {"cell_type": "markdown", "id": "was-code", "metadata": {}, "source": "print('hi')"},
+        {"cell_type": "code", "id": "was-text", "metadata": {"tags": ["t"]},
+         "execution_count": null, "outputs": [], "source": "x = 1"}]);
+    let summary = p
+        .update_from_ipynb(&alice, &nb, newer.to_string().as_bytes())
+        .expect("update");
+    assert_eq!((summary.refreshed, summary.edited), (2, 0), "{summary:?}");
+    assert_matches(&p, &nb, &newer, true);
+    let was_code = p.cell(&nb, &id("was-code")).expect("cell");
+    assert!(was_code.outputs.is_empty() && was_code.execution_count.is_none());
+    assert!(
+        p.update_from_ipynb(&alice, &nb, newer.to_string().as_bytes())
+            .expect("update")
+            .is_unchanged()
+    );
+}
+
+#[test]
+fn a_cell_goes_between_cells_whose_positions_tie() {
+    let base = json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "markdown", "id": "c0", "metadata": {}, "source": "first"},
+        {"cell_type": "markdown", "id": "c1", "metadata": {}, "source": "last"}]});
+    let (mut a, nb, alice, bob) = project_with(&base.to_string());
+    let mut b = replica_of(&a);
+    // Both insert at index 1 at once: both cells get the same position key.
+    let mut x = orrery_crdt::NewCell::new(orrery_crdt::CellKind::Markdown, "from alice");
+    x.id = id("x");
+    let mut y = orrery_crdt::NewCell::new(orrery_crdt::CellKind::Markdown, "from bob");
+    y.id = id("y");
+    a.insert_cell(&alice, &nb, 1, x).expect("insert");
+    b.insert_cell(&bob, &nb, 1, y).expect("insert");
+    let (from_a, from_b) = (a.seal(&alice), b.seal(&bob));
+    exchange(&mut a, from_a, &mut b, from_b);
+    let mut file = json(&a.export_ipynb(&nb).expect("export"));
+    assert_eq!(
+        file["cells"]
+            .as_array()
+            .expect("cells")
+            .iter()
+            .map(|c| c["id"].as_str().expect("id"))
+            .collect::<Vec<_>>(),
+        ["c0", "x", "y", "c1"]
+    );
+    file["cells"].as_array_mut().expect("cells").insert(
+        2,
+        json!({"cell_type": "markdown", "id": "between", "metadata": {}, "source": "mid"}),
+    );
+    let summary = a
+        .update_from_ipynb(&alice, &nb, file.to_string().as_bytes())
+        .expect("update");
+    assert_eq!((summary.added, summary.moved), (1, 1), "{summary:?}");
+    assert_matches(&a, &nb, &file, true);
+}

@@ -832,7 +832,7 @@ impl Actor {
         let events = match response {
             Response::Membership(events) => events,
             Response::Refused(r) => return Err(FederationError::Join(format!("refused: {r:?}"))),
-            Response::Sync(_) | Response::Adverts(_) | Response::Search(_) => {
+            Response::Sync(_) | Response::Adverts(_) | Response::Search(_) | Response::Noted => {
                 return Err(FederationError::Join("unexpected answer".into()));
             }
         };
@@ -910,7 +910,7 @@ impl Actor {
                     .unwrap_or_default(),
             ),
             Request::Adverts => Response::Adverts(self.adverts.signed()),
-            request @ (Request::Sync(_) | Request::Search(_)) => {
+            request @ (Request::Sync(_) | Request::Search(_) | Request::Presence(_)) => {
                 let (reply, rx) = oneshot::channel();
                 self.emit(Event::Request {
                     from,

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use orrery_catalog::{FederatedResults, Query};
 use orrery_protocol::advert::CollectionSummary;
+use orrery_protocol::presence::{Presence, PresenceBook};
 
 use orrery_crdt::sync::PeerState;
 use orrery_crdt::{EditError, Project, Session, Visibility};
@@ -116,6 +117,13 @@ pub enum NodeEvent {
     },
     /// A peer was banned.
     Banned(NodeId),
+    /// Someone's presence in a project changed (never stored).
+    Presence {
+        /// The project.
+        project: ProjectId,
+        /// The author.
+        author: AuthorId,
+    },
 }
 
 /// An invitation as handed to the joining operator: the signed invitation, where to reach the
@@ -205,6 +213,18 @@ enum Command {
         deadline: Duration,
         reply: oneshot::Sender<Result<FederatedResults, NodeError>>,
     },
+    SetPresence {
+        author: AuthorId,
+        project: ProjectId,
+        notebook: Option<String>,
+        cell: Option<String>,
+        active: bool,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    WhoIsIn {
+        project: ProjectId,
+        reply: oneshot::Sender<Result<Vec<Presence>, NodeError>>,
+    },
 }
 
 /// A handle to a running node.
@@ -235,6 +255,32 @@ impl NodeHandle {
             .await
             .map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Says where a local author is in a project (a notebook, a cell, or gone when `active` is
+    /// false): signed by the author and sent to the nodes that hold the project; never stored.
+    pub async fn set_presence(
+        &self,
+        author: AuthorId,
+        project: ProjectId,
+        notebook: Option<String>,
+        cell: Option<String>,
+        active: bool,
+    ) -> Result<(), NodeError> {
+        self.call(|reply| Command::SetPresence {
+            author,
+            project,
+            notebook,
+            cell,
+            active,
+            reply,
+        })
+        .await
+    }
+
+    /// Who is in a project now, as far as this node knows.
+    pub async fn presence(&self, project: ProjectId) -> Result<Vec<Presence>, NodeError> {
+        self.call(|reply| Command::WhoIsIn { project, reply }).await
     }
 
     /// Where the node serves HTTP (TAP at `/tap`).
@@ -401,6 +447,13 @@ impl NodeHandle {
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -516,6 +569,8 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         events: events.clone(),
         readers: readers.clone(),
         collections,
+        presence: PresenceBook::default(),
+        presence_seq: 0,
     };
     actor.publish_advert().await;
     // Reconnect to the members this node knew before it stopped.
@@ -578,6 +633,8 @@ struct NodeActor {
     events: broadcast::Sender<NodeEvent>,
     readers: Arc<Readers>,
     collections: Vec<CollectionSummary>,
+    presence: PresenceBook,
+    presence_seq: u64,
 }
 
 impl NodeActor {
@@ -603,6 +660,90 @@ impl NodeActor {
 
     fn emit(&self, e: NodeEvent) {
         let _ = self.events.send(e);
+    }
+
+    fn set_presence(
+        &mut self,
+        author: AuthorId,
+        project: ProjectId,
+        notebook: Option<String>,
+        cell: Option<String>,
+        active: bool,
+    ) -> Result<(), NodeError> {
+        let key = self
+            .author_keys
+            .iter()
+            .find(|(a, _)| *a == author)
+            .map(|(_, k)| k.clone())
+            .ok_or(NodeError::NoAuthor(author))?;
+        let p = self
+            .projects
+            .get(&project)
+            .ok_or(NodeError::NoProject(project))?;
+        let now = now_ms();
+        // Milliseconds keep the sequence rising across restarts.
+        self.presence_seq = (self.presence_seq + 1).max(u64::try_from(now).unwrap_or(0));
+        let signed = Signed::sign(
+            &key,
+            Presence {
+                project,
+                author,
+                node: self.me,
+                notebook,
+                cell,
+                active,
+                seq: self.presence_seq,
+                at_ms: now,
+            },
+        )
+        .into_unverified();
+        if let Ok(Some(_)) = self.presence.offer(signed.clone(), now) {
+            self.emit(NodeEvent::Presence { project, author });
+        }
+        for peer in self.targets(p) {
+            let fed = self.fed.clone();
+            let signed = signed.clone();
+            tokio::spawn(async move {
+                let _ = fed.request(peer, Request::Presence(signed)).await;
+            });
+        }
+        Ok(())
+    }
+
+    /// A member's presence statement: kept only if its author signed it, works at the sending
+    /// node, and is a member of a project held here.
+    fn receive_presence(
+        &mut self,
+        from: NodeId,
+        signed: Signed<Presence, orrery_protocol::Unverified>,
+    ) -> Response {
+        let claimed = signed.clone().verify().ok().map(|v| v.value().clone());
+        let Some(p) = claimed else {
+            return Response::Refused(Refusal::Rejected);
+        };
+        if p.node != from {
+            return Response::Refused(Refusal::Rejected);
+        }
+        let Some(project) = self.projects.get(&p.project) else {
+            return Response::Refused(Refusal::NotReplicated);
+        };
+        if project.role_of(&p.author).is_none() {
+            return Response::Refused(Refusal::Rejected);
+        }
+        match self.presence.offer(signed, now_ms()) {
+            Ok(Some(p)) => {
+                self.emit(NodeEvent::Presence {
+                    project: p.project,
+                    author: p.author,
+                });
+                Response::Noted
+            }
+            Ok(None) => Response::Noted,
+            Err(e) => {
+                debug!(peer = %from.short(), error = %e, "presence refused");
+                Response::Refused(Refusal::Rejected)
+            }
+        }
     }
 
     async fn publish_advert(&self) {
@@ -707,6 +848,20 @@ impl NodeActor {
                 let _ = reply.send(r);
             }
             Command::Read { project, read } => read(self.projects.get(&project)),
+            Command::SetPresence {
+                author,
+                project,
+                notebook,
+                cell,
+                active,
+                reply,
+            } => {
+                let r = self.set_presence(author, project, notebook, cell, active);
+                let _ = reply.send(r);
+            }
+            Command::WhoIsIn { project, reply } => {
+                let _ = reply.send(Ok(self.presence.in_project(&project, now_ms())));
+            }
             Command::Search {
                 query,
                 local,
@@ -995,6 +1150,7 @@ impl NodeActor {
                             Err(r) => Response::Refused(r),
                         }
                     }
+                    Request::Presence(signed) => self.receive_presence(from, signed),
                     Request::Search(query) => {
                         if query.validate().is_err() {
                             Response::Refused(Refusal::Malformed)

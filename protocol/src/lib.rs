@@ -15,6 +15,7 @@ pub mod encoding;
 pub mod federation;
 pub mod identity;
 pub mod limits;
+pub mod presence;
 pub mod profile;
 pub mod seal;
 pub mod signing;

@@ -74,6 +74,8 @@ pub enum Request {
     Sync(SyncFrame),
     /// Search your catalog (federated search asks each member whose adverts can match).
     Search(orrery_catalog::Query),
+    /// Where an author is in a project you hold (never stored).
+    Presence(Signed<crate::presence::Presence, Unverified>),
 }
 
 /// The answer to a [`Request`].
@@ -88,6 +90,8 @@ pub enum Response {
     Adverts(Vec<Signed<NodeAdvert, Unverified>>),
     /// The responder's catalog results (answer to `Search`).
     Search(orrery_catalog::SearchResults),
+    /// Taken note of (answer to `Presence`).
+    Noted,
     /// The request was refused.
     Refused(Refusal),
 }

@@ -7,6 +7,8 @@ EXPTIME, BUNIT, NAXISn). The pixel values are random; the headers are what the c
 
     make-sample-fits.py OUT            # the demo collections under OUT/<collection>/
     make-sample-fits.py OUT --broken   # also files a scan must survive (see below)
+    make-sample-fits.py OUT --image-size 512   # bigger images and cubes, for benchmarks;
+                                               # only pixel counts change (and NAXISn, CRPIXn)
 """
 
 import argparse
@@ -73,15 +75,15 @@ def wcs(h, ra, dec, n, scale_deg):
     h["RADESYS"] = "ICRS"
 
 
-def write_product(path, kind, rng, h, ra, dec):
+def write_product(path, kind, rng, h, ra, dec, image_size=64):
     if kind == "image":
-        n = 64
+        n = image_size
         data = rng.poisson(3.0, size=(n, n)).astype(np.float32)
         wcs(h, ra, dec, n, 4.0 / 3600)
         h["BUNIT"] = "count"
         fits.PrimaryHDU(data=data, header=h).writeto(path, overwrite=True)
     elif kind == "cube":
-        n, m = 32, 16
+        n, m = image_size // 2, 16
         data = rng.normal(0, 1e-3, size=(m, n, n)).astype(np.float32)
         wcs(h, ra, dec, n, 0.5 / 3600)
         h["CTYPE3"], h["CRVAL3"], h["CDELT3"], h["CUNIT3"] = "FREQ", 2.3e11, 1e6, "Hz"
@@ -107,7 +109,7 @@ def write_product(path, kind, rng, h, ra, dec):
         fits.HDUList([primary, events]).writeto(path, overwrite=True)
 
 
-def make(out, collections, per_target, seed):
+def make(out, collections, per_target, seed, image_size=64):
     rng = np.random.default_rng(seed)
     for cid in collections:
         telescope, instrument, kind, extra, exposure, dates = COLLECTIONS[cid]
@@ -119,7 +121,7 @@ def make(out, collections, per_target, seed):
                 i += 1
                 h, ra, dec = header_for(rng, telescope, instrument, target, i, exposure, dates, extra)
                 slug = target[0].lower().replace(" ", "-").replace("*", "star")
-                write_product(d / f"{cid}-{slug}-{i:04d}.fits", kind, rng, h, ra, dec)
+                write_product(d / f"{cid}-{slug}-{i:04d}.fits", kind, rng, h, ra, dec, image_size)
 
 
 def broken(out, seed):
@@ -172,9 +174,15 @@ def main():
     ap.add_argument("--per-target", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1987)
     ap.add_argument("--broken", action="store_true", help="also write OUT/mixed/ with bad files")
+    ap.add_argument("--image-size", type=int, default=64,
+                    help="pixels per side of images (default 64; cubes get half as many per side "
+                         "and 16 planes); only pixel counts change, with NAXISn and CRPIXn")
     args = ap.parse_args()
+    if args.image_size < 2:
+        ap.error("--image-size must be at least 2")
     args.out.mkdir(parents=True, exist_ok=True)
-    make(args.out, [c for c in args.collections.split(",") if c], args.per_target, args.seed)
+    make(args.out, [c for c in args.collections.split(",") if c], args.per_target, args.seed,
+         args.image_size)
     if args.broken:
         broken(args.out, args.seed)
 

@@ -68,10 +68,12 @@ CREATE TABLE product_tags (
 ) WITHOUT ROWID;
 CREATE INDEX product_tags_product ON product_tags (product);
 
--- Full text over titles, descriptions, targets and header values. Contentless: the text lives
--- only as an index (rowid = products.id).
+-- Full text over titles, descriptions, targets and header values, and one token per facet
+-- value so a text query narrows by facet inside the index. Contentless: the text lives only as
+-- an index (rowid = products.id).
 CREATE VIRTUAL TABLE product_text USING fts5(
     title, description, target, header,
+    facets,                                   -- one token per facet value, see search.rs
     content = '', contentless_delete = 1,
     tokenize = 'unicode61 remove_diacritics 2'
 );

@@ -123,6 +123,8 @@ fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "cache_size", -65_536)?; // 64 MiB
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Reading pages through a memory map skips a copy into the page cache for every row.
+    conn.pragma_update(None, "mmap_size", 1_i64 << 30)?;
     Ok(())
 }
 
@@ -238,7 +240,9 @@ impl Catalog {
 
     /// Removes a collection and its products from the catalog (the files stay).
     pub fn remove_collection(&mut self, id: &str) -> Result<u64, CatalogError> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let exists: Option<String> = tx
             .query_row("SELECT id FROM collections WHERE id = ?1", [id], |r| {
                 r.get(0)

@@ -876,19 +876,25 @@ impl NodeActor {
                 let mut targets = Vec::new();
                 let mut not_asked = 0u64;
                 if !local {
-                    for (node, advert) in &self.adverts {
-                        if *node == self.me
-                            || !self.membership.as_ref().is_some_and(|m| m.is_member(node))
-                        {
+                    let members = self
+                        .membership
+                        .as_ref()
+                        .map(Membership::members)
+                        .unwrap_or_default();
+                    for (node, joined_as) in members {
+                        if node == self.me {
                             continue;
                         }
-                        if search::node_selected(&query, node, &advert.name)
-                            && search::could_match(&query, advert)
-                        {
-                            targets.push(search::Target {
-                                node: *node,
-                                name: advert.name.clone(),
-                            });
+                        // A member whose advert has not arrived yet is asked anyway, under the
+                        // name it joined with: only an advert can rule it out.
+                        let (name, can_match) = match self.adverts.get(&node) {
+                            Some(advert) => {
+                                (advert.name.clone(), search::could_match(&query, advert))
+                            }
+                            None => (joined_as, true),
+                        };
+                        if search::node_selected(&query, &node, &name) && can_match {
+                            targets.push(search::Target { node, name });
                         } else {
                             not_asked += 1;
                         }

@@ -393,17 +393,21 @@ fn every_filter_narrows_and_facets_count_all_matches() {
 fn pages_are_stable_and_complete() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cat = sky_catalog(tmp.path());
-    for sort in [
+    // With and without facets: two ways to the same pages.
+    let sorts = [
         Sort::Relevance,
         Sort::Time,
         Sort::TimeDesc,
         Sort::Title,
         Sort::Id,
-    ] {
+    ];
+    let mut orders: Vec<Vec<String>> = Vec::new();
+    for (sort, facets) in sorts.into_iter().flat_map(|s| [(s, false), (s, true)]) {
         let mut seen = Vec::new();
         for offset in (0..8).step_by(3) {
             let q = Query {
                 sort,
+                facets,
                 page: Page { offset, limit: 3 },
                 ..Query::default()
             };
@@ -421,6 +425,11 @@ fn pages_are_stable_and_complete() {
         if sort == Sort::TimeDesc {
             assert!(seen[0].contains("far"), "latest first: {seen:?}");
         }
+        if facets {
+            let without = orders.last().expect("the page order without facets");
+            assert_eq!(&seen, without, "{sort:?}: facets change the order");
+        }
+        orders.push(seen);
     }
 }
 

@@ -6,11 +6,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt;
+use orrery_crdt::{Project, Session};
 use orrery_node::config::Config;
 use orrery_node::home::Home;
 use orrery_node::service::{NodeEvent, NodeHandle, start};
 use orrery_node::store::Store;
-use orrery_protocol::{AuthorId, NodeId};
+use orrery_protocol::{AuthorId, ChangeHash, NodeId, ProjectId};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -92,6 +93,31 @@ impl TestNode {
     pub fn handle(&self) -> &NodeHandle {
         self.node.as_ref().expect("node is running")
     }
+
+    /// Edits `project` as the local `author` directly in the stopped node's store, as the
+    /// author's own tools do while the node is down: runs `edit` on the stored replica, seals
+    /// whatever it committed (also when it then failed, as the node does) and appends that
+    /// durably, so the restarted node holds and sends it. Returns `edit`'s result.
+    ///
+    /// Panics if the node is running (it owns the store) or the store, project or key is missing.
+    pub fn edit_offline<T, E>(
+        &self,
+        project: ProjectId,
+        author: AuthorId,
+        edit: impl FnOnce(&mut Project, &Session) -> Result<T, E>,
+    ) -> Result<T, E> {
+        assert!(self.node.is_none(), "stop the node before editing offline");
+        let mut store = Store::open(&self.home.database()).expect("store");
+        let mut replica = store.load(project).expect("project held");
+        let key = orrery_node::home::read_key(&self.home.author_key(&author)).expect("key");
+        let session = Session::new(key).expect("session");
+        let result = edit(&mut replica, &session);
+        let batch = replica.seal(&session);
+        if !batch.is_empty() {
+            store.append(&replica, &batch).expect("durable");
+        }
+        result
+    }
 }
 
 /// Forms a federation of `n` fresh nodes: the first founds it and invites each other node by
@@ -149,9 +175,65 @@ pub async fn all_adverts_known(handles: &[NodeHandle]) -> bool {
     true
 }
 
+/// The handles of the nodes of `nodes` that are running.
+pub fn running(nodes: &[TestNode]) -> Vec<NodeHandle> {
+    nodes.iter().filter_map(|n| n.node.clone()).collect()
+}
+
+/// The heads of `project` at `node`; `None` if the node does not hold it or has stopped.
+pub async fn heads(node: &NodeHandle, project: ProjectId) -> Option<Vec<ChangeHash>> {
+    node.read(project, |p| p.map(Project::heads))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The heads of `project` if every node of `nodes` holds it with the same heads.
+pub async fn same_heads(nodes: &[NodeHandle], project: ProjectId) -> Option<Vec<ChangeHash>> {
+    let mut first: Option<Vec<ChangeHash>> = None;
+    for n in nodes {
+        let h = heads(n, project).await?;
+        match &first {
+            None => first = Some(h),
+            Some(f) if *f != h => return None,
+            Some(_) => {}
+        }
+    }
+    first
+}
+
+/// Waits until every node of `nodes` holds `project` with the same heads, and returns them;
+/// panics with `what` after `timeout`.
+pub async fn converged(
+    nodes: &[NodeHandle],
+    project: ProjectId,
+    timeout: Duration,
+    what: &str,
+) -> Vec<ChangeHash> {
+    let all = nodes.to_vec();
+    eventually(nodes, timeout, what, || {
+        let all = all.clone();
+        async move { same_heads(&all, project).await.is_some() }
+    })
+    .await;
+    same_heads(nodes, project).await.unwrap_or_default()
+}
+
 /// Waits until `check` holds, re-checking after every event of any of `nodes`; panics with
 /// `what` after `timeout`.
-pub async fn eventually<F, Fut>(nodes: &[NodeHandle], timeout: Duration, what: &str, mut check: F)
+pub async fn eventually<F, Fut>(nodes: &[NodeHandle], timeout: Duration, what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    if !within(nodes, timeout, check).await {
+        panic!("timed out after {timeout:?} (or every node stopped) waiting until {what}");
+    }
+}
+
+/// Waits until `check` holds, re-checking after every event of any of `nodes`; returns whether
+/// it held before `timeout` (or before every node stopped), so that the caller can say why not.
+pub async fn within<F, Fut>(nodes: &[NodeHandle], timeout: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -162,18 +244,12 @@ where
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if check().await {
-            return;
+            return true;
         }
         // Adverts are re-published periodically, so some event always comes.
         match tokio::time::timeout_at(deadline, events.next()).await {
             Ok(Some(_)) => continue,
-            Ok(None) => panic!("all nodes stopped while waiting until {what}"),
-            Err(_) => {
-                if check().await {
-                    return;
-                }
-                panic!("timed out after {timeout:?} waiting until {what}");
-            }
+            Ok(None) | Err(_) => return check().await,
         }
     }
 }

@@ -57,8 +57,9 @@ fn publish(
     add_described(&mut cat, collection, node.dir.path(), products).expect("products");
 }
 
-/// Waits until `from` holds adverts of `n` other members listing collections.
-async fn adverts_with_collections(nodes: &[TestNode], from: usize, n: usize) {
+/// Waits until `from` holds the adverts of `n` other members listing every collection, so that
+/// a search for everything finds `total` products.
+async fn adverts_with_collections(nodes: &[TestNode], from: usize, n: usize, total: u64) {
     let handles: Vec<NodeHandle> = nodes.iter().filter_map(|t| t.node.clone()).collect();
     let asker = nodes[from].handle().clone();
     eventually(
@@ -70,10 +71,25 @@ async fn adverts_with_collections(nodes: &[TestNode], from: usize, n: usize) {
             async move {
                 // A federated search that asks every member only once their adverts can match.
                 let q = Query::default();
-                asker
+                let everything = asker
                     .search(q, false, Duration::from_secs(2))
                     .await
-                    .is_ok_and(|r| r.answered.len() == n + 1)
+                    .is_ok_and(|r| r.answered.len() == n + 1 && r.results.total == total);
+                // Every collection's summary, not just the first, has arrived: the last one
+                // published (M87 at node 1) is found through its sky cell.
+                let m87 = Query {
+                    cone: Some(Cone {
+                        ra: 187.7,
+                        dec: 12.39,
+                        radius: 0.5,
+                    }),
+                    ..Query::default()
+                };
+                everything
+                    && asker
+                        .search(m87, false, Duration::from_secs(2))
+                        .await
+                        .is_ok_and(|r| r.results.total == 3)
             }
         },
     )
@@ -103,7 +119,7 @@ async fn federated_search_merges_nodes_and_names_the_one_that_is_down() {
     );
     publish(&nodes[1], "caha-m87", "CAHA", "M87", 187.7, 12.39, 3);
     // Node 2 is a researcher's laptop: no data, it asks.
-    adverts_with_collections(&nodes, 2, 2).await;
+    adverts_with_collections(&nodes, 2, 2, 13).await;
     let laptop = nodes[2].handle().clone();
 
     let crab = Query {

@@ -38,9 +38,11 @@ async fn presence_travels_between_nodes_and_is_never_stored() {
     eventually(&handles, WAIT, "the project reaches node 1", || {
         let b = b.clone();
         async move {
-            b.read(p, move |proj| proj.is_some_and(|x| x.role_of(&bob).is_some()))
-                .await
-                .unwrap_or(false)
+            b.read(p, move |proj| {
+                proj.is_some_and(|x| x.role_of(&bob).is_some())
+            })
+            .await
+            .unwrap_or(false)
         }
     })
     .await;

@@ -7,7 +7,7 @@
 //! read or parsed is reported with its path and skipped; nothing else is lost. Files gone since
 //! the last scan leave the catalog.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -128,31 +128,67 @@ pub fn ingest(
         candidates.iter().map(|c| c.size).sum(),
     );
 
-    let mut seen: HashSet<String> = HashSet::new();
-    for chunk in candidates.chunks(BATCH) {
-        let tx = catalog.conn.transaction()?;
-        for c in chunk {
-            seen.insert(c.rel.clone());
-            let result = ingest_one(&tx, opts, &defaults, c, &mut report);
-            if let Err(reason) = result {
-                // One line per problem, however the parser formats its message.
-                let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
-                // A file that changed and no longer reads leaves the catalog: its old entry
-                // would describe bytes that are not there.
-                if let Some(id) = product_id(&tx, &opts.collection, &c.rel)? {
-                    delete_product(&tx, id)?;
-                    report.removed += 1;
+    // What the catalog holds of this collection, to skip unchanged files without asking.
+    let existing: HashMap<String, (i64, i64)> = catalog
+        .conn
+        .prepare("SELECT path, size, mtime_ns FROM products WHERE collection = ?1")?
+        .query_map([&opts.collection], |r| {
+            Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
+        })?
+        .collect::<Result<_, _>>()?;
+    let seen: HashSet<String> = candidates.iter().map(|c| c.rel.clone()).collect();
+
+    // Files are read (headers, checksums) on a second thread while this one writes the
+    // database: on two cores the two overlap.
+    std::thread::scope(|scope| -> Result<(), CatalogError> {
+        let (tx_read, rx_read) = std::sync::mpsc::sync_channel::<(usize, FileRead)>(64);
+        let candidates = &candidates;
+        let existing = &existing;
+        scope.spawn(move || {
+            for (i, c) in candidates.iter().enumerate() {
+                let read = match existing.get(&c.rel) {
+                    Some(&(size, mtime)) if size == c.size as i64 && mtime == c.mtime_ns => {
+                        FileRead::Unchanged
+                    }
+                    _ => read_one(opts, &defaults, c),
+                };
+                if tx_read.send((i, read)).is_err() {
+                    return;
                 }
-                progress.warn(&format!("{}: {reason}", c.rel));
-                report.problems.push((c.rel.clone(), reason));
             }
-            progress.file_done(c.size);
+        });
+        let mut rx = rx_read.into_iter().peekable();
+        while rx.peek().is_some() {
+            let tx = catalog
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for (i, read) in rx.by_ref().take(BATCH) {
+                let c = &candidates[i];
+                let known = existing.contains_key(&c.rel);
+                let result = write_one(&tx, &opts.collection, c, read, known, &mut report);
+                if let Err(reason) = result {
+                    // One line per problem, however the parser formats its message.
+                    let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+                    // A file that changed and no longer reads leaves the catalog: its old
+                    // entry would describe bytes that are not there.
+                    if known && let Some(id) = product_id(&tx, &opts.collection, &c.rel)? {
+                        delete_product(&tx, id)?;
+                        report.removed += 1;
+                    }
+                    progress.warn(&format!("{}: {reason}", c.rel));
+                    report.problems.push((c.rel.clone(), reason));
+                }
+                progress.file_done(c.size);
+            }
+            tx.commit()?;
         }
-        tx.commit()?;
-    }
+        Ok(())
+    })?;
 
     // Products whose files are gone.
-    let tx = catalog.conn.transaction()?;
+    let tx = catalog
+        .conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let stored: Vec<(i64, String)> = tx
         .prepare("SELECT id, path FROM products WHERE collection = ?1")?
         .query_map([&opts.collection], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -322,30 +358,37 @@ fn product_id(
     .optional()
 }
 
-/// Reads, checks and stores one file; an `Err` is the reason it was skipped.
-fn ingest_one(
-    tx: &Transaction<'_>,
-    opts: &IngestOptions,
+/// What reading one file gave.
+enum FileRead {
+    /// Same size and time as stored: not read.
+    Unchanged,
+    /// Read: its metadata and checksum, and whether a FITS header was parsed.
+    Done {
+        meta: Box<ProductMeta>,
+        hash: [u8; 32],
+        fits: bool,
+    },
+    /// Skipped, with the reason.
+    Problem(String),
+}
+
+/// Reads one file: its headers or sidecar and its checksum. Touches no database.
+fn read_one(opts: &IngestOptions, defaults: &ProductMeta, c: &Candidate) -> FileRead {
+    match read_file(opts, defaults, c) {
+        Ok((meta, hash, fits)) => FileRead::Done {
+            meta: Box::new(meta),
+            hash,
+            fits,
+        },
+        Err(reason) => FileRead::Problem(reason),
+    }
+}
+
+fn read_file(
+    _opts: &IngestOptions,
     defaults: &ProductMeta,
     c: &Candidate,
-    report: &mut IngestReport,
-) -> Result<(), String> {
-    let existing: Option<(i64, i64, i64)> = tx
-        .query_row(
-            "SELECT id, size, mtime_ns FROM products WHERE collection = ?1 AND path = ?2",
-            params![opts.collection, c.rel],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()
-        .map_err(|e| e.to_string())?;
-    if let Some((_, size, mtime)) = existing
-        && size == c.size as i64
-        && mtime == c.mtime_ns
-    {
-        report.unchanged += 1;
-        return Ok(());
-    }
-
+) -> Result<(ProductMeta, [u8; 32], bool), String> {
     let mut file = File::open(&c.path).map_err(|e| format!("cannot be read: {e}"))?;
     let handle_meta = file
         .metadata()
@@ -360,10 +403,7 @@ fn ingest_one(
     let sidecar = read_sidecar(&c.path)?;
     let mut meta = if is_fits {
         file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-        let header =
-            read_fits(&file, handle_meta.len()).map_err(|e| format!("corrupt FITS file: {e}"))?;
-        report.headers += 1;
-        header
+        read_fits(&file, handle_meta.len()).map_err(|e| format!("corrupt FITS file: {e}"))?
     } else if sidecar.is_some() {
         ProductMeta::default()
     } else {
@@ -385,27 +425,48 @@ fn ingest_one(
     hasher
         .update_reader(&mut file)
         .map_err(|e| format!("cannot be read: {e}"))?;
-    let hash = hasher.finalize();
-    report.bytes_read += c.size;
+    Ok((meta, *hasher.finalize().as_bytes(), is_fits))
+}
 
+/// Stores what reading one file gave; an `Err` is the reason it was skipped.
+fn write_one(
+    tx: &Transaction<'_>,
+    collection: &str,
+    c: &Candidate,
+    read: FileRead,
+    known: bool,
+    report: &mut IngestReport,
+) -> Result<(), String> {
+    let (meta, hash, fits) = match read {
+        FileRead::Unchanged => {
+            report.unchanged += 1;
+            return Ok(());
+        }
+        FileRead::Problem(reason) => return Err(reason),
+        FileRead::Done { meta, hash, fits } => (meta, hash, fits),
+    };
+    if fits {
+        report.headers += 1;
+    }
+    report.bytes_read += c.size;
     // The same bytes already in this collection under another path.
     let twin: Option<String> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT path FROM products WHERE blake3 = ?1 AND collection = ?2 AND path != ?3 LIMIT 1",
-            params![hash.as_bytes().as_slice(), opts.collection, c.rel],
-            |r| r.get(0),
         )
-        .optional()
+        .and_then(|mut st| {
+            st.query_row(params![hash.as_slice(), collection, c.rel], |r| r.get(0))
+                .optional()
+        })
         .map_err(|e| e.to_string())?;
     if let Some(twin) = twin {
         report
             .duplicates
-            .push((c.rel.clone(), format!("{}/{twin}", opts.collection)));
+            .push((c.rel.clone(), format!("{collection}/{twin}")));
         return Ok(());
     }
-    store(tx, &opts.collection, c, hash.as_bytes(), &meta)
-        .map_err(|e| format!("database error: {e}"))?;
-    if existing.is_some() {
+    store(tx, collection, c, &hash, &meta, known).map_err(|e| format!("database error: {e}"))?;
+    if known {
         report.updated += 1;
     } else {
         report.added += 1;
@@ -555,6 +616,7 @@ fn store(
     c: &Candidate,
     hash: &[u8; 32],
     m: &ProductMeta,
+    known: bool,
 ) -> Result<(), rusqlite::Error> {
     let file_name = c.rel.rsplit('/').next().unwrap_or(&c.rel);
     let stem = file_name.split('.').next().unwrap_or(file_name);
@@ -582,7 +644,7 @@ fn store(
         .format
         .clone()
         .unwrap_or_else(|| "application/octet-stream".into());
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO products (collection, path, size, mtime_ns, blake3, format, title, description,
             obs_id, mission, facility, instrument, product_type, calib_level, band, licence,
             publisher, target, ra, dec, cx, cy, cz, fov, t_min, t_max, exptime, em_min, em_max,
@@ -600,7 +662,10 @@ fn store(
             fov = excluded.fov, t_min = excluded.t_min, t_max = excluded.t_max,
             exptime = excluded.exptime, em_min = excluded.em_min, em_max = excluded.em_max,
             naxis1 = excluded.naxis1, naxis2 = excluded.naxis2, naxis3 = excluded.naxis3,
-            bunit = excluded.bunit",
+            bunit = excluded.bunit
+         RETURNING id",
+    )?
+    .query_row(
         params![
             collection,
             c.rel,
@@ -636,13 +701,9 @@ fn store(
             axis(2),
             m.bunit,
         ],
-    )?;
-    let id: i64 = tx.query_row(
-        "SELECT id FROM products WHERE collection = ?1 AND path = ?2",
-        params![collection, c.rel],
-        |r| r.get(0),
-    )?;
-    index_product(tx, id, &title, m, vector)
+        |r| r.get::<_, i64>(0),
+    )
+    .and_then(|id| index_product(tx, id, &title, m, vector, known))
 }
 
 /// Writes a product's text, sky and tag index entries, replacing old ones.
@@ -652,10 +713,16 @@ pub(crate) fn index_product(
     title: &str,
     m: &ProductMeta,
     vector: Option<orrery_catalog::sky::UnitVector>,
+    known: bool,
 ) -> Result<(), rusqlite::Error> {
-    tx.execute("DELETE FROM product_text WHERE rowid = ?1", [id])?;
-    tx.execute("DELETE FROM sky_index WHERE id = ?1", [id])?;
-    tx.execute("DELETE FROM product_tags WHERE product = ?1", [id])?;
+    if known {
+        tx.prepare_cached("DELETE FROM product_text WHERE rowid = ?1")?
+            .execute([id])?;
+        tx.prepare_cached("DELETE FROM sky_index WHERE id = ?1")?
+            .execute([id])?;
+        tx.prepare_cached("DELETE FROM product_tags WHERE product = ?1")?
+            .execute([id])?;
+    }
     let mut header = m.header_text.clone();
     for extra in [
         &m.mission,
@@ -670,23 +737,29 @@ pub(crate) fn index_product(
         header.push(' ');
         header.push_str(extra);
     }
-    tx.execute(
-        "INSERT INTO product_text (rowid, title, description, target, header) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, title, m.description.clone().unwrap_or_default(), m.target.clone().unwrap_or_default(), header],
-    )?;
+    tx.prepare_cached(
+        "INSERT INTO product_text (rowid, title, description, target, header, facets)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        id,
+        title,
+        m.description.clone().unwrap_or_default(),
+        m.target.clone().unwrap_or_default(),
+        header,
+        super::search::facet_tokens(m),
+    ])?;
     if let Some(v) = vector {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO sky_index (id, x0, x1, y0, y1, z0, z1) VALUES (?1, ?2, ?2, ?3, ?3, ?4, ?4)",
-            params![id, v.x, v.y, v.z],
-        )?;
+        )?
+        .execute(params![id, v.x, v.y, v.z])?;
     }
     for tag in m.tags.iter().flatten() {
         let tag = tag.trim();
         if !tag.is_empty() {
-            tx.execute(
-                "INSERT OR IGNORE INTO product_tags (tag, product) VALUES (?1, ?2)",
-                params![tag, id],
-            )?;
+            tx.prepare_cached("INSERT OR IGNORE INTO product_tags (tag, product) VALUES (?1, ?2)")?
+                .execute(params![tag, id])?;
         }
     }
     Ok(())
@@ -733,7 +806,9 @@ pub fn add_described(
     let mut n = 0u64;
     let mut products = products.into_iter().peekable();
     while products.peek().is_some() {
-        let tx = catalog.conn.transaction()?;
+        let tx = catalog
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for p in products.by_ref().take(10_000) {
             let meta = p
                 .meta
@@ -745,7 +820,8 @@ pub fn add_described(
                 size: p.size,
                 mtime_ns: 0,
             };
-            store(&tx, collection, &c, &p.blake3, &meta)?;
+            let known = product_id(&tx, collection, &c.rel)?.is_some();
+            store(&tx, collection, &c, &p.blake3, &meta, known)?;
             n += 1;
         }
         tx.commit()?;

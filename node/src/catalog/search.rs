@@ -32,6 +32,49 @@ fn facet_column(facet: Facet) -> Option<&'static str> {
     })
 }
 
+/// The facet filters with a token in the text index: (facet, token prefix).
+const FACET_TOKENS: [(Facet, char); 6] = [
+    (Facet::Mission, 'm'),
+    (Facet::Instrument, 'i'),
+    (Facet::ProductType, 't'),
+    (Facet::Band, 'b'),
+    (Facet::Licence, 'l'),
+    (Facet::Publisher, 'p'),
+];
+
+/// A facet value as one token of the text index's `facets` column: a prefix naming the facet,
+/// `x`, then the value's letters and digits in lower case (`XMM-Newton` → `mxxmmnewton`). Two
+/// values may share a token; the exact filter runs after, so that only costs a row.
+fn facet_token(prefix: char, value: &str) -> String {
+    let mut t = String::with_capacity(value.len() + 2);
+    t.push(prefix);
+    t.push('x');
+    t.extend(
+        value
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase),
+    );
+    t
+}
+
+/// The `facets` column of a product's text entry.
+pub(crate) fn facet_tokens(m: &super::meta::ProductMeta) -> String {
+    let mission = m.mission.as_ref().or(m.facility.as_ref());
+    [
+        ('m', mission),
+        ('i', m.instrument.as_ref()),
+        ('t', m.product_type.as_ref()),
+        ('b', m.band.as_ref()),
+        ('l', m.licence.as_ref()),
+        ('p', m.publisher.as_ref()),
+    ]
+    .iter()
+    .filter_map(|(p, v)| v.map(|v| facet_token(*p, v)))
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
 /// Turns free text into an FTS5 query that means "all these words": every word is quoted, so no
 /// FTS5 syntax from the user is interpreted; `"a phrase"` stays a phrase; `word*` stays a prefix.
 pub fn fts_query(text: &str) -> Option<String> {
@@ -94,7 +137,19 @@ fn plan(q: &Query) -> Result<Plan, CatalogError> {
     let mut params: Vec<SqlValue> = Vec::new();
     let rank;
     if let Some(text) = &q.text {
-        let fts = fts_query(text).ok_or(orrery_catalog::QueryError::Text)?;
+        let words = fts_query(text).ok_or(orrery_catalog::QueryError::Text)?;
+        // The words are looked for in the text columns; facet filters also narrow the index
+        // search through their tokens, so fewer rows are read to apply them exactly.
+        let mut fts = format!("{{title description target header}} : ({words})");
+        for (facet, prefix) in FACET_TOKENS {
+            if let Some(values) = q.filters.get(&facet) {
+                let tokens: Vec<String> = values
+                    .iter()
+                    .map(|v| format!("\"{}\"", facet_token(prefix, v)))
+                    .collect();
+                fts.push_str(&format!(" AND facets : ({})", tokens.join(" OR ")));
+            }
+        }
         sql.push_str(
             " FROM product_text JOIN products p ON p.id = product_text.rowid WHERE product_text MATCH ?",
         );
@@ -217,99 +272,186 @@ pub fn search_within(
     q.validate()?;
     let plan = plan(q)?;
     with_deadline(conn, deadline, || {
-        let page_sql = format!(
-            "SELECT p.collection, p.path, p.title, p.mission, p.instrument, p.product_type, p.band,
-                    p.target, p.ra, p.dec, p.t_min, p.t_max, p.size, p.blake3, p.licence, {},
-                    (SELECT value FROM catalog_settings WHERE key = 'public_url')
-                        || '/data/' || p.collection || '/' || p.path
-             {} {} LIMIT ? OFFSET ?",
-            plan.rank,
-            plan.from_where,
-            order_by(q.sort, plan.rank)
-        );
-        let mut params = plan.params.clone();
-        params.push(SqlValue::Integer(i64::from(q.page.limit)));
-        params.push(SqlValue::Integer(i64::from(q.page.offset)));
-        let mut stmt = conn.prepare_cached(&page_sql)?;
-        let hits = stmt
-            .query_map(params_from_iter(params.iter()), |r| {
-                let collection: String = r.get(0)?;
-                let path: String = r.get(1)?;
-                let hash: Vec<u8> = r.get(13)?;
-                Ok(Hit {
-                    node: None,
-                    node_name: None,
-                    id: format!("{collection}/{path}"),
-                    collection,
-                    title: r.get(2)?,
-                    mission: r.get(3)?,
-                    instrument: r.get(4)?,
-                    product_type: r.get(5)?,
-                    band: r.get(6)?,
-                    target: r.get(7)?,
-                    ra: r.get(8)?,
-                    dec: r.get(9)?,
-                    t_min: r.get(10)?,
-                    t_max: r.get(11)?,
-                    size: r.get::<_, i64>(12)?.max(0) as u64,
-                    blake3: hex::encode(hash),
-                    licence: r.get(14)?,
-                    rank: r.get(15)?,
-                    url: r.get(16)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-
-        let mut facets = BTreeMap::new();
-        let total;
         if q.facets {
-            let columns: Vec<(Facet, &str)> = Facet::ALL
-                .iter()
-                .filter_map(|f| facet_column(*f).map(|c| (*f, c)))
-                .collect();
-            let sql = format!(
-                "SELECT {} {}",
-                columns
-                    .iter()
-                    .map(|(_, c)| *c)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                plan.from_where
-            );
-            let mut counts: Vec<HashMap<String, u64>> = vec![HashMap::new(); columns.len()];
-            let mut n = 0u64;
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params_from_iter(plan.params.iter()))?;
-            while let Some(row) = rows.next()? {
-                n += 1;
-                for (i, c) in counts.iter_mut().enumerate() {
-                    if let rusqlite::types::ValueRef::Text(t) = row.get_ref(i)? {
-                        // Facet values are compared without case; counted as first seen.
-                        let key = String::from_utf8_lossy(t);
-                        match c.get_mut(key.as_ref()) {
-                            Some(v) => *v += 1,
-                            None => {
-                                c.insert(key.into_owned(), 1);
-                            }
-                        }
-                    }
-                }
-            }
-            total = n;
-            for ((facet, _), c) in columns.iter().zip(counts) {
-                facets.insert(*facet, top_values(c));
-            }
+            one_pass(conn, q, &plan)
         } else {
-            total = conn
+            let hits = page(conn, q, &plan)?;
+            let total = conn
                 .prepare_cached(&format!("SELECT count(*) {}", plan.from_where))?
                 .query_row(params_from_iter(plan.params.iter()), |r| r.get::<_, i64>(0))?
                 .max(0) as u64;
+            Ok(SearchResults {
+                total,
+                hits,
+                facets: BTreeMap::new(),
+            })
         }
-        Ok(SearchResults {
-            total,
-            hits,
-            facets,
-        })
+    })
+}
+
+/// The columns of a hit, after `SELECT`.
+const HIT_COLUMNS: &str = "p.collection, p.path, p.title, p.mission, p.instrument, p.product_type,
+    p.band, p.target, p.ra, p.dec, p.t_min, p.t_max, p.size, p.blake3, p.licence";
+
+/// The download address of a product, as SQL.
+const URL_COLUMN: &str = "(SELECT value FROM catalog_settings WHERE key = 'public_url')
+    || '/data/' || p.collection || '/' || p.path";
+
+fn hit_from_row(r: &rusqlite::Row<'_>, rank: f64) -> rusqlite::Result<Hit> {
+    let collection: String = r.get(0)?;
+    let path: String = r.get(1)?;
+    let hash: Vec<u8> = r.get(13)?;
+    Ok(Hit {
+        node: None,
+        node_name: None,
+        id: format!("{collection}/{path}"),
+        collection,
+        title: r.get(2)?,
+        mission: r.get(3)?,
+        instrument: r.get(4)?,
+        product_type: r.get(5)?,
+        band: r.get(6)?,
+        target: r.get(7)?,
+        ra: r.get(8)?,
+        dec: r.get(9)?,
+        t_min: r.get(10)?,
+        t_max: r.get(11)?,
+        size: r.get::<_, i64>(12)?.max(0) as u64,
+        blake3: hex::encode(hash),
+        licence: r.get(14)?,
+        url: r.get(15)?,
+        rank,
+    })
+}
+
+/// The page, sorted by SQL.
+fn page(conn: &Connection, q: &Query, plan: &Plan) -> rusqlite::Result<Vec<Hit>> {
+    let sql = format!(
+        "SELECT {HIT_COLUMNS}, {URL_COLUMN}, {} {} {} LIMIT ? OFFSET ?",
+        plan.rank,
+        plan.from_where,
+        order_by(q.sort, plan.rank)
+    );
+    let mut params = plan.params.clone();
+    params.push(SqlValue::Integer(i64::from(q.page.limit)));
+    params.push(SqlValue::Integer(i64::from(q.page.offset)));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    stmt.query_map(params_from_iter(params.iter()), |r| {
+        let rank = r.get(16)?;
+        hit_from_row(r, rank)
+    })?
+    .collect()
+}
+
+/// One match's sort key.
+struct Key {
+    id: i64,
+    rank: f64,
+    t_min: Option<f64>,
+    title: String,
+    collection: String,
+    path: String,
+}
+
+fn compare(a: &Key, b: &Key, sort: Sort) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let time = |a: Option<f64>, b: Option<f64>, desc: bool| match (a, b) {
+        (Some(x), Some(y)) => {
+            if desc {
+                y.total_cmp(&x)
+            } else {
+                x.total_cmp(&y)
+            }
+        }
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    };
+    let primary = match sort {
+        Sort::Relevance => a.rank.total_cmp(&b.rank),
+        Sort::Time => time(a.t_min, b.t_min, false),
+        Sort::TimeDesc => time(a.t_min, b.t_min, true),
+        Sort::Title => a.title.cmp(&b.title),
+        Sort::Id => Ordering::Equal,
+    };
+    primary
+        .then_with(|| a.collection.cmp(&b.collection))
+        .then_with(|| a.path.cmp(&b.path))
+}
+
+/// The total, the facet counts and the page in one pass over the matches: each matching row is
+/// read once. The page's full rows are then read by id.
+fn one_pass(conn: &Connection, q: &Query, plan: &Plan) -> rusqlite::Result<SearchResults> {
+    let columns: Vec<(Facet, &str)> = Facet::ALL
+        .iter()
+        .filter_map(|f| facet_column(*f).map(|c| (*f, c)))
+        .collect();
+    let title = if q.sort == Sort::Title {
+        "p.title"
+    } else {
+        "''"
+    };
+    let sql = format!(
+        "SELECT p.id, {}, p.t_min, {title}, p.collection, p.path, {} {}",
+        plan.rank,
+        columns
+            .iter()
+            .map(|(_, c)| *c)
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.from_where
+    );
+    let mut counts: Vec<HashMap<String, u64>> = vec![HashMap::new(); columns.len()];
+    let mut keys: Vec<Key> = Vec::new();
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(plan.params.iter()))?;
+    while let Some(row) = rows.next()? {
+        keys.push(Key {
+            id: row.get(0)?,
+            rank: row.get(1)?,
+            t_min: row.get(2)?,
+            title: row.get(3)?,
+            collection: row.get(4)?,
+            path: row.get(5)?,
+        });
+        for (i, c) in counts.iter_mut().enumerate() {
+            if let rusqlite::types::ValueRef::Text(t) = row.get_ref(6 + i)? {
+                // Facet values are compared without case; counted as first seen.
+                let key = String::from_utf8_lossy(t);
+                match c.get_mut(key.as_ref()) {
+                    Some(v) => *v += 1,
+                    None => {
+                        c.insert(key.into_owned(), 1);
+                    }
+                }
+            }
+        }
+    }
+    let total = keys.len() as u64;
+    let end = (q.page.offset as usize + q.page.limit as usize).min(keys.len());
+    let start = (q.page.offset as usize).min(end);
+    if end > 0 {
+        // Only the first `end` need ordering.
+        keys.select_nth_unstable_by(end - 1, |a, b| compare(a, b, q.sort));
+        keys.truncate(end);
+        keys.sort_by(|a, b| compare(a, b, q.sort));
+    }
+    let wanted = &keys[start..end];
+    let mut hits = Vec::with_capacity(wanted.len());
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {HIT_COLUMNS}, {URL_COLUMN} FROM products p WHERE p.id = ?1"
+    ))?;
+    for k in wanted {
+        hits.push(stmt.query_row([k.id], |r| hit_from_row(r, k.rank))?);
+    }
+    let mut facets = BTreeMap::new();
+    for ((facet, _), c) in columns.iter().zip(counts) {
+        facets.insert(*facet, top_values(c));
+    }
+    Ok(SearchResults {
+        total,
+        hits,
+        facets,
     })
 }
 

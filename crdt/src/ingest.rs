@@ -300,6 +300,31 @@ pub(crate) struct Pending {
     seals: Vec<Signed<ChangeSeal, Verified>>,
 }
 
+impl Pending {
+    /// The changes the waiting ones depend on that are neither in `doc` nor waiting: what to
+    /// ask a peer for. Automerge cannot know them, because waiting changes are held here and
+    /// not in its own queue.
+    pub(crate) fn missing_deps(&self, doc: &Automerge) -> Vec<automerge::ChangeHash> {
+        let waiting: HashSet<ChangeHash> = self.changes.iter().map(|(h, _)| *h).collect();
+        let mut deps: Vec<automerge::ChangeHash> = self
+            .changes
+            .iter()
+            .flat_map(|(_, c)| c.deps().iter().copied())
+            .filter(|d| !waiting.contains(&to_hash(*d)))
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        deps.retain(|d| doc.get_change_by_hash(d).is_none());
+        deps
+    }
+
+    /// Whether a change is waiting here.
+    pub(crate) fn holds(&self, hash: &automerge::ChangeHash) -> bool {
+        let h = to_hash(*hash);
+        self.changes.iter().any(|(w, _)| *w == h)
+    }
+}
+
 /// What a change does, as far as permissions go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Needs {

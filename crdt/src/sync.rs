@@ -40,7 +40,29 @@ impl Project {
     /// The next sync message for a peer and the seals covering its changes, or `None` when the
     /// peer is up to date.
     pub fn sync_message(&self, state: &mut PeerState) -> Option<Outgoing> {
-        let mut message = self.doc.generate_sync_message(&mut state.0)?;
+        // Changes waiting here for a dependency are outside automerge's view: it would ask for
+        // the waiting change itself (which the peer believes it sent) instead of the one that
+        // is missing, and the two sides would trade empty messages for ever. Ask for the
+        // missing dependencies instead.
+        let missing = self.pending.missing_deps(&self.doc);
+        let mut message = match self.doc.generate_sync_message(&mut state.0) {
+            Some(m) => m,
+            None if missing.is_empty() => return None,
+            None => Message {
+                heads: self.doc.get_heads(),
+                need: Vec::new(),
+                have: Vec::new(),
+                changes: ChunkList::empty(),
+                flags: None,
+                version: automerge::sync::MessageVersion::V1,
+            },
+        };
+        message.need.retain(|h| !self.pending.holds(h));
+        for h in missing {
+            if !message.need.contains(&h) {
+                message.need.push(h);
+            }
+        }
         message.flags = None;
         let changes: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
         let seals = self.seals_for(&changes);

@@ -109,3 +109,66 @@ fn seals_are_found_for_the_actors_of_sent_changes() {
     assert!(a.seals_for(&genesis.changes).len() == 1);
     assert!(a.seals_for(&[b"garbage".to_vec()]).is_empty());
 }
+
+/// A bloom-filter false positive makes a peer send a change's successor without the change;
+/// the successor waits here, outside automerge's view. Without asking for the missing change by
+/// name the two sides traded empty messages for ever (seen at iterations 64 and 211 of this
+/// loop before the fix).
+#[test]
+fn a_waiting_change_makes_the_peer_ask_for_what_is_missing() {
+    use orrery_crdt::sync::PeerState;
+    let alice = Session::new(SecretKey::generate().expect("key")).expect("session");
+    let bob = Session::new(SecretKey::generate().expect("key")).expect("session");
+    let (mut r, _) = Project::create(&alice, "t", Visibility::Shared).expect("create");
+    r.set_member(&alice, bob.author(), Role::Editor)
+        .expect("bob");
+    let nb = r.add_notebook(&alice, "n").expect("nb");
+    let c = r
+        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, "x"))
+        .expect("cell");
+    r.seal(&alice);
+    let mut s = Project::empty(r.id());
+    s.ingest(r.history()).expect("replica");
+    let (mut s_for_r, mut r_for_s) = (PeerState::new(), PeerState::new());
+    // Runs the protocol until neither side has anything to say; the round count, or None if
+    // they never stop.
+    let exchange = |s: &mut Project, sf: &mut PeerState, r: &mut Project, rf: &mut PeerState| {
+        for round in 0..200 {
+            let mut sent = false;
+            if let Some((m, seals)) = s.sync_message(sf) {
+                sent = true;
+                r.receive_sync_message(rf, &m, seals).expect("r receives");
+            }
+            if let Some((m, seals)) = r.sync_message(rf) {
+                sent = true;
+                s.receive_sync_message(sf, &m, seals).expect("s receives");
+            }
+            if !sent {
+                return Some(round);
+            }
+        }
+        None
+    };
+    assert!(exchange(&mut s, &mut s_for_r, &mut r, &mut r_for_s).is_some());
+    for i in 0..400 {
+        r.splice_source(&alice, &nb, &c, 0, 0, &format!("z{i} "))
+            .expect("alice types");
+        r.seal(&alice);
+        if let Some((m, seals)) = r.sync_message(&mut r_for_s) {
+            s.receive_sync_message(&mut s_for_r, &m, seals)
+                .expect("s receives");
+        }
+        s.splice_source(&bob, &nb, &c, 0, 0, &format!("a{i} "))
+            .expect("bob types");
+        s.splice_source(&bob, &nb, &c, 0, 0, &format!("b{i} "))
+            .expect("bob types");
+        s.seal(&bob);
+        let rounds = exchange(&mut s, &mut s_for_r, &mut r, &mut r_for_s);
+        assert!(
+            rounds.is_some(),
+            "iteration {i}: the peers never stop talking (heads differ: {})",
+            r.heads() != s.heads()
+        );
+        assert_eq!(r.heads(), s.heads(), "iteration {i}: stopped apart");
+    }
+}

@@ -91,6 +91,8 @@ pub struct IngestReport {
 struct Candidate {
     /// Path relative to the root, '/'-separated.
     rel: String,
+    /// Its sidecar, if the walk saw one.
+    sidecar: Option<PathBuf>,
     /// Path to open.
     path: PathBuf,
     size: u64,
@@ -257,6 +259,7 @@ fn is_sidecar(name: &str) -> bool {
 /// file inside it.
 fn walk(root: &Path, report: &mut IngestReport, progress: &dyn Progress) -> Vec<Candidate> {
     let mut out = Vec::new();
+    let mut sidecars: HashSet<String> = HashSet::new();
     let walker = walkdir::WalkDir::new(root)
         .follow_links(false)
         .sort_by_file_name()
@@ -294,7 +297,11 @@ fn walk(root: &Path, report: &mut IngestReport, progress: &dyn Progress) -> Vec<
             continue;
         };
         let ft = entry.file_type();
-        if ft.is_dir() || is_sidecar(&rel_str) {
+        if ft.is_dir() {
+            continue;
+        }
+        if is_sidecar(&rel_str) {
+            sidecars.insert(rel_str);
             continue;
         }
         let path = if ft.is_symlink() {
@@ -325,6 +332,7 @@ fn walk(root: &Path, report: &mut IngestReport, progress: &dyn Progress) -> Vec<
         };
         match std::fs::metadata(&path) {
             Ok(m) => out.push(Candidate {
+                sidecar: None,
                 rel: rel_str,
                 size: m.len(),
                 mtime_ns: mtime_ns(&m),
@@ -334,6 +342,14 @@ fn walk(root: &Path, report: &mut IngestReport, progress: &dyn Progress) -> Vec<
                 .problems
                 .push((rel_str, format!("cannot be read: {e}"))),
         }
+    }
+    // Sidecars are known from the walk: no file needs a lookup of its own.
+    for c in &mut out {
+        c.sidecar = ["meta.json", "meta.toml"]
+            .iter()
+            .map(|ext| format!("{}.{ext}", c.rel))
+            .find(|name| sidecars.contains(name))
+            .map(|name| root.join(name));
     }
     out
 }
@@ -400,7 +416,10 @@ fn read_file(
     let n = read_up_to(&mut file, &mut first).map_err(|e| format!("cannot be read: {e}"))?;
     let is_fits = n >= 30 && first.starts_with(b"SIMPLE  =") && first[29] == b'T';
 
-    let sidecar = read_sidecar(&c.path)?;
+    let sidecar = match &c.sidecar {
+        Some(path) => Some(read_sidecar(path)?),
+        None => None,
+    };
     let mut meta = if is_fits {
         file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
         read_fits(&file, handle_meta.len()).map_err(|e| format!("corrupt FITS file: {e}"))?
@@ -485,34 +504,23 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-fn read_sidecar(path: &Path) -> Result<Option<ProductMeta>, String> {
-    for ext in ["meta.json", "meta.toml"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(".");
-        name.push(ext);
-        let side = PathBuf::from(name);
-        let Ok(meta) = std::fs::symlink_metadata(&side) else {
-            continue;
-        };
-        if !meta.is_file() {
-            return Err(format!("sidecar {} is not a regular file", side.display()));
-        }
-        if meta.len() > MAX_SIDECAR_BYTES {
-            return Err(format!("sidecar is larger than {MAX_SIDECAR_BYTES} bytes"));
-        }
-        let text =
-            std::fs::read_to_string(&side).map_err(|e| format!("sidecar cannot be read: {e}"))?;
-        return ProductMeta::from_sidecar(&side, &text)
-            .map(Some)
-            .map_err(|e| {
-                format!(
-                    "sidecar {}: {e}",
-                    side.file_name()
-                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-                )
-            });
+fn read_sidecar(side: &Path) -> Result<ProductMeta, String> {
+    let meta =
+        std::fs::symlink_metadata(side).map_err(|e| format!("sidecar cannot be read: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("sidecar {} is not a regular file", side.display()));
     }
-    Ok(None)
+    if meta.len() > MAX_SIDECAR_BYTES {
+        return Err(format!("sidecar is larger than {MAX_SIDECAR_BYTES} bytes"));
+    }
+    let text = std::fs::read_to_string(side).map_err(|e| format!("sidecar cannot be read: {e}"))?;
+    ProductMeta::from_sidecar(side, &text).map_err(|e| {
+        format!(
+            "sidecar {}: {e}",
+            side.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        )
+    })
 }
 
 /// Reads every header of a FITS file of `len` bytes and checks that the file holds all the
@@ -815,6 +823,7 @@ pub fn add_described(
                 .finish()
                 .map_err(|e| CatalogError::NoProduct(format!("{}: {e}", p.path)))?;
             let c = Candidate {
+                sidecar: None,
                 rel: p.path,
                 path: PathBuf::new(),
                 size: p.size,

@@ -184,6 +184,7 @@ pub fn spawn(
         announced: HashSet::new(),
         strangers: HashMap::new(),
         stranger_pull: None,
+        pull_turn: 0,
         membership_unsent: std::cell::Cell::new(false),
         listening: Vec::new(),
         events,
@@ -215,6 +216,8 @@ struct Actor {
     strangers: HashMap<PeerId, Instant>,
     /// When members were last asked for membership because a stranger connected.
     stranger_pull: Option<Instant>,
+    /// Whose turn it is to be asked for adverts.
+    pull_turn: usize,
     /// A membership event could not be handed to the node and must be sent again.
     membership_unsent: std::cell::Cell<bool>,
     listening: Vec<Multiaddr>,
@@ -327,6 +330,26 @@ impl Actor {
         }
     }
 
+    /// Gossip is not reliable: a member admitted while its peers still treated it as a stranger
+    /// may never hear their subscriptions, and its adverts then reach no one. Each tick asks
+    /// one connected member, in turn, for every advert it holds, so adverts converge whatever
+    /// gossip does.
+    fn pull_adverts_round_robin(&mut self) {
+        let mut members: Vec<PeerId> = self.announced.iter().copied().collect();
+        if members.is_empty() {
+            return;
+        }
+        members.sort();
+        self.pull_turn = self.pull_turn.wrapping_add(1);
+        let peer = members[self.pull_turn % members.len()];
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .rr
+            .send_request(&peer, Request::Adverts);
+        self.pending.insert(id, Pending::PullAdverts);
+    }
+
     /// A stranger may be a member admitted by someone else whose admission this node missed
     /// (gossip is not reliable). Asks up to two connected members for their membership events,
     /// at most once every two seconds; if the stranger was admitted, the answer makes it a member.
@@ -416,6 +439,7 @@ impl Actor {
             self.adverts.prune(m, now());
         }
         self.publish_advert();
+        self.pull_adverts_round_robin();
         // Dial members we know how to reach but are not connected to.
         let targets: Vec<(PeerId, Vec<Multiaddr>)> = self
             .adverts

@@ -809,7 +809,7 @@ impl Project {
 }
 
 /// The role of `author` in the members map as of `heads`.
-fn role_at(
+pub(crate) fn role_at(
     doc: &Automerge,
     members: &ObjId,
     author: &AuthorId,

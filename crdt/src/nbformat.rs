@@ -8,7 +8,12 @@
 //! Every import makes a new notebook with a fresh random id, so two people importing the same
 //! file get two notebooks, never one merged history. A newer version of the file is brought into
 //! an existing notebook by [`Project::update_from_ipynb`] ([`update`]), which applies only the
-//! difference.
+//! difference between the file and the notebook as it was at the file's base ([`base`]).
+//!
+//! Export writes where the file stands in the history into the notebook metadata, as
+//! `metadata.orrery = {"notebook": "<notebook id>", "heads": ["<change hash>", …]}` (metadata
+//! keys are free-form in nbformat, and Jupyter keeps them when it saves). Parsing takes that key
+//! out again ([`ParsedNotebook::origin`]): it is never part of a notebook's own metadata.
 
 use std::collections::BTreeSet;
 
@@ -45,12 +50,17 @@ pub enum NbformatError {
     /// The edit was refused.
     #[error(transparent)]
     Edit(#[from] EditError),
+    /// No session could be started for changes made on a branch of the history.
+    #[error("could not start an editing session for the update; try again")]
+    Session(#[source] orrery_protocol::KeyError),
 }
 
+pub mod base;
 mod matching;
 mod splice;
 pub mod update;
 
+pub use base::FileOrigin;
 pub use update::UpdateSummary;
 
 fn not_nb(msg: impl Into<String>) -> NbformatError {
@@ -60,8 +70,10 @@ fn not_nb(msg: impl Into<String>) -> NbformatError {
 /// A notebook file, parsed and checked, ready to import.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedNotebook {
-    /// Notebook metadata (a JSON object).
+    /// Notebook metadata (a JSON object), without Orrery's own `orrery` key.
     pub metadata: Value,
+    /// Where the file came from, if Orrery exported it (its `metadata.orrery`).
+    pub origin: Option<FileOrigin>,
     /// The file's nbformat minor version.
     pub nbformat_minor: i64,
     /// Its cells in order.
@@ -114,11 +126,12 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedNotebook, NbformatError> {
         .get("nbformat_minor")
         .and_then(Value::as_i64)
         .ok_or_else(|| not_nb("the `nbformat_minor` field is missing"))?;
-    let metadata = match obj.get("metadata") {
+    let mut metadata = match obj.get("metadata") {
         Some(m @ Value::Object(_)) => m.clone(),
         None => json!({}),
         Some(_) => return Err(not_nb("`metadata` is not an object")),
     };
+    let origin = FileOrigin::take(&mut metadata);
     let cells_json = obj
         .get("cells")
         .and_then(Value::as_array)
@@ -182,6 +195,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedNotebook, NbformatError> {
     }
     Ok(ParsedNotebook {
         metadata,
+        origin,
         nbformat_minor: minor,
         cells,
         invented,
@@ -189,7 +203,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedNotebook, NbformatError> {
 }
 
 impl Project {
-    /// Imports a notebook file as a new notebook titled `title` (editors).
+    /// Imports a notebook file as a new notebook titled `title` (editors). The last change of
+    /// the import records it as the base of later versions of the file ([`base`]); an origin
+    /// the file names (it was exported from some notebook) is not the new notebook's.
     pub fn import_ipynb(
         &mut self,
         session: &Session,
@@ -198,20 +214,32 @@ impl Project {
     ) -> Result<NotebookId, NbformatError> {
         let parsed = parse(bytes)?;
         let id = NotebookId::random();
-        self.add_notebook_with(
+        let lineage = base::Lineage::Import;
+        self.add_notebook_recording(
             session,
             id.clone(),
             title,
             parsed.metadata,
             parsed.nbformat_minor,
             &parsed.cells,
+            Some((&lineage.key(), &lineage.value(&[]))),
         )?;
         Ok(id)
     }
 
-    /// Exports a notebook as nbformat 4 JSON text.
+    /// Exports a notebook as nbformat 4 JSON text, with the document's current heads as the
+    /// file's origin in `metadata.orrery` (see the module docs), so that the file, edited and
+    /// brought back by [`Project::update_from_ipynb`], is applied relative to this state.
     pub fn export_ipynb(&self, nb: &NotebookId) -> Result<String, EditError> {
-        Ok(to_ipynb(&self.notebook(nb)?))
+        let mut notebook = self.notebook(nb)?;
+        let origin = FileOrigin {
+            notebook: nb.clone(),
+            heads: self.heads(),
+        };
+        if let Value::Object(m) = &mut notebook.metadata {
+            m.insert(base::K_ORRERY_METADATA.into(), origin.to_json());
+        }
+        Ok(to_ipynb(&notebook))
     }
 }
 
@@ -224,7 +252,8 @@ fn lines(source: &str) -> Value {
     )
 }
 
-/// Renders a notebook as nbformat 4 JSON text, the way Jupyter writes it.
+/// Renders a notebook as nbformat 4 JSON text, the way Jupyter writes it, without an origin
+/// (see [`Project::export_ipynb`]).
 pub fn to_ipynb(nb: &Notebook) -> String {
     let cells: Vec<Value> = nb
         .cells

@@ -19,6 +19,7 @@ use crate::position;
 use crate::schema::*;
 use crate::session::{Session, author_of};
 
+mod branch;
 mod edit;
 mod history;
 
@@ -244,14 +245,20 @@ struct RoleMemo {
     heads: Vec<automerge::ChangeHash>,
 }
 
-/// One actor's local changes awaiting a seal.
+/// One session's local changes awaiting a seal: its own, and those of the sessions adopted into
+/// it (see [`Project::adopt`]).
 #[derive(Debug, Default)]
 struct Unsealed {
-    /// The document's heads just before the first of them was committed: none of them is an
-    /// ancestor of these, so the changes since these heads include them all.
+    /// The document's heads just before the first of them was committed or adopted: none of
+    /// them is an ancestor of these, so the changes since these heads include them all.
     since: Vec<automerge::ChangeHash>,
-    /// Their hashes, in commit order.
+    /// Their hashes, in the order they entered the document.
     hashes: Vec<ChangeHash>,
+    /// The session's own latest change.
+    own: Option<ChangeHash>,
+    /// The latest change of each adopted session: the seal names these beside `own`, because
+    /// a replica keeps one seal per actor and an adopted actor needs one of its own.
+    adopted: Vec<ChangeHash>,
 }
 
 /// Below this many changes, [`Project::seal`] fetches each by hash; above, it collects all
@@ -363,6 +370,8 @@ impl Project {
             Unsealed {
                 since: Vec::new(),
                 hashes: vec![to_hash(hash)],
+                own: Some(to_hash(hash)),
+                adopted: Vec::new(),
             },
         );
         let batch = project.seal(session);

@@ -9,6 +9,7 @@
 //! ├── visibility: str                 owners: public | shared | restricted
 //! ├── members: map author-hex → role  owners: owner | editor | viewer
 //! ├── notebooks: map notebook-id → { title, metadata (JSON), nbformat_minor,
+//! │                                  file_base:<lineage> (JSON, see nbformat::base),
 //! │                                  cells: map cell-id → { kind, pos, source: text,
 //! │                                         outputs: list of JSON, execution_count,
 //! │                                         execution (JSON), metadata (JSON),
@@ -49,6 +50,9 @@ pub(crate) const K_OUTPUTS: &str = "outputs";
 pub(crate) const K_EXEC_COUNT: &str = "execution_count";
 pub(crate) const K_EXECUTION: &str = "execution";
 pub(crate) const K_ATTACHMENTS: &str = "attachments";
+/// Prefix of a notebook's keys recording where a file it was imported or updated from stands
+/// in the history (see `nbformat::base`).
+pub(crate) const K_FILE_BASE: &str = "file_base:";
 
 pub(crate) const K_NODE: &str = "node";
 pub(crate) const K_DATASET: &str = "dataset";

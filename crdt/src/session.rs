@@ -44,6 +44,16 @@ impl Session {
         }
     }
 
+    /// Another session of the same author: the same key, a fresh random session part.
+    ///
+    /// Its changes are the author's and are sealed with the same key, and its sequence numbers
+    /// start again from 1 under an actor no replica has seen, so changes it makes on a branch of
+    /// the history (one that lacks some of this session's changes) can never reuse one of this
+    /// session's sequence numbers, which every replica would refuse as equivocation.
+    pub fn fresh(&self) -> Result<Session, KeyError> {
+        Session::new(self.key.clone())
+    }
+
     /// The author editing.
     pub fn author(&self) -> AuthorId {
         self.author
@@ -99,6 +109,9 @@ mod tests {
         assert_eq!(author_of(a.actor()), Some(a.author()));
         assert_eq!(a.author(), b.author());
         assert_ne!(a.actor(), b.actor());
+        let c = a.fresh().expect("random");
+        assert_eq!(c.author(), a.author());
+        assert_ne!(c.actor(), a.actor());
         assert_eq!(author_of(&ActorId::from(vec![1u8; 16])), None);
     }
 }

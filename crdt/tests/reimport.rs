@@ -4,9 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use orrery_crdt::nbformat::NbformatError;
+use automerge::ReadDoc;
+use orrery_crdt::nbformat::base::MAX_EXPORT_RECORDS;
+use orrery_crdt::nbformat::{FileOrigin, NbformatError, parse};
 use orrery_crdt::{
-    Batch, CellId, EditError, NotebookId, Project, Role, Session, UpdateSummary, Visibility,
+    Batch, CellId, CellKind, EditError, NewCell, NotebookId, Project, Role, Session, UpdateSummary,
+    Visibility,
 };
 use orrery_protocol::{AuthorId, SecretKey};
 use serde_json::{Value, json};
@@ -101,11 +104,21 @@ fn cells(file: &Value, with_ids: bool) -> Vec<Value> {
         .collect()
 }
 
+/// A notebook's own metadata: without `orrery`, where an export records its origin (the heads
+/// it was exported at, which differ from one export to the next).
+fn own_metadata(file: &Value) -> Value {
+    let mut metadata = file["metadata"].clone();
+    if let Some(m) = metadata.as_object_mut() {
+        m.remove("orrery");
+    }
+    metadata
+}
+
 /// The notebook, exported, equals `file` cell for cell, and its metadata too.
 fn assert_matches(p: &Project, nb: &NotebookId, file: &Value, with_ids: bool) {
     let exported = json(&p.export_ipynb(nb).expect("export"));
     assert_eq!(cells(&exported, with_ids), cells(file, with_ids));
-    assert_eq!(exported["metadata"], file["metadata"]);
+    assert_eq!(own_metadata(&exported), own_metadata(file));
 }
 
 fn authors_of_cell(p: &Project, nb: &NotebookId, cell: &CellId) -> BTreeMap<AuthorId, usize> {
@@ -160,7 +173,13 @@ fn an_unchanged_file_makes_no_change() {
 /// The gaia notebook, exported, with cell 3 edited, a cell added at 4, cell 5 removed, cell 9
 /// moved to the front and cell 4's outputs refreshed.
 fn newer_gaia(p: &Project, nb: &NotebookId) -> (Value, String) {
-    let mut file = json(&p.export_ipynb(nb).expect("export"));
+    newer_gaia_from(&p.export_ipynb(nb).expect("export"))
+}
+
+/// [`newer_gaia`]'s edits made to `exported` (the gaia notebook as a file), as Jupyter would
+/// make them: the rest of the file, its metadata included, is kept.
+fn newer_gaia_from(exported: &str) -> (Value, String) {
+    let mut file = json(exported);
     let cells = file["cells"].as_array_mut().expect("cells");
     let load = source_of(&cells[3]);
     let at = load.find("\ngood").expect("a line to edit after");
@@ -213,6 +232,8 @@ fn a_newer_file_is_applied_as_its_difference() {
             chars_inserted: inserted,
             chars_deleted: 0,
             notebook_metadata: false,
+            kept: 0,
+            left_deleted: 0,
             changes: 1,
         }
     );
@@ -526,9 +547,9 @@ fn a_cell_goes_between_cells_whose_positions_tie() {
     let (mut a, nb, alice, bob) = project_with(&base.to_string());
     let mut b = replica_of(&a);
     // Both insert at index 1 at once: both cells get the same position key.
-    let mut x = orrery_crdt::NewCell::new(orrery_crdt::CellKind::Markdown, "from alice");
+    let mut x = NewCell::new(CellKind::Markdown, "from alice");
     x.id = id("x");
-    let mut y = orrery_crdt::NewCell::new(orrery_crdt::CellKind::Markdown, "from bob");
+    let mut y = NewCell::new(CellKind::Markdown, "from bob");
     y.id = id("y");
     a.insert_cell(&alice, &nb, 1, x).expect("insert");
     b.insert_cell(&bob, &nb, 1, y).expect("insert");
@@ -553,4 +574,439 @@ fn a_cell_goes_between_cells_whose_positions_tie() {
         .expect("update");
     assert_eq!((summary.added, summary.moved), (1, 1), "{summary:?}");
     assert_matches(&a, &nb, &file, true);
+}
+
+// ---- three-way: the file is applied relative to its base --------------------------------------
+
+/// The line [`newer_gaia`] adds to the load cell.
+const FILE_LINE: &str = "\nprint(len(lc), \"transits\")";
+
+/// What [`newer_gaia`] does, as an update summary.
+fn newer_gaia_summary() -> UpdateSummary {
+    UpdateSummary {
+        added: 1,
+        removed: 1,
+        moved: 1,
+        edited: 1,
+        refreshed: 1,
+        chars_inserted: FILE_LINE.chars().count(),
+        changes: 1,
+        ..Default::default()
+    }
+}
+
+/// `from`'s changes by `s`, sealed and delivered to `to` through ingest, as a node sends them.
+fn deliver(from: &mut Project, s: &Session, to: &mut Project) {
+    let batch = from.seal(s);
+    to.ingest(batch)
+        .expect("the other replica accepts the sealed changes");
+}
+
+/// The ids of `file`'s cells, in order.
+fn file_ids(file: &Value) -> Vec<CellId> {
+    file["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|c| id(c["id"].as_str().expect("id")))
+        .collect()
+}
+
+/// The source `file` gives cell `cell`.
+fn file_source(file: &Value, cell: &str) -> String {
+    source_of(
+        file["cells"]
+            .as_array()
+            .expect("cells")
+            .iter()
+            .find(|c| c["id"] == cell)
+            .expect("the file has the cell"),
+    )
+}
+
+#[test]
+fn what_others_typed_before_an_update_survives_it() {
+    let (mut a, nb, alice, bob) = project_with(GAIA);
+    let mut b = replica_of(&a);
+    let exported = a.export_ipynb(&nb).expect("export");
+    let (title, imports, load, fold) = (
+        id("a3f1c2d4-title"),
+        id("b7e20c91-imports"),
+        id("d41b7f08-load"),
+        id("1b6f5c48-fold"),
+    );
+
+    // After the export Bob types into three cells, one of which the file edits, and adds a
+    // cell; Alice's replica receives all of it before she brings the file back.
+    let bob_load = "# bob: epoch photometry\n";
+    b.splice_source(&bob, &nb, &load, 0, 0, bob_load)
+        .expect("edit");
+    b.splice_source(&bob, &nb, &imports, 0, 0, "# bob: imports\n")
+        .expect("edit");
+    let fold_len = b.cell(&nb, &fold).expect("cell").source.chars().count();
+    b.splice_source(&bob, &nb, &fold, fold_len, 0, "\nfig.savefig(\"fold.png\")")
+        .expect("edit");
+    let mut caveats = NewCell::new(CellKind::Markdown, "Bob's caveats");
+    caveats.id = id("bob-caveats");
+    b.insert_cell(&bob, &nb, 2, caveats).expect("insert");
+    deliver(&mut b, &bob, &mut a);
+    // Alice edits too after exporting: her session has changes that the file's base lacks,
+    // so changes made at the base under her session would reuse their sequence numbers.
+    a.splice_source(&alice, &nb, &title, 0, 0, "Draft: ")
+        .expect("edit");
+
+    // The export, edited as Jupyter would: its `metadata.orrery` names the base.
+    let (file, text) = newer_gaia_from(&exported);
+    let summary = a
+        .update_from_ipynb(&alice, &nb, text.as_bytes())
+        .expect("update");
+    assert_eq!(summary, newer_gaia_summary(), "only the file's own edits");
+
+    let mut ids = file_ids(&file);
+    let after_imports = ids.iter().position(|c| *c == imports).expect("imports") + 1;
+    ids.insert(after_imports, id("bob-caveats"));
+    let expected = |file: &Value, cell: &CellId| -> String {
+        let f = || file_source(file, cell.as_str());
+        match cell.as_str() {
+            "a3f1c2d4-title" => format!("Draft: {}", f()),
+            "b7e20c91-imports" => format!("# bob: imports\n{}", f()),
+            "d41b7f08-load" => format!("{bob_load}{}", f()),
+            "1b6f5c48-fold" => format!("{}\nfig.savefig(\"fold.png\")", f()),
+            "bob-caveats" => "Bob's caveats".into(),
+            _ => f(),
+        }
+    };
+    let check = |p: &Project, file: &Value, who: &str| {
+        let n = p.notebook(&nb).expect("notebook");
+        assert_eq!(
+            n.cells.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+            ids,
+            "{who}: the file's cells in its order, Bob's added cell, none twice"
+        );
+        for cell in &n.cells {
+            assert_eq!(
+                cell.source,
+                expected(file, &cell.id),
+                "{who}: cell {}",
+                cell.id
+            );
+        }
+        let load_now = p.cell(&nb, &load).expect("cell").source;
+        assert_eq!(load_now.matches(FILE_LINE).count(), 1, "{who}: {load_now}");
+        assert_eq!(load_now.matches(bob_load).count(), 1, "{who}: {load_now}");
+    };
+    check(&a, &file, "Alice's replica");
+
+    // The update's change is Alice's: credited to her, sealed with her edit in one batch, and
+    // accepted by Bob's replica (no reused sequence number, every change covered by her seal).
+    let load_authors = authors_of_cell(&a, &nb, &load);
+    let original_load = json(GAIA)["cells"][3].clone();
+    assert_eq!(
+        load_authors.get(&alice.author()),
+        Some(&(source_of(&original_load).chars().count() + FILE_LINE.chars().count()))
+    );
+    assert_eq!(
+        load_authors.get(&bob.author()),
+        Some(&bob_load.chars().count())
+    );
+    let batch = a.seal(&alice);
+    assert_eq!(batch.changes.len(), 2, "Alice's edit and the update");
+    assert_eq!(batch.seals.len(), 1);
+    b.ingest(batch).expect("Bob's replica accepts the update");
+    assert_eq!(a.heads(), b.heads());
+    check(&b, &file, "Bob's replica");
+    check(&replica_of(&a), &file, "a new replica");
+
+    // The same file again: nothing. A later version of it: only what is new in it.
+    let again = a
+        .update_from_ipynb(&alice, &nb, text.as_bytes())
+        .expect("update");
+    assert!(again.is_unchanged(), "{again:?}");
+    let mut v2 = file.clone();
+    let summary_cell = v2["cells"]
+        .as_array_mut()
+        .expect("cells")
+        .iter_mut()
+        .find(|c| c["id"] == "e5a6c3b2-summary")
+        .expect("cell");
+    let src = source_of(summary_cell);
+    set_source(summary_cell, &format!("{src}\n# v2"));
+    let summary = a
+        .update_from_ipynb(&alice, &nb, v2.to_string().as_bytes())
+        .expect("update");
+    assert_eq!(
+        (
+            summary.edited,
+            summary.chars_inserted,
+            summary.chars_deleted
+        ),
+        (1, "\n# v2".chars().count(), 0),
+        "{summary:?}"
+    );
+    assert_eq!(summary.added + summary.removed + summary.moved, 0);
+    check(&a, &v2, "after a second version");
+    deliver(&mut a, &alice, &mut b);
+    assert_eq!(
+        a.notebook(&nb).expect("notebook"),
+        b.notebook(&nb).expect("notebook")
+    );
+}
+
+#[test]
+fn a_file_saved_from_the_imported_one_starts_from_the_import() {
+    let (mut a, nb, alice, bob) = project_with(GAIA);
+    let mut b = replica_of(&a);
+    let load = id("d41b7f08-load");
+    let bob_load = "# bob: epoch photometry\n";
+    b.splice_source(&bob, &nb, &load, 0, 0, bob_load)
+        .expect("edit");
+    let end = b.cell(&nb, &load).expect("cell").source.chars().count();
+    b.splice_source(&bob, &nb, &load, end, 0, "\n# bob: 40 transits expected")
+        .expect("edit");
+    deliver(&mut b, &bob, &mut a);
+
+    // The file Alice imported, edited in Jupyter since: it names no base of its own.
+    assert!(json(GAIA)["metadata"].get("orrery").is_none());
+    let (file, text) = newer_gaia_from(GAIA);
+    let summary = a
+        .update_from_ipynb(&alice, &nb, text.as_bytes())
+        .expect("update");
+    assert_eq!(summary, newer_gaia_summary());
+    assert_eq!(
+        a.cell(&nb, &load).expect("cell").source,
+        format!(
+            "{bob_load}{}\n# bob: 40 transits expected",
+            file_source(&file, load.as_str())
+        )
+    );
+    assert_eq!(a.cell_ids(&nb).expect("cells"), file_ids(&file));
+    deliver(&mut a, &alice, &mut b);
+    assert_eq!(a.heads(), b.heads());
+    assert_eq!(
+        a.notebook(&nb).expect("notebook"),
+        b.notebook(&nb).expect("notebook")
+    );
+    // Applied again, or by Bob: nothing more.
+    for (p, who) in [(&mut a, &alice), (&mut b, &bob)] {
+        let again = p
+            .update_from_ipynb(who, &nb, text.as_bytes())
+            .expect("update");
+        assert!(again.is_unchanged(), "{again:?}");
+    }
+}
+
+#[test]
+fn where_the_file_and_others_disagree_about_a_cell_the_others_win() {
+    let (mut a, nb, alice, bob) = project_with(GAIA);
+    let mut b = replica_of(&a);
+    let exported = a.export_ipynb(&nb).expect("export");
+    let (period, fold, compare, relative, summary_md) = (
+        id("0a9e4b37-period"),
+        id("1b6f5c48-fold"),
+        id("2c7a6d59-compare"),
+        id("4e9c8f7b-relative"),
+        id("5fad9a8c-summary"),
+    );
+
+    // Since the export Bob edited the period cell, deleted the fold and comparison cells and
+    // moved the last cell to the front.
+    let end = b.cell(&nb, &period).expect("cell").source.chars().count();
+    b.splice_source(&bob, &nb, &period, end, 0, "\n# bob: check aliases")
+        .expect("edit");
+    b.delete_cell(&bob, &nb, &fold).expect("delete");
+    b.delete_cell(&bob, &nb, &compare).expect("delete");
+    b.move_cell(&bob, &nb, &summary_md, 0).expect("move");
+    deliver(&mut b, &bob, &mut a);
+
+    // Meanwhile, in the file: the period cell removed, the fold cell edited, a cell added right
+    // after the comparison cell, and the `relative` cell moved to the front.
+    let mut file = json(&exported);
+    let cells = file["cells"].as_array_mut().expect("cells");
+    cells.retain(|c| c["id"] != period.as_str());
+    let fold_at = cells
+        .iter()
+        .position(|c| c["id"] == fold.as_str())
+        .expect("fold");
+    let fold_src = source_of(&cells[fold_at]);
+    set_source(&mut cells[fold_at], &format!("{fold_src}\nplt.show()"));
+    let compare_at = cells
+        .iter()
+        .position(|c| c["id"] == compare.as_str())
+        .expect("compare");
+    cells.insert(
+        compare_at + 1,
+        json!({"cell_type": "markdown", "id": "after-compare", "metadata": {},
+            "source": "Added after the comparison."}),
+    );
+    let relative_at = cells
+        .iter()
+        .position(|c| c["id"] == relative.as_str())
+        .expect("relative");
+    let moved = cells.remove(relative_at);
+    cells.insert(0, moved);
+
+    let summary = a
+        .update_from_ipynb(&alice, &nb, file.to_string().as_bytes())
+        .expect("update");
+    assert_eq!(
+        summary,
+        UpdateSummary {
+            added: 1,
+            moved: 1,
+            kept: 1,
+            left_deleted: 1,
+            changes: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        summary.to_string(),
+        "1 cell added, 1 moved, 1 kept (others edited it since the file's base), 1 left \
+         deleted (others deleted it since the file's base)"
+    );
+    deliver(&mut a, &alice, &mut b);
+    assert_eq!(a.heads(), b.heads());
+    let n = a.notebook(&nb).expect("notebook");
+    assert_eq!(n, b.notebook(&nb).expect("notebook"));
+    let ids: Vec<&str> = n.cells.iter().map(|c| c.id.as_str()).collect();
+    // Both moved cells lead; the removed-but-edited cell stays with Bob's edit; the deleted
+    // cells stay deleted; the new cell sits where the comparison cell was.
+    assert_eq!(
+        ids.iter().take(2).copied().collect::<BTreeSet<_>>(),
+        [relative.as_str(), summary_md.as_str()].into()
+    );
+    assert_eq!(
+        ids[2..],
+        [
+            "a3f1c2d4-title",
+            "b7e20c91-imports",
+            "c0d93e5a-photometry",
+            "d41b7f08-load",
+            "e5a6c3b2-summary",
+            "f2c8d610-lombscargle",
+            "0a9e4b37-period",
+            "after-compare",
+            "3d8b7e6a-mismatch",
+        ]
+    );
+    assert!(
+        n.cells
+            .iter()
+            .find(|c| c.id == period)
+            .expect("kept")
+            .source
+            .ends_with("\n# bob: check aliases")
+    );
+}
+
+#[test]
+fn an_editor_who_joined_after_the_import_can_update_from_the_file() {
+    let (mut p, nb, alice, bob) = project_with(GAIA);
+    let dave = session(4);
+    p.set_member(&alice, dave.author(), Role::Editor)
+        .expect("dave");
+    let load = id("d41b7f08-load");
+    p.splice_source(&bob, &nb, &load, 0, 0, "# bob: epoch photometry\n")
+        .expect("edit");
+    p.seal(&alice);
+    p.seal(&bob);
+    let mut other = replica_of(&p);
+
+    // The file's base (the import) predates Dave's membership: changes made there would be
+    // refused everywhere, so the update starts from where Dave became an editor.
+    let (file, text) = newer_gaia_from(GAIA);
+    let summary = p
+        .update_from_ipynb(&dave, &nb, text.as_bytes())
+        .expect("update");
+    assert_eq!(summary, newer_gaia_summary());
+    assert_eq!(
+        p.cell(&nb, &load).expect("cell").source,
+        format!(
+            "# bob: epoch photometry\n{}",
+            file_source(&file, load.as_str())
+        )
+    );
+    deliver(&mut p, &dave, &mut other);
+    assert_eq!(
+        p.notebook(&nb).expect("notebook"),
+        other.notebook(&nb).expect("notebook")
+    );
+}
+
+#[test]
+fn an_export_names_its_notebook_and_heads() {
+    let (mut p, nb, alice, _) = project_with(GAIA);
+    let exported = p.export_ipynb(&nb).expect("export");
+    let file = json(&exported);
+    let heads: Vec<String> = p.heads().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        file["metadata"]["orrery"],
+        json!({"notebook": nb.as_str(), "heads": heads})
+    );
+    assert_eq!(own_metadata(&file), json(GAIA)["metadata"]);
+    let parsed = parse(exported.as_bytes()).expect("parses");
+    assert_eq!(
+        parsed.origin,
+        Some(FileOrigin {
+            notebook: nb.clone(),
+            heads: p.heads()
+        })
+    );
+    assert_eq!(
+        parsed.metadata,
+        json(GAIA)["metadata"],
+        "not the notebook's own"
+    );
+
+    // Imported as a new notebook, the export is that notebook's file from then on.
+    let copy = p
+        .import_ipynb(&alice, exported.as_bytes(), "copy")
+        .expect("import");
+    assert_eq!(
+        p.notebook(&copy).expect("notebook").metadata,
+        json(GAIA)["metadata"]
+    );
+    let copy_file = json(&p.export_ipynb(&copy).expect("export"));
+    assert_eq!(copy_file["metadata"]["orrery"]["notebook"], copy.as_str());
+    // The first notebook's export, edited, brought into the copy: it names another notebook,
+    // so it starts from the copy's import; the first notebook is untouched.
+    let before = p.notebook(&nb).expect("notebook");
+    let (_, text) = newer_gaia_from(&exported);
+    let summary = p
+        .update_from_ipynb(&alice, &copy, text.as_bytes())
+        .expect("update");
+    assert_eq!(summary, newer_gaia_summary());
+    assert_eq!(p.notebook(&nb).expect("notebook"), before);
+}
+
+#[test]
+fn a_notebook_keeps_a_bounded_number_of_export_records() {
+    let (mut p, nb, alice, _) = project_with(GAIA);
+    let load = id("d41b7f08-load");
+    for round in 0..MAX_EXPORT_RECORDS + 3 {
+        let mut file = json(&p.export_ipynb(&nb).expect("export"));
+        let cell = &mut file["cells"][3];
+        assert_eq!(cell["id"], load.as_str());
+        let src = source_of(cell);
+        set_source(cell, &format!("{src}\n# round {round}"));
+        let summary = p
+            .update_from_ipynb(&alice, &nb, file.to_string().as_bytes())
+            .expect("update");
+        assert_eq!((summary.edited, summary.changes), (1, 1));
+    }
+    let doc = p.doc();
+    let notebooks = match doc.get(automerge::ROOT, "notebooks").expect("read") {
+        Some((_, obj)) => obj,
+        None => panic!("no notebooks"),
+    };
+    let nb_obj = match doc.get(&notebooks, nb.as_str()).expect("read") {
+        Some((_, obj)) => obj,
+        None => panic!("no notebook"),
+    };
+    let records: Vec<String> = doc
+        .keys(&nb_obj)
+        .filter(|k| k.starts_with("file_base:"))
+        .collect();
+    assert!(records.contains(&"file_base:import".to_string()));
+    assert_eq!(records.len(), MAX_EXPORT_RECORDS + 1, "{records:?}");
 }

@@ -9,19 +9,20 @@
 //!
 //! # Product bugs these tests meet (kept visible, not worked around)
 //!
-//! * `a_notebook_reimported_while_two_others_edit` fails every run: `update_from_ipynb` deletes
-//!   what others typed that the importer's replica had already received (see that test).
-//! * Any test can time out, rarely, on one of two stalls; a wait that times out says which:
-//!   - SYNC LIVELOCK: when automerge's bloom filter gives a false positive for a change, the
-//!     sender sends only its successors; the receiver keeps them in Orrery's own waiting queue
-//!     (outside automerge), so automerge asks again for the successor it already has, never for
-//!     the missing change, and the sender, having sent the successor, sends nothing: the two
-//!     nodes exchange empty sync messages forever (about a thousand a second).
-//!   - STALE ADVERT: a node that joined may never get its hosting advert (which lists its
-//!     authors) to the founder: the founder pulled its advert when it was admitted, before it
-//!     listed its authors, and its later adverts are never published (gossip fails with
-//!     `NoPeersSubscribedToTopic` on every round). The founder then neither sends a shared
-//!     project to it nor accepts the project from it; only a third node relaying hides this.
+//! * Any test can time out (in about one full run in four here) on one of two stalls; a
+//!   wait that times out prints which, with the state of every replica and advert:
+//!   - STALE ADVERT (the common one): the founder keeps the advert it pulled from a joining node
+//!     when it admitted it, which predates the joiner's hosting consent and so lists none of its
+//!     authors; the joiner's later adverts never reach the founder (the joiner's gossip publish
+//!     fails with `NoPeersSubscribedToTopic` every round) and the pulled one lapses. The founder
+//!     then neither sends a shared project to that node nor accepts it from it; a third node
+//!     relaying can hide this until that node stops.
+//!   - SYNC LIVELOCK (rare): when automerge's bloom filter gives a false positive for a change,
+//!     the sender sends only the change's successors; the receiver keeps them in Orrery's own
+//!     waiting queue (outside automerge), so automerge asks again for the successor it already
+//!     has and never for the missing change, and the sender, which sent the successor already,
+//!     sends nothing: the two nodes exchange empty sync messages forever (about a thousand a
+//!     second).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -513,15 +514,14 @@ fn gaia_edited_in_jupyter() -> (String, Vec<CellId>) {
 /// A imports the gaia notebook; B and C type into it (the same cell, other cells) while A brings
 /// in a newer version of the file, edited in Jupyter: a cell edited, one added, one removed.
 ///
-/// KNOWN BUG (reported, not papered over): `Project::update_from_ipynb` makes the notebook match
-/// the file by diffing the file against the notebook *as the importer's replica holds it now*.
-/// A's file was exported (here: imported) before B and C typed, so every keystroke of theirs
-/// that A's node has already received is absent from the file and is deleted by the update;
-/// only keystrokes A's node had not yet received survive (they are concurrent with it). B's
-/// first line is made to reach A's node before the update ("B typed this morning"), so this
-/// test fails deterministically on the last assertion, naming each lost edit and whether A's
-/// replica held it when A updated. Everything else (convergence, identical replicas, the file's
-/// changes, no duplicate cell) holds.
+/// A's file was imported before B and C typed, so none of their keystrokes is in it, including
+/// those A's node has already received when A updates: B's first line is made to reach A's node
+/// before the update ("B typed this morning"). `Project::update_from_ipynb` must apply the file
+/// as its difference from the notebook *at the file's base* (here the import, which the
+/// notebook records), merged with everything typed since, not as its difference from the
+/// notebook as A's replica holds it now, which would delete every keystroke A's node had
+/// received. The last assertion names each lost edit and whether A's replica held it when A
+/// updated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notebook_reimported_while_two_others_edit() {
     let (nodes, p) = setup(3, "RR Lyrae period", Visibility::Shared).await;
@@ -634,7 +634,7 @@ async fn a_notebook_reimported_while_two_others_edit() {
         .collect();
     assert!(
         lost.is_empty(),
-        "BUG: the re-import deleted acknowledged edits: {lost:#?}\nupdate: {summary:?}"
+        "the re-import deleted acknowledged edits: {lost:#?}\nupdate: {summary:?}"
     );
 }
 

@@ -1,8 +1,20 @@
 //! Bringing a newer version of a notebook file into the notebook it was imported as.
 //!
 //! A notebook gets its identity once, when it is imported; a later version of the same file is
-//! applied to it as the difference between the notebook and the file, in place, so that what
+//! applied to it as a three-way merge over the document's history, in place, so that what
 //! others edit meanwhile survives and no cell is duplicated:
+//!
+//! * the file's *base* is the state of the document the file corresponds to: the heads an
+//!   export names, or where the notebook last matched the file (see [`super::base`] for the
+//!   order);
+//! * the update is planned as the difference between the file and the notebook *as it was at
+//!   the base*, and made on a branch of the history at the base, as new changes that depend on
+//!   the base only, by a fresh session of the updating author ([`Session::fresh`]); those
+//!   changes are then brought into the replica, where automerge merges them with everything
+//!   made since the base as concurrent edits, and the author's next seal covers them;
+//! * when the base is the current state, the update is made in place by the author's session.
+//!
+//! The difference itself:
 //!
 //! * cells are matched by nbformat cell id, or, for cells the file gives no id, by position and
 //!   content (see the `matching` module);
@@ -14,8 +26,20 @@
 //!   increasing subsequence of the matched cells' places, so one moved cell is one move);
 //! * the notebook's metadata is written only when it differs.
 //!
-//! A file that matches the notebook makes no change at all, so exporting a notebook and
-//! updating it from the export adds nothing to its history.
+//! Where the file and what others did since the base disagree about a cell, the others win:
+//!
+//! * a cell the file removes but someone edited since the base is kept, with their edits
+//!   ([`UpdateSummary::kept`]);
+//! * a cell the file edits but someone deleted since the base stays deleted
+//!   ([`UpdateSummary::left_deleted`]) — what automerge itself does with edits to a deleted
+//!   object, and the file's edits stay in the history;
+//! * a cell the file adds whose id someone has used since the base is left as it is now;
+//! * a source the file changed that already reads as the file says (someone made the same
+//!   edit, or the file was saved from a later state) is left alone, so it is not typed twice.
+//!
+//! A file that matches the notebook at its base makes no change at all, so exporting a notebook
+//! and updating it from the export adds nothing to its history. An update's last change records
+//! the file's new base in the notebook, so applying the same file again changes nothing either.
 
 use std::fmt;
 
@@ -23,6 +47,7 @@ use automerge::transaction::{Transactable, Transaction};
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValue};
 use serde_json::Value;
 
+use super::base::Base;
 use super::matching::{keep_in_place, match_cells};
 use super::splice::{Splice, splices};
 use super::{NbformatError, ParsedNotebook, parse};
@@ -54,6 +79,10 @@ pub struct UpdateSummary {
     pub chars_deleted: usize,
     /// Whether the notebook's metadata or nbformat minor version changed.
     pub notebook_metadata: bool,
+    /// Cells the file removes that others edited since the file's base: kept, with their edits.
+    pub kept: usize,
+    /// Cells the file changes that others deleted since the file's base: they stay deleted.
+    pub left_deleted: usize,
     /// Automerge changes committed.
     pub changes: usize,
 }
@@ -81,6 +110,11 @@ impl fmt::Display for UpdateSummary {
             (self.moved, "moved"),
             (self.removed, "removed"),
             (self.refreshed, "with new outputs or metadata"),
+            (self.kept, "kept (others edited it since the file's base)"),
+            (
+                self.left_deleted,
+                "left deleted (others deleted it since the file's base)",
+            ),
         ];
         let mut first = true;
         for (n, what) in items.into_iter().filter(|(n, _)| *n > 0) {
@@ -120,6 +154,13 @@ enum Op<'a> {
     Outputs { obj: ObjId, outputs: Vec<String> },
     /// A splice of a cell's source.
     Splice { text: ObjId, splice: Splice },
+    /// The file's lineage recorded in the notebook (object `obj`), stale records removed.
+    Record {
+        obj: ObjId,
+        key: String,
+        value: String,
+        stale: Vec<String>,
+    },
 }
 
 impl Op<'_> {
@@ -154,21 +195,88 @@ impl Op<'_> {
             Op::Splice { text, splice } => {
                 tx.splice_text(text, splice.at, splice.delete as isize, &splice.insert)?
             }
+            Op::Record {
+                obj,
+                key,
+                value,
+                stale,
+            } => {
+                tx.put(obj, key.as_str(), value.as_str())?;
+                for key in stale {
+                    tx.delete(obj, key.as_str())?;
+                }
+            }
         }
         Ok(())
     }
 }
 
-/// Where a notebook cell is now: its position key and its object.
+/// Where a notebook cell is at the base: its position key and its object.
 struct Current {
     pos: String,
     obj: ObjId,
 }
 
+/// What became of a cell of the base by now, in the replica the update is for.
+#[derive(Debug)]
+enum Since {
+    /// As it was (or the base is now).
+    Same,
+    /// Changed; its source now.
+    Changed(String),
+    /// Deleted.
+    Gone,
+}
+
+impl Since {
+    /// For each of `cells` (notebook `nb` at the base), what became of it in `now`, the replica
+    /// the update is for (`None`: the base is now).
+    fn of(cells: &[Cell], nb: &NotebookId, now: Option<&Project>) -> Vec<Since> {
+        cells
+            .iter()
+            .map(|cell| match now.map(|now| now.cell(nb, &cell.id)) {
+                None => Since::Same,
+                Some(Ok(c)) if c == *cell => Since::Same,
+                Some(Ok(c)) => Since::Changed(c.source),
+                Some(Err(_)) => Since::Gone,
+            })
+            .collect()
+    }
+}
+
+/// Deletes the notebook cells (`cells`, at the base) that no file cell matched, except those
+/// changed since the base (kept) or already deleted.
+fn plan_removals(
+    cells: &[Cell],
+    since: &[Since],
+    matched: &[Option<usize>],
+    ops: &mut Vec<Op<'_>>,
+    summary: &mut UpdateSummary,
+) {
+    let mut still_there = vec![false; cells.len()];
+    for &i in matched.iter().flatten() {
+        still_there[i] = true;
+    }
+    for (i, cell) in cells.iter().enumerate().filter(|(i, _)| !still_there[*i]) {
+        match since[i] {
+            Since::Same => {
+                ops.push(Op::Delete(cell.id.clone()));
+                summary.removed += 1;
+            }
+            Since::Changed(_) => summary.kept += 1,
+            Since::Gone => {}
+        }
+    }
+}
+
 impl Project {
     /// Updates notebook `nb` to match a newer version of the file it was imported from
-    /// (editors), applying only the difference (see [`crate::nbformat::update`]). Commits no
-    /// change at all when the notebook already matches the file.
+    /// (editors), applying only the difference from the file's base and merging it with what
+    /// others did since (see [`crate::nbformat::update`]). Commits no change at all when the
+    /// notebook at the base already matches the file.
+    ///
+    /// Changes made on a branch at the base are by a fresh session of `session`'s author and
+    /// are covered by `session`'s next seal ([`Project::seal`]), like its own.
     pub fn update_from_ipynb(
         &mut self,
         session: &Session,
@@ -186,8 +294,43 @@ impl Project {
             }
             .into());
         }
+        let base = self.file_base(nb, file.origin.as_ref(), &session.author())?;
+        let mut now = self.doc.get_heads();
+        now.sort_unstable();
+        if base.heads == now {
+            return Ok(self.apply_update(session, nb, &file, &base, None)?);
+        }
+        let mut branch = self.branch_at(&base.heads)?;
+        let fresh = session.fresh().map_err(NbformatError::Session)?;
+        let summary = branch.apply_update(&fresh, nb, &file, &base, Some(self))?;
+        self.adopt(&mut branch, &fresh, session)?;
+        Ok(summary)
+    }
+
+    /// Makes notebook `nb` of this replica (at `base`) match `file` as `session`, writing the
+    /// record of the base's lineage with the last change. `now` is the replica the update is
+    /// for, when this is a branch of it.
+    fn apply_update(
+        &mut self,
+        session: &Session,
+        nb: &NotebookId,
+        file: &ParsedNotebook,
+        base: &Base,
+        now: Option<&Project>,
+    ) -> Result<UpdateSummary, EditError> {
+        let lineage = &base.lineage;
         let mut summary = UpdateSummary::default();
-        let ops = self.plan_update(nb, &file, &mut summary)?;
+        let mut ops = self.plan_update(nb, file, now, &mut summary)?;
+        if ops.is_empty() {
+            return Ok(summary);
+        }
+        let nb_obj = self.notebook_obj(nb)?;
+        ops.push(Op::Record {
+            stale: self.stale_records(&nb_obj, lineage),
+            obj: nb_obj,
+            key: lineage.key(),
+            value: lineage.value(&base.heads),
+        });
         let cells = self.cells_obj(nb)?;
         // Writes go in changes of bounded size, so that no change nears the ingest limit.
         let mut start = 0;
@@ -209,11 +352,13 @@ impl Project {
         Ok(summary)
     }
 
-    /// The writes that make notebook `nb` match `file`, counted into `summary`.
+    /// The writes that make notebook `nb` match `file`, counted into `summary`; `now` as for
+    /// [`Project::apply_update`].
     fn plan_update<'a>(
         &self,
         nb: &NotebookId,
         file: &'a ParsedNotebook,
+        now: Option<&Project>,
         summary: &mut UpdateSummary,
     ) -> Result<Vec<Op<'a>>, EditError> {
         let nb_obj = self.notebook_obj(nb)?;
@@ -223,31 +368,60 @@ impl Project {
             cells.push(self.read_cell(id, &obj));
             current.push(Current { pos, obj });
         }
+        let since = Since::of(&cells, nb, now);
         let matched = match_cells(&cells, &file.cells, &file.invented);
 
         let mut ops = Vec::new();
-        let mut still_there = vec![false; cells.len()];
-        for &i in matched.iter().flatten() {
-            still_there[i] = true;
-        }
-        for (cell, _) in cells.iter().zip(&still_there).filter(|(_, kept)| !**kept) {
-            ops.push(Op::Delete(cell.id.clone()));
-            summary.removed += 1;
-        }
+        plan_removals(&cells, &since, &matched, &mut ops, summary);
         for (new, i) in file.cells.iter().zip(&matched) {
-            if let Some(i) = *i {
-                self.plan_cell(&current[i].obj, &cells[i], new, &mut ops, summary)?;
+            let Some(i) = *i else { continue };
+            let obj = &current[i].obj;
+            match &since[i] {
+                Since::Gone => {
+                    let (mut scratch, mut counts) = (Vec::new(), UpdateSummary::default());
+                    self.plan_cell(obj, &cells[i], new, None, &mut scratch, &mut counts)?;
+                    if !scratch.is_empty() {
+                        summary.left_deleted += 1;
+                    }
+                }
+                Since::Changed(source) => {
+                    self.plan_cell(obj, &cells[i], new, Some(source), &mut ops, summary)?
+                }
+                Since::Same => self.plan_cell(obj, &cells[i], new, None, &mut ops, summary)?,
             }
         }
+        // Cells the file adds whose id is taken by now are left as they are.
+        let taken: Vec<bool> = file
+            .cells
+            .iter()
+            .zip(&matched)
+            .map(|(cell, m)| {
+                m.is_none() && now.is_some_and(|now| now.cell_obj_pub(nb, &cell.id).is_ok())
+            })
+            .collect();
+        let gone: Vec<bool> = since.iter().map(|s| matches!(s, Since::Gone)).collect();
         Order {
             current: &current,
             file,
             matched: &matched,
+            gone: &gone,
+            taken: &taken,
             ops: &mut ops,
             summary,
         }
         .plan();
+        self.plan_notebook(nb_obj, file, &mut ops, summary);
+        Ok(ops)
+    }
 
+    /// The writes that make the notebook's own fields (object `nb_obj`) match `file`'s.
+    fn plan_notebook(
+        &self,
+        nb_obj: ObjId,
+        file: &ParsedNotebook,
+        ops: &mut Vec<Op<'_>>,
+        summary: &mut UpdateSummary,
+    ) {
         let metadata =
             json_of(self.get_str(&nb_obj, K_METADATA)).unwrap_or_else(|| serde_json::json!({}));
         if metadata != file.metadata {
@@ -268,19 +442,25 @@ impl Project {
             });
             summary.notebook_metadata = true;
         }
-        Ok(ops)
     }
 
-    /// The writes that make cell `cur` (object `obj`) match the file's cell `new`.
+    /// The writes that make cell `cur` (object `obj`) match the file's cell `new`. Its source
+    /// is left alone if it reads `source_now` in the replica the update is for and that is
+    /// already the file's.
     fn plan_cell<'a>(
         &self,
         obj: &ObjId,
         cur: &Cell,
         new: &'a NewCell,
+        source_now: Option<&str>,
         ops: &mut Vec<Op<'a>>,
         summary: &mut UpdateSummary,
     ) -> Result<(), EditError> {
-        let edits = splices(&cur.source, &new.source);
+        let edits = if source_now == Some(new.source.as_str()) {
+            Vec::new()
+        } else {
+            splices(&cur.source, &new.source)
+        };
         if !edits.is_empty() {
             let text = self
                 .get_obj(obj, K_SOURCE, ObjType::Text)
@@ -364,6 +544,11 @@ struct Order<'a, 'p> {
     file: &'a ParsedNotebook,
     /// For each file cell, the index of the notebook cell it is.
     matched: &'p [Option<usize>],
+    /// For each notebook cell, whether it was deleted since the base (it is not moved).
+    gone: &'p [bool],
+    /// For each file cell, whether it is new but its id was taken since the base (it is not
+    /// inserted).
+    taken: &'p [bool],
     ops: &'p mut Vec<Op<'a>>,
     summary: &'p mut UpdateSummary,
 }
@@ -404,6 +589,8 @@ impl<'a, 'p> Order<'a, 'p> {
         let keys = position::spread_between(lo, hi, run.len());
         for (&j, pos) in run.iter().zip(keys) {
             match self.matched[j] {
+                Some(i) if self.gone[i] => {}
+                None if self.taken[j] => {}
                 Some(i) => {
                     self.ops.push(Op::Put {
                         obj: self.current[i].obj.clone(),

@@ -65,6 +65,7 @@ impl Project {
                         unsealed.since = before;
                     }
                     unsealed.hashes.push(to_hash(hash));
+                    unsealed.own = Some(to_hash(hash));
                 }
                 Ok(value)
             }
@@ -156,7 +157,8 @@ impl Project {
         Ok(id)
     }
 
-    /// Adds a notebook with metadata and cells in one change (editors). Used by import.
+    /// Adds a notebook with metadata and cells (editors): one change for the notebook, then
+    /// the cells in changes of bounded size. Used by import.
     pub fn add_notebook_with(
         &mut self,
         session: &Session,
@@ -166,19 +168,45 @@ impl Project {
         nbformat_minor: i64,
         cells: &[NewCell],
     ) -> Result<(), EditError> {
+        self.add_notebook_recording(session, id, title, metadata, nbformat_minor, cells, None)
+    }
+
+    /// [`Project::add_notebook_with`], also putting `record` (a key and a string value) in the
+    /// notebook's map with the last of its changes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add_notebook_recording(
+        &mut self,
+        session: &Session,
+        id: NotebookId,
+        title: &str,
+        metadata: serde_json::Value,
+        nbformat_minor: i64,
+        cells: &[NewCell],
+        record: Option<(&str, &str)>,
+    ) -> Result<(), EditError> {
         if self.notebook_obj(&id).is_ok() {
             return Err(EditError::DuplicateId(id.to_string()));
         }
         let positions = position::spread(cells.len());
+        let put_record = |tx: &mut Transaction<'_>, nb: &ObjId| -> Result<(), EditError> {
+            if let Some((key, value)) = record {
+                tx.put(nb, key, value)?;
+            }
+            Ok(())
+        };
         self.edit(session, Role::Editor, "add notebooks", |tx, roots| {
             let nb = tx.put_object(&roots.notebooks, id.as_str(), ObjType::Map)?;
             tx.put(&nb, K_TITLE, title)?;
             tx.put(&nb, K_METADATA, metadata.to_string())?;
             tx.put(&nb, K_NBFORMAT_MINOR, nbformat_minor)?;
             tx.put_object(&nb, K_CELLS, ObjType::Map)?;
+            if cells.is_empty() {
+                put_record(tx, &nb)?;
+            }
             Ok(())
         })?;
         // Cells go in changes of bounded size, so that no change nears the ingest limit.
+        let nb_obj = self.notebook_obj(&id)?;
         let cells_obj = self.cells_obj(&id)?;
         let mut start = 0;
         while start < cells.len() {
@@ -193,6 +221,9 @@ impl Project {
             self.edit(session, Role::Editor, "add cells", |tx, _| {
                 for (cell, pos) in cells[start..end].iter().zip(&positions[start..end]) {
                     write_cell(tx, &cells_obj, cell, pos)?;
+                }
+                if end == cells.len() {
+                    put_record(tx, &nb_obj)?;
                 }
                 Ok(())
             })?;

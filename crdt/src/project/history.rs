@@ -13,16 +13,24 @@ impl Project {
     }
 
     /// Signs the session's latest change (one signature covering every change of the session
-    /// since its last seal) without collecting the changes' bytes. [`Project::batch_of`]
-    /// collects them when they are to be stored or sent.
+    /// since its last seal, and every change adopted into it) without collecting the changes'
+    /// bytes. [`Project::batch_of`] collects them when they are to be stored or sent.
     pub fn sign(&mut self, session: &Session) -> Option<Sealed> {
-        let Unsealed { since, hashes } = self.unsealed.remove(session.actor())?;
-        let last = hashes.last().copied()?;
+        let Unsealed {
+            since,
+            hashes,
+            own,
+            adopted,
+        } = self.unsealed.remove(session.actor())?;
+        let heads: Vec<ChangeHash> = adopted.into_iter().chain(own).collect();
+        if heads.is_empty() {
+            return None;
+        }
         let seal = Signed::sign(
             session.key(),
             ChangeSeal {
                 project: self.id,
-                heads: vec![last],
+                heads,
             },
         );
         self.seals.keep(&self.doc, seal.clone());

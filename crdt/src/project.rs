@@ -414,6 +414,9 @@ impl Project {
     }
 
     /// Number of changes in the history.
+    ///
+    /// This decodes the metadata of every change: linear in the history. Hot paths ask
+    /// [`Project::heads`] instead.
     pub fn change_count(&self) -> usize {
         self.doc.get_changes_meta(&[]).len()
     }

@@ -140,7 +140,8 @@ impl NodeActor {
                 return Err(Refusal::Rejected);
             }
         };
-        if is_new && project.change_count() > 0 && !self.wants(&project) {
+        // `heads()` is cheap; counting changes decodes the whole history.
+        if is_new && !project.heads().is_empty() && !self.wants(&project) {
             self.peers.remove(&(id, peer));
             return Err(Refusal::NotReplicated);
         }
@@ -205,7 +206,7 @@ impl NodeActor {
         );
         let changed = !received.report.applied.is_empty();
         let heads = project.heads();
-        if project.change_count() > 0 || !is_new {
+        if !is_new || !heads.is_empty() {
             self.projects.insert(id, project);
         } else {
             self.peers.remove(&(id, peer));

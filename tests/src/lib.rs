@@ -253,3 +253,58 @@ where
         }
     }
 }
+
+/// A member node running hostile software: a bare federation actor with its own key, admitted
+/// properly by `inviter` (invited by key, joined with a signed request), so it can send crafted
+/// requests as a member. Cancel the token to stop it.
+pub struct HostileMember {
+    /// Its key.
+    pub key: orrery_protocol::SecretKey,
+    /// Its node id.
+    pub id: NodeId,
+    /// Its federation actor.
+    pub fed: orrery_federation::FederationHandle,
+    /// Stops it.
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
+/// Admits a [`HostileMember`] through `inviter`.
+pub async fn hostile_member(inviter: &TestNode) -> HostileMember {
+    use orrery_protocol::Signed;
+    use orrery_protocol::federation::JoinRequest;
+    let key = orrery_protocol::SecretKey::generate().expect("random");
+    let id = NodeId(key.public());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (fed, _events, _task) = orrery_federation::spawn(
+        key.clone(),
+        orrery_federation::Config::loopback(),
+        None,
+        cancel.clone(),
+    )
+    .expect("spawn");
+    let token = inviter
+        .handle()
+        .invite(Some(id), None, 3600)
+        .await
+        .expect("invite");
+    let request = Signed::sign(
+        &key,
+        JoinRequest {
+            invitation: token.invitation.clone(),
+            node: id,
+            name: "mallory".into(),
+            code: None,
+            at: 0,
+        },
+    );
+    let addrs = token.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+    fed.join(request.into_unverified(), inviter.id, addrs)
+        .await
+        .expect("join");
+    HostileMember {
+        key,
+        id,
+        fed,
+        cancel,
+    }
+}

@@ -8,10 +8,9 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{Automerge, ReadDoc};
 use orrery_crdt::{CellKind, NewCell, Project, Role, Visibility};
 use orrery_node::service::NodeHandle;
-use orrery_protocol::federation::JoinRequest;
 use orrery_protocol::wire::{Refusal, Request, Response, SyncFrame};
-use orrery_protocol::{ChangeHash, ChangeSeal, NodeId, ProjectId, SecretKey, Signed};
-use orrery_tests::{TestNode, eventually, federation};
+use orrery_protocol::{ChangeHash, ChangeSeal, ProjectId, SecretKey, Signed};
+use orrery_tests::{HostileMember, TestNode, eventually, federation, hostile_member};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -268,35 +267,7 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
     converged(&all, p, "the public project reaches node 1").await;
 
     // Mallory's node joins legitimately.
-    let mallory_key = SecretKey::generate().expect("random");
-    let mallory = NodeId(mallory_key.public());
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let (fed, _fed_events, _task) = orrery_federation::spawn(
-        mallory_key.clone(),
-        orrery_federation::Config::loopback(),
-        None,
-        cancel.clone(),
-    )
-    .expect("spawn");
-    let token = nodes[0]
-        .handle()
-        .invite(Some(mallory), None, 3600)
-        .await
-        .expect("invite");
-    let request = Signed::sign(
-        &mallory_key,
-        JoinRequest {
-            invitation: token.invitation.clone(),
-            node: mallory,
-            name: "mallory".into(),
-            code: None,
-            at: 0,
-        },
-    );
-    let addrs = token.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-    fed.join(request.into_unverified(), nodes[0].id, addrs)
-        .await
-        .expect("join");
+    let HostileMember { fed, cancel, .. } = hostile_member(&nodes[0]).await;
     // A member that hosts none of a shared project's members cannot pull it by its id.
     let secret = nodes[0]
         .handle()

@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use orrery_crdt::{Role, Visibility};
-use orrery_protocol::federation::JoinRequest;
 use orrery_protocol::presence::Presence;
 use orrery_protocol::wire::{Refusal, Request, Response};
 use orrery_protocol::{AuthorId, NodeId, ProjectId, SecretKey, Signed};
-use orrery_tests::{eventually, federation};
+use orrery_tests::{HostileMember, eventually, federation, hostile_member};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -129,34 +128,12 @@ async fn forged_presence_from_a_member_is_refused() {
         .expect("project");
 
     // A member node running hostile software.
-    let mallory_key = SecretKey::generate().expect("random");
-    let mallory = NodeId(mallory_key.public());
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let (fed, _events, _task) = orrery_federation::spawn(
-        mallory_key.clone(),
-        orrery_federation::Config::loopback(),
-        None,
-        cancel.clone(),
-    )
-    .expect("spawn");
-    let token = handle
-        .invite(Some(mallory), None, 3600)
-        .await
-        .expect("invite");
-    let join = Signed::sign(
-        &mallory_key,
-        JoinRequest {
-            invitation: token.invitation.clone(),
-            node: mallory,
-            name: "mallory".into(),
-            code: None,
-            at: 0,
-        },
-    );
-    let addrs = token.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-    fed.join(join.into_unverified(), nodes[0].id, addrs)
-        .await
-        .expect("join");
+    let HostileMember {
+        key: mallory_key,
+        id: mallory,
+        fed,
+        cancel,
+    } = hostile_member(&nodes[0]).await;
 
     let statement = |author: AuthorId, node: NodeId, project: ProjectId, seq: u64| Presence {
         project,

@@ -23,6 +23,9 @@ const VOTABLE_OPEN: &str = "<VOTABLE version=\"1.4\" \
      http://www.ivoa.net/xml/VOTable/votable-1.4.xsd\">\n";
 const XSI: &str = "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"";
 const VS: &str = "xmlns:vs=\"http://www.ivoa.net/xml/VODataService/v1.1\"";
+/// The namespaces of a UWS element that stands alone (a job's `parameters` or `results`).
+const UWS_NAMESPACES: &str = "xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\" \
+     xmlns:xlink=\"http://www.w3.org/1999/xlink\"";
 const UWS_OPEN: &str = "xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\" \
      xmlns:xlink=\"http://www.w3.org/1999/xlink\" \
      xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" version=\"1.1\"";
@@ -338,27 +341,8 @@ pub fn uws_job(job: &UwsJob) -> String {
         format_args!("  <uws:executionDuration>{duration}</uws:executionDuration>\n"),
     );
     nillable(&mut out, "uws:destruction", job.destruction.as_deref());
-    out.push_str("  <uws:parameters>\n");
-    parameter(&mut out, "query", &job.query);
-    parameter(&mut out, "lang", &job.lang);
-    if let Some(maxrec) = job.maxrec {
-        parameter(&mut out, "maxrec", &maxrec.to_string());
-    }
-    out.push_str("  </uws:parameters>\n");
-    if job.phase == Phase::Completed {
-        out.push_str(
-            "  <uws:results>\n    <uws:result id=\"result\" xlink:type=\"simple\" xlink:href=\"",
-        );
-        escape_into(&mut out, job.job_url.trim_end_matches('/'), true);
-        push(
-            &mut out,
-            format_args!(
-                "/results/result\" mime-type=\"{VOTABLE_MEDIA_TYPE}\"/>\n  </uws:results>\n"
-            ),
-        );
-    } else {
-        out.push_str("  <uws:results/>\n");
-    }
+    push_parameters(&mut out, job, "");
+    push_results(&mut out, job, "");
     if job.phase == Phase::Error {
         let message = job.error_summary.as_deref().unwrap_or("the query failed");
         out.push_str("  <uws:errorSummary type=\"fatal\" hasDetail=\"false\">\n");
@@ -367,6 +351,56 @@ pub fn uws_job(job: &UwsJob) -> String {
     }
     out.push_str("</uws:job>\n");
     out
+}
+
+/// A job's `parameters` element, alone (the UWS `{job}/parameters` resource).
+pub fn uws_parameters(job: &UwsJob) -> String {
+    let mut out = String::from(XML_DECLARATION);
+    push_parameters(&mut out, job, UWS_NAMESPACES);
+    out
+}
+
+/// A job's `results` element, alone (the UWS `{job}/results` resource).
+pub fn uws_results(job: &UwsJob) -> String {
+    let mut out = String::from(XML_DECLARATION);
+    push_results(&mut out, job, UWS_NAMESPACES);
+    out
+}
+
+/// The `parameters` element; `namespaces` is empty inside a job document,
+/// [`UWS_NAMESPACES`] when the element stands alone.
+fn push_parameters(out: &mut String, job: &UwsJob, namespaces: &str) {
+    let space = if namespaces.is_empty() { "" } else { " " };
+    push(out, format_args!("  <uws:parameters{space}{namespaces}>\n"));
+    parameter(out, "query", &job.query);
+    parameter(out, "lang", &job.lang);
+    if let Some(maxrec) = job.maxrec {
+        parameter(out, "maxrec", &maxrec.to_string());
+    }
+    out.push_str("  </uws:parameters>\n");
+}
+
+/// The `results` element, listing the result once the job is completed; `namespaces` as for
+/// [`push_parameters`].
+fn push_results(out: &mut String, job: &UwsJob, namespaces: &str) {
+    let space = if namespaces.is_empty() { "" } else { " " };
+    if job.phase == Phase::Completed {
+        push(
+            out,
+            format_args!(
+                "  <uws:results{space}{namespaces}>\n    <uws:result id=\"result\" xlink:type=\"simple\" xlink:href=\""
+            ),
+        );
+        escape_into(out, job.job_url.trim_end_matches('/'), true);
+        push(
+            out,
+            format_args!(
+                "/results/result\" mime-type=\"{VOTABLE_MEDIA_TYPE}\"/>\n  </uws:results>\n"
+            ),
+        );
+    } else {
+        push(out, format_args!("  <uws:results{space}{namespaces}/>\n"));
+    }
 }
 
 /// The UWS 1.1 job list: one `jobref` with its phase per (job id, phase).
@@ -808,6 +842,23 @@ mod tests {
             maxrec: Some(100),
             error_summary: Some("unknown column \"foo\"".into()),
         }
+    }
+
+    #[test]
+    fn a_jobs_parameters_and_results_stand_alone() {
+        let params = uws_parameters(&job(Phase::Executing));
+        assert_eq!(well_formed(&params), Ok(()), "{params}");
+        assert!(params.contains("obs_id = &apos;a&amp;b&apos;"), "{params}");
+        assert!(params.contains("<uws:parameter id=\"maxrec\">100</uws:parameter>"));
+        let pending = uws_results(&job(Phase::Executing));
+        assert_eq!(well_formed(&pending), Ok(()), "{pending}");
+        assert!(!pending.contains("xlink:href"), "{pending}");
+        let done = uws_results(&job(Phase::Completed));
+        assert_eq!(well_formed(&done), Ok(()), "{done}");
+        assert!(
+            done.contains("xlink:href=\"https://node.example/tap/async/j1/results/result\""),
+            "{done}"
+        );
     }
 
     #[test]

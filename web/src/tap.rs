@@ -225,59 +225,6 @@ fn uws(id: &str, j: &Job, base: &str) -> UwsJob {
     }
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-const UWS_NS: &str =
-    r#"xmlns:uws="http://www.ivoa.net/xml/UWS/v1.0" xmlns:xlink="http://www.w3.org/1999/xlink""#;
-
-/// The UWS `results` list of a job.
-fn uws_results(job: &UwsJob) -> String {
-    let mut out = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:results {UWS_NS}>\n");
-    if job.phase == Phase::Completed {
-        out.push_str(&format!(
-            "  <uws:result id=\"result\" xlink:type=\"simple\" xlink:href=\"{}/results/result\" mime-type=\"application/x-votable+xml\"/>\n",
-            escape(&job.job_url)
-        ));
-    }
-    out.push_str("</uws:results>\n");
-    out
-}
-
-/// The UWS `parameters` list of a job.
-fn uws_parameters(job: &UwsJob) -> String {
-    let mut out =
-        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<uws:parameters {UWS_NS}>\n");
-    out.push_str(&format!(
-        "  <uws:parameter id=\"query\">{}</uws:parameter>\n",
-        escape(&job.query)
-    ));
-    out.push_str(&format!(
-        "  <uws:parameter id=\"lang\">{}</uws:parameter>\n",
-        escape(&job.lang)
-    ));
-    if let Some(m) = job.maxrec {
-        out.push_str(&format!(
-            "  <uws:parameter id=\"maxrec\">{m}</uws:parameter>\n"
-        ));
-    }
-    out.push_str("</uws:parameters>\n");
-    out
-}
-
 fn expire(jobs: &mut BTreeMap<String, Job>) {
     let now = SystemTime::now();
     jobs.retain(|_, j| j.created + JOB_LIFETIME > now);
@@ -485,7 +432,7 @@ pub(crate) async fn job_results<P: Port>(
 ) -> Response {
     let base = s.config.base_url.clone();
     match with_job(&s, &id, |j| uws(&id, j, &base)) {
-        Some(job) => plain_xml(uws_results(&job)),
+        Some(job) => plain_xml(votable::uws_results(&job)),
         None => not_found(),
     }
 }
@@ -518,7 +465,7 @@ pub(crate) async fn job_parameters<P: Port>(
 ) -> Response {
     let base = s.config.base_url.clone();
     match with_job(&s, &id, |j| uws(&id, j, &base)) {
-        Some(job) => plain_xml(uws_parameters(&job)),
+        Some(job) => plain_xml(votable::uws_parameters(&job)),
         None => not_found(),
     }
 }

@@ -295,6 +295,5 @@ async fn pyvo_queries_a_node_tap_service() {
         "pyvo checks failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("all TAP checks passed"), "{stdout}");
-    // The product files are served where access_url points, with their checksum.
     node.stop().await;
 }

@@ -152,7 +152,7 @@ pub fn ingest(
                     Some(&(size, mtime)) if size == c.size as i64 && mtime == c.mtime_ns => {
                         FileRead::Unchanged
                     }
-                    _ => read_one(opts, &defaults, c),
+                    _ => read_one(&defaults, c),
                 };
                 if tx_read.send((i, read)).is_err() {
                     return;
@@ -389,8 +389,8 @@ enum FileRead {
 }
 
 /// Reads one file: its headers or sidecar and its checksum. Touches no database.
-fn read_one(opts: &IngestOptions, defaults: &ProductMeta, c: &Candidate) -> FileRead {
-    match read_file(opts, defaults, c) {
+fn read_one(defaults: &ProductMeta, c: &Candidate) -> FileRead {
+    match read_file(defaults, c) {
         Ok((meta, hash, fits)) => FileRead::Done {
             meta: Box::new(meta),
             hash,
@@ -401,7 +401,6 @@ fn read_one(opts: &IngestOptions, defaults: &ProductMeta, c: &Candidate) -> File
 }
 
 fn read_file(
-    _opts: &IngestOptions,
     defaults: &ProductMeta,
     c: &Candidate,
 ) -> Result<(ProductMeta, [u8; 32], bool), String> {

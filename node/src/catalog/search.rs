@@ -106,8 +106,7 @@ pub fn fts_query(text: &str) -> Option<String> {
 fn words(text: &str) -> impl Iterator<Item = (String, bool)> + '_ {
     let mut out = Vec::new();
     let mut word = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    for c in text.chars() {
         if c.is_alphanumeric() {
             word.push(c);
         } else if !word.is_empty() {
@@ -117,7 +116,6 @@ fn words(text: &str) -> impl Iterator<Item = (String, bool)> + '_ {
         if word.len() > 128 {
             out.push((std::mem::take(&mut word), false));
         }
-        let _ = chars.peek();
     }
     if !word.is_empty() {
         out.push((word, false));
@@ -221,8 +219,8 @@ fn order_by(sort: Sort, rank: &str) -> String {
     format!(" ORDER BY {key}p.collection, p.path")
 }
 
-/// Stops a statement when the deadline passes.
-fn with_deadline<T>(
+/// Runs `f`, interrupting its statement once `deadline` passes.
+pub(crate) fn with_deadline<T>(
     conn: &Connection,
     deadline: Duration,
     f: impl FnOnce() -> Result<T, rusqlite::Error>,
@@ -247,15 +245,6 @@ fn with_deadline<T>(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Runs `f` with the statement interrupted once `deadline` passes.
-pub(crate) fn with_deadline_pub<T>(
-    conn: &Connection,
-    deadline: Duration,
-    f: impl FnOnce() -> Result<T, rusqlite::Error>,
-) -> Result<T, CatalogError> {
-    with_deadline(conn, deadline, f)
 }
 
 /// Runs a query on the local catalog.

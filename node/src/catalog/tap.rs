@@ -56,7 +56,7 @@ pub fn run(conn: &Connection, text: &str, maxrec: u64) -> Result<TapRows, TapQue
         .cloned()
         .zip(q.columns.iter().copied())
         .collect();
-    let rows = super::search::with_deadline_pub(conn, TAP_DEADLINE, || {
+    let rows = super::search::with_deadline(conn, TAP_DEADLINE, || {
         let mut stmt = conn.prepare(&q.sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
         let mut out = Vec::new();

@@ -2,7 +2,10 @@
 //! unreadable ones; search with every filter, including cones across RA = 0/360 and at the
 //! poles; and hostile input that must get clear errors and change nothing.
 
-use std::path::{Path, PathBuf};
+#[path = "support/python.rs"]
+mod python;
+
+use std::path::Path;
 use std::process::Command;
 
 use orrery_catalog::{Cone, Facet, Page, Query, Sort, TimeRange};
@@ -10,22 +13,10 @@ use orrery_node::catalog::ingest::{Described, IngestOptions, Silent, add_describ
 use orrery_node::catalog::meta::{ProductMeta, iso_to_mjd};
 use orrery_node::catalog::{Catalog, CatalogError};
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORRERY_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    assert!(
-        venv.exists(),
-        "the Python tools are missing: run `scripts/test` (it installs them into .venv) or set ORRERY_PYTHON"
-    );
-    venv
-}
-
 /// Writes sample FITS collections with astropy (and, with `broken`, the mixed directory).
 fn make_fits(out: &Path, collections: &str, broken: bool) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-sample-fits.py");
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(python::python());
     cmd.arg(script)
         .arg(out)
         .arg("--collections")

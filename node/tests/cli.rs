@@ -1,6 +1,9 @@
 //! The `orrery` binary as a user drives it: init, authors, projects, notebooks, credits, citations,
 //! and what happens when things go wrong.
 
+#[path = "support/python.rs"]
+mod python;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -69,22 +72,9 @@ fn sample(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The Python interpreter of the project's virtual environment (made by `scripts/test`).
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORRERY_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    assert!(
-        venv.exists(),
-        "the Python tools are missing: run `scripts/test` (it installs them into .venv) or set ORRERY_PYTHON"
-    );
-    venv
-}
-
 fn validate_with_nbformat(file: &Path) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/validate-ipynb.py");
-    let out = Command::new(python())
+    let out = Command::new(python::python())
         .arg(script)
         .arg(file)
         .output()

@@ -308,3 +308,17 @@ pub async fn hostile_member(inviter: &TestNode) -> HostileMember {
         cancel,
     }
 }
+
+/// The Python interpreter of the project's virtual environment (`ORRERY_PYTHON`, set by
+/// `scripts/test`, or `.venv/bin/python`), for tests that drive the real Python clients.
+pub fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("ORRERY_PYTHON") {
+        return std::path::PathBuf::from(p);
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the Python tools are missing: run `scripts/test` (it installs them into .venv) or set ORRERY_PYTHON"
+    );
+    venv
+}

@@ -1,7 +1,7 @@
 //! Datasets across the federation: federated search over three real nodes on loopback (one of
 //! them stopped), and each node's TAP service driven by the real Python clients (pyvo, astropy).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -10,19 +10,7 @@ use orrery_node::catalog::Catalog;
 use orrery_node::catalog::ingest::{Described, add_described};
 use orrery_node::catalog::meta::ProductMeta;
 use orrery_node::service::NodeHandle;
-use orrery_tests::{TestNode, eventually, federation};
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORRERY_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    assert!(
-        venv.exists(),
-        "the Python tools are missing: run `scripts/test` (it installs them into .venv) or set ORRERY_PYTHON"
-    );
-    venv
-}
+use orrery_tests::{TestNode, eventually, federation, python};
 
 /// Gives a node a collection of `n` products of one mission around one target.
 fn publish(

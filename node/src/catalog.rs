@@ -93,6 +93,16 @@ pub const ADVERTISED_COLLECTIONS: usize = 128;
 /// A product's file: (absolute path, size, BLAKE3, MIME type).
 pub type ProductFile = (std::path::PathBuf, u64, [u8; 32], String);
 
+/// Marks the catalog as changed (see [`Catalog::generation`]); call in every write transaction.
+pub(crate) fn bump_generation(tx: &rusqlite::Transaction<'_>) -> Result<(), rusqlite::Error> {
+    tx.execute(
+        "INSERT INTO catalog_settings (key, value) VALUES ('generation', '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [],
+    )?;
+    Ok(())
+}
+
 /// Checks a collection id: a short slug safe in URLs, file names and ADQL strings.
 pub fn check_collection_id(id: &str) -> Result<(), CatalogError> {
     let ok = (1..=64).contains(&id.len())
@@ -151,6 +161,20 @@ impl Catalog {
         configure(&conn)?;
         conn.pragma_update(None, "query_only", "ON")?;
         Ok(Self { conn })
+    }
+
+    /// A number that changes with every write to the catalog: summaries need recomputing only
+    /// when it moved.
+    pub fn generation(&self) -> Result<i64, CatalogError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT CAST(value AS INTEGER) FROM catalog_settings WHERE key = 'generation'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
     }
 
     /// Runs a query on this catalog.
@@ -259,6 +283,7 @@ impl Catalog {
             ingest::delete_product(&tx, *pid)?;
         }
         tx.execute("DELETE FROM collections WHERE id = ?1", [id])?;
+        bump_generation(&tx)?;
         tx.commit()?;
         Ok(ids.len() as u64)
     }

@@ -490,6 +490,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     let data_version = store.data_version()?;
     let known_addrs = store.peer_addrs()?;
     let readers = Arc::new(Readers::new(home.database()));
+    let catalog_generation = readers.run(|c| c.generation()).await.unwrap_or(0);
     let collections = readers.run(|c| c.summaries()).await.unwrap_or_else(|e| {
         warn!(error = %e, "catalog summaries not read");
         Vec::new()
@@ -569,6 +570,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         events: events.clone(),
         readers: readers.clone(),
         collections,
+        catalog_generation,
         presence: PresenceBook::default(),
         presence_seq: 0,
     };
@@ -633,6 +635,7 @@ struct NodeActor {
     events: broadcast::Sender<NodeEvent>,
     readers: Arc<Readers>,
     collections: Vec<CollectionSummary>,
+    catalog_generation: i64,
     presence: PresenceBook,
     presence_seq: u64,
 }
@@ -1195,11 +1198,16 @@ impl NodeActor {
             return;
         }
         self.data_version = v;
-        if let Ok(summaries) = self.readers.run(|c| c.summaries()).await
-            && summaries != self.collections
+        // The catalog's summaries cost a scan of its products: only when the catalog changed.
+        if let Ok(generation) = self.readers.run(|c| c.generation()).await
+            && generation != self.catalog_generation
+            && let Ok(summaries) = self.readers.run(|c| c.summaries()).await
         {
-            self.collections = summaries;
-            self.publish_advert().await;
+            self.catalog_generation = generation;
+            if summaries != self.collections {
+                self.collections = summaries;
+                self.publish_advert().await;
+            }
         }
         if let Ok(Some(m)) = self.store.run(|s| s.membership()).await {
             let known = self.membership.as_ref().map(|x| x.events().len());

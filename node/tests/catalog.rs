@@ -64,7 +64,12 @@ fn a_mixed_directory_is_ingested_and_every_bad_file_named() {
     let mixed = data.join("mixed");
     let mut cat = catalog(tmp.path());
 
+    let before = cat.generation().expect("generation");
     let r = ingest(&mut cat, &options("mixed", &mixed), &Silent).expect("ingest");
+    assert!(
+        cat.generation().expect("generation") > before,
+        "a scan marks the catalog changed"
+    );
     // good.fits, sub/good-deep.fits and the CSV with its sidecar.
     assert_eq!(r.added, 3, "{r:?}");
     assert_eq!(
@@ -147,7 +152,12 @@ fn a_mixed_directory_is_ingested_and_every_bad_file_named() {
     assert_eq!(c.title, "mixed sample");
 
     // Removing the collection removes its products from search, not its files.
+    let before = cat.generation().expect("generation");
     assert_eq!(cat.remove_collection("mixed").expect("remove"), 2);
+    assert!(
+        cat.generation().expect("generation") > before,
+        "a removal marks it changed"
+    );
     assert!(csv_path.exists());
     assert_eq!(cat.search(&Query::default()).expect("search").total, 0);
     assert!(matches!(

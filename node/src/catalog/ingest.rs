@@ -205,6 +205,7 @@ pub fn ingest(
         "UPDATE collections SET updated_at = ?2 WHERE id = ?1",
         params![opts.collection, now()],
     )?;
+    super::bump_generation(&tx)?;
     tx.commit()?;
     progress.finish();
     report.elapsed = started.elapsed();
@@ -832,6 +833,7 @@ pub fn add_described(
             store(&tx, collection, &c, &p.blake3, &meta, known)?;
             n += 1;
         }
+        super::bump_generation(&tx)?;
         tx.commit()?;
     }
     Ok(n)

@@ -8,6 +8,7 @@
 //! * [`ingest`]: verify-before-apply of changes from other replicas (seals, coverage, causal
 //!   permissions, waiting for dependencies, size limits, contained panics).
 //! * [`credit`]: who wrote what, per project, notebook and cell, from the verified history.
+//! * [`outputs`]: large cell outputs kept outside the document as content-addressed blobs.
 //! * [`nbformat`]: Jupyter notebook (nbformat 4) import and export, and updating a notebook
 //!   from a newer version of its file by applying only the difference.
 //!
@@ -52,6 +53,7 @@ pub mod credit;
 pub mod ids;
 pub mod ingest;
 pub mod nbformat;
+pub mod outputs;
 pub mod position;
 pub mod project;
 pub mod schema;
@@ -61,6 +63,7 @@ pub mod sync;
 pub use ids::{CellId, CommentId, DatasetRefId, NotebookId};
 pub use ingest::{IngestError, IngestReport};
 pub use nbformat::UpdateSummary;
+pub use outputs::{Blob, BlobRef, BlobSource, NoBlobs};
 pub use project::{
     Batch, Cell, Comment, DatasetRef, EditError, LogEntry, Member, NewCell, Notebook, Project,
     Sealed,

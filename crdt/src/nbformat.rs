@@ -20,6 +20,9 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 
 use crate::ids::{CellId, NotebookId};
+use crate::outputs::{
+    Blob, BlobRef, BlobSource, NoBlobs, STORED_OUTPUT_TYPE, externalise_all, resolve,
+};
 use crate::project::{EditError, NewCell, Notebook, Project};
 use crate::schema::CellKind;
 use crate::session::Session;
@@ -82,6 +85,9 @@ pub struct ParsedNotebook {
     /// before 4.5), an invalid one, or one an earlier cell already had. Such a cell has no
     /// identity of its own; [`Project::update_from_ipynb`] matches it by position and content.
     pub invented: BTreeSet<CellId>,
+    /// Outputs too large to keep in the document, which `cells` name by stubs (see
+    /// [`crate::outputs`]).
+    pub blobs: Vec<Blob>,
 }
 
 fn source_text(v: Option<&Value>, at: usize) -> Result<String, NbformatError> {
@@ -138,6 +144,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedNotebook, NbformatError> {
         .ok_or_else(|| not_nb("`cells` is missing or not a list"))?;
     let mut seen = std::collections::HashSet::new();
     let mut invented = BTreeSet::new();
+    let mut blobs = Vec::new();
     let mut cells = Vec::with_capacity(cells_json.len());
     for (i, c) in cells_json.iter().enumerate() {
         let c = c
@@ -169,11 +176,19 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedNotebook, NbformatError> {
         let outputs = match (kind, c.get("outputs")) {
             (CellKind::Code, Some(Value::Array(outs))) => {
                 for o in outs {
-                    if !o.get("output_type").is_some_and(Value::is_string) {
-                        return Err(not_nb(format!("cell {i}: an output has no output_type")));
+                    match o.get("output_type").and_then(Value::as_str) {
+                        None => {
+                            return Err(not_nb(format!("cell {i}: an output has no output_type")));
+                        }
+                        Some(STORED_OUTPUT_TYPE) => {
+                            return Err(not_nb(format!(
+                                "cell {i}: the output type `{STORED_OUTPUT_TYPE}` is reserved"
+                            )));
+                        }
+                        Some(_) => {}
                     }
                 }
-                outs.clone()
+                externalise_all(outs, &mut blobs)
             }
             (CellKind::Code, None) => Vec::new(),
             (CellKind::Code, Some(_)) => {
@@ -199,6 +214,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedNotebook, NbformatError> {
         nbformat_minor: minor,
         cells,
         invented,
+        blobs,
     })
 }
 
@@ -212,7 +228,8 @@ impl Project {
         bytes: &[u8],
         title: &str,
     ) -> Result<NotebookId, NbformatError> {
-        let parsed = parse(bytes)?;
+        let mut parsed = parse(bytes)?;
+        self.new_blobs.append(&mut parsed.blobs);
         let id = NotebookId::random();
         let lineage = base::Lineage::Import;
         self.add_notebook_recording(
@@ -230,8 +247,26 @@ impl Project {
     /// Exports a notebook as nbformat 4 JSON text, with the document's current heads as the
     /// file's origin in `metadata.orrery` (see the module docs), so that the file, edited and
     /// brought back by [`Project::update_from_ipynb`], is applied relative to this state.
+    ///
+    /// Fails with [`EditError::Blob`] if the notebook has a stored output; see
+    /// [`Project::export_ipynb_with`].
     pub fn export_ipynb(&self, nb: &NotebookId) -> Result<String, EditError> {
+        self.export_ipynb_with(nb, &NoBlobs)
+    }
+
+    /// [`Project::export_ipynb`], reading stored outputs from `blobs` and checking each against
+    /// its hash.
+    pub fn export_ipynb_with(
+        &self,
+        nb: &NotebookId,
+        blobs: &dyn BlobSource,
+    ) -> Result<String, EditError> {
         let mut notebook = self.notebook(nb)?;
+        for cell in &mut notebook.cells {
+            if cell.outputs.iter().any(|o| BlobRef::from_stub(o).is_some()) {
+                cell.outputs = resolve(&cell.outputs, blobs)?;
+            }
+        }
         let origin = FileOrigin {
             notebook: nb.clone(),
             heads: self.heads(),

@@ -15,6 +15,7 @@ use orrery_protocol::{
 };
 
 use crate::ids::{CellId, CommentId, DatasetRefId, NotebookId};
+use crate::outputs::{Blob, BlobError, externalise_all, to_scalar};
 use crate::position;
 use crate::schema::*;
 use crate::session::{Session, author_of};
@@ -74,6 +75,9 @@ pub enum EditError {
     /// The document is not shaped like a project (a container is missing or of the wrong type).
     #[error("the project document is malformed: {0}")]
     Malformed(&'static str),
+    /// A stored output could not be read (see [`crate::outputs`]).
+    #[error(transparent)]
+    Blob(#[from] BlobError),
     /// Automerge refused the operation.
     #[error("the document refused the edit")]
     Automerge(#[from] automerge::AutomergeError),
@@ -230,6 +234,8 @@ pub struct Project {
     unsealed: HashMap<ActorId, Unsealed>,
     /// The role the last edit's author was found to have, while provably unchanged.
     role_memo: Option<RoleMemo>,
+    /// Blobs of outputs externalised by local edits, for the caller to store.
+    pub(crate) new_blobs: Vec<crate::outputs::Blob>,
 }
 
 /// A role looked up for an edit, and the heads at which it still holds.
@@ -364,6 +370,7 @@ impl Project {
             pending: Default::default(),
             unsealed: HashMap::new(),
             role_memo: None,
+            new_blobs: Vec::new(),
         };
         project.unsealed.insert(
             session.actor().clone(),
@@ -388,6 +395,7 @@ impl Project {
             pending: Default::default(),
             unsealed: HashMap::new(),
             role_memo: None,
+            new_blobs: Vec::new(),
         }
     }
 
@@ -608,12 +616,7 @@ impl Project {
             .map(|list| {
                 self.doc
                     .list_range(&list, ..)
-                    .filter_map(|item| match &item.value {
-                        automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => {
-                            serde_json::from_str(s).ok()
-                        }
-                        _ => None,
-                    })
+                    .filter_map(|item| crate::outputs::from_item(&item.value))
                     .collect()
             })
             .unwrap_or_default();

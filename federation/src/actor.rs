@@ -856,7 +856,11 @@ impl Actor {
         let events = match response {
             Response::Membership(events) => events,
             Response::Refused(r) => return Err(FederationError::Join(format!("refused: {r:?}"))),
-            Response::Sync(_) | Response::Adverts(_) | Response::Search(_) | Response::Noted => {
+            Response::Sync(_)
+            | Response::Adverts(_)
+            | Response::Search(_)
+            | Response::Noted
+            | Response::Blob(_) => {
                 return Err(FederationError::Join("unexpected answer".into()));
             }
         };
@@ -934,7 +938,10 @@ impl Actor {
                     .unwrap_or_default(),
             ),
             Request::Adverts => Response::Adverts(self.adverts.signed()),
-            request @ (Request::Sync(_) | Request::Search(_) | Request::Presence(_)) => {
+            request @ (Request::Sync(_)
+            | Request::Search(_)
+            | Request::Presence(_)
+            | Request::Blob(_)) => {
                 let (reply, rx) = oneshot::channel();
                 self.emit(Event::Request {
                     from,

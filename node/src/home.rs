@@ -171,6 +171,11 @@ impl Home {
         self.root.join("authors").join(format!("{author}.key"))
     }
 
+    /// The store of large cell outputs.
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
     /// The database.
     pub fn database(&self) -> PathBuf {
         self.root.join("orrery.db")

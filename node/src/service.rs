@@ -10,6 +10,7 @@
 //! its is stored. Edits made by other processes on the same data directory (the command line)
 //! are noticed through SQLite's `data_version` and synced like local edits.
 
+mod blobs;
 mod search;
 mod store_thread;
 mod sync;
@@ -75,6 +76,9 @@ pub enum NodeError {
     /// The catalog failed.
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
+    /// A stored output could not be written.
+    #[error(transparent)]
+    Blobs(#[from] crate::blobs::BlobStoreError),
     /// The HTTP face could not start.
     #[error("cannot serve HTTP on {addr}: {source}")]
     Web {
@@ -117,6 +121,13 @@ pub enum NodeEvent {
     },
     /// A peer was banned.
     Banned(NodeId),
+    /// A stored output (a large cell output) a project refers to arrived from another node.
+    BlobFetched {
+        /// The project it was fetched for.
+        project: ProjectId,
+        /// The blob.
+        blob: orrery_crdt::BlobRef,
+    },
     /// Someone's presence in a project changed (never stored).
     Presence {
         /// The project.
@@ -224,6 +235,11 @@ enum Command {
     WhoIsIn {
         project: ProjectId,
         reply: oneshot::Sender<Result<Vec<Presence>, NodeError>>,
+    },
+    BlobDone {
+        project: ProjectId,
+        blob: orrery_crdt::BlobRef,
+        held: bool,
     },
 }
 
@@ -573,6 +589,9 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         catalog_generation,
         presence: PresenceBook::default(),
         presence_seq: 0,
+        blobs: crate::blobs::BlobStore::new(home.blobs()),
+        fetching: HashSet::new(),
+        polls: 0,
     };
     actor.publish_advert().await;
     // Reconnect to the members this node knew before it stopped.
@@ -638,6 +657,10 @@ struct NodeActor {
     catalog_generation: i64,
     presence: PresenceBook,
     presence_seq: u64,
+    blobs: crate::blobs::BlobStore,
+    /// Blobs being fetched from other nodes.
+    fetching: HashSet<orrery_crdt::BlobRef>,
+    polls: u64,
 }
 
 impl NodeActor {
@@ -862,6 +885,16 @@ impl NodeActor {
                 let r = self.set_presence(author, project, notebook, cell, active);
                 let _ = reply.send(r);
             }
+            Command::BlobDone {
+                project,
+                blob,
+                held,
+            } => {
+                self.fetching.remove(&blob);
+                if held {
+                    self.emit(NodeEvent::BlobFetched { project, blob });
+                }
+            }
             Command::WhoIsIn { project, reply } => {
                 let _ = reply.send(Ok(self.presence.in_project(&project, now_ms())));
             }
@@ -1032,6 +1065,16 @@ impl NodeActor {
             .clone();
         let project = self.projects.get_mut(&id).ok_or(NodeError::NoProject(id))?;
         let result = edit(project, &session);
+        // Large outputs the edit moved out of the document are stored before the changes that
+        // name them.
+        let blobs = project.take_blobs();
+        if !blobs.is_empty() {
+            let store = self.blobs.clone();
+            tokio::task::spawn_blocking(move || store.put_all(&blobs))
+                .await
+                .map_err(|_| NodeError::Stopped)??;
+        }
+        let project = self.projects.get_mut(&id).ok_or(NodeError::NoProject(id))?;
         if let Some(profile) = self.profiles.get(&author)
             && result.is_ok()
             && project.role_of(&author).is_some_and(|r| r.can_edit())
@@ -1160,6 +1203,22 @@ impl NodeActor {
                         }
                     }
                     Request::Presence(signed) => self.receive_presence(from, signed),
+                    Request::Blob(want) => {
+                        let Some(read) = self.serve_blob(from, want) else {
+                            let _ = reply.send(Response::Refused(Refusal::Missing));
+                            return;
+                        };
+                        tokio::spawn(async move {
+                            let chunk = tokio::task::spawn_blocking(read).await.ok().flatten();
+                            let _ = reply.send(match chunk {
+                                Some(bytes) => {
+                                    Response::Blob(orrery_protocol::wire::BlobChunk { bytes })
+                                }
+                                None => Response::Refused(Refusal::Missing),
+                            });
+                        });
+                        return;
+                    }
                     Request::Search(query) => {
                         if query.validate().is_err() {
                             Response::Refused(Refusal::Malformed)
@@ -1191,6 +1250,14 @@ impl NodeActor {
 
     /// Notices writes by other processes (the command line) and syncs them.
     async fn on_poll(&mut self) {
+        self.polls += 1;
+        // Stored outputs that could not be fetched yet are asked for again every few seconds.
+        if self.polls.is_multiple_of(20) {
+            let ids: Vec<ProjectId> = self.projects.keys().copied().collect();
+            for id in ids {
+                self.fetch_blobs(id, None);
+            }
+        }
         let Ok(v) = self.store.run(|s| s.data_version()).await else {
             return;
         };

@@ -1,7 +1,7 @@
 //! Jupyter's collaboration failure modes, over real nodes on 127.0.0.1: a notebook re-imported
 //! from its file while two others type in it, a laptop that sleeps through the others' edits and
-//! keeps working offline, one file imported twice independently, and an author removed while
-//! their edits are in flight.
+//! keeps working offline, one file imported twice independently, an author removed while
+//! their edits are in flight, and a cell with 20 MB of output and 1 MB of source.
 //!
 //! Every test ends with every replica identical (same heads, same notebooks, same exported JSON),
 //! no cell lost and none duplicated (each notebook's cell ids are unique and exactly the expected
@@ -979,4 +979,136 @@ async fn an_author_removed_while_edits_are_in_flight() {
     );
     let after = settled(&nodes, p, "the replicas are still identical").await;
     assert!(after == notebooks, "a refused edit changed a notebook");
+}
+
+/// A notebook whose one code cell has `source_bytes` of source and an image output of about
+/// `output_bytes` (as a plotting library writes a large mosaic), beside a small text output.
+fn mosaic_notebook(source_bytes: usize, output_bytes: usize) -> String {
+    let source: String = (0..source_bytes / 40)
+        .map(|i| format!("tiles[{i:07}] = load_tile({i:07}, band='r')\n"))
+        .collect();
+    let image: String = (0..output_bytes)
+        .map(|i| char::from(b'A' + ((i * 13 + i / 4096) % 26) as u8))
+        .collect();
+    serde_json::to_string_pretty(&json!({
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        "cells": [
+            {"cell_type": "markdown", "id": "about", "metadata": {},
+             "source": ["# An all-sky mosaic\n"]},
+            {"cell_type": "code", "id": "mosaic", "metadata": {}, "execution_count": 7,
+             "source": source,
+             "outputs": [
+                {"output_type": "stream", "name": "stdout", "text": ["mosaic done\n"]},
+                {"output_type": "display_data", "metadata": {},
+                 "data": {"image/png": image, "text/plain": ["<Figure 8000x4000>"]}}
+             ]}
+        ]
+    }))
+    .expect("serialises")
+}
+
+/// Every running node's export of `nb`, its large outputs read from its own blob store, once
+/// every node has fetched them; `None` while some node cannot export yet.
+async fn exports_with_blobs(
+    nodes: &[TestNode],
+    p: ProjectId,
+    nb: &NotebookId,
+) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for node in nodes {
+        let Some(handle) = &node.node else { continue };
+        let blobs = orrery_node::blobs::BlobStore::new(node.home.blobs());
+        let nb = nb.clone();
+        let json = handle
+            .read(p, move |x| {
+                x.and_then(|x| x.export_ipynb_with(&nb, &blobs).ok())
+            })
+            .await
+            .ok()
+            .flatten()?;
+        out.push(json);
+    }
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_very_large_cell_syncs() {
+    let (nodes, p) = setup(3, "All-sky mosaic", Visibility::Shared).await;
+    let a = nodes[0].author;
+    let file = mosaic_notebook(1 << 20, 20 << 20);
+    let original: Value = serde_json::from_str(&file).expect("json");
+    let nb = edit(nodes[0].handle(), p, a, move |proj, s| {
+        proj.import_ipynb(s, file.as_bytes(), "mosaic")
+            .map_err(nb_err)
+    })
+    .await
+    .expect("A imports the notebook");
+    converge(&nodes, p, "the large cell reaches every node").await;
+
+    // Two others type into the 1 MB source once it has arrived.
+    let mosaic = cell("mosaic");
+    let typed = vec![
+        Typist::new(&nodes[1], "B", p, &nb)
+            .types(&mosaic, At::Start, "# B: check the seams\n")
+            .await,
+        Typist::new(&nodes[2], "C", p, &nb)
+            .types(&mosaic, At::End, "# C: r band only\n")
+            .await,
+    ];
+    converge(&nodes, p, "the typing reaches every node").await;
+    let all = running(&nodes);
+    let ok = within(&all, WAIT, || async {
+        exports_with_blobs(&nodes, p, &nb).await.is_some()
+    })
+    .await;
+    assert!(
+        ok,
+        "a node did not fetch the stored output\n{}",
+        replica_report(&nodes, p).await
+    );
+    let exports = exports_with_blobs(&nodes, p, &nb)
+        .await
+        .expect("every node exports");
+    assert!(
+        exports.iter().all(|e| *e == exports[0]),
+        "the exports differ"
+    );
+    let exported: Value = serde_json::from_str(&exports[0]).expect("json");
+    assert_eq!(
+        exported["cells"][1]["outputs"], original["cells"][1]["outputs"],
+        "the 20 MB output arrived intact"
+    );
+    let source = joined(&exported["cells"][1]["source"]);
+    assert!(source.len() > 1 << 20, "the 1 MB source arrived");
+    for t in &typed {
+        assert!(source.contains(&t.text), "{}'s edit is lost", t.who);
+    }
+    assert_eq!(
+        exported["cells"].as_array().map(Vec::len),
+        Some(2),
+        "no cell doubled"
+    );
+
+    // The output travelled beside the document, never inside a change or a sync message.
+    for (i, node) in all.iter().enumerate() {
+        let (largest, saved) = node
+            .read(p, |x| {
+                x.map(|x| {
+                    let h = x.history();
+                    (
+                        h.changes.iter().map(Vec::len).max().unwrap_or(0),
+                        x.save().len(),
+                    )
+                })
+            })
+            .await
+            .expect("read")
+            .expect("held");
+        assert!(
+            largest < orrery_protocol::limits::MAX_CHANGE_BYTES / 4,
+            "node {i}: a change of {largest} bytes"
+        );
+        assert!(saved < 4 << 20, "node {i}: the document is {saved} bytes");
+    }
 }

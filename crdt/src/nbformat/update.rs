@@ -45,7 +45,6 @@ use std::fmt;
 
 use automerge::transaction::{Transactable, Transaction};
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValue};
-use serde_json::Value;
 
 use super::base::Base;
 use super::matching::{keep_in_place, match_cells};
@@ -151,7 +150,10 @@ enum Op<'a> {
     /// A key removed from a map.
     Remove { obj: ObjId, key: &'static str },
     /// A cell's outputs replaced (each serialised as JSON).
-    Outputs { obj: ObjId, outputs: Vec<String> },
+    Outputs {
+        obj: ObjId,
+        outputs: Vec<ScalarValue>,
+    },
     /// A splice of a cell's source.
     Splice { text: ObjId, splice: Splice },
     /// The file's lineage recorded in the notebook (object `obj`), stale records removed.
@@ -174,7 +176,13 @@ impl Op<'_> {
                     value: ScalarValue::Str(s),
                     ..
                 } => s.len(),
-                Op::Outputs { outputs, .. } => outputs.iter().map(String::len).sum(),
+                Op::Outputs { outputs, .. } => outputs
+                    .iter()
+                    .map(|o| match o {
+                        ScalarValue::Str(s) => s.len(),
+                        _ => SMALL,
+                    })
+                    .sum(),
                 Op::Splice { splice, .. } => splice.insert.len(),
                 _ => 0,
             }
@@ -189,7 +197,7 @@ impl Op<'_> {
             Op::Outputs { obj, outputs } => {
                 let list = tx.put_object(obj, K_OUTPUTS, ObjType::List)?;
                 for (i, out) in outputs.iter().enumerate() {
-                    tx.insert(&list, i, out.as_str())?;
+                    tx.insert(&list, i, out.clone())?;
                 }
             }
             Op::Splice { text, splice } => {
@@ -283,7 +291,10 @@ impl Project {
         nb: &NotebookId,
         bytes: &[u8],
     ) -> Result<UpdateSummary, NbformatError> {
-        let file = parse(bytes)?;
+        let mut file = parse(bytes)?;
+        // Stored outputs are handed over even if the update then fails: an unreferenced blob
+        // is harmless, a reference to nothing is not.
+        self.new_blobs.append(&mut file.blobs);
         // Asked first, so that a viewer is refused even when nothing would change.
         let role = self.role_of(&session.author());
         if !role.is_some_and(Role::can_edit) {
@@ -503,7 +514,7 @@ impl Project {
             if !was_code || cur.outputs != new.outputs {
                 ops.push(Op::Outputs {
                     obj: obj.clone(),
-                    outputs: new.outputs.iter().map(Value::to_string).collect(),
+                    outputs: new.outputs.iter().map(crate::outputs::to_scalar).collect(),
                 });
                 // The record of who ran the cell where no longer describes these outputs.
                 if was_code {

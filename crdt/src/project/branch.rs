@@ -28,6 +28,7 @@ impl Project {
             pending: Default::default(),
             unsealed: HashMap::new(),
             role_memo: None,
+            new_blobs: Vec::new(),
         })
     }
 

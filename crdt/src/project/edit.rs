@@ -187,6 +187,12 @@ impl Project {
         if self.notebook_obj(&id).is_ok() {
             return Err(EditError::DuplicateId(id.to_string()));
         }
+        let mut blobs = Vec::new();
+        let cells = externalise_cells(cells, &mut blobs);
+        // Stored before any change naming them can exist; an edit that then fails leaves an
+        // unreferenced blob, never a reference to nothing.
+        self.new_blobs.extend(blobs);
+        let cells = &cells[..];
         let positions = position::spread(cells.len());
         let put_record = |tx: &mut Transaction<'_>, nb: &ObjId| -> Result<(), EditError> {
             if let Some((key, value)) = record {
@@ -296,6 +302,8 @@ impl Project {
         }
         let pos = self.position_at(nb, index, None)?;
         let id = cell.id.clone();
+        let mut cell = cell;
+        cell.outputs = externalise_all(&cell.outputs, &mut self.new_blobs);
         self.edit(session, Role::Editor, "add cells", |tx, _| {
             write_cell(tx, &cells, &cell, &pos)?;
             Ok(())
@@ -405,10 +413,11 @@ impl Project {
         execution: Option<&serde_json::Value>,
     ) -> Result<(), EditError> {
         let obj = self.cell_obj(nb, cell)?;
+        let outputs = externalise_all(outputs, &mut self.new_blobs);
         self.edit(session, Role::Editor, "set outputs", |tx, _| {
             let list = tx.put_object(&obj, K_OUTPUTS, ObjType::List)?;
             for (i, out) in outputs.iter().enumerate() {
-                tx.insert(&list, i, out.to_string())?;
+                tx.insert(&list, i, to_scalar(out))?;
             }
             match execution_count {
                 Some(n) => tx.put(&obj, K_EXEC_COUNT, n)?,
@@ -558,6 +567,18 @@ pub(crate) fn cell_size(cell: &NewCell) -> usize {
             .sum::<usize>()
 }
 
+/// `cells` with their large outputs externalised (see [`crate::outputs`]).
+pub(crate) fn externalise_cells(cells: &[NewCell], blobs: &mut Vec<Blob>) -> Vec<NewCell> {
+    cells
+        .iter()
+        .map(|c| NewCell {
+            outputs: externalise_all(&c.outputs, blobs),
+            ..c.clone()
+        })
+        .collect()
+}
+
+/// Writes a new cell whose outputs are already externalised.
 pub(crate) fn write_cell(
     tx: &mut Transaction<'_>,
     cells: &ObjId,
@@ -578,7 +599,7 @@ pub(crate) fn write_cell(
     if cell.kind == CellKind::Code {
         let list = tx.put_object(&obj, K_OUTPUTS, ObjType::List)?;
         for (i, out) in cell.outputs.iter().enumerate() {
-            tx.insert(&list, i, out.to_string())?;
+            tx.insert(&list, i, to_scalar(out))?;
         }
         match cell.execution_count {
             Some(n) => tx.put(&obj, K_EXEC_COUNT, n)?,

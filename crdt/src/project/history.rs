@@ -156,6 +156,7 @@ impl Project {
             pending: Default::default(),
             unsealed: HashMap::new(),
             role_memo: None,
+            new_blobs: Vec::new(),
         };
         for seal in seals {
             project.seals.keep(&project.doc, seal);

@@ -213,6 +213,7 @@ impl NodeActor {
         }
         if changed {
             self.emit(NodeEvent::ProjectChanged { project: id, heads });
+            self.fetch_blobs(id, Some(peer));
             // Pass what arrived on to the other nodes that hold the project.
             let others: Vec<NodeId> = self
                 .projects

@@ -1,0 +1,223 @@
+//! The node's store of large outputs (see `orrery_crdt::outputs`): one file per blob under
+//! `blobs/` in the node's directory, named by its BLAKE3 hash.
+//!
+//! A blob is written to a temporary file, synced and renamed into place, so a reader sees a
+//! whole blob or none. Fetching from another node appends verified-length chunks to a partial
+//! file and checks the whole against the hash before renaming it in; a blob that fails the check
+//! is deleted. Every read checks the hash again (BLAKE3 reads several GiB/s), so a file damaged
+//! on disk is reported, never exported.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use orrery_crdt::{Blob, BlobRef, BlobSource};
+
+/// Largest stored output accepted from another node.
+pub const MAX_BLOB_BYTES: u64 = 1 << 30;
+/// Bytes per chunk on the wire.
+pub const CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Why a blob could not be stored or read.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobStoreError {
+    /// The file system refused.
+    #[error("blob store at {path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes do not match the reference.
+    #[error("the bytes received for {0} do not match its hash")]
+    Mismatch(BlobRef),
+    /// The blob is larger than [`MAX_BLOB_BYTES`].
+    #[error("{0} is above the limit of {MAX_BLOB_BYTES} bytes")]
+    TooLarge(BlobRef),
+}
+
+/// The blob directory of a node.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    /// The store in `dir` (created when first written).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BlobStoreError + '_ {
+        move |source| BlobStoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn path(&self, id: &BlobRef) -> PathBuf {
+        self.dir.join(id.hex())
+    }
+
+    fn partial(&self, id: &BlobRef) -> PathBuf {
+        self.dir.join("partial").join(id.hex())
+    }
+
+    /// Whether the blob is held (by its file's presence and length).
+    pub fn has(&self, id: &BlobRef) -> bool {
+        fs::metadata(self.path(id)).is_ok_and(|m| m.len() == id.len)
+    }
+
+    /// Stores blobs made by local edits (their references are computed from their bytes).
+    pub fn put_all(&self, blobs: &[Blob]) -> Result<(), BlobStoreError> {
+        for b in blobs {
+            if !b.id.matches(&b.bytes) {
+                return Err(BlobStoreError::Mismatch(b.id));
+            }
+            if self.has(&b.id) {
+                continue;
+            }
+            fs::create_dir_all(&self.dir).map_err(Self::io(&self.dir))?;
+            let tmp = self.dir.join(format!(".{}.tmp", b.id.hex()));
+            let mut f = File::create(&tmp).map_err(Self::io(&tmp))?;
+            f.write_all(&b.bytes).map_err(Self::io(&tmp))?;
+            f.sync_all().map_err(Self::io(&tmp))?;
+            let path = self.path(&b.id);
+            fs::rename(&tmp, &path).map_err(Self::io(&path))?;
+        }
+        Ok(())
+    }
+
+    /// The whole blob, checked against its hash; `None` if absent or damaged.
+    pub fn get(&self, id: &BlobRef) -> Option<Vec<u8>> {
+        let bytes = fs::read(self.path(id)).ok()?;
+        id.matches(&bytes).then_some(bytes)
+    }
+
+    /// Up to [`CHUNK_BYTES`] of a held blob from `offset`, for another node.
+    pub fn chunk(&self, id: &BlobRef, offset: u64) -> Option<Vec<u8>> {
+        if offset >= id.len || !self.has(id) {
+            return None;
+        }
+        let mut f = File::open(self.path(id)).ok()?;
+        f.seek(SeekFrom::Start(offset)).ok()?;
+        let want = CHUNK_BYTES.min(id.len - offset);
+        let mut out = Vec::with_capacity(want as usize);
+        f.take(want).read_to_end(&mut out).ok()?;
+        (out.len() as u64 == want).then_some(out)
+    }
+
+    /// How many bytes of a blob being fetched are already here.
+    pub fn partial_len(&self, id: &BlobRef) -> u64 {
+        fs::metadata(self.partial(id)).map_or(0, |m| m.len())
+    }
+
+    /// Appends a fetched chunk at `offset` (which must be where the partial file ends). When the
+    /// blob is complete, checks it and moves it into place; returns whether it is now held.
+    pub fn append(&self, id: &BlobRef, offset: u64, bytes: &[u8]) -> Result<bool, BlobStoreError> {
+        if id.len > MAX_BLOB_BYTES {
+            return Err(BlobStoreError::TooLarge(*id));
+        }
+        let partial = self.partial(id);
+        let dir = self.dir.join("partial");
+        fs::create_dir_all(&dir).map_err(Self::io(&dir))?;
+        let have = self.partial_len(id);
+        if offset != have || have + bytes.len() as u64 > id.len {
+            // Out of step or too long: start over.
+            let _ = fs::remove_file(&partial);
+            return Err(BlobStoreError::Mismatch(*id));
+        }
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&partial)
+            .map_err(Self::io(&partial))?;
+        f.write_all(bytes).map_err(Self::io(&partial))?;
+        if have + (bytes.len() as u64) < id.len {
+            return Ok(false);
+        }
+        f.sync_all().map_err(Self::io(&partial))?;
+        drop(f);
+        let whole = fs::read(&partial).map_err(Self::io(&partial))?;
+        if !id.matches(&whole) {
+            let _ = fs::remove_file(&partial);
+            return Err(BlobStoreError::Mismatch(*id));
+        }
+        let path = self.path(id);
+        fs::rename(&partial, &path).map_err(Self::io(&path))?;
+        Ok(true)
+    }
+}
+
+impl BlobSource for BlobStore {
+    fn blob(&self, id: &BlobRef) -> Option<Vec<u8>> {
+        self.get(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(n: usize) -> Blob {
+        let bytes: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
+        Blob {
+            id: BlobRef::of(&bytes),
+            bytes,
+        }
+    }
+
+    #[test]
+    fn stores_serves_and_fetches_in_chunks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let here = BlobStore::new(dir.path().join("a"));
+        let there = BlobStore::new(dir.path().join("b"));
+        let b = blob(CHUNK_BYTES as usize * 2 + 17);
+        here.put_all(std::slice::from_ref(&b)).expect("put");
+        assert!(here.has(&b.id) && !there.has(&b.id));
+        let mut offset = 0;
+        loop {
+            let chunk = here.chunk(&b.id, offset).expect("chunk");
+            let done = there.append(&b.id, offset, &chunk).expect("append");
+            offset += chunk.len() as u64;
+            if done {
+                break;
+            }
+        }
+        assert_eq!(offset, b.id.len);
+        assert_eq!(there.get(&b.id), Some(b.bytes.clone()));
+        assert_eq!(here.chunk(&b.id, b.id.len), None);
+    }
+
+    #[test]
+    fn refuses_wrong_bytes_and_damage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::new(dir.path());
+        let b = blob(1000);
+        let mut wrong = b.bytes.clone();
+        wrong[10] ^= 1;
+        assert!(matches!(
+            store.append(&b.id, 0, &wrong),
+            Err(BlobStoreError::Mismatch(_))
+        ));
+        assert!(!store.has(&b.id), "a mismatch is not kept");
+        assert_eq!(store.partial_len(&b.id), 0);
+        assert!(matches!(
+            store.append(&b.id, 5, &b.bytes[5..]),
+            Err(BlobStoreError::Mismatch(_))
+        ));
+        assert!(
+            store
+                .put_all(&[Blob {
+                    id: b.id,
+                    bytes: wrong.clone()
+                }])
+                .is_err()
+        );
+        store.put_all(std::slice::from_ref(&b)).expect("put");
+        fs::write(dir.path().join(b.id.hex()), &wrong).expect("damage");
+        assert_eq!(store.get(&b.id), None, "damage is never served");
+    }
+}

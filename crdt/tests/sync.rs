@@ -172,3 +172,118 @@ fn a_waiting_change_makes_the_peer_ask_for_what_is_missing() {
         assert_eq!(r.heads(), s.heads(), "iteration {i}: stopped apart");
     }
 }
+
+/// Two replicas that share a base reach live mode after one exchange of heads, and from then on
+/// a keystroke travels as one message carrying exactly that change.
+#[test]
+fn live_mode_sends_only_what_is_new() {
+    let alice = session();
+    let bob = session();
+    let (mut a, _) = Project::create(&alice, "Live", Visibility::Shared).expect("create");
+    a.set_member(&alice, bob.author(), Role::Editor)
+        .expect("member");
+    let nb = a.add_notebook(&alice, "nb").expect("nb");
+    let cell = a
+        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, ""))
+        .expect("cell");
+    for i in 0..200 {
+        a.splice_source(&alice, &nb, &cell, 0, 0, &format!("{i} "))
+            .expect("type");
+    }
+    a.seal(&alice);
+    let mut b = Project::empty(a.id());
+    b.ingest(a.history()).expect("replica");
+    let (mut sa, mut sb) = (PeerState::new(), PeerState::new());
+    sync(&mut a, &mut sa, &mut b, &mut sb);
+    assert!(sa.is_live() && sb.is_live(), "a shared base is known");
+
+    a.splice_source(&alice, &nb, &cell, 0, 0, "x")
+        .expect("type");
+    let batch = a.seal(&alice);
+    assert_eq!(batch.changes.len(), 1);
+    let (m, seals) = a.sync_message(&mut sa).expect("news");
+    assert_eq!(m[0], orrery_crdt::sync::LIVE);
+    assert!(
+        m.len() < batch.changes[0].len() + 200,
+        "a keystroke message is {} bytes for a change of {}",
+        m.len(),
+        batch.changes[0].len()
+    );
+    let r = b
+        .receive_sync_message(&mut sb, &m, seals)
+        .expect("b accepts");
+    assert_eq!(r.report.applied.len(), 1);
+    assert_eq!(
+        r.applied.changes, batch.changes,
+        "what to store is the change"
+    );
+    // B answers with its heads once, then both are quiet.
+    let (m, seals) = b.sync_message(&mut sb).expect("b tells its heads");
+    a.receive_sync_message(&mut sa, &m, seals)
+        .expect("a accepts");
+    assert!(a.sync_message(&mut sa).is_none() && b.sync_message(&mut sb).is_none());
+    assert_eq!(a.heads(), b.heads());
+}
+
+/// Replicas that both changed while apart (neither knows the other's heads) negotiate with
+/// automerge's protocol, then go live; a replica with nothing gets the whole history.
+#[test]
+fn diverged_and_empty_replicas_converge() {
+    let alice = session();
+    let bob = session();
+    let (mut a, _) = Project::create(&alice, "Apart", Visibility::Shared).expect("create");
+    a.set_member(&alice, bob.author(), Role::Editor)
+        .expect("member");
+    let nb = a.add_notebook(&alice, "nb").expect("nb");
+    let cell = a
+        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, "base\n"))
+        .expect("cell");
+    a.seal(&alice);
+    // An empty replica: everything in live mode after the probes.
+    let mut b = Project::empty(a.id());
+    let (mut sa, mut sb) = (PeerState::new(), PeerState::new());
+    sync(&mut a, &mut sa, &mut b, &mut sb);
+    assert_eq!(a.heads(), b.heads());
+    // Apart: both type, and the connection's states are new.
+    for i in 0..30 {
+        a.splice_source(&alice, &nb, &cell, 0, 0, &format!("a{i} "))
+            .expect("type");
+        b.splice_source(&bob, &nb, &cell, 5, 0, &format!("b{i} "))
+            .expect("type");
+    }
+    a.seal(&alice);
+    b.seal(&bob);
+    let (mut sa, mut sb) = (PeerState::new(), PeerState::new());
+    let messages = sync(&mut a, &mut sa, &mut b, &mut sb);
+    assert_eq!(a.heads(), b.heads());
+    assert_eq!(
+        a.cell(&nb, &cell).expect("cell"),
+        b.cell(&nb, &cell).expect("cell")
+    );
+    assert!(sa.is_live() && sb.is_live());
+    assert!(messages < 12, "{messages} messages");
+}
+
+/// A live message that does not decode, or that carries a change no seal covers, changes
+/// nothing.
+#[test]
+fn bad_live_messages_change_nothing() {
+    let alice = session();
+    let (mut a, _) = Project::create(&alice, "Live", Visibility::Shared).expect("create");
+    a.seal(&alice);
+    let mut b = Project::empty(a.id());
+    let (mut sa, mut sb) = (PeerState::new(), PeerState::new());
+    sync(&mut a, &mut sa, &mut b, &mut sb);
+    let before = b.heads();
+    for garbage in [&b"L"[..], b"L\xff\xff\xff\xff\xff", b"", b"Q123"] {
+        assert!(b.receive_sync_message(&mut sb, garbage, vec![]).is_err());
+    }
+    a.set_title(&alice, "renamed").expect("edit");
+    a.seal(&alice);
+    let (m, _) = a.sync_message(&mut sa).expect("news");
+    assert!(
+        b.receive_sync_message(&mut sb, &m, vec![]).is_err(),
+        "a change without its seal is refused"
+    );
+    assert_eq!(b.heads(), before);
+}

@@ -454,9 +454,12 @@ impl Project {
         all_seals.extend(seals.iter().cloned());
 
         // Coverage: every new change must be an ancestor-or-self of a head sealed by its author.
-        let covered = coverage(&items, &index, &all_seals, waiting_seals)?;
-        // A seal whose head has not arrived yet (it may be on its way) lets its author's
-        // uncovered changes wait instead of failing.
+        let (covered, gaps) = coverage(&items, &index, &all_seals, waiting_seals, |d| {
+            self.doc.get_change_meta_by_hash(d).is_none()
+        })?;
+        // A seal whose head has not arrived yet (it may be on its way), or whose ancestry here
+        // has a gap (a change between the head and older ones is still on its way), lets its
+        // author's uncovered changes wait instead of failing.
         let unresolved: HashSet<AuthorId> = {
             let heads: Vec<automerge::ChangeHash> = all_seals
                 .iter()
@@ -474,6 +477,7 @@ impl Project {
                 .iter()
                 .filter(|s| s.value().heads.iter().any(|h| missing.contains(h)))
                 .map(|s| AuthorId(*s.signer()))
+                .chain(gaps)
                 .collect()
         };
         let mut held: HashSet<usize> = HashSet::new();
@@ -961,7 +965,9 @@ fn apply_genesis(it: &Item) -> Result<Automerge, IngestError> {
     Ok(doc)
 }
 
-/// For each item, whether a seal of its author covers it.
+/// For each item, whether a seal of its author covers it; and the signers whose walk back from
+/// their sealed heads met a dependency that is neither among the items nor in the document
+/// (`absent`): a gap, behind which more of their changes may be covered.
 ///
 /// Seals from index `fresh_from` on came with this batch: one naming another author's change is
 /// refused. Earlier (waiting) seals that turn out to name another author's change are ignored,
@@ -971,8 +977,10 @@ fn coverage(
     index: &HashMap<ChangeHash, usize>,
     seals: &[Signed<ChangeSeal, Verified>],
     fresh_from: usize,
-) -> Result<Vec<bool>, IngestError> {
+    absent: impl Fn(&automerge::ChangeHash) -> bool,
+) -> Result<(Vec<bool>, HashSet<AuthorId>), IngestError> {
     let mut covered = vec![false; items.len()];
+    let mut gaps = HashSet::new();
     // Walk back from each sealed head through the batch; visited sets are per signer.
     let mut visited: HashMap<AuthorId, HashSet<usize>> = HashMap::new();
     for (n, seal) in seals.iter().enumerate() {
@@ -1001,11 +1009,15 @@ fn coverage(
                 covered[i] = true;
             }
             for d in items[i].change.deps() {
-                if let Some(&j) = index.get(&to_hash(*d)) {
-                    stack.push(j);
+                match index.get(&to_hash(*d)) {
+                    Some(&j) => stack.push(j),
+                    None if !gaps.contains(&signer) && absent(d) => {
+                        gaps.insert(signer);
+                    }
+                    None => {}
                 }
             }
         }
     }
-    Ok(covered)
+    Ok((covered, gaps))
 }

@@ -103,12 +103,22 @@ pub struct PeerState {
     peer_empty: bool,
     /// Whether this side's probe was sent.
     probed: bool,
+    /// Largest total of change bytes in one message (default [`MAX_MESSAGE_CHANGE_BYTES`]).
+    message_limit: Option<usize>,
 }
 
 impl PeerState {
     /// A fresh state (a new connection).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fresh state whose messages carry at most `bytes` of changes each (at least one change).
+    pub fn with_message_limit(bytes: usize) -> Self {
+        Self {
+            message_limit: Some(bytes),
+            ..Self::default()
+        }
     }
 
     /// Whether the two sides have a known common base (live mode).
@@ -164,7 +174,8 @@ impl Project {
         if candidates.is_empty() && missing.is_empty() && state.told.as_ref() == Some(&heads) {
             return None;
         }
-        let changes = self.changes_to_send(&shared, &candidates, state.peer_empty);
+        let limit = state.message_limit.unwrap_or(MAX_MESSAGE_CHANGE_BYTES);
+        let changes = self.changes_to_send(&shared, &candidates, state.peer_empty, limit);
         state.sent.extend(changes.iter().map(Change::hash));
         state.told = Some(heads.clone());
         let raw: Vec<Vec<u8>> = changes.iter().map(|c| c.raw_bytes().to_vec()).collect();
@@ -173,7 +184,13 @@ impl Project {
 
     /// The changes named by `candidates` (not ancestors of `shared`), in causal order, up to
     /// [`MAX_MESSAGE_CHANGE_BYTES`].
-    fn changes_to_send(&self, shared: &[AmHash], candidates: &[AmHash], bulk: bool) -> Vec<Change> {
+    fn changes_to_send(
+        &self,
+        shared: &[AmHash],
+        candidates: &[AmHash],
+        bulk: bool,
+        limit: usize,
+    ) -> Vec<Change> {
         let wanted: HashSet<AmHash> = candidates.iter().copied().collect();
         let all: Vec<Change> = if bulk || candidates.len() > BULK_CHANGES {
             self.doc
@@ -191,7 +208,7 @@ impl Project {
         let mut bytes = 0;
         for c in all {
             let len = c.raw_bytes().len();
-            if !out.is_empty() && bytes + len > MAX_MESSAGE_CHANGE_BYTES {
+            if !out.is_empty() && bytes + len > limit {
                 break;
             }
             bytes += len;

@@ -287,3 +287,80 @@ fn bad_live_messages_change_nothing() {
     );
     assert_eq!(b.heads(), before);
 }
+
+/// A history larger than one message reaches an empty replica in several, each verified: the
+/// seals travel with every part and the parts wait for the one holding the sealed heads.
+#[test]
+fn a_long_history_arrives_in_parts() {
+    let alice = session();
+    let bob = session();
+    let (mut a, _) = Project::create(&alice, "Long", Visibility::Shared).expect("create");
+    a.set_member(&alice, bob.author(), Role::Editor)
+        .expect("member");
+    let nb = a.add_notebook(&alice, "nb").expect("nb");
+    let cell = a
+        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, ""))
+        .expect("cell");
+    for i in 0..600 {
+        a.splice_source(&alice, &nb, &cell, 0, 0, &format!("{i} "))
+            .expect("type");
+        if i % 100 == 99 {
+            a.seal(&alice);
+        }
+    }
+    let mut c = Project::empty(a.id());
+    c.ingest(a.history()).expect("replica");
+    c.splice_source(&bob, &nb, &cell, 0, 0, "bob ").expect("type");
+    c.seal(&bob);
+    let (mut ca, mut ac) = (PeerState::new(), PeerState::new());
+    sync(&mut c, &mut ca, &mut a, &mut ac);
+    let mut b = Project::empty(a.id());
+    let (mut sa, mut sb) = (
+        PeerState::with_message_limit(4096),
+        PeerState::with_message_limit(4096),
+    );
+    let messages = sync(&mut a, &mut sa, &mut b, &mut sb);
+    assert_eq!(a.heads(), b.heads());
+    assert!(messages > 6, "{messages} messages");
+}
+
+/// A batch holding an author's sealed head and an older change of theirs, without the changes
+/// between them, waits for the gap to fill instead of calling the older change unsigned.
+#[test]
+fn a_gap_under_a_sealed_head_waits() {
+    use orrery_crdt::Batch;
+    let alice = session();
+    let (mut a, _) = Project::create(&alice, "Gap", Visibility::Shared).expect("create");
+    let nb = a.add_notebook(&alice, "nb").expect("nb");
+    let cell = a
+        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, ""))
+        .expect("cell");
+    let base = a.seal(&alice);
+    let mut b = Project::empty(a.id());
+    b.ingest(a.history()).expect("replica");
+    let mut typed = Vec::new();
+    for i in 0..3 {
+        a.splice_source(&alice, &nb, &cell, 0, 0, &format!("{i}"))
+            .expect("type");
+        typed.extend(a.seal(&alice).changes);
+    }
+    assert!(!base.changes.is_empty() && typed.len() == 3);
+    let seals = a.seals();
+    // The first and the last keystroke, not the middle one.
+    let r = b
+        .ingest(Batch {
+            changes: vec![typed[0].clone(), typed[2].clone()],
+            seals: seals.clone(),
+        })
+        .expect("waits, not refused");
+    assert!(r.applied.is_empty(), "nothing is covered yet");
+    assert_eq!(r.pending, 2);
+    let r = b
+        .ingest(Batch {
+            changes: vec![typed[1].clone()],
+            seals,
+        })
+        .expect("the gap fills");
+    assert_eq!(r.applied.len(), 3);
+    assert_eq!(a.heads(), b.heads());
+}

@@ -206,7 +206,9 @@ impl NodeActor {
         );
         let changed = !received.report.applied.is_empty();
         let heads = project.heads();
-        if !is_new || !heads.is_empty() {
+        // A history arriving in several messages may leave a new replica with nothing applied
+        // yet and everything waiting for the rest: it is kept for the rest.
+        if !is_new || !heads.is_empty() || received.report.pending > 0 {
             self.projects.insert(id, project);
         } else {
             self.peers.remove(&(id, peer));

@@ -310,7 +310,8 @@ fn a_long_history_arrives_in_parts() {
     }
     let mut c = Project::empty(a.id());
     c.ingest(a.history()).expect("replica");
-    c.splice_source(&bob, &nb, &cell, 0, 0, "bob ").expect("type");
+    c.splice_source(&bob, &nb, &cell, 0, 0, "bob ")
+        .expect("type");
     c.seal(&bob);
     let (mut ca, mut ac) = (PeerState::new(), PeerState::new());
     sync(&mut c, &mut ca, &mut a, &mut ac);

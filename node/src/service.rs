@@ -592,6 +592,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         blobs: crate::blobs::BlobStore::new(home.blobs()),
         fetching: HashSet::new(),
         polls: 0,
+        advert_renewed: std::time::Instant::now(),
     };
     actor.publish_advert().await;
     // Reconnect to the members this node knew before it stopped.
@@ -661,6 +662,8 @@ struct NodeActor {
     /// Blobs being fetched from other nodes.
     fetching: HashSet<orrery_crdt::BlobRef>,
     polls: u64,
+    /// When the advert (and with it the authors' hosting consents) was last renewed.
+    advert_renewed: std::time::Instant,
 }
 
 impl NodeActor {
@@ -772,7 +775,8 @@ impl NodeActor {
         }
     }
 
-    async fn publish_advert(&self) {
+    async fn publish_advert(&mut self) {
+        self.advert_renewed = std::time::Instant::now();
         let federation = self
             .membership
             .as_ref()
@@ -1251,6 +1255,12 @@ impl NodeActor {
     /// Notices writes by other processes (the command line) and syncs them.
     async fn on_poll(&mut self) {
         self.polls += 1;
+        // The authors' hosting consents in the advert lapse after twice the advert's lifetime:
+        // renew them well before.
+        let ttl = Duration::from_secs(self.config.network.advert_ttl_secs);
+        if self.advert_renewed.elapsed() >= ttl / 2 {
+            self.publish_advert().await;
+        }
         // Stored outputs that could not be fetched yet are asked for again every few seconds.
         if self.polls.is_multiple_of(20) {
             let ids: Vec<ProjectId> = self.projects.keys().copied().collect();

@@ -101,8 +101,10 @@ impl NodeActor {
     ) -> Result<Option<SyncFrame>, Refusal> {
         let id = frame.project;
         // Only a node that may hold the project gets anything of it: public projects go to any
-        // member, others only to nodes that host one of their members.
+        // member, others only to nodes that host one of their members. (A replica still waiting
+        // for the start of its history knows neither yet.)
         if let Some(p) = self.projects.get(&id)
+            && !p.heads().is_empty()
             && !self.may_hold(peer, p)
         {
             self.peers.remove(&(id, peer));
@@ -199,9 +201,9 @@ impl NodeActor {
             project = %id.short(),
             peer = %peer.short(),
             changes = received.report.applied.len(),
-            verify_ms = verified.as_millis() as u64,
-            store_ms = (stored - verified).as_millis() as u64,
-            reply_ms = (started.elapsed() - stored).as_millis() as u64,
+            verify_us = verified.as_micros() as u64,
+            store_us = (stored - verified).as_micros() as u64,
+            reply_us = (started.elapsed() - stored).as_micros() as u64,
             "sync frame received"
         );
         let changed = !received.report.applied.is_empty();

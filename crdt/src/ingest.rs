@@ -318,6 +318,11 @@ impl Pending {
         deps
     }
 
+    /// Whether any change is waiting here.
+    pub(crate) fn holds_any(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
     /// Whether a change is waiting here.
     pub(crate) fn holds(&self, hash: &automerge::ChangeHash) -> bool {
         let h = to_hash(*hash);
@@ -327,16 +332,16 @@ impl Pending {
 
 /// What a change does, as far as permissions go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Needs {
-    role: Role,
-    action: &'static str,
+pub(crate) struct Needs {
+    pub(crate) role: Role,
+    pub(crate) action: &'static str,
 }
 
-struct Item {
-    hash: ChangeHash,
-    author: AuthorId,
+pub(crate) struct Item {
+    pub(crate) hash: ChangeHash,
+    pub(crate) author: AuthorId,
     /// Shared so that applying can move it into the document without a copy.
-    change: Rc<Change>,
+    pub(crate) change: Rc<Change>,
 }
 
 impl Project {
@@ -833,7 +838,7 @@ pub(crate) fn role_at(
 }
 
 /// What role a change needs, from its operations. `Ok(None)` means plain content.
-fn classify(it: &Item, roots: Option<&Roots>) -> Result<Option<Needs>, IngestError> {
+pub(crate) fn classify(it: &Item, roots: Option<&Roots>) -> Result<Option<Needs>, IngestError> {
     let members = roots.map(|r| &r.members);
     let profiles_id = match roots.map(|r| &r.profiles) {
         Some(ObjId::Id(counter, actor, _)) => Some((*counter, actor.clone())),
@@ -930,7 +935,7 @@ fn classify(it: &Item, roots: Option<&Roots>) -> Result<Option<Needs>, IngestErr
 }
 
 /// Applies a genesis change to a fresh document and checks it starts a project properly.
-fn apply_genesis(it: &Item) -> Result<Automerge, IngestError> {
+pub(crate) fn apply_genesis(it: &Item) -> Result<Automerge, IngestError> {
     let bad = |reason| IngestError::BadGenesis {
         hash: it.hash,
         reason,
@@ -972,7 +977,7 @@ fn apply_genesis(it: &Item) -> Result<Automerge, IngestError> {
 /// Seals from index `fresh_from` on came with this batch: one naming another author's change is
 /// refused. Earlier (waiting) seals that turn out to name another author's change are ignored,
 /// so that a lie told earlier cannot make an honest later batch fail.
-fn coverage(
+pub(crate) fn coverage(
     items: &[Item],
     index: &HashMap<ChangeHash, usize>,
     seals: &[Signed<ChangeSeal, Verified>],

@@ -7,6 +7,8 @@
 //!   notebooks of ordered cells, dataset references, comments — and the edits on it.
 //! * [`ingest`]: verify-before-apply of changes from other replicas (seals, coverage, causal
 //!   permissions, waiting for dependencies, size limits, contained panics).
+//! * [`snapshot`]: the whole compressed document for a replica that has nothing, verified as a
+//!   whole.
 //! * [`credit`]: who wrote what, per project, notebook and cell, from the verified history.
 //! * [`outputs`]: large cell outputs kept outside the document as content-addressed blobs.
 //! * [`nbformat`]: Jupyter notebook (nbformat 4) import and export, and updating a notebook
@@ -58,6 +60,7 @@ pub mod position;
 pub mod project;
 pub mod schema;
 pub mod session;
+pub mod snapshot;
 pub mod sync;
 
 pub use ids::{CellId, CommentId, DatasetRefId, NotebookId};

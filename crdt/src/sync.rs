@@ -24,7 +24,11 @@
 //! A fresh peer state starts by announcing its heads, with no changes (a probe); a peer that knows
 //! them answers in live mode at once, so negotiation runs only after real divergence.
 //!
-//! Every message starts with one byte naming its mode: [`LIVE`] or [`NEGOTIATE`].
+//! **Snapshot.** A peer that has nothing gets the whole project as one compressed document with
+//! the kept seals ([`crate::snapshot`]), verified as a whole, instead of every change one by one
+//! (218 times the size for the `automerge-paper` history).
+//!
+//! Every message starts with one byte naming its mode: [`LIVE`], [`NEGOTIATE`] or [`SNAPSHOT`].
 
 use std::collections::HashSet;
 
@@ -44,9 +48,23 @@ type Outgoing = (Vec<u8>, Vec<Signed<ChangeSeal, Unverified>>);
 pub const LIVE: u8 = b'L';
 /// First byte of a negotiation message (an automerge sync message follows).
 pub const NEGOTIATE: u8 = b'N';
+/// First byte of a snapshot message: the whole project for a replica with nothing.
+pub const SNAPSHOT: u8 = b'S';
+
+/// A snapshot message.
+#[derive(Debug, Serialize, Deserialize)]
+struct Whole {
+    /// The sender's heads.
+    heads: Vec<ChangeHash>,
+    /// [`Project::snapshot`].
+    document: serde_bytes_vec::Bytes,
+}
 
 /// Largest total of change bytes in one message; the rest follows in the next.
 pub const MAX_MESSAGE_CHANGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Largest snapshot sent in one message; a larger project goes to an empty peer in parts.
+pub const MAX_SNAPSHOT_MESSAGE_BYTES: usize = 48 * 1024 * 1024;
 
 /// Above this many changes to send, they are collected in one pass over the history instead of
 /// one by one.
@@ -103,6 +121,8 @@ pub struct PeerState {
     peer_empty: bool,
     /// Whether this side's probe was sent.
     probed: bool,
+    /// Whether a snapshot was sent since the peer last spoke.
+    snapshot_sent: bool,
     /// Largest total of change bytes in one message (default [`MAX_MESSAGE_CHANGE_BYTES`]).
     message_limit: Option<usize>,
 }
@@ -134,6 +154,9 @@ pub struct Received {
     pub report: IngestReport,
     /// The changes that were applied and the seals that came with them: what to store.
     pub applied: Batch,
+    /// Whether the replica was empty and is now the whole project from a snapshot (`applied`
+    /// is then empty: store the document itself).
+    pub whole: bool,
 }
 
 fn malformed(reason: &'static str) -> IngestError {
@@ -173,6 +196,25 @@ impl Project {
         }
         if candidates.is_empty() && missing.is_empty() && state.told.as_ref() == Some(&heads) {
             return None;
+        }
+        // A peer with nothing gets the compressed document, once (unless it is too large for one
+        // message: then the changes go in parts).
+        if state.peer_empty && shared.is_empty() && !heads.is_empty() && state.sent.is_empty() {
+            if state.snapshot_sent {
+                return None;
+            }
+            let document = self.snapshot();
+            if document.len() <= MAX_SNAPSHOT_MESSAGE_BYTES {
+                state.snapshot_sent = true;
+                state.told = Some(heads.clone());
+                let whole = Whole {
+                    heads: heads.into_iter().map(to_hash).collect(),
+                    document: serde_bytes_vec::Bytes(document),
+                };
+                let mut out = vec![SNAPSHOT];
+                out.extend(orrery_protocol::encoding::encode(&whole));
+                return Some((out, self.seals()));
+            }
         }
         let limit = state.message_limit.unwrap_or(MAX_MESSAGE_CHANGE_BYTES);
         let changes = self.changes_to_send(&shared, &candidates, state.peer_empty, limit);
@@ -274,9 +316,11 @@ impl Project {
         let (&mode, body) = bytes
             .split_first()
             .ok_or_else(|| malformed("the sync message is empty"))?;
+        state.snapshot_sent = false;
         let (their_heads, received) = match mode {
             LIVE => self.receive_live(state, body, seals)?,
             NEGOTIATE => self.receive_negotiation(state, body, seals)?,
+            SNAPSHOT => self.receive_whole(body, seals)?,
             _ => return Err(malformed("the sync message has an unknown mode")),
         };
         state.peer_empty = their_heads.is_empty();
@@ -338,6 +382,31 @@ impl Project {
         Ok((heads, self.received(report, applied)))
     }
 
+    fn receive_whole(
+        &mut self,
+        body: &[u8],
+        seals: Vec<Signed<ChangeSeal, Unverified>>,
+    ) -> Result<(Vec<AmHash>, Received), IngestError> {
+        let whole: Whole =
+            orrery_protocol::encoding::decode("a sync message", body, MAX_BATCH_BYTES)
+                .map_err(|_| malformed("the sync message does not decode"))?;
+        let heads: Vec<AmHash> = whole.heads.into_iter().map(from_hash).collect();
+        if !self.doc.get_heads().is_empty() || self.pending.holds_any() {
+            // Changes arrived from elsewhere meanwhile: the answer's heads tell the peer what
+            // to send instead.
+            return Ok((heads, Received::default()));
+        }
+        let report = self.receive_snapshot(&whole.document.0, seals)?;
+        Ok((
+            heads,
+            Received {
+                report,
+                applied: Batch::default(),
+                whole: true,
+            },
+        ))
+    }
+
     fn received(&self, report: IngestReport, applied: Vec<Vec<u8>>) -> Received {
         // The kept seals covering what was applied (waiting changes that applied now included),
         // not whatever the peer attached.
@@ -348,6 +417,7 @@ impl Project {
                 changes: applied,
                 seals,
             },
+            whole: false,
         }
     }
 }

@@ -148,12 +148,14 @@ impl NodeActor {
             return Err(Refusal::NotReplicated);
         }
         let verified = started.elapsed();
-        if !received.applied.changes.is_empty() {
+        if !received.applied.changes.is_empty() || received.whole {
             let batch = received.applied;
             let (pid, title) = project_copy_meta(&project);
-            // A large arrival (a first sync) is stored as a compacted snapshot in one
-            // transaction instead of row by row: same durability, a fraction of the writes.
-            let bulk = batch.changes.len() >= self.config.store.compact_after_changes;
+            // A large arrival (a first sync, a whole snapshot) is stored as a compacted snapshot
+            // in one transaction instead of row by row: same durability, a fraction of the
+            // writes.
+            let bulk =
+                received.whole || batch.changes.len() >= self.config.store.compact_after_changes;
             let snapshot = bulk.then(|| project.save());
             let seals = project.seals();
             let held: Option<HashSet<[u8; 32]>> = if bulk {

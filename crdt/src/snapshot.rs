@@ -1,0 +1,363 @@
+//! A whole project for a replica that has nothing: the compressed document and the kept seals,
+//! verified as a whole before it becomes the replica.
+//!
+//! Sent change by change, the `automerge-paper` history is 218 times its saved size; the saved
+//! document is the compact form. A snapshot is automerge's document without column compression
+//! (`save_nocompress`, no orphans), deflated as one stream, so that the receiver bounds what it
+//! inflates ([`MAX_SNAPSHOT_BYTES`]) and hands automerge a document chunk with no compressed
+//! column inside (automerge inflates those without a bound).
+//!
+//! The receiver loads it into a fresh document and checks, before adopting it, everything
+//! [`Project::ingest`] checks of the same changes: the genesis is this project's and well formed,
+//! there is one root, every change is covered by a seal of its author, and every change was
+//! allowed by the membership in its own causal past. The document already holds every state of
+//! the membership, so the role of an author in a change's past is read from it
+//! (`get_at`) instead of being rebuilt by applying the history change by change. The membership
+//! changes only through changes that need an owner (and the genesis), so the role depends only on
+//! which of those a change descends from: roles are looked up once per such set and author.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::rc::Rc;
+
+use automerge::{Automerge, ChangeHash as AmHash, LoadOptions, TextEncoding};
+use orrery_protocol::limits::MAX_BATCH_BYTES;
+use orrery_protocol::{AuthorId, ChangeSeal, Signed, Unverified};
+
+use crate::ingest::{
+    IngestError, IngestReport, Item, Needs, apply_genesis, classify, coverage, guarded, role_at,
+};
+use crate::project::{Project, Roots, to_hash};
+use crate::schema::Role;
+use crate::session::AuthorCache;
+
+/// Largest document a snapshot may inflate to.
+pub const MAX_SNAPSHOT_BYTES: usize = MAX_BATCH_BYTES;
+
+const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+const CHUNK_DOCUMENT: u8 = 0;
+/// The bit of a column specification marking a deflated column.
+const COLUMN_DEFLATE: u64 = 0b1000;
+
+fn bad(reason: &'static str) -> IngestError {
+    IngestError::Malformed { index: 0, reason }
+}
+
+impl Project {
+    /// The project as a snapshot for a replica with nothing (see the module docs).
+    pub fn snapshot(&self) -> Vec<u8> {
+        let doc = self.doc.save_with_options(automerge::SaveOptions {
+            deflate: false,
+            retain_orphans: false,
+        });
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        // Writing into a Vec cannot fail.
+        let _ = z.write_all(&doc);
+        z.finish().unwrap_or_default()
+    }
+
+    /// Makes this empty replica the project in `snapshot`, once every change in it has passed
+    /// the checks of [`Project::ingest`] (see the module docs). On error nothing changes.
+    pub fn receive_snapshot(
+        &mut self,
+        snapshot: &[u8],
+        seals: Vec<Signed<ChangeSeal, Unverified>>,
+    ) -> Result<IngestReport, IngestError> {
+        if !self.doc.get_heads().is_empty() || self.pending.holds_any() {
+            return Err(bad("a snapshot is only for a replica with nothing"));
+        }
+        let bytes = inflate(snapshot)?;
+        check_document_chunk(&bytes)?;
+        let doc = guarded("a snapshot", || {
+            Automerge::load_with_options(
+                &bytes,
+                LoadOptions::new().text_encoding(TextEncoding::UnicodeCodePoint),
+            )
+        })?
+        .map_err(|_| bad("the snapshot does not load"))?;
+        drop(bytes);
+        let changes = guarded("a snapshot", || doc.get_changes(&[]))?;
+        if changes.len() > orrery_protocol::limits::MAX_BATCH_CHANGES {
+            return Err(IngestError::Oversize {
+                what: "the snapshot's change count",
+                len: changes.len(),
+                limit: orrery_protocol::limits::MAX_BATCH_CHANGES,
+            });
+        }
+        let seal_limit = changes.len().saturating_mul(2).saturating_add(16);
+        if seals.len() > seal_limit {
+            return Err(IngestError::Oversize {
+                what: "the snapshot's seal count",
+                len: seals.len(),
+                limit: seal_limit,
+            });
+        }
+        let mut verified = Vec::with_capacity(seals.len());
+        for r in Signed::verify_all(seals) {
+            let seal = r.map_err(IngestError::ForgedSeal)?;
+            if seal.value().project != self.id {
+                return Err(IngestError::WrongProject {
+                    found: seal.value().project,
+                });
+            }
+            verified.push(seal);
+        }
+
+        // Items in the document's (causal) order.
+        let mut authors = AuthorCache::default();
+        let mut items = Vec::with_capacity(changes.len());
+        let mut index = HashMap::with_capacity(changes.len());
+        for change in changes {
+            let hash = to_hash(change.hash());
+            let len = change.raw_bytes().len();
+            if len > orrery_protocol::limits::MAX_CHANGE_BYTES {
+                return Err(IngestError::Oversize {
+                    what: "a change",
+                    len,
+                    limit: orrery_protocol::limits::MAX_CHANGE_BYTES,
+                });
+            }
+            let author = authors
+                .of(change.actor_id())
+                .ok_or(IngestError::BadActor { hash })?;
+            index.insert(hash, items.len());
+            items.push(Item {
+                hash,
+                author,
+                change: Rc::new(change),
+            });
+        }
+        let (covered, _) = coverage(&items, &index, &verified, 0, |_| true)?;
+        if let Some(i) = covered.iter().position(|c| !c) {
+            return Err(IngestError::Unsigned {
+                hash: items[i].hash,
+                author: items[i].author,
+            });
+        }
+
+        // The genesis: the one change without dependencies, this project's.
+        let mut genesis = None;
+        for (i, it) in items.iter().enumerate() {
+            if it.change.deps().is_empty() {
+                if genesis.is_some() || it.hash.0 != self.id.0 {
+                    return Err(IngestError::SecondRoot { hash: it.hash });
+                }
+                genesis = Some(i);
+            }
+        }
+        let g = genesis.ok_or(IngestError::BadGenesis {
+            hash: items
+                .first()
+                .map_or(orrery_protocol::ChangeHash([0; 32]), |i| i.hash),
+            reason: "the snapshot's history does not start at this project's genesis",
+        })?;
+        // The containers are the genesis's: a later change may have tried to replace one (it is
+        // refused below), and the loaded document would show the replacement.
+        let roots = Roots::read(&apply_genesis(&items[g])?).ok_or(IngestError::BadGenesis {
+            hash: items[g].hash,
+            reason: "it lacks the project's containers",
+        })?;
+
+        // Every change judged against the membership in its own causal past.
+        let mut governance: HashMap<AmHash, Rc<Vec<AmHash>>> = HashMap::new();
+        let mut interned: HashMap<Vec<AmHash>, Rc<Vec<AmHash>>> = HashMap::new();
+        let mut roles: HashMap<(*const Vec<AmHash>, AuthorId), Option<Role>> = HashMap::new();
+        let genesis_hash = items[g].change.hash();
+        let root_set = Rc::new(vec![genesis_hash]);
+        let mut done: HashSet<AmHash> = HashSet::with_capacity(items.len());
+        for (i, it) in items.iter().enumerate() {
+            let hash = it.change.hash();
+            if i == g {
+                governance.insert(hash, root_set.clone());
+                done.insert(hash);
+                continue;
+            }
+            // The membership changes (and the genesis) this change descends from.
+            let mut parts: Vec<Rc<Vec<AmHash>>> = Vec::new();
+            for d in it.change.deps() {
+                if !done.contains(d) {
+                    return Err(bad("the snapshot's changes are not in causal order"));
+                }
+                if let Some(p) = governance.get(d) {
+                    parts.push(p.clone());
+                }
+            }
+            let past = match parts.as_slice() {
+                [one] => one.clone(),
+                _ => {
+                    let mut all: Vec<AmHash> =
+                        parts.iter().flat_map(|p| p.iter().copied()).collect();
+                    all.sort_unstable();
+                    all.dedup();
+                    interned
+                        .entry(all.clone())
+                        .or_insert_with(|| Rc::new(all))
+                        .clone()
+                }
+            };
+            let need = classify(it, Some(&roots))?.unwrap_or(Needs {
+                role: Role::Editor,
+                action: "change content",
+            });
+            let key = (Rc::as_ptr(&past), it.author);
+            let role = match roles.get(&key) {
+                Some(r) => *r,
+                None => {
+                    let r = role_at(&doc, &roots.members, &it.author, &past);
+                    roles.insert(key, r);
+                    r
+                }
+            };
+            if role.is_none_or(|r| r < need.role) {
+                return Err(IngestError::NotPermitted {
+                    hash: it.hash,
+                    author: it.author,
+                    action: need.action,
+                    role: role.map_or("none", Role::as_str),
+                });
+            }
+            let own = if need.role == Role::Owner {
+                let mut with: Vec<AmHash> = past.iter().copied().chain([hash]).collect();
+                with.sort_unstable();
+                interned
+                    .entry(with.clone())
+                    .or_insert_with(|| Rc::new(with))
+                    .clone()
+            } else {
+                past
+            };
+            governance.insert(hash, own);
+            done.insert(hash);
+        }
+
+        let report = IngestReport {
+            applied: items.iter().map(|it| it.hash).collect(),
+            duplicates: 0,
+            pending: 0,
+        };
+        drop(items);
+        self.doc = doc;
+        self.roots = Some(roots);
+        for seal in verified {
+            self.seals.keep(&self.doc, seal);
+        }
+        Ok(report)
+    }
+}
+
+/// Inflates a snapshot, refusing more than [`MAX_SNAPSHOT_BYTES`].
+fn inflate(bytes: &[u8]) -> Result<Vec<u8>, IngestError> {
+    let mut out = Vec::new();
+    let read = flate2::read::DeflateDecoder::new(bytes)
+        .take(MAX_SNAPSHOT_BYTES as u64 + 1)
+        .read_to_end(&mut out);
+    match read {
+        Err(_) => Err(bad("the snapshot does not inflate")),
+        Ok(n) if n > MAX_SNAPSHOT_BYTES => Err(IngestError::Oversize {
+            what: "the inflated snapshot",
+            len: n,
+            limit: MAX_SNAPSHOT_BYTES,
+        }),
+        Ok(_) => Ok(out),
+    }
+}
+
+fn uleb(bytes: &[u8], at: &mut usize) -> Result<u64, IngestError> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes
+            .get(*at)
+            .ok_or_else(|| bad("the snapshot is cut short"))?;
+        *at += 1;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(bad("the snapshot has an over-long number"))
+}
+
+fn skip(bytes: &[u8], at: &mut usize, n: u64) -> Result<(), IngestError> {
+    let n = usize::try_from(n).map_err(|_| bad("the snapshot is cut short"))?;
+    *at = at
+        .checked_add(n)
+        .filter(|end| *end <= bytes.len())
+        .ok_or_else(|| bad("the snapshot is cut short"))?;
+    Ok(())
+}
+
+/// Checks that `bytes` are exactly one automerge document chunk whose columns are all stored
+/// uncompressed.
+fn check_document_chunk(bytes: &[u8]) -> Result<(), IngestError> {
+    if bytes.len() < 9 || bytes[..4] != MAGIC || bytes[8] != CHUNK_DOCUMENT {
+        return Err(bad("the snapshot is not an automerge document"));
+    }
+    let mut at = 9;
+    let len = uleb(bytes, &mut at)?;
+    if usize::try_from(len).ok() != bytes.len().checked_sub(at) {
+        return Err(bad("the snapshot holds more or less than one document"));
+    }
+    let actors = uleb(bytes, &mut at)?;
+    for _ in 0..actors {
+        let n = uleb(bytes, &mut at)?;
+        skip(bytes, &mut at, n)?;
+    }
+    let heads = uleb(bytes, &mut at)?;
+    skip(bytes, &mut at, heads.saturating_mul(32))?;
+    for _ in 0..2 {
+        let columns = uleb(bytes, &mut at)?;
+        for _ in 0..columns {
+            let spec = uleb(bytes, &mut at)?;
+            if spec & COLUMN_DEFLATE != 0 {
+                return Err(bad("the snapshot has a compressed column"));
+            }
+            uleb(bytes, &mut at)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chunk_check_refuses_compressed_columns_and_extra_chunks() {
+        let mut doc = crate::project::new_doc();
+        {
+            use automerge::transaction::Transactable;
+            let mut tx = doc.transaction();
+            let t = tx
+                .put_object(automerge::ROOT, "t", automerge::ObjType::Text)
+                .expect("text");
+            tx.splice_text(&t, 0, 0, &"a fairly long text ".repeat(100))
+                .expect("splice");
+            tx.commit();
+        }
+        let plain = doc.save_nocompress();
+        check_document_chunk(&plain).expect("an uncompressed document passes");
+        assert!(
+            check_document_chunk(&doc.save()).is_err(),
+            "compressed columns"
+        );
+        let mut two = plain.clone();
+        two.extend_from_slice(&plain);
+        assert!(check_document_chunk(&two).is_err(), "two chunks");
+        for cut in [0, 5, 9, 12, plain.len() / 2] {
+            assert!(check_document_chunk(&plain[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn inflation_is_bounded() {
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..(MAX_SNAPSHOT_BYTES >> 20) + 1 {
+            z.write_all(&zeros).expect("write");
+        }
+        let bomb = z.finish().expect("finish");
+        assert!(bomb.len() < 1 << 20, "a small bomb: {} bytes", bomb.len());
+        assert!(matches!(inflate(&bomb), Err(IngestError::Oversize { .. })));
+        assert!(inflate(b"not deflate at all").is_err());
+    }
+}

@@ -357,8 +357,9 @@ fn render(f: &Figures) -> String {
         r_apply_parsed
     ));
     s.push_str(&format!(
-        "| b. context: `Automerge::load(save())` of the compressed document (no per-change \
-         verification possible) | {} | {} | {:.2}× | |\n",
+        "| b. context: `Automerge::load(save())` of the compressed document, unverified (a replica \
+         with nothing is sent the document and verifies it whole: see Federation, first sync) | \
+         {} | {} | {:.2}× | |\n",
         secs(f.load_plain),
         secs(f.ingest),
         r_load

@@ -367,3 +367,31 @@ fn a_gap_under_a_sealed_head_waits() {
     assert_eq!(r.applied.len(), 3);
     assert_eq!(a.heads(), b.heads());
 }
+
+/// What is typed while a message is on its way goes in the next one, and the receiver verifies
+/// and applies it as one batch.
+#[test]
+fn keystrokes_typed_meanwhile_travel_and_apply_as_one_batch() {
+    let alice = session();
+    let (mut a, _) = Project::create(&alice, "Batch", Visibility::Shared).expect("create");
+    let nb = a.add_notebook(&alice, "nb").expect("nb");
+    let cell = a
+        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, ""))
+        .expect("cell");
+    a.seal(&alice);
+    let mut b = Project::empty(a.id());
+    let (mut sa, mut sb) = (PeerState::new(), PeerState::new());
+    sync(&mut a, &mut sa, &mut b, &mut sb);
+    for i in 0..20 {
+        a.splice_source(&alice, &nb, &cell, i, 0, "x")
+            .expect("type");
+        a.seal(&alice);
+    }
+    let (m, seals) = a.sync_message(&mut sa).expect("news");
+    let r = b
+        .receive_sync_message(&mut sb, &m, seals)
+        .expect("b accepts");
+    assert_eq!(r.report.applied.len(), 20, "one message, one batch");
+    assert_eq!(r.applied.changes.len(), 20);
+    assert_eq!(b.cell(&nb, &cell).expect("cell").source, "x".repeat(20));
+}

@@ -629,7 +629,7 @@ fn main() {
     ));
     println!("{out}");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
-    let section = format!("## Federation (issue: Federation)\n\n{out}");
+    let section = format!("## Federation (issue: Federation)\n\n{out}\n");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
     let start = text.find("## Federation (issue: Federation)");
     let new = match start {

@@ -293,6 +293,55 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
         matches!(answer, Response::Refused(Refusal::NotReplicated)),
         "a restricted project leaked: {answer:?}"
     );
+    // Nor any stored output of it, even knowing its hash.
+    let big = serde_json::json!({
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [{"cell_type": "code", "id": "plot", "metadata": {}, "execution_count": 1,
+                   "source": "plot()", "outputs": [{"output_type": "display_data", "metadata": {},
+                   "data": {"image/png": "iVBOR".repeat(20_000)}}]}]
+    })
+    .to_string();
+    nodes[0]
+        .handle()
+        .edit(secret, alice, move |proj, s| {
+            proj.import_ipynb(s, big.as_bytes(), "embargoed plot")
+                .map(|_| ())
+                .map_err(|_| orrery_crdt::EditError::Malformed("not a notebook"))
+        })
+        .await
+        .expect("import");
+    let blob = nodes[0]
+        .handle()
+        .read(secret, |x| x.and_then(|x| x.blob_refs().into_iter().next()))
+        .await
+        .expect("read")
+        .expect("the plot is a stored output");
+    let want = orrery_protocol::wire::BlobRequest {
+        project: secret,
+        hash: blob.hash,
+        len: blob.len,
+        offset: 0,
+    };
+    let answer = fed
+        .request(nodes[0].id, Request::Blob(want))
+        .await
+        .expect("answered");
+    assert!(
+        matches!(answer, Response::Refused(Refusal::Missing)),
+        "a restricted project's output leaked: {answer:?}"
+    );
+    // Named under a project she may hold, which does not refer to it: refused too.
+    let answer = fed
+        .request(
+            nodes[0].id,
+            Request::Blob(orrery_protocol::wire::BlobRequest { project: p, ..want }),
+        )
+        .await
+        .expect("answered");
+    assert!(
+        matches!(answer, Response::Refused(Refusal::Missing)),
+        "an output leaked through another project: {answer:?}"
+    );
 
     // Mallory's author is a viewer of the project.
     let mallory_author = SecretKey::generate().expect("random");
@@ -356,9 +405,12 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
             flags: None,
             version: MessageVersion::V1,
         };
+        // A negotiation message, as a diverged peer sends: its changes are verified like any.
+        let mut bytes = vec![orrery_crdt::sync::NEGOTIATE];
+        bytes.extend(message.encode());
         let frame = SyncFrame {
             project: p,
-            message: message.encode(),
+            message: bytes,
             seals: vec![seal],
         };
         match fed.request(nodes[0].id, Request::Sync(frame)).await {

@@ -62,6 +62,12 @@ pub enum IngestError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A sync message is not well formed.
+    #[error("the sync message is malformed: {0}")]
+    BadMessage(&'static str),
+    /// A snapshot (a whole document for an empty replica) is not well formed.
+    #[error("the snapshot is malformed: {0}")]
+    BadSnapshot(&'static str),
     /// A change's bytes do not match their checksum: they were altered after it was made.
     #[error("change #{index} of the batch was altered: its bytes do not match its checksum")]
     Tampered {

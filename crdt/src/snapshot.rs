@@ -40,7 +40,7 @@ const CHUNK_DOCUMENT: u8 = 0;
 const COLUMN_DEFLATE: u64 = 0b1000;
 
 fn bad(reason: &'static str) -> IngestError {
-    IngestError::Malformed { index: 0, reason }
+    IngestError::BadSnapshot(reason)
 }
 
 impl Project {
@@ -64,7 +64,7 @@ impl Project {
         seals: Vec<Signed<ChangeSeal, Unverified>>,
     ) -> Result<IngestReport, IngestError> {
         if !self.doc.get_heads().is_empty() || self.pending.holds_any() {
-            return Err(bad("a snapshot is only for a replica with nothing"));
+            return Err(bad("it is only for a replica with nothing"));
         }
         let bytes = inflate(snapshot)?;
         check_document_chunk(&bytes)?;
@@ -74,7 +74,7 @@ impl Project {
                 LoadOptions::new().text_encoding(TextEncoding::UnicodeCodePoint),
             )
         })?
-        .map_err(|_| bad("the snapshot does not load"))?;
+        .map_err(|_| bad("it does not load"))?;
         drop(bytes);
         let changes = guarded("a snapshot", || doc.get_changes(&[]))?;
         if changes.len() > orrery_protocol::limits::MAX_BATCH_CHANGES {
@@ -176,7 +176,7 @@ impl Project {
             let mut parts: Vec<Rc<Vec<AmHash>>> = Vec::new();
             for d in it.change.deps() {
                 if !done.contains(d) {
-                    return Err(bad("the snapshot's changes are not in causal order"));
+                    return Err(bad("its changes are not in causal order"));
                 }
                 if let Some(p) = governance.get(d) {
                     parts.push(p.clone());
@@ -252,7 +252,7 @@ fn inflate(bytes: &[u8]) -> Result<Vec<u8>, IngestError> {
         .take(MAX_SNAPSHOT_BYTES as u64 + 1)
         .read_to_end(&mut out);
     match read {
-        Err(_) => Err(bad("the snapshot does not inflate")),
+        Err(_) => Err(bad("it does not inflate")),
         Ok(n) if n > MAX_SNAPSHOT_BYTES => Err(IngestError::Oversize {
             what: "the inflated snapshot",
             len: n,
@@ -265,24 +265,22 @@ fn inflate(bytes: &[u8]) -> Result<Vec<u8>, IngestError> {
 fn uleb(bytes: &[u8], at: &mut usize) -> Result<u64, IngestError> {
     let mut value: u64 = 0;
     for shift in (0..64).step_by(7) {
-        let b = *bytes
-            .get(*at)
-            .ok_or_else(|| bad("the snapshot is cut short"))?;
+        let b = *bytes.get(*at).ok_or_else(|| bad("it is cut short"))?;
         *at += 1;
         value |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
             return Ok(value);
         }
     }
-    Err(bad("the snapshot has an over-long number"))
+    Err(bad("it has an over-long number"))
 }
 
 fn skip(bytes: &[u8], at: &mut usize, n: u64) -> Result<(), IngestError> {
-    let n = usize::try_from(n).map_err(|_| bad("the snapshot is cut short"))?;
+    let n = usize::try_from(n).map_err(|_| bad("it is cut short"))?;
     *at = at
         .checked_add(n)
         .filter(|end| *end <= bytes.len())
-        .ok_or_else(|| bad("the snapshot is cut short"))?;
+        .ok_or_else(|| bad("it is cut short"))?;
     Ok(())
 }
 
@@ -290,12 +288,12 @@ fn skip(bytes: &[u8], at: &mut usize, n: u64) -> Result<(), IngestError> {
 /// uncompressed.
 fn check_document_chunk(bytes: &[u8]) -> Result<(), IngestError> {
     if bytes.len() < 9 || bytes[..4] != MAGIC || bytes[8] != CHUNK_DOCUMENT {
-        return Err(bad("the snapshot is not an automerge document"));
+        return Err(bad("it is not an automerge document"));
     }
     let mut at = 9;
     let len = uleb(bytes, &mut at)?;
     if usize::try_from(len).ok() != bytes.len().checked_sub(at) {
-        return Err(bad("the snapshot holds more or less than one document"));
+        return Err(bad("it holds more or less than one document"));
     }
     let actors = uleb(bytes, &mut at)?;
     for _ in 0..actors {
@@ -309,7 +307,7 @@ fn check_document_chunk(bytes: &[u8]) -> Result<(), IngestError> {
         for _ in 0..columns {
             let spec = uleb(bytes, &mut at)?;
             if spec & COLUMN_DEFLATE != 0 {
-                return Err(bad("the snapshot has a compressed column"));
+                return Err(bad("it has a compressed column"));
             }
             uleb(bytes, &mut at)?;
         }

@@ -160,7 +160,7 @@ pub struct Received {
 }
 
 fn malformed(reason: &'static str) -> IngestError {
-    IngestError::Malformed { index: 0, reason }
+    IngestError::BadMessage(reason)
 }
 
 impl Project {
@@ -315,13 +315,13 @@ impl Project {
     ) -> Result<Received, IngestError> {
         let (&mode, body) = bytes
             .split_first()
-            .ok_or_else(|| malformed("the sync message is empty"))?;
+            .ok_or_else(|| malformed("it is empty"))?;
         state.snapshot_sent = false;
         let (their_heads, received) = match mode {
             LIVE => self.receive_live(state, body, seals)?,
             NEGOTIATE => self.receive_negotiation(state, body, seals)?,
             SNAPSHOT => self.receive_whole(body, seals)?,
-            _ => return Err(malformed("the sync message has an unknown mode")),
+            _ => return Err(malformed("it has an unknown mode")),
         };
         state.peer_empty = their_heads.is_empty();
         // Heads all known here are a base both sides hold: live from now on.
@@ -341,7 +341,7 @@ impl Project {
         seals: Vec<Signed<ChangeSeal, Unverified>>,
     ) -> Result<(Vec<AmHash>, Received), IngestError> {
         let live: Live = orrery_protocol::encoding::decode("a sync message", body, MAX_BATCH_BYTES)
-            .map_err(|_| malformed("the sync message does not decode"))?;
+            .map_err(|_| malformed("it does not decode"))?;
         let changes: Vec<Vec<u8>> = live.changes.into_iter().map(|b| b.0).collect();
         let (report, applied) = self.ingest_collecting(Batch { changes, seals }, true)?;
         state.their_need = live.need.into_iter().map(from_hash).collect();
@@ -361,7 +361,7 @@ impl Project {
     ) -> Result<(Vec<AmHash>, Received), IngestError> {
         let mut message = match guarded("a sync message", || Message::decode(body))? {
             Ok(m) => m,
-            Err(_) => return Err(malformed("the sync message does not decode")),
+            Err(_) => return Err(malformed("it does not decode")),
         };
         let changes: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
         message.changes = ChunkList::empty();
@@ -389,7 +389,7 @@ impl Project {
     ) -> Result<(Vec<AmHash>, Received), IngestError> {
         let whole: Whole =
             orrery_protocol::encoding::decode("a sync message", body, MAX_BATCH_BYTES)
-                .map_err(|_| malformed("the sync message does not decode"))?;
+                .map_err(|_| malformed("it does not decode"))?;
         let heads: Vec<AmHash> = whole.heads.into_iter().map(from_hash).collect();
         if !self.doc.get_heads().is_empty() || self.pending.holds_any() {
             // Changes arrived from elsewhere meanwhile: the answer's heads tell the peer what

@@ -146,6 +146,83 @@ proptest! {
     }
 
     #[test]
+    fn random_sync_messages_are_refused_cleanly(
+        mode in prop_oneof![Just(b'L'), Just(b'N'), Just(b'S'), any::<u8>()],
+        bytes in proptest::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let (p, _, _) = fixture();
+        let mut target = Project::empty(p.id());
+        target.ingest(p.history()).expect("history");
+        let before = target.heads();
+        let mut message = vec![mode];
+        message.extend(bytes);
+        let mut state = orrery_crdt::sync::PeerState::new();
+        let _ = target.receive_sync_message(&mut state, &message, vec![]);
+        prop_assert_eq!(target.heads(), before);
+        // An empty replica takes a snapshot message: random ones leave it empty.
+        let mut empty = Project::empty(p.id());
+        let _ = empty.receive_sync_message(&mut orrery_crdt::sync::PeerState::new(), &message, p.seals());
+        prop_assert!(empty.heads().is_empty());
+    }
+
+    #[test]
+    fn mutated_snapshots_never_panic_and_are_all_or_nothing(
+        flips in proptest::collection::vec((any::<usize>(), 0u8..8), 1..4),
+        cut in proptest::option::of(any::<usize>()),
+    ) {
+        let (p, _, _) = fixture();
+        let mut snapshot = p.snapshot();
+        for (at, bit) in flips {
+            let i = at % snapshot.len();
+            snapshot[i] ^= 1 << bit;
+        }
+        if let Some(c) = cut {
+            snapshot.truncate(c % (snapshot.len() + 1));
+        }
+        let mut r = Project::empty(p.id());
+        match r.receive_snapshot(&snapshot, p.seals()) {
+            // A flip inside a part that does not change the document (deflate's slack) may pass:
+            // then the replica is exactly the project.
+            Ok(_) => prop_assert_eq!(r.heads(), p.heads()),
+            Err(_) => prop_assert!(r.heads().is_empty()),
+        }
+    }
+
+    #[test]
+    fn documents_altered_with_a_valid_checksum_never_panic_and_are_all_or_nothing(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+    ) {
+        use sha2::Digest;
+        use std::io::Write;
+        let (p, _, _) = fixture();
+        let mut doc = p.doc().save_nocompress();
+        // The body starts after magic, checksum, type and the length (LEB128).
+        let mut body = 9;
+        while doc[body] & 0x80 != 0 {
+            body += 1;
+        }
+        body += 1;
+        for (at, byte) in edits {
+            let i = body + at % (doc.len() - body);
+            doc[i] = byte;
+        }
+        let mut hasher = sha2::Sha256::new();
+        hasher.update([0u8]);
+        hasher.update(&doc[9..body]);
+        hasher.update(&doc[body..]);
+        let hash = hasher.finalize();
+        doc[4..8].copy_from_slice(&hash[..4]);
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&doc).expect("write");
+        let snapshot = z.finish().expect("finish");
+        let mut r = Project::empty(p.id());
+        match r.receive_snapshot(&snapshot, p.seals()) {
+            Ok(_) => prop_assert_eq!(r.heads(), p.heads()),
+            Err(_) => prop_assert!(r.heads().is_empty()),
+        }
+    }
+
+    #[test]
     fn notebook_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = orrery_crdt::nbformat::parse(&bytes);
     }

@@ -151,6 +151,51 @@ impl BlobStore {
     }
 }
 
+impl BlobStore {
+    /// Deletes the blobs that no hash in `keep` names and that are older than `grace` (so that
+    /// one stored just before the change naming it is never taken), and fetches left unfinished
+    /// for longer than a day. Returns how many files were deleted.
+    pub fn collect_garbage(
+        &self,
+        keep: &std::collections::HashSet<[u8; 32]>,
+        grace: std::time::Duration,
+    ) -> usize {
+        let old = |path: &Path, age: std::time::Duration| {
+            fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|e| e >= age)
+        };
+        let mut deleted = 0;
+        let hash_of = |name: &str| -> Option<[u8; 32]> {
+            let h = blake3::Hash::from_hex(name).ok()?;
+            Some(*h.as_bytes())
+        };
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(hash) = hash_of(&name) else { continue };
+                if !keep.contains(&hash)
+                    && old(&e.path(), grace)
+                    && fs::remove_file(e.path()).is_ok()
+                {
+                    deleted += 1;
+                }
+            }
+        }
+        let day = std::time::Duration::from_secs(24 * 3600);
+        if let Ok(entries) = fs::read_dir(self.dir.join("partial")) {
+            for e in entries.flatten() {
+                if old(&e.path(), day.max(grace)) && fs::remove_file(e.path()).is_ok() {
+                    deleted += 1;
+                }
+            }
+        }
+        deleted
+    }
+}
+
 impl BlobSource for BlobStore {
     fn blob(&self, id: &BlobRef) -> Option<Vec<u8>> {
         self.get(id)
@@ -189,6 +234,27 @@ mod tests {
         assert_eq!(offset, b.id.len);
         assert_eq!(there.get(&b.id), Some(b.bytes.clone()));
         assert_eq!(here.chunk(&b.id, b.id.len), None);
+    }
+
+    #[test]
+    fn garbage_is_what_nothing_names_after_the_grace_period() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::new(dir.path());
+        let (kept, dropped) = (blob(100), blob(200));
+        store
+            .put_all(&[kept.clone(), dropped.clone()])
+            .expect("put");
+        let keep = [kept.id.hash].into();
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(store.collect_garbage(&keep, hour), 0, "too young to go");
+        assert_eq!(store.collect_garbage(&keep, std::time::Duration::ZERO), 1);
+        assert!(store.has(&kept.id) && !store.has(&dropped.id));
+        fs::write(dir.path().join("notes.txt"), b"not a blob").expect("write");
+        assert_eq!(store.collect_garbage(&keep, std::time::Duration::ZERO), 0);
+        assert!(
+            dir.path().join("notes.txt").exists(),
+            "only blobs are touched"
+        );
     }
 
     #[test]

@@ -632,6 +632,12 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     Ok((handle, task))
 }
 
+/// Polls (of 250 ms) between collections of unreferenced stored outputs: 10 minutes.
+const BLOB_GC_POLLS: u64 = 2400;
+/// How old an unreferenced stored output must be to be deleted: one stored by the command line
+/// just before the change naming it reaches the running node is never taken.
+const BLOB_GRACE: Duration = Duration::from_secs(3600);
+
 struct NodeActor {
     me: NodeId,
     key: SecretKey,
@@ -1260,6 +1266,22 @@ impl NodeActor {
         let ttl = Duration::from_secs(self.config.network.advert_ttl_secs);
         if self.advert_renewed.elapsed() >= ttl / 2 {
             self.publish_advert().await;
+        }
+        // Stored outputs nothing refers to any more (replaced outputs) are deleted now and then.
+        if self.polls.is_multiple_of(BLOB_GC_POLLS) {
+            let keep: HashSet<[u8; 32]> = self
+                .projects
+                .values()
+                .flat_map(|p| p.blob_refs())
+                .map(|b| b.hash)
+                .collect();
+            let store = self.blobs.clone();
+            tokio::task::spawn_blocking(move || {
+                let deleted = store.collect_garbage(&keep, BLOB_GRACE);
+                if deleted > 0 {
+                    info!(deleted, "stored outputs no project refers to were deleted");
+                }
+            });
         }
         // Stored outputs that could not be fetched yet are asked for again every few seconds.
         if self.polls.is_multiple_of(20) {

@@ -591,6 +591,8 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         presence_seq: 0,
         blobs: crate::blobs::BlobStore::new(home.blobs()),
         fetching: HashSet::new(),
+        fetch_permits: Arc::new(tokio::sync::Semaphore::new(4)),
+        serve_permits: Arc::new(tokio::sync::Semaphore::new(8)),
         polls: 0,
         advert_renewed: std::time::Instant::now(),
     };
@@ -667,6 +669,10 @@ struct NodeActor {
     blobs: crate::blobs::BlobStore,
     /// Blobs being fetched from other nodes.
     fetching: HashSet<orrery_crdt::BlobRef>,
+    /// Fetches running at once (each holds one 4 MiB part in memory at a time).
+    fetch_permits: Arc<tokio::sync::Semaphore>,
+    /// Parts of stored outputs being read for other nodes at once; more are answered `Busy`.
+    serve_permits: Arc<tokio::sync::Semaphore>,
     polls: u64,
     /// When the advert (and with it the authors' hosting consents) was last renewed.
     advert_renewed: std::time::Instant,
@@ -1218,7 +1224,12 @@ impl NodeActor {
                             let _ = reply.send(Response::Refused(Refusal::Missing));
                             return;
                         };
+                        let Ok(permit) = self.serve_permits.clone().try_acquire_owned() else {
+                            let _ = reply.send(Response::Refused(Refusal::Busy));
+                            return;
+                        };
                         tokio::spawn(async move {
+                            let _permit = permit;
                             let chunk = tokio::task::spawn_blocking(read).await.ok().flatten();
                             let _ = reply.send(match chunk {
                                 Some(bytes) => {

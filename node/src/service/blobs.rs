@@ -61,14 +61,18 @@ impl NodeActor {
                 continue;
             }
             self.fetching.insert(blob);
-            let (fed, store, tx, peers) = (
+            let (fed, store, tx, peers, permits) = (
                 self.fed.clone(),
                 self.blobs.clone(),
                 self.tx.clone(),
                 peers.clone(),
+                self.fetch_permits.clone(),
             );
             tokio::spawn(async move {
-                let held = fetch(&fed, &store, project, blob, &peers).await;
+                let held = match permits.acquire().await {
+                    Ok(_permit) => fetch(&fed, &store, project, blob, &peers).await,
+                    Err(_) => false,
+                };
                 let _ = tx
                     .send(Command::BlobDone {
                         project,

@@ -324,11 +324,6 @@ impl Pending {
         deps
     }
 
-    /// Whether any change is waiting here.
-    pub(crate) fn holds_any(&self) -> bool {
-        !self.changes.is_empty()
-    }
-
     /// Whether a change is waiting here.
     pub(crate) fn holds(&self, hash: &automerge::ChangeHash) -> bool {
         let h = to_hash(*hash);

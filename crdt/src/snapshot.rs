@@ -7,32 +7,38 @@
 //! inflates ([`MAX_SNAPSHOT_BYTES`]) and hands automerge a document chunk with no compressed
 //! column inside (automerge inflates those without a bound).
 //!
-//! The receiver loads it into a fresh document and checks, before adopting it, everything
-//! [`Project::ingest`] checks of the same changes: the genesis is this project's and well formed,
-//! there is one root, every change is covered by a seal of its author, and every change was
-//! allowed by the membership in its own causal past. The document already holds every state of
-//! the membership, so the role of an author in a change's past is read from it
-//! (`get_at`) instead of being rebuilt by applying the history change by change. The membership
-//! changes only through changes that need an owner (and the genesis), so the role depends only on
-//! which of those a change descends from: roles are looked up once per such set and author.
+//! The receiver loads it only to take the changes out (bounded first by their number and their
+//! operations), and adopts nothing it did not rebuild: automerge's loader does not check that
+//! operations are stored in their canonical order, so a crafted document could show text or a
+//! winning value that its changes do not make, with every hash intact. The changes are checked
+//! for everything [`Project::ingest`] checks of them (the genesis is this project's and well
+//! formed, there is one root, every change is covered by a seal of its author, every change was
+//! allowed by the membership in its own causal past) and applied to a fresh document in one call,
+//! which is what the replica becomes. The membership changes only through changes that need an
+//! owner (and the genesis), so a change's role depends only on which of those it descends from:
+//! roles are read from the rebuilt document (`get_at`) once per such set and author.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::rc::Rc;
 
 use automerge::{Automerge, ChangeHash as AmHash, LoadOptions, TextEncoding};
 use orrery_protocol::limits::MAX_BATCH_BYTES;
-use orrery_protocol::{AuthorId, ChangeSeal, Signed, Unverified};
+use orrery_protocol::{AuthorId, ChangeHash, ChangeSeal, Signed, Unverified};
 
 use crate::ingest::{
     IngestError, IngestReport, Item, Needs, apply_genesis, classify, coverage, guarded, role_at,
 };
-use crate::project::{Project, Roots, to_hash};
+use crate::project::{Project, Roots, new_doc, to_hash};
 use crate::schema::Role;
 use crate::session::AuthorCache;
 
 /// Largest document a snapshot may inflate to.
 pub const MAX_SNAPSHOT_BYTES: usize = MAX_BATCH_BYTES;
+/// Most changes a snapshot may hold.
+pub const MAX_SNAPSHOT_CHANGES: usize = 8_000_000;
+/// Most operations a snapshot may hold.
+pub const MAX_SNAPSHOT_OPS: u64 = 64_000_000;
 
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const CHUNK_DOCUMENT: u8 = 0;
@@ -56,6 +62,13 @@ impl Project {
         z.finish().unwrap_or_default()
     }
 
+    /// Whether a receiver's limits take this project as one snapshot ([`MAX_SNAPSHOT_CHANGES`],
+    /// [`MAX_SNAPSHOT_OPS`]); a larger one goes in parts.
+    pub fn snapshot_fits(&self) -> bool {
+        let (count, ops) = op_counts(&self.doc);
+        count <= MAX_SNAPSHOT_CHANGES && ops <= MAX_SNAPSHOT_OPS
+    }
+
     /// Makes this empty replica the project in `snapshot`, once every change in it has passed
     /// the checks of [`Project::ingest`] (see the module docs). On error nothing changes.
     pub fn receive_snapshot(
@@ -63,12 +76,12 @@ impl Project {
         snapshot: &[u8],
         seals: Vec<Signed<ChangeSeal, Unverified>>,
     ) -> Result<IngestReport, IngestError> {
-        if !self.doc.get_heads().is_empty() || self.pending.holds_any() {
+        if !self.doc.get_heads().is_empty() {
             return Err(bad("it is only for a replica with nothing"));
         }
         let bytes = inflate(snapshot)?;
         check_document_chunk(&bytes)?;
-        let doc = guarded("a snapshot", || {
+        let loaded = guarded("a snapshot", || {
             Automerge::load_with_options(
                 &bytes,
                 LoadOptions::new().text_encoding(TextEncoding::UnicodeCodePoint),
@@ -76,14 +89,20 @@ impl Project {
         })?
         .map_err(|_| bad("it does not load"))?;
         drop(bytes);
-        let changes = guarded("a snapshot", || doc.get_changes(&[]))?;
-        if changes.len() > orrery_protocol::limits::MAX_BATCH_CHANGES {
+        // Bounded before the changes are rebuilt: a small document can stand for many ops.
+        let (count, ops) = op_counts(&loaded);
+        if count > MAX_SNAPSHOT_CHANGES || ops > MAX_SNAPSHOT_OPS {
             return Err(IngestError::Oversize {
-                what: "the snapshot's change count",
-                len: changes.len(),
-                limit: orrery_protocol::limits::MAX_BATCH_CHANGES,
+                what: "the snapshot's change and operation count",
+                len: count,
+                limit: MAX_SNAPSHOT_CHANGES,
             });
         }
+        // The changes are what the seals vouch for. The loaded document itself is not adopted:
+        // automerge's loader does not check that the operations are stored in their canonical
+        // order, so a document can show content its changes do not make.
+        let changes = guarded("a snapshot", || loaded.get_changes(&[]))?;
+        drop(loaded);
         let seal_limit = changes.len().saturating_mul(2).saturating_add(16);
         if seals.len() > seal_limit {
             return Err(IngestError::Oversize {
@@ -127,7 +146,9 @@ impl Project {
                 change: Rc::new(change),
             });
         }
-        let (covered, _) = coverage(&items, &index, &verified, 0, |_| true)?;
+        // Kept seals may also name other authors' changes (a seal is kept for the heads that
+        // are its signer's own): those names are passed over, as ingest passes over them.
+        let (covered, _) = coverage(&items, &index, &verified, verified.len(), |_| true)?;
         if let Some(i) = covered.iter().position(|c| !c) {
             return Err(IngestError::Unsigned {
                 hash: items[i].hash,
@@ -152,34 +173,37 @@ impl Project {
             reason: "the snapshot's history does not start at this project's genesis",
         })?;
         // The containers are the genesis's: a later change may have tried to replace one (it is
-        // refused below), and the loaded document would show the replacement.
+        // refused below).
         let roots = Roots::read(&apply_genesis(&items[g])?).ok_or(IngestError::BadGenesis {
             hash: items[g].hash,
             reason: "it lacks the project's containers",
         })?;
 
-        // Every change judged against the membership in its own causal past.
+        // What each change needs, and the membership changes (and the genesis) it descends
+        // from: its role is read as of those.
         let mut governance: HashMap<AmHash, Rc<Vec<AmHash>>> = HashMap::new();
         let mut interned: HashMap<Vec<AmHash>, Rc<Vec<AmHash>>> = HashMap::new();
-        let mut roles: HashMap<(*const Vec<AmHash>, AuthorId), Option<Role>> = HashMap::new();
         let genesis_hash = items[g].change.hash();
         let root_set = Rc::new(vec![genesis_hash]);
-        let mut done: HashSet<AmHash> = HashSet::with_capacity(items.len());
+        let mut judged: Vec<(Rc<Vec<AmHash>>, Needs)> = Vec::with_capacity(items.len());
         for (i, it) in items.iter().enumerate() {
             let hash = it.change.hash();
             if i == g {
                 governance.insert(hash, root_set.clone());
-                done.insert(hash);
+                judged.push((
+                    root_set.clone(),
+                    Needs {
+                        role: Role::Viewer,
+                        action: "start the project",
+                    },
+                ));
                 continue;
             }
-            // The membership changes (and the genesis) this change descends from.
             let mut parts: Vec<Rc<Vec<AmHash>>> = Vec::new();
             for d in it.change.deps() {
-                if !done.contains(d) {
-                    return Err(bad("its changes are not in causal order"));
-                }
-                if let Some(p) = governance.get(d) {
-                    parts.push(p.clone());
+                match governance.get(d) {
+                    Some(p) => parts.push(p.clone()),
+                    None => return Err(bad("its changes are not in causal order")),
                 }
             }
             let past = match parts.as_slice() {
@@ -199,23 +223,6 @@ impl Project {
                 role: Role::Editor,
                 action: "change content",
             });
-            let key = (Rc::as_ptr(&past), it.author);
-            let role = match roles.get(&key) {
-                Some(r) => *r,
-                None => {
-                    let r = role_at(&doc, &roots.members, &it.author, &past);
-                    roles.insert(key, r);
-                    r
-                }
-            };
-            if role.is_none_or(|r| r < need.role) {
-                return Err(IngestError::NotPermitted {
-                    hash: it.hash,
-                    author: it.author,
-                    action: need.action,
-                    role: role.map_or("none", Role::as_str),
-                });
-            }
             let own = if need.role == Role::Owner {
                 let mut with: Vec<AmHash> = past.iter().copied().chain([hash]).collect();
                 with.sort_unstable();
@@ -224,25 +231,84 @@ impl Project {
                     .or_insert_with(|| Rc::new(with))
                     .clone()
             } else {
-                past
+                past.clone()
             };
             governance.insert(hash, own);
-            done.insert(hash);
+            judged.push((past, need));
         }
+        drop(governance);
 
+        // The document, rebuilt from the changes in one call.
         let report = IngestReport {
             applied: items.iter().map(|it| it.hash).collect(),
             duplicates: 0,
             pending: 0,
         };
-        drop(items);
+        let who: Vec<(ChangeHash, AuthorId)> =
+            items.iter().map(|it| (it.hash, it.author)).collect();
+        let changes: Vec<automerge::Change> = items
+            .into_iter()
+            .map(|it| Rc::try_unwrap(it.change).unwrap_or_else(|shared| (*shared).clone()))
+            .collect();
+        let mut doc = new_doc();
+        guarded("applying a snapshot", || doc.apply_changes(changes))?.map_err(|e| match e {
+            automerge::AutomergeError::DuplicateSeqNumber(seq, actor) => {
+                IngestError::Equivocation {
+                    author: crate::session::author_of(&actor),
+                    seq,
+                }
+            }
+            _ => IngestError::Library {
+                what: "applying a snapshot",
+            },
+        })?;
+
+        // Every change judged against the membership in its own causal past.
+        let mut roles: HashMap<(*const Vec<AmHash>, AuthorId), Option<Role>> = HashMap::new();
+        for ((hash, author), (past, need)) in who.iter().zip(&judged) {
+            if need.role == Role::Viewer {
+                continue;
+            }
+            let key = (Rc::as_ptr(past), *author);
+            let role = match roles.get(&key) {
+                Some(r) => *r,
+                None => {
+                    let r = role_at(&doc, &roots.members, author, past);
+                    roles.insert(key, r);
+                    r
+                }
+            };
+            if role.is_none_or(|r| r < need.role) {
+                return Err(IngestError::NotPermitted {
+                    hash: *hash,
+                    author: *author,
+                    action: need.action,
+                    role: role.map_or("none", Role::as_str),
+                });
+            }
+        }
+
         self.doc = doc;
         self.roots = Some(roots);
+        // Whatever was waiting here is superseded by the whole history.
+        self.pending = Default::default();
         for seal in verified {
             self.seals.keep(&self.doc, seal);
         }
         Ok(report)
     }
+}
+
+/// The number of changes in `doc` and of the operations they make.
+fn op_counts(doc: &Automerge) -> (usize, u64) {
+    doc.get_changes_meta(&[])
+        .iter()
+        .fold((0usize, 0u64), |(n, o), m| {
+            (
+                n + 1,
+                o.saturating_add(m.max_op.saturating_sub(m.start_op) + 1),
+            )
+        })
 }
 
 /// Inflates a snapshot, refusing more than [`MAX_SNAPSHOT_BYTES`].

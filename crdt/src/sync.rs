@@ -66,6 +66,9 @@ pub const MAX_MESSAGE_CHANGE_BYTES: usize = 16 * 1024 * 1024;
 /// Largest snapshot sent in one message; a larger project goes to an empty peer in parts.
 pub const MAX_SNAPSHOT_MESSAGE_BYTES: usize = 48 * 1024 * 1024;
 
+/// Most changes a peer may ask for by name in one message.
+const MAX_NEED: usize = 1024;
+
 /// Above this many changes to send, they are collected in one pass over the history instead of
 /// one by one.
 const BULK_CHANGES: usize = 256;
@@ -123,6 +126,11 @@ pub struct PeerState {
     probed: bool,
     /// Whether a snapshot was sent since the peer last spoke.
     snapshot_sent: bool,
+    /// Whether the peer refused a snapshot before: it then gets changes in parts.
+    no_snapshots: bool,
+    /// The missing dependencies last asked for: asked again only when they change (or with
+    /// other news), so two replicas missing a change neither has do not ask each other for ever.
+    asked: Vec<AmHash>,
     /// Largest total of change bytes in one message (default [`MAX_MESSAGE_CHANGE_BYTES`]).
     message_limit: Option<usize>,
 }
@@ -137,6 +145,14 @@ impl PeerState {
     pub fn with_message_limit(bytes: usize) -> Self {
         Self {
             message_limit: Some(bytes),
+            ..Self::default()
+        }
+    }
+
+    /// A fresh state for a peer that refused a snapshot: it gets whole histories in parts.
+    pub fn without_snapshots() -> Self {
+        Self {
+            no_snapshots: true,
             ..Self::default()
         }
     }
@@ -189,22 +205,30 @@ impl Project {
         let still: HashSet<AmHash> = candidates.iter().copied().collect();
         state.sent.retain(|h| still.contains(h));
         candidates.retain(|h| !state.sent.contains(h));
+        let listed: HashSet<AmHash> = candidates.iter().copied().collect();
         for h in std::mem::take(&mut state.their_need) {
-            if !candidates.contains(&h) && self.doc.get_change_meta_by_hash(&h).is_some() {
+            if !listed.contains(&h) && self.doc.get_change_meta_by_hash(&h).is_some() {
                 candidates.push(h);
             }
         }
-        if candidates.is_empty() && missing.is_empty() && state.told.as_ref() == Some(&heads) {
+        let ask = !missing.is_empty() && missing != state.asked;
+        if candidates.is_empty() && !ask && state.told.as_ref() == Some(&heads) {
             return None;
         }
+        state.asked = missing.clone();
         // A peer with nothing gets the compressed document, once (unless it is too large for one
         // message: then the changes go in parts).
-        if state.peer_empty && shared.is_empty() && !heads.is_empty() && state.sent.is_empty() {
+        if state.peer_empty
+            && shared.is_empty()
+            && !heads.is_empty()
+            && state.sent.is_empty()
+            && !state.no_snapshots
+        {
             if state.snapshot_sent {
                 return None;
             }
             let document = self.snapshot();
-            if document.len() <= MAX_SNAPSHOT_MESSAGE_BYTES {
+            if document.len() <= MAX_SNAPSHOT_MESSAGE_BYTES && self.snapshot_fits() {
                 state.snapshot_sent = true;
                 state.told = Some(heads.clone());
                 let whole = Whole {
@@ -281,7 +305,7 @@ impl Project {
     fn negotiation_message(&self, state: &mut PeerState, missing: Vec<AmHash>) -> Option<Outgoing> {
         let mut message = match self.doc.generate_sync_message(&mut state.negotiation) {
             Some(m) => m,
-            None if missing.is_empty() => return None,
+            None if missing.is_empty() || missing == state.asked => return None,
             None => Message {
                 heads: self.doc.get_heads(),
                 need: Vec::new(),
@@ -292,12 +316,13 @@ impl Project {
             },
         };
         message.need.retain(|h| !self.pending.holds(h));
-        for h in missing {
-            if !message.need.contains(&h) {
-                message.need.push(h);
+        for h in &missing {
+            if !message.need.contains(h) {
+                message.need.push(*h);
             }
         }
         message.flags = None;
+        state.asked = missing;
         state.told = Some(message.heads.clone());
         let changes: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
         let seals = self.seals_for(&changes);
@@ -344,7 +369,13 @@ impl Project {
             .map_err(|_| malformed("it does not decode"))?;
         let changes: Vec<Vec<u8>> = live.changes.into_iter().map(|b| b.0).collect();
         let (report, applied) = self.ingest_collecting(Batch { changes, seals }, true)?;
-        state.their_need = live.need.into_iter().map(from_hash).collect();
+        // An honest peer asks for the few dependencies it lacks; a longer list is cut.
+        state.their_need = live
+            .need
+            .into_iter()
+            .take(MAX_NEED)
+            .map(from_hash)
+            .collect();
         if live.probe && state.shared.is_some() {
             // The peer knows nothing of this side: the answer must carry these heads.
             state.told = None;
@@ -391,7 +422,7 @@ impl Project {
             orrery_protocol::encoding::decode("a sync message", body, MAX_BATCH_BYTES)
                 .map_err(|_| malformed("it does not decode"))?;
         let heads: Vec<AmHash> = whole.heads.into_iter().map(from_hash).collect();
-        if !self.doc.get_heads().is_empty() || self.pending.holds_any() {
+        if !self.doc.get_heads().is_empty() {
             // Changes arrived from elsewhere meanwhile: the answer's heads tell the peer what
             // to send instead.
             return Ok((heads, Received::default()));

@@ -395,3 +395,38 @@ fn keystrokes_typed_meanwhile_travel_and_apply_as_one_batch() {
     assert_eq!(r.applied.changes.len(), 20);
     assert_eq!(b.cell(&nb, &cell).expect("cell").source, "x".repeat(20));
 }
+
+/// Two replicas both waiting for a change neither has ask each other for it once, not for
+/// ever.
+#[test]
+fn replicas_missing_the_same_change_stop_asking() {
+    use orrery_crdt::Batch;
+    let alice = session();
+    let (mut p, _) = Project::create(&alice, "Missing", Visibility::Shared).expect("create");
+    p.seal(&alice);
+    let mut a = Project::empty(p.id());
+    a.ingest(p.history()).expect("replica");
+    let mut b = Project::empty(p.id());
+    b.ingest(p.history()).expect("replica");
+    p.set_title(&alice, "first").expect("edit");
+    let first = p.seal(&alice);
+    p.set_title(&alice, "second").expect("edit");
+    let second = p.seal(&alice);
+    for r in [&mut a, &mut b] {
+        let report = r
+            .ingest(Batch {
+                changes: second.changes.clone(),
+                seals: second.seals.clone(),
+            })
+            .expect("waits");
+        assert_eq!(report.pending, 1);
+    }
+    let (mut sa, mut sb) = (PeerState::new(), PeerState::new());
+    let messages = sync(&mut a, &mut sa, &mut b, &mut sb);
+    assert!(messages < 10, "{messages} messages");
+    // The missing change arrives at one side; both complete.
+    a.ingest(first).expect("the gap fills");
+    sync(&mut a, &mut sa, &mut b, &mut sb);
+    assert_eq!(a.heads(), p.heads());
+    assert_eq!(b.heads(), p.heads());
+}

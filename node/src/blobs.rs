@@ -1,5 +1,7 @@
 //! The node's store of large outputs (see `orrery_crdt::outputs`): one file per blob under
-//! `blobs/` in the node's directory, named by its BLAKE3 hash.
+//! `blobs/<project>/` in the node's directory, named by its BLAKE3 hash. Each project has its
+//! own: a blob is served only under the project it was stored or fetched for, so naming another
+//! project's hash in a document one may edit reaches nothing.
 //!
 //! A blob is written to a temporary file, synced and renamed into place, so a reader sees a
 //! whole blob or none. Fetching from another node appends verified-length chunks to a partial
@@ -33,6 +35,9 @@ pub enum BlobStoreError {
     /// The bytes do not match the reference.
     #[error("the bytes received for {0} do not match its hash")]
     Mismatch(BlobRef),
+    /// A part does not continue the fetch where it stands (the fetch starts over).
+    #[error("a part of {0} does not continue its fetch")]
+    OutOfStep(BlobRef),
     /// The blob is larger than [`MAX_BLOB_BYTES`].
     #[error("{0} is above the limit of {MAX_BLOB_BYTES} bytes")]
     TooLarge(BlobRef),
@@ -50,6 +55,35 @@ impl BlobStore {
         Self { dir: dir.into() }
     }
 
+    /// The store of one project's blobs, in a directory of this one.
+    pub fn for_project(&self, project: orrery_protocol::ProjectId) -> Self {
+        Self {
+            dir: self.dir.join(project.to_string()),
+        }
+    }
+
+    /// The projects that have a store here, and their stores.
+    pub fn projects(&self) -> Vec<(orrery_protocol::ProjectId, Self)> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let mut id = [0u8; 32];
+                hex::decode_to_slice(&name, &mut id).ok()?;
+                Some((orrery_protocol::ProjectId(id), Self { dir: e.path() }))
+            })
+            .collect()
+    }
+
+    /// Deletes this store's directory if nothing is left in it.
+    pub fn remove_if_empty(&self) {
+        let _ = fs::remove_dir(self.dir.join("partial"));
+        let _ = fs::remove_dir(&self.dir);
+    }
+
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BlobStoreError + '_ {
         move |source| BlobStoreError::Io {
             path: path.to_path_buf(),
@@ -62,7 +96,9 @@ impl BlobStore {
     }
 
     fn partial(&self, id: &BlobRef) -> PathBuf {
-        self.dir.join("partial").join(id.hex())
+        self.dir
+            .join("partial")
+            .join(format!("{}-{}", id.hex(), id.len))
     }
 
     /// Whether the blob is held (by its file's presence and length).
@@ -124,8 +160,12 @@ impl BlobStore {
         let dir = self.dir.join("partial");
         fs::create_dir_all(&dir).map_err(Self::io(&dir))?;
         let have = self.partial_len(id);
-        if offset != have || have + bytes.len() as u64 > id.len {
-            // Out of step or too long: start over.
+        if offset != have {
+            let _ = fs::remove_file(&partial);
+            return Err(BlobStoreError::OutOfStep(*id));
+        }
+        if have + bytes.len() as u64 > id.len {
+            // Longer than the blob: not what the hash names.
             let _ = fs::remove_file(&partial);
             return Err(BlobStoreError::Mismatch(*id));
         }
@@ -140,8 +180,12 @@ impl BlobStore {
         }
         f.sync_all().map_err(Self::io(&partial))?;
         drop(f);
-        let whole = fs::read(&partial).map_err(Self::io(&partial))?;
-        if !id.matches(&whole) {
+        let mut hasher = blake3::Hasher::new();
+        let mut file = File::open(&partial).map_err(Self::io(&partial))?;
+        hasher
+            .update_reader(&mut file)
+            .map_err(Self::io(&partial))?;
+        if hasher.finalize().as_bytes() != &id.hash {
             let _ = fs::remove_file(&partial);
             return Err(BlobStoreError::Mismatch(*id));
         }
@@ -237,6 +281,28 @@ mod tests {
     }
 
     #[test]
+    fn each_project_has_its_own_blobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = BlobStore::new(dir.path());
+        let (p, q) = (
+            orrery_protocol::ProjectId([1; 32]),
+            orrery_protocol::ProjectId([2; 32]),
+        );
+        let b = blob(300);
+        root.for_project(p)
+            .put_all(std::slice::from_ref(&b))
+            .expect("put");
+        assert!(root.for_project(p).has(&b.id));
+        assert!(
+            !root.for_project(q).has(&b.id),
+            "not reachable through another project"
+        );
+        assert_eq!(root.for_project(q).chunk(&b.id, 0), None);
+        let listed: Vec<_> = root.projects().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(listed, vec![p]);
+    }
+
+    #[test]
     fn garbage_is_what_nothing_names_after_the_grace_period() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = BlobStore::new(dir.path());
@@ -272,7 +338,7 @@ mod tests {
         assert_eq!(store.partial_len(&b.id), 0);
         assert!(matches!(
             store.append(&b.id, 5, &b.bytes[5..]),
-            Err(BlobStoreError::Mismatch(_))
+            Err(BlobStoreError::OutOfStep(_))
         ));
         assert!(
             store

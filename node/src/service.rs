@@ -577,6 +577,8 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         in_flight: HashSet::new(),
         again: HashSet::new(),
         refused: HashSet::new(),
+        snapshot_in_flight: HashSet::new(),
+        snapshot_refused: HashSet::new(),
         adverts: BTreeMap::new(),
         connected: HashSet::new(),
         membership,
@@ -654,6 +656,9 @@ struct NodeActor {
     in_flight: HashSet<(ProjectId, NodeId)>,
     again: HashSet<(ProjectId, NodeId)>,
     refused: HashSet<(ProjectId, NodeId)>,
+    /// Snapshots on their way, and peers that refused one (they get changes in parts).
+    snapshot_in_flight: HashSet<(ProjectId, NodeId)>,
+    snapshot_refused: HashSet<(ProjectId, NodeId)>,
     adverts: BTreeMap<NodeId, NodeAdvert>,
     connected: HashSet<NodeId>,
     membership: Option<Membership>,
@@ -1085,10 +1090,19 @@ impl NodeActor {
         // name them.
         let blobs = project.take_blobs();
         if !blobs.is_empty() {
-            let store = self.blobs.clone();
-            tokio::task::spawn_blocking(move || store.put_all(&blobs))
+            let store = self.blobs.for_project(id);
+            let stored = tokio::task::spawn_blocking(move || store.put_all(&blobs))
                 .await
-                .map_err(|_| NodeError::Stopped)??;
+                .map_err(|_| NodeError::Stopped)?;
+            if let Err(e) = stored {
+                // The edit is undone: the replica goes back to what the store holds, so no
+                // change naming a blob that was not stored is ever sealed or sent.
+                warn!(error = %e, "could not store an edit's large outputs; the edit is undone");
+                if let Ok(p) = self.store.run(move |s| s.load(id)).await {
+                    self.projects.insert(id, p);
+                }
+                return Err(e.into());
+            }
         }
         let project = self.projects.get_mut(&id).ok_or(NodeError::NoProject(id))?;
         if let Some(profile) = self.profiles.get(&author)
@@ -1220,12 +1234,13 @@ impl NodeActor {
                     }
                     Request::Presence(signed) => self.receive_presence(from, signed),
                     Request::Blob(want) => {
-                        let Some(read) = self.serve_blob(from, want) else {
-                            let _ = reply.send(Response::Refused(Refusal::Missing));
-                            return;
-                        };
+                        // The permit first: checking a request walks the project's outputs.
                         let Ok(permit) = self.serve_permits.clone().try_acquire_owned() else {
                             let _ = reply.send(Response::Refused(Refusal::Busy));
+                            return;
+                        };
+                        let Some(read) = self.serve_blob(from, want) else {
+                            let _ = reply.send(Response::Refused(Refusal::Missing));
                             return;
                         };
                         tokio::spawn(async move {
@@ -1280,15 +1295,20 @@ impl NodeActor {
         }
         // Stored outputs nothing refers to any more (replaced outputs) are deleted now and then.
         if self.polls.is_multiple_of(BLOB_GC_POLLS) {
-            let keep: HashSet<[u8; 32]> = self
+            let keep: HashMap<ProjectId, HashSet<[u8; 32]>> = self
                 .projects
-                .values()
-                .flat_map(|p| p.blob_refs())
-                .map(|b| b.hash)
+                .iter()
+                .map(|(id, p)| (*id, p.blob_refs().into_iter().map(|b| b.hash).collect()))
                 .collect();
-            let store = self.blobs.clone();
+            let root = self.blobs.clone();
             tokio::task::spawn_blocking(move || {
-                let deleted = store.collect_garbage(&keep, BLOB_GRACE);
+                let none = HashSet::new();
+                let mut deleted = 0;
+                // A project no longer held here keeps nothing.
+                for (id, store) in root.projects() {
+                    deleted += store.collect_garbage(keep.get(&id).unwrap_or(&none), BLOB_GRACE);
+                    store.remove_if_empty();
+                }
                 if deleted > 0 {
                     info!(deleted, "stored outputs no project refers to were deleted");
                 }

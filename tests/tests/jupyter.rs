@@ -1018,7 +1018,7 @@ async fn exports_with_blobs(
     let mut out = Vec::new();
     for node in nodes {
         let Some(handle) = &node.node else { continue };
-        let blobs = orrery_node::blobs::BlobStore::new(node.home.blobs());
+        let blobs = orrery_node::blobs::BlobStore::new(node.home.blobs()).for_project(p);
         let nb = nb.clone();
         let json = handle
             .read(p, move |x| {

@@ -206,7 +206,7 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
         } => {
             let p = load(ctx, &project)?;
             let nb = resolve_notebook(&p, &notebook)?;
-            let blobs = crate::blobs::BlobStore::new(ctx.home.blobs());
+            let blobs = crate::blobs::BlobStore::new(ctx.home.blobs()).for_project(p.id());
             emit(out, output, &p.export_ipynb_with(&nb, &blobs)?)
         }
         ProjectCmd::Member(MemberCmd::Add {
@@ -332,7 +332,9 @@ fn load(ctx: &Ctx, query: &str) -> Result<Project> {
 fn commit(ctx: &mut Ctx, project: &mut Project, session: &Session) -> Result<Batch> {
     // Large outputs moved out of the document go to the blob store before the changes naming
     // them are stored.
-    crate::blobs::BlobStore::new(ctx.home.blobs()).put_all(&project.take_blobs())?;
+    crate::blobs::BlobStore::new(ctx.home.blobs())
+        .for_project(project.id())
+        .put_all(&project.take_blobs())?;
     let batch = project.seal(session);
     if batch.is_empty() {
         return Ok(batch);

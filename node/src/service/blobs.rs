@@ -28,7 +28,7 @@ impl NodeActor {
         if !project.blob_refs().contains(&id) {
             return None;
         }
-        let store = self.blobs.clone();
+        let store = self.blobs.for_project(want.project);
         Some(move || store.chunk(&id, want.offset))
     }
 
@@ -38,10 +38,11 @@ impl NodeActor {
         let Some(p) = self.projects.get(&project) else {
             return;
         };
+        let store = self.blobs.for_project(project);
         let missing: BTreeSet<BlobRef> = p
             .blob_refs()
             .into_iter()
-            .filter(|b| !self.fetching.contains(b) && !self.blobs.has(b))
+            .filter(|b| !self.fetching.contains(b) && !store.has(b))
             .collect();
         if missing.is_empty() {
             return;
@@ -63,7 +64,7 @@ impl NodeActor {
             self.fetching.insert(blob);
             let (fed, store, tx, peers, permits) = (
                 self.fed.clone(),
-                self.blobs.clone(),
+                store.clone(),
                 self.tx.clone(),
                 peers.clone(),
                 self.fetch_permits.clone(),
@@ -115,7 +116,8 @@ async fn fetch(
                 }
             };
             // A peer sends exactly the chunk asked for: anything else is not worth keeping.
-            if bytes.is_empty() || bytes.len() as u64 > CHUNK_BYTES.min(blob.len - offset) {
+            let remaining = blob.len.saturating_sub(offset);
+            if bytes.is_empty() || bytes.len() as u64 > CHUNK_BYTES.min(remaining) {
                 break;
             }
             let store = store.clone();
@@ -129,6 +131,10 @@ async fn fetch(
                 Ok(Ok(false)) => continue,
                 Ok(Err(e)) => {
                     warn!(peer = %peer.short(), error = %e, "stored output refused");
+                    if matches!(e, crate::blobs::BlobStoreError::Mismatch(_)) {
+                        // Bytes that are not what the hash names: the peer served them.
+                        let _ = fed.penalise(peer).await;
+                    }
                     break;
                 }
                 Err(_) => return false,

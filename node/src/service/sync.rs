@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Most replicas kept with nothing applied yet, waiting for the rest of a history.
+const MAX_PROVISIONAL: usize = 8;
+
 impl NodeActor {
     /// The nodes a project should be synced with: connected nodes that may hold it.
     pub(super) fn targets(&self, project: &Project) -> Vec<NodeId> {
@@ -60,7 +63,8 @@ impl NodeActor {
         let Some(p) = self.projects.get(&project) else {
             return;
         };
-        let state = self.peers.entry((project, peer)).or_default();
+        let fresh = self.fresh_state(project, peer);
+        let state = self.peers.entry((project, peer)).or_insert(fresh);
         let Some((message, seals)) = p.sync_message(state) else {
             return;
         };
@@ -74,9 +78,21 @@ impl NodeActor {
         );
     }
 
+    /// A new sync state for `peer`: without snapshots if it refused one.
+    fn fresh_state(&self, project: ProjectId, peer: NodeId) -> PeerState {
+        if self.snapshot_refused.contains(&(project, peer)) {
+            PeerState::without_snapshots()
+        } else {
+            PeerState::new()
+        }
+    }
+
     /// Sends a sync frame and reports the answer back to the actor.
     pub(super) fn send(&mut self, peer: NodeId, frame: SyncFrame) {
         let project = frame.project;
+        if frame.message.first() == Some(&orrery_crdt::sync::SNAPSHOT) {
+            self.snapshot_in_flight.insert((project, peer));
+        }
         debug!(project = %project.short(), peer = %peer.short(), bytes = frame.message.len(), "sync message");
         self.in_flight.insert((project, peer));
         let fed = self.fed.clone();
@@ -111,12 +127,16 @@ impl NodeActor {
             return Err(Refusal::NotReplicated);
         }
         let is_new = !self.projects.contains_key(&id);
+        // A replica kept while its history was still arriving has not been judged yet either.
+        let was_empty = self.projects.get(&id).is_none_or(|p| p.heads().is_empty());
         let mut project = match self.projects.remove(&id) {
             Some(p) => p,
             None => Project::empty(id),
         };
-        let state = self.peers.entry((id, peer)).or_default();
+        let fresh = self.fresh_state(id, peer);
+        let state = self.peers.entry((id, peer)).or_insert(fresh);
         let started = std::time::Instant::now();
+        let snapshot = frame.message.first() == Some(&orrery_crdt::sync::SNAPSHOT);
         let received = match project.receive_sync_message(state, &frame.message, frame.seals) {
             Ok(r) => r,
             Err(e) => {
@@ -127,14 +147,24 @@ impl NodeActor {
                     self.peers.remove(&(id, peer));
                 }
                 // Only data that proves the peer lied is an offence; limits and library
-                // failures are not.
-                let offence = !matches!(
-                    e,
-                    orrery_crdt::IngestError::Library { .. }
-                        | orrery_crdt::IngestError::TooManyPending { .. }
-                        | orrery_crdt::IngestError::Equivocation { .. }
-                        | orrery_crdt::IngestError::Corrupt(_)
-                );
+                // failures are not. A whole snapshot is judged as one, so an honest sender of a
+                // history this node sees differently is not punished for it: only forged seals
+                // in one are.
+                let offence = if snapshot {
+                    matches!(
+                        e,
+                        orrery_crdt::IngestError::ForgedSeal(_)
+                            | orrery_crdt::IngestError::WrongProject { .. }
+                    )
+                } else {
+                    !matches!(
+                        e,
+                        orrery_crdt::IngestError::Library { .. }
+                            | orrery_crdt::IngestError::TooManyPending { .. }
+                            | orrery_crdt::IngestError::Equivocation { .. }
+                            | orrery_crdt::IngestError::Corrupt(_)
+                    )
+                };
                 if offence {
                     let _ = self.fed.penalise(peer).await;
                 }
@@ -143,7 +173,7 @@ impl NodeActor {
             }
         };
         // `heads()` is cheap; counting changes decodes the whole history.
-        if is_new && !project.heads().is_empty() && !self.wants(&project) {
+        if was_empty && !project.heads().is_empty() && !self.wants(&project) {
             self.peers.remove(&(id, peer));
             return Err(Refusal::NotReplicated);
         }
@@ -198,7 +228,8 @@ impl NodeActor {
             }
         }
         let stored = started.elapsed();
-        let reply = project.sync_message(self.peers.entry((id, peer)).or_default());
+        let fresh = self.fresh_state(id, peer);
+        let reply = project.sync_message(self.peers.entry((id, peer)).or_insert(fresh));
         debug!(
             project = %id.short(),
             peer = %peer.short(),
@@ -212,7 +243,17 @@ impl NodeActor {
         let heads = project.heads();
         // A history arriving in several messages may leave a new replica with nothing applied
         // yet and everything waiting for the rest: it is kept for the rest.
-        if !is_new || !heads.is_empty() || received.report.pending > 0 {
+        // Such replicas are few: any member can start one by sending a change whose
+        // dependency never comes.
+        let provisional = self
+            .projects
+            .values()
+            .filter(|p| p.heads().is_empty())
+            .count();
+        if !heads.is_empty()
+            || (!is_new && !was_empty)
+            || (received.report.pending > 0 && (!is_new || provisional < MAX_PROVISIONAL))
+        {
             self.projects.insert(id, project);
         } else {
             self.peers.remove(&(id, peer));
@@ -284,6 +325,13 @@ impl NodeActor {
         result: Result<Response, orrery_federation::FederationError>,
     ) {
         self.in_flight.remove(&(project, peer));
+        let was_snapshot = self.snapshot_in_flight.remove(&(project, peer));
+        if was_snapshot && matches!(result, Ok(Response::Refused(Refusal::Rejected))) {
+            // An honest peer may judge a history differently (a limit, an unusual history):
+            // it gets the changes themselves from now on.
+            warn!(peer = %peer.short(), project = %project.short(), "a snapshot was refused; sending changes instead");
+            self.snapshot_refused.insert((project, peer));
+        }
         debug!(peer = %peer.short(), project = %project.short(), ok = result.is_ok(), "sync answer");
         match result {
             Ok(Response::Sync(frame)) if frame.project == project => {

@@ -613,10 +613,14 @@ fn main() {
         "\nHow: a node with nothing announces empty heads, and the node holding the project \
          answers with a snapshot (`Project::snapshot`: automerge's document without column \
          compression, deflated as one stream) and its kept seals. The receiver inflates it with a \
-         bound, checks that it is one document chunk with no compressed column, loads it, and \
-         verifies every change in it before adopting it (`Project::receive_snapshot`: seals, \
-         coverage, one genesis, and each change's permission read from the membership as of its \
-         causal past, from the loaded document itself). `ORRERY_BENCH_ONLY=sync \
+         bound, checks that it is one document chunk with no compressed column, loads it only to \
+         take its changes out (bounded first by their number and operations), verifies them \
+         (seals, coverage, one genesis, each change's permission as of its causal past) and \
+         rebuilds the document from them in one `apply_changes` (`Project::receive_snapshot`). \
+         The rebuild is most of the time: automerge 0.12's loader does not check that operations \
+         are stored in their canonical order, so adopting the loaded document itself (1.8× in an \
+         earlier run) would let a member show content that no change makes. A check of the \
+         loaded document's operation order would remove the rebuild. `ORRERY_BENCH_ONLY=sync \
          ORRERY_LOG=orrery_node=debug` runs this part alone with the nodes' timing of each step.\n",
     );
     let (rss, hwm) = idle_rss();

@@ -1,11 +1,15 @@
 //! Every way ingest refuses a batch, each leaving the document untouched, and the ways it
 //! accepts one.
 
-use automerge::transaction::{CommitOptions, Transactable, Transaction};
-use automerge::{ActorId, Automerge, ReadDoc};
+use automerge::transaction::{Transactable, Transaction};
+use automerge::{ActorId, ReadDoc};
 use orrery_crdt::ingest::IngestError;
 use orrery_crdt::{Batch, CellKind, NewCell, NotebookId, Project, Role, Session, Visibility};
 use orrery_protocol::{ChangeSeal, SecretKey, Signed};
+
+#[path = "support/forge.rs"]
+mod forge;
+use forge::seal_over;
 
 fn session() -> Session {
     Session::new(SecretKey::generate().expect("random")).expect("random")
@@ -31,28 +35,7 @@ fn project_with_cell(owner: &Session) -> (Project, NotebookId, orrery_crdt::Cell
 /// Makes a change on a copy of `p`'s document as `actor`, bypassing every local check, as a
 /// hostile replica would. Returns the raw change bytes.
 fn rogue_change(p: &Project, actor: ActorId, f: impl FnOnce(&mut Transaction<'_>)) -> Vec<u8> {
-    let mut doc = Automerge::load(&p.save()).expect("loads");
-    doc.set_actor(actor);
-    let mut tx = doc.transaction();
-    f(&mut tx);
-    let (hash, _) = tx.commit_with(CommitOptions::default());
-    let hash = hash.expect("a change");
-    doc.get_change_by_hash(&hash)
-        .expect("present")
-        .raw_bytes()
-        .to_vec()
-}
-
-fn seal_over(p: &Project, key: &SecretKey, change: &[u8]) -> Signed<ChangeSeal> {
-    let c = automerge::Change::try_from(change).expect("parses");
-    Signed::sign(
-        key,
-        ChangeSeal {
-            project: p.id(),
-            heads: vec![orrery_protocol::ChangeHash(c.hash().0)],
-        },
-    )
-    .into_unverified()
+    forge::rogue(p, actor, f).1
 }
 
 fn title_edit(title: &'static str) -> impl FnOnce(&mut Transaction<'_>) {

@@ -4,12 +4,16 @@
 
 use std::io::Write;
 
-use automerge::transaction::{CommitOptions, Transactable, Transaction};
-use automerge::{ActorId, Automerge, ReadDoc};
+use automerge::transaction::{Transactable, Transaction};
+use automerge::{Automerge, ReadDoc};
 use orrery_crdt::ingest::IngestError;
 use orrery_crdt::sync::{PeerState, SNAPSHOT};
 use orrery_crdt::{Batch, CellKind, NewCell, Project, Role, Session, Visibility};
 use orrery_protocol::{ChangeSeal, SecretKey, Signed, Unverified};
+
+#[path = "support/forge.rs"]
+mod forge;
+use forge::seal_over;
 
 fn session() -> Session {
     Session::new(SecretKey::generate().expect("random")).expect("random")
@@ -26,39 +30,8 @@ fn snapshot_of(doc: &Automerge) -> Vec<u8> {
     z.finish().expect("finish")
 }
 
-/// `p`'s document with a change made as `actor` bypassing every local check, and that change.
-fn with_rogue(
-    p: &Project,
-    actor: ActorId,
-    f: impl FnOnce(&mut Transaction<'_>),
-) -> (Automerge, Vec<u8>) {
-    let mut doc = Automerge::load(&p.save()).expect("loads");
-    doc.set_actor(actor);
-    let mut tx = doc.transaction();
-    f(&mut tx);
-    let (hash, _) = tx.commit_with(CommitOptions::default());
-    let change = doc
-        .get_change_by_hash(&hash.expect("a change"))
-        .expect("present")
-        .raw_bytes()
-        .to_vec();
-    (doc, change)
-}
-
 /// An edit made bypassing every local check.
 type RogueEdit = Box<dyn FnOnce(&mut Transaction<'_>)>;
-
-fn seal_over(p: &Project, key: &SecretKey, change: &[u8]) -> Signed<ChangeSeal, Unverified> {
-    let c = automerge::Change::try_from(change).expect("parses");
-    Signed::sign(
-        key,
-        ChangeSeal {
-            project: p.id(),
-            heads: vec![orrery_protocol::ChangeHash(c.hash().0)],
-        },
-    )
-    .into_unverified()
-}
 
 /// Alice's project with Bob as a viewer and Carol as an editor, a notebook and some typing.
 fn project() -> (Project, Session, Session, Session) {
@@ -194,7 +167,7 @@ fn a_snapshot_is_refused_for_what_a_batch_is_refused_for() {
         ),
     ];
     for (what, who, f) in cases {
-        let (doc, change) = with_rogue(&p, who.actor().clone(), f);
+        let (doc, change) = forge::rogue(&p, who.actor().clone(), f);
         let mut seals = p.seals();
         seals.push(seal_over(&p, who.key(), &change));
         let (by_batch, by_snapshot) = judged(&p, &doc, seals);
@@ -209,7 +182,7 @@ fn a_snapshot_is_refused_for_what_a_batch_is_refused_for() {
     }
 
     // A change no seal covers.
-    let (doc, _) = with_rogue(&p, alice.actor().clone(), |tx| {
+    let (doc, _) = forge::rogue(&p, alice.actor().clone(), |tx| {
         tx.put(automerge::ROOT, "title", "unsealed").expect("put");
     });
     let (a, b) = judged(&p, &doc, p.seals());
@@ -243,7 +216,7 @@ fn removal_is_judged_at_each_changes_own_past() {
     let (x, y) = judged(&a, &doc, a.seals());
     assert!(x.is_ok() && y.is_ok(), "{x:?} {y:?}");
     // A change of Carol's made after she saw her removal is refused both ways.
-    let (doc, change) = with_rogue(&a, carol.actor().clone(), |tx| {
+    let (doc, change) = forge::rogue(&a, carol.actor().clone(), |tx| {
         tx.put(automerge::ROOT, "title", "too late").expect("put");
     });
     let mut seals = a.seals();

@@ -30,17 +30,42 @@ fn sync(a: &mut Project, sa: &mut PeerState, b: &mut Project, sb: &mut PeerState
     panic!("sync did not settle");
 }
 
+/// Alice's project with `bob` (if any) as an editor and one code cell holding `source`; the
+/// genesis batch is returned too.
+fn project_with_cell(
+    alice: &Session,
+    bob: Option<&Session>,
+    title: &str,
+    source: &str,
+) -> (
+    Project,
+    orrery_crdt::Batch,
+    orrery_crdt::NotebookId,
+    orrery_crdt::CellId,
+) {
+    let (mut p, genesis) = Project::create(alice, title, Visibility::Shared).expect("create");
+    if let Some(bob) = bob {
+        p.set_member(alice, bob.author(), Role::Editor)
+            .expect("member");
+    }
+    let nb = p.add_notebook(alice, "nb").expect("nb");
+    let cell = p
+        .insert_cell(alice, &nb, 0, NewCell::new(CellKind::Code, source))
+        .expect("cell");
+    (p, genesis, nb, cell)
+}
+
 #[test]
 fn concurrent_edits_converge_through_verified_sync() {
     let alice = session();
     let bob = session();
-    let (mut a, _) = Project::create(&alice, "Sync", Visibility::Shared).expect("create");
-    a.set_member(&alice, bob.author(), Role::Editor)
-        .expect("member");
-    let nb = a.add_notebook(&alice, "nb").expect("nb");
-    let cell = a
-        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, "x = 1\n"))
-        .expect("cell");
+    let (mut a, _, nb, cell) = project_with_cell(
+        &alice,
+        Some(&bob),
+        "Sync",
+        "x = 1
+",
+    );
     a.seal(&alice);
     let mut b = Project::empty(a.id());
     let (mut sa, mut sb) = (PeerState::new(), PeerState::new());
@@ -119,13 +144,7 @@ fn a_waiting_change_makes_the_peer_ask_for_what_is_missing() {
     use orrery_crdt::sync::PeerState;
     let alice = Session::new(SecretKey::generate().expect("key")).expect("session");
     let bob = Session::new(SecretKey::generate().expect("key")).expect("session");
-    let (mut r, _) = Project::create(&alice, "t", Visibility::Shared).expect("create");
-    r.set_member(&alice, bob.author(), Role::Editor)
-        .expect("bob");
-    let nb = r.add_notebook(&alice, "n").expect("nb");
-    let c = r
-        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, "x"))
-        .expect("cell");
+    let (mut r, _, nb, c) = project_with_cell(&alice, Some(&bob), "t", "x");
     r.seal(&alice);
     let mut s = Project::empty(r.id());
     s.ingest(r.history()).expect("replica");
@@ -179,13 +198,7 @@ fn a_waiting_change_makes_the_peer_ask_for_what_is_missing() {
 fn live_mode_sends_only_what_is_new() {
     let alice = session();
     let bob = session();
-    let (mut a, _) = Project::create(&alice, "Live", Visibility::Shared).expect("create");
-    a.set_member(&alice, bob.author(), Role::Editor)
-        .expect("member");
-    let nb = a.add_notebook(&alice, "nb").expect("nb");
-    let cell = a
-        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, ""))
-        .expect("cell");
+    let (mut a, _, nb, cell) = project_with_cell(&alice, Some(&bob), "Live", "");
     for i in 0..200 {
         a.splice_source(&alice, &nb, &cell, 0, 0, &format!("{i} "))
             .expect("type");
@@ -231,13 +244,13 @@ fn live_mode_sends_only_what_is_new() {
 fn diverged_and_empty_replicas_converge() {
     let alice = session();
     let bob = session();
-    let (mut a, _) = Project::create(&alice, "Apart", Visibility::Shared).expect("create");
-    a.set_member(&alice, bob.author(), Role::Editor)
-        .expect("member");
-    let nb = a.add_notebook(&alice, "nb").expect("nb");
-    let cell = a
-        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, "base\n"))
-        .expect("cell");
+    let (mut a, _, nb, cell) = project_with_cell(
+        &alice,
+        Some(&bob),
+        "Apart",
+        "base
+",
+    );
     a.seal(&alice);
     // An empty replica: everything in live mode after the probes.
     let mut b = Project::empty(a.id());
@@ -294,13 +307,7 @@ fn bad_live_messages_change_nothing() {
 fn a_long_history_arrives_in_parts() {
     let alice = session();
     let bob = session();
-    let (mut a, genesis) = Project::create(&alice, "Long", Visibility::Shared).expect("create");
-    a.set_member(&alice, bob.author(), Role::Editor)
-        .expect("member");
-    let nb = a.add_notebook(&alice, "nb").expect("nb");
-    let cell = a
-        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, ""))
-        .expect("cell");
+    let (mut a, genesis, nb, cell) = project_with_cell(&alice, Some(&bob), "Long", "");
     for i in 0..600 {
         a.splice_source(&alice, &nb, &cell, 0, 0, &format!("{i} "))
             .expect("type");
@@ -333,11 +340,7 @@ fn a_long_history_arrives_in_parts() {
 fn a_gap_under_a_sealed_head_waits() {
     use orrery_crdt::Batch;
     let alice = session();
-    let (mut a, _) = Project::create(&alice, "Gap", Visibility::Shared).expect("create");
-    let nb = a.add_notebook(&alice, "nb").expect("nb");
-    let cell = a
-        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, ""))
-        .expect("cell");
+    let (mut a, _, nb, cell) = project_with_cell(&alice, None, "Gap", "");
     let base = a.seal(&alice);
     let mut b = Project::empty(a.id());
     b.ingest(a.history()).expect("replica");
@@ -373,11 +376,7 @@ fn a_gap_under_a_sealed_head_waits() {
 #[test]
 fn keystrokes_typed_meanwhile_travel_and_apply_as_one_batch() {
     let alice = session();
-    let (mut a, _) = Project::create(&alice, "Batch", Visibility::Shared).expect("create");
-    let nb = a.add_notebook(&alice, "nb").expect("nb");
-    let cell = a
-        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, ""))
-        .expect("cell");
+    let (mut a, _, nb, cell) = project_with_cell(&alice, None, "Batch", "");
     a.seal(&alice);
     let mut b = Project::empty(a.id());
     let (mut sa, mut sb) = (PeerState::new(), PeerState::new());

@@ -361,17 +361,10 @@ impl Project {
         tx.put_object(automerge::ROOT, K_PROFILES, ObjType::Map)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now()));
         let hash = hash.ok_or(EditError::Malformed("genesis change is empty"))?;
-        let roots = Roots::read(&doc).ok_or(EditError::Malformed("genesis lacks containers"))?;
-        let mut project = Project {
-            id: ProjectId(hash.0),
-            doc,
-            roots: Some(roots),
-            seals: Default::default(),
-            pending: Default::default(),
-            unsealed: HashMap::new(),
-            role_memo: None,
-            new_blobs: Vec::new(),
-        };
+        if Roots::read(&doc).is_none() {
+            return Err(EditError::Malformed("genesis lacks containers"));
+        }
+        let mut project = Project::from_doc(ProjectId(hash.0), doc);
         project.unsealed.insert(
             session.actor().clone(),
             Unsealed {
@@ -387,10 +380,15 @@ impl Project {
 
     /// An empty replica of project `id`, waiting for its genesis change to arrive by ingest.
     pub fn empty(id: ProjectId) -> Project {
+        Project::from_doc(id, new_doc())
+    }
+
+    /// A replica of project `id` holding `doc`, with nothing sealed, waiting or unsealed.
+    pub(crate) fn from_doc(id: ProjectId, doc: Automerge) -> Project {
         Project {
             id,
-            doc: new_doc(),
-            roots: None,
+            roots: Roots::read(&doc),
+            doc,
             seals: Default::default(),
             pending: Default::default(),
             unsealed: HashMap::new(),

@@ -288,10 +288,8 @@ impl Project {
             }
         }
 
-        self.doc = doc;
-        self.roots = Some(roots);
         // Whatever was waiting here is superseded by the whole history.
-        self.pending = Default::default();
+        *self = Project::from_doc(self.id, doc);
         for seal in verified {
             self.seals.keep(&self.doc, seal);
         }

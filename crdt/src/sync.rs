@@ -175,10 +175,6 @@ pub struct Received {
     pub whole: bool,
 }
 
-fn malformed(reason: &'static str) -> IngestError {
-    IngestError::BadMessage(reason)
-}
-
 impl Project {
     /// The next sync message for a peer and the seals covering its changes, or `None` when the
     /// peer is up to date.
@@ -227,8 +223,8 @@ impl Project {
             if state.snapshot_sent {
                 return None;
             }
-            let document = self.snapshot();
-            if document.len() <= MAX_SNAPSHOT_MESSAGE_BYTES && self.snapshot_fits() {
+            let document = self.snapshot_fits().then(|| self.snapshot());
+            if let Some(document) = document.filter(|d| d.len() <= MAX_SNAPSHOT_MESSAGE_BYTES) {
                 state.snapshot_sent = true;
                 state.told = Some(heads.clone());
                 let whole = Whole {
@@ -239,6 +235,8 @@ impl Project {
                 out.extend(orrery_protocol::encoding::encode(&whole));
                 return Some((out, self.seals()));
             }
+            // Too large for one: parts, without building the snapshot again for every one.
+            state.no_snapshots = true;
         }
         let limit = state.message_limit.unwrap_or(MAX_MESSAGE_CHANGE_BYTES);
         let changes = self.changes_to_send(&shared, &candidates, state.peer_empty, limit);
@@ -340,13 +338,13 @@ impl Project {
     ) -> Result<Received, IngestError> {
         let (&mode, body) = bytes
             .split_first()
-            .ok_or_else(|| malformed("it is empty"))?;
+            .ok_or(IngestError::BadMessage("it is empty"))?;
         state.snapshot_sent = false;
         let (their_heads, received) = match mode {
             LIVE => self.receive_live(state, body, seals)?,
             NEGOTIATE => self.receive_negotiation(state, body, seals)?,
             SNAPSHOT => self.receive_whole(body, seals)?,
-            _ => return Err(malformed("it has an unknown mode")),
+            _ => return Err(IngestError::BadMessage("it has an unknown mode")),
         };
         state.peer_empty = their_heads.is_empty();
         // Heads all known here are a base both sides hold: live from now on.
@@ -366,7 +364,7 @@ impl Project {
         seals: Vec<Signed<ChangeSeal, Unverified>>,
     ) -> Result<(Vec<AmHash>, Received), IngestError> {
         let live: Live = orrery_protocol::encoding::decode("a sync message", body, MAX_BATCH_BYTES)
-            .map_err(|_| malformed("it does not decode"))?;
+            .map_err(|_| IngestError::BadMessage("it does not decode"))?;
         let changes: Vec<Vec<u8>> = live.changes.into_iter().map(|b| b.0).collect();
         let (report, applied) = self.ingest_collecting(Batch { changes, seals }, true)?;
         // An honest peer asks for the few dependencies it lacks; a longer list is cut.
@@ -392,7 +390,7 @@ impl Project {
     ) -> Result<(Vec<AmHash>, Received), IngestError> {
         let mut message = match guarded("a sync message", || Message::decode(body))? {
             Ok(m) => m,
-            Err(_) => return Err(malformed("it does not decode")),
+            Err(_) => return Err(IngestError::BadMessage("it does not decode")),
         };
         let changes: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
         message.changes = ChunkList::empty();
@@ -420,7 +418,7 @@ impl Project {
     ) -> Result<(Vec<AmHash>, Received), IngestError> {
         let whole: Whole =
             orrery_protocol::encoding::decode("a sync message", body, MAX_BATCH_BYTES)
-                .map_err(|_| malformed("it does not decode"))?;
+                .map_err(|_| IngestError::BadMessage("it does not decode"))?;
         let heads: Vec<AmHash> = whole.heads.into_iter().map(from_hash).collect();
         if !self.doc.get_heads().is_empty() {
             // Changes arrived from elsewhere meanwhile: the answer's heads tell the peer what

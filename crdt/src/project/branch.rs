@@ -18,18 +18,7 @@ impl Project {
     /// a branch. It holds no seals and nothing waiting; edits on it are checked against the
     /// membership at `heads`, as every replica checks them on ingest.
     pub(crate) fn branch_at(&self, heads: &[automerge::ChangeHash]) -> Result<Project, EditError> {
-        let doc = self.doc.fork_at(heads)?;
-        let roots = Roots::read(&doc);
-        Ok(Project {
-            id: self.id,
-            doc,
-            roots,
-            seals: Default::default(),
-            pending: Default::default(),
-            unsealed: HashMap::new(),
-            role_memo: None,
-            new_blobs: Vec::new(),
-        })
+        Ok(Project::from_doc(self.id, self.doc.fork_at(heads)?))
     }
 
     /// Brings the changes `maker` made on `branch` into this replica, to be covered by `owner`'s

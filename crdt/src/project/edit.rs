@@ -187,11 +187,9 @@ impl Project {
         if self.notebook_obj(&id).is_ok() {
             return Err(EditError::DuplicateId(id.to_string()));
         }
-        let mut blobs = Vec::new();
-        let cells = externalise_cells(cells, &mut blobs);
-        // Stored before any change naming them can exist; an edit that then fails leaves an
-        // unreferenced blob, never a reference to nothing.
-        self.new_blobs.extend(blobs);
+        // Handed over even if an edit below fails: an unreferenced blob is harmless, a
+        // reference to nothing is not.
+        let cells = externalise_cells(cells, &mut self.new_blobs);
         let cells = &cells[..];
         let positions = position::spread(cells.len());
         let put_record = |tx: &mut Transaction<'_>, nb: &ObjId| -> Result<(), EditError> {

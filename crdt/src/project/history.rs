@@ -147,17 +147,7 @@ impl Project {
             .map_err(|e| IngestError::Corrupt(e.to_string()))?;
         crate::ingest::guarded("stored changes", || doc.apply_changes(parsed))?
             .map_err(|e| IngestError::Corrupt(e.to_string()))?;
-        let roots = Roots::read(&doc);
-        let mut project = Project {
-            id,
-            doc,
-            roots,
-            seals: Default::default(),
-            pending: Default::default(),
-            unsealed: HashMap::new(),
-            role_memo: None,
-            new_blobs: Vec::new(),
-        };
+        let mut project = Project::from_doc(id, doc);
         for seal in seals {
             project.seals.keep(&project.doc, seal);
         }

@@ -593,6 +593,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         presence_seq: 0,
         blobs: crate::blobs::BlobStore::new(home.blobs()),
         fetching: HashSet::new(),
+        held_blobs: HashMap::new(),
         fetch_permits: Arc::new(tokio::sync::Semaphore::new(4)),
         serve_permits: Arc::new(tokio::sync::Semaphore::new(8)),
         polls: 0,
@@ -674,6 +675,8 @@ struct NodeActor {
     blobs: crate::blobs::BlobStore,
     /// Blobs being fetched from other nodes.
     fetching: HashSet<orrery_crdt::BlobRef>,
+    /// Blobs each project refers to that were found here (cleared when blobs are deleted).
+    held_blobs: HashMap<ProjectId, std::collections::BTreeSet<orrery_crdt::BlobRef>>,
     /// Fetches running at once (each holds one 4 MiB part in memory at a time).
     fetch_permits: Arc<tokio::sync::Semaphore>,
     /// Parts of stored outputs being read for other nodes at once; more are answered `Busy`.
@@ -1301,6 +1304,7 @@ impl NodeActor {
                 .map(|(id, p)| (*id, p.blob_refs().into_iter().map(|b| b.hash).collect()))
                 .collect();
             let root = self.blobs.clone();
+            self.held_blobs.clear();
             tokio::task::spawn_blocking(move || {
                 let none = HashSet::new();
                 let mut deleted = 0;

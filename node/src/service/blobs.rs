@@ -39,11 +39,22 @@ impl NodeActor {
             return;
         };
         let store = self.blobs.for_project(project);
-        let missing: BTreeSet<BlobRef> = p
-            .blob_refs()
-            .into_iter()
-            .filter(|b| !self.fetching.contains(b) && !store.has(b))
-            .collect();
+        let refs = p.blob_refs();
+        // Called for every frame that changes the project: blobs seen here before are not
+        // looked up on disk again.
+        let held = self.held_blobs.entry(project).or_default();
+        held.retain(|b| refs.contains(b));
+        let mut missing = BTreeSet::new();
+        for b in refs {
+            if held.contains(&b) || self.fetching.contains(&b) {
+                continue;
+            }
+            if store.has(&b) {
+                held.insert(b);
+            } else {
+                missing.insert(b);
+            }
+        }
         if missing.is_empty() {
             return;
         }

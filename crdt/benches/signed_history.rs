@@ -13,6 +13,8 @@
 //! written to the section `## Signed history (issue: Foundation)` of `BENCHMARKS.md` at the
 //! repository root (replacing an older copy of the section).
 
+#[path = "support/sections.rs"]
+mod sections;
 #[path = "../tests/support/trace_data.rs"]
 mod trace_data;
 
@@ -303,12 +305,11 @@ fn main() {
     };
     let table = render(&figures);
     println!("{table}");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = root.parent().unwrap_or(root).join("BENCHMARKS.md");
-    match write_section(&path, &table) {
-        Ok(()) => eprintln!("wrote {}", path.display()),
-        Err(e) => eprintln!("could not update {}: {e}", path.display()),
-    }
+    sections::write_section(
+        env!("CARGO_MANIFEST_DIR"),
+        SECTION,
+        &format!("Command: `cargo bench -p orrery-crdt --bench signed_history`\n\n{table}"),
+    );
 }
 
 fn render(f: &Figures) -> String {
@@ -412,35 +413,4 @@ fn render(f: &Figures) -> String {
          past, and applies.\n",
     );
     s
-}
-
-/// Replaces (or appends) the benchmark's section in `BENCHMARKS.md`, creating the file with a
-/// header if needed.
-fn write_section(path: &std::path::Path, table: &str) -> std::io::Result<()> {
-    let header = "# Benchmarks\n\nMeasured on a 2-core machine (the project's development and CI \
-                  machine kind); compare ratios against baselines measured in the same run, not \
-                  absolute times across runs.\n";
-    let old = match std::fs::read_to_string(path) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => header.to_string(),
-        Err(e) => return Err(e),
-    };
-    let section = format!(
-        "{SECTION}\n\nCommand: `cargo bench -p orrery-crdt --bench signed_history`\n\n{table}"
-    );
-    let new = match old.find(SECTION) {
-        Some(start) => {
-            let after = start + SECTION.len();
-            let end = old[after..]
-                .find("\n## ")
-                .map_or(old.len(), |i| after + i + 1);
-            format!("{}{}\n{}", &old[..start], section, &old[end..])
-        }
-        None => format!(
-            "{}\n{}",
-            old.trim_end_matches('\n').to_string() + "\n",
-            section
-        ),
-    };
-    std::fs::write(path, new)
 }

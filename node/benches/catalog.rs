@@ -10,6 +10,9 @@
 //! or `federated` runs one part and leaves `BENCHMARKS.md` alone. The sample FITS files and the
 //! 1M-product database are kept under `target/` and rebuilt only when their recipe changes.
 
+#[path = "../../crdt/benches/support/sections.rs"]
+mod sections;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -1165,27 +1168,9 @@ fn main() {
     if only.is_some() {
         return;
     }
-    write_section(&out);
-}
-
-/// Replaces (or appends) the "Catalog" section of `BENCHMARKS.md`.
-fn write_section(body: &str) {
-    const HEADING: &str = "## Catalog (issue: Datasets)";
-    let path = workspace().join("BENCHMARKS.md");
-    let section = format!("{HEADING}\n\n{}\n", body.trim_end());
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-    let new = match text.find(HEADING) {
-        Some(s) => {
-            let end = text[s + 3..]
-                .find("\n## ")
-                .map_or(text.len(), |e| s + 3 + e + 1);
-            let rest = &text[end..];
-            let sep = if rest.is_empty() { "" } else { "\n" };
-            format!("{}{section}{sep}{rest}", &text[..s])
-        }
-        None => format!("{}\n\n{section}", text.trim_end()),
-    };
-    if let Err(e) = std::fs::write(&path, new) {
-        eprintln!("could not write {}: {e}", path.display());
-    }
+    sections::write_section(
+        env!("CARGO_MANIFEST_DIR"),
+        "## Catalog (issue: Datasets)",
+        &out,
+    );
 }

@@ -8,6 +8,8 @@
 //!
 //! Run with `cargo bench -p orrery-node --bench federation`.
 
+#[path = "../../crdt/benches/support/sections.rs"]
+mod sections;
 #[path = "../../crdt/tests/support/trace_data.rs"]
 mod trace_data;
 
@@ -632,21 +634,9 @@ fn main() {
         if rss < 60 * 1024 { "met" } else { "**missed**" }
     ));
     println!("{out}");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
-    let section = format!("## Federation (issue: Federation)\n\n{out}\n");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-    let start = text.find("## Federation (issue: Federation)");
-    let new = match start {
-        Some(s) => {
-            let end = text[s + 3..]
-                .find("\n## ")
-                .map(|e| s + 3 + e + 1)
-                .unwrap_or(text.len());
-            format!("{}{}{}", &text[..s], section, &text[end..])
-        }
-        None => format!("{}\n\n\n{section}", text.trim_end()),
-    };
-    if let Err(e) = std::fs::write(&path, new) {
-        eprintln!("could not write {}: {e}", path.display());
-    }
+    sections::write_section(
+        env!("CARGO_MANIFEST_DIR"),
+        "## Federation (issue: Federation)",
+        &out,
+    );
 }

@@ -7,6 +7,8 @@
 //! Run with `cargo bench -p orrery-node --bench typists`. `ORRERY_BENCH_TYPISTS_SECS` shortens
 //! the typing (default 300 s); only a full run writes its section of `BENCHMARKS.md`.
 
+#[path = "../../crdt/benches/support/sections.rs"]
+mod sections;
 #[path = "../../crdt/tests/support/trace_data.rs"]
 mod trace_data;
 
@@ -1123,7 +1125,7 @@ fn main() {
     let out = report(&run);
     println!("{out}");
     if secs == FULL_SECS {
-        write_section(&out);
+        sections::write_section(env!("CARGO_MANIFEST_DIR"), SECTION, &out);
     } else {
         eprintln!("a {secs} s run: BENCHMARKS.md is written only by the full {FULL_SECS} s run");
     }
@@ -1386,24 +1388,5 @@ fn revision() -> String {
             "commit {head} with uncommitted changes to {}",
             dirty.join(", ")
         )
-    }
-}
-
-fn write_section(out: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
-    let section = format!("{SECTION}\n\n{out}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-    let new = match text.find(SECTION) {
-        Some(s) => {
-            let end = text[s + 3..]
-                .find("\n## ")
-                .map(|e| s + 3 + e + 1)
-                .unwrap_or(text.len());
-            format!("{}{}{}", &text[..s], section, &text[end..])
-        }
-        None => format!("{}\n\n{section}", text.trim_end()),
-    };
-    if let Err(e) = std::fs::write(&path, new) {
-        eprintln!("could not write {}: {e}", path.display());
     }
 }

@@ -66,7 +66,7 @@ pub mod sync;
 pub use ids::{CellId, CommentId, DatasetRefId, NotebookId};
 pub use ingest::{IngestError, IngestReport};
 pub use nbformat::UpdateSummary;
-pub use outputs::{Blob, BlobRef, BlobSource, NoBlobs};
+pub use outputs::{Blob, BlobError, BlobRef, BlobSource, NoBlobs};
 pub use project::{
     Batch, Cell, Comment, DatasetRef, EditError, LogEntry, Member, NewCell, Notebook, Project,
     Sealed,

@@ -158,13 +158,11 @@ impl BlobSource for std::collections::HashMap<BlobRef, Vec<u8>> {
 /// Why a stored output could not be resolved.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BlobError {
-    /// The blob is not held here (yet).
-    #[error(
-        "the stored output {0} is not here yet; the node fetches it from the nodes that hold the project"
-    )]
+    /// The blob is not held here.
+    #[error("the stored output {0} is not held on this node")]
     Missing(BlobRef),
     /// The bytes held do not match the reference, or are not an output.
-    #[error("the stored output {0} is damaged")]
+    #[error("the stored output {0} held on this node is damaged: its bytes do not match its hash")]
     Damaged(BlobRef),
 }
 

@@ -79,7 +79,7 @@ fn a_twenty_megabyte_output_stays_outside_the_document() {
     q.ingest(history).expect("replicates");
     assert_eq!(q.blob_refs(), p.blob_refs());
     match q.export_ipynb(&nb) {
-        Err(EditError::Blob(e)) => assert!(e.to_string().contains("not here yet"), "{e}"),
+        Err(EditError::Blob(e)) => assert!(e.to_string().contains("not held on this node"), "{e}"),
         other => panic!("exported without the blob: {other:?}"),
     }
     let here = p.export_ipynb_with(&nb, &held(&blobs)).expect("exports");

@@ -8,6 +8,13 @@
 //! file and checks the whole against the hash before renaming it in; a blob that fails the check
 //! is deleted. Every read checks the hash again (BLAKE3 reads several GiB/s), so a file damaged
 //! on disk is reported, never exported.
+//!
+//! Beside each blob, `parts/<hash>` holds the BLAKE3 of each of its [`CHUNK_BYTES`] parts, so a
+//! part served to another node is checked on its own before it leaves (a whole-blob check per
+//! part would cost the square of its size). A part that does not match its recorded hash makes
+//! the whole blob be checked: if the blob is whole, only the record was damaged and is written
+//! again; if not, the blob is moved to `quarantine/`, never served or exported again, and the
+//! node fetches a good copy from another node that holds the project.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -95,6 +102,14 @@ impl BlobStore {
         self.dir.join(id.hex())
     }
 
+    fn parts_path(&self, id: &BlobRef) -> PathBuf {
+        self.dir.join("parts").join(id.hex())
+    }
+
+    fn quarantine_dir(&self) -> PathBuf {
+        self.dir.join("quarantine")
+    }
+
     fn partial(&self, id: &BlobRef) -> PathBuf {
         self.dir
             .join("partial")
@@ -120,29 +135,124 @@ impl BlobStore {
             let mut f = File::create(&tmp).map_err(Self::io(&tmp))?;
             f.write_all(&b.bytes).map_err(Self::io(&tmp))?;
             f.sync_all().map_err(Self::io(&tmp))?;
+            let hashes = part_hashes(&mut b.bytes.as_slice()).map_err(Self::io(&tmp))?;
+            self.write_parts(&b.id, &hashes)?;
             let path = self.path(&b.id);
             fs::rename(&tmp, &path).map_err(Self::io(&path))?;
         }
         Ok(())
     }
 
-    /// The whole blob, checked against its hash; `None` if absent or damaged.
-    pub fn get(&self, id: &BlobRef) -> Option<Vec<u8>> {
-        let bytes = fs::read(self.path(id)).ok()?;
-        id.matches(&bytes).then_some(bytes)
+    /// Records the hash of each part of a blob.
+    fn write_parts(&self, id: &BlobRef, hashes: &[[u8; 32]]) -> Result<(), BlobStoreError> {
+        let dir = self.dir.join("parts");
+        fs::create_dir_all(&dir).map_err(Self::io(&dir))?;
+        let path = self.parts_path(id);
+        let tmp = dir.join(format!(".{}.tmp", id.hex()));
+        fs::write(&tmp, hashes.concat()).map_err(Self::io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(Self::io(&path))
     }
 
-    /// Up to [`CHUNK_BYTES`] of a held blob from `offset`, for another node.
-    pub fn chunk(&self, id: &BlobRef, offset: u64) -> Option<Vec<u8>> {
-        if offset >= id.len || !self.has(id) {
-            return None;
+    /// The recorded hash of part `index`, if the record is there and has it.
+    fn part_hash(&self, id: &BlobRef, index: u64) -> Option<[u8; 32]> {
+        let mut f = File::open(self.parts_path(id)).ok()?;
+        f.seek(SeekFrom::Start(index.checked_mul(32)?)).ok()?;
+        let mut h = [0u8; 32];
+        f.read_exact(&mut h).ok()?;
+        Some(h)
+    }
+
+    /// The whole blob, checked against its hash; `None` if absent or damaged. A damaged blob is
+    /// quarantined.
+    pub fn get(&self, id: &BlobRef) -> Option<Vec<u8>> {
+        self.read(id).ok()
+    }
+
+    /// The whole blob: its bytes, [`Unreadable::Missing`], or [`Unreadable::Damaged`] (then it has been
+    /// quarantined and is no longer held).
+    pub fn read(&self, id: &BlobRef) -> Result<Vec<u8>, Unreadable> {
+        let bytes = fs::read(self.path(id)).map_err(|_| Unreadable::Missing)?;
+        if id.matches(&bytes) {
+            Ok(bytes)
+        } else {
+            self.quarantine(id);
+            Err(Unreadable::Damaged)
         }
+    }
+
+    /// Up to [`CHUNK_BYTES`] of a held blob from `offset`, for another node, checked against the
+    /// recorded hash of its part (see the module's docs). [`Unreadable::Damaged`] means the blob was
+    /// found damaged and has been quarantined.
+    pub fn chunk(&self, id: &BlobRef, offset: u64) -> Result<Vec<u8>, Unreadable> {
+        if offset >= id.len || !self.has(id) {
+            return Err(Unreadable::Missing);
+        }
+        // Parts start at multiples of CHUNK_BYTES: a fetch resumes where its file ends, which
+        // is always such a boundary, since whole parts are appended.
+        if !offset.is_multiple_of(CHUNK_BYTES) {
+            return Err(Unreadable::Missing);
+        }
+        let out = self.read_part(id, offset).ok_or(Unreadable::Missing)?;
+        if self.part_hash(id, offset / CHUNK_BYTES) == Some(*blake3::hash(&out).as_bytes()) {
+            return Ok(out);
+        }
+        // The part or its record differs: only the whole blob can say which.
+        let path = self.path(id);
+        let whole = File::open(&path)
+            .and_then(|mut f| part_hashes(&mut f))
+            .ok()
+            .filter(|_| self.verify_whole(id));
+        match whole {
+            Some(hashes) => {
+                let _ = self.write_parts(id, &hashes);
+                Ok(out)
+            }
+            None => {
+                self.quarantine(id);
+                Err(Unreadable::Damaged)
+            }
+        }
+    }
+
+    fn read_part(&self, id: &BlobRef, offset: u64) -> Option<Vec<u8>> {
         let mut f = File::open(self.path(id)).ok()?;
         f.seek(SeekFrom::Start(offset)).ok()?;
         let want = CHUNK_BYTES.min(id.len - offset);
         let mut out = Vec::with_capacity(want as usize);
         f.take(want).read_to_end(&mut out).ok()?;
         (out.len() as u64 == want).then_some(out)
+    }
+
+    fn verify_whole(&self, id: &BlobRef) -> bool {
+        let mut hasher = blake3::Hasher::new();
+        File::open(self.path(id))
+            .and_then(|mut f| hasher.update_reader(&mut f).map(|_| ()))
+            .is_ok()
+            && hasher.finalize().as_bytes() == &id.hash
+    }
+
+    /// Moves a damaged blob out of the way (kept for inspection, never served), so that it
+    /// counts as missing and is fetched again.
+    fn quarantine(&self, id: &BlobRef) {
+        let dir = self.quarantine_dir();
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let target = dir.join(format!("{}-{stamp}", id.hex()));
+        let moved = fs::create_dir_all(&dir).and_then(|()| fs::rename(self.path(id), &target));
+        let _ = fs::remove_file(self.parts_path(id));
+        match moved {
+            Ok(()) => tracing::warn!(
+                blob = %id,
+                quarantined = %target.display(),
+                "a stored output was damaged on disk: moved to quarantine; it is fetched again from the nodes that hold its project"
+            ),
+            Err(e) => tracing::warn!(
+                blob = %id,
+                error = %e,
+                "a stored output was damaged on disk and could not be moved to quarantine"
+            ),
+        }
     }
 
     /// How many bytes of a blob being fetched are already here.
@@ -189,6 +299,10 @@ impl BlobStore {
             let _ = fs::remove_file(&partial);
             return Err(BlobStoreError::Mismatch(*id));
         }
+        let hashes = File::open(&partial)
+            .and_then(|mut f| part_hashes(&mut f))
+            .map_err(Self::io(&partial))?;
+        self.write_parts(id, &hashes)?;
         let path = self.path(id);
         fs::rename(&partial, &path).map_err(Self::io(&path))?;
         Ok(true)
@@ -224,6 +338,7 @@ impl BlobStore {
                     && old(&e.path(), grace)
                     && fs::remove_file(e.path()).is_ok()
                 {
+                    let _ = fs::remove_file(self.dir.join("parts").join(&name));
                     deleted += 1;
                 }
             }
@@ -240,9 +355,40 @@ impl BlobStore {
     }
 }
 
+/// Why a blob could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// It is not held here.
+    Missing,
+    /// It was held, its bytes no longer match its hash, and it has been quarantined.
+    Damaged,
+}
+
+/// The BLAKE3 of each [`CHUNK_BYTES`] part of what `r` reads.
+fn part_hashes<R: std::io::Read>(r: &mut R) -> std::io::Result<Vec<[u8; 32]>> {
+    let mut out = Vec::new();
+    loop {
+        let mut hasher = blake3::Hasher::new();
+        let n = std::io::copy(&mut r.by_ref().take(CHUNK_BYTES), &mut hasher)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.push(*hasher.finalize().as_bytes());
+        if n < CHUNK_BYTES {
+            return Ok(out);
+        }
+    }
+}
+
 impl BlobSource for BlobStore {
+    /// The held bytes, damaged or not: the caller checks them, and a damaged blob is quarantined
+    /// here so that it is fetched again.
     fn blob(&self, id: &BlobRef) -> Option<Vec<u8>> {
-        self.get(id)
+        let bytes = fs::read(self.path(id)).ok()?;
+        if !id.matches(&bytes) {
+            self.quarantine(id);
+        }
+        Some(bytes)
     }
 }
 
@@ -277,7 +423,7 @@ mod tests {
         }
         assert_eq!(offset, b.id.len);
         assert_eq!(there.get(&b.id), Some(b.bytes.clone()));
-        assert_eq!(here.chunk(&b.id, b.id.len), None);
+        assert_eq!(here.chunk(&b.id, b.id.len), Err(Unreadable::Missing));
     }
 
     #[test]
@@ -297,7 +443,10 @@ mod tests {
             !root.for_project(q).has(&b.id),
             "not reachable through another project"
         );
-        assert_eq!(root.for_project(q).chunk(&b.id, 0), None);
+        assert_eq!(
+            root.for_project(q).chunk(&b.id, 0),
+            Err(Unreadable::Missing)
+        );
         let listed: Vec<_> = root.projects().into_iter().map(|(id, _)| id).collect();
         assert_eq!(listed, vec![p]);
     }
@@ -351,5 +500,55 @@ mod tests {
         store.put_all(std::slice::from_ref(&b)).expect("put");
         fs::write(dir.path().join(b.id.hex()), &wrong).expect("damage");
         assert_eq!(store.get(&b.id), None, "damage is never served");
+        assert!(!store.has(&b.id), "a damaged blob is quarantined");
+        assert_eq!(
+            fs::read_dir(dir.path().join("quarantine"))
+                .expect("quarantine")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_damaged_part_is_never_served_and_the_blob_is_quarantined() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::new(dir.path());
+        let b = blob(CHUNK_BYTES as usize * 2 + 100);
+        store.put_all(std::slice::from_ref(&b)).expect("put");
+        // Damage the second part on disk; the length stays the same.
+        let mut damaged = b.bytes.clone();
+        damaged[CHUNK_BYTES as usize + 5] ^= 0x01;
+        fs::write(dir.path().join(b.id.hex()), &damaged).expect("damage");
+        assert!(store.has(&b.id), "by length alone it still looks held");
+        assert_eq!(
+            store.chunk(&b.id, 0).expect("the first part is intact"),
+            b.bytes[..CHUNK_BYTES as usize]
+        );
+        assert_eq!(
+            store.chunk(&b.id, CHUNK_BYTES),
+            Err(Unreadable::Damaged),
+            "the damaged part is refused"
+        );
+        assert!(
+            !store.has(&b.id),
+            "and the blob quarantined, so it is fetched again"
+        );
+        assert_eq!(store.chunk(&b.id, 0), Err(Unreadable::Missing));
+    }
+
+    #[test]
+    fn a_damaged_record_of_parts_is_rewritten_not_taken_for_damage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::new(dir.path());
+        let b = blob(CHUNK_BYTES as usize + 10);
+        store.put_all(std::slice::from_ref(&b)).expect("put");
+        fs::write(dir.path().join("parts").join(b.id.hex()), [0u8; 64]).expect("damage");
+        assert_eq!(
+            store.chunk(&b.id, CHUNK_BYTES).expect("served"),
+            b.bytes[CHUNK_BYTES as usize..]
+        );
+        assert!(store.has(&b.id));
+        fs::remove_file(dir.path().join("parts").join(b.id.hex())).expect("rm");
+        assert!(store.chunk(&b.id, 0).is_ok(), "a missing record is rebuilt");
     }
 }

@@ -5,6 +5,7 @@
 //! searches read while an ingest writes (WAL). [`ingest`] fills it from a directory;
 //! [`search`] answers the one query model of `orrery_catalog::Query`; [`tap`] runs checked ADQL.
 
+pub mod confined;
 pub mod ingest;
 pub mod meta;
 pub mod search;
@@ -56,6 +57,25 @@ pub enum CatalogError {
     /// The search took too long and was stopped.
     #[error("the query took longer than {0:?} and was stopped; narrow it")]
     Timeout(Duration),
+    /// A collection's directory holds (or is inside) the node's own data directory.
+    #[error(
+        "{root} holds the node's data directory {data} (its keys and database), or lies inside it; a collection must be a directory of its own"
+    )]
+    ProtectedRoot {
+        /// The collection's directory.
+        root: String,
+        /// The node's data directory.
+        data: String,
+    },
+    /// A catalogued file is not served.
+    #[error("product {product} is not served: {source}")]
+    Confined {
+        /// `collection/path`.
+        product: String,
+        /// Why.
+        #[source]
+        source: confined::ConfinedError,
+    },
 }
 
 /// A collection, with its product count and size.
@@ -85,13 +105,27 @@ pub struct Collection {
     pub bytes: u64,
     /// Last scan (seconds since the epoch).
     pub updated_at: i64,
+    /// Whether its last scan finished. `false` while a scan runs, or after one was interrupted:
+    /// then the collection holds only part of its directory until `orrery dataset add` runs
+    /// again.
+    pub complete: bool,
 }
 
 /// Most collection summaries one advert carries.
 pub const ADVERTISED_COLLECTIONS: usize = 128;
 
-/// A product's file: (absolute path, size, BLAKE3, MIME type).
-pub type ProductFile = (std::path::PathBuf, u64, [u8; 32], String);
+/// A product's file, opened for serving.
+#[derive(Debug)]
+pub struct ProductFile {
+    /// The file, open for reading.
+    pub file: std::fs::File,
+    /// Its catalogued size (the open file has this size).
+    pub size: u64,
+    /// Its catalogued BLAKE3.
+    pub blake3: [u8; 32],
+    /// Its MIME type.
+    pub format: String,
+}
 
 /// Marks the catalog as changed (see [`Catalog::generation`]); call in every write transaction.
 pub(crate) fn bump_generation(tx: &rusqlite::Transaction<'_>) -> Result<(), rusqlite::Error> {
@@ -231,7 +265,8 @@ impl Catalog {
                     c.licence, c.publisher, c.band, c.tags,
                     c.root, c.updated_at,
                     (SELECT count(*) FROM products p WHERE p.collection = c.id),
-                    (SELECT coalesce(sum(size), 0) FROM products p WHERE p.collection = c.id)
+                    (SELECT coalesce(sum(size), 0) FROM products p WHERE p.collection = c.id),
+                    c.scan_started_at IS NULL
              FROM collections c ORDER BY c.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -249,6 +284,7 @@ impl Catalog {
                 updated_at: r.get(9)?,
                 products: r.get::<_, i64>(10)?.max(0) as u64,
                 bytes: r.get::<_, i64>(11)?.max(0) as u64,
+                complete: r.get(12)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -297,7 +333,8 @@ impl Catalog {
             .ok_or_else(|| CatalogError::NoProduct(id.to_owned()))
     }
 
-    /// The file of a product, if the catalog holds it: (absolute path, size, BLAKE3, MIME).
+    /// The file of a product, if the catalog holds it, opened for reading without following
+    /// links and without leaving its collection's root (see [`confined`]).
     pub fn product_file(
         &self,
         collection: &str,
@@ -320,14 +357,24 @@ impl Catalog {
                 },
             )
             .optional()?;
-        Ok(row.and_then(|(root, size, hash, format)| {
-            let hash: [u8; 32] = hash.try_into().ok()?;
-            Some((
-                Path::new(&root).join(path),
-                size.max(0) as u64,
-                hash,
-                format,
-            ))
+        let Some((root, size, hash, format)) = row else {
+            return Ok(None);
+        };
+        let Ok(blake3) = <[u8; 32]>::try_from(hash) else {
+            return Ok(None);
+        };
+        let size = size.max(0) as u64;
+        let file = confined::open(Path::new(&root), path, size).map_err(|source| {
+            CatalogError::Confined {
+                product: format!("{collection}/{path}"),
+                source,
+            }
+        })?;
+        Ok(Some(ProductFile {
+            file,
+            size,
+            blake3,
+            format,
         }))
     }
 
@@ -360,6 +407,7 @@ impl Catalog {
                 bytes: rest.iter().map(|c| c.bytes).sum(),
                 sky: vec![0xff; CollectionSummary::SKY_CELLS.div_ceil(8)],
                 time: time.0.zip(time.1),
+                complete: rest.iter().all(|c| c.complete),
             });
         }
         for c in collections.into_iter().take(ADVERTISED_COLLECTIONS - 1) {
@@ -393,6 +441,7 @@ impl Catalog {
                 sky[index / 8] |= 1 << (index % 8);
             }
             out.push(CollectionSummary {
+                complete: c.complete,
                 id: c.id.clone(),
                 title: c.title.clone(),
                 missions: values("mission")?,

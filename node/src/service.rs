@@ -121,6 +121,14 @@ pub enum NodeEvent {
     },
     /// A peer was banned.
     Banned(NodeId),
+    /// A stored output was found damaged on this node's disk, quarantined, and is being
+    /// fetched again.
+    BlobDamaged {
+        /// The project it belongs to.
+        project: ProjectId,
+        /// The blob.
+        blob: orrery_crdt::BlobRef,
+    },
     /// A stored output (a large cell output) a project refers to arrived from another node.
     BlobFetched {
         /// The project it was fetched for.
@@ -241,6 +249,10 @@ enum Command {
         blob: orrery_crdt::BlobRef,
         held: bool,
     },
+    BlobDamaged {
+        project: ProjectId,
+        blob: orrery_crdt::BlobRef,
+    },
 }
 
 /// A handle to a running node.
@@ -345,17 +357,15 @@ impl NodeHandle {
         })
     }
 
-    /// The file of a product this node holds: (path, size, BLAKE3, MIME type).
+    /// The file of a product this node holds, opened confined to its collection.
     pub async fn product_file(
         &self,
         collection: String,
         path: String,
-    ) -> Option<crate::catalog::ProductFile> {
+    ) -> Result<Option<crate::catalog::ProductFile>, crate::catalog::CatalogError> {
         self.readers
             .run(move |c| c.product_file(&collection, &path))
             .await
-            .ok()
-            .flatten()
     }
 
     /// The node's id.
@@ -919,6 +929,7 @@ impl NodeActor {
                     self.emit(NodeEvent::BlobFetched { project, blob });
                 }
             }
+            Command::BlobDamaged { project, blob } => self.blob_damaged(project, blob),
             Command::WhoIsIn { project, reply } => {
                 let _ = reply.send(Ok(self.presence.in_project(&project, now_ms())));
             }
@@ -1242,18 +1253,33 @@ impl NodeActor {
                             let _ = reply.send(Response::Refused(Refusal::Busy));
                             return;
                         };
+                        let (project, blob) = (
+                            want.project,
+                            orrery_crdt::BlobRef {
+                                hash: want.hash,
+                                len: want.len,
+                            },
+                        );
                         let Some(read) = self.serve_blob(from, want) else {
                             let _ = reply.send(Response::Refused(Refusal::Missing));
                             return;
                         };
+                        let tx = self.tx.clone();
                         tokio::spawn(async move {
                             let _permit = permit;
-                            let chunk = tokio::task::spawn_blocking(read).await.ok().flatten();
+                            let chunk = tokio::task::spawn_blocking(read)
+                                .await
+                                .unwrap_or(Err(crate::blobs::Unreadable::Missing));
+                            if chunk == Err(crate::blobs::Unreadable::Damaged) {
+                                let _ = tx.send(Command::BlobDamaged { project, blob }).await;
+                            }
+                            // A damaged blob is refused like a missing one: the peer asks
+                            // another holder, and this node fetches a good copy.
                             let _ = reply.send(match chunk {
-                                Some(bytes) => {
+                                Ok(bytes) => {
                                     Response::Blob(orrery_protocol::wire::BlobChunk { bytes })
                                 }
-                                None => Response::Refused(Refusal::Missing),
+                                Err(_) => Response::Refused(Refusal::Missing),
                             });
                         });
                         return;
@@ -1318,8 +1344,11 @@ impl NodeActor {
                 }
             });
         }
-        // Stored outputs that could not be fetched yet are asked for again every few seconds.
+        // Stored outputs that could not be fetched yet are asked for again every few seconds,
+        // and those held are looked for on disk again: one that a local reader (an export)
+        // found damaged and quarantined, or that was lost, is fetched again.
         if self.polls.is_multiple_of(20) {
+            self.held_blobs.clear();
             let ids: Vec<ProjectId> = self.projects.keys().copied().collect();
             for id in ids {
                 self.fetch_blobs(id, None);

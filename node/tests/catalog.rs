@@ -44,6 +44,7 @@ fn options(collection: &str, root: &Path) -> IngestOptions {
             licence: Some("CC-BY-4.0".into()),
             ..ProductMeta::default()
         },
+        protected: Vec::new(),
     }
 }
 
@@ -627,4 +628,116 @@ mod fits_fuzz {
             let _ = read_fits(Cursor::new(bytes), len);
         }
     }
+}
+
+/// Writes `n` small described files (a CSV each, with its sidecar) into `dir`.
+fn described_files(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    for i in 0..n {
+        std::fs::write(dir.join(format!("f{i:04}.csv")), format!("t,flux\n{i},1\n")).expect("csv");
+        std::fs::write(
+            dir.join(format!("f{i:04}.csv.meta.json")),
+            format!(r#"{{"title": "file {i}", "mission": "Test", "format": "text/csv"}}"#),
+        )
+        .expect("sidecar");
+    }
+}
+
+/// Stops a scan after `after` files, as a killed process or a stopped machine would.
+struct Interrupt {
+    after: u64,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl orrery_node::catalog::ingest::Progress for Interrupt {
+    fn start(&self, _: u64, _: u64) {}
+    fn file_done(&self, _: u64) {
+        if self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 == self.after {
+            panic!("interrupted");
+        }
+    }
+    fn warn(&self, _: &str) {}
+    fn finish(&self) {}
+}
+
+#[test]
+fn an_interrupted_scan_leaves_the_collection_marked_incomplete() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("files");
+    described_files(&dir, 300);
+    let mut cat = catalog(tmp.path());
+    let stop = Interrupt {
+        after: 290,
+        done: Default::default(),
+    };
+    let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ingest(&mut cat, &options("part", &dir), &stop)
+    }));
+    assert!(interrupted.is_err(), "the scan was interrupted");
+    let c = cat.collection("part").expect("the collection exists");
+    assert!(
+        c.products > 0 && c.products < 300,
+        "part of it was written: {}",
+        c.products
+    );
+    assert!(!c.complete, "and it is marked incomplete");
+    let summaries = cat.summaries().expect("summaries");
+    assert!(
+        summaries.iter().all(|s| s.id != "part" || !s.complete),
+        "and advertised as incomplete"
+    );
+
+    let r = ingest(&mut cat, &options("part", &dir), &Silent).expect("a whole scan");
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let c = cat.collection("part").expect("collection");
+    assert_eq!(c.products, 300);
+    assert!(c.complete, "a finished scan marks it complete");
+    assert!(
+        cat.summaries()
+            .expect("summaries")
+            .iter()
+            .any(|s| s.id == "part" && s.complete)
+    );
+}
+
+#[test]
+fn a_directory_holding_the_node_data_is_refused_and_links_are_not_followed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("node");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("node.key"), b"SECRET").expect("key");
+    let mut cat = catalog(&data);
+    for root in [tmp.path().to_path_buf(), data.clone(), data.join("inside")] {
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let mut opts = options("everything", &root);
+        opts.protected = vec![data.clone()];
+        let err = ingest(&mut cat, &opts, &Silent).expect_err("refused");
+        assert!(
+            matches!(err, CatalogError::ProtectedRoot { .. }),
+            "{}: {err}",
+            root.display()
+        );
+        assert!(err.to_string().contains("data directory"), "{err}");
+    }
+    assert!(
+        cat.collections().expect("list").is_empty(),
+        "nothing written"
+    );
+
+    // Links, even to files inside the collection, are reported and never catalogued.
+    let dir = tmp.path().join("files");
+    described_files(&dir, 1);
+    std::os::unix::fs::symlink(dir.join("f0000.csv"), dir.join("alias.csv")).expect("link");
+    std::fs::copy(
+        dir.join("f0000.csv.meta.json"),
+        dir.join("alias.csv.meta.json"),
+    )
+    .expect("cp");
+    std::os::unix::fs::symlink(data.join("node.key"), dir.join("key.csv")).expect("link");
+    let mut opts = options("files", &dir);
+    opts.protected = vec![data.clone()];
+    let r = ingest(&mut cat, &opts, &Silent).expect("ingest");
+    assert_eq!(r.added, 1);
+    assert!(problem(&r, "alias.csv").contains("not followed"));
+    assert!(problem(&r, "key.csv").contains("outside the collection"));
 }

@@ -3,64 +3,9 @@
 
 #[path = "support/run.rs"]
 mod run;
-use run::orrery;
+use run::{Running, free_port, orrery, use_loopback};
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn use_loopback(data: &Path, port: u16) {
-    let config = data.join("orrery.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    let text = text
-        .replace(
-            r#"listen = ["/ip4/0.0.0.0/tcp/4100", "/ip4/0.0.0.0/udp/4100/quic-v1"]"#,
-            &format!(r#"listen = ["/ip4/127.0.0.1/tcp/{port}"]"#),
-        )
-        .replace("advert_interval_secs = 60", "advert_interval_secs = 1");
-    assert!(
-        text.contains(&format!("tcp/{port}")),
-        "listen address replaced"
-    );
-    std::fs::write(&config, text).expect("config");
-}
-
-/// A running `orrery run`, killed when dropped.
-struct Running(Child);
-
-impl Running {
-    fn start(data: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_orrery"))
-            .arg("--data-dir")
-            .arg(data)
-            .arg("run")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read");
-        assert!(line.contains("running"), "{line}");
-        Running(child)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
 
 #[test]
 fn two_processes_federate_and_share_a_project() {

@@ -50,6 +50,9 @@ pub struct CollectionSummary {
     pub sky: Vec<u8>,
     /// Time coverage (MJD start, end), if known.
     pub time: Option<(f64, f64)>,
+    /// Whether the collection's last scan finished; `false` when it was interrupted (or is
+    /// running), and the collection holds only part of what its node publishes.
+    pub complete: bool,
 }
 
 impl CollectionSummary {

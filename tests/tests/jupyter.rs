@@ -36,7 +36,7 @@ use orrery_crdt::{
     Batch, CellId, CellKind, EditError, IngestError, NewCell, Notebook, NotebookId, Project, Role,
     Session, Visibility,
 };
-use orrery_node::service::{NodeError, NodeHandle};
+use orrery_node::service::{NodeError, NodeEvent, NodeHandle};
 use orrery_protocol::{AuthorId, ChangeHash, ChangeSeal, ProjectId, Signed};
 use orrery_tests::{TestNode, federation, running, same_heads, within};
 use serde_json::{Value, json};
@@ -1110,5 +1110,73 @@ async fn a_very_large_cell_syncs() {
             "node {i}: a change of {largest} bytes"
         );
         assert!(saved < 4 << 20, "node {i}: the document is {saved} bytes");
+    }
+
+    damaged_and_lost_outputs_are_fetched_again(&nodes, p, &nb).await;
+}
+
+/// B's copy of the stored output is damaged on disk and C's is lost. C fetches it again (B
+/// checks each part before serving it and refuses a damaged one), B finds its damage (when
+/// serving, or at the latest when exported), quarantines it and fetches a good copy, and nobody
+/// is penalised for B's disk.
+async fn damaged_and_lost_outputs_are_fetched_again(
+    nodes: &[TestNode],
+    p: ProjectId,
+    nb: &NotebookId,
+) {
+    let all = running(nodes);
+    let blob = all[0]
+        .read(p, |x| x.and_then(|x| x.blob_refs().into_iter().next()))
+        .await
+        .expect("read")
+        .expect("the notebook has a stored output");
+    let store = |i: usize| orrery_node::blobs::BlobStore::new(nodes[i].home.blobs()).for_project(p);
+    let file = |i: usize| nodes[i].home.blobs().join(p.to_string()).join(blob.hex());
+    let mut events: Vec<_> = all.iter().map(|n| n.subscribe()).collect();
+    let mut bytes = std::fs::read(file(1)).expect("B holds the output");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(file(1), &bytes).expect("damage B's copy");
+    std::fs::remove_file(file(2)).expect("lose C's copy");
+
+    let ok = within(&all, WAIT, || async { store(2).get(&blob).is_some() }).await;
+    assert!(ok, "C did not fetch the output again");
+    // Exporting at B reads the whole output: a damage not yet found is found now.
+    let export = all[1]
+        .read(p, {
+            let nb = nb.clone();
+            let blobs = store(1);
+            move |x| x.map(|x| x.export_ipynb_with(&nb, &blobs).map(|_| ()))
+        })
+        .await
+        .expect("read")
+        .expect("held");
+    if let Err(e) = export {
+        assert!(e.to_string().contains("damaged"), "{e}");
+    }
+    let ok = within(&all, WAIT, || async { store(1).get(&blob).is_some() }).await;
+    assert!(ok, "B did not fetch a good copy");
+    let quarantined =
+        std::fs::read_dir(nodes[1].home.blobs().join(p.to_string()).join("quarantine"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+    assert_eq!(quarantined, 1, "B's damaged copy is kept in quarantine");
+    // B reports damage when it finds it while serving; an export finds it without the node.
+    for (i, rx) in events.iter_mut().enumerate() {
+        loop {
+            let e = match rx.try_recv() {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            };
+            match e {
+                NodeEvent::Banned(n) => panic!("node {i} banned {}", n.short()),
+                NodeEvent::Rejected { peer, .. } => {
+                    panic!("node {i} refused data from {}", peer.short())
+                }
+                NodeEvent::BlobDamaged { .. } if i != 1 => panic!("node {i} reports damage"),
+                _ => {}
+            }
+        }
     }
 }

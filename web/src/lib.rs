@@ -10,15 +10,15 @@
 //! | `/api/search` | the search query model as JSON (POST), federated unless `?local=true` |
 //! | `/data/{collection}/{path}` | a product's file, with its BLAKE3 in `x-blake3` |
 
+mod data;
 mod tap;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Query as UrlQuery, State};
+use axum::extract::{Query as UrlQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,18 +27,7 @@ use serde::Deserialize;
 
 pub use tap::{TapError, TapTable};
 
-/// A product's file, as the node hands it out.
-#[derive(Debug, Clone)]
-pub struct ProductFile {
-    /// Where it is.
-    pub path: PathBuf,
-    /// Its size.
-    pub size: u64,
-    /// Its BLAKE3, hex.
-    pub blake3: String,
-    /// Its MIME type.
-    pub format: String,
-}
+pub use data::{FileRefusal, ProductFile};
 
 /// What the HTTP face needs from a node.
 pub trait Port: Send + Sync + 'static {
@@ -56,12 +45,14 @@ pub trait Port: Send + Sync + 'static {
         local: bool,
         deadline: Duration,
     ) -> impl Future<Output = Result<FederatedResults, String>> + Send;
-    /// The file of a product this node holds.
+    /// The file of a product this node holds, opened by the node (confined to its collection)
+    /// with the size and BLAKE3 it was catalogued with; the bytes are checked against both while
+    /// they are sent.
     fn product_file(
         &self,
         collection: String,
         path: String,
-    ) -> impl Future<Output = Option<ProductFile>> + Send;
+    ) -> impl Future<Output = Result<ProductFile, FileRefusal>> + Send;
 }
 
 /// Settings of the HTTP face.
@@ -135,7 +126,7 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         )
         .route("/tap/async/{id}/owner", get(tap::job_owner::<P>))
         .route("/api/search", post(search::<P>))
-        .route("/data/{collection}/{*path}", get(data::<P>))
+        .route("/data/{collection}/{*path}", get(data::product::<P>))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(state)
 }
@@ -195,35 +186,6 @@ async fn search<P: Port>(
 
 fn json_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
-}
-
-async fn data<P: Port>(
-    State(s): State<Arc<AppState<P>>>,
-    Path((collection, path)): Path<(String, String)>,
-) -> Response {
-    let Some(file) = s.port.product_file(collection, path).await else {
-        return (StatusCode::NOT_FOUND, "no such product on this node\n").into_response();
-    };
-    let f = match tokio::fs::File::open(&file.path).await {
-        Ok(f) => f,
-        Err(_) => {
-            return (
-                StatusCode::GONE,
-                "the product's file is no longer readable\n",
-            )
-                .into_response();
-        }
-    };
-    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f));
-    (
-        [
-            (header::CONTENT_TYPE, file.format),
-            (header::CONTENT_LENGTH, file.size.to_string()),
-            (header::HeaderName::from_static("x-blake3"), file.blake3),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 /// Serves the routes on `listener` until `shutdown` completes.

@@ -1,6 +1,7 @@
 //! `orrery dataset add`: a directory scanned into a collection.
 //!
-//! The walk follows no symbolic link out of the directory. Each regular file is read once for
+//! The walk follows no symbolic link, and a directory that holds the node's own data directory
+//! (or lies inside it) is refused. Each regular file is read once for
 //! its BLAKE3 checksum; FITS files (by their first card, whatever their name) also give their
 //! headers, other files need a sidecar `NAME.meta.json` or `NAME.meta.toml`. A file whose size
 //! and modification time are unchanged since the last scan is skipped. A file that cannot be
@@ -39,6 +40,9 @@ pub struct IngestOptions {
     pub description: Option<String>,
     /// Defaults every product inherits unless its header or sidecar says otherwise.
     pub defaults: ProductMeta,
+    /// Directories that may be neither inside the collection nor hold it: the node's data
+    /// directory, so its keys and database can never be served as products.
+    pub protected: Vec<PathBuf>,
 }
 
 /// Progress of a scan, for a progress bar.
@@ -120,8 +124,19 @@ pub fn ingest(
             source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
+    for p in &opts.protected {
+        let p = p.canonicalize().unwrap_or_else(|_| p.clone());
+        if p.starts_with(&root) || root.starts_with(&p) {
+            return Err(CatalogError::ProtectedRoot {
+                root: root.display().to_string(),
+                data: p.display().to_string(),
+            });
+        }
+    }
     let mut report = IngestReport::default();
     let defaults = opts.defaults.clone();
+    // Marked incomplete until the last transaction of the scan clears it: a scan that is
+    // interrupted leaves the collection advertised as incomplete, never as whole.
     upsert_collection(catalog, opts, &root, &defaults)?;
 
     let candidates = walk(&root, &mut report, progress);
@@ -202,7 +217,7 @@ pub fn ingest(
         }
     }
     tx.execute(
-        "UPDATE collections SET updated_at = ?2 WHERE id = ?1",
+        "UPDATE collections SET updated_at = ?2, scan_started_at = NULL WHERE id = ?1",
         params![opts.collection, now()],
     )?;
     super::bump_generation(&tx)?;
@@ -228,14 +243,14 @@ fn upsert_collection(
     let tags = serde_json::to_string(d.tags.as_deref().unwrap_or_default()).unwrap_or_default();
     catalog.conn.execute(
         "INSERT INTO collections (id, title, description, mission, licence, publisher, band, tags,
-                                  root, created_at, updated_at)
-         VALUES (?1, coalesce(?2, ?1), coalesce(?3, ''), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+                                  root, created_at, updated_at, scan_started_at)
+         VALUES (?1, coalesce(?2, ?1), coalesce(?3, ''), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10)
          ON CONFLICT (id) DO UPDATE SET
              title = coalesce(?2, title), description = coalesce(?3, description),
              mission = coalesce(?4, mission), licence = coalesce(?5, licence),
              publisher = coalesce(?6, publisher), band = coalesce(?7, band),
              tags = CASE WHEN ?8 = '[]' THEN tags ELSE ?8 END,
-             root = ?9, updated_at = ?10",
+             root = ?9, updated_at = ?10, scan_started_at = ?10",
         params![
             opts.collection,
             opts.title,
@@ -256,8 +271,7 @@ fn is_sidecar(name: &str) -> bool {
     name.ends_with(".meta.json") || name.ends_with(".meta.toml")
 }
 
-/// Lists the regular files under `root`, following symbolic links only when they lead to a
-/// file inside it.
+/// Lists the regular files under `root`; symbolic links are reported and not followed.
 fn walk(root: &Path, report: &mut IngestReport, progress: &dyn Progress) -> Vec<Candidate> {
     let mut out = Vec::new();
     let mut sidecars: HashSet<String> = HashSet::new();
@@ -306,22 +320,17 @@ fn walk(root: &Path, report: &mut IngestReport, progress: &dyn Progress) -> Vec<
             continue;
         }
         let path = if ft.is_symlink() {
-            match std::fs::canonicalize(entry.path()) {
-                Ok(target) if target.starts_with(root) && target.is_file() => target,
-                Ok(_) => {
-                    report.problems.push((
-                        rel_str,
-                        "symbolic link to a place outside the collection (or not to a file); not followed".into(),
-                    ));
-                    continue;
+            // Links are never followed: the node serves a product by opening its catalogued
+            // path with no link resolved (see `super::confined`), so a link could not be served.
+            let reason = match std::fs::canonicalize(entry.path()) {
+                Ok(target) if target.starts_with(root) && target.is_file() => {
+                    "symbolic link; not followed: the file it leads to is catalogued under its own name".to_owned()
                 }
-                Err(e) => {
-                    report
-                        .problems
-                        .push((rel_str, format!("broken symbolic link: {e}")));
-                    continue;
-                }
-            }
+                Ok(_) => "symbolic link to a place outside the collection (or not to a file); not followed".to_owned(),
+                Err(e) => format!("broken symbolic link: {e}"),
+            };
+            report.problems.push((rel_str, reason));
+            continue;
         } else if ft.is_file() {
             entry.path().to_path_buf()
         } else {
@@ -836,5 +845,9 @@ pub fn add_described(
         super::bump_generation(&tx)?;
         tx.commit()?;
     }
+    catalog.conn.execute(
+        "UPDATE collections SET scan_started_at = NULL WHERE id = ?1",
+        [collection],
+    )?;
     Ok(n)
 }

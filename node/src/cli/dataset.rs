@@ -261,7 +261,7 @@ impl Progress for Bar {
 pub(super) fn run(ctx: &mut Ctx, cmd: DatasetCmd, out: &mut dyn Write) -> Result<()> {
     let mut catalog = Catalog::open(&ctx.home.database())?;
     match cmd {
-        DatasetCmd::Add(args) => add(&mut catalog, *args, out),
+        DatasetCmd::Add(args) => add(ctx, &mut catalog, *args, out),
         DatasetCmd::List { json } => {
             let list = catalog.collections()?;
             if json {
@@ -275,11 +275,20 @@ pub(super) fn run(ctx: &mut Ctx, cmd: DatasetCmd, out: &mut dyn Write) -> Result
                 )?;
                 return Ok(());
             }
+            let incomplete: Vec<String> = list
+                .iter()
+                .filter(|c| !c.complete)
+                .map(|c| c.id.clone())
+                .collect();
             let rows = list
                 .into_iter()
                 .map(|c| {
                     vec![
-                        c.id,
+                        if c.complete {
+                            c.id
+                        } else {
+                            format!("{} (incomplete)", c.id)
+                        },
                         c.title,
                         c.mission.unwrap_or_default(),
                         c.products.to_string(),
@@ -296,6 +305,9 @@ pub(super) fn run(ctx: &mut Ctx, cmd: DatasetCmd, out: &mut dyn Write) -> Result
                     rows
                 )
             )?;
+            for id in incomplete {
+                writeln!(out, "{}", incomplete_note(&id))?;
+            }
             Ok(())
         }
         DatasetCmd::Show { id, json } => {
@@ -336,6 +348,7 @@ pub(super) fn run(ctx: &mut Ctx, cmd: DatasetCmd, out: &mut dyn Write) -> Result
                     Some(format!("{} ({})", c.products, human_bytes(c.bytes))),
                 ),
                 ("scanned", Some(super::render::time(c.updated_at))),
+                ("state", (!c.complete).then(|| incomplete_note(&c.id))),
             ] {
                 if let Some(v) = v {
                     writeln!(out, "  {k:<10} {v}")?;
@@ -373,7 +386,14 @@ pub(super) fn run(ctx: &mut Ctx, cmd: DatasetCmd, out: &mut dyn Write) -> Result
     }
 }
 
-fn add(catalog: &mut Catalog, args: AddArgs, out: &mut dyn Write) -> Result<()> {
+/// What a user reads about a collection whose last scan did not finish.
+fn incomplete_note(id: &str) -> String {
+    format!(
+        "{id}: its last scan did not finish (it is running, or was interrupted), so it holds only part of its directory and is advertised as incomplete; run `orrery dataset add` for it again"
+    )
+}
+
+fn add(ctx: &Ctx, catalog: &mut Catalog, args: AddArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(band) = &args.band
         && !crate::catalog::meta::band_names().any(|b| b.eq_ignore_ascii_case(band))
     {
@@ -398,6 +418,7 @@ fn add(catalog: &mut Catalog, args: AddArgs, out: &mut dyn Write) -> Result<()> 
             tags: (!args.tags.is_empty()).then_some(args.tags),
             ..ProductMeta::default()
         },
+        protected: vec![ctx.home.root().to_path_buf()],
     };
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     bar.set_style(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use orrery_crdt::{Batch, NotebookId, Project, Role, Session, Visibility};
+use orrery_crdt::{Batch, EditError, NotebookId, Project, Role, Session, Visibility};
 use orrery_protocol::{AuthorId, AuthorProfile};
 
 use super::Ctx;
@@ -207,7 +207,11 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
             let p = load(ctx, &project)?;
             let nb = resolve_notebook(&p, &notebook)?;
             let blobs = crate::blobs::BlobStore::new(ctx.home.blobs()).for_project(p.id());
-            emit(out, output, &p.export_ipynb_with(&nb, &blobs)?)
+            let json = p.export_ipynb_with(&nb, &blobs).map_err(|e| match e {
+                EditError::Blob(b) => anyhow::anyhow!("{}", blob_advice(&b)),
+                e => e.into(),
+            })?;
+            emit(out, output, &json)
         }
         ProjectCmd::Member(MemberCmd::Add {
             project,
@@ -627,4 +631,17 @@ fn append(
         out.flush()?;
     }
     Ok(())
+}
+
+/// What a user reads when a notebook cannot be exported for want of a stored output.
+fn blob_advice(e: &orrery_crdt::BlobError) -> String {
+    let after = match e {
+        orrery_crdt::BlobError::Missing(_) => "",
+        orrery_crdt::BlobError::Damaged(_) => {
+            " It was moved to `quarantine/` in the node's blob directory and is never served."
+        }
+    };
+    format!(
+        "cannot export: {e}.{after} A running node (`orrery run`) fetches it from another node that holds this project, if one does and is reachable (`orrery federation status` lists the members); export again once it has arrived. If this node held the only copy, the output is lost: run the cell again."
+    )
 }

@@ -7,7 +7,7 @@ use orrery_crdt::BlobRef;
 use orrery_protocol::wire::BlobRequest;
 
 use super::*;
-use crate::blobs::{BlobStore, CHUNK_BYTES, MAX_BLOB_BYTES};
+use crate::blobs::{BlobStore, CHUNK_BYTES, MAX_BLOB_BYTES, Unreadable};
 
 impl NodeActor {
     /// What to read for a peer's request for part of a blob, or `None` if it may not have it:
@@ -16,7 +16,7 @@ impl NodeActor {
         &self,
         peer: NodeId,
         want: BlobRequest,
-    ) -> Option<impl FnOnce() -> Option<Vec<u8>> + Send + 'static> {
+    ) -> Option<impl FnOnce() -> Result<Vec<u8>, Unreadable> + Send + 'static> {
         let project = self.projects.get(&want.project)?;
         if !self.may_hold(peer, project) {
             return None;
@@ -30,6 +30,17 @@ impl NodeActor {
         }
         let store = self.blobs.for_project(want.project);
         Some(move || store.chunk(&id, want.offset))
+    }
+
+    /// A blob of `project` was found damaged on disk and quarantined: it is no longer held, so
+    /// it is fetched again from the other nodes that hold the project.
+    pub(super) fn blob_damaged(&mut self, project: ProjectId, blob: BlobRef) {
+        if let Some(held) = self.held_blobs.get_mut(&project) {
+            held.remove(&blob);
+        }
+        warn!(project = %project.short(), blob = %blob, "a stored output was damaged on this node's disk; quarantined, fetching it again");
+        self.emit(NodeEvent::BlobDamaged { project, blob });
+        self.fetch_blobs(project, None);
     }
 
     /// Starts fetching the blobs `project` refers to that are not here, from `first` (the peer

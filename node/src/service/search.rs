@@ -360,6 +360,7 @@ mod tests {
             bytes: 100,
             sky,
             time: Some((59_000.0, 59_100.0)),
+            complete: true,
         }
     }
 

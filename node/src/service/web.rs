@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use orrery_catalog::{FederatedResults, Query};
-use orrery_web::{Port, ProductFile, TapError, TapTable};
+use orrery_web::{FileRefusal, Port, ProductFile, TapError, TapTable};
+use tracing::warn;
 
 use super::NodeHandle;
 use crate::catalog::CatalogError;
@@ -41,13 +42,24 @@ impl Port for NodePort {
             .map_err(|e| e.to_string())
     }
 
-    async fn product_file(&self, collection: String, path: String) -> Option<ProductFile> {
-        let (path, size, hash, format) = self.node.product_file(collection, path).await?;
-        Some(ProductFile {
-            path,
-            size,
-            blake3: hash.iter().map(|b| format!("{b:02x}")).collect(),
-            format,
-        })
+    async fn product_file(
+        &self,
+        collection: String,
+        path: String,
+    ) -> Result<ProductFile, FileRefusal> {
+        match self.node.product_file(collection, path).await {
+            Ok(Some(f)) => Ok(ProductFile {
+                file: f.file,
+                size: f.size,
+                blake3: f.blake3,
+                format: f.format,
+            }),
+            Ok(None) => Err(FileRefusal::NotFound),
+            Err(e) => {
+                // The reason names paths on this machine: the operator's log, not the client.
+                warn!(error = %e, "a product's file was not served");
+                Err(FileRefusal::Unavailable(e.to_string()))
+            }
+        }
     }
 }

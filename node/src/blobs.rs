@@ -231,6 +231,23 @@ impl BlobStore {
             && hasher.finalize().as_bytes() == &id.hash
     }
 
+    /// The damaged copies moved to quarantine: (blob hash in hex, when, seconds since the epoch).
+    pub fn quarantined(&self) -> Vec<(String, u64)> {
+        let Ok(entries) = fs::read_dir(self.quarantine_dir()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, u64)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let (hex, stamp) = name.rsplit_once('-')?;
+                Some((hex.to_owned(), stamp.parse().ok()?))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Moves a damaged blob out of the way (kept for inspection, never served), so that it
     /// counts as missing and is fetched again.
     fn quarantine(&self, id: &BlobRef) {
@@ -501,12 +518,9 @@ mod tests {
         fs::write(dir.path().join(b.id.hex()), &wrong).expect("damage");
         assert_eq!(store.get(&b.id), None, "damage is never served");
         assert!(!store.has(&b.id), "a damaged blob is quarantined");
-        assert_eq!(
-            fs::read_dir(dir.path().join("quarantine"))
-                .expect("quarantine")
-                .count(),
-            1
-        );
+        let quarantined = store.quarantined();
+        assert_eq!(quarantined.len(), 1);
+        assert_eq!(quarantined[0].0, b.id.hex(), "listed for `project show`");
     }
 
     #[test]

@@ -498,6 +498,7 @@ fn show(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
             table(&["dataset", "node", "checksum"], datasets)
         )?;
     }
+    stored_outputs(ctx, &p, out)?;
     let comments: Vec<Vec<String>> = p
         .comments()
         .into_iter()
@@ -629,6 +630,46 @@ fn append(
             )?;
         }
         out.flush()?;
+    }
+    Ok(())
+}
+
+/// The large outputs the project refers to: how many are on this node, and every copy found
+/// damaged here.
+fn stored_outputs(ctx: &Ctx, p: &Project, out: &mut dyn Write) -> Result<()> {
+    let refs = p.blob_refs();
+    let store = crate::blobs::BlobStore::new(ctx.home.blobs()).for_project(p.id());
+    let quarantined = store.quarantined();
+    if refs.is_empty() && quarantined.is_empty() {
+        return Ok(());
+    }
+    let missing = refs.iter().filter(|b| !store.has(b)).count();
+    writeln!(
+        out,
+        "\nstored outputs: {} on this node, {missing} not{}",
+        refs.len() - missing,
+        if missing > 0 {
+            " (a running node fetches them from the other nodes that hold the project)"
+        } else {
+            ""
+        }
+    )?;
+    for (hex, when) in quarantined {
+        let now = refs
+            .iter()
+            .find(|b| b.hex() == hex)
+            .map_or("no longer referred to", |b| {
+                if store.has(b) {
+                    "a good copy is held again"
+                } else {
+                    "being fetched again"
+                }
+            });
+        writeln!(
+            out,
+            "  {hex}: damaged on this node's disk, moved to quarantine {}; {now}",
+            time(when as i64)
+        )?;
     }
     Ok(())
 }

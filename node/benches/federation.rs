@@ -335,6 +335,7 @@ fn node_home(dir: &std::path::Path, name: &str) -> Home {
     config.network = orrery_federation::Config::loopback();
     config.network.advert_interval_secs = 1;
     config.network.advert_ttl_secs = 60;
+    config.web.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     orrery_node::setup::init(&home, &config).expect("init");
     home
 }

@@ -67,6 +67,18 @@ pub enum CatalogError {
         /// The node's data directory.
         data: String,
     },
+    /// A collection id already names a collection scanned from another directory.
+    #[error(
+        "collection `{collection}` is scanned from {stored}, not {given}; if the directory moved, pass --moved to scan {given} into it instead; to publish {given} as another collection, choose another --collection id"
+    )]
+    RootChanged {
+        /// The collection.
+        collection: String,
+        /// Where it is scanned from.
+        stored: String,
+        /// The directory given now.
+        given: String,
+    },
     /// A catalogued file is not served.
     #[error("product {product} is not served: {source}")]
     Confined {

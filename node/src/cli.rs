@@ -74,6 +74,11 @@ pub struct InitArgs {
     /// A contact address for the node's operators.
     #[arg(long, default_value = "")]
     pub contact: String,
+    /// Listen for other nodes on every network interface (port 4100, TCP and QUIC), as an
+    /// archive centre's node does. Without it the node listens on loopback only, so a node on a
+    /// single machine is reachable from nowhere else until `[network] listen` says otherwise.
+    #[arg(long)]
+    pub public: bool,
 }
 
 /// What commands work with: the data directory, its configuration and store.
@@ -128,6 +133,12 @@ fn init(home: &Home, args: InitArgs, out: &mut dyn Write) -> Result<()> {
     config.node.name = args.name;
     config.node.institution = args.institution;
     config.node.contact = args.contact;
+    if !args.public {
+        config.network.listen = vec![
+            "/ip4/127.0.0.1/tcp/4100".into(),
+            "/ip4/127.0.0.1/udp/4100/quic-v1".into(),
+        ];
+    }
     let node = crate::setup::init(home, &config)?;
     writeln!(
         out,
@@ -136,6 +147,12 @@ fn init(home: &Home, args: InitArgs, out: &mut dyn Write) -> Result<()> {
         home.root().display()
     )?;
     writeln!(out, "node id: {node}")?;
+    writeln!(
+        out,
+        "listens for other nodes on {}; serves HTTP at http://{} (this machine only)",
+        config.network.listen.join(", "),
+        config.web.listen
+    )?;
     writeln!(out, "next: `orrery author new --name \"Your Name\"`")?;
     Ok(())
 }

@@ -56,12 +56,20 @@ pub struct Config {
     pub compute: Vec<ComputeOffer>,
 }
 
+/// Where a node serves HTTP unless told otherwise: loopback, so a node on one machine is
+/// reached by its own user at a stable address (`http://127.0.0.1:7480`) and by no one else.
+/// If that port is taken (a second node on the machine), the node serves on a free port
+/// instead and says so; `web.addr` in the data directory always holds the address taken.
+pub const DEFAULT_WEB_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7480);
+
 /// The HTTP face.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebSection {
-    /// Where `orrery run` listens for HTTP (TAP at `/tap`, the API at `/api`). Port 0 picks a
-    /// free port; the address taken is written to `web.addr` in the data directory.
+    /// Where `orrery run` listens for HTTP (TAP at `/tap`, the API at `/api`); by default
+    /// [`DEFAULT_WEB_LISTEN`]. Port 0 picks a free port; the address taken is written to
+    /// `web.addr` in the data directory. An address given here that is taken stops the node.
     pub listen: std::net::SocketAddr,
     /// The address clients reach this node at, if not the listening address (behind a proxy),
     /// e.g. `https://archive.example.org/orrery`.
@@ -71,7 +79,7 @@ pub struct WebSection {
 impl Default for WebSection {
     fn default() -> Self {
         Self {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: DEFAULT_WEB_LISTEN,
             public_url: None,
         }
     }

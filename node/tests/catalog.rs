@@ -45,6 +45,7 @@ fn options(collection: &str, root: &Path) -> IngestOptions {
             ..ProductMeta::default()
         },
         protected: Vec::new(),
+        moved: false,
     }
 }
 
@@ -102,6 +103,11 @@ fn a_mixed_directory_is_ingested_and_every_bad_file_named() {
             .unwrap_or_else(|| panic!("{name} missing"))
     };
     assert_eq!(field("target_name"), "Crab Nebula");
+    assert_eq!(
+        field("obs_collection"),
+        "XMM",
+        "without --mission, the mission is the TELESCOP"
+    );
     assert_eq!(field("instrument_name"), "EPN");
     assert_eq!(field("dataproduct_type"), "image");
     assert_eq!(field("s_xel1"), 64);
@@ -740,4 +746,70 @@ fn a_directory_holding_the_node_data_is_refused_and_links_are_not_followed() {
     assert_eq!(r.added, 1);
     assert!(problem(&r, "alias.csv").contains("not followed"));
     assert!(problem(&r, "key.csv").contains("outside the collection"));
+}
+
+#[test]
+fn changed_flags_reach_every_product_and_a_collection_keeps_its_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    make_fits(&data, "xmm-epic", false);
+    let dir = data.join("xmm-epic");
+    let mut cat = catalog(tmp.path());
+    // Through TAP, as a client sees them: the distinct calibration levels and missions.
+    let distinct = |cat: &Catalog, column: &str| -> Vec<String> {
+        let rows = cat
+            .tap(
+                &format!("SELECT {column} FROM ivoa.obscore WHERE obs_publisher_did LIKE '%epic%'"),
+                10_000,
+            )
+            .expect("tap");
+        let mut v: Vec<String> = rows.rows.iter().map(|r| format!("{:?}", r[0])).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let level = |cat: &Catalog| distinct(cat, "calib_level");
+    let mut opts = options("epic", &dir);
+    opts.defaults.calib_level = Some(1);
+    opts.defaults.mission = Some("XMM-Newton".into());
+    let first = ingest(&mut cat, &opts, &Silent).expect("ingest");
+    assert!(first.added > 0 && !first.defaults_changed);
+    assert_eq!(level(&cat), vec!["Int(1)"]);
+
+    // The same scan without flags keeps them, and reads nothing again.
+    let again = ingest(&mut cat, &options("epic", &dir), &Silent).expect("again");
+    assert_eq!(
+        (again.unchanged, again.defaults_changed),
+        (first.added, false)
+    );
+    assert_eq!(level(&cat), vec!["Int(1)"]);
+
+    // A changed flag reaches every product, unchanged files included.
+    let mut changed = options("epic", &dir);
+    changed.defaults.calib_level = Some(2);
+    let r = ingest(&mut cat, &changed, &Silent).expect("changed");
+    assert!(r.defaults_changed);
+    assert_eq!(r.updated, first.added, "every file read again");
+    assert_eq!(level(&cat), vec!["Int(2)"]);
+    assert_eq!(
+        distinct(&cat, "obs_collection"),
+        vec!["Text(\"XMM-Newton\")"],
+        "--mission applies over TELESCOP"
+    );
+
+    // The id names this directory: another one is refused unless it moved.
+    let other = tmp.path().join("other");
+    described_files(&other, 2);
+    let err = ingest(&mut cat, &options("epic", &other), &Silent).expect_err("refused");
+    assert!(matches!(err, CatalogError::RootChanged { .. }), "{err}");
+    assert!(err.to_string().contains("--moved"), "{err}");
+    assert_eq!(
+        cat.collection("epic").expect("kept").products,
+        first.added,
+        "nothing changed"
+    );
+    let mut moved = options("epic", &other);
+    moved.moved = true;
+    let r = ingest(&mut cat, &moved, &Silent).expect("moved");
+    assert_eq!((r.added, r.removed), (2, first.added));
 }

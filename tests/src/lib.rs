@@ -47,6 +47,7 @@ impl TestNode {
         config.node.name = name.to_string();
         config.node.institution = format!("{name} institute");
         config.network = orrery_federation::Config::loopback();
+        config.web.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         config.network.advert_interval_secs = 2;
         config.network.advert_ttl_secs = 30;
         let id = orrery_node::setup::init(&home, &config).expect("init");

@@ -43,6 +43,8 @@ pub struct IngestOptions {
     /// Directories that may be neither inside the collection nor hold it: the node's data
     /// directory, so its keys and database can never be served as products.
     pub protected: Vec<PathBuf>,
+    /// The collection may be scanned from another directory than before (it moved).
+    pub moved: bool,
 }
 
 /// Progress of a scan, for a progress bar.
@@ -90,6 +92,8 @@ pub struct IngestReport {
     pub headers: u64,
     /// How long it took.
     pub elapsed: Duration,
+    /// The collection's defaults changed since its last scan, so every file was read again.
+    pub defaults_changed: bool,
 }
 
 struct Candidate {
@@ -134,7 +138,24 @@ pub fn ingest(
         }
     }
     let mut report = IngestReport::default();
-    let defaults = opts.defaults.clone();
+    // Flags given now win; those not given keep the values of the last scan.
+    let stored = stored_collection(catalog, &opts.collection)?;
+    let stored_defaults = match &stored {
+        Some((stored_root, defaults)) => {
+            if Path::new(stored_root) != root && !opts.moved {
+                return Err(CatalogError::RootChanged {
+                    collection: opts.collection.clone(),
+                    stored: stored_root.clone(),
+                    given: root.display().to_string(),
+                });
+            }
+            defaults.clone()
+        }
+        None => ProductMeta::default(),
+    };
+    let defaults = opts.defaults.clone().or(&stored_defaults);
+    let reread = stored.is_some() && defaults != stored_defaults;
+    report.defaults_changed = reread;
     // Marked incomplete until the last transaction of the scan clears it: a scan that is
     // interrupted leaves the collection advertised as incomplete, never as whole.
     upsert_collection(catalog, opts, &root, &defaults)?;
@@ -164,7 +185,9 @@ pub fn ingest(
         scope.spawn(move || {
             for (i, c) in candidates.iter().enumerate() {
                 let read = match existing.get(&c.rel) {
-                    Some(&(size, mtime)) if size == c.size as i64 && mtime == c.mtime_ns => {
+                    Some(&(size, mtime))
+                        if !reread && size == c.size as i64 && mtime == c.mtime_ns =>
+                    {
                         FileRead::Unchanged
                     }
                     _ => read_one(&defaults, c),
@@ -241,16 +264,17 @@ fn upsert_collection(
     d: &ProductMeta,
 ) -> Result<(), CatalogError> {
     let tags = serde_json::to_string(d.tags.as_deref().unwrap_or_default()).unwrap_or_default();
+    let defaults = serde_json::to_string(d).unwrap_or_default();
     catalog.conn.execute(
         "INSERT INTO collections (id, title, description, mission, licence, publisher, band, tags,
-                                  root, created_at, updated_at, scan_started_at)
-         VALUES (?1, coalesce(?2, ?1), coalesce(?3, ''), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10)
+                                  root, created_at, updated_at, scan_started_at, defaults)
+         VALUES (?1, coalesce(?2, ?1), coalesce(?3, ''), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11)
          ON CONFLICT (id) DO UPDATE SET
              title = coalesce(?2, title), description = coalesce(?3, description),
              mission = coalesce(?4, mission), licence = coalesce(?5, licence),
              publisher = coalesce(?6, publisher), band = coalesce(?7, band),
              tags = CASE WHEN ?8 = '[]' THEN tags ELSE ?8 END,
-             root = ?9, updated_at = ?10, scan_started_at = ?10",
+             root = ?9, updated_at = ?10, scan_started_at = ?10, defaults = ?11",
         params![
             opts.collection,
             opts.title,
@@ -261,10 +285,33 @@ fn upsert_collection(
             d.band,
             tags,
             root.to_string_lossy(),
-            now()
+            now(),
+            defaults
         ],
     )?;
     Ok(())
+}
+
+/// The directory a collection was scanned from and the defaults its products were read with,
+/// if it exists.
+fn stored_collection(
+    catalog: &Catalog,
+    id: &str,
+) -> Result<Option<(String, ProductMeta)>, CatalogError> {
+    let row: Option<(String, Option<String>)> = catalog
+        .conn
+        .query_row(
+            "SELECT root, defaults FROM collections WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(row.map(|(root, defaults)| {
+        let defaults = defaults
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or_default();
+        (root, defaults)
+    }))
 }
 
 fn is_sidecar(name: &str) -> bool {
@@ -443,10 +490,12 @@ fn read_file(
     if let Some(s) = sidecar {
         meta = s.or(&meta);
     }
-    let meta = meta
-        .or(defaults)
-        .finish()
-        .map_err(|e| format!("bad metadata: {e}"))?;
+    let mut meta = meta.or(defaults);
+    // FITS has no mission keyword: without a sidecar's or a flag's, the telescope stands for it.
+    if meta.mission.is_none() {
+        meta.mission = meta.facility.clone();
+    }
+    let meta = meta.finish().map_err(|e| format!("bad metadata: {e}"))?;
 
     file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     let mut hasher = blake3::Hasher::new();

@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use fitsrs::card::Value;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The metadata of one product. Every field is optional until the product is stored; the
 /// most specific source wins (sidecar over header over collection defaults).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProductMeta {
     /// A title.

@@ -56,7 +56,9 @@ pub struct AddArgs {
     /// The collection's description.
     #[arg(long)]
     pub description: Option<String>,
-    /// Mission or survey, for products whose headers do not say (default: TELESCOP).
+    /// Mission or survey of the products (a sidecar's `mission` wins). Without it, a FITS
+    /// product's mission is its TELESCOP. Flags given once are kept by later scans; a changed
+    /// flag makes the next scan read every file again.
     #[arg(long)]
     pub mission: Option<String>,
     /// Licence, e.g. CC-BY-4.0.
@@ -74,6 +76,10 @@ pub struct AddArgs {
     /// Tags, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub tags: Vec<String>,
+    /// The collection's directory moved: scan DIR into the collection scanned from elsewhere
+    /// until now (without it, a collection id used for another directory is refused).
+    #[arg(long)]
+    pub moved: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -419,6 +425,7 @@ fn add(ctx: &Ctx, catalog: &mut Catalog, args: AddArgs, out: &mut dyn Write) -> 
             ..ProductMeta::default()
         },
         protected: vec![ctx.home.root().to_path_buf()],
+        moved: args.moved,
     };
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     bar.set_style(
@@ -453,6 +460,12 @@ fn print_report(collection: &str, r: &IngestReport, out: &mut dyn Write) -> Resu
         human_bytes(r.bytes_read),
         r.elapsed
     )?;
+    if r.defaults_changed {
+        writeln!(
+            out,
+            "  the collection's flags changed since its last scan: every file was read again"
+        )?;
+    }
     for (path, of) in &r.duplicates {
         writeln!(out, "  duplicate  {path}: same bytes as {of}; skipped")?;
     }

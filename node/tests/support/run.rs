@@ -38,7 +38,7 @@ pub(crate) fn use_loopback(data: &Path, port: u16) {
     let text = std::fs::read_to_string(&config).expect("config");
     let text = text
         .replace(
-            r#"listen = ["/ip4/0.0.0.0/tcp/4100", "/ip4/0.0.0.0/udp/4100/quic-v1"]"#,
+            r#"listen = ["/ip4/127.0.0.1/tcp/4100", "/ip4/127.0.0.1/udp/4100/quic-v1"]"#,
             &format!(r#"listen = ["/ip4/127.0.0.1/tcp/{port}"]"#),
         )
         .replace("advert_interval_secs = 60", "advert_interval_secs = 1");

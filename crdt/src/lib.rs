@@ -54,6 +54,7 @@
 pub mod credit;
 pub mod ids;
 pub mod ingest;
+pub mod json;
 pub mod nbformat;
 pub mod outputs;
 pub mod position;

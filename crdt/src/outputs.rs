@@ -200,7 +200,7 @@ pub(crate) fn to_scalar(output: &Value) -> ScalarValue {
 /// The in-memory form of one item of a document's outputs list; `None` for anything else.
 pub(crate) fn from_item(item: &ValueRef<'_>) -> Option<Value> {
     match item {
-        ValueRef::Scalar(ScalarValueRef::Str(s)) => serde_json::from_str(s).ok(),
+        ValueRef::Scalar(ScalarValueRef::Str(s)) => crate::json::parse_str(s),
         ValueRef::Scalar(ScalarValueRef::Bytes(b)) => BlobRef::decode(b).map(|r| r.stub()),
         _ => None,
     }
@@ -217,7 +217,7 @@ pub(crate) fn resolve(outputs: &[Value], source: &dyn BlobSource) -> Result<Vec<
                 if !r.matches(&bytes) {
                     return Err(BlobError::Damaged(r));
                 }
-                serde_json::from_slice(&bytes).map_err(|_| BlobError::Damaged(r))
+                crate::json::parse(&bytes).map_err(|_| BlobError::Damaged(r))
             }
         })
         .collect()

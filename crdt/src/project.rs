@@ -334,7 +334,7 @@ fn creator(id: &ObjId) -> Option<AuthorId> {
 }
 
 pub(crate) fn json_of(text: Option<String>) -> Option<serde_json::Value> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
+    text.and_then(|t| crate::json::parse_str(&t))
 }
 
 impl Project {

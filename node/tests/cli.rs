@@ -271,6 +271,8 @@ fn notebooks_round_trip_through_import_and_export_and_pass_nbformat() {
             .split(' ')
             .next()
             .expect("id");
+        // Cells whose ids could not be kept are named.
+        assert_eq!(out.contains("the file gives it no id"), !ids_kept, "{out}");
         let exported = node.dir.path().join(format!("out-{file}"));
         node.ok(&[
             "project",
@@ -291,6 +293,109 @@ fn notebooks_round_trip_through_import_and_export_and_pass_nbformat() {
         let again = node.ok(&["project", "export-ipynb", "Variables", nb]);
         assert_eq!(again, std::fs::read_to_string(&exported).expect("read"));
     }
+}
+
+/// A notebook written by a later nbformat: a key and a cell type nbformat 4.5 does not define,
+/// a cell key it does not define, and metadata nested deeper than 128 levels.
+fn notebook_from_the_future() -> Value {
+    let mut deep = serde_json::json!("bottom");
+    for _ in 0..300 {
+        deep = serde_json::json!({ "inner": deep });
+    }
+    serde_json::json!({
+        "cells": [
+            {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": ["# Light curves\n"],
+             "reviewed_by": ["Ada"]},
+            {"cell_type": "sql", "id": "query", "metadata": {"engine": "adql"},
+             "source": ["SELECT TOP 5 * FROM ivoa.obscore"], "outputs": [], "dialect": "ADQL 2.1"},
+            {"cell_type": "code", "execution_count": 1, "id": "plot",
+             "metadata": {"widget_state": deep}, "outputs": [], "source": ["print(1)\n"]}
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 99,
+        "signature": "sha256:0123"
+    })
+}
+
+#[test]
+fn notebooks_keep_what_nbformat_allows_and_orrery_does_not_model() {
+    let node = Node::new();
+    node.author("Ada Lovelace", None);
+    node.ok(&["project", "new", "Future"]);
+    let original = notebook_from_the_future();
+    let path = node.dir.path().join("future.ipynb");
+    std::fs::write(&path, serde_json::to_vec_pretty(&original).expect("json")).expect("write");
+    validate_with_nbformat(&path);
+    let out = node.ok(&[
+        "project",
+        "import-ipynb",
+        "Future",
+        path.to_str().expect("utf-8"),
+        "--title",
+        "future",
+    ]);
+    assert!(out.contains("(3 cells)"), "{out}");
+    let exported = node.dir.path().join("back.ipynb");
+    node.ok(&[
+        "project",
+        "export-ipynb",
+        "Future",
+        "future",
+        "--output",
+        exported.to_str().expect("utf-8"),
+    ]);
+    validate_with_nbformat(&exported);
+    let text = std::fs::read(&exported).expect("read");
+    // serde_json's own reader stops at 128 levels; the file is as deep as the original.
+    let mut de = serde_json::Deserializer::from_slice(&text);
+    de.disable_recursion_limit();
+    let mut back: Value = serde::Deserialize::deserialize(&mut de).expect("json");
+    assert!(
+        back["metadata"]["orrery"]["heads"].is_array(),
+        "the export names its origin"
+    );
+    back["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("orrery");
+    assert_eq!(back, original, "everything comes back as it was");
+
+    let clean = node.ok(&["project", "export-ipynb", "Future", "future", "--clean"]);
+    let mut de = serde_json::Deserializer::from_str(&clean);
+    de.disable_recursion_limit();
+    let clean: Value = serde::Deserialize::deserialize(&mut de).expect("json");
+    assert_eq!(clean, original, "--clean writes no origin");
+
+    // Orrery's own key in a file's metadata is refused, not taken for kept keys.
+    let mut forged = original.clone();
+    forged["cells"][0]["metadata"]["orrery:kept"] = serde_json::json!({"cell_type": "code"});
+    std::fs::write(&path, serde_json::to_vec(&forged).expect("json")).expect("write");
+    let err = node.fails(&[
+        "project",
+        "import-ipynb",
+        "Future",
+        path.to_str().expect("utf-8"),
+    ]);
+    assert!(err.contains("reserved"), "{err}");
+    // Deeper than the documented bound: a clear refusal.
+    let mut too_deep = serde_json::json!(1);
+    for _ in 0..1100 {
+        too_deep = serde_json::json!([too_deep]);
+    }
+    let mut file = original;
+    file["metadata"]["deep"] = too_deep;
+    let mut bytes = Vec::new();
+    let mut ser = serde_json::Serializer::new(&mut bytes);
+    serde::Serialize::serialize(&file, &mut ser).expect("json");
+    std::fs::write(&path, bytes).expect("write");
+    let err = node.fails(&[
+        "project",
+        "import-ipynb",
+        "Future",
+        path.to_str().expect("utf-8"),
+    ]);
+    assert!(err.contains("1024 levels"), "{err}");
 }
 
 #[test]

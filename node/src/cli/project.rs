@@ -89,6 +89,11 @@ pub enum ProjectCmd {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Leave out `metadata.orrery` (where the file came from in the project's history), for
+        /// publishing. Brought back with `import-ipynb --into`, such a file is taken as a version
+        /// of the imported file, not of this export.
+        #[arg(long)]
+        clean: bool,
     },
     /// Add, remove or change members (owners only).
     #[command(subcommand)]
@@ -203,14 +208,17 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
             project,
             notebook,
             output,
+            clean,
         } => {
             let p = load(ctx, &project)?;
             let nb = resolve_notebook(&p, &notebook)?;
             let blobs = crate::blobs::BlobStore::new(ctx.home.blobs()).for_project(p.id());
-            let json = p.export_ipynb_with(&nb, &blobs).map_err(|e| match e {
-                EditError::Blob(b) => anyhow::anyhow!("{}", blob_advice(&b)),
-                e => e.into(),
-            })?;
+            let json = p
+                .export_ipynb_as(&nb, &blobs, !clean)
+                .map_err(|e| match e {
+                    EditError::Blob(b) => anyhow::anyhow!("{}", blob_advice(&b)),
+                    e => e.into(),
+                })?;
             emit(out, output, &json)
         }
         ProjectCmd::Member(MemberCmd::Add {
@@ -292,8 +300,11 @@ fn import_ipynb(
         file.file_stem()
             .map_or("notebook".into(), |s| s.to_string_lossy().into_owned())
     });
+    let parsed = orrery_crdt::nbformat::parse(&bytes)
+        .with_context(|| format!("importing {}", file.display()))?;
+    let repairs = parsed.repairs.clone();
     let nb = p
-        .import_ipynb(&session, &bytes, &title)
+        .import_parsed(&session, parsed, &title)
         .with_context(|| format!("importing {}", file.display()))?;
     p.publish_profile(&session, &profile)?;
     commit(ctx, &mut p, &session)?;
@@ -303,6 +314,18 @@ fn import_ipynb(
         "imported {} as notebook {nb} ({cells} cells)",
         file.display()
     )?;
+    for r in &repairs {
+        writeln!(
+            out,
+            "  cell {} {}: {}; it is now {}",
+            r.index + 1,
+            r.was
+                .as_deref()
+                .map_or_else(String::new, |w| format!("(id {w:?})")),
+            r.why,
+            r.now
+        )?;
+    }
     Ok(())
 }
 

@@ -78,7 +78,7 @@ pub(crate) fn valid(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn random_hex() -> String {
+pub(crate) fn random_hex() -> String {
     let mut bytes = [0u8; 8];
     // Without a random source the id falls back to zeros and a collision is caught at insert.
     let _ = getrandom::fill(&mut bytes);

@@ -84,6 +84,12 @@ pub enum NbformatError {
     /// The edit was refused.
     #[error(transparent)]
     Edit(#[from] EditError),
+    /// The file is as near to two different states of the notebook's history, so where it was
+    /// derived from cannot be told (see [`base`]).
+    #[error(
+        "the file cannot be placed in the notebook's history: it differs as much from two versions of it that differ from each other. Export the notebook again, make your edits in that export, and bring it back"
+    )]
+    AmbiguousBase,
     /// No session could be started for changes made on a branch of the history.
     #[error("could not start an editing session for the update; try again")]
     Session(#[source] orrery_protocol::KeyError),

@@ -9,7 +9,7 @@
 //! ├── visibility: str                 owners: public | shared | restricted
 //! ├── members: map author-hex → role  owners: owner | editor | viewer
 //! ├── notebooks: map notebook-id → { title, metadata (JSON), nbformat_minor,
-//! │                                  file_base:<lineage> (JSON, see nbformat::base),
+//! │                                  file_base:<lineage>[@<version>] (JSON, see nbformat::base),
 //! │                                  cells: map cell-id → { kind, pos, source: text,
 //! │                                         outputs: list of JSON, execution_count,
 //! │                                         execution (JSON), metadata (JSON),

@@ -1010,3 +1010,206 @@ fn a_notebook_keeps_a_bounded_number_of_export_records() {
     assert!(records.contains(&"file_base:import".to_string()));
     assert_eq!(records.len(), MAX_EXPORT_RECORDS + 1, "{records:?}");
 }
+
+/// A new source for a cell, from its old one.
+type Rewrite<'a> = &'a dyn Fn(&str) -> String;
+
+/// Copy `i` of a file: its cells edited by `edit` (cell index → new source), cells removed and
+/// cells added (at an index, with an id).
+struct CopyEdits<'a> {
+    edit: &'a [(usize, Rewrite<'a>)],
+    remove: &'a [usize],
+    add: &'a [(usize, &'a str, &'a str)],
+}
+
+fn edited_copy(file: &Value, e: &CopyEdits<'_>) -> (Value, String) {
+    let mut copy = file.clone();
+    let cells = copy["cells"].as_array_mut().expect("cells");
+    for (i, f) in e.edit {
+        let s = source_of(&cells[*i]);
+        set_source(&mut cells[*i], &f(&s));
+    }
+    let mut remove = e.remove.to_vec();
+    remove.sort_unstable();
+    for i in remove.into_iter().rev() {
+        cells.remove(i);
+    }
+    for (at, cid, text) in e.add {
+        cells.insert(
+            *at,
+            json!({"cell_type": "markdown", "id": cid, "metadata": {}, "source": lines(text)}),
+        );
+    }
+    let text = serde_json::to_string(&copy).expect("serialise");
+    (copy, text)
+}
+
+fn sources(p: &Project, nb: &NotebookId) -> BTreeMap<String, String> {
+    p.notebook(nb)
+        .expect("notebook")
+        .cells
+        .into_iter()
+        .map(|c| (c.id.to_string(), c.source))
+        .collect()
+}
+
+/// Two (or three) people each take a copy of the same file, edit it apart and bring it back one
+/// after the other: every copy's edits survive, none is reverted, nothing is typed twice.
+fn copies_of_one_file_all_survive(from_export: bool) {
+    let (mut p, nb, alice, bob) = project_with(GAIA);
+    let carol = session(4);
+    p.set_member(&alice, carol.author(), Role::Editor)
+        .expect("carol edits");
+    let start = if from_export {
+        json(&p.export_ipynb(&nb).expect("export"))
+    } else {
+        json(GAIA)
+    };
+    let before = sources(&p, &nb);
+    let cell_id = |i: usize| start["cells"][i]["id"].as_str().expect("id").to_string();
+
+    // Alice edits cell 1 and 3 (appending), deletes cell 5 and adds a cell.
+    let (_, alice_file) = edited_copy(
+        &start,
+        &CopyEdits {
+            edit: &[
+                (1, &|s: &str| format!("{s}\n# alice: one")),
+                (3, &|s: &str| format!("# alice: three\n{s}")),
+            ],
+            remove: &[5],
+            add: &[(2, "alice-notes", "Alice's notes")],
+        },
+    );
+    // Bob edits cell 1 too (elsewhere in it) and cell 2, and adds a cell of his own.
+    let (_, bob_file) = edited_copy(
+        &start,
+        &CopyEdits {
+            edit: &[
+                (1, &|s: &str| format!("# bob: one\n{s}")),
+                (2, &|s: &str| format!("{s}\n# bob: two")),
+            ],
+            remove: &[],
+            add: &[(4, "bob-notes", "Bob's notes")],
+        },
+    );
+    // Carol removes cell 6 and edits cell 3 at its end.
+    let (_, carol_file) = edited_copy(
+        &start,
+        &CopyEdits {
+            edit: &[(3, &|s: &str| format!("{s}\n# carol: three"))],
+            remove: &[6],
+            add: &[],
+        },
+    );
+    for (who, s, file) in [
+        ("alice", &alice, &alice_file),
+        ("bob", &bob, &bob_file),
+        ("carol", &carol, &carol_file),
+    ] {
+        p.update_from_ipynb(s, &nb, file.as_bytes())
+            .unwrap_or_else(|e| panic!("{who}'s copy: {e}"));
+    }
+    let now = sources(&p, &nb);
+    let (one, two, three) = (cell_id(1), cell_id(2), cell_id(3));
+    assert_eq!(
+        now[&one],
+        format!("# bob: one\n{}\n# alice: one", before[&one]),
+        "both edits of one cell"
+    );
+    assert_eq!(now[&two], format!("{}\n# bob: two", before[&two]));
+    assert_eq!(
+        now[&three],
+        format!("# alice: three\n{}\n# carol: three", before[&three])
+    );
+    assert_eq!(now["alice-notes"], "Alice's notes");
+    assert_eq!(now["bob-notes"], "Bob's notes");
+    assert!(!now.contains_key(&cell_id(5)), "Alice's delete holds");
+    assert!(!now.contains_key(&cell_id(6)), "Carol's delete holds");
+    assert_eq!(now.len(), before.len() - 2 + 2, "no cell doubled or lost");
+
+    // Alice edits her copy again and brings it back: only her new edit arrives.
+    let (_, again) = edited_copy(
+        &json(&alice_file),
+        &CopyEdits {
+            edit: &[(1, &|s: &str| format!("{s}\n# alice: later"))],
+            remove: &[],
+            add: &[],
+        },
+    );
+    p.update_from_ipynb(&alice, &nb, again.as_bytes())
+        .expect("alice again");
+    let now = sources(&p, &nb);
+    assert_eq!(
+        now[&one],
+        format!("# bob: one\n{}\n# alice: one\n# alice: later", before[&one])
+    );
+    assert!(now.contains_key("bob-notes"), "Bob's cell is not reverted");
+    assert_eq!(
+        now[&three],
+        format!("# alice: three\n{}\n# carol: three", before[&three]),
+        "nothing typed twice"
+    );
+}
+
+#[test]
+fn copies_of_one_export_edited_apart_all_survive() {
+    copies_of_one_file_all_survive(true);
+}
+
+#[test]
+fn copies_of_the_imported_file_edited_apart_all_survive() {
+    copies_of_one_file_all_survive(false);
+}
+
+#[test]
+fn a_file_that_cannot_be_placed_is_refused() {
+    let (mut p, nb, alice, bob) = project_with(GAIA);
+    let start = json(&p.export_ipynb(&nb).expect("export"));
+    // Alice turns `x` into `y` in a cell, Bob turns it into `z`: Bob's copy is as near to the
+    // export as to Alice's version.
+    let cell = start["cells"][1]["id"].as_str().expect("id").to_string();
+    let swap = |to: &'static str| {
+        move |s: &str| format!("{}\n{to}", s.strip_suffix("\nx").expect("ends with x"))
+    };
+    let (alice_x, _) = edited_copy(
+        &start,
+        &CopyEdits {
+            edit: &[(1, &|s: &str| format!("{s}\nx"))],
+            remove: &[],
+            add: &[],
+        },
+    );
+    let base_with_x = serde_json::to_string(&alice_x).expect("json");
+    p.update_from_ipynb(&alice, &nb, base_with_x.as_bytes())
+        .expect("x added");
+    let exported = json(&p.export_ipynb(&nb).expect("export"));
+    let (_, alice_y) = edited_copy(
+        &exported,
+        &CopyEdits {
+            edit: &[(1, &swap("y"))],
+            remove: &[],
+            add: &[],
+        },
+    );
+    let (_, bob_z) = edited_copy(
+        &exported,
+        &CopyEdits {
+            edit: &[(1, &swap("z"))],
+            remove: &[],
+            add: &[],
+        },
+    );
+    p.update_from_ipynb(&alice, &nb, alice_y.as_bytes())
+        .expect("alice's copy");
+    let before = p.heads();
+    let err = p
+        .update_from_ipynb(&bob, &nb, bob_z.as_bytes())
+        .expect_err("ambiguous");
+    assert!(matches!(err, NbformatError::AmbiguousBase), "{err}");
+    assert!(
+        err.to_string().contains("Export the notebook again"),
+        "{err}"
+    );
+    assert_eq!(p.heads(), before, "nothing changed");
+    assert!(sources(&p, &nb)[&cell].ends_with("\ny"));
+}

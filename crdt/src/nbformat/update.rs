@@ -305,7 +305,7 @@ impl Project {
             }
             .into());
         }
-        let base = self.file_base(nb, file.origin.as_ref(), &session.author())?;
+        let base = self.file_base(nb, &file, &session.author())?;
         let mut now = self.doc.get_heads();
         now.sort_unstable();
         if base.heads == now {
@@ -337,9 +337,9 @@ impl Project {
         }
         let nb_obj = self.notebook_obj(nb)?;
         ops.push(Op::Record {
-            stale: self.stale_records(&nb_obj, lineage),
+            stale: self.stale_records(&nb_obj),
             obj: nb_obj,
-            key: lineage.key(),
+            key: lineage.version_key(),
             value: lineage.value(&base.heads),
         });
         let cells = self.cells_obj(nb)?;

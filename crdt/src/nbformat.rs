@@ -27,7 +27,8 @@ use serde_json::{Map, Value, json};
 
 use crate::ids::{CellId, NotebookId};
 use crate::outputs::{
-    Blob, BlobRef, BlobSource, NoBlobs, STORED_OUTPUT_TYPE, externalise_all, resolve,
+    Blob, BlobRef, BlobSource, NoBlobs, STORED_LIST_TYPE, STORED_OUTPUT_TYPE, externalise_all,
+    resolve,
 };
 use crate::project::{EditError, NewCell, Notebook, Project};
 use crate::schema::CellKind;
@@ -300,9 +301,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedNotebook, NbformatError> {
                         None => {
                             return Err(not_nb(format!("cell {i}: an output has no output_type")));
                         }
-                        Some(STORED_OUTPUT_TYPE) => {
+                        Some(t @ (STORED_OUTPUT_TYPE | STORED_LIST_TYPE)) => {
                             return Err(not_nb(format!(
-                                "cell {i}: the output type `{STORED_OUTPUT_TYPE}` is reserved"
+                                "cell {i}: the output type `{t}` is reserved"
                             )));
                         }
                         Some(_) => {}
@@ -405,7 +406,11 @@ impl Project {
     ) -> Result<String, EditError> {
         let mut notebook = self.notebook(nb)?;
         for cell in &mut notebook.cells {
-            if cell.outputs.iter().any(|o| BlobRef::from_stub(o).is_some()) {
+            if cell
+                .outputs
+                .iter()
+                .any(|o| BlobRef::from_stub(o).is_some() || BlobRef::from_list_stub(o).is_some())
+            {
                 cell.outputs = resolve(&cell.outputs, blobs)?;
             }
         }

@@ -13,6 +13,14 @@
 //! Exporting resolves stubs through a [`BlobSource`]; a file naming the reserved type is refused
 //! on import.
 //!
+//! A cell can also hold many outputs that are each small (300 plots of 30 KiB, 50,000 lines of
+//! a log printed one by one) and large together: written into the document as they are, they
+//! would make one change larger than any peer accepts. When a cell's outputs left in the
+//! document would exceed [`INLINE_CELL_OUTPUT_BYTES`] or [`MAX_INLINE_OUTPUTS`], each run of
+//! consecutive small outputs is stored as one blob holding the run as a JSON list, named by a
+//! stub of type [`STORED_LIST_TYPE`]; export puts the run back in its place. A change therefore
+//! never carries more than about [`INLINE_CELL_OUTPUT_BYTES`] of one cell's outputs.
+//!
 //! This crate never stores a blob: an edit that externalises an output hands the blob to its
 //! caller ([`Project::take_blobs`]), which must store it before it stores the edit.
 
@@ -31,7 +39,18 @@ pub const INLINE_OUTPUT_BYTES: usize = 32 * 1024;
 /// The `output_type` of a stub standing for a stored output. Never valid in a file.
 pub const STORED_OUTPUT_TYPE: &str = "orrery:stored";
 
+/// The `output_type` of a stub standing for a stored run of outputs. Never valid in a file.
+pub const STORED_LIST_TYPE: &str = "orrery:stored-list";
+
+/// Most bytes of one cell's outputs kept inside the document (beyond, runs of small outputs are
+/// stored as blobs).
+pub const INLINE_CELL_OUTPUT_BYTES: usize = 256 * 1024;
+
+/// Most outputs of one cell kept inside the document one by one.
+pub const MAX_INLINE_OUTPUTS: usize = 256;
+
 const REF_VERSION: u8 = 1;
+const LIST_REF_VERSION: u8 = 2;
 const REF_LEN: usize = 1 + 32 + 8;
 
 /// A stored output: the BLAKE3 hash of its serialised JSON and its length.
@@ -73,12 +92,51 @@ impl BlobRef {
 
     /// Reads [`BlobRef::encode`]'s form; `None` for anything else.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != REF_LEN || bytes[0] != REF_VERSION {
+        match Self::decode_any(bytes)? {
+            (r, false) => Some(r),
+            (_, true) => None,
+        }
+    }
+
+    /// The form kept in the document for a stored run of outputs.
+    pub fn encode_list(&self) -> Vec<u8> {
+        let mut out = self.encode();
+        out[0] = LIST_REF_VERSION;
+        out
+    }
+
+    /// Reads either form: the reference, and whether it names a run of outputs.
+    pub fn decode_any(bytes: &[u8]) -> Option<(Self, bool)> {
+        if bytes.len() != REF_LEN {
             return None;
         }
+        let list = match bytes[0] {
+            REF_VERSION => false,
+            LIST_REF_VERSION => true,
+            _ => return None,
+        };
         let hash: [u8; 32] = bytes[1..33].try_into().ok()?;
         let len = u64::from_le_bytes(bytes[33..].try_into().ok()?);
-        Some(Self { hash, len })
+        Some((Self { hash, len }, list))
+    }
+
+    /// The in-memory stub standing for a stored run of outputs.
+    pub fn list_stub(&self) -> Value {
+        json!({"output_type": STORED_LIST_TYPE, "blake3": self.hex(), "bytes": self.len})
+    }
+
+    /// The reference a run stub names; `None` if `output` is not a well-formed run stub.
+    pub fn from_list_stub(output: &Value) -> Option<Self> {
+        let o = output.as_object()?;
+        if o.get("output_type")?.as_str()? != STORED_LIST_TYPE {
+            return None;
+        }
+        let mut hash = [0u8; 32];
+        hex_decode(o.get("blake3")?.as_str()?, &mut hash)?;
+        Some(Self {
+            hash,
+            len: o.get("bytes")?.as_u64()?,
+        })
     }
 
     /// The in-memory stub standing for the stored output.
@@ -184,43 +242,90 @@ pub(crate) fn externalise(output: &Value, blobs: &mut Vec<Blob>) -> Value {
     stub
 }
 
-/// The outputs of a list of cells externalised (see [`externalise`]).
+/// The outputs of a cell externalised: each large one (see [`externalise`]), and, when what
+/// is left would still be too much for the document, each run of small ones as one blob.
 pub(crate) fn externalise_all(outputs: &[Value], blobs: &mut Vec<Blob>) -> Vec<Value> {
-    outputs.iter().map(|o| externalise(o, blobs)).collect()
+    let each: Vec<Value> = outputs.iter().map(|o| externalise(o, blobs)).collect();
+    let is_stub =
+        |o: &Value| BlobRef::from_stub(o).is_some() || BlobRef::from_list_stub(o).is_some();
+    let inline: Vec<&Value> = each.iter().filter(|o| !is_stub(o)).collect();
+    let bytes: usize = inline.iter().map(|o| o.to_string().len()).sum();
+    if inline.len() <= MAX_INLINE_OUTPUTS && bytes <= INLINE_CELL_OUTPUT_BYTES {
+        return each;
+    }
+    let mut out = Vec::new();
+    let mut run: Vec<Value> = Vec::new();
+    let flush = |run: &mut Vec<Value>, out: &mut Vec<Value>, blobs: &mut Vec<Blob>| {
+        if run.is_empty() {
+            return;
+        }
+        let bytes = Value::Array(std::mem::take(run)).to_string().into_bytes();
+        let id = BlobRef::of(&bytes);
+        if !blobs.iter().any(|b| b.id == id) {
+            blobs.push(Blob { id, bytes });
+        }
+        out.push(id.list_stub());
+    };
+    for o in each {
+        if is_stub(&o) {
+            flush(&mut run, &mut out, blobs);
+            out.push(o);
+        } else {
+            run.push(o);
+        }
+    }
+    flush(&mut run, &mut out, blobs);
+    out
 }
 
 /// The value written into a document's outputs list for `output` (already externalised).
 pub(crate) fn to_scalar(output: &Value) -> ScalarValue {
-    match BlobRef::from_stub(output) {
-        Some(r) => ScalarValue::Bytes(r.encode()),
-        None => ScalarValue::Str(output.to_string().into()),
+    if let Some(r) = BlobRef::from_stub(output) {
+        return ScalarValue::Bytes(r.encode());
     }
+    if let Some(r) = BlobRef::from_list_stub(output) {
+        return ScalarValue::Bytes(r.encode_list());
+    }
+    ScalarValue::Str(output.to_string().into())
 }
 
 /// The in-memory form of one item of a document's outputs list; `None` for anything else.
 pub(crate) fn from_item(item: &ValueRef<'_>) -> Option<Value> {
     match item {
         ValueRef::Scalar(ScalarValueRef::Str(s)) => crate::json::parse_str(s),
-        ValueRef::Scalar(ScalarValueRef::Bytes(b)) => BlobRef::decode(b).map(|r| r.stub()),
+        ValueRef::Scalar(ScalarValueRef::Bytes(b)) => match BlobRef::decode_any(b)? {
+            (r, false) => Some(r.stub()),
+            (r, true) => Some(r.list_stub()),
+        },
         _ => None,
     }
 }
 
-/// `outputs` with every stub replaced by the output it stands for.
+/// The bytes a stub names, checked against it.
+fn fetch(r: BlobRef, source: &dyn BlobSource) -> Result<Value, BlobError> {
+    let bytes = source.blob(&r).ok_or(BlobError::Missing(r))?;
+    if !r.matches(&bytes) {
+        return Err(BlobError::Damaged(r));
+    }
+    crate::json::parse(&bytes).map_err(|_| BlobError::Damaged(r))
+}
+
+/// `outputs` with every stub replaced by the output, or the run of outputs, it stands for.
 pub(crate) fn resolve(outputs: &[Value], source: &dyn BlobSource) -> Result<Vec<Value>, BlobError> {
-    outputs
-        .iter()
-        .map(|o| match BlobRef::from_stub(o) {
-            None => Ok(o.clone()),
-            Some(r) => {
-                let bytes = source.blob(&r).ok_or(BlobError::Missing(r))?;
-                if !r.matches(&bytes) {
-                    return Err(BlobError::Damaged(r));
-                }
-                crate::json::parse(&bytes).map_err(|_| BlobError::Damaged(r))
+    let mut out = Vec::with_capacity(outputs.len());
+    for o in outputs {
+        if let Some(r) = BlobRef::from_stub(o) {
+            out.push(fetch(r, source)?);
+        } else if let Some(r) = BlobRef::from_list_stub(o) {
+            match fetch(r, source)? {
+                Value::Array(run) if run.iter().all(Value::is_object) => out.extend(run),
+                _ => return Err(BlobError::Damaged(r)),
             }
-        })
-        .collect()
+        } else {
+            out.push(o.clone());
+        }
+    }
+    Ok(out)
 }
 
 impl Project {
@@ -247,7 +352,7 @@ impl Project {
                 };
                 for item in self.doc.list_range(&list, ..) {
                     if let ValueRef::Scalar(ScalarValueRef::Bytes(b)) = &item.value
-                        && let Some(r) = BlobRef::decode(b)
+                        && let Some((r, _)) = BlobRef::decode_any(b)
                     {
                         out.insert(r);
                     }
@@ -271,8 +376,16 @@ mod tests {
         assert!(!r.matches(b"a large outpuT"));
         assert_eq!(BlobRef::decode(&r.encode()[1..]), None);
         let mut wrong = r.encode();
-        wrong[0] = 2;
+        wrong[0] = 3;
         assert_eq!(BlobRef::decode(&wrong), None);
+        assert_eq!(
+            BlobRef::decode(&r.encode_list()),
+            None,
+            "a run is not one output"
+        );
+        assert_eq!(BlobRef::decode_any(&r.encode_list()), Some((r, true)));
+        assert_eq!(BlobRef::from_list_stub(&r.list_stub()), Some(r));
+        assert_eq!(BlobRef::from_stub(&r.list_stub()), None);
         let mut stub = r.stub();
         stub["blake3"] = json!("zz");
         assert_eq!(BlobRef::from_stub(&stub), None);
@@ -280,6 +393,48 @@ mod tests {
             BlobRef::from_stub(&json!({"output_type": "stream", "text": "x"})),
             None
         );
+    }
+
+    #[test]
+    fn many_small_outputs_leave_the_document_as_runs() {
+        let plot = |i: usize| {
+            json!({"output_type": "display_data", "metadata": {},
+                   "data": {"image/png": format!("{i:05}{}", "A".repeat(30 * 1024 - 100))}})
+        };
+        let big = json!({"output_type": "stream", "name": "stdout",
+                         "text": "x".repeat(INLINE_OUTPUT_BYTES + 1)});
+        let mut outputs: Vec<Value> = (0..150).map(plot).collect();
+        outputs.push(big.clone());
+        outputs.extend((150..300).map(plot));
+        let mut blobs = Vec::new();
+        let kept = externalise_all(&outputs, &mut blobs);
+        assert_eq!(kept.len(), 3, "a run, the large one, a run");
+        assert!(BlobRef::from_list_stub(&kept[0]).is_some());
+        assert!(BlobRef::from_stub(&kept[1]).is_some());
+        assert!(BlobRef::from_list_stub(&kept[2]).is_some());
+        let inline: usize = kept.iter().map(|o| o.to_string().len()).sum();
+        assert!(inline < 1024, "{inline} bytes stay in the document");
+        let held: std::collections::HashMap<BlobRef, Vec<u8>> =
+            blobs.iter().map(|b| (b.id, b.bytes.clone())).collect();
+        assert_eq!(resolve(&kept, &held).expect("resolves"), outputs);
+        assert_eq!(externalise_all(&kept, &mut blobs), kept, "stubs stay stubs");
+
+        // 50,000 lines printed one by one.
+        let lines: Vec<Value> = (0..50_000)
+            .map(|i| json!({"output_type": "stream", "name": "stdout", "text": format!("{i}\n")}))
+            .collect();
+        let kept = externalise_all(&lines, &mut blobs);
+        assert_eq!(kept.len(), 1);
+        let held: std::collections::HashMap<BlobRef, Vec<u8>> =
+            blobs.iter().map(|b| (b.id, b.bytes.clone())).collect();
+        assert_eq!(resolve(&kept, &held).expect("resolves"), lines);
+        // A run that is not a list of outputs is damage.
+        let fake = BlobRef::of(b"[1,2]");
+        let held: std::collections::HashMap<BlobRef, Vec<u8>> = [(fake, b"[1,2]".to_vec())].into();
+        assert!(matches!(
+            resolve(&[fake.list_stub()], &held),
+            Err(BlobError::Damaged(_))
+        ));
     }
 
     #[test]

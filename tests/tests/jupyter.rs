@@ -1115,6 +1115,75 @@ async fn a_very_large_cell_syncs() {
     damaged_and_lost_outputs_are_fetched_again(&nodes, p, &nb).await;
 }
 
+/// A cell of 300 small plots (9 MB in all) and one of 50,000 printed lines: no change nears
+/// the limit every peer enforces, and both reach the other node whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_small_outputs_replicate() {
+    let (nodes, p) = setup(2, "Light curves", Visibility::Shared).await;
+    let a = nodes[0].author;
+    let plots: Vec<Value> = (0..300)
+        .map(|i| {
+            json!({"output_type": "display_data", "metadata": {},
+                   "data": {"image/png": format!("{i:05}{}", "Q".repeat(30 * 1024 - 90)),
+                            "text/plain": [format!("<Figure {i}>")]}})
+        })
+        .collect();
+    let lines: Vec<Value> = (0..50_000)
+        .map(|i| json!({"output_type": "stream", "name": "stdout", "text": [format!("{i}\n")]}))
+        .collect();
+    let file = serde_json::to_string(&json!({
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [
+            {"cell_type": "code", "id": "plots", "metadata": {}, "execution_count": 1,
+             "source": ["for s in stars: plot(s)\n"], "outputs": plots},
+            {"cell_type": "code", "id": "log", "metadata": {}, "execution_count": 2,
+             "source": ["for i in range(50000): print(i)\n"], "outputs": lines}
+        ]
+    }))
+    .expect("json");
+    let original: Value = serde_json::from_str(&file).expect("json");
+    let nb = edit(nodes[0].handle(), p, a, move |proj, s| {
+        proj.import_ipynb(s, file.as_bytes(), "curves")
+            .map_err(nb_err)
+    })
+    .await
+    .expect("A imports the notebook");
+    converge(&nodes, p, "the notebook reaches B").await;
+    let all = running(&nodes);
+    let ok = within(&all, WAIT, || async {
+        exports_with_blobs(&nodes, p, &nb).await.is_some()
+    })
+    .await;
+    assert!(
+        ok,
+        "B did not fetch the stored outputs\n{}",
+        replica_report(&nodes, p).await
+    );
+    let exports = exports_with_blobs(&nodes, p, &nb).await.expect("exports");
+    let exported: Value = serde_json::from_str(&exports[1]).expect("json");
+    assert_eq!(
+        exported["cells"][0]["outputs"],
+        original["cells"][0]["outputs"]
+    );
+    assert_eq!(
+        exported["cells"][1]["outputs"],
+        original["cells"][1]["outputs"]
+    );
+    for node in &all {
+        let largest = node
+            .read(p, |x| {
+                x.map(|x| x.history().changes.iter().map(Vec::len).max().unwrap_or(0))
+            })
+            .await
+            .expect("read")
+            .expect("held");
+        assert!(
+            largest < orrery_protocol::limits::MAX_CHANGE_BYTES / 8,
+            "a change of {largest} bytes"
+        );
+    }
+}
+
 /// B's copy of the stored output is damaged on disk and C's is lost. C fetches it again (B
 /// checks each part before serving it and refuses a damaged one), B finds its damage (when
 /// serving, or at the latest when exported), quarantines it and fetches a good copy, and nobody

@@ -11,6 +11,7 @@
 //! are noticed through SQLite's `data_version` and synced like local edits.
 
 mod blobs;
+mod replication;
 mod search;
 mod store_thread;
 mod sync;
@@ -619,6 +620,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         blobs: crate::blobs::BlobStore::new(home.blobs()),
         fetching: HashSet::new(),
         held_blobs: HashMap::new(),
+        problems: HashMap::new(),
         fetch_permits: Arc::new(tokio::sync::Semaphore::new(4)),
         serve_permits: Arc::new(tokio::sync::Semaphore::new(8)),
         polls: 0,
@@ -702,6 +704,8 @@ struct NodeActor {
     fetching: HashSet<orrery_crdt::BlobRef>,
     /// Blobs each project refers to that were found here (cleared when blobs are deleted).
     held_blobs: HashMap<ProjectId, std::collections::BTreeSet<orrery_crdt::BlobRef>>,
+    /// What keeps projects from replicating, as last recorded (see `replication`).
+    problems: HashMap<(ProjectId, NodeId, crate::store::Direction), String>,
     /// Fetches running at once (each holds one 4 MiB part in memory at a time).
     fetch_permits: Arc<tokio::sync::Semaphore>,
     /// Parts of stored outputs being read for other nodes at once; more are answered `Busy`.

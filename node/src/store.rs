@@ -8,6 +8,8 @@
 //! arrived since, and one seal per actor. [`Store::compact`] folds the changes into a new
 //! snapshot in one transaction.
 
+mod replication;
+
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -22,12 +24,15 @@ use orrery_protocol::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use replication::{Direction, ReplicationProblem};
+
 /// The migrations, in order; `user_version` counts how many have run.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001.sql"),
     include_str!("../migrations/0002.sql"),
     include_str!("../migrations/0003.sql"),
     include_str!("../migrations/0004.sql"),
+    include_str!("../migrations/0005.sql"),
 ];
 
 /// Why the store failed.

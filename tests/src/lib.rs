@@ -271,12 +271,23 @@ pub struct HostileMember {
 
 /// Admits a [`HostileMember`] through `inviter`.
 pub async fn hostile_member(inviter: &TestNode) -> HostileMember {
+    hostile_member_with_events(inviter).await.0
+}
+
+/// Admits a [`HostileMember`] through `inviter`, with the events of its federation actor: the
+/// requests other nodes send it, which the test answers as it likes.
+pub async fn hostile_member_with_events(
+    inviter: &TestNode,
+) -> (
+    HostileMember,
+    tokio::sync::mpsc::Receiver<orrery_federation::Event>,
+) {
     use orrery_protocol::Signed;
     use orrery_protocol::federation::JoinRequest;
     let key = orrery_protocol::SecretKey::generate().expect("random");
     let id = NodeId(key.public());
     let cancel = tokio_util::sync::CancellationToken::new();
-    let (fed, _events, _task) = orrery_federation::spawn(
+    let (fed, events, _task) = orrery_federation::spawn(
         key.clone(),
         orrery_federation::Config::loopback(),
         None,
@@ -302,12 +313,15 @@ pub async fn hostile_member(inviter: &TestNode) -> HostileMember {
     fed.join(request.into_unverified(), inviter.id, addrs)
         .await
         .expect("join");
-    HostileMember {
-        key,
-        id,
-        fed,
-        cancel,
-    }
+    (
+        HostileMember {
+            key,
+            id,
+            fed,
+            cancel,
+        },
+        events,
+    )
 }
 
 /// The Python interpreter of the project's virtual environment (`ORRERY_PYTHON`, set by

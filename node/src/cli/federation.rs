@@ -269,6 +269,13 @@ pub(super) fn run(ctx: &mut Ctx, cmd: FederationCmd, out: &mut dyn Write) -> Res
                     rows
                 )
             )?;
+            let problems = ctx.store.replication_problems()?;
+            if !problems.is_empty() {
+                writeln!(out, "\nreplication problems")?;
+                for line in super::render::replication_problems(&ctx.store, &problems, true)? {
+                    writeln!(out, "  {line}")?;
+                }
+            }
             let removed = m.removed();
             if !removed.is_empty() {
                 writeln!(

@@ -522,6 +522,18 @@ fn show(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
         )?;
     }
     stored_outputs(ctx, &p, out)?;
+    let problems: Vec<_> = ctx
+        .store
+        .replication_problems()?
+        .into_iter()
+        .filter(|r| r.project == p.id())
+        .collect();
+    if !problems.is_empty() {
+        writeln!(out, "\nreplication")?;
+        for line in super::render::replication_problems(&ctx.store, &problems, false)? {
+            writeln!(out, "  {line}")?;
+        }
+    }
     let comments: Vec<Vec<String>> = p
         .comments()
         .into_iter()

@@ -333,6 +333,22 @@ impl NodeActor {
             self.snapshot_refused.insert((project, peer));
         }
         debug!(peer = %peer.short(), project = %project.short(), ok = result.is_ok(), "sync answer");
+        use crate::store::Direction;
+        match &result {
+            Ok(Response::Sync(_)) => self.replication_ok(project, peer, Direction::To).await,
+            Ok(Response::Refused(r)) => {
+                if let Some(reason) = super::replication::refusal_reason(r) {
+                    self.replication_failed(project, peer, Direction::To, reason)
+                        .await;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let reason = format!("the frame could not be delivered: {e}");
+                self.replication_failed(project, peer, Direction::To, reason)
+                    .await;
+            }
+        }
         match result {
             Ok(Response::Sync(frame)) if frame.project == project => {
                 if frame.message.is_empty() {

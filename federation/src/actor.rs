@@ -17,6 +17,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+mod admission;
+
+use admission::{Admit, Strangers};
+
 use crate::codec::{Codec, PROTOCOL};
 use crate::config::Config;
 use crate::handle::{Command, Event, FederationError, FederationHandle, MemberStatus, Status};
@@ -43,9 +47,6 @@ enum Pending {
     PullAdverts,
 }
 
-/// How many non-members may be connected at once.
-const MAX_STRANGERS: usize = 16;
-
 type Reply = BoxFuture<
     'static,
     (
@@ -53,6 +54,15 @@ type Reply = BoxFuture<
         request_response::ResponseChannel<Response>,
     ),
 >;
+
+/// The IP address a connection comes from, if its address names one.
+fn remote_ip(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Ip4(ip) => Some(ip.into()),
+        libp2p::multiaddr::Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
+    })
+}
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -182,7 +192,8 @@ pub fn spawn(
         banned: HashMap::new(),
         connected: HashSet::new(),
         announced: HashSet::new(),
-        strangers: HashMap::new(),
+        strangers: Strangers::default(),
+        remote_ip: HashMap::new(),
         stranger_pull: None,
         pull_turn: 0,
         membership_unsent: std::cell::Cell::new(false),
@@ -212,8 +223,10 @@ struct Actor {
     connected: HashSet<PeerId>,
     /// Connected peers reported to the node as connected members.
     announced: HashSet<PeerId>,
-    /// Connected non-members and when they connected.
-    strangers: HashMap<PeerId, Instant>,
+    /// Connected non-members: their slots and the per-address budget of new ones.
+    strangers: Strangers,
+    /// The address each connected peer last connected from.
+    remote_ip: HashMap<PeerId, std::net::IpAddr>,
     /// When members were last asked for membership because a stranger connected.
     stranger_pull: Option<Instant>,
     /// Whose turn it is to be asked for adverts.
@@ -303,6 +316,7 @@ impl Actor {
             return;
         }
         if self.is_member(&node) {
+            self.strangers.remove(&peer);
             let b = self.swarm.behaviour_mut();
             b.gossipsub.remove_blacklisted_peer(&peer);
             b.gossipsub.add_explicit_peer(&peer);
@@ -319,13 +333,21 @@ impl Actor {
         } else if self.membership.is_some() {
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
             // A stranger may stay only briefly (to ask to join), and only a few at a time.
-            if self.connected.contains(&peer) && !self.strangers.contains_key(&peer) {
-                if self.strangers.len() >= MAX_STRANGERS {
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                } else {
-                    self.strangers.insert(peer, Instant::now());
-                    self.pull_membership_for_stranger();
+            if self.connected.contains(&peer) && !self.strangers.contains(&peer) {
+                let ip = self.remote_ip.get(&peer).copied();
+                match self.strangers.admit(peer, ip, Instant::now()) {
+                    Admit::Room => {}
+                    Admit::Evict(old) => {
+                        warn!(%old, newcomer = %peer, "stranger slots full: the oldest stranger is disconnected to make room");
+                        let _ = self.swarm.disconnect_peer_id(old);
+                    }
+                    Admit::RateLimited => {
+                        warn!(%peer, ip = ?ip, "stranger refused: its address opened too many connections lately");
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                        return;
+                    }
                 }
+                self.pull_membership_for_stranger();
             }
         }
     }
@@ -375,20 +397,11 @@ impl Actor {
 
     /// Disconnects non-members that stayed past the grace period without becoming members.
     fn sweep_strangers(&mut self) {
-        let now = Instant::now();
-        let expired: Vec<PeerId> = self
-            .strangers
-            .iter()
-            .filter(|(_, since)| {
-                now.duration_since(**since) > Duration::from_secs(self.config.stranger_grace_secs)
-            })
-            .map(|(p, _)| *p)
-            .collect();
-        for peer in expired {
-            self.strangers.remove(&peer);
+        let grace = Duration::from_secs(self.config.stranger_grace_secs);
+        for peer in self.strangers.expire(Instant::now(), grace) {
             let member = node_id(&peer).is_some_and(|n| self.is_member(&n));
             if !member && self.connected.contains(&peer) {
-                debug!(%peer, "stranger disconnected after its grace period");
+                warn!(%peer, "stranger disconnected: it did not join within its grace period");
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
         }
@@ -662,14 +675,17 @@ impl Actor {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id: peer,
-                num_established,
+                endpoint,
                 ..
             } => {
                 if self.banned.contains_key(&peer) {
+                    warn!(%peer, "connection refused: the peer is banned");
                     let _ = self.swarm.disconnect_peer_id(peer);
                     return;
                 }
-                let _ = num_established;
+                if let Some(ip) = remote_ip(endpoint.get_remote_address()) {
+                    self.remote_ip.insert(peer, ip);
+                }
                 self.connected.insert(peer);
                 self.classify_peer(peer);
             }
@@ -679,6 +695,8 @@ impl Actor {
                 ..
             } => {
                 self.connected.remove(&peer);
+                self.remote_ip.remove(&peer);
+                self.strangers.remove(&peer);
                 if self.announced.remove(&peer)
                     && let Some(node) = node_id(&peer)
                 {

@@ -10,7 +10,7 @@ use orrery_crdt::{CellKind, NewCell, Project, Role, Visibility};
 use orrery_node::service::NodeHandle;
 use orrery_protocol::wire::{Refusal, Request, Response, SyncFrame};
 use orrery_protocol::{ChangeHash, ChangeSeal, ProjectId, SecretKey, Signed};
-use orrery_tests::{HostileMember, TestNode, eventually, federation, hostile_member};
+use orrery_tests::{HostileMember, Squatters, TestNode, eventually, federation, hostile_member};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -456,4 +456,45 @@ fn rogue(replica: &Project, actor: automerge::ActorId, title: &str) -> Vec<u8> {
         .expect("change")
         .raw_bytes()
         .to_vec()
+}
+
+/// The TCP address of a running node (from an invitation token, as a joiner would learn it).
+async fn tcp_address(node: &TestNode) -> libp2p::Multiaddr {
+    let token = node
+        .handle()
+        .invite(None, Some([9; 32]), 60)
+        .await
+        .expect("token");
+    token
+        .addrs
+        .iter()
+        .filter_map(|a| a.parse::<libp2p::Multiaddr>().ok())
+        .find(|a| {
+            a.iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)))
+        })
+        .expect("a tcp address")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throwaway_identities_holding_every_stranger_slot_do_not_keep_an_invited_node_out() {
+    let nodes = federation(1).await;
+    let addr = tcp_address(&nodes[0]).await;
+    // More throwaway identities than there are slots for strangers, all holding on.
+    let squatters = Squatters::connect(24, addr, WAIT).await;
+    assert_eq!(squatters.peers.len(), 24);
+
+    let joiner = TestNode::create("joiner").await;
+    let token = nodes[0]
+        .handle()
+        .invite(Some(joiner.id), None, 3600)
+        .await
+        .expect("invite");
+    tokio::time::timeout(WAIT, joiner.handle().join(token))
+        .await
+        .expect("the join finishes in time")
+        .expect("an invited node joins although strangers fill every slot");
+    let status = joiner.handle().status().await.expect("status");
+    assert_eq!(status.members.len(), 2);
+    drop(squatters);
 }

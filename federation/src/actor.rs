@@ -18,12 +18,22 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 mod admission;
+mod refusal;
+mod requests;
 
 use admission::{Admit, Strangers};
+pub use refusal::Reason as RefusalReason;
+use refusal::{Refused, Verdict};
+
+/// How long a removed node that connected may stay, to hear of its removal.
+const TELL_REMOVED: Duration = Duration::from_secs(5);
 
 use crate::codec::{Codec, PROTOCOL};
 use crate::config::Config;
-use crate::handle::{Command, Event, FederationError, FederationHandle, MemberStatus, Status};
+use crate::handle::{
+    Command, Event, FederationError, FederationHandle, MemberStatus, RefusedPeer, RemovedSelf,
+    Status,
+};
 use crate::peer::{keypair, node_id, peer_id};
 
 #[derive(NetworkBehaviour)]
@@ -194,6 +204,8 @@ pub fn spawn(
         announced: HashSet::new(),
         strangers: Strangers::default(),
         remote_ip: HashMap::new(),
+        refused: Refused::default(),
+        leaving: HashMap::new(),
         stranger_pull: None,
         pull_turn: 0,
         membership_unsent: std::cell::Cell::new(false),
@@ -227,6 +239,10 @@ struct Actor {
     strangers: Strangers,
     /// The address each connected peer last connected from.
     remote_ip: HashMap<PeerId, std::net::IpAddr>,
+    /// Refused peers and their backoff.
+    refused: Refused,
+    /// Removed nodes allowed to stay connected until then, to hear of their removal.
+    leaving: HashMap<PeerId, Instant>,
     /// When members were last asked for membership because a stranger connected.
     stranger_pull: Option<Instant>,
     /// Whose turn it is to be asked for adverts.
@@ -307,12 +323,26 @@ impl Actor {
             .membership
             .as_ref()
             .is_some_and(|m| m.is_removed(&node));
+        if self.removed_self() {
+            // A removed node asks no member anything; members disconnect it anyway.
+            if self.announced.remove(&peer) {
+                self.emit(Event::Disconnected(node));
+            }
+            return;
+        }
         if removed || self.banned.contains_key(&peer) {
             if self.announced.remove(&peer) {
                 self.emit(Event::Disconnected(node));
             }
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
-            let _ = self.swarm.disconnect_peer_id(peer);
+            if self.leaving.contains_key(&peer) {
+                return;
+            }
+            let reason = match removed {
+                true => RefusalReason::Removed,
+                false => RefusalReason::Banned,
+            };
+            self.refuse(peer, reason);
             return;
         }
         if self.is_member(&node) {
@@ -334,6 +364,10 @@ impl Actor {
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
             // A stranger may stay only briefly (to ask to join), and only a few at a time.
             if self.connected.contains(&peer) && !self.strangers.contains(&peer) {
+                if self.refused.is_refused(&peer) {
+                    self.refuse(peer, RefusalReason::JoinRefused);
+                    return;
+                }
                 let ip = self.remote_ip.get(&peer).copied();
                 match self.strangers.admit(peer, ip, Instant::now()) {
                     Admit::Room => {}
@@ -348,6 +382,49 @@ impl Actor {
                     }
                 }
                 self.pull_membership_for_stranger();
+            }
+        }
+    }
+
+    /// Whether this node was removed from its federation.
+    fn removed_self(&self) -> bool {
+        self.membership
+            .as_ref()
+            .is_some_and(|m| m.is_removed(&self.me))
+    }
+
+    /// Counts a connection from a refused peer and closes it, unless its backoff ended and it
+    /// was removed: then it may stay for [`TELL_REMOVED`] to hear of its removal (it asks every
+    /// member it connects to for membership events, and is answered with its removal).
+    fn refuse(&mut self, peer: PeerId, reason: RefusalReason) {
+        if !self.connected.contains(&peer) {
+            return;
+        }
+        let verdict = self.refused.connected(peer, reason, Instant::now());
+        match verdict {
+            Verdict::Tell { attempts } if reason == RefusalReason::Removed => {
+                warn!(%peer, attempts, %reason, "connection refused: the peer is told of its removal, then disconnected");
+                self.leaving.insert(peer, Instant::now() + TELL_REMOVED);
+            }
+            Verdict::Tell { attempts } => {
+                if reason == RefusalReason::JoinRefused {
+                    // Its backoff ended: it may try again, with a new invitation, as a stranger.
+                    debug!(%peer, attempts, "a refused stranger may try again");
+                    self.refused.forgive(&peer);
+                    self.classify_peer(peer);
+                    return;
+                }
+                warn!(%peer, attempts, %reason, "connection refused");
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Verdict::Close { attempts } => {
+                // Logged at doubling counts, so that a peer dialling in a loop cannot flood the log.
+                if attempts.is_power_of_two() {
+                    warn!(%peer, attempts, %reason, "connection refused during the peer's backoff");
+                } else {
+                    debug!(%peer, attempts, %reason, "connection refused during the peer's backoff");
+                }
+                let _ = self.swarm.disconnect_peer_id(peer);
             }
         }
     }
@@ -397,6 +474,18 @@ impl Actor {
 
     /// Disconnects non-members that stayed past the grace period without becoming members.
     fn sweep_strangers(&mut self) {
+        let now = Instant::now();
+        let told: Vec<PeerId> = self
+            .leaving
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in told {
+            self.leaving.remove(&peer);
+            warn!(%peer, "removed node disconnected after it was told of its removal");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
         let grace = Duration::from_secs(self.config.stranger_grace_secs);
         for peer in self.strangers.expire(Instant::now(), grace) {
             let member = node_id(&peer).is_some_and(|n| self.is_member(&n));
@@ -453,6 +542,9 @@ impl Actor {
         }
         self.publish_advert();
         self.pull_adverts_round_robin();
+        if self.removed_self() {
+            return;
+        }
         // Dial members we know how to reach but are not connected to.
         let targets: Vec<(PeerId, Vec<Multiaddr>)> = self
             .adverts
@@ -477,6 +569,10 @@ impl Actor {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Request { to, request, reply } => {
+                if self.removed_self() {
+                    let _ = reply.send(Err(FederationError::Removed));
+                    return;
+                }
                 if !self.is_member(&to) {
                     let _ = reply.send(Err(FederationError::NotAMember(to)));
                     return;
@@ -553,6 +649,10 @@ impl Actor {
             }
             Command::Penalise { peer } => self.penalise(peer),
             Command::Dial { addr } => {
+                if self.removed_self() {
+                    warn!(%addr, "not dialled: this node was removed from the federation");
+                    return;
+                }
                 let _ = self.swarm.dial(addr);
             }
             Command::Status { reply } => {
@@ -625,6 +725,23 @@ impl Actor {
                 .unwrap_or_default(),
             listening: self.listening.clone(),
             connections: self.connected.len(),
+            removed_self: self.membership.as_ref().and_then(|m| {
+                m.removal(&self.me).map(|r| RemovedSelf {
+                    by: NodeId(*r.signer()),
+                    at: r.value().at,
+                    reason: r.value().reason.clone(),
+                })
+            }),
+            refused: self
+                .refused
+                .list()
+                .map(|(peer, reason, attempts)| RefusedPeer {
+                    peer,
+                    node: node_id(&peer),
+                    reason,
+                    attempts,
+                })
+                .collect(),
         }
     }
 
@@ -654,6 +771,9 @@ impl Actor {
         let removed_self = m.is_removed(&self.me);
         self.emit(Event::Membership(events));
         if removed_self {
+            if let Some(r) = m.removal(&self.me) {
+                warn!(by = %NodeId(*r.signer()).short(), reason = %r.value().reason, "this node was removed from the federation: it no longer dials members; ask the founder for a new invitation to return");
+            }
             self.emit(Event::RemovedSelf);
         }
         let peers: Vec<PeerId> = self.connected.iter().copied().collect();
@@ -678,15 +798,14 @@ impl Actor {
                 endpoint,
                 ..
             } => {
-                if self.banned.contains_key(&peer) {
-                    warn!(%peer, "connection refused: the peer is banned");
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                    return;
-                }
                 if let Some(ip) = remote_ip(endpoint.get_remote_address()) {
                     self.remote_ip.insert(peer, ip);
                 }
                 self.connected.insert(peer);
+                if self.banned.contains_key(&peer) {
+                    self.refuse(peer, RefusalReason::Banned);
+                    return;
+                }
                 self.classify_peer(peer);
             }
             SwarmEvent::ConnectionClosed {
@@ -697,6 +816,7 @@ impl Actor {
                 self.connected.remove(&peer);
                 self.remote_ip.remove(&peer);
                 self.strangers.remove(&peer);
+                self.leaving.remove(&peer);
                 if self.announced.remove(&peer)
                     && let Some(node) = node_id(&peer)
                 {
@@ -766,215 +886,5 @@ impl Actor {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(&id, &via, verdict);
-    }
-
-    fn on_rr(&mut self, event: request_response::Event<Request, Response>) {
-        match event {
-            request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => self.on_request(peer, request, channel),
-            request_response::Event::Message {
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => match self.pending.remove(&request_id) {
-                Some(Pending::Request { reply, .. }) => {
-                    let _ = reply.send(Ok(response));
-                }
-                Some(Pending::Join { reply }) => {
-                    let _ = reply.send(self.finish_join(response));
-                }
-                Some(Pending::Pull) => {
-                    if let Response::Membership(events) = response {
-                        self.absorb(events);
-                    }
-                }
-                Some(Pending::PullAdverts) => {
-                    if let Response::Adverts(adverts) = response {
-                        for a in adverts.into_iter().take(4096) {
-                            let _ = self.offer_advert(a);
-                        }
-                    }
-                }
-                None => {}
-            },
-            request_response::Event::OutboundFailure {
-                request_id, error, ..
-            } => match self.pending.remove(&request_id) {
-                Some(Pending::Request { to, reply }) => {
-                    let _ = reply.send(Err(FederationError::Request {
-                        peer: to,
-                        reason: error.to_string(),
-                    }));
-                }
-                Some(Pending::Join { reply }) => {
-                    let _ = reply.send(Err(FederationError::Join(error.to_string())));
-                }
-                _ => {}
-            },
-            _ => {}
-        }
-    }
-
-    /// Offers an advert to the book; a newer one is reported to the node and its addresses
-    /// are remembered (and dialled, if not connected).
-    fn offer_advert(
-        &mut self,
-        advert: Signed<NodeAdvert, orrery_protocol::Unverified>,
-    ) -> Result<AdvertOutcome, orrery_protocol::advert::AdvertError> {
-        let Some(m) = &self.membership else {
-            return Ok(AdvertOutcome::Stale);
-        };
-        let node = NodeId(*advert.signer());
-        let outcome = self.adverts.offer(advert, m, now())?;
-        if outcome == AdvertOutcome::Accepted
-            && let Some(a) = self.adverts.get(&node).cloned()
-        {
-            let p = peer_id(&a.node);
-            for addr in a
-                .addresses
-                .iter()
-                .filter_map(|s| s.parse::<Multiaddr>().ok())
-            {
-                self.swarm.add_peer_address(p, addr.clone());
-                self.swarm.behaviour_mut().kad.add_address(&p, addr);
-            }
-            if a.node != self.me && !self.connected.contains(&p) {
-                let _ = self.swarm.dial(p);
-            }
-            self.emit(Event::Advert(Box::new(a)));
-        }
-        Ok(outcome)
-    }
-
-    fn absorb(&mut self, events: Vec<MembershipEvent>) {
-        let Some(m) = self.membership.as_mut() else {
-            return;
-        };
-        let mut changed = false;
-        for e in events {
-            if let Ok(true) = m.apply(e) {
-                changed = true;
-            }
-        }
-        if changed {
-            self.after_membership_change();
-        }
-    }
-
-    fn finish_join(&mut self, response: Response) -> Result<(), FederationError> {
-        let events = match response {
-            Response::Membership(events) => events,
-            Response::Refused(r) => return Err(FederationError::Join(format!("refused: {r:?}"))),
-            Response::Sync(_)
-            | Response::Adverts(_)
-            | Response::Search(_)
-            | Response::Noted
-            | Response::Blob(_) => {
-                return Err(FederationError::Join("unexpected answer".into()));
-            }
-        };
-        let founding = events
-            .iter()
-            .find_map(|e| match e {
-                MembershipEvent::Founding(f) => Some(f.clone()),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                FederationError::Join("the answer lacks the founding statement".into())
-            })?;
-        let mut m = Membership::from_founding(founding)
-            .map_err(|e| FederationError::Join(e.to_string()))?;
-        for e in events {
-            let _ = m.apply(e);
-        }
-        if !m.is_member(&self.me) {
-            return Err(FederationError::Join(
-                "the inviter's member list does not include this node".into(),
-            ));
-        }
-        self.enter(m);
-        self.after_membership_change();
-        Ok(())
-    }
-
-    fn on_request(
-        &mut self,
-        peer: PeerId,
-        request: Request,
-        channel: request_response::ResponseChannel<Response>,
-    ) {
-        let Some(from) = node_id(&peer) else {
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .rr
-                .send_response(channel, Response::Refused(Refusal::Malformed));
-            return;
-        };
-        debug!(peer = %from.short(), member = self.is_member(&from), "request");
-        let response = match request {
-            Request::Join(join) => {
-                let accepted = self
-                    .membership
-                    .as_mut()
-                    .map(|m| m.accept(&self.key, join, now()));
-                match accepted {
-                    Some(Ok(admission)) => {
-                        info!(node = %from.short(), "admitted");
-                        self.publish(&Gossip::Membership(MembershipEvent::Admission(
-                            admission.into_unverified(),
-                        )));
-                        self.after_membership_change();
-                        Response::Membership(
-                            self.membership
-                                .as_ref()
-                                .map(Membership::events)
-                                .unwrap_or_default(),
-                        )
-                    }
-                    Some(Err(e)) => {
-                        warn!(node = %from.short(), error = %e, "join refused");
-                        Response::Refused(Refusal::JoinRefused)
-                    }
-                    None => Response::Refused(Refusal::JoinRefused),
-                }
-            }
-            _ if !self.is_member(&from) => Response::Refused(Refusal::NotAMember),
-            Request::Membership => Response::Membership(
-                self.membership
-                    .as_ref()
-                    .map(Membership::events)
-                    .unwrap_or_default(),
-            ),
-            Request::Adverts => Response::Adverts(self.adverts.signed()),
-            request @ (Request::Sync(_)
-            | Request::Search(_)
-            | Request::Presence(_)
-            | Request::Blob(_)) => {
-                let (reply, rx) = oneshot::channel();
-                self.emit(Event::Request {
-                    from,
-                    request,
-                    reply,
-                });
-                self.replies
-                    .push(Box::pin(async move { (rx.await.ok(), channel) }));
-                return;
-            }
-        };
-        let _ = self
-            .swarm
-            .behaviour_mut()
-            .rr
-            .send_response(channel, response);
     }
 }

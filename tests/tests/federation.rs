@@ -498,3 +498,50 @@ async fn throwaway_identities_holding_every_stranger_slot_do_not_keep_an_invited
     assert_eq!(status.members.len(), 2);
     drop(squatters);
 }
+
+/// Connection attempts `member` counted from `node` since refusing it.
+async fn refused_attempts(member: &NodeHandle, node: orrery_protocol::NodeId) -> u64 {
+    let s = member.status().await.expect("status");
+    s.refused
+        .iter()
+        .find(|r| r.node == Some(node))
+        .map_or(0, |r| r.attempts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_removed_while_offline_learns_it_and_stops_dialling() {
+    let mut nodes = federation(2).await;
+    let removed = nodes[1].id;
+    nodes[1].stop().await;
+    nodes[0].handle().remove(removed).await.expect("remove");
+    // It comes back and dials the member it knew, which tells it of its removal.
+    nodes[1].start().await;
+    let member = nodes[0].handle().clone();
+    let gone = nodes[1].handle().clone();
+    let both = [member.clone(), gone.clone()];
+    let check = gone.clone();
+    eventually(&both, WAIT, "the removed node knows it was removed", || {
+        let check = check.clone();
+        async move { check.status().await.is_ok_and(|s| s.removed_self.is_some()) }
+    })
+    .await;
+    let status = gone.status().await.expect("status");
+    let told = status.removed_self.expect("removal reported");
+    assert_eq!(told.by, nodes[0].id, "the founder removed it");
+    assert!(refused_attempts(&member, removed).await >= 1);
+
+    // From now on it stops dialling: over a window of several advert rounds (each of which
+    // dialled every member before), the member counts at most one more connection.
+    let before = refused_attempts(&member, removed).await;
+    let window = Duration::from_secs(10);
+    let ended = orrery_tests::within(&both, window, || async { false }).await;
+    assert!(!ended);
+    let after = refused_attempts(&member, removed).await;
+    assert!(
+        after - before <= 1,
+        "the removed node dialled {} times in {window:?}",
+        after - before
+    );
+    let s = member.status().await.expect("status");
+    assert!(s.members.iter().all(|m| m.node != removed));
+}

@@ -18,10 +18,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 mod admission;
+mod members_only;
 mod refusal;
 mod requests;
 
 use admission::{Admit, Strangers};
+use members_only::MembersOnly;
 pub use refusal::Reason as RefusalReason;
 use refusal::{Refused, Verdict};
 
@@ -39,7 +41,7 @@ use crate::peer::{keypair, node_id, peer_id};
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     identify: identify::Behaviour,
-    kad: kad::Behaviour<kad::store::MemoryStore>,
+    kad: MembersOnly,
     gossipsub: gossipsub::Behaviour,
     rr: request_response::Behaviour<Codec>,
     mdns: Toggle<mdns::tokio::Behaviour>,
@@ -136,12 +138,13 @@ pub fn spawn(
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 gossip_config,
             )?;
-            let mut kad = kad::Behaviour::with_config(
-                local,
-                kad::store::MemoryStore::new(local),
-                kad::Config::new(libp2p::StreamProtocol::new("/orrery/kad/1")),
-            );
+            let mut kad_config = kad::Config::new(libp2p::StreamProtocol::new("/orrery/kad/1"));
+            // Only members' addresses enter the routing table (from their adverts and identify).
+            kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
+            let mut kad =
+                kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_config);
             kad.set_mode(Some(kad::Mode::Server));
+            let kad = MembersOnly::new(kad);
             let mdns = if mdns_on {
                 Some(mdns::tokio::Behaviour::new(mdns::Config::default(), local)?)
             } else {
@@ -241,7 +244,8 @@ struct Actor {
     remote_ip: HashMap<PeerId, std::net::IpAddr>,
     /// Refused peers and their backoff.
     refused: Refused,
-    /// Removed nodes allowed to stay connected until then, to hear of their removal.
+    /// Removed nodes allowed to stay connected until then, to hear of their removal (at most
+    /// one entry per refused peer whose backoff ended, each for a few seconds).
     leaving: HashMap<PeerId, Instant>,
     /// When members were last asked for membership because a stranger connected.
     stranger_pull: Option<Instant>,
@@ -296,9 +300,20 @@ impl Actor {
             .map(|m| gossipsub::IdentTopic::new(format!("orrery/{}/gossip", m.id())))
     }
 
+    /// Tells Kademlia who the members are (only they may use it).
+    fn gate_kad(&mut self) {
+        let members = self
+            .membership
+            .as_ref()
+            .map(|m| m.members().into_iter().map(|(n, _)| peer_id(&n)).collect())
+            .unwrap_or_default();
+        self.swarm.behaviour_mut().kad.set_members(members);
+    }
+
     /// Becomes a member of `m`: subscribe to its topic and start advertising.
     fn enter(&mut self, m: Membership) {
         self.membership = Some(m);
+        self.gate_kad();
         if let Some(topic) = self.topic() {
             let _ = self.swarm.behaviour_mut().gossipsub.subscribe(&topic);
         }
@@ -483,8 +498,10 @@ impl Actor {
             .collect();
         for peer in told {
             self.leaving.remove(&peer);
-            warn!(%peer, "removed node disconnected after it was told of its removal");
-            let _ = self.swarm.disconnect_peer_id(peer);
+            if self.connected.contains(&peer) {
+                warn!(%peer, "removed node disconnected after it was told of its removal");
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
         }
         let grace = Duration::from_secs(self.config.stranger_grace_secs);
         for peer in self.strangers.expire(Instant::now(), grace) {
@@ -769,6 +786,8 @@ impl Actor {
         let Some(m) = &self.membership else { return };
         let events = m.events();
         let removed_self = m.is_removed(&self.me);
+        self.gate_kad();
+        let Some(m) = &self.membership else { return };
         self.emit(Event::Membership(events));
         if removed_self {
             if let Some(r) = m.removal(&self.me) {
@@ -816,7 +835,8 @@ impl Actor {
                 self.connected.remove(&peer);
                 self.remote_ip.remove(&peer);
                 self.strangers.remove(&peer);
-                self.leaving.remove(&peer);
+                // A removed node being told stays in `leaving` until the window ends: it often
+                // opens a second connection (TCP and QUIC) while the first closes.
                 if self.announced.remove(&peer)
                     && let Some(node) = node_id(&peer)
                 {

@@ -12,7 +12,11 @@
 //! refused a join) wait out a doubling per-peer backoff during which their connections are
 //! closed at once. A removed node that connects is answered with its signed removal, records
 //! it ([`Status::removed_self`]) and stops dialling and asking members. Every refusal is logged
-//! at `warn` with its reason. Project
+//! at `warn` with its reason.
+//!
+//! Kademlia is served to members only: a connection gets the Kademlia protocol only if its peer
+//! was a member when it connected, and only members' addresses enter the routing table, so an
+//! outsider's FIND_NODE learns no member's id or address. Project
 //! sync requests are handed to the node as [`Event::Request`] with a reply channel: this crate
 //! knows nothing of projects, SQL or HTTP, and never imports `node` or `web`.
 

@@ -545,3 +545,77 @@ async fn a_node_removed_while_offline_learns_it_and_stops_dialling() {
     let s = member.status().await.expect("status");
     assert!(s.members.iter().all(|m| m.node != removed));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outsider_learns_no_member_from_kademlia() {
+    use futures::StreamExt;
+    use libp2p::kad;
+    use libp2p::swarm::SwarmEvent;
+    let nodes = federation(3).await;
+    let addr = tcp_address(&nodes[0]).await;
+    let member = orrery_federation::peer::peer_id(&nodes[0].id);
+    let others: Vec<libp2p::PeerId> = nodes[1..]
+        .iter()
+        .map(|n| orrery_federation::peer::peer_id(&n.id))
+        .collect();
+
+    // An outsider speaking the federation's Kademlia protocol, with a throwaway key.
+    let mut outsider = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|key| {
+            let mut config = kad::Config::new(libp2p::StreamProtocol::new("/orrery/kad/1"));
+            config.set_query_timeout(Duration::from_secs(10));
+            let id = key.public().to_peer_id();
+            kad::Behaviour::with_config(id, kad::store::MemoryStore::new(id), config)
+        })
+        .expect("behaviour")
+        .build();
+    outsider.behaviour_mut().add_address(&member, addr);
+    // Ask for the peers closest to each other member (FIND_NODE), and to a random key.
+    for target in others.iter().copied().chain([libp2p::PeerId::random()]) {
+        outsider.behaviour_mut().get_closest_peers(target);
+    }
+    let mut learned: Vec<(libp2p::PeerId, Vec<libp2p::Multiaddr>)> = Vec::new();
+    let mut finished = 0;
+    tokio::time::timeout(WAIT, async {
+        while finished < others.len() + 1 {
+            match outsider.select_next_some().await {
+                SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                    result: kad::QueryResult::GetClosestPeers(r),
+                    step,
+                    ..
+                }) => {
+                    let peers = match r {
+                        Ok(ok) => ok.peers,
+                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                    };
+                    learned.extend(peers.into_iter().map(|p| (p.peer_id, p.addrs)));
+                    if step.last {
+                        finished += 1;
+                    }
+                }
+                SwarmEvent::Behaviour(kad::Event::RoutingUpdated {
+                    peer, addresses, ..
+                }) => learned.push((peer, addresses.into_vec())),
+                SwarmEvent::Behaviour(kad::Event::UnroutablePeer { peer }) => {
+                    learned.push((peer, Vec::new()))
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the outsider's queries finish");
+    for (peer, addrs) in &learned {
+        assert!(
+            !others.contains(peer),
+            "the outsider learned member {peer} at {addrs:?}"
+        );
+    }
+}

@@ -23,10 +23,12 @@ impl Actor {
             .as_ref()
             .is_some_and(|m| m.is_removed(&node));
         if self.removed_self() {
-            // A removed node asks no member anything; members disconnect it anyway.
+            // A removed node asks no member anything and keeps no connection to one.
             if self.announced.remove(&peer) {
                 self.emit(Event::Disconnected(node));
             }
+            debug!(%peer, "disconnected: this node was removed from the federation");
+            let _ = self.swarm.disconnect_peer_id(peer);
             return;
         }
         if removed || self.banned.contains_key(&peer) {

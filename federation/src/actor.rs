@@ -17,15 +17,32 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+mod admission;
+mod members_only;
+mod peers;
+mod refusal;
+mod requests;
+
+use admission::{Admit, Strangers};
+use members_only::MembersOnly;
+pub use refusal::Reason as RefusalReason;
+use refusal::{Refused, Verdict};
+
+/// How long a removed node that connected may stay, to hear of its removal.
+const TELL_REMOVED: Duration = Duration::from_secs(5);
+
 use crate::codec::{Codec, PROTOCOL};
 use crate::config::Config;
-use crate::handle::{Command, Event, FederationError, FederationHandle, MemberStatus, Status};
+use crate::handle::{
+    Command, Event, FederationError, FederationHandle, MemberStatus, RefusedPeer, RemovedSelf,
+    Status,
+};
 use crate::peer::{keypair, node_id, peer_id};
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     identify: identify::Behaviour,
-    kad: kad::Behaviour<kad::store::MemoryStore>,
+    kad: MembersOnly,
     gossipsub: gossipsub::Behaviour,
     rr: request_response::Behaviour<Codec>,
     mdns: Toggle<mdns::tokio::Behaviour>,
@@ -43,9 +60,6 @@ enum Pending {
     PullAdverts,
 }
 
-/// How many non-members may be connected at once.
-const MAX_STRANGERS: usize = 16;
-
 type Reply = BoxFuture<
     'static,
     (
@@ -53,6 +67,15 @@ type Reply = BoxFuture<
         request_response::ResponseChannel<Response>,
     ),
 >;
+
+/// The IP address a connection comes from, if its address names one.
+fn remote_ip(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Ip4(ip) => Some(ip.into()),
+        libp2p::multiaddr::Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
+    })
+}
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -116,12 +139,13 @@ pub fn spawn(
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 gossip_config,
             )?;
-            let mut kad = kad::Behaviour::with_config(
-                local,
-                kad::store::MemoryStore::new(local),
-                kad::Config::new(libp2p::StreamProtocol::new("/orrery/kad/1")),
-            );
+            let mut kad_config = kad::Config::new(libp2p::StreamProtocol::new("/orrery/kad/1"));
+            // Only members' addresses enter the routing table (from their adverts and identify).
+            kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
+            let mut kad =
+                kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_config);
             kad.set_mode(Some(kad::Mode::Server));
+            let kad = MembersOnly::new(kad);
             let mdns = if mdns_on {
                 Some(mdns::tokio::Behaviour::new(mdns::Config::default(), local)?)
             } else {
@@ -182,7 +206,10 @@ pub fn spawn(
         banned: HashMap::new(),
         connected: HashSet::new(),
         announced: HashSet::new(),
-        strangers: HashMap::new(),
+        strangers: Strangers::default(),
+        remote_ip: HashMap::new(),
+        refused: Refused::default(),
+        leaving: HashMap::new(),
         stranger_pull: None,
         pull_turn: 0,
         membership_unsent: std::cell::Cell::new(false),
@@ -212,8 +239,15 @@ struct Actor {
     connected: HashSet<PeerId>,
     /// Connected peers reported to the node as connected members.
     announced: HashSet<PeerId>,
-    /// Connected non-members and when they connected.
-    strangers: HashMap<PeerId, Instant>,
+    /// Connected non-members: their slots and the per-address budget of new ones.
+    strangers: Strangers,
+    /// The address each connected peer last connected from.
+    remote_ip: HashMap<PeerId, std::net::IpAddr>,
+    /// Refused peers and their backoff.
+    refused: Refused,
+    /// Removed nodes allowed to stay connected until then, to hear of their removal (at most
+    /// one entry per refused peer whose backoff ended, each for a few seconds).
+    leaving: HashMap<PeerId, Instant>,
     /// When members were last asked for membership because a stranger connected.
     stranger_pull: Option<Instant>,
     /// Whose turn it is to be asked for adverts.
@@ -267,9 +301,20 @@ impl Actor {
             .map(|m| gossipsub::IdentTopic::new(format!("orrery/{}/gossip", m.id())))
     }
 
+    /// Tells Kademlia who the members are (only they may use it).
+    fn gate_kad(&mut self) {
+        let members = self
+            .membership
+            .as_ref()
+            .map(|m| m.members().into_iter().map(|(n, _)| peer_id(&n)).collect())
+            .unwrap_or_default();
+        self.swarm.behaviour_mut().kad.set_members(members);
+    }
+
     /// Becomes a member of `m`: subscribe to its topic and start advertising.
     fn enter(&mut self, m: Membership) {
         self.membership = Some(m);
+        self.gate_kad();
         if let Some(topic) = self.topic() {
             let _ = self.swarm.behaviour_mut().gossipsub.subscribe(&topic);
         }
@@ -282,52 +327,6 @@ impl Actor {
 
     fn is_member(&self, node: &NodeId) -> bool {
         self.membership.as_ref().is_some_and(|m| m.is_member(node))
-    }
-
-    /// Lets members into gossip and keeps everyone else out of it.
-    fn classify_peer(&mut self, peer: PeerId) {
-        let Some(node) = node_id(&peer) else {
-            let _ = self.swarm.disconnect_peer_id(peer);
-            return;
-        };
-        let removed = self
-            .membership
-            .as_ref()
-            .is_some_and(|m| m.is_removed(&node));
-        if removed || self.banned.contains_key(&peer) {
-            if self.announced.remove(&peer) {
-                self.emit(Event::Disconnected(node));
-            }
-            self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
-            let _ = self.swarm.disconnect_peer_id(peer);
-            return;
-        }
-        if self.is_member(&node) {
-            let b = self.swarm.behaviour_mut();
-            b.gossipsub.remove_blacklisted_peer(&peer);
-            b.gossipsub.add_explicit_peer(&peer);
-            if self.connected.contains(&peer) && self.announced.insert(peer) {
-                self.emit(Event::Connected(node));
-                // Catch up on membership events and adverts missed while apart, without
-                // waiting for the next gossip round.
-                let rr = &mut self.swarm.behaviour_mut().rr;
-                let id = rr.send_request(&peer, Request::Membership);
-                self.pending.insert(id, Pending::Pull);
-                let id = rr.send_request(&peer, Request::Adverts);
-                self.pending.insert(id, Pending::PullAdverts);
-            }
-        } else if self.membership.is_some() {
-            self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
-            // A stranger may stay only briefly (to ask to join), and only a few at a time.
-            if self.connected.contains(&peer) && !self.strangers.contains_key(&peer) {
-                if self.strangers.len() >= MAX_STRANGERS {
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                } else {
-                    self.strangers.insert(peer, Instant::now());
-                    self.pull_membership_for_stranger();
-                }
-            }
-        }
     }
 
     /// Gossip is not reliable: a member admitted while its peers still treated it as a stranger
@@ -348,50 +347,6 @@ impl Actor {
             .rr
             .send_request(&peer, Request::Adverts);
         self.pending.insert(id, Pending::PullAdverts);
-    }
-
-    /// A stranger may be a member admitted by someone else whose admission this node missed
-    /// (gossip is not reliable). Asks up to two connected members for their membership events,
-    /// at most once every two seconds; if the stranger was admitted, the answer makes it a member.
-    fn pull_membership_for_stranger(&mut self) {
-        let now = Instant::now();
-        if self
-            .stranger_pull
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(2))
-        {
-            return;
-        }
-        self.stranger_pull = Some(now);
-        let members: Vec<PeerId> = self.announced.iter().take(2).copied().collect();
-        for peer in members {
-            let id = self
-                .swarm
-                .behaviour_mut()
-                .rr
-                .send_request(&peer, Request::Membership);
-            self.pending.insert(id, Pending::Pull);
-        }
-    }
-
-    /// Disconnects non-members that stayed past the grace period without becoming members.
-    fn sweep_strangers(&mut self) {
-        let now = Instant::now();
-        let expired: Vec<PeerId> = self
-            .strangers
-            .iter()
-            .filter(|(_, since)| {
-                now.duration_since(**since) > Duration::from_secs(self.config.stranger_grace_secs)
-            })
-            .map(|(p, _)| *p)
-            .collect();
-        for peer in expired {
-            self.strangers.remove(&peer);
-            let member = node_id(&peer).is_some_and(|n| self.is_member(&n));
-            if !member && self.connected.contains(&peer) {
-                debug!(%peer, "stranger disconnected after its grace period");
-                let _ = self.swarm.disconnect_peer_id(peer);
-            }
-        }
     }
 
     fn publish(&mut self, gossip: &Gossip) {
@@ -440,6 +395,9 @@ impl Actor {
         }
         self.publish_advert();
         self.pull_adverts_round_robin();
+        if self.removed_self() {
+            return;
+        }
         // Dial members we know how to reach but are not connected to.
         let targets: Vec<(PeerId, Vec<Multiaddr>)> = self
             .adverts
@@ -464,6 +422,10 @@ impl Actor {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Request { to, request, reply } => {
+                if self.removed_self() {
+                    let _ = reply.send(Err(FederationError::Removed));
+                    return;
+                }
                 if !self.is_member(&to) {
                     let _ = reply.send(Err(FederationError::NotAMember(to)));
                     return;
@@ -540,6 +502,10 @@ impl Actor {
             }
             Command::Penalise { peer } => self.penalise(peer),
             Command::Dial { addr } => {
+                if self.removed_self() {
+                    warn!(%addr, "not dialled: this node was removed from the federation");
+                    return;
+                }
                 let _ = self.swarm.dial(addr);
             }
             Command::Status { reply } => {
@@ -612,6 +578,23 @@ impl Actor {
                 .unwrap_or_default(),
             listening: self.listening.clone(),
             connections: self.connected.len(),
+            removed_self: self.membership.as_ref().and_then(|m| {
+                m.removal(&self.me).map(|r| RemovedSelf {
+                    by: NodeId(*r.signer()),
+                    at: r.value().at,
+                    reason: r.value().reason.clone(),
+                })
+            }),
+            refused: self
+                .refused
+                .list()
+                .map(|(peer, reason, attempts)| RefusedPeer {
+                    peer,
+                    node: node_id(&peer),
+                    reason,
+                    attempts,
+                })
+                .collect(),
         }
     }
 
@@ -639,8 +622,13 @@ impl Actor {
         let Some(m) = &self.membership else { return };
         let events = m.events();
         let removed_self = m.is_removed(&self.me);
+        self.gate_kad();
+        let Some(m) = &self.membership else { return };
         self.emit(Event::Membership(events));
         if removed_self {
+            if let Some(r) = m.removal(&self.me) {
+                warn!(by = %NodeId(*r.signer()).short(), reason = %r.value().reason, "this node was removed from the federation: it no longer dials members; ask the founder for a new invitation to return");
+            }
             self.emit(Event::RemovedSelf);
         }
         let peers: Vec<PeerId> = self.connected.iter().copied().collect();
@@ -662,15 +650,17 @@ impl Actor {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id: peer,
-                num_established,
+                endpoint,
                 ..
             } => {
+                if let Some(ip) = remote_ip(endpoint.get_remote_address()) {
+                    self.remote_ip.insert(peer, ip);
+                }
+                self.connected.insert(peer);
                 if self.banned.contains_key(&peer) {
-                    let _ = self.swarm.disconnect_peer_id(peer);
+                    self.refuse(peer, RefusalReason::Banned);
                     return;
                 }
-                let _ = num_established;
-                self.connected.insert(peer);
                 self.classify_peer(peer);
             }
             SwarmEvent::ConnectionClosed {
@@ -679,6 +669,10 @@ impl Actor {
                 ..
             } => {
                 self.connected.remove(&peer);
+                self.remote_ip.remove(&peer);
+                self.strangers.remove(&peer);
+                // A removed node being told stays in `leaving` until the window ends: it often
+                // opens a second connection (TCP and QUIC) while the first closes.
                 if self.announced.remove(&peer)
                     && let Some(node) = node_id(&peer)
                 {
@@ -748,215 +742,5 @@ impl Actor {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(&id, &via, verdict);
-    }
-
-    fn on_rr(&mut self, event: request_response::Event<Request, Response>) {
-        match event {
-            request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => self.on_request(peer, request, channel),
-            request_response::Event::Message {
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => match self.pending.remove(&request_id) {
-                Some(Pending::Request { reply, .. }) => {
-                    let _ = reply.send(Ok(response));
-                }
-                Some(Pending::Join { reply }) => {
-                    let _ = reply.send(self.finish_join(response));
-                }
-                Some(Pending::Pull) => {
-                    if let Response::Membership(events) = response {
-                        self.absorb(events);
-                    }
-                }
-                Some(Pending::PullAdverts) => {
-                    if let Response::Adverts(adverts) = response {
-                        for a in adverts.into_iter().take(4096) {
-                            let _ = self.offer_advert(a);
-                        }
-                    }
-                }
-                None => {}
-            },
-            request_response::Event::OutboundFailure {
-                request_id, error, ..
-            } => match self.pending.remove(&request_id) {
-                Some(Pending::Request { to, reply }) => {
-                    let _ = reply.send(Err(FederationError::Request {
-                        peer: to,
-                        reason: error.to_string(),
-                    }));
-                }
-                Some(Pending::Join { reply }) => {
-                    let _ = reply.send(Err(FederationError::Join(error.to_string())));
-                }
-                _ => {}
-            },
-            _ => {}
-        }
-    }
-
-    /// Offers an advert to the book; a newer one is reported to the node and its addresses
-    /// are remembered (and dialled, if not connected).
-    fn offer_advert(
-        &mut self,
-        advert: Signed<NodeAdvert, orrery_protocol::Unverified>,
-    ) -> Result<AdvertOutcome, orrery_protocol::advert::AdvertError> {
-        let Some(m) = &self.membership else {
-            return Ok(AdvertOutcome::Stale);
-        };
-        let node = NodeId(*advert.signer());
-        let outcome = self.adverts.offer(advert, m, now())?;
-        if outcome == AdvertOutcome::Accepted
-            && let Some(a) = self.adverts.get(&node).cloned()
-        {
-            let p = peer_id(&a.node);
-            for addr in a
-                .addresses
-                .iter()
-                .filter_map(|s| s.parse::<Multiaddr>().ok())
-            {
-                self.swarm.add_peer_address(p, addr.clone());
-                self.swarm.behaviour_mut().kad.add_address(&p, addr);
-            }
-            if a.node != self.me && !self.connected.contains(&p) {
-                let _ = self.swarm.dial(p);
-            }
-            self.emit(Event::Advert(Box::new(a)));
-        }
-        Ok(outcome)
-    }
-
-    fn absorb(&mut self, events: Vec<MembershipEvent>) {
-        let Some(m) = self.membership.as_mut() else {
-            return;
-        };
-        let mut changed = false;
-        for e in events {
-            if let Ok(true) = m.apply(e) {
-                changed = true;
-            }
-        }
-        if changed {
-            self.after_membership_change();
-        }
-    }
-
-    fn finish_join(&mut self, response: Response) -> Result<(), FederationError> {
-        let events = match response {
-            Response::Membership(events) => events,
-            Response::Refused(r) => return Err(FederationError::Join(format!("refused: {r:?}"))),
-            Response::Sync(_)
-            | Response::Adverts(_)
-            | Response::Search(_)
-            | Response::Noted
-            | Response::Blob(_) => {
-                return Err(FederationError::Join("unexpected answer".into()));
-            }
-        };
-        let founding = events
-            .iter()
-            .find_map(|e| match e {
-                MembershipEvent::Founding(f) => Some(f.clone()),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                FederationError::Join("the answer lacks the founding statement".into())
-            })?;
-        let mut m = Membership::from_founding(founding)
-            .map_err(|e| FederationError::Join(e.to_string()))?;
-        for e in events {
-            let _ = m.apply(e);
-        }
-        if !m.is_member(&self.me) {
-            return Err(FederationError::Join(
-                "the inviter's member list does not include this node".into(),
-            ));
-        }
-        self.enter(m);
-        self.after_membership_change();
-        Ok(())
-    }
-
-    fn on_request(
-        &mut self,
-        peer: PeerId,
-        request: Request,
-        channel: request_response::ResponseChannel<Response>,
-    ) {
-        let Some(from) = node_id(&peer) else {
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .rr
-                .send_response(channel, Response::Refused(Refusal::Malformed));
-            return;
-        };
-        debug!(peer = %from.short(), member = self.is_member(&from), "request");
-        let response = match request {
-            Request::Join(join) => {
-                let accepted = self
-                    .membership
-                    .as_mut()
-                    .map(|m| m.accept(&self.key, join, now()));
-                match accepted {
-                    Some(Ok(admission)) => {
-                        info!(node = %from.short(), "admitted");
-                        self.publish(&Gossip::Membership(MembershipEvent::Admission(
-                            admission.into_unverified(),
-                        )));
-                        self.after_membership_change();
-                        Response::Membership(
-                            self.membership
-                                .as_ref()
-                                .map(Membership::events)
-                                .unwrap_or_default(),
-                        )
-                    }
-                    Some(Err(e)) => {
-                        warn!(node = %from.short(), error = %e, "join refused");
-                        Response::Refused(Refusal::JoinRefused)
-                    }
-                    None => Response::Refused(Refusal::JoinRefused),
-                }
-            }
-            _ if !self.is_member(&from) => Response::Refused(Refusal::NotAMember),
-            Request::Membership => Response::Membership(
-                self.membership
-                    .as_ref()
-                    .map(Membership::events)
-                    .unwrap_or_default(),
-            ),
-            Request::Adverts => Response::Adverts(self.adverts.signed()),
-            request @ (Request::Sync(_)
-            | Request::Search(_)
-            | Request::Presence(_)
-            | Request::Blob(_)) => {
-                let (reply, rx) = oneshot::channel();
-                self.emit(Event::Request {
-                    from,
-                    request,
-                    reply,
-                });
-                self.replies
-                    .push(Box::pin(async move { (rx.await.ok(), channel) }));
-                return;
-            }
-        };
-        let _ = self
-            .swarm
-            .behaviour_mut()
-            .rr
-            .send_response(channel, response);
     }
 }

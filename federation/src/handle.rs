@@ -30,6 +30,9 @@ pub enum FederationError {
     /// Joining failed.
     #[error("joining failed: {0}")]
     Join(String),
+    /// This node was removed from the federation: it asks no member anything.
+    #[error("this node was removed from the federation; ask its founder for a new invitation")]
+    Removed,
     /// A listen address could not be used.
     #[error("cannot listen on {addr}: {reason}")]
     Listen {
@@ -98,6 +101,34 @@ pub struct Status {
     pub listening: Vec<Multiaddr>,
     /// Peers connected now (members and strangers).
     pub connections: usize,
+    /// Why this node was removed from the federation, if it was; it then dials no member.
+    pub removed_self: Option<RemovedSelf>,
+    /// Peers this node refuses, with the connection attempts it counted from each.
+    pub refused: Vec<RefusedPeer>,
+}
+
+/// This node's removal, as signed by the founder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedSelf {
+    /// Who removed it (the founder).
+    pub by: NodeId,
+    /// When (Unix seconds).
+    pub at: i64,
+    /// The reason given.
+    pub reason: String,
+}
+
+/// A peer this node refuses to serve, and how often it tried to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedPeer {
+    /// The peer's libp2p id.
+    pub peer: libp2p::PeerId,
+    /// The node behind it, if it uses a node key.
+    pub node: Option<NodeId>,
+    /// Why it is refused.
+    pub reason: crate::RefusalReason,
+    /// Connections it opened since it was first refused (while remembered).
+    pub attempts: u64,
 }
 
 pub(crate) enum Command {

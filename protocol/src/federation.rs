@@ -522,6 +522,11 @@ impl Membership {
         }
     }
 
+    /// The signed removal of `node`, if it was removed.
+    pub fn removal(&self, node: &NodeId) -> Option<&Signed<Removal, Verified>> {
+        self.removals.get(node)
+    }
+
     /// Every event, for handing to another member.
     pub fn events(&self) -> Vec<MembershipEvent> {
         let mut out = vec![MembershipEvent::Founding(

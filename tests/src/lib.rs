@@ -337,3 +337,59 @@ pub fn python() -> std::path::PathBuf {
     );
     venv
 }
+
+/// Outsiders that speak the wire protocol directly: bare libp2p swarms with throwaway keys that
+/// dial a member and hold their connections open, doing nothing else, until dropped.
+pub struct Squatters {
+    /// Their peer ids.
+    pub peers: Vec<libp2p::PeerId>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Squatters {
+    /// Connects `n` throwaway identities to `addr` and returns once each holds a connection
+    /// (or panics after `timeout`).
+    pub async fn connect(n: usize, addr: libp2p::Multiaddr, timeout: Duration) -> Squatters {
+        use libp2p::swarm::{SwarmEvent, dummy};
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut peers = Vec::with_capacity(n);
+        let (connected, mut connected_rx) = tokio::sync::mpsc::channel(n.max(1));
+        for _ in 0..n {
+            let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+                .with_tokio()
+                .with_tcp(
+                    libp2p::tcp::Config::default(),
+                    libp2p::noise::Config::new,
+                    libp2p::yamux::Config::default,
+                )
+                .expect("tcp")
+                .with_behaviour(|_| dummy::Behaviour)
+                .expect("behaviour")
+                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+                .build();
+            peers.push(*swarm.local_peer_id());
+            swarm.dial(addr.clone()).expect("dial");
+            let connected = connected.clone();
+            tasks.spawn(async move {
+                loop {
+                    if let SwarmEvent::ConnectionEstablished { .. } = swarm.select_next_some().await
+                    {
+                        let _ = connected.try_send(());
+                    }
+                }
+            });
+        }
+        for _ in 0..n {
+            tokio::time::timeout(timeout, connected_rx.recv())
+                .await
+                .expect("every squatter connects in time");
+        }
+        Squatters { peers, tasks }
+    }
+}
+
+impl Drop for Squatters {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+    }
+}

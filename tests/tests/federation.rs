@@ -10,7 +10,7 @@ use orrery_crdt::{CellKind, NewCell, Project, Role, Visibility};
 use orrery_node::service::NodeHandle;
 use orrery_protocol::wire::{Refusal, Request, Response, SyncFrame};
 use orrery_protocol::{ChangeHash, ChangeSeal, ProjectId, SecretKey, Signed};
-use orrery_tests::{HostileMember, TestNode, eventually, federation, hostile_member};
+use orrery_tests::{HostileMember, Squatters, TestNode, eventually, federation, hostile_member};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -456,4 +456,166 @@ fn rogue(replica: &Project, actor: automerge::ActorId, title: &str) -> Vec<u8> {
         .expect("change")
         .raw_bytes()
         .to_vec()
+}
+
+/// The TCP address of a running node (from an invitation token, as a joiner would learn it).
+async fn tcp_address(node: &TestNode) -> libp2p::Multiaddr {
+    let token = node
+        .handle()
+        .invite(None, Some([9; 32]), 60)
+        .await
+        .expect("token");
+    token
+        .addrs
+        .iter()
+        .filter_map(|a| a.parse::<libp2p::Multiaddr>().ok())
+        .find(|a| {
+            a.iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)))
+        })
+        .expect("a tcp address")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throwaway_identities_holding_every_stranger_slot_do_not_keep_an_invited_node_out() {
+    let nodes = federation(1).await;
+    let addr = tcp_address(&nodes[0]).await;
+    // More throwaway identities than there are slots for strangers, all holding on.
+    let squatters = Squatters::connect(24, addr, WAIT).await;
+    assert_eq!(squatters.peers.len(), 24);
+
+    let joiner = TestNode::create("joiner").await;
+    let token = nodes[0]
+        .handle()
+        .invite(Some(joiner.id), None, 3600)
+        .await
+        .expect("invite");
+    tokio::time::timeout(WAIT, joiner.handle().join(token))
+        .await
+        .expect("the join finishes in time")
+        .expect("an invited node joins although strangers fill every slot");
+    let status = joiner.handle().status().await.expect("status");
+    assert_eq!(status.members.len(), 2);
+    drop(squatters);
+}
+
+/// Connection attempts `member` counted from `node` since refusing it.
+async fn refused_attempts(member: &NodeHandle, node: orrery_protocol::NodeId) -> u64 {
+    let s = member.status().await.expect("status");
+    s.refused
+        .iter()
+        .find(|r| r.node == Some(node))
+        .map_or(0, |r| r.attempts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_removed_while_offline_learns_it_and_stops_dialling() {
+    let mut nodes = federation(2).await;
+    let removed = nodes[1].id;
+    nodes[1].stop().await;
+    nodes[0].handle().remove(removed).await.expect("remove");
+    // It comes back and dials the member it knew, which tells it of its removal.
+    nodes[1].start().await;
+    let member = nodes[0].handle().clone();
+    let gone = nodes[1].handle().clone();
+    let both = [member.clone(), gone.clone()];
+    let check = gone.clone();
+    eventually(&both, WAIT, "the removed node knows it was removed", || {
+        let check = check.clone();
+        async move { check.status().await.is_ok_and(|s| s.removed_self.is_some()) }
+    })
+    .await;
+    let status = gone.status().await.expect("status");
+    let told = status.removed_self.expect("removal reported");
+    assert_eq!(told.by, nodes[0].id, "the founder removed it");
+    assert!(refused_attempts(&member, removed).await >= 1);
+
+    // From now on it stops dialling: over a window of several advert rounds (each of which
+    // dialled every member before), the member counts at most one more connection.
+    let before = refused_attempts(&member, removed).await;
+    let window = Duration::from_secs(10);
+    let ended = orrery_tests::within(&both, window, || async { false }).await;
+    assert!(!ended);
+    let after = refused_attempts(&member, removed).await;
+    assert!(
+        after - before <= 1,
+        "the removed node dialled {} times in {window:?}",
+        after - before
+    );
+    let s = member.status().await.expect("status");
+    assert!(s.members.iter().all(|m| m.node != removed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outsider_learns_no_member_from_kademlia() {
+    use futures::StreamExt;
+    use libp2p::kad;
+    use libp2p::swarm::SwarmEvent;
+    let nodes = federation(3).await;
+    let addr = tcp_address(&nodes[0]).await;
+    let member = orrery_federation::peer::peer_id(&nodes[0].id);
+    let others: Vec<libp2p::PeerId> = nodes[1..]
+        .iter()
+        .map(|n| orrery_federation::peer::peer_id(&n.id))
+        .collect();
+
+    // An outsider speaking the federation's Kademlia protocol, with a throwaway key.
+    let mut outsider = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|key| {
+            let mut config = kad::Config::new(libp2p::StreamProtocol::new("/orrery/kad/1"));
+            config.set_query_timeout(Duration::from_secs(10));
+            let id = key.public().to_peer_id();
+            kad::Behaviour::with_config(id, kad::store::MemoryStore::new(id), config)
+        })
+        .expect("behaviour")
+        .build();
+    outsider.behaviour_mut().add_address(&member, addr);
+    // Ask for the peers closest to each other member (FIND_NODE), and to a random key.
+    for target in others.iter().copied().chain([libp2p::PeerId::random()]) {
+        outsider.behaviour_mut().get_closest_peers(target);
+    }
+    let mut learned: Vec<(libp2p::PeerId, Vec<libp2p::Multiaddr>)> = Vec::new();
+    let mut finished = 0;
+    tokio::time::timeout(WAIT, async {
+        while finished < others.len() + 1 {
+            match outsider.select_next_some().await {
+                SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                    result: kad::QueryResult::GetClosestPeers(r),
+                    step,
+                    ..
+                }) => {
+                    let peers = match r {
+                        Ok(ok) => ok.peers,
+                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                    };
+                    learned.extend(peers.into_iter().map(|p| (p.peer_id, p.addrs)));
+                    if step.last {
+                        finished += 1;
+                    }
+                }
+                SwarmEvent::Behaviour(kad::Event::RoutingUpdated {
+                    peer, addresses, ..
+                }) => learned.push((peer, addresses.into_vec())),
+                SwarmEvent::Behaviour(kad::Event::UnroutablePeer { peer }) => {
+                    learned.push((peer, Vec::new()))
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the outsider's queries finish");
+    for (peer, addrs) in &learned {
+        assert!(
+            !others.contains(peer),
+            "the outsider learned member {peer} at {addrs:?}"
+        );
+    }
 }

@@ -65,7 +65,12 @@ pub enum Event {
         reply: oneshot::Sender<Response>,
     },
     /// A peer was disconnected and banned for repeated offences.
-    Banned(NodeId),
+    Banned {
+        /// The banned peer.
+        node: NodeId,
+        /// The offence that reached the limit.
+        reason: crate::offence::Offence,
+    },
     /// This node was removed from the federation.
     RemovedSelf,
 }
@@ -98,6 +103,8 @@ pub struct Status {
     pub listening: Vec<Multiaddr>,
     /// Peers connected now (members and strangers).
     pub connections: usize,
+    /// Peers banned now, each with the offence that banned it.
+    pub banned: Vec<crate::offence::Ban>,
 }
 
 pub(crate) enum Command {
@@ -130,6 +137,7 @@ pub(crate) enum Command {
     },
     Penalise {
         peer: NodeId,
+        reason: crate::offence::Offence,
     },
     Dial {
         addr: Multiaddr,
@@ -244,10 +252,15 @@ impl FederationHandle {
         .await?
     }
 
-    /// Reports an offence by a peer (forged or unauthorised data).
-    pub async fn penalise(&self, peer: NodeId) -> Result<(), FederationError> {
+    /// Reports an offence by a peer (forged or unauthorised data), with what it did: logged at
+    /// each offence and kept with the ban when the peer reaches the limit.
+    pub async fn penalise(
+        &self,
+        peer: NodeId,
+        reason: crate::offence::Offence,
+    ) -> Result<(), FederationError> {
         self.tx
-            .send(Command::Penalise { peer })
+            .send(Command::Penalise { peer, reason })
             .await
             .map_err(|_| FederationError::Stopped)
     }

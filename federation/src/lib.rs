@@ -12,9 +12,11 @@ mod actor;
 pub mod codec;
 pub mod config;
 mod handle;
+pub mod offence;
 pub mod peer;
 
 pub use actor::spawn;
 pub use config::Config;
 pub use handle::{Event, FederationError, FederationHandle, MemberStatus, Status};
 pub use libp2p::Multiaddr;
+pub use offence::{Ban, Offence};

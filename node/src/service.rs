@@ -120,7 +120,12 @@ pub enum NodeEvent {
         project: ProjectId,
     },
     /// A peer was banned.
-    Banned(NodeId),
+    Banned {
+        /// The banned peer.
+        node: NodeId,
+        /// The offence that banned it.
+        reason: orrery_federation::Offence,
+    },
     /// A stored output (a large cell output) a project refers to arrived from another node.
     BlobFetched {
         /// The project it was fetched for.
@@ -1282,7 +1287,7 @@ impl NodeActor {
                 };
                 let _ = reply.send(response);
             }
-            FedEvent::Banned(node) => self.emit(NodeEvent::Banned(node)),
+            FedEvent::Banned { node, reason } => self.emit(NodeEvent::Banned { node, reason }),
             FedEvent::RemovedSelf => warn!("this node was removed from the federation"),
         }
     }

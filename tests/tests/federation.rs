@@ -267,7 +267,12 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
     converged(&all, p, "the public project reaches node 1").await;
 
     // Mallory's node joins legitimately.
-    let HostileMember { fed, cancel, .. } = hostile_member(&nodes[0]).await;
+    let HostileMember {
+        fed,
+        cancel,
+        id: mallory,
+        ..
+    } = hostile_member(&nodes[0]).await;
     // A member that hosts none of a shared project's members cannot pull it by its id.
     let secret = nodes[0]
         .handle()
@@ -432,6 +437,18 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
         }
     })
     .await;
+    // The ban says why.
+    let status = nodes[0].handle().status().await.expect("status");
+    let ban = status
+        .banned
+        .iter()
+        .find(|b| b.node == mallory)
+        .expect("mallory is listed as banned");
+    assert!(
+        matches!(&ban.reason, orrery_federation::Offence::BadChanges { detail } if detail.contains("may not")),
+        "{}",
+        ban.reason
+    );
     // Nothing changed anywhere.
     for h in &all {
         assert_eq!(heads(h, p).await.expect("held"), honest);

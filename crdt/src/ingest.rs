@@ -12,16 +12,23 @@
 //! 4. checks that every new change is covered by a seal of its author (the change is an
 //!    ancestor-or-self of a sealed head; hashes chain, so a signature over a head fixes its whole
 //!    ancestry);
-//! 5. sets aside changes whose dependencies have not arrived (they wait in a bounded queue and
-//!    are retried on every later ingest);
+//! 5. sets aside changes whose dependencies have not arrived (they are *parked* in a queue
+//!    bounded per sender, remembering the opaque [`Origin`] that delivered them, and retried on
+//!    every later ingest);
 //! 6. judges every ready change against the membership **in its own causal past**: content needs
 //!    an editor or owner, members and visibility need an owner, schema keys may never change;
 //! 7. applies the ready changes in as few `apply_changes` calls as the membership changes inside
 //!    the batch allow (usually one).
 //!
-//! Any failure leaves the document exactly as it was: the batch is judged as a whole, and when a
-//! batch needs several rounds (a membership change followed by changes that depend on it) the
-//! rounds run on a fork that replaces the document only once everything passed.
+//! Any failure of the batch's own changes leaves the document exactly as it was: the batch is
+//! judged as a whole, and when a batch needs several rounds (a membership change followed by
+//! changes that depend on it) the rounds run on a fork that replaces the document only once
+//! everything passed.
+//!
+//! Parked changes that become ready are judged *after* the batch and apart from it, so a parked
+//! change can never fail the batch that completed it: one that fails is dropped and listed in
+//! [`IngestReport::refused`] with the origin that sent it (so the caller blames that sender, not
+//! whoever delivered the missing dependency), and changes depending on it are dropped with it.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -169,6 +176,35 @@ pub enum IngestError {
     Corrupt(String),
 }
 
+/// Who delivered a batch: an opaque tag the caller chooses (a node uses the sending peer's key).
+///
+/// Ingest never interprets it; it only remembers it for changes it parks, so that a parked change
+/// that fails later is charged to whoever sent it. [`Project::ingest`] uses the default tag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin(pub [u8; 32]);
+
+/// A change refused after it was parked: the batch that completed it was applied without it.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// Who sent the refused change (not who completed its dependencies).
+    pub origin: Origin,
+    /// The refused change.
+    pub hash: ChangeHash,
+    /// Why it was refused.
+    pub error: Arc<IngestError>,
+}
+
+impl PartialEq for Refused {
+    fn eq(&self, other: &Self) -> bool {
+        self.origin == other.origin
+            && self.hash == other.hash
+            && (Arc::ptr_eq(&self.error, &other.error)
+                || self.error.to_string() == other.error.to_string())
+    }
+}
+
+impl Eq for Refused {}
+
 /// What an ingest did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestReport {
@@ -178,6 +214,14 @@ pub struct IngestReport {
     pub duplicates: usize,
     /// Changes now waiting for dependencies (including earlier ones).
     pub pending: usize,
+    /// Parked changes (and changes of this batch that depend on them) refused once their
+    /// dependencies arrived, each with the origin that sent it. They were dropped; the rest was
+    /// applied. Each names its sender: the caller charges that origin, never the batch's sender
+    /// merely for completing them.
+    pub refused: Vec<Refused>,
+    /// Changes dropped only because a change they depend on was refused (their sender may be
+    /// honest: nobody is charged for them).
+    pub abandoned: usize,
 }
 
 /// Runs `f`, turning a panic into [`IngestError::Library`].
@@ -187,6 +231,10 @@ pub(crate) fn guarded<T>(what: &'static str, f: impl FnOnce() -> T) -> Result<T,
 
 /// Largest number of seals kept waiting for the changes they name.
 const MAX_PENDING_SEALS: usize = 4096;
+
+/// Largest number of parked changes one origin may have waiting in a project: a single sender
+/// cannot fill the queue ([`MAX_PENDING_CHANGES`]) for everyone.
+pub const MAX_PENDING_PER_ORIGIN: usize = MAX_PENDING_CHANGES / 8;
 
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const CHUNK_CHANGE: u8 = 1;
@@ -299,11 +347,27 @@ impl SealBook {
     }
 }
 
-/// Changes waiting for their dependencies, with the seals that came with them.
-#[derive(Debug, Default, Clone)]
+/// Changes waiting for their dependencies (each with the origin that sent it), with the seals
+/// that came with them.
+#[derive(Debug, Clone)]
 pub(crate) struct Pending {
-    changes: Vec<(ChangeHash, Change)>,
+    changes: Vec<(ChangeHash, Change, Origin)>,
     seals: Vec<Signed<ChangeSeal, Verified>>,
+    /// Most parked changes per origin ([`MAX_PENDING_PER_ORIGIN`]; lower in tests).
+    per_origin: usize,
+    /// Most parked changes in all ([`MAX_PENDING_CHANGES`]; lower in tests).
+    total: usize,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self {
+            changes: Vec::new(),
+            seals: Vec::new(),
+            per_origin: MAX_PENDING_PER_ORIGIN,
+            total: MAX_PENDING_CHANGES,
+        }
+    }
 }
 
 impl Pending {
@@ -311,11 +375,11 @@ impl Pending {
     /// ask a peer for. Automerge cannot know them, because waiting changes are held here and
     /// not in its own queue.
     pub(crate) fn missing_deps(&self, doc: &Automerge) -> Vec<automerge::ChangeHash> {
-        let waiting: HashSet<ChangeHash> = self.changes.iter().map(|(h, _)| *h).collect();
+        let waiting: HashSet<ChangeHash> = self.changes.iter().map(|(h, _, _)| *h).collect();
         let mut deps: Vec<automerge::ChangeHash> = self
             .changes
             .iter()
-            .flat_map(|(_, c)| c.deps().iter().copied())
+            .flat_map(|(_, c, _)| c.deps().iter().copied())
             .filter(|d| !waiting.contains(&to_hash(*d)))
             .collect();
         deps.sort_unstable();
@@ -327,7 +391,7 @@ impl Pending {
     /// Whether a change is waiting here.
     pub(crate) fn holds(&self, hash: &automerge::ChangeHash) -> bool {
         let h = to_hash(*hash);
-        self.changes.iter().any(|(w, _)| *w == h)
+        self.changes.iter().any(|(w, _, _)| *w == h)
     }
 }
 
@@ -349,15 +413,27 @@ impl Project {
     /// Verifies a batch from another replica and applies what is ready. See the module docs for
     /// the checks; on any error the document is unchanged.
     pub fn ingest(&mut self, batch: Batch) -> Result<IngestReport, IngestError> {
-        self.ingest_collecting(batch, false)
+        self.ingest_from(batch, Origin::default())
+    }
+
+    /// Like [`Project::ingest`], remembering `origin` as the sender of whatever this batch
+    /// parks. An `Err` is the batch's own fault (charge `origin`); parked changes refused on the
+    /// way are in [`IngestReport::refused`] with their own origins.
+    pub fn ingest_from(
+        &mut self,
+        batch: Batch,
+        origin: Origin,
+    ) -> Result<IngestReport, IngestError> {
+        self.ingest_collecting(batch, origin, false)
             .map(|(report, _)| report)
     }
 
-    /// Like [`Project::ingest`], also returning the raw bytes of the applied changes (in the
-    /// order applied) when `collect` is set, for storing them.
+    /// Like [`Project::ingest_from`], also returning the raw bytes of the applied changes (in
+    /// the order applied) when `collect` is set, for storing them.
     pub(crate) fn ingest_collecting(
         &mut self,
         batch: Batch,
+        origin: Origin,
         collect: bool,
     ) -> Result<(IngestReport, Vec<Vec<u8>>), IngestError> {
         if batch.changes.len() > MAX_BATCH_CHANGES {
@@ -423,6 +499,9 @@ impl Project {
         let mut authors = AuthorCache::default();
         let mut items: Vec<Item> = Vec::with_capacity(parsed.len() + self.pending.changes.len());
         let mut index: HashMap<ChangeHash, usize> = HashMap::new();
+        // Who sent each item: this batch's origin for its own changes, the remembered one for
+        // parked changes.
+        let mut origins: Vec<Origin> = Vec::with_capacity(items.capacity());
         let mut fresh = Vec::new();
         for change in parsed {
             let hash = to_hash(change.hash());
@@ -435,13 +514,14 @@ impl Project {
                 .ok_or(IngestError::BadActor { hash })?;
             index.insert(hash, items.len());
             fresh.push(items.len());
+            origins.push(origin);
             items.push(Item {
                 hash,
                 author,
                 change: Rc::new(change),
             });
         }
-        for (hash, change) in &self.pending.changes {
+        for (hash, change, from) in &self.pending.changes {
             if index.contains_key(hash) {
                 continue;
             }
@@ -449,6 +529,7 @@ impl Project {
                 .of(change.actor_id())
                 .ok_or(IngestError::BadActor { hash: *hash })?;
             index.insert(*hash, items.len());
+            origins.push(*from);
             items.push(Item {
                 hash: *hash,
                 author,
@@ -516,27 +597,69 @@ impl Project {
         let (ready, mut waiting) = self.ready_order(&items, &index, &held);
         waiting.retain(|w| !dropped.contains(w));
         waiting.sort_unstable();
-        if waiting.len() > MAX_PENDING_CHANGES {
-            return Err(IngestError::TooManyPending {
-                count: waiting.len(),
-                limit: MAX_PENDING_CHANGES,
-            });
-        }
+        self.pending.bound(&mut waiting, &origins, origin)?;
 
         // The applied changes' bytes, for the caller to store, taken before applying moves the
         // changes into the document.
-        let applied_bytes = if collect {
+        let mut bytes: HashMap<usize, Vec<u8>> = if collect {
             ready
                 .iter()
-                .map(|&i| items[i].change.raw_bytes().to_vec())
+                .map(|&i| (i, items[i].change.raw_bytes().to_vec()))
                 .collect()
         } else {
-            Vec::new()
+            HashMap::new()
         };
-        if !ready.is_empty() {
-            self.judge_and_apply(&mut items, &index, &ready)?;
+        let nfresh = fresh.len();
+        let (own, after): (Vec<usize>, Vec<usize>) = {
+            // A ready change is the batch's own unless it was parked or depends on one that was
+            // (`ready` is in causal order, so its dependencies are classified before it).
+            let mut later: HashSet<usize> = HashSet::new();
+            for &i in &ready {
+                let on_parked = i >= nfresh
+                    || items[i]
+                        .change
+                        .deps()
+                        .iter()
+                        .any(|d| index.get(&to_hash(*d)).is_some_and(|j| later.contains(j)));
+                if on_parked {
+                    later.insert(i);
+                }
+            }
+            ready.iter().partition(|i| !later.contains(i))
+        };
+        let mut order = Vec::with_capacity(ready.len());
+        if !own.is_empty() {
+            let own_index = sub_index(&items, &own);
+            self.judge_and_apply(&mut items, &own_index, &own)?;
+            order.extend(own.iter().copied());
         }
-        report.applied = ready.iter().map(|&i| items[i].hash).collect();
+        // Parked changes (and what depends on them) are judged apart from the batch: nothing they
+        // do can refuse it.
+        for &i in &dropped {
+            report.refused.push(Refused {
+                origin: origins[i],
+                hash: items[i].hash,
+                error: Arc::new(IngestError::Unsigned {
+                    hash: items[i].hash,
+                    author: items[i].author,
+                }),
+            });
+        }
+        if !after.is_empty() {
+            self.judge_parked(
+                &mut items,
+                &index,
+                &origins,
+                &after,
+                &mut order,
+                &mut report,
+            )?;
+        }
+        report.applied = order.iter().map(|&i| items[i].hash).collect();
+        let applied_bytes = order
+            .iter()
+            .filter_map(|i| bytes.remove(i))
+            .collect::<Vec<_>>();
 
         // Keep the seals; those naming a change not yet in the document wait with the changes.
         let heads: Vec<automerge::ChangeHash> = all_seals
@@ -562,10 +685,63 @@ impl Project {
         self.pending.seals = still;
         self.pending.changes = waiting
             .iter()
-            .map(|&w| (items[w].hash, (*items[w].change).clone()))
+            .map(|&w| (items[w].hash, (*items[w].change).clone(), origins[w]))
             .collect();
         report.pending = self.pending.changes.len();
         Ok((report, applied_bytes))
+    }
+
+    /// Judges and applies the ready changes that were parked (or depend on parked ones), in
+    /// causal order `after`, apart from the batch: all at once when they all pass, otherwise one
+    /// by one, dropping each that fails (listed in `report.refused` with its origin) and every
+    /// change that depends on a dropped one.
+    fn judge_parked(
+        &mut self,
+        items: &mut [Item],
+        index: &HashMap<ChangeHash, usize>,
+        origins: &[Origin],
+        after: &[usize],
+        order: &mut Vec<usize>,
+        report: &mut IngestReport,
+    ) -> Result<(), IngestError> {
+        // Applying moves changes out of `items`; keep them for the one-by-one pass.
+        let kept: Vec<Rc<Change>> = after.iter().map(|&i| items[i].change.clone()).collect();
+        let all = sub_index(items, after);
+        if self.judge_and_apply(items, &all, after).is_ok() {
+            order.extend(after.iter().copied());
+            return Ok(());
+        }
+        for (&i, change) in after.iter().zip(kept) {
+            items[i].change = change;
+        }
+        let mut failed: HashSet<usize> = HashSet::new();
+        for &i in after {
+            let behind_failed = items[i]
+                .change
+                .deps()
+                .iter()
+                .any(|d| index.get(&to_hash(*d)).is_some_and(|j| failed.contains(j)));
+            if behind_failed {
+                failed.insert(i);
+                report.abandoned += 1;
+                continue;
+            }
+            let one = sub_index(items, &[i]);
+            match self.judge_and_apply(items, &one, &[i]) {
+                Ok(()) => order.push(i),
+                // A library failure is nobody's offence and may hit the next change too.
+                Err(e @ IngestError::Library { .. }) => return Err(e),
+                Err(e) => {
+                    failed.insert(i);
+                    report.refused.push(Refused {
+                        origin: origins[i],
+                        hash: items[i].hash,
+                        error: Arc::new(e),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Splits `items` into a topological order of those ready to apply and those waiting.
@@ -818,6 +994,57 @@ impl Project {
     }
 }
 
+/// An index of just the `chosen` items: their dependencies on anything else are looked up in the
+/// document.
+fn sub_index(items: &[Item], chosen: &[usize]) -> HashMap<ChangeHash, usize> {
+    chosen.iter().map(|&i| (items[i].hash, i)).collect()
+}
+
+impl Pending {
+    /// Bounds the changes about to wait (`waiting`, indices into `origins`): more than
+    /// `per_origin` from the batch's `sender` refuses the batch; past the total, parked changes
+    /// of the other origin holding the most are evicted, never the sender's for another's sake.
+    fn bound(
+        &self,
+        waiting: &mut Vec<usize>,
+        origins: &[Origin],
+        sender: Origin,
+    ) -> Result<(), IngestError> {
+        let mut per: HashMap<Origin, usize> = HashMap::new();
+        for &w in waiting.iter() {
+            *per.entry(origins[w]).or_default() += 1;
+        }
+        let mine = per.get(&sender).copied().unwrap_or(0);
+        if mine > self.per_origin {
+            return Err(IngestError::TooManyPending {
+                count: mine,
+                limit: self.per_origin,
+            });
+        }
+        while waiting.len() > self.total {
+            let Some((&largest, _)) = per
+                .iter()
+                .filter(|(o, n)| **o != sender && **n > 0)
+                .max_by_key(|(o, n)| (**n, **o))
+            else {
+                break;
+            };
+            let excess = waiting.len() - self.total;
+            let mut removed = 0;
+            waiting.retain(|&w| {
+                if removed < excess && origins[w] == largest {
+                    removed += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+            per.insert(largest, 0);
+        }
+        Ok(())
+    }
+}
+
 /// The role of `author` in the members map as of `heads`.
 pub(crate) fn role_at(
     doc: &Automerge,
@@ -1026,4 +1253,82 @@ pub(crate) fn coverage(
         }
     }
     Ok((covered, gaps))
+}
+
+#[cfg(test)]
+mod tests {
+    use orrery_protocol::SecretKey;
+
+    use super::*;
+    use crate::{CellKind, NewCell, Session, Visibility};
+
+    /// A project, a replica lagging one edit behind, and three later edits each sealed on its
+    /// own (they all wait on the replica for the first).
+    fn lagging() -> (Project, Project, Batch, Vec<Batch>) {
+        let alice = Session::new(SecretKey::generate().expect("random")).expect("random");
+        let (mut p, _) = Project::create(&alice, "Vega", Visibility::Shared).expect("create");
+        let nb = p.add_notebook(&alice, "analysis").expect("notebook");
+        let cell = p
+            .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, ""))
+            .expect("cell");
+        p.seal(&alice);
+        let mut r = Project::empty(p.id());
+        r.ingest(p.history()).expect("history");
+        p.splice_source(&alice, &nb, &cell, 0, 0, "a")
+            .expect("edit");
+        let first = p.seal(&alice);
+        let later = (0..3)
+            .map(|n| {
+                p.splice_source(&alice, &nb, &cell, n + 1, 0, "b")
+                    .expect("edit");
+                p.seal(&alice)
+            })
+            .collect();
+        (p, r, first, later)
+    }
+
+    #[test]
+    fn one_origin_cannot_fill_the_parked_queue_for_everyone() {
+        let (p, mut r, first, mut later) = lagging();
+        r.pending.per_origin = 2;
+        r.pending.total = 3;
+        let (noisy, other) = (Origin([1; 32]), Origin([2; 32]));
+        let third = later.pop().expect("three");
+        for batch in later {
+            r.ingest_from(batch, noisy).expect("within its share");
+        }
+        let err = r
+            .ingest_from(third.clone(), noisy)
+            .expect_err("a third parked change from one origin is refused");
+        assert!(
+            matches!(err, IngestError::TooManyPending { count: 3, limit: 2 }),
+            "{err}"
+        );
+        assert_eq!(r.pending.changes.len(), 2, "what it parked before stays");
+        // Another origin still has room for the same change.
+        let report = r.ingest_from(third, other).expect("another origin parks");
+        assert_eq!(report.pending, 3);
+        // The missing edit arrives: everything applies.
+        let report = r.ingest_from(first, other).expect("applies");
+        assert_eq!(report.applied.len(), 4);
+        assert_eq!(r.heads(), p.heads());
+    }
+
+    #[test]
+    fn past_the_total_another_origins_parked_changes_make_room() {
+        let (_, mut r, _, later) = lagging();
+        r.pending.per_origin = 2;
+        r.pending.total = 2;
+        let (a, b) = (Origin([1; 32]), Origin([2; 32]));
+        let mut later = later.into_iter();
+        for batch in later.by_ref().take(2) {
+            r.ingest_from(batch, a).expect("parks");
+        }
+        let report = r
+            .ingest_from(later.next().expect("three"), b)
+            .expect("room is made for another origin");
+        assert_eq!(report.pending, 2);
+        let from: Vec<Origin> = r.pending.changes.iter().map(|(_, _, o)| *o).collect();
+        assert_eq!(from.iter().filter(|o| **o == b).count(), 1, "{from:?}");
+    }
 }

@@ -65,7 +65,7 @@ pub mod snapshot;
 pub mod sync;
 
 pub use ids::{CellId, CommentId, DatasetRefId, NotebookId};
-pub use ingest::{IngestError, IngestReport};
+pub use ingest::{IngestError, IngestReport, Origin, Refused};
 pub use nbformat::UpdateSummary;
 pub use outputs::{Blob, BlobError, BlobRef, BlobSource, NoBlobs};
 pub use project::{

@@ -243,6 +243,7 @@ impl Project {
             applied: items.iter().map(|it| it.hash).collect(),
             duplicates: 0,
             pending: 0,
+            ..IngestReport::default()
         };
         let who: Vec<(ChangeHash, AuthorId)> =
             items.iter().map(|it| (it.hash, it.author)).collect();

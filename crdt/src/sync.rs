@@ -38,7 +38,7 @@ use orrery_protocol::limits::MAX_BATCH_BYTES;
 use orrery_protocol::{ChangeHash, ChangeSeal, Signed, Unverified};
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::{IngestError, IngestReport, guarded};
+use crate::ingest::{IngestError, IngestReport, Origin, guarded};
 use crate::project::{Batch, Project, from_hash, to_hash};
 
 /// An encoded sync message and the seals covering the changes it carries.
@@ -133,6 +133,8 @@ pub struct PeerState {
     asked: Vec<AmHash>,
     /// Largest total of change bytes in one message (default [`MAX_MESSAGE_CHANGE_BYTES`]).
     message_limit: Option<usize>,
+    /// Who the peer is, remembered for the changes of its messages that wait for dependencies.
+    origin: Origin,
 }
 
 impl PeerState {
@@ -155,6 +157,13 @@ impl PeerState {
             no_snapshots: true,
             ..Self::default()
         }
+    }
+
+    /// This state for a peer known as `origin`: changes of its messages that have to wait for
+    /// their dependencies are remembered as sent by it, so a failure once they are complete is
+    /// reported against it ([`IngestReport::refused`]).
+    pub fn with_origin(self, origin: Origin) -> Self {
+        Self { origin, ..self }
     }
 
     /// Whether the two sides have a known common base (live mode).
@@ -366,7 +375,8 @@ impl Project {
         let live: Live = orrery_protocol::encoding::decode("a sync message", body, MAX_BATCH_BYTES)
             .map_err(|_| IngestError::BadMessage("it does not decode"))?;
         let changes: Vec<Vec<u8>> = live.changes.into_iter().map(|b| b.0).collect();
-        let (report, applied) = self.ingest_collecting(Batch { changes, seals }, true)?;
+        let (report, applied) =
+            self.ingest_collecting(Batch { changes, seals }, state.origin, true)?;
         // An honest peer asks for the few dependencies it lacks; a longer list is cut.
         state.their_need = live
             .need
@@ -400,7 +410,8 @@ impl Project {
         if state.shared.is_some() {
             state.told = None;
         }
-        let (report, applied) = self.ingest_collecting(Batch { changes, seals }, true)?;
+        let (report, applied) =
+            self.ingest_collecting(Batch { changes, seals }, state.origin, true)?;
         guarded("a sync message", || {
             self.doc
                 .receive_sync_message(&mut state.negotiation, message)

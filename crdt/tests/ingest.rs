@@ -518,3 +518,91 @@ fn two_changes_with_one_sequence_number_are_named_as_equivocation() {
     assert_eq!(r.heads(), before);
     assert_eq!(r.title(), "one");
 }
+
+/// A project where `bob` is a viewer, a replica of it, and then one more honest edit by alice
+/// that the replica has not seen (returned as its sealed batch).
+fn viewer_behind_an_unseen_edit(alice: &Session, bob: &Session) -> (Project, Project, Batch) {
+    let (mut p, nb, cell) = project_with_cell(alice);
+    p.set_member(alice, bob.author(), Role::Viewer)
+        .expect("owner adds viewer");
+    p.seal(alice);
+    let r = replica_of(&p);
+    p.splice_source(alice, &nb, &cell, 0, 0, "# honest\n")
+        .expect("edit");
+    let honest = p.seal(alice);
+    (p, r, honest)
+}
+
+#[test]
+fn a_parked_bad_change_is_refused_apart_from_the_honest_batch_that_completes_it() {
+    let alice = session();
+    let bob = session();
+    let (p, mut r, honest) = viewer_behind_an_unseen_edit(&alice, &bob);
+    let mallory_peer = orrery_crdt::Origin([7; 32]);
+    let honest_peer = orrery_crdt::Origin([9; 32]);
+
+    // The viewer writes content on top of alice's edit, which the replica lacks: it is parked.
+    let forged = rogue_change(&p, bob.actor().clone(), title_edit("viewer edit"));
+    let report = r
+        .ingest_from(
+            Batch {
+                seals: vec![seal_over(&p, bob.key(), &forged)],
+                changes: vec![forged.clone()],
+            },
+            mallory_peer,
+        )
+        .expect("parked: its dependency has not arrived");
+    assert!(report.applied.is_empty());
+    assert_eq!(report.pending, 1);
+
+    // An honest peer delivers alice's edit: it applies, and the parked change is refused and
+    // named as the viewer's sender's, not the honest peer's.
+    let report = r
+        .ingest_from(honest, honest_peer)
+        .expect("the honest batch is not refused for the parked change");
+    assert_eq!(report.applied.len(), 1, "the honest edit applied");
+    assert_eq!(report.pending, 0, "the refused change no longer waits");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    let refused = &report.refused[0];
+    assert_eq!(refused.origin, mallory_peer);
+    assert_eq!(
+        refused.hash.0,
+        automerge::Change::try_from(&forged[..])
+            .expect("parses")
+            .hash()
+            .0
+    );
+    assert!(
+        matches!(
+            *refused.error,
+            IngestError::NotPermitted { role: "viewer", .. }
+        ),
+        "{}",
+        refused.error
+    );
+    assert_eq!(
+        r.title(),
+        "Vega photometry",
+        "the forged title never applied"
+    );
+    assert_eq!(r.heads(), p.heads(), "the replica holds alice's edit");
+}
+
+#[test]
+fn a_parked_good_change_applies_with_the_batch_that_completes_it() {
+    let alice = session();
+    let bob = session();
+    let (mut p, mut r, first) = viewer_behind_an_unseen_edit(&alice, &bob);
+    p.add_notebook(&alice, "more").expect("notebook");
+    let second = p.seal(&alice);
+    let report = r
+        .ingest_from(second, orrery_crdt::Origin([1; 32]))
+        .expect("parked");
+    assert_eq!(report.pending, 1);
+    let report = r
+        .ingest_from(first, orrery_crdt::Origin([2; 32]))
+        .expect("applies");
+    assert_eq!(report.applied.len(), 2);
+    assert!(report.refused.is_empty());
+    assert_eq!(r.heads(), p.heads());
+}

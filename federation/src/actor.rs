@@ -204,6 +204,7 @@ pub fn spawn(
         replies: FuturesUnordered::new(),
         offences: HashMap::new(),
         banned: HashMap::new(),
+        ban_reasons: HashMap::new(),
         connected: HashSet::new(),
         announced: HashSet::new(),
         strangers: Strangers::default(),
@@ -236,6 +237,8 @@ struct Actor {
     replies: FuturesUnordered<Reply>,
     offences: HashMap<NodeId, u32>,
     banned: HashMap<PeerId, Instant>,
+    /// Why each banned node was banned, and until when (pruned as bans end).
+    ban_reasons: HashMap<NodeId, (Instant, crate::offence::Offence)>,
     connected: HashSet<PeerId>,
     /// Connected peers reported to the node as connected members.
     announced: HashSet<PeerId>,
@@ -500,7 +503,7 @@ impl Actor {
                     }
                 }
             }
-            Command::Penalise { peer } => self.penalise(peer),
+            Command::Penalise { peer, reason } => self.penalise(peer, reason),
             Command::Dial { addr } => {
                 if self.removed_self() {
                     warn!(%addr, "not dialled: this node was removed from the federation");
@@ -595,13 +598,31 @@ impl Actor {
                     attempts,
                 })
                 .collect(),
+            banned: self.bans(),
         }
     }
 
-    fn penalise(&mut self, node: NodeId) {
+    /// The bans in force, with their reasons.
+    fn bans(&self) -> Vec<crate::offence::Ban> {
+        let now = Instant::now();
+        let mut bans: Vec<crate::offence::Ban> = self
+            .ban_reasons
+            .iter()
+            .filter(|(_, (until, _))| *until > now)
+            .map(|(node, (until, reason))| crate::offence::Ban {
+                node: *node,
+                reason: reason.clone(),
+                remaining_secs: until.duration_since(now).as_secs(),
+            })
+            .collect();
+        bans.sort_by_key(|b| b.node);
+        bans
+    }
+
+    fn penalise(&mut self, node: NodeId, reason: crate::offence::Offence) {
         let count = self.offences.entry(node).or_insert(0);
         *count += 1;
-        warn!(peer = %node.short(), offences = *count, "peer penalised");
+        warn!(peer = %node.short(), offences = *count, kind = reason.kind(), %reason, "peer penalised");
         let peer = peer_id(&node);
         self.swarm
             .behaviour_mut()
@@ -614,7 +635,17 @@ impl Actor {
             );
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
-            self.emit(Event::Banned(node));
+            warn!(peer = %node.short(), offences = *count, kind = reason.kind(), %reason, "peer banned");
+            let now = Instant::now();
+            self.ban_reasons.retain(|_, (until, _)| *until > now);
+            self.ban_reasons.insert(
+                node,
+                (
+                    now + Duration::from_secs(self.config.ban_secs),
+                    reason.clone(),
+                ),
+            );
+            self.emit(Event::Banned { node, reason });
         }
     }
 
@@ -735,7 +766,7 @@ impl Actor {
         if verdict == gossipsub::MessageAcceptance::Reject
             && let Some(n) = node_id(&via)
         {
-            self.penalise(n);
+            self.penalise(n, crate::offence::Offence::BadGossip);
         }
         let _ = self
             .swarm

@@ -68,7 +68,12 @@ pub enum Event {
         reply: oneshot::Sender<Response>,
     },
     /// A peer was disconnected and banned for repeated offences.
-    Banned(NodeId),
+    Banned {
+        /// The banned peer.
+        node: NodeId,
+        /// The offence that reached the limit.
+        reason: crate::offence::Offence,
+    },
     /// This node was removed from the federation.
     RemovedSelf,
 }
@@ -105,6 +110,8 @@ pub struct Status {
     pub removed_self: Option<RemovedSelf>,
     /// Peers this node refuses, with the connection attempts it counted from each.
     pub refused: Vec<RefusedPeer>,
+    /// Peers banned now, each with the offence that banned it.
+    pub banned: Vec<crate::offence::Ban>,
 }
 
 /// This node's removal, as signed by the founder.
@@ -161,6 +168,7 @@ pub(crate) enum Command {
     },
     Penalise {
         peer: NodeId,
+        reason: crate::offence::Offence,
     },
     Dial {
         addr: Multiaddr,
@@ -275,10 +283,15 @@ impl FederationHandle {
         .await?
     }
 
-    /// Reports an offence by a peer (forged or unauthorised data).
-    pub async fn penalise(&self, peer: NodeId) -> Result<(), FederationError> {
+    /// Reports an offence by a peer (forged or unauthorised data), with what it did: logged at
+    /// each offence and kept with the ban when the peer reaches the limit.
+    pub async fn penalise(
+        &self,
+        peer: NodeId,
+        reason: crate::offence::Offence,
+    ) -> Result<(), FederationError> {
         self.tx
-            .send(Command::Penalise { peer })
+            .send(Command::Penalise { peer, reason })
             .await
             .map_err(|_| FederationError::Stopped)
     }

@@ -24,6 +24,7 @@ mod actor;
 pub mod codec;
 pub mod config;
 mod handle;
+pub mod offence;
 pub mod peer;
 
 pub use actor::{RefusalReason, spawn};
@@ -32,3 +33,4 @@ pub use handle::{
     Event, FederationError, FederationHandle, MemberStatus, RefusedPeer, RemovedSelf, Status,
 };
 pub use libp2p::Multiaddr;
+pub use offence::{Ban, Offence};

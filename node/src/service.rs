@@ -121,7 +121,12 @@ pub enum NodeEvent {
         project: ProjectId,
     },
     /// A peer was banned.
-    Banned(NodeId),
+    Banned {
+        /// The banned peer.
+        node: NodeId,
+        /// The offence that banned it.
+        reason: orrery_federation::Offence,
+    },
     /// A stored output was found damaged on this node's disk, quarantined, and is being
     /// fetched again.
     BlobDamaged {
@@ -1327,7 +1332,7 @@ impl NodeActor {
                 };
                 let _ = reply.send(response);
             }
-            FedEvent::Banned(node) => self.emit(NodeEvent::Banned(node)),
+            FedEvent::Banned { node, reason } => self.emit(NodeEvent::Banned { node, reason }),
             FedEvent::RemovedSelf => warn!("this node was removed from the federation"),
         }
     }

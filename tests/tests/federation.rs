@@ -267,7 +267,12 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
     converged(&all, p, "the public project reaches node 1").await;
 
     // Mallory's node joins legitimately.
-    let HostileMember { fed, cancel, .. } = hostile_member(&nodes[0]).await;
+    let HostileMember {
+        fed,
+        cancel,
+        id: mallory,
+        ..
+    } = hostile_member(&nodes[0]).await;
     // A member that hosts none of a shared project's members cannot pull it by its id.
     let secret = nodes[0]
         .handle()
@@ -432,6 +437,18 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
         }
     })
     .await;
+    // The ban says why.
+    let status = nodes[0].handle().status().await.expect("status");
+    let ban = status
+        .banned
+        .iter()
+        .find(|b| b.node == mallory)
+        .expect("mallory is listed as banned");
+    assert!(
+        matches!(&ban.reason, orrery_federation::Offence::BadChanges { detail } if detail.contains("may not")),
+        "{}",
+        ban.reason
+    );
     // Nothing changed anywhere.
     for h in &all {
         assert_eq!(heads(h, p).await.expect("held"), honest);
@@ -442,6 +459,153 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
             .expect("held");
         assert_eq!(title, "Gaia DR4 prep");
     }
+    cancel.cancel();
+}
+
+/// A member parks a change the receiver cannot judge yet (it depends on an honest edit not yet
+/// delivered); when an honest node delivers that edit, the parked change is refused on its own
+/// and charged to the member who sent it, while the honest batch applies and sync goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_forgery_is_charged_to_its_sender_not_to_the_honest_node_that_completes_it() {
+    let mut nodes = federation(2).await;
+    let alice = nodes[0].author;
+    let bob = nodes[1].author;
+    let p = nodes[0]
+        .handle()
+        .create_project(alice, "Kepler light curves", Visibility::Public)
+        .await
+        .expect("project");
+    let HostileMember {
+        fed,
+        cancel,
+        id: mallory,
+        ..
+    } = hostile_member(&nodes[0]).await;
+    let mallory_author = SecretKey::generate().expect("random");
+    let m_session = orrery_crdt::Session::new(mallory_author.clone()).expect("session");
+    let ma = m_session.author();
+    nodes[0]
+        .handle()
+        .edit(p, alice, move |proj, s| {
+            proj.set_member(s, bob, Role::Editor)?;
+            proj.set_member(s, ma, Role::Viewer)
+        })
+        .await
+        .expect("members");
+    converged(
+        &handles(&nodes),
+        p,
+        "the project and its members reach node 1",
+    )
+    .await;
+
+    // Node 1 edits while apart; node 0 has not seen the edit.
+    nodes[1].stop().await;
+    nodes[1]
+        .edit_offline(p, bob, |proj, s| {
+            proj.add_notebook(s, "offline notes").map(|_| ())
+        })
+        .expect("offline edit");
+    let ahead = orrery_node::store::Store::open(&nodes[1].home.database())
+        .expect("store")
+        .load(p)
+        .expect("held");
+    let mut replica = Project::empty(p);
+    replica.ingest(ahead.history()).expect("replica");
+
+    // Mallory, a viewer, writes on top of that edit and sends it to node 0, where it waits.
+    let mut events = nodes[0].handle().subscribe();
+    let forged = rogue(&replica, m_session.actor().clone(), "viewer was here");
+    let c = automerge::Change::try_from(&forged[..]).expect("parses");
+    let seal = Signed::sign(
+        &mallory_author,
+        ChangeSeal {
+            project: p,
+            heads: vec![ChangeHash(c.hash().0)],
+        },
+    )
+    .into_unverified();
+    let message = Message {
+        heads: vec![],
+        need: vec![],
+        have: vec![],
+        changes: ChunkList::from(vec![forged]),
+        flags: None,
+        version: MessageVersion::V1,
+    };
+    let mut bytes = vec![orrery_crdt::sync::NEGOTIATE];
+    bytes.extend(message.encode());
+    let frame = SyncFrame {
+        project: p,
+        message: bytes,
+        seals: vec![seal],
+    };
+    let answer = fed
+        .request(nodes[0].id, Request::Sync(frame))
+        .await
+        .expect("answered");
+    assert!(
+        matches!(answer, Response::Sync(_)),
+        "the change should wait for its dependency: {answer:?}"
+    );
+
+    // Node 1 comes back and delivers its edit: node 0 takes it and refuses the parked change,
+    // charging Mallory.
+    nodes[1].start().await;
+    let all = handles(&nodes);
+    let honest = converged(&all, p, "node 1's edit reaches node 0").await;
+    assert_eq!(honest, ahead.heads(), "node 0 holds the honest edit");
+    let rejected = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(orrery_node::service::NodeEvent::Rejected { peer, .. }) => return peer,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("a refusal is reported");
+    assert_eq!(
+        rejected, mallory,
+        "the parked change is charged to its sender"
+    );
+
+    // Honest sync goes on both ways, and the honest node was never charged.
+    nodes[1]
+        .handle()
+        .edit(p, bob, |proj, s| proj.add_notebook(s, "after").map(|_| ()))
+        .await
+        .expect("edit at node 1");
+    nodes[0]
+        .handle()
+        .edit(p, alice, |proj, s| {
+            proj.add_notebook(s, "reply").map(|_| ())
+        })
+        .await
+        .expect("edit at node 0");
+    let after = converged(&all, p, "honest sync continues").await;
+    assert_ne!(after, honest);
+    for h in &all {
+        let title = h
+            .read(p, |x| x.map(Project::title))
+            .await
+            .expect("read")
+            .expect("held");
+        assert_eq!(title, "Kepler light curves", "the forgery never applied");
+    }
+    loop {
+        match events.try_recv() {
+            Ok(orrery_node::service::NodeEvent::Rejected { peer, .. })
+            | Ok(orrery_node::service::NodeEvent::Banned { node: peer, .. }) => {
+                assert_ne!(peer, nodes[1].id, "the honest node was charged");
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
+    let status = nodes[0].handle().status().await.expect("status");
+    assert!(status.banned.is_empty(), "{:?}", status.banned);
     cancel.cancel();
 }
 

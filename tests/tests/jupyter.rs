@@ -1239,7 +1239,7 @@ async fn damaged_and_lost_outputs_are_fetched_again(
                 Err(_) => break,
             };
             match e {
-                NodeEvent::Banned(n) => panic!("node {i} banned {}", n.short()),
+                NodeEvent::Banned { node, .. } => panic!("node {i} banned {}", node.short()),
                 NodeEvent::Rejected { peer, .. } => {
                     panic!("node {i} refused data from {}", peer.short())
                 }

@@ -312,6 +312,9 @@ pub(super) fn run_node(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                     Ok(NodeEvent::Rejected { peer, project }) => {
                         tracing::warn!(peer = %peer.short(), project = %project.short(), "refused forged or unauthorised changes");
                     }
+                    Ok(NodeEvent::Banned { node, reason }) => {
+                        tracing::warn!(peer = %node.short(), %reason, "peer banned");
+                    }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(_) => break,

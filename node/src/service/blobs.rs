@@ -155,7 +155,10 @@ async fn fetch(
                     warn!(peer = %peer.short(), error = %e, "stored output refused");
                     if matches!(e, crate::blobs::BlobStoreError::Mismatch(_)) {
                         // Bytes that are not what the hash names: the peer served them.
-                        let _ = fed.penalise(peer).await;
+                        let reason = orrery_federation::Offence::BadOutput {
+                            detail: e.to_string(),
+                        };
+                        let _ = fed.penalise(peer, reason).await;
                     }
                     break;
                 }

@@ -1,6 +1,10 @@
 //! Project sync between nodes: who may hold a project, sending sync messages and verifying and
 //! storing what arrives.
 
+use orrery_crdt::{IngestError, Origin, Refused};
+use orrery_federation::Offence;
+use orrery_protocol::PublicKey;
+
 use super::*;
 
 /// Most replicas kept with nothing applied yet, waiting for the rest of a history.
@@ -78,12 +82,43 @@ impl NodeActor {
         );
     }
 
-    /// A new sync state for `peer`: without snapshots if it refused one.
+    /// A new sync state for `peer`: without snapshots if it refused one; changes it sends that
+    /// wait for dependencies are remembered as its own.
     fn fresh_state(&self, project: ProjectId, peer: NodeId) -> PeerState {
-        if self.snapshot_refused.contains(&(project, peer)) {
+        let state = if self.snapshot_refused.contains(&(project, peer)) {
             PeerState::without_snapshots()
         } else {
             PeerState::new()
+        };
+        state.with_origin(Origin(*peer.0.as_bytes()))
+    }
+
+    /// Charges the senders of parked changes that failed once their dependencies arrived (in a
+    /// batch from `via`, which is not blamed for them): one offence per sender and frame.
+    async fn charge_parked(&mut self, project: ProjectId, via: NodeId, refused: &[Refused]) {
+        let mut charged: HashSet<NodeId> = HashSet::new();
+        for r in refused {
+            let sender = PublicKey::from_bytes(&r.origin.0).ok().map(NodeId);
+            warn!(
+                peer = %sender.map_or_else(|| "local".to_string(), |s| s.short()),
+                via = %via.short(),
+                project = %project.short(),
+                change = %r.hash,
+                error = %r.error,
+                "parked change refused once its dependencies arrived"
+            );
+            let Some(sender) = sender else { continue };
+            if !is_offence(&r.error, false) || !charged.insert(sender) {
+                continue;
+            }
+            let reason = Offence::BadParkedChange {
+                detail: r.error.to_string(),
+            };
+            let _ = self.fed.penalise(sender, reason).await;
+            self.emit(NodeEvent::Rejected {
+                peer: sender,
+                project,
+            });
         }
     }
 
@@ -146,32 +181,21 @@ impl NodeActor {
                 } else {
                     self.peers.remove(&(id, peer));
                 }
-                // Only data that proves the peer lied is an offence; limits and library
-                // failures are not. A whole snapshot is judged as one, so an honest sender of a
-                // history this node sees differently is not punished for it: only forged seals
-                // in one are.
-                let offence = if snapshot {
-                    matches!(
-                        e,
-                        orrery_crdt::IngestError::ForgedSeal(_)
-                            | orrery_crdt::IngestError::WrongProject { .. }
-                    )
-                } else {
-                    !matches!(
-                        e,
-                        orrery_crdt::IngestError::Library { .. }
-                            | orrery_crdt::IngestError::TooManyPending { .. }
-                            | orrery_crdt::IngestError::Equivocation { .. }
-                            | orrery_crdt::IngestError::Corrupt(_)
-                    )
-                };
-                if offence {
-                    let _ = self.fed.penalise(peer).await;
+                // The error is the frame's own changes' fault: parked changes it completed are
+                // judged apart and never make it fail.
+                if is_offence(&e, snapshot) {
+                    let reason = Offence::BadChanges {
+                        detail: e.to_string(),
+                    };
+                    let _ = self.fed.penalise(peer, reason).await;
                 }
                 self.emit(NodeEvent::Rejected { peer, project: id });
                 return Err(Refusal::Rejected);
             }
         };
+        if !received.report.refused.is_empty() {
+            self.charge_parked(id, peer, &received.report.refused).await;
+        }
         // `heads()` is cheap; counting changes decodes the whole history.
         if was_empty && !project.heads().is_empty() && !self.wants(&project) {
             self.peers.remove(&(id, peer));
@@ -390,5 +414,25 @@ impl NodeActor {
         if self.again.remove(&(project, peer)) {
             self.kick(project, peer);
         }
+    }
+}
+
+/// Whether refusing `e` proves the sender lied (an offence); limits and library failures do
+/// not. A whole snapshot is judged as one, so an honest sender of a history this node sees
+/// differently is not punished for it: only forged seals in one are.
+fn is_offence(e: &IngestError, snapshot: bool) -> bool {
+    if snapshot {
+        matches!(
+            e,
+            IngestError::ForgedSeal(_) | IngestError::WrongProject { .. }
+        )
+    } else {
+        !matches!(
+            e,
+            IngestError::Library { .. }
+                | IngestError::TooManyPending { .. }
+                | IngestError::Equivocation { .. }
+                | IngestError::Corrupt(_)
+        )
     }
 }

@@ -51,6 +51,7 @@
 //! change. A seal signs the latest change of a session; the hash chain makes it vouch for all of
 //! that session's earlier changes. A replica keeps one seal per actor.
 
+pub mod contest;
 pub mod credit;
 pub mod ids;
 pub mod ingest;

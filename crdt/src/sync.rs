@@ -265,7 +265,13 @@ impl Project {
         } else {
             candidates
                 .iter()
-                .filter_map(|h| self.doc.get_change_by_hash(h))
+                .filter_map(|h| {
+                    self.doc.get_change_by_hash(h).or_else(|| {
+                        // A held change is served to a peer that asks for it, so that a change
+                        // building on it can be applied there.
+                        self.contest.get(&crate::project::to_hash(*h)).cloned()
+                    })
+                })
                 .collect()
         };
         let mut out = Vec::with_capacity(all.len());

@@ -115,7 +115,13 @@ impl Project {
     }
 
     /// Saves the document compactly (automerge's `save`), for snapshots.
+    /// Held changes (see [`crate::contest`]) are saved too, so that a restore judges them again.
     pub fn save(&self) -> Vec<u8> {
+        if self.contest.held().next().is_some()
+            && let Ok(doc) = self.doc_with_held()
+        {
+            return doc.save();
+        }
         self.doc.save()
     }
 
@@ -151,6 +157,8 @@ impl Project {
         for seal in seals {
             project.seals.keep(&project.doc, seal);
         }
+        // Stored changes include held ones (see [`crate::contest`]): judge them again.
+        project.settle_all()?;
         Ok(project)
     }
 

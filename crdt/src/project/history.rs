@@ -33,7 +33,19 @@ impl Project {
                 heads,
             },
         );
-        self.seals.keep(&self.doc, seal.clone());
+        // A local change may be held (see [`crate::contest`]) and still needs its seal kept.
+        let all_in_doc = seal
+            .value()
+            .heads
+            .iter()
+            .all(|h| self.doc.get_change_meta_by_hash(&from_hash(*h)).is_some());
+        match all_in_doc {
+            false => match self.doc_with_held() {
+                Ok(full) => self.seals.keep(&full, seal.clone()),
+                Err(_) => self.seals.keep(&self.doc, seal.clone()),
+            },
+            true => self.seals.keep(&self.doc, seal.clone()),
+        }
         Some(Sealed {
             seal,
             since,
@@ -63,6 +75,7 @@ impl Project {
                 collected.remove(&h).or_else(|| {
                     self.doc
                         .get_change_by_hash(&h)
+                        .or_else(|| self.contest.get(&to_hash(h)).cloned())
                         .map(|c| c.raw_bytes().to_vec())
                 })
             })

@@ -334,3 +334,39 @@ fn a_snapshot_holds_what_change_by_change_ingest_holds() {
     assert_eq!(late.heads(), change_by_change.heads());
     assert_eq!(late.held(), change_by_change.held());
 }
+
+#[test]
+fn a_removal_arriving_after_a_concurrent_edit_takes_it_out_and_one_after_it_does_not() {
+    let (alice, bob, carol) = (session(), session(), session());
+    let (mut a, nb, cell) = team(&alice, &bob, &carol);
+    let mut b = replica_of(&a);
+    b.splice_source(&bob, &nb, &cell, 0, 0, "# bob\n")
+        .expect("bob edits");
+    let bobs = b.seal(&bob);
+    // Alice's replica applies Bob's edit (made before it heard of any removal), then Alice
+    // removes Bob without having built on it.
+    let mut stale = replica_of(&a);
+    a.ingest(bobs.clone()).expect("applied");
+    assert!(
+        a.cell(&nb, &cell)
+            .expect("cell")
+            .source
+            .starts_with("# bob")
+    );
+    stale.remove_member(&alice, bob.author()).expect("remove");
+    let removal = stale.seal(&alice);
+    // The removal, made at a state without Bob's edit, is concurrent with it.
+    a.ingest(removal).expect("removal");
+    assert_eq!(a.cell(&nb, &cell).expect("cell").source, "print(1)");
+    // A removal made here, after the edit was applied, does not contest it: the edit is in its
+    // causal past.
+    let mut d = replica_of(&b);
+    d.remove_member(&alice, bob.author()).expect("remove");
+    assert!(d.held().is_empty());
+    assert!(
+        d.cell(&nb, &cell)
+            .expect("cell")
+            .source
+            .starts_with("# bob")
+    );
+}

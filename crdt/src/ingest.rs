@@ -18,6 +18,10 @@
 //!    an editor or owner, members and visibility need an owner, schema keys may never change;
 //! 7. applies the ready changes in as few `apply_changes` calls as the membership changes inside
 //!    the batch allow (usually one).
+//! 8. judges the whole history again against the removals and demotions concurrent with each
+//!    change ([`crate::contest`]): changes made concurrently with their author's removal that
+//!    no still-authorised member built on are held, not applied, and the document is rebuilt
+//!    without them if they had been applied.
 //!
 //! Any failure leaves the document exactly as it was: the batch is judged as a whole, and when a
 //! batch needs several rounds (a membership change followed by changes that depend on it) the

@@ -370,3 +370,60 @@ fn a_removal_arriving_after_a_concurrent_edit_takes_it_out_and_one_after_it_does
             .starts_with("# bob")
     );
 }
+
+/// Runs the sync protocol until both sides are quiet.
+fn sync(a: &mut Project, b: &mut Project) {
+    use orrery_crdt::sync::PeerState;
+    let (mut sa, mut sb) = (PeerState::new(), PeerState::new());
+    for _ in 0..50 {
+        let mut quiet = true;
+        if let Some((m, seals)) = a.sync_message(&mut sa) {
+            b.receive_sync_message(&mut sb, &m, seals)
+                .expect("b accepts");
+            quiet = false;
+        }
+        if let Some((m, seals)) = b.sync_message(&mut sb) {
+            a.receive_sync_message(&mut sa, &m, seals)
+                .expect("a accepts");
+            quiet = false;
+        }
+        if quiet {
+            return;
+        }
+    }
+    panic!("sync did not settle");
+}
+
+#[test]
+fn a_replica_serves_a_held_change_to_a_peer_that_needs_it() {
+    let (alice, bob, carol) = (session(), session(), session());
+    let (mut a, nb, cell) = team(&alice, &bob, &carol);
+    let mut b = replica_of(&a);
+    let mut c = replica_of(&a);
+    b.splice_source(&bob, &nb, &cell, 0, 0, "# bob\n")
+        .expect("bob edits offline");
+    let bobs = b.seal(&bob);
+    a.remove_member(&alice, bob.author()).expect("remove bob");
+    a.seal(&alice);
+    a.ingest(bobs.clone()).expect("held at alice's");
+    assert_eq!(a.held().len(), 1);
+    // Carol built on Bob's edit; a replica with the removal gets only her change, which waits
+    // for Bob's. Alice's replica, which holds it, serves it when asked.
+    c.ingest(bobs).expect("bob's edit");
+    c.splice_source(&carol, &nb, &cell, 0, 0, "# carol\n")
+        .expect("carol builds on it");
+    let carols = c.seal(&carol);
+    let mut p = replica_of(&a);
+    assert_eq!(p.ingest(carols).expect("waits").pending, 1);
+    sync(&mut p, &mut a);
+    let report = p.ingest(orrery_crdt::Batch::default()).expect("empty");
+    assert_eq!(report.pending, 0);
+    for r in [&a, &p] {
+        assert!(r.held().is_empty());
+        assert_eq!(
+            r.cell(&nb, &cell).expect("cell").source,
+            "# carol\n# bob\nprint(1)"
+        );
+    }
+    assert_eq!(a.heads(), p.heads());
+}

@@ -19,6 +19,10 @@
 //!    an editor or owner, members and visibility need an owner, schema keys may never change;
 //! 7. applies the ready changes in as few `apply_changes` calls as the membership changes inside
 //!    the batch allow (usually one).
+//! 8. judges the whole history again against the removals and demotions concurrent with each
+//!    change ([`crate::contest`]): changes made concurrently with their author's removal that
+//!    no still-authorised member built on are held, not applied, and the document is rebuilt
+//!    without them if they had been applied.
 //!
 //! Any failure of the batch's own changes leaves the document exactly as it was: the batch is
 //! judged as a whole, and when a batch needs several rounds (a membership change followed by
@@ -222,6 +226,10 @@ pub struct IngestReport {
     /// Changes dropped only because a change they depend on was refused (their sender may be
     /// honest: nobody is charged for them).
     pub abandoned: usize,
+    /// Changes held after this ingest (including earlier ones): made concurrently with their
+    /// author's removal or demotion and built on by no authorised member (see
+    /// [`crate::contest`]). Kept, not applied.
+    pub held: Vec<ChangeHash>,
 }
 
 /// Runs `f`, turning a panic into [`IngestError::Library`].
@@ -505,7 +513,7 @@ impl Project {
         let mut fresh = Vec::new();
         for change in parsed {
             let hash = to_hash(change.hash());
-            if known.contains(&hash) || index.contains_key(&hash) {
+            if known.contains(&hash) || index.contains_key(&hash) || self.contest.holds(&hash) {
                 report.duplicates += 1;
                 continue;
             }
@@ -536,14 +544,37 @@ impl Project {
                 change: Rc::new(change.clone()),
             });
         }
+        // Held changes that the new or waiting ones build on are judged again with them.
+        let held_from = items.len();
+        let needed = self
+            .contest
+            .needed_by(items.iter().flat_map(|it| it.change.deps()));
+        for (hash, change) in needed {
+            if index.contains_key(&hash) {
+                continue;
+            }
+            let author = authors
+                .of(change.actor_id())
+                .ok_or(IngestError::BadActor { hash })?;
+            index.insert(hash, items.len());
+            items.push(Item {
+                hash,
+                author,
+                change: Rc::new(change),
+            });
+        }
         let mut all_seals = self.pending.seals.clone();
         let waiting_seals = all_seals.len();
         all_seals.extend(seals.iter().cloned());
 
         // Coverage: every new change must be an ancestor-or-self of a head sealed by its author.
-        let (covered, gaps) = coverage(&items, &index, &all_seals, waiting_seals, |d| {
+        let (mut covered, gaps) = coverage(&items, &index, &all_seals, waiting_seals, |d| {
             self.doc.get_change_meta_by_hash(d).is_none()
         })?;
+        // Held changes passed every check when they arrived.
+        for c in covered.iter_mut().skip(held_from) {
+            *c = true;
+        }
         // A seal whose head has not arrived yet (it may be on its way), or whose ancestry here
         // has a gap (a change between the head and older ones is still on its way), lets its
         // author's uncovered changes wait instead of failing.
@@ -688,6 +719,14 @@ impl Project {
             .map(|&w| (items[w].hash, (*items[w].change).clone(), origins[w]))
             .collect();
         report.pending = self.pending.changes.len();
+        // The second judgement: changes contested by a concurrent removal of their author are
+        // held, and held ones an authorised member built on are applied (see `contest`).
+        if !report.applied.is_empty() {
+            report.held = self.settle()?;
+            report.applied.retain(|h| !report.held.contains(h));
+        } else {
+            report.held = self.held().into_iter().map(|(h, _)| h).collect();
+        }
         Ok((report, applied_bytes))
     }
 

@@ -7,6 +7,8 @@
 //!   notebooks of ordered cells, dataset references, comments — and the edits on it.
 //! * [`ingest`]: verify-before-apply of changes from other replicas (seals, coverage, causal
 //!   permissions, waiting for dependencies, size limits, contained panics).
+//! * [`contest`]: changes made concurrently with their author's removal or demotion, held
+//!   unless a still-authorised member built on them.
 //! * [`snapshot`]: the whole compressed document for a replica that has nothing, verified as a
 //!   whole.
 //! * [`credit`]: who wrote what, per project, notebook and cell, from the verified history.
@@ -34,16 +36,37 @@
 //!
 //! ## An edit concurrent with its author's removal
 //!
-//! Suppose an owner removes Bob while Bob, not yet aware, keeps typing. Bob's edits whose causal
-//! past does not contain the removal were made while he was, as far as he could know, a member:
-//! every replica **accepts** them, and they merge like any concurrent edit. Once one of Bob's
-//! changes depends on the removal (he has seen it), that change and every later one is refused
-//! everywhere. Nothing already accepted is ever taken back, because a replica that had accepted
-//! an edit before the removal arrived could not un-apply it and would diverge from one that had
-//! not. The consequence, stated plainly: a removed author who deliberately withholds the removal
-//! from their own replica can still produce edits that are "concurrent" with it. The federation
-//! stops replicating a project to removed members' nodes, and owners can revert content, but the
-//! document alone cannot tell an honest late edit from a withheld one.
+//! The causal-past check alone would let a removed author keep writing: they sign a change whose
+//! dependencies are an old state where they were still a member (a *backdated* change), and it
+//! passes everywhere. So a change is also judged against the **removals and demotions concurrent
+//! with it** ([`contest`]): a change by Bob that passes its causal-past check, made concurrently
+//! (neither is an ancestor of the other) with a valid membership change that lowers Bob's role
+//! below what the change needs, is **contested**. A contested change is applied only once a
+//! still-authorised member — another author whose own change is not contested — has made a change
+//! that has it as an ancestor: someone who kept their rights built on it. Otherwise it is
+//! **held**: kept beside the document, saved with it, served to peers, listed by
+//! [`Project::held`] and [`IngestReport::held`], re-judged on every ingest, and applied the
+//! moment an editor builds on it or accepts it ([`Project::accept_held`]). Everything depending
+//! on a held change is held too. Once one of Bob's changes depends on the removal (he has seen
+//! it), that change and every later one is refused outright, as before.
+//!
+//! The rule is a function of the set of changes alone, so replicas converge whatever order
+//! changes arrive in. When a removal arrives after the contested changes were applied, the
+//! replica rebuilds its document without them (automerge cannot un-apply): one fresh document
+//! and one `apply_changes` over the history, linear in its size, and only on a removal
+//! concurrent with applied changes of the removed author.
+//!
+//! What remains, stated plainly:
+//!
+//! * An honest edit made offline before the removal is held unless a member builds on it or
+//!   accepts it: removing someone puts their unsynchronised work up for review.
+//! * A replica that has not yet received the removal applies a backdated change like any other;
+//!   if a still-authorised member there builds on it before the removal arrives, it is accepted
+//!   everywhere (that member vouched for it). The window closes when the removal reaches them.
+//! * Two owners removing (or demoting) each other concurrently contest each other's change:
+//!   both changes are held, both stay owners, and the founder (an owner for good) or a third
+//!   owner settles it; a member's change made after seeing one of them counts as building on
+//!   it and releases it.
 //!
 //! # Signing cost
 //!
@@ -51,6 +74,7 @@
 //! change. A seal signs the latest change of a session; the hash chain makes it vouch for all of
 //! that session's earlier changes. A replica keeps one seal per actor.
 
+pub mod contest;
 pub mod credit;
 pub mod ids;
 pub mod ingest;

@@ -230,6 +230,8 @@ pub struct Project {
     pub(crate) seals: crate::ingest::SealBook,
     /// Changes waiting for their dependencies.
     pub(crate) pending: crate::ingest::Pending,
+    /// Changes contested by a concurrent removal of their author, and what judging them needs.
+    pub(crate) contest: crate::contest::Contest,
     /// Local changes not yet sealed, per actor, in commit order.
     unsealed: HashMap<ActorId, Unsealed>,
     /// The role the last edit's author was found to have, while provably unchanged.
@@ -391,6 +393,7 @@ impl Project {
             doc,
             seals: Default::default(),
             pending: Default::default(),
+            contest: Default::default(),
             unsealed: HashMap::new(),
             role_memo: None,
             new_blobs: Vec::new(),

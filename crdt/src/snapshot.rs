@@ -51,11 +51,21 @@ fn bad(reason: &'static str) -> IngestError {
 
 impl Project {
     /// The project as a snapshot for a replica with nothing (see the module docs).
+    ///
+    /// Held changes (see [`crate::contest`]) are in it too, so that the receiver holds what
+    /// this replica holds.
     pub fn snapshot(&self) -> Vec<u8> {
-        let doc = self.doc.save_with_options(automerge::SaveOptions {
-            deflate: false,
-            retain_orphans: false,
-        });
+        let full = match self.contest.held().next() {
+            Some(_) => self.doc_with_held().ok(),
+            None => None,
+        };
+        let doc = full
+            .as_ref()
+            .unwrap_or(&self.doc)
+            .save_with_options(automerge::SaveOptions {
+                deflate: false,
+                retain_orphans: false,
+            });
         let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         // Writing into a Vec cannot fail.
         let _ = z.write_all(&doc);
@@ -239,7 +249,7 @@ impl Project {
         drop(governance);
 
         // The document, rebuilt from the changes in one call.
-        let report = IngestReport {
+        let mut report = IngestReport {
             applied: items.iter().map(|it| it.hash).collect(),
             duplicates: 0,
             pending: 0,
@@ -294,6 +304,10 @@ impl Project {
         for seal in verified {
             self.seals.keep(&self.doc, seal);
         }
+        // The same second judgement as change-by-change ingest: changes contested by a
+        // concurrent removal of their author are held (see [`crate::contest`]).
+        report.held = self.settle_all()?;
+        report.applied.retain(|h| !report.held.contains(h));
         Ok(report)
     }
 }

@@ -212,7 +212,10 @@ impl Project {
         candidates.retain(|h| !state.sent.contains(h));
         let listed: HashSet<AmHash> = candidates.iter().copied().collect();
         for h in std::mem::take(&mut state.their_need) {
-            if !listed.contains(&h) && self.doc.get_change_meta_by_hash(&h).is_some() {
+            // A held change is served too, so that a change building on it applies there.
+            let here =
+                self.doc.get_change_meta_by_hash(&h).is_some() || self.contest.holds(&to_hash(h));
+            if !listed.contains(&h) && here {
                 candidates.push(h);
             }
         }
@@ -266,15 +269,30 @@ impl Project {
     ) -> Vec<Change> {
         let wanted: HashSet<AmHash> = candidates.iter().copied().collect();
         let all: Vec<Change> = if bulk || candidates.len() > BULK_CHANGES {
-            self.doc
+            let mut all: Vec<Change> = self
+                .doc
                 .get_changes(shared)
                 .into_iter()
                 .filter(|c| wanted.contains(&c.hash()))
-                .collect()
+                .collect();
+            // Held changes asked for too (the receiver orders what it gets).
+            all.extend(
+                self.contest
+                    .held()
+                    .filter(|(h, _)| wanted.contains(&crate::project::from_hash(**h)))
+                    .map(|(_, c)| c.clone()),
+            );
+            all
         } else {
             candidates
                 .iter()
-                .filter_map(|h| self.doc.get_change_by_hash(h))
+                .filter_map(|h| {
+                    self.doc.get_change_by_hash(h).or_else(|| {
+                        // A held change is served to a peer that asks for it, so that a change
+                        // building on it can be applied there.
+                        self.contest.get(&crate::project::to_hash(*h)).cloned()
+                    })
+                })
                 .collect()
         };
         let mut out = Vec::with_capacity(all.len());

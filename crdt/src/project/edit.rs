@@ -66,6 +66,13 @@ impl Project {
                     }
                     unsealed.hashes.push(to_hash(hash));
                     unsealed.own = Some(to_hash(hash));
+                    // A local removal or demotion takes out, at once, the changes it contests
+                    // that this replica had applied (see [`crate::contest`]).
+                    if need == Role::Owner {
+                        self.settle().map_err(|_| {
+                            EditError::Malformed("the history could not be judged again")
+                        })?;
+                    }
                 }
                 Ok(value)
             }

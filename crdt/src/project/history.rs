@@ -33,7 +33,19 @@ impl Project {
                 heads,
             },
         );
-        self.seals.keep(&self.doc, seal.clone());
+        // A local change may be held (see [`crate::contest`]) and still needs its seal kept.
+        let all_in_doc = seal
+            .value()
+            .heads
+            .iter()
+            .all(|h| self.doc.get_change_meta_by_hash(&from_hash(*h)).is_some());
+        match all_in_doc {
+            false => match self.doc_with_held() {
+                Ok(full) => self.seals.keep(&full, seal.clone()),
+                Err(_) => self.seals.keep(&self.doc, seal.clone()),
+            },
+            true => self.seals.keep(&self.doc, seal.clone()),
+        }
         Some(Sealed {
             seal,
             since,
@@ -63,6 +75,7 @@ impl Project {
                 collected.remove(&h).or_else(|| {
                     self.doc
                         .get_change_by_hash(&h)
+                        .or_else(|| self.contest.get(&to_hash(h)).cloned())
                         .map(|c| c.raw_bytes().to_vec())
                 })
             })
@@ -115,7 +128,13 @@ impl Project {
     }
 
     /// Saves the document compactly (automerge's `save`), for snapshots.
+    /// Held changes (see [`crate::contest`]) are saved too, so that a restore judges them again.
     pub fn save(&self) -> Vec<u8> {
+        if self.contest.held().next().is_some()
+            && let Ok(doc) = self.doc_with_held()
+        {
+            return doc.save();
+        }
         self.doc.save()
     }
 
@@ -151,6 +170,8 @@ impl Project {
         for seal in seals {
             project.seals.keep(&project.doc, seal);
         }
+        // Stored changes include held ones (see [`crate::contest`]): judge them again.
+        project.settle_all()?;
         Ok(project)
     }
 

@@ -37,6 +37,17 @@ pub enum ProjectCmd {
         /// Project id (or a unique prefix) or exact title.
         project: String,
     },
+    /// Accept the changes held because their author was removed or demoted concurrently with
+    /// them (editors and owners other than their author): they take effect on every replica.
+    Accept {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// Accept only the held changes of this author (an author id).
+        #[arg(long, value_name = "AUTHOR_ID")]
+        by: Option<AuthorId>,
+        #[command(flatten)]
+        who: As,
+    },
     /// Show a project's history, newest first.
     Log {
         /// Project id (or a unique prefix) or exact title.
@@ -190,6 +201,24 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
         }
         ProjectCmd::List => list(ctx, out),
         ProjectCmd::Show { project } => show(ctx, &project, out),
+        ProjectCmd::Accept { project, by, who } => {
+            let (session, _) = session(ctx, &who)?;
+            let mut p = load(ctx, &project)?;
+            let hashes: Vec<orrery_protocol::ChangeHash> = p
+                .held()
+                .into_iter()
+                .filter(|(_, author)| by.is_none_or(|b| b == *author))
+                .map(|(h, _)| h)
+                .collect();
+            if hashes.is_empty() {
+                writeln!(out, "no held changes to accept")?;
+                return Ok(());
+            }
+            let accepted = p.accept_held(&session, &hashes)?;
+            commit(ctx, &mut p, &session)?;
+            writeln!(out, "accepted {accepted} held changes")?;
+            Ok(())
+        }
         ProjectCmd::Log { project, limit } => log(ctx, &project, limit, out),
         ProjectCmd::Credits { project } => credits(ctx, &project, out),
         ProjectCmd::Cite { project, output } => {
@@ -488,6 +517,18 @@ fn show(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
         "\nmembers\n{}",
         table(&["author", "role", "id"], members)
     )?;
+    let mut held: BTreeMap<AuthorId, usize> = BTreeMap::new();
+    for (_, author) in p.held() {
+        *held.entry(author).or_default() += 1;
+    }
+    for (author, n) in held {
+        writeln!(
+            out,
+            "\n{n} changes by {} made concurrently with their removal are held; an editor can accept them with `orrery project accept {} --by {author}`",
+            name(&author),
+            p.id()
+        )?;
+    }
     let mut nbs = Vec::new();
     for (id, title) in p.notebook_ids() {
         let nb = p.notebook(&id)?;

@@ -172,6 +172,7 @@ impl NodeActor {
         let state = self.peers.entry((id, peer)).or_insert(fresh);
         let started = std::time::Instant::now();
         let snapshot = frame.message.first() == Some(&orrery_crdt::sync::SNAPSHOT);
+        let held_before: Vec<_> = project.held().into_iter().map(|(h, _)| h).collect();
         let received = match project.receive_sync_message(state, &frame.message, frame.seals) {
             Ok(r) => r,
             Err(e) => {
@@ -263,6 +264,20 @@ impl NodeActor {
             reply_us = (started.elapsed() - stored).as_micros() as u64,
             "sync frame received"
         );
+        let newly_held = received
+            .report
+            .held
+            .iter()
+            .filter(|h| !held_before.contains(h))
+            .count();
+        if newly_held > 0 {
+            warn!(
+                project = %id.short(),
+                peer = %peer.short(),
+                held = newly_held,
+                "changes made concurrently with their author's removal or demotion are held: kept, not applied, until an editor accepts them"
+            );
+        }
         let changed = !received.report.applied.is_empty();
         let heads = project.heads();
         // A history arriving in several messages may leave a new replica with nothing applied

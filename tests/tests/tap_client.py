@@ -49,6 +49,22 @@ job = service.run_async(
 )
 check(len(job) == 3 and set(job.to_table()["target_name"]) == {"M87"}, job.to_table())
 
+# A pending job's parameters may be changed (UWS POST {job}/parameters), a finished job's not.
+job = service.submit_job("SELECT obs_id FROM ivoa.obscore WHERE target_name = 'nothing'")
+check(job.phase == "PENDING", job.phase)
+job.query = "SELECT obs_id FROM ivoa.obscore WHERE target_name = 'M87'"
+check("M87" in job.query, job.query)
+job.run()
+job.wait(timeout=30)
+check(len(job.fetch_result()) == 3, "the changed query ran")
+try:
+    job.query = "SELECT obs_id FROM ivoa.obscore"
+except Exception as e:  # pyvo raises its DAL errors or requests' HTTPError, by version
+    check("PENDING" in str(e) or "400" in str(e), f"finished job refused: {e}")
+else:
+    check(False, "a finished job's parameters were changed")
+job.delete()
+
 # Comparisons, IN, BETWEEN.
 rows = service.search(
     "SELECT obs_id FROM ivoa.obscore WHERE dataproduct_type IN ('image', 'cube') "

@@ -114,7 +114,10 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         .route("/tap/async/{id}/results", get(tap::job_results::<P>))
         .route("/tap/async/{id}/results/result", get(tap::job_result::<P>))
         .route("/tap/async/{id}/error", get(tap::job_error::<P>))
-        .route("/tap/async/{id}/parameters", get(tap::job_parameters::<P>))
+        .route(
+            "/tap/async/{id}/parameters",
+            get(tap::job_parameters::<P>).post(tap::set_parameters::<P>),
+        )
         .route("/tap/async/{id}/quote", get(tap::job_quote::<P>))
         .route(
             "/tap/async/{id}/executionduration",

@@ -470,6 +470,44 @@ pub(crate) async fn job_parameters<P: Port>(
     }
 }
 
+/// `POST /tap/async/{id}/parameters`: sets parameters of a job still `PENDING` (UWS 1.1 §2.2.3);
+/// a `PHASE=RUN` among them starts it after. A job in any other phase refuses with a VOTable
+/// error and keeps its parameters.
+pub(crate) async fn set_parameters<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let mut p = params(form);
+    let run = p
+        .remove("PHASE")
+        .is_some_and(|v| v.eq_ignore_ascii_case("RUN"));
+    let updated = with_job(&s, &id, |j| {
+        if j.phase != Phase::Pending {
+            return Err(j.phase);
+        }
+        j.params.extend(p);
+        Ok(())
+    });
+    match updated {
+        None => return not_found(),
+        Some(Err(phase)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "the job is {}: parameters may be changed only while it is PENDING",
+                    phase.as_str()
+                ),
+            );
+        }
+        Some(Ok(())) => {}
+    }
+    if run {
+        start(&s, &id);
+    }
+    Redirect::to(&format!("{}/tap/async/{id}", s.config.base_url)).into_response()
+}
+
 fn text<P: Port>(s: &AppState<P>, id: &str, f: impl FnOnce(&Job) -> String) -> Response {
     match with_job(s, id, |j| f(j)) {
         Some(t) => ([(header::CONTENT_TYPE, "text/plain")], t).into_response(),

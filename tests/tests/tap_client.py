@@ -95,6 +95,20 @@ for query, words in [
     else:
         check(False, f"{query!r} was answered")
 
+# The HTTP layer's refusals under /tap are VOTable error documents too.
+import requests  # noqa: E402  (pyvo's own HTTP client)
+
+for what, response, status in [
+    ("unknown URL", requests.get(url + "/no/such/thing"), 404),
+    ("unknown job resource", requests.get(url + "/async/x/nothing/here"), 404),
+    ("JSON body", requests.post(url + "/sync", json={"QUERY": "SELECT * FROM ivoa.obscore"}), 415),
+    ("body over the limit", requests.post(url + "/sync", data={"QUERY": "x" * (2 << 20)}), 413),
+    ("method not taken", requests.delete(url + "/sync"), 405),
+]:
+    check(response.status_code == status, f"{what}: status {response.status_code}")
+    check("xml" in response.headers.get("content-type", ""), f"{what}: {response.headers}")
+    check('name="QUERY_STATUS" value="ERROR"' in response.text, f"{what}: {response.text}")
+
 # The catalog is intact after all that.
 check(len(service.search("SELECT obs_id FROM ivoa.obscore")) == 9, "rows after hostile queries")
 print("all TAP checks passed")

@@ -64,6 +64,50 @@ fn error(status: StatusCode, message: &str) -> Response {
     xml(status, votable::error(message))
 }
 
+/// Longest refusal text of the HTTP layer carried into a VOTable error.
+const MAX_REFUSAL_BYTES: usize = 4096;
+
+/// Any other URL under `/tap`: a VOTable error naming the resources there are.
+pub(crate) async fn unknown(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "{} is not a resource of this TAP service: it has /tap/sync, /tap/async, /tap/tables, \
+             /tap/capabilities and /tap/availability",
+            uri.path()
+        ),
+    )
+}
+
+/// Turns the plain-text refusals of the HTTP layer under `/tap` (a body over the limit, a
+/// content type that is not a form, a method a resource does not take, a malformed form) into
+/// VOTable error documents with the same status, so a TAP client always gets a document it reads.
+pub(crate) async fn votable_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_xml = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("xml"));
+    if !(status.is_client_error() || status.is_server_error()) || is_xml {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), MAX_REFUSAL_BYTES)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let text = text.trim();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned()
+    } else {
+        text.to_owned()
+    };
+    error(status, &message)
+}
+
 pub(crate) async fn availability() -> Response {
     plain_xml(votable::availability(
         true,

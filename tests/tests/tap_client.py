@@ -109,6 +109,42 @@ for what, response, status in [
     check("xml" in response.headers.get("content-type", ""), f"{what}: {response.headers}")
     check('name="QUERY_STATUS" value="ERROR"' in response.text, f"{what}: {response.text}")
 
+# Asynchronous jobs belong to their creator: the job URL's random id is the capability, the
+# listing shows only the jobs of the owner cookie presented, and the cap is per address with
+# the oldest finished jobs forgotten first.
+query = {"LANG": "ADQL", "QUERY": "SELECT obs_id FROM ivoa.obscore"}
+created = requests.post(url + "/async", data=query, allow_redirects=False)
+check(created.status_code == 303, f"create: {created.status_code}")
+job_url = created.headers["location"]
+job_id = job_url.rsplit("/", 1)[1]
+owner = created.cookies.get("orrery_tap_owner")
+check(owner and len(job_id) >= 24, f"owner cookie {owner!r}, job id {job_id!r}")
+check(job_id not in requests.get(url + "/async").text, "a stranger's listing shows the job")
+mine = {"orrery_tap_owner": owner}
+check(job_id in requests.get(url + "/async", cookies=mine).text, "the owner's listing lacks it")
+check(requests.delete(url + "/async/" + "0" * 24).status_code == 404, "a guessed id was deleted")
+jobs = [job_url]
+refused = None
+for _ in range(80):
+    r = requests.post(url + "/async", data=query, cookies=mine, allow_redirects=False)
+    if r.status_code != 303:
+        refused = r
+        break
+    jobs.append(r.headers["location"])
+check(refused is not None and refused.status_code == 503, "no per-client cap")
+check('value="ERROR"' in refused.text and "unfinished" in refused.text, refused.text)
+done = requests.post(jobs[0] + "/phase", data={"PHASE": "RUN"})
+for _ in range(100):
+    if requests.get(jobs[0] + "/phase").text in ("COMPLETED", "ERROR"):
+        break
+    requests.get(jobs[0] + "?WAIT=1&PHASE=EXECUTING")
+check(requests.get(jobs[0] + "/phase").text == "COMPLETED", "the first job ran")
+again = requests.post(url + "/async", data=query, cookies=mine, allow_redirects=False)
+check(again.status_code == 303, f"the finished job was not evicted: {again.status_code}")
+check(requests.get(jobs[0]).status_code == 404, "the oldest finished job is still kept")
+for j in jobs[1:] + [again.headers["location"]]:
+    requests.delete(j)
+
 # The catalog is intact after all that.
 check(len(service.search("SELECT obs_id FROM ivoa.obscore")) == 9, "rows after hostile queries")
 print("all TAP checks passed")

@@ -2,6 +2,12 @@
 //!
 //! Parameter names are case-insensitive (DALI). Every error is a VOTable error document with
 //! `QUERY_STATUS = ERROR` that says what went wrong.
+//!
+//! Asynchronous jobs belong to their creator until accounts exist: a job's URL carries a random
+//! 96-bit id that is the capability to read, run or delete it; listing `/tap/async` shows only
+//! the jobs of the owner token presented in the `orrery_tap_owner` cookie (set when a job is
+//! created without one); each IP address keeps at most 64 jobs, its oldest finished job
+//! forgotten first.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,8 +23,16 @@ use orrery_catalog::votable::{self, Phase, UwsJob};
 
 use crate::{AppState, Port};
 
-/// Most asynchronous jobs kept at once.
-const MAX_JOBS: usize = 256;
+/// Most asynchronous jobs kept at once, over all clients.
+const MAX_JOBS: usize = 4096;
+/// Most asynchronous jobs one client (IP address) keeps at once; past it the client's oldest
+/// finished job is forgotten, and with none finished the new job is refused.
+const MAX_JOBS_PER_CLIENT: usize = 64;
+/// The cookie that names a job's owner: a random token set when a client without one creates
+/// a job. Listing `/tap/async` shows only the jobs of the token presented; a job itself is
+/// reached by its URL, whose random id is the capability (clients such as pyvo follow the
+/// `Location` of the created job, and keep cookies within a session).
+const OWNER_COOKIE: &str = "orrery_tap_owner";
 /// How long a finished job is kept.
 const JOB_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -211,6 +225,10 @@ pub(crate) async fn sync<P: Port>(
 // ---- asynchronous jobs ----
 
 struct Job {
+    /// The owner token of the client that created it.
+    owner: String,
+    /// The address it was created from, for the per-client cap.
+    client: Option<std::net::IpAddr>,
     phase: Phase,
     params: Params,
     created: SystemTime,
@@ -321,8 +339,74 @@ fn start<P: Port>(s: &Arc<AppState<P>>, id: &str) {
     });
 }
 
+/// The address a request came from, when the server records it.
+pub(crate) struct Client(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Client(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// The owner token the client presents in its cookie, if well formed.
+fn owner_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == OWNER_COOKIE)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| v.len() == 24 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Makes room for one more job of `client`: forgets expired jobs, then the client's oldest
+/// finished job while it is at its cap (and the oldest finished job of anyone while the service
+/// is full). Err says why no room could be made.
+fn make_room(
+    jobs: &mut BTreeMap<String, Job>,
+    client: Option<std::net::IpAddr>,
+) -> Result<(), &'static str> {
+    expire(jobs);
+    let oldest_finished = |jobs: &BTreeMap<String, Job>, mine: bool| {
+        jobs.iter()
+            .filter(|(_, j)| !mine || j.client == client)
+            .filter(|(_, j)| matches!(j.phase, Phase::Completed | Phase::Error | Phase::Aborted))
+            .min_by_key(|(_, j)| j.created)
+            .map(|(id, _)| id.clone())
+    };
+    while jobs.values().filter(|j| j.client == client).count() >= MAX_JOBS_PER_CLIENT {
+        let Some(id) = oldest_finished(jobs, true) else {
+            return Err(
+                "your address has too many unfinished asynchronous jobs; abort or delete some, or use /tap/sync",
+            );
+        };
+        jobs.remove(&id);
+    }
+    while jobs.len() >= MAX_JOBS {
+        let Some(id) = oldest_finished(jobs, false) else {
+            return Err("too many asynchronous jobs are running; try again later or use /tap/sync");
+        };
+        jobs.remove(&id);
+    }
+    Ok(())
+}
+
 pub(crate) async fn create_job<P: Port>(
     State(s): State<Arc<AppState<P>>>,
+    Client(client): Client,
+    headers: axum::http::HeaderMap,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
     let mut p = params(form);
@@ -330,18 +414,18 @@ pub(crate) async fn create_job<P: Port>(
         .remove("PHASE")
         .is_some_and(|v| v.eq_ignore_ascii_case("RUN"));
     let id = job_id();
+    let presented = owner_token(&headers);
+    let owner = presented.clone().unwrap_or_else(job_id);
     {
         let mut jobs = s.jobs.lock();
-        expire(&mut jobs);
-        if jobs.len() >= MAX_JOBS {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many asynchronous jobs; delete finished ones or use /tap/sync",
-            );
+        if let Err(why) = make_room(&mut jobs, client) {
+            return error(StatusCode::SERVICE_UNAVAILABLE, why);
         }
         jobs.insert(
             id.clone(),
             Job {
+                owner: owner.clone(),
+                client,
                 phase: Phase::Pending,
                 params: p,
                 created: SystemTime::now(),
@@ -355,14 +439,31 @@ pub(crate) async fn create_job<P: Port>(
     if run {
         start(&s, &id);
     }
-    Redirect::to(&format!("{}/tap/async/{id}", s.config.base_url)).into_response()
+    let mut response =
+        Redirect::to(&format!("{}/tap/async/{id}", s.config.base_url)).into_response();
+    if presented.is_none()
+        && let Ok(cookie) = axum::http::HeaderValue::from_str(&format!(
+            "{OWNER_COOKIE}={owner}; Path=/tap; HttpOnly; SameSite=Strict"
+        ))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
-pub(crate) async fn list_jobs<P: Port>(State(s): State<Arc<AppState<P>>>) -> Response {
+/// The jobs of the owner token the client presents; none without one.
+pub(crate) async fn list_jobs<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let owner = owner_token(&headers);
     let list: Vec<(String, Phase)> = {
         let mut jobs = s.jobs.lock();
         expire(&mut jobs);
-        jobs.iter().map(|(id, j)| (id.clone(), j.phase)).collect()
+        jobs.iter()
+            .filter(|(_, j)| owner.as_deref() == Some(j.owner.as_str()))
+            .map(|(id, j)| (id.clone(), j.phase))
+            .collect()
     };
     plain_xml(votable::uws_jobs(&list))
 }

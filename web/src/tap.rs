@@ -158,7 +158,10 @@ fn check(p: &Params, config: &crate::WebConfig) -> Result<(String, u64), String>
         return Err(format!("REQUEST={r} is not supported; use REQUEST=doQuery"));
     }
     match p.get("LANG") {
-        Some(l) if l.eq_ignore_ascii_case("ADQL") || l.eq_ignore_ascii_case("ADQL-2.0") => {}
+        Some(l)
+            if ["ADQL", "ADQL-2.0", "ADQL-2.1"]
+                .iter()
+                .any(|v| l.eq_ignore_ascii_case(v)) => {}
         Some(l) => {
             return Err(format!(
                 "LANG={l} is not supported; this service speaks LANG=ADQL"

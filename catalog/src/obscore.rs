@@ -89,7 +89,7 @@ pub const COLUMNS: &[Column] = &[
         name: "dataproduct_type",
         datatype: Datatype::Char,
         unit: None,
-        ucd: "meta.id",
+        ucd: "meta.code.class",
         utype: "obscore:ObsDataset.dataProductType",
         description: "Data product type: image, cube, spectrum, sed, timeseries, visibility, event or measurements",
         principal: true,
@@ -429,5 +429,14 @@ mod tests {
             assert_eq!(column(&c.name.to_ascii_uppercase()), Some(c));
         }
         assert_eq!(column("password"), None);
+    }
+
+    #[test]
+    fn ucds_follow_obscore() {
+        // ObsCore 1.1 table 5: the product type is a class code, not an identifier.
+        let ucd = |name: &str| column(name).map(|c| c.ucd);
+        assert_eq!(ucd("dataproduct_type"), Some("meta.code.class"));
+        assert_eq!(ucd("calib_level"), Some("meta.code;obs.calib"));
+        assert_eq!(ucd("obs_id"), Some("meta.id"));
     }
 }

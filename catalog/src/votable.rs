@@ -104,7 +104,7 @@ pub fn availability(available: bool, note: &str) -> String {
 }
 
 /// The VOSI capabilities document for a TAP service at `base_url` (its trailing `/` ignored):
-/// TAP 1.1 (`tr:TableAccess`) answering ADQL 2.0 with `CONTAINS`, `POINT` and `CIRCLE`, serving
+/// TAP 1.1 (`tr:TableAccess`) answering ADQL 2.1 (offering `ILIKE`) with `CONTAINS`, `POINT` and `CIRCLE`, serving
 /// ObsCore 1.1, writing TABLEDATA VOTables and taking no uploads; and the VOSI availability,
 /// capabilities and tables endpoints below the base.
 /// `default_maxrec` and `hard_maxrec` are the rows a query returns without and at most with
@@ -162,8 +162,8 @@ pub fn capabilities(base_url: &str, default_maxrec: u64, hard_maxrec: u64) -> St
 /// The TAP capability after its data model: the language, the output format, and the close.
 const CAPABILITY_LANGUAGE: &str = "    <language>
       <name>ADQL</name>
-      <version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.0\">2.0</version>
-      <description>A subset of ADQL 2.0 against ivoa.obscore: SELECT [TOP n] columns or *, \
+      <version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.1\">2.1</version>
+      <description>A subset of ADQL 2.1 against ivoa.obscore: SELECT [TOP n] columns or *, \
 WHERE with comparisons, LIKE, ILIKE, BETWEEN, IN, IS NULL, AND, OR, NOT and \
 CONTAINS(POINT, CIRCLE), and ORDER BY.</description>
       <languageFeatures type=\"ivo://ivoa.net/std/TAPRegExt#features-adqlgeo\">
@@ -805,11 +805,12 @@ mod tests {
             "<capability standardID=\"ivo://ivoa.net/std/TAP\" xsi:type=\"tr:TableAccess\">",
             "<accessURL use=\"base\">https://node.example/tap</accessURL>",
             "<dataModel ivo-id=\"ivo://ivoa.net/std/ObsCore#core-1.1\">",
-            "<version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.0\">2.0</version>",
+            "<version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.1\">2.1</version>",
             "<mime>application/x-votable+xml</mime>",
             "<accessURL use=\"full\">https://node.example/tap/availability</accessURL>",
             "<accessURL use=\"full\">https://node.example/tap/capabilities</accessURL>",
             "<accessURL use=\"full\">https://node.example/tap/tables</accessURL>",
+            "<languageFeatures type=\"ivo://ivoa.net/std/TAPRegExt#features-adql-string\">\n        <feature><form>ILIKE</form></feature>",
         ] {
             assert!(doc.contains(expected), "{expected}\n{doc}");
         }

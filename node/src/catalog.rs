@@ -4,6 +4,10 @@
 //! It lives in the node's database (migration `0003.sql`) behind its own connection, so
 //! searches read while an ingest writes (WAL). [`ingest`] fills it from a directory;
 //! [`search`] answers the one query model of `orrery_catalog::Query`; [`tap`] runs checked ADQL.
+//!
+//! Every product has a `calib_level` (ObsCore makes it mandatory): a header, sidecar or option
+//! sets it, and a product with none is level 1, instrumental data in a standard format
+//! ([`meta::DEFAULT_CALIB_LEVEL`]; migration `0005.sql` gives it to products catalogued before).
 
 pub mod confined;
 pub mod ingest;

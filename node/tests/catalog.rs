@@ -637,6 +637,45 @@ mod fits_fuzz {
 }
 
 /// Writes `n` small described files (a CSV each, with its sidecar) into `dir`.
+/// Queries the parser accepts but SQLite's own limits refuse (expression depth 1000, LIKE
+/// patterns of 50000 bytes, 2000 ORDER BY terms) are the client's mistake: a "too complex"
+/// error (HTTP 400), never a service failure (HTTP 500).
+#[test]
+fn queries_beyond_sqlite_limits_are_the_clients_mistake() {
+    use orrery_node::catalog::tap::TapQueryError;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cat = sky_catalog(tmp.path());
+    let or_chain = (0..1500)
+        .map(|i| format!("obs_id = 'o{i}'"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let order_keys = vec!["s_ra"; 2100].join(", ");
+    let queries = [
+        (
+            "a 1500-term OR chain",
+            format!("SELECT obs_id FROM ivoa.obscore WHERE {or_chain}"),
+        ),
+        (
+            "a 55000-character LIKE pattern",
+            format!(
+                "SELECT obs_id FROM ivoa.obscore WHERE obs_id LIKE '{}%'",
+                "a".repeat(55_000)
+            ),
+        ),
+        (
+            "2100 ORDER BY keys",
+            format!("SELECT obs_id FROM ivoa.obscore ORDER BY {order_keys}"),
+        ),
+    ];
+    for (what, adql) in queries {
+        match cat.tap(&adql, 100) {
+            Err(TapQueryError::Adql(_) | TapQueryError::TooComplex { .. }) => {}
+            Err(e @ TapQueryError::Catalog(_)) => panic!("{what}: a service failure: {e}"),
+            Ok(rows) => panic!("{what}: answered with {} rows", rows.rows.len()),
+        }
+    }
+}
+
 fn described_files(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir).expect("mkdir");
     for i in 0..n {

@@ -49,6 +49,22 @@ job = service.run_async(
 )
 check(len(job) == 3 and set(job.to_table()["target_name"]) == {"M87"}, job.to_table())
 
+# A pending job's parameters may be changed (UWS POST {job}/parameters), a finished job's not.
+job = service.submit_job("SELECT obs_id FROM ivoa.obscore WHERE target_name = 'nothing'")
+check(job.phase == "PENDING", job.phase)
+job.query = "SELECT obs_id FROM ivoa.obscore WHERE target_name = 'M87'"
+check("M87" in job.query, job.query)
+job.run()
+job.wait(timeout=30)
+check(len(job.fetch_result()) == 3, "the changed query ran")
+try:
+    job.query = "SELECT obs_id FROM ivoa.obscore"
+except Exception as e:  # pyvo raises its DAL errors or requests' HTTPError, by version
+    check("PENDING" in str(e) or "400" in str(e), f"finished job refused: {e}")
+else:
+    check(False, "a finished job's parameters were changed")
+job.delete()
+
 # Comparisons, IN, BETWEEN.
 rows = service.search(
     "SELECT obs_id FROM ivoa.obscore WHERE dataproduct_type IN ('image', 'cube') "
@@ -78,6 +94,56 @@ for query, words in [
         check(words.lower() in str(e).lower(), f"{query!r}: {e}")
     else:
         check(False, f"{query!r} was answered")
+
+# The HTTP layer's refusals under /tap are VOTable error documents too.
+import requests  # noqa: E402  (pyvo's own HTTP client)
+
+for what, response, status in [
+    ("unknown URL", requests.get(url + "/no/such/thing"), 404),
+    ("unknown job resource", requests.get(url + "/async/x/nothing/here"), 404),
+    ("JSON body", requests.post(url + "/sync", json={"QUERY": "SELECT * FROM ivoa.obscore"}), 415),
+    ("body over the limit", requests.post(url + "/sync", data={"QUERY": "x" * (2 << 20)}), 413),
+    ("method not taken", requests.delete(url + "/sync"), 405),
+]:
+    check(response.status_code == status, f"{what}: status {response.status_code}")
+    check("xml" in response.headers.get("content-type", ""), f"{what}: {response.headers}")
+    check('name="QUERY_STATUS" value="ERROR"' in response.text, f"{what}: {response.text}")
+
+# Asynchronous jobs belong to their creator: the job URL's random id is the capability, the
+# listing shows only the jobs of the owner cookie presented, and the cap is per address with
+# the oldest finished jobs forgotten first.
+query = {"LANG": "ADQL", "QUERY": "SELECT obs_id FROM ivoa.obscore"}
+created = requests.post(url + "/async", data=query, allow_redirects=False)
+check(created.status_code == 303, f"create: {created.status_code}")
+job_url = created.headers["location"]
+job_id = job_url.rsplit("/", 1)[1]
+owner = created.cookies.get("orrery_tap_owner")
+check(owner and len(job_id) >= 24, f"owner cookie {owner!r}, job id {job_id!r}")
+check(job_id not in requests.get(url + "/async").text, "a stranger's listing shows the job")
+mine = {"orrery_tap_owner": owner}
+check(job_id in requests.get(url + "/async", cookies=mine).text, "the owner's listing lacks it")
+check(requests.delete(url + "/async/" + "0" * 24).status_code == 404, "a guessed id was deleted")
+jobs = [job_url]
+refused = None
+for _ in range(80):
+    r = requests.post(url + "/async", data=query, cookies=mine, allow_redirects=False)
+    if r.status_code != 303:
+        refused = r
+        break
+    jobs.append(r.headers["location"])
+check(refused is not None and refused.status_code == 503, "no per-client cap")
+check('value="ERROR"' in refused.text and "unfinished" in refused.text, refused.text)
+done = requests.post(jobs[0] + "/phase", data={"PHASE": "RUN"})
+for _ in range(100):
+    if requests.get(jobs[0] + "/phase").text in ("COMPLETED", "ERROR"):
+        break
+    requests.get(jobs[0] + "?WAIT=1&PHASE=EXECUTING")
+check(requests.get(jobs[0] + "/phase").text == "COMPLETED", "the first job ran")
+again = requests.post(url + "/async", data=query, cookies=mine, allow_redirects=False)
+check(again.status_code == 303, f"the finished job was not evicted: {again.status_code}")
+check(requests.get(jobs[0]).status_code == 404, "the oldest finished job is still kept")
+for j in jobs[1:] + [again.headers["location"]]:
+    requests.delete(j)
 
 # The catalog is intact after all that.
 check(len(service.search("SELECT obs_id FROM ivoa.obscore")) == 9, "rows after hostile queries")

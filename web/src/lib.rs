@@ -21,7 +21,7 @@ use axum::Router;
 use axum::extract::{Query as UrlQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use orrery_catalog::{FederatedResults, Query};
 use serde::Deserialize;
 
@@ -90,8 +90,8 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         config,
         jobs: tap::Jobs::default(),
     });
-    Router::new()
-        .route("/", get(index::<P>))
+    // Every answer under /tap is a VOTable, the HTTP layer's own refusals included.
+    let tap_routes = Router::new()
         .route("/tap", get(tap_root))
         .route("/tap/availability", get(tap::availability))
         .route("/tap/capabilities", get(tap::capabilities::<P>))
@@ -114,7 +114,10 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         .route("/tap/async/{id}/results", get(tap::job_results::<P>))
         .route("/tap/async/{id}/results/result", get(tap::job_result::<P>))
         .route("/tap/async/{id}/error", get(tap::job_error::<P>))
-        .route("/tap/async/{id}/parameters", get(tap::job_parameters::<P>))
+        .route(
+            "/tap/async/{id}/parameters",
+            get(tap::job_parameters::<P>).post(tap::set_parameters::<P>),
+        )
         .route("/tap/async/{id}/quote", get(tap::job_quote::<P>))
         .route(
             "/tap/async/{id}/executionduration",
@@ -125,6 +128,11 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
             get(tap::job_destruction::<P>),
         )
         .route("/tap/async/{id}/owner", get(tap::job_owner::<P>))
+        .route("/tap/{*rest}", any(tap::unknown))
+        .layer(axum::middleware::map_response(tap::votable_errors));
+    Router::new()
+        .route("/", get(index::<P>))
+        .merge(tap_routes)
         .route("/api/search", post(search::<P>))
         .route("/data/{collection}/{*path}", get(data::product::<P>))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
@@ -194,7 +202,11 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address is recorded for per-client limits (TAP asynchronous jobs).
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

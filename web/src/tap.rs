@@ -2,6 +2,12 @@
 //!
 //! Parameter names are case-insensitive (DALI). Every error is a VOTable error document with
 //! `QUERY_STATUS = ERROR` that says what went wrong.
+//!
+//! Asynchronous jobs belong to their creator until accounts exist: a job's URL carries a random
+//! 96-bit id that is the capability to read, run or delete it; listing `/tap/async` shows only
+//! the jobs of the owner token presented in the `orrery_tap_owner` cookie (set when a job is
+//! created without one); each IP address keeps at most 64 jobs, its oldest finished job
+//! forgotten first.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,8 +23,16 @@ use orrery_catalog::votable::{self, Phase, UwsJob};
 
 use crate::{AppState, Port};
 
-/// Most asynchronous jobs kept at once.
-const MAX_JOBS: usize = 256;
+/// Most asynchronous jobs kept at once, over all clients.
+const MAX_JOBS: usize = 4096;
+/// Most asynchronous jobs one client (IP address) keeps at once; past it the client's oldest
+/// finished job is forgotten, and with none finished the new job is refused.
+const MAX_JOBS_PER_CLIENT: usize = 64;
+/// The cookie that names a job's owner: a random token set when a client without one creates
+/// a job. Listing `/tap/async` shows only the jobs of the token presented; a job itself is
+/// reached by its URL, whose random id is the capability (clients such as pyvo follow the
+/// `Location` of the created job, and keep cookies within a session).
+const OWNER_COOKIE: &str = "orrery_tap_owner";
 /// How long a finished job is kept.
 const JOB_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -64,6 +78,50 @@ fn error(status: StatusCode, message: &str) -> Response {
     xml(status, votable::error(message))
 }
 
+/// Longest refusal text of the HTTP layer carried into a VOTable error.
+const MAX_REFUSAL_BYTES: usize = 4096;
+
+/// Any other URL under `/tap`: a VOTable error naming the resources there are.
+pub(crate) async fn unknown(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "{} is not a resource of this TAP service: it has /tap/sync, /tap/async, /tap/tables, \
+             /tap/capabilities and /tap/availability",
+            uri.path()
+        ),
+    )
+}
+
+/// Turns the plain-text refusals of the HTTP layer under `/tap` (a body over the limit, a
+/// content type that is not a form, a method a resource does not take, a malformed form) into
+/// VOTable error documents with the same status, so a TAP client always gets a document it reads.
+pub(crate) async fn votable_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_xml = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("xml"));
+    if !(status.is_client_error() || status.is_server_error()) || is_xml {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), MAX_REFUSAL_BYTES)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let text = text.trim();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned()
+    } else {
+        text.to_owned()
+    };
+    error(status, &message)
+}
+
 pub(crate) async fn availability() -> Response {
     plain_xml(votable::availability(
         true,
@@ -100,7 +158,10 @@ fn check(p: &Params, config: &crate::WebConfig) -> Result<(String, u64), String>
         return Err(format!("REQUEST={r} is not supported; use REQUEST=doQuery"));
     }
     match p.get("LANG") {
-        Some(l) if l.eq_ignore_ascii_case("ADQL") || l.eq_ignore_ascii_case("ADQL-2.0") => {}
+        Some(l)
+            if ["ADQL", "ADQL-2.0", "ADQL-2.1"]
+                .iter()
+                .any(|v| l.eq_ignore_ascii_case(v)) => {}
         Some(l) => {
             return Err(format!(
                 "LANG={l} is not supported; this service speaks LANG=ADQL"
@@ -167,6 +228,10 @@ pub(crate) async fn sync<P: Port>(
 // ---- asynchronous jobs ----
 
 struct Job {
+    /// The owner token of the client that created it.
+    owner: String,
+    /// The address it was created from, for the per-client cap.
+    client: Option<std::net::IpAddr>,
     phase: Phase,
     params: Params,
     created: SystemTime,
@@ -277,8 +342,74 @@ fn start<P: Port>(s: &Arc<AppState<P>>, id: &str) {
     });
 }
 
+/// The address a request came from, when the server records it.
+pub(crate) struct Client(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Client(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// The owner token the client presents in its cookie, if well formed.
+fn owner_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == OWNER_COOKIE)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| v.len() == 24 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Makes room for one more job of `client`: forgets expired jobs, then the client's oldest
+/// finished job while it is at its cap (and the oldest finished job of anyone while the service
+/// is full). Err says why no room could be made.
+fn make_room(
+    jobs: &mut BTreeMap<String, Job>,
+    client: Option<std::net::IpAddr>,
+) -> Result<(), &'static str> {
+    expire(jobs);
+    let oldest_finished = |jobs: &BTreeMap<String, Job>, mine: bool| {
+        jobs.iter()
+            .filter(|(_, j)| !mine || j.client == client)
+            .filter(|(_, j)| matches!(j.phase, Phase::Completed | Phase::Error | Phase::Aborted))
+            .min_by_key(|(_, j)| j.created)
+            .map(|(id, _)| id.clone())
+    };
+    while jobs.values().filter(|j| j.client == client).count() >= MAX_JOBS_PER_CLIENT {
+        let Some(id) = oldest_finished(jobs, true) else {
+            return Err(
+                "your address has too many unfinished asynchronous jobs; abort or delete some, or use /tap/sync",
+            );
+        };
+        jobs.remove(&id);
+    }
+    while jobs.len() >= MAX_JOBS {
+        let Some(id) = oldest_finished(jobs, false) else {
+            return Err("too many asynchronous jobs are running; try again later or use /tap/sync");
+        };
+        jobs.remove(&id);
+    }
+    Ok(())
+}
+
 pub(crate) async fn create_job<P: Port>(
     State(s): State<Arc<AppState<P>>>,
+    Client(client): Client,
+    headers: axum::http::HeaderMap,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
     let mut p = params(form);
@@ -286,18 +417,18 @@ pub(crate) async fn create_job<P: Port>(
         .remove("PHASE")
         .is_some_and(|v| v.eq_ignore_ascii_case("RUN"));
     let id = job_id();
+    let presented = owner_token(&headers);
+    let owner = presented.clone().unwrap_or_else(job_id);
     {
         let mut jobs = s.jobs.lock();
-        expire(&mut jobs);
-        if jobs.len() >= MAX_JOBS {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many asynchronous jobs; delete finished ones or use /tap/sync",
-            );
+        if let Err(why) = make_room(&mut jobs, client) {
+            return error(StatusCode::SERVICE_UNAVAILABLE, why);
         }
         jobs.insert(
             id.clone(),
             Job {
+                owner: owner.clone(),
+                client,
                 phase: Phase::Pending,
                 params: p,
                 created: SystemTime::now(),
@@ -311,14 +442,31 @@ pub(crate) async fn create_job<P: Port>(
     if run {
         start(&s, &id);
     }
-    Redirect::to(&format!("{}/tap/async/{id}", s.config.base_url)).into_response()
+    let mut response =
+        Redirect::to(&format!("{}/tap/async/{id}", s.config.base_url)).into_response();
+    if presented.is_none()
+        && let Ok(cookie) = axum::http::HeaderValue::from_str(&format!(
+            "{OWNER_COOKIE}={owner}; Path=/tap; HttpOnly; SameSite=Strict"
+        ))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
-pub(crate) async fn list_jobs<P: Port>(State(s): State<Arc<AppState<P>>>) -> Response {
+/// The jobs of the owner token the client presents; none without one.
+pub(crate) async fn list_jobs<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let owner = owner_token(&headers);
     let list: Vec<(String, Phase)> = {
         let mut jobs = s.jobs.lock();
         expire(&mut jobs);
-        jobs.iter().map(|(id, j)| (id.clone(), j.phase)).collect()
+        jobs.iter()
+            .filter(|(_, j)| owner.as_deref() == Some(j.owner.as_str()))
+            .map(|(id, j)| (id.clone(), j.phase))
+            .collect()
     };
     plain_xml(votable::uws_jobs(&list))
 }
@@ -468,6 +616,44 @@ pub(crate) async fn job_parameters<P: Port>(
         Some(job) => plain_xml(votable::uws_parameters(&job)),
         None => not_found(),
     }
+}
+
+/// `POST /tap/async/{id}/parameters`: sets parameters of a job still `PENDING` (UWS 1.1 §2.2.3);
+/// a `PHASE=RUN` among them starts it after. A job in any other phase refuses with a VOTable
+/// error and keeps its parameters.
+pub(crate) async fn set_parameters<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let mut p = params(form);
+    let run = p
+        .remove("PHASE")
+        .is_some_and(|v| v.eq_ignore_ascii_case("RUN"));
+    let updated = with_job(&s, &id, |j| {
+        if j.phase != Phase::Pending {
+            return Err(j.phase);
+        }
+        j.params.extend(p);
+        Ok(())
+    });
+    match updated {
+        None => return not_found(),
+        Some(Err(phase)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "the job is {}: parameters may be changed only while it is PENDING",
+                    phase.as_str()
+                ),
+            );
+        }
+        Some(Ok(())) => {}
+    }
+    if run {
+        start(&s, &id);
+    }
+    Redirect::to(&format!("{}/tap/async/{id}", s.config.base_url)).into_response()
 }
 
 fn text<P: Port>(s: &AppState<P>, id: &str, f: impl FnOnce(&Job) -> String) -> Response {

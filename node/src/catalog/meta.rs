@@ -118,7 +118,8 @@ impl ProductMeta {
 
     /// Resolves derived fields: the time range from `date_obs` and the exposure, the band from
     /// the wavelengths or the wavelengths from the band, and checks ranges. Errors name the
-    /// field.
+    /// field. A product whose header, sidecar and options give no calibration level gets
+    /// [`DEFAULT_CALIB_LEVEL`], since ObsCore makes `calib_level` mandatory.
     pub fn finish(mut self) -> Result<ProductMeta, String> {
         if self.t_min.is_none()
             && let Some(date) = &self.date_obs
@@ -161,6 +162,7 @@ impl ProductMeta {
         {
             return Err(format!("calib_level {level} is outside 0-4"));
         }
+        self.calib_level.get_or_insert(DEFAULT_CALIB_LEVEL);
         if self.band.is_none() {
             self.band = self
                 .em_min
@@ -181,6 +183,11 @@ impl ProductMeta {
         Ok(self)
     }
 }
+
+/// The calibration level of a product nothing else describes: ObsCore level 1, "instrumental
+/// data in a standard format" — what a FITS file from an instrument with no processing
+/// keywords is taken to be. A sidecar's or `orrery dataset add`'s `calib_level` overrides it.
+pub const DEFAULT_CALIB_LEVEL: i64 = 1;
 
 /// The spectral bands, with the wavelengths (metres) that bound them.
 const BANDS: &[(&str, f64, f64)] = &[
@@ -461,5 +468,19 @@ mod tests {
             ..Default::default()
         };
         assert!(meta.finish().unwrap_err().contains("calib_level"));
+    }
+
+    #[test]
+    fn calib_level_is_never_empty() {
+        let meta = ProductMeta::default().finish();
+        assert_eq!(
+            meta.ok().and_then(|m| m.calib_level),
+            Some(DEFAULT_CALIB_LEVEL)
+        );
+        let meta = ProductMeta {
+            calib_level: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(meta.finish().ok().and_then(|m| m.calib_level), Some(3));
     }
 }

@@ -31,9 +31,45 @@ pub enum TapQueryError {
     /// The ADQL is invalid or unsupported.
     #[error("{0}")]
     Adql(#[from] adql::AdqlError),
+    /// SQLite refused the statement as beyond its limits (expression depth, pattern length,
+    /// terms, size): the client's query is too large, not the service broken.
+    #[error(
+        "the query is too large or too complex for this service ({reason}); simplify it, \
+         e.g. fewer OR terms or ORDER BY keys, or a shorter pattern"
+    )]
+    TooComplex {
+        /// SQLite's own words.
+        reason: String,
+    },
     /// The database failed or the query ran too long.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+}
+
+/// Whether SQLite refused a statement for exceeding one of its limits — a client's mistake
+/// — rather than failing.
+fn beyond_limits(e: &CatalogError) -> Option<String> {
+    let CatalogError::Sql(rusqlite::Error::SqliteFailure(code, message)) = e else {
+        return None;
+    };
+    let message = message.clone().unwrap_or_default();
+    let words = [
+        "too large",
+        "too big",
+        "too complex",
+        "too many",
+        "too deep",
+        "too long",
+    ];
+    let limit = code.code == rusqlite::ErrorCode::TooBig
+        || words
+            .iter()
+            .any(|w| message.to_ascii_lowercase().contains(w));
+    limit.then_some(if message.is_empty() {
+        code.to_string()
+    } else {
+        message
+    })
 }
 
 /// Parses, checks and runs one ADQL query.
@@ -76,6 +112,10 @@ pub fn run(conn: &Connection, text: &str, maxrec: u64) -> Result<TapRows, TapQue
             out.push(cells);
         }
         Ok(out)
+    })
+    .map_err(|e| match beyond_limits(&e) {
+        Some(reason) => TapQueryError::TooComplex { reason },
+        None => TapQueryError::Catalog(e),
     })?;
     let limit = usize::try_from(q.limit).unwrap_or(usize::MAX);
     // OVERFLOW means MAXREC cut the answer (DALI); a TOP the query asked for is no overflow.

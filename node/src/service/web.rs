@@ -22,7 +22,9 @@ impl Port for NodePort {
                 rows: t.rows,
                 overflow: t.overflow,
             }),
-            Err(TapQueryError::Adql(e)) => Err(TapError::Query(e.to_string())),
+            Err(e @ (TapQueryError::Adql(_) | TapQueryError::TooComplex { .. })) => {
+                Err(TapError::Query(e.to_string()))
+            }
             Err(TapQueryError::Catalog(e @ CatalogError::Timeout(_))) => {
                 Err(TapError::Query(e.to_string()))
             }

@@ -142,6 +142,10 @@ pub fn spawn(
             let mut kad_config = kad::Config::new(libp2p::StreamProtocol::new("/orrery/kad/1"));
             // Only members' addresses enter the routing table (from their adverts and identify).
             kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
+            // No timer-driven bootstrap: members are found from the membership and adverts, and
+            // Kademlia bootstraps by itself when a member enters its table. The timer warned
+            // "no known peers" every five minutes on a node alone.
+            kad_config.set_periodic_bootstrap_interval(None);
             let mut kad =
                 kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_config);
             kad.set_mode(Some(kad::Mode::Server));

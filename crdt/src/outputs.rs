@@ -122,32 +122,31 @@ impl BlobRef {
 
     /// The in-memory stub standing for a stored run of outputs.
     pub fn list_stub(&self) -> Value {
-        json!({"output_type": STORED_LIST_TYPE, "blake3": self.hex(), "bytes": self.len})
+        self.stub_of(STORED_LIST_TYPE)
     }
 
     /// The reference a run stub names; `None` if `output` is not a well-formed run stub.
     pub fn from_list_stub(output: &Value) -> Option<Self> {
-        let o = output.as_object()?;
-        if o.get("output_type")?.as_str()? != STORED_LIST_TYPE {
-            return None;
-        }
-        let mut hash = [0u8; 32];
-        hex_decode(o.get("blake3")?.as_str()?, &mut hash)?;
-        Some(Self {
-            hash,
-            len: o.get("bytes")?.as_u64()?,
-        })
+        Self::from_stub_of(output, STORED_LIST_TYPE)
     }
 
     /// The in-memory stub standing for the stored output.
     pub fn stub(&self) -> Value {
-        json!({"output_type": STORED_OUTPUT_TYPE, "blake3": self.hex(), "bytes": self.len})
+        self.stub_of(STORED_OUTPUT_TYPE)
     }
 
     /// The reference a stub names; `None` if `output` is not a well-formed stub.
     pub fn from_stub(output: &Value) -> Option<Self> {
+        Self::from_stub_of(output, STORED_OUTPUT_TYPE)
+    }
+
+    fn stub_of(&self, output_type: &str) -> Value {
+        json!({"output_type": output_type, "blake3": self.hex(), "bytes": self.len})
+    }
+
+    fn from_stub_of(output: &Value, output_type: &str) -> Option<Self> {
         let o = output.as_object()?;
-        if o.get("output_type")?.as_str()? != STORED_OUTPUT_TYPE {
+        if o.get("output_type")?.as_str()? != output_type {
             return None;
         }
         let mut hash = [0u8; 32];

@@ -156,14 +156,17 @@ mod tests {
     use super::*;
     use futures::StreamExt;
 
-    fn file_with(bytes: &[u8]) -> (tempfile::NamedTempFile, std::fs::File) {
+    /// Streams a file holding `on_disk` that was catalogued as `catalogued`: the bytes that
+    /// arrived, and whether the stream ended in an error.
+    async fn stream(on_disk: &[u8], catalogued: &[u8]) -> (Vec<u8>, bool) {
         let mut tmp = tempfile::NamedTempFile::new().expect("tmp");
-        std::io::Write::write_all(&mut tmp, bytes).expect("write");
-        let f = std::fs::File::open(tmp.path()).expect("open");
-        (tmp, f)
-    }
-
-    async fn collect(file: ProductFile) -> (Vec<u8>, bool) {
+        std::io::Write::write_all(&mut tmp, on_disk).expect("write");
+        let file = ProductFile {
+            file: std::fs::File::open(tmp.path()).expect("open"),
+            size: catalogued.len() as u64,
+            blake3: *blake3::hash(catalogued).as_bytes(),
+            format: "application/fits".into(),
+        };
         let mut out = Vec::new();
         let mut failed = false;
         let mut s = std::pin::pin!(verified(file, "c/p".into()));
@@ -179,14 +182,7 @@ mod tests {
     #[tokio::test]
     async fn matching_bytes_are_sent_whole() {
         let bytes: Vec<u8> = (0..PIECE * 3 + 7).map(|i| (i % 251) as u8).collect();
-        let (_tmp, f) = file_with(&bytes);
-        let file = ProductFile {
-            file: f,
-            size: bytes.len() as u64,
-            blake3: *blake3::hash(&bytes).as_bytes(),
-            format: "application/fits".into(),
-        };
-        let (out, failed) = collect(file).await;
+        let (out, failed) = stream(&bytes, &bytes).await;
         assert!(!failed);
         assert_eq!(out, bytes);
     }
@@ -196,14 +192,7 @@ mod tests {
         let bytes: Vec<u8> = (0..PIECE * 3 + 7).map(|i| (i % 251) as u8).collect();
         let mut damaged = bytes.clone();
         damaged[PIECE + 3] ^= 0x40;
-        let (_tmp, f) = file_with(&damaged);
-        let file = ProductFile {
-            file: f,
-            size: bytes.len() as u64,
-            blake3: *blake3::hash(&bytes).as_bytes(),
-            format: "application/fits".into(),
-        };
-        let (out, failed) = collect(file).await;
+        let (out, failed) = stream(&damaged, &bytes).await;
         assert!(failed, "the stream ends in an error");
         assert!(
             out.len() < bytes.len(),
@@ -216,14 +205,7 @@ mod tests {
     #[tokio::test]
     async fn a_file_that_grew_is_cut() {
         let bytes = b"0123456789".to_vec();
-        let (_tmp, f) = file_with(b"0123456789 and more");
-        let file = ProductFile {
-            file: f,
-            size: bytes.len() as u64,
-            blake3: *blake3::hash(&bytes).as_bytes(),
-            format: "text/plain".into(),
-        };
-        let (out, failed) = collect(file).await;
+        let (out, failed) = stream(b"0123456789 and more", &bytes).await;
         assert!(failed);
         assert!(out.len() < bytes.len(), "nothing past the catalogued size");
     }

@@ -527,27 +527,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         warn!(error = %e, "catalog summaries not read");
         Vec::new()
     });
-    let listener = match tokio::net::TcpListener::bind(config.web.listen).await {
-        Err(e)
-            if e.kind() == std::io::ErrorKind::AddrInUse
-                && config.web.listen == crate::config::DEFAULT_WEB_LISTEN =>
-        {
-            let free = std::net::SocketAddr::new(config.web.listen.ip(), 0);
-            let l = tokio::net::TcpListener::bind(free)
-                .await
-                .map_err(|source| NodeError::Web { addr: free, source })?;
-            warn!(
-                taken = %config.web.listen,
-                serving = %l.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
-                "the default HTTP port is taken (another node on this machine?); serving on a free port instead: set [web] listen in orrery.toml to choose one"
-            );
-            l
-        }
-        other => other.map_err(|source| NodeError::Web {
-            addr: config.web.listen,
-            source,
-        })?,
-    };
+    let listener = web::bind(config.web.listen).await?;
     let web_addr = listener.local_addr().map_err(|source| NodeError::Web {
         addr: config.web.listen,
         source,

@@ -65,3 +65,33 @@ impl Port for NodePort {
         }
     }
 }
+
+/// Binds the HTTP listener at `listen`. When that is the default address and it is taken (a
+/// second node on the machine), a free port on the same address is taken instead, with a
+/// warning; any other address taken is an error.
+pub(super) async fn bind(
+    listen: std::net::SocketAddr,
+) -> Result<tokio::net::TcpListener, super::NodeError> {
+    use super::NodeError;
+    match tokio::net::TcpListener::bind(listen).await {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AddrInUse
+                && listen == crate::config::DEFAULT_WEB_LISTEN =>
+        {
+            let free = std::net::SocketAddr::new(listen.ip(), 0);
+            let l = tokio::net::TcpListener::bind(free)
+                .await
+                .map_err(|source| NodeError::Web { addr: free, source })?;
+            warn!(
+                taken = %listen,
+                serving = %l.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+                "the default HTTP port is taken (another node on this machine?); serving on a free port instead: set [web] listen in orrery.toml to choose one"
+            );
+            Ok(l)
+        }
+        other => other.map_err(|source| NodeError::Web {
+            addr: listen,
+            source,
+        }),
+    }
+}

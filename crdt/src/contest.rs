@@ -170,9 +170,30 @@ impl Contest {
 /// Describes a change that is in `doc`.
 fn describe(doc: &Automerge, roots: &Roots, change: &Change) -> Result<Info, IngestError> {
     let hash = to_hash(change.hash());
-    let deps: Vec<ChangeHash> = change.deps().iter().map(|d| to_hash(*d)).collect();
     let author =
         crate::session::author_of(change.actor_id()).ok_or(IngestError::BadActor { hash })?;
+    if change.deps().is_empty() {
+        return describe_needing(doc, roots, change, author, Role::Owner);
+    }
+    let item = Item {
+        hash,
+        author,
+        change: Rc::new(change.clone()),
+    };
+    let need = classify(&item, Some(roots))?.map_or(Role::Editor, |n| n.role);
+    describe_needing(doc, roots, change, author, need)
+}
+
+/// Describes a change that is in `doc`, by `author`, that needs `need`: only a change that
+/// needs an owner can lower anyone's role, so only those are decoded.
+fn describe_needing(
+    doc: &Automerge,
+    roots: &Roots,
+    change: &Change,
+    author: AuthorId,
+    need: Role,
+) -> Result<Info, IngestError> {
+    let deps: Vec<ChangeHash> = change.deps().iter().map(|d| to_hash(*d)).collect();
     if deps.is_empty() {
         // The genesis: it lowers nobody and nothing can contest its founder.
         return Ok(Info {
@@ -182,12 +203,6 @@ fn describe(doc: &Automerge, roots: &Roots, change: &Change) -> Result<Info, Ing
             lowers: Vec::new(),
         });
     }
-    let item = Item {
-        hash,
-        author,
-        change: Rc::new(change.clone()),
-    };
-    let need = classify(&item, Some(roots))?.map_or(Role::Editor, |n| n.role);
     let mut lowers = Vec::new();
     if need == Role::Owner {
         let after = [change.hash()];
@@ -297,10 +312,22 @@ impl Project {
         Ok(self.contest.held.keys().copied().collect())
     }
 
-    /// Learns every change of the document (after a restore or an adopted snapshot) and holds
-    /// what the rule holds.
-    pub(crate) fn settle_all(&mut self) -> Result<Vec<ChangeHash>, IngestError> {
-        self.contest.seen.clear();
+    /// Learns every change of a document rebuilt from `judged` (each of its changes with the
+    /// role it needs, as a snapshot's checks found them) and holds what the rule holds. Only
+    /// the changes that need an owner are decoded again.
+    pub(crate) fn settle_judged<'a>(
+        &mut self,
+        judged: impl Iterator<Item = (&'a Item, Role)>,
+    ) -> Result<Vec<ChangeHash>, IngestError> {
+        let Some(roots) = self.roots.clone() else {
+            return Ok(Vec::new());
+        };
+        self.contest.known.clear();
+        for (it, need) in judged {
+            let info = describe_needing(&self.doc, &roots, &it.change, it.author, need)?;
+            self.contest.known.insert(it.hash, info);
+        }
+        self.contest.seen = self.doc.get_heads();
         self.settle()
     }
 

@@ -14,7 +14,9 @@
 //! for everything [`Project::ingest`] checks of them (the genesis is this project's and well
 //! formed, there is one root, every change is covered by a seal of its author, every change was
 //! allowed by the membership in its own causal past) and applied to a fresh document in one call,
-//! which is what the replica becomes. The membership changes only through changes that need an
+//! which is what the replica becomes. The rebuild needs nothing the checks find, so it runs on a
+//! second thread while they run; the second judgement ([`crate::contest`]) reuses what the checks
+//! learnt of each change instead of decoding the whole history again. The membership changes only through changes that need an
 //! owner (and the genesis), so a change's role depends only on which of those it descends from:
 //! roles are read from the rebuilt document (`get_at`) once per such set and author.
 
@@ -24,7 +26,7 @@ use std::rc::Rc;
 
 use automerge::{Automerge, ChangeHash as AmHash, LoadOptions, TextEncoding};
 use orrery_protocol::limits::MAX_BATCH_BYTES;
-use orrery_protocol::{AuthorId, ChangeHash, ChangeSeal, Signed, Unverified};
+use orrery_protocol::{AuthorId, ChangeSeal, Signed, Unverified};
 
 use crate::ingest::{
     IngestError, IngestReport, Item, Needs, apply_genesis, classify, coverage, guarded, role_at,
@@ -113,6 +115,107 @@ impl Project {
         // order, so a document can show content its changes do not make.
         let changes = guarded("a snapshot", || loaded.get_changes(&[]))?;
         drop(loaded);
+        for change in &changes {
+            let len = change.raw_bytes().len();
+            if len > orrery_protocol::limits::MAX_CHANGE_BYTES {
+                return Err(IngestError::Oversize {
+                    what: "a change",
+                    len,
+                    limit: orrery_protocol::limits::MAX_CHANGE_BYTES,
+                });
+            }
+        }
+        // The rebuild needs nothing the checks find, so it runs beside them on another thread
+        // (with its own copy of the changes); its document is dropped unless every check passes.
+        let copies = changes.clone();
+        let (judged, built) = std::thread::scope(|scope| {
+            let rebuild = scope.spawn(move || {
+                let mut doc = new_doc();
+                guarded("applying a snapshot", || doc.apply_changes(changes))?.map_err(
+                    |e| match e {
+                        automerge::AutomergeError::DuplicateSeqNumber(seq, actor) => {
+                            IngestError::Equivocation {
+                                author: crate::session::author_of(&actor),
+                                seq,
+                            }
+                        }
+                        _ => IngestError::Library {
+                            what: "applying a snapshot",
+                        },
+                    },
+                )?;
+                Ok::<_, IngestError>(doc)
+            });
+            let judged = self.judge_snapshot(copies, seals);
+            let built = rebuild.join().unwrap_or(Err(IngestError::Library {
+                what: "applying a snapshot",
+            }));
+            (judged, built)
+        });
+        let Judged {
+            items,
+            needs,
+            roots,
+            verified,
+        } = judged?;
+        let doc = built?;
+
+        // Every change judged against the membership in its own causal past.
+        let mut roles: HashMap<(*const Vec<AmHash>, AuthorId), Option<Role>> = HashMap::new();
+        for (it, (past, need)) in items.iter().zip(&needs) {
+            if need.role == Role::Viewer {
+                continue;
+            }
+            let key = (Rc::as_ptr(past), it.author);
+            let role = match roles.get(&key) {
+                Some(r) => *r,
+                None => {
+                    let r = role_at(&doc, &roots.members, &it.author, past);
+                    roles.insert(key, r);
+                    r
+                }
+            };
+            if role.is_none_or(|r| r < need.role) {
+                return Err(IngestError::NotPermitted {
+                    hash: it.hash,
+                    author: it.author,
+                    action: need.action,
+                    role: role.map_or("none", Role::as_str),
+                });
+            }
+        }
+
+        // Whatever was waiting here is superseded by the whole history.
+        let mut report = IngestReport {
+            applied: items.iter().map(|it| it.hash).collect(),
+            duplicates: 0,
+            pending: 0,
+            ..IngestReport::default()
+        };
+        *self = Project::from_doc(self.id, doc);
+        for seal in verified {
+            self.seals.keep(&self.doc, seal);
+        }
+        // The same second judgement as change-by-change ingest: changes contested by a
+        // concurrent removal of their author are held (see [`crate::contest`]). What each
+        // change needs is known already, so only membership changes are described again.
+        let needed = items
+            .iter()
+            .zip(&needs)
+            .map(|(it, (_, need))| (it, need.role));
+        report.held = self.settle_judged(needed)?;
+        report.applied.retain(|h| !report.held.contains(h));
+        Ok(report)
+    }
+
+    /// Checks a snapshot's changes (in the document's causal order) against `seals` and
+    /// classifies each: everything but the role each change's author held, which needs the
+    /// rebuilt document.
+    fn judge_snapshot(
+        &self,
+        changes: Vec<automerge::Change>,
+        seals: Vec<Signed<ChangeSeal, Unverified>>,
+    ) -> Result<Judged, IngestError> {
         let seal_limit = changes.len().saturating_mul(2).saturating_add(16);
         if seals.len() > seal_limit {
             return Err(IngestError::Oversize {
@@ -132,20 +235,11 @@ impl Project {
             verified.push(seal);
         }
 
-        // Items in the document's (causal) order.
         let mut authors = AuthorCache::default();
         let mut items = Vec::with_capacity(changes.len());
         let mut index = HashMap::with_capacity(changes.len());
         for change in changes {
             let hash = to_hash(change.hash());
-            let len = change.raw_bytes().len();
-            if len > orrery_protocol::limits::MAX_CHANGE_BYTES {
-                return Err(IngestError::Oversize {
-                    what: "a change",
-                    len,
-                    limit: orrery_protocol::limits::MAX_CHANGE_BYTES,
-                });
-            }
             let author = authors
                 .of(change.actor_id())
                 .ok_or(IngestError::BadActor { hash })?;
@@ -195,12 +289,12 @@ impl Project {
         let mut interned: HashMap<Vec<AmHash>, Rc<Vec<AmHash>>> = HashMap::new();
         let genesis_hash = items[g].change.hash();
         let root_set = Rc::new(vec![genesis_hash]);
-        let mut judged: Vec<(Rc<Vec<AmHash>>, Needs)> = Vec::with_capacity(items.len());
+        let mut needs: Vec<(Rc<Vec<AmHash>>, Needs)> = Vec::with_capacity(items.len());
         for (i, it) in items.iter().enumerate() {
             let hash = it.change.hash();
             if i == g {
                 governance.insert(hash, root_set.clone());
-                judged.push((
+                needs.push((
                     root_set.clone(),
                     Needs {
                         role: Role::Viewer,
@@ -244,72 +338,24 @@ impl Project {
                 past.clone()
             };
             governance.insert(hash, own);
-            judged.push((past, need));
+            needs.push((past, need));
         }
-        drop(governance);
-
-        // The document, rebuilt from the changes in one call.
-        let mut report = IngestReport {
-            applied: items.iter().map(|it| it.hash).collect(),
-            duplicates: 0,
-            pending: 0,
-            ..IngestReport::default()
-        };
-        let who: Vec<(ChangeHash, AuthorId)> =
-            items.iter().map(|it| (it.hash, it.author)).collect();
-        let changes: Vec<automerge::Change> = items
-            .into_iter()
-            .map(|it| Rc::try_unwrap(it.change).unwrap_or_else(|shared| (*shared).clone()))
-            .collect();
-        let mut doc = new_doc();
-        guarded("applying a snapshot", || doc.apply_changes(changes))?.map_err(|e| match e {
-            automerge::AutomergeError::DuplicateSeqNumber(seq, actor) => {
-                IngestError::Equivocation {
-                    author: crate::session::author_of(&actor),
-                    seq,
-                }
-            }
-            _ => IngestError::Library {
-                what: "applying a snapshot",
-            },
-        })?;
-
-        // Every change judged against the membership in its own causal past.
-        let mut roles: HashMap<(*const Vec<AmHash>, AuthorId), Option<Role>> = HashMap::new();
-        for ((hash, author), (past, need)) in who.iter().zip(&judged) {
-            if need.role == Role::Viewer {
-                continue;
-            }
-            let key = (Rc::as_ptr(past), *author);
-            let role = match roles.get(&key) {
-                Some(r) => *r,
-                None => {
-                    let r = role_at(&doc, &roots.members, author, past);
-                    roles.insert(key, r);
-                    r
-                }
-            };
-            if role.is_none_or(|r| r < need.role) {
-                return Err(IngestError::NotPermitted {
-                    hash: *hash,
-                    author: *author,
-                    action: need.action,
-                    role: role.map_or("none", Role::as_str),
-                });
-            }
-        }
-
-        // Whatever was waiting here is superseded by the whole history.
-        *self = Project::from_doc(self.id, doc);
-        for seal in verified {
-            self.seals.keep(&self.doc, seal);
-        }
-        // The same second judgement as change-by-change ingest: changes contested by a
-        // concurrent removal of their author are held (see [`crate::contest`]).
-        report.held = self.settle_all()?;
-        report.applied.retain(|h| !report.held.contains(h));
-        Ok(report)
+        Ok(Judged {
+            items,
+            needs,
+            roots,
+            verified,
+        })
     }
+}
+
+/// What the checks of a snapshot found: its changes in causal order, what each needs (and the
+/// membership changes its role is read as of), the project's containers and the verified seals.
+struct Judged {
+    items: Vec<Item>,
+    needs: Vec<(Rc<Vec<AmHash>>, Needs)>,
+    roots: Roots,
+    verified: Vec<Signed<ChangeSeal, orrery_protocol::Verified>>,
 }
 
 /// The number of changes in `doc` and of the operations they make.

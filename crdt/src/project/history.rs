@@ -171,7 +171,7 @@ impl Project {
             project.seals.keep(&project.doc, seal);
         }
         // Stored changes include held ones (see [`crate::contest`]): judge them again.
-        project.settle_all()?;
+        project.settle()?;
         Ok(project)
     }
 

@@ -15,8 +15,8 @@
 //! * A contested change is **accepted** when some change `C'` by a different author, not
 //!   itself contested, has `C` as an ancestor: a member still authorised built on it.
 //! * Contested changes that are not accepted, and every change that depends on one, are
-//!   **held**: kept beside the document (never lost, saved with it, served to peers that ask
-//!   for them, re-judged on every ingest) but not applied. A held change becomes part of the
+//!   **held**: kept beside the document (never lost, saved with it, sent to every peer once a
+//!   connection in live sync, re-judged on every ingest) but not applied. A held change becomes part of the
 //!   document as soon as an authorised member's change builds on it ([`Project::accept_held`]
 //!   does that deliberately).
 //!

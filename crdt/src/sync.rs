@@ -116,6 +116,9 @@ pub struct PeerState {
     shared: Option<Vec<AmHash>>,
     /// Changes sent to the peer that its reported heads do not yet reflect.
     sent: HashSet<AmHash>,
+    /// Held changes (see [`crate::contest`]) sent to the peer on this connection: they are not
+    /// in the document, so the peer's heads never reflect them.
+    held_sent: HashSet<AmHash>,
     /// This side's heads as last announced to the peer.
     told: Option<Vec<AmHash>>,
     /// Changes the peer asked for by name.
@@ -219,6 +222,17 @@ impl Project {
                 candidates.push(h);
             }
         }
+        // Held changes travel too, once a connection, so that an edit held here is not kept by
+        // this replica alone (the peer holds it as well, or applies it if a member there built
+        // on it).
+        if self.contest.held().next().is_some() {
+            let queued: HashSet<AmHash> = candidates.iter().copied().collect();
+            for h in self.contest.held().map(|(h, _)| from_hash(*h)) {
+                if !state.held_sent.contains(&h) && !queued.contains(&h) {
+                    candidates.push(h);
+                }
+            }
+        }
         let ask = !missing.is_empty() && missing != state.asked;
         if candidates.is_empty() && !ask && state.told.as_ref() == Some(&heads) {
             return None;
@@ -239,6 +253,10 @@ impl Project {
             if let Some(document) = document.filter(|d| d.len() <= MAX_SNAPSHOT_MESSAGE_BYTES) {
                 state.snapshot_sent = true;
                 state.told = Some(heads.clone());
+                // The snapshot carries the held changes.
+                state
+                    .held_sent
+                    .extend(self.contest.held().map(|(h, _)| from_hash(*h)));
                 let whole = Whole {
                     heads: heads.into_iter().map(to_hash).collect(),
                     document: serde_bytes_vec::Bytes(document),
@@ -252,7 +270,14 @@ impl Project {
         }
         let limit = state.message_limit.unwrap_or(MAX_MESSAGE_CHANGE_BYTES);
         let changes = self.changes_to_send(&shared, &candidates, state.peer_empty, limit);
-        state.sent.extend(changes.iter().map(Change::hash));
+        for c in &changes {
+            let h = c.hash();
+            if self.contest.holds(&to_hash(h)) {
+                state.held_sent.insert(h);
+            } else {
+                state.sent.insert(h);
+            }
+        }
         state.told = Some(heads.clone());
         let raw: Vec<Vec<u8>> = changes.iter().map(|c| c.raw_bytes().to_vec()).collect();
         Some(self.live_message(false, heads, &missing, raw))

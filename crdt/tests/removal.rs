@@ -427,3 +427,45 @@ fn a_replica_serves_a_held_change_to_a_peer_that_needs_it() {
     }
     assert_eq!(a.heads(), p.heads());
 }
+
+#[test]
+fn a_held_change_travels_in_live_sync_so_its_author_is_not_its_only_keeper() {
+    let (alice, bob, carol) = (session(), session(), session());
+    let (mut a, nb, cell) = team(&alice, &bob, &carol);
+    let mut b = replica_of(&a);
+    let mut c = replica_of(&a);
+    b.splice_source(&bob, &nb, &cell, 0, 0, "# bob\n")
+        .expect("bob edits offline");
+    b.seal(&bob);
+    a.remove_member(&alice, bob.author()).expect("remove bob");
+    let removal = a.seal(&alice);
+    // Bob's replica learns of the removal before it ever syncs: his edit is held there, out of
+    // the document, so it is not among the changes a peer's heads say it lacks.
+    assert_eq!(b.ingest(removal.clone()).expect("removal").held.len(), 1);
+    c.ingest(removal).expect("removal");
+    assert_eq!(b.heads(), c.heads());
+    assert!(c.held().is_empty());
+    sync(&mut b, &mut c);
+    assert_eq!(
+        c.held(),
+        b.held(),
+        "Carol's replica keeps Bob's held edit too"
+    );
+    assert_eq!(c.cell(&nb, &cell).expect("cell").source, "print(1)");
+    assert_eq!(b.heads(), c.heads());
+    // Carol accepts it from her own replica, without Bob's.
+    assert_eq!(
+        c.accept_held(
+            &carol,
+            &b.held().iter().map(|(h, _)| *h).collect::<Vec<_>>()
+        )
+        .expect("accept"),
+        1
+    );
+    assert!(
+        c.cell(&nb, &cell)
+            .expect("cell")
+            .source
+            .starts_with("# bob")
+    );
+}

@@ -135,6 +135,14 @@ pub enum NodeEvent {
         /// The blob.
         blob: orrery_crdt::BlobRef,
     },
+    /// Changes arrived that were made concurrently with their author's removal or demotion:
+    /// they are kept but not applied until an editor accepts them (`orrery project accept`).
+    Held {
+        /// The project.
+        project: ProjectId,
+        /// How many changes are newly held.
+        changes: usize,
+    },
     /// A stored output (a large cell output) a project refers to arrived from another node.
     BlobFetched {
         /// The project it was fetched for.

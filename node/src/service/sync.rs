@@ -277,6 +277,10 @@ impl NodeActor {
                 held = newly_held,
                 "changes made concurrently with their author's removal or demotion are held: kept, not applied, until an editor accepts them"
             );
+            self.emit(NodeEvent::Held {
+                project: id,
+                changes: newly_held,
+            });
         }
         let changed = !received.report.applied.is_empty();
         let heads = project.heads();

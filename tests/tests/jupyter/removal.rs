@@ -8,7 +8,7 @@ use orrery_crdt::{
 };
 use orrery_node::service::NodeError;
 use orrery_protocol::{ChangeHash, ChangeSeal, ProjectId, Signed};
-use orrery_tests::running;
+use orrery_tests::{running, within};
 
 use crate::support::*;
 
@@ -93,7 +93,8 @@ async fn an_author_removed_while_edits_are_in_flight() {
     let all = running(&nodes);
     let notebooks = settled(&nodes, p, "B's node rejoins and everyone converges").await;
     // B's edits are concurrent with the removal and nobody built on them: held (kept, applied
-    // nowhere). B's node holds them and says so; C's edit is applied everywhere.
+    // nowhere). Every node holds them (they travel like any change, so they do not live on B's
+    // node alone) and says so; C's edit is applied everywhere.
     let final_nb = &notebooks[0];
     let lost = missing(&typed, final_nb);
     assert_eq!(lost.len(), 1, "{lost:#?}");
@@ -109,14 +110,24 @@ async fn an_author_removed_while_edits_are_in_flight() {
         .map(|c| c.id)
         .collect();
     assert_eq!(ids_of(final_nb), expected);
-    let held = all[1]
-        .read(p, |x| x.map(|x| x.held().len()))
-        .await
-        .expect("read")
-        .expect("held");
+    let held_everywhere = within(&all, WAIT, || async {
+        let mut counts = Vec::new();
+        for node in &all {
+            counts.push(
+                node.read(p, |x| x.map(|x| x.held().len()))
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0),
+            );
+        }
+        counts.iter().all(|&n| n >= 2)
+    })
+    .await;
     assert!(
-        held >= 2,
-        "B's node keeps both offline changes, held: {held}"
+        held_everywhere,
+        "every node keeps both of B's offline changes, held\n{}",
+        replica_report(&nodes, p).await
     );
     let _ = &b_heads;
     for (i, node) in all.iter().enumerate() {

@@ -1320,7 +1320,15 @@ impl NodeActor {
                 };
                 let _ = reply.send(response);
             }
-            FedEvent::Banned { node, reason } => self.emit(NodeEvent::Banned { node, reason }),
+            FedEvent::Banned { node, reason } => {
+                let secs = self.config.network.ban_secs;
+                let words = reason.to_string();
+                let _ = self
+                    .store
+                    .run(move |s| s.record_ban(node, secs, &words))
+                    .await;
+                self.emit(NodeEvent::Banned { node, reason });
+            }
             FedEvent::RemovedSelf => warn!("this node was removed from the federation"),
         }
     }

@@ -8,6 +8,7 @@
 //! arrived since, and one seal per actor. [`Store::compact`] folds the changes into a new
 //! snapshot in one transaction.
 
+mod bans;
 mod replication;
 
 use std::collections::HashSet;
@@ -24,6 +25,7 @@ use orrery_protocol::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use bans::PeerBan;
 pub use replication::{Direction, ReplicationProblem};
 
 /// The migrations, in order; `user_version` counts how many have run.
@@ -34,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004.sql"),
     include_str!("../migrations/0005.sql"),
     include_str!("../migrations/0006.sql"),
+    include_str!("../migrations/0007.sql"),
 ];
 
 /// Why the store failed.

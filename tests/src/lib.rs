@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use clap::Parser as _;
 use futures::StreamExt;
 use orrery_crdt::{Project, Session};
 use orrery_node::config::Config;
@@ -392,4 +393,15 @@ impl Drop for Squatters {
     fn drop(&mut self) {
         self.tasks.abort_all();
     }
+}
+
+/// The command line's output for `args`, run in this process on `node`'s data directory (what
+/// the operator of that node would see).
+pub fn cli(node: &TestNode, args: &[&str]) -> String {
+    let data = node.home.root().to_str().expect("utf-8").to_owned();
+    let mut argv = vec!["orrery", "--data-dir", &data];
+    argv.extend_from_slice(args);
+    let mut out = Vec::new();
+    orrery_node::cli::run(orrery_node::cli::Cli::parse_from(argv), &mut out).expect("runs");
+    String::from_utf8(out).expect("utf-8")
 }

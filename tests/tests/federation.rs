@@ -10,7 +10,9 @@ use orrery_crdt::{CellKind, NewCell, Project, Role, Visibility};
 use orrery_node::service::NodeHandle;
 use orrery_protocol::wire::{Refusal, Request, Response, SyncFrame};
 use orrery_protocol::{ChangeHash, ChangeSeal, ProjectId, SecretKey, Signed};
-use orrery_tests::{HostileMember, Squatters, TestNode, eventually, federation, hostile_member};
+use orrery_tests::{
+    HostileMember, Squatters, TestNode, cli, eventually, federation, hostile_member, within,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -449,6 +451,15 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
         "{}",
         ban.reason
     );
+    // And the operator sees it: `orrery federation status` lists the ban with its reason.
+    let shown = within(&all, WAIT, || async {
+        let status = cli(&nodes[0], &["federation", "status"]);
+        status.contains("banned peers") && status.contains(&mallory.short())
+    })
+    .await;
+    let status = cli(&nodes[0], &["federation", "status"]);
+    assert!(shown, "the ban is not in `federation status`:\n{status}");
+    assert!(status.contains("may not"), "no reason given:\n{status}");
     // Nothing changed anywhere.
     for h in &all {
         assert_eq!(heads(h, p).await.expect("held"), honest);
@@ -692,6 +703,11 @@ async fn a_node_removed_while_offline_learns_it_and_stops_dialling() {
     let status = gone.status().await.expect("status");
     let told = status.removed_self.expect("removal reported");
     assert_eq!(told.by, nodes[0].id, "the founder removed it");
+    let shown = cli(&nodes[1], &["federation", "status"]);
+    assert!(
+        shown.contains("this node was removed from the federation"),
+        "the removed node's operator is not told:\n{shown}"
+    );
     assert!(refused_attempts(&member, removed).await >= 1);
 
     // From now on it stops dialling: over a window of several advert rounds (each of which

@@ -5,23 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use clap::Parser;
 use orrery_crdt::Visibility;
 use orrery_federation::Event;
 use orrery_node::store::{Direction, Store};
 use orrery_protocol::advert::NodeAdvert;
 use orrery_protocol::wire::{Refusal, Request, Response, SyncFrame};
-use orrery_tests::{TestNode, federation, hostile_member_with_events, within};
-
-/// The command line's output for `args`, run on `node`'s data directory.
-fn cli(node: &TestNode, args: &[&str]) -> String {
-    let data = node.home.root().to_str().expect("utf-8").to_owned();
-    let mut argv = vec!["orrery", "--data-dir", &data];
-    argv.extend_from_slice(args);
-    let mut out = Vec::new();
-    orrery_node::cli::run(orrery_node::cli::Cli::parse_from(argv), &mut out).expect("runs");
-    String::from_utf8(out).expect("utf-8")
-}
+use orrery_tests::{TestNode, cli, federation, hostile_member_with_events, within};
 
 fn problems(node: &TestNode) -> Vec<orrery_node::store::ReplicationProblem> {
     Store::open(&node.home.database())

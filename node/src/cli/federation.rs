@@ -276,7 +276,31 @@ pub(super) fn run(ctx: &mut Ctx, cmd: FederationCmd, out: &mut dyn Write) -> Res
                     writeln!(out, "  {line}")?;
                 }
             }
+            let bans = ctx.store.bans()?;
+            if !bans.is_empty() {
+                writeln!(out, "\nbanned peers (this node refuses their connections)")?;
+                for b in &bans {
+                    writeln!(
+                        out,
+                        "  {} since {} until {}: {}",
+                        b.peer.short(),
+                        time(b.since),
+                        time(b.until),
+                        b.reason
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "  a ban ends by itself; if the peer is a member that misbehaves, ask its operator to check its logs"
+                )?;
+            }
             let removed = m.removed();
+            if removed.contains(&me) {
+                writeln!(
+                    out,
+                    "\nthis node was removed from the federation: members no longer sync with it or answer its searches. To take part again, ask a member's operator for a new invitation (`orrery federation invite` there, then `orrery federation join` here)."
+                )?;
+            }
             if !removed.is_empty() {
                 writeln!(
                     out,

@@ -11,6 +11,7 @@
 //! | `/data/{collection}/{path}` | a product's file, with its BLAKE3 in `x-blake3` |
 
 mod data;
+pub mod oidc;
 mod tap;
 
 use std::future::Future;

@@ -167,7 +167,10 @@ async fn a_researcher_signs_in_and_the_orcid_id_is_taken_from_the_verified_token
         .expect("signed in");
     assert_eq!(who.subject, ORCID);
     assert_eq!(who.issuer, op.issuer);
-    assert_eq!(who.orcid.as_ref().map(OrcidId::as_str), Some(ORCID));
+    assert_eq!(
+        who.orcid.as_ref().map(ToString::to_string).as_deref(),
+        Some(ORCID)
+    );
 
     // A subject that is not a valid iD is never taken for one.
     let (url, pending) = provider.begin();

@@ -10,9 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{ActorId, Automerge, ObjId, ObjType, ReadDoc, ScalarValue, TextEncoding, Value};
-use orrery_protocol::{
-    AuthorId, AuthorProfile, ChangeHash, ChangeSeal, ProjectId, Signed, Unverified, Verified,
-};
+use orrery_protocol::{AuthorId, ChangeHash, ChangeSeal, ProjectId, Signed, Unverified, Verified};
 
 use crate::ids::{CellId, CommentId, DatasetRefId, NotebookId};
 use crate::outputs::{Blob, BlobError, externalise_all, to_scalar};
@@ -20,6 +18,8 @@ use crate::position;
 use crate::schema::*;
 use crate::session::{Session, author_of};
 
+mod authors;
+pub(crate) use authors::ATTESTATION_SUFFIX;
 mod branch;
 mod edit;
 mod history;

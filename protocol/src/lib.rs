@@ -22,6 +22,6 @@ pub mod signing;
 pub mod wire;
 
 pub use identity::{AuthorId, KeyError, NodeId, PublicKey, SecretKey};
-pub use profile::{AuthorProfile, Orcid, ProfileError};
+pub use profile::{AuthorProfile, Orcid, OrcidAttestation, ProfileError};
 pub use seal::{ChangeHash, ChangeSeal, ProjectId};
 pub use signing::{Domain, SignatureError, Signed, SignedPayload, Unverified, Verified};

@@ -100,6 +100,9 @@ pub enum ProfileError {
     /// The affiliation is too long.
     #[error("an affiliation must be at most {MAX_NAME_BYTES} bytes")]
     BadAffiliation,
+    /// An attestation's issuer is too long.
+    #[error("an issuer must be at most {MAX_NAME_BYTES} bytes")]
+    BadIssuer,
     /// The profile is signed by a key other than the author it describes.
     #[error("the profile of {author} is signed by another key; a profile must be self-signed")]
     NotSelfSigned {
@@ -160,6 +163,41 @@ impl AuthorProfile {
             });
         }
         profile.validate()?;
+        Ok(verified)
+    }
+}
+
+/// A node's statement that `author` signed in there through an OpenID provider that vouched for
+/// `orcid` (ORCID's own, or its sandbox): the iD is then *verified*, by that node, rather than
+/// only declared in the author's self-signed profile. Signed by the node's key; other nodes
+/// trust it as far as they trust the signer (a member of their federation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrcidAttestation {
+    /// The author whose key the iD is bound to.
+    pub author: AuthorId,
+    /// The iD the provider vouched for (its `sub`).
+    pub orcid: Orcid,
+    /// The issuer of the verified identity token, e.g. `https://orcid.org`.
+    pub issuer: String,
+    /// When the sign-in happened, in seconds since the Unix epoch.
+    pub attested_at: i64,
+}
+
+impl SignedPayload for OrcidAttestation {
+    const DOMAIN: Domain = Domain::OrcidAttestation;
+    const MAX_BYTES: usize = MAX_SIGNED_PAYLOAD;
+    const NAME: &'static str = "ORCID attestation";
+}
+
+impl OrcidAttestation {
+    /// Verifies an attestation's signature and limits; who signed it is for the caller to judge.
+    pub fn verify(
+        signed: Signed<OrcidAttestation, Unverified>,
+    ) -> Result<Signed<OrcidAttestation, Verified>, ProfileError> {
+        let verified = signed.verify()?;
+        if verified.value().issuer.len() > MAX_NAME_BYTES {
+            return Err(ProfileError::BadIssuer);
+        }
         Ok(verified)
     }
 }

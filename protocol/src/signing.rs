@@ -41,6 +41,8 @@ pub enum Domain {
     Output,
     /// An author's statement that a node hosts them.
     Hosting,
+    /// A node's statement that an author signed in there with an ORCID iD.
+    OrcidAttestation,
 }
 
 impl Domain {
@@ -58,6 +60,7 @@ impl Domain {
             Domain::Presence => "orrery/v1/presence",
             Domain::Output => "orrery/v1/output",
             Domain::Hosting => "orrery/v1/author-hosting",
+            Domain::OrcidAttestation => "orrery/v1/orcid-attestation",
         }
     }
 }

@@ -119,11 +119,13 @@ pub(crate) fn classify(it: &Item, roots: Option<&Roots>) -> Result<Option<Needs>
                     .as_ref()
                     .is_some_and(|(c, a)| *c == opid.0 && *a == opid.1) =>
             {
-                let own = matches!(&op.key, Key::Map(k) if k.as_str() == it.author.to_string());
+                let author = it.author.to_string();
+                let own = matches!(&op.key, Key::Map(k) if k.as_str() == author
+                    || k.strip_suffix(crate::project::ATTESTATION_SUFFIX) == Some(author.as_str()));
                 if !own {
                     return Err(forbidden(
                         "profiles",
-                        "may only hold the change author's own profile",
+                        "may only hold the change author's own profile and attestation",
                     ));
                 }
             }

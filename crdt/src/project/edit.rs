@@ -499,65 +499,6 @@ impl Project {
         })?;
         Ok(id)
     }
-
-    /// Publishes the session author's signed profile in the project, so that every replica can
-    /// name them in credits and citations (editors and owners; each author writes only their
-    /// own entry). Does nothing if the same profile is already there.
-    pub fn publish_profile(
-        &mut self,
-        session: &Session,
-        profile: &Signed<AuthorProfile, Verified>,
-    ) -> Result<(), EditError> {
-        if profile.value().author != session.author() {
-            return Err(EditError::NotPermitted {
-                author: session.author(),
-                action: "publish another author's profile",
-                role: "any".into(),
-            });
-        }
-        let bytes = orrery_protocol::encoding::encode(&profile.clone().into_unverified());
-        let roots = self.roots()?;
-        let current = match self.doc.get(&roots.profiles, session.author().to_string()) {
-            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                ScalarValue::Bytes(b) => Some(b.clone()),
-                _ => None,
-            },
-            _ => None,
-        };
-        if current.as_deref() == Some(&bytes[..]) {
-            return Ok(());
-        }
-        self.edit(session, Role::Editor, "publish a profile", |tx, roots| {
-            tx.put(&roots.profiles, session.author().to_string(), bytes)?;
-            Ok(())
-        })
-    }
-
-    /// The verified profiles published in the project. Entries that do not verify, are not
-    /// self-signed, or sit under another author's key are skipped.
-    pub fn profiles(&self) -> BTreeMap<AuthorId, AuthorProfile> {
-        let Some(roots) = &self.roots else {
-            return BTreeMap::new();
-        };
-        self.doc
-            .map_range(&roots.profiles, ..)
-            .filter_map(|item| {
-                let author: AuthorId = item.key.parse().ok()?;
-                let bytes = match &item.value {
-                    automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => b.to_vec(),
-                    _ => return None,
-                };
-                let signed: Signed<AuthorProfile, Unverified> = orrery_protocol::encoding::decode(
-                    "author profile",
-                    &bytes,
-                    orrery_protocol::limits::MAX_SIGNED_PAYLOAD * 2,
-                )
-                .ok()?;
-                let verified = AuthorProfile::verify(signed).ok()?;
-                (verified.value().author == author).then(|| (author, verified.value().clone()))
-            })
-            .collect()
-    }
 }
 
 /// Content bytes per change when many cells are written at once.

@@ -223,7 +223,7 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
         ProjectCmd::Credits { project } => credits(ctx, &project, out),
         ProjectCmd::Cite { project, output } => {
             let p = load(ctx, &project)?;
-            let text = citation_cff(&p, &local_profiles(ctx)?);
+            let text = citation_cff(&p, &local_profiles(ctx)?, &trusted_orcids(ctx, &p)?);
             emit(out, output, &text)
         }
         ProjectCmd::ImportIpynb {
@@ -627,6 +627,16 @@ fn log(ctx: &Ctx, query: &str, limit: usize, out: &mut dyn Write) -> Result<()> 
     Ok(())
 }
 
+/// The ORCID iDs attested in `p` by this node or a member of its federation.
+fn trusted_orcids(
+    ctx: &Ctx,
+    p: &Project,
+) -> Result<BTreeMap<AuthorId, crate::citation::VerifiedOrcid>> {
+    let me = orrery_protocol::NodeId(read_key(&ctx.home.node_key())?.public());
+    let membership = ctx.store.membership()?;
+    Ok(crate::citation::verified_orcids(p, membership.as_ref(), me))
+}
+
 fn credits(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
     let p = load(ctx, query)?;
     let name = namer(ctx, &p)?;
@@ -640,6 +650,18 @@ fn credits(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
             s.changes.to_string(),
         ]);
     }
+    let verified = trusted_orcids(ctx, &p)?;
+    let mut profiles = local_profiles(ctx)?;
+    profiles.extend(p.profiles());
+    let ids: Vec<String> = c
+        .shares
+        .iter()
+        .filter_map(|s| {
+            let declared = profiles.get(&s.author).and_then(|p| p.orcid.as_ref());
+            crate::citation::orcid_note(declared, verified.get(&s.author))
+                .map(|note| format!("  {}: ORCID {note}", name(&s.author)))
+        })
+        .collect();
     for nb in &c.notebooks {
         for s in &nb.shares {
             rows.push(vec![
@@ -665,6 +687,12 @@ fn credits(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
         "{}",
         table(&["scope", "author", "characters", "changes"], rows)
     )?;
+    if !ids.is_empty() {
+        writeln!(out, "\nORCID iDs")?;
+        for line in ids {
+            writeln!(out, "{line}")?;
+        }
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 mod blobs;
 mod replication;
 mod search;
+mod search_cache;
 mod store_thread;
 mod sync;
 mod web;
@@ -135,6 +136,9 @@ pub enum NodeEvent {
         /// The blob.
         blob: orrery_crdt::BlobRef,
     },
+    /// This node's catalog changed (a collection published, rescanned or removed, possibly by
+    /// another process).
+    CatalogChanged,
     /// Changes arrived that were made concurrently with their author's removal or demotion:
     /// they are kept but not applied until an editor accepts them (`orrery project accept`).
     Held {
@@ -341,13 +345,25 @@ impl NodeHandle {
         query
             .validate()
             .map_err(crate::catalog::CatalogError::from)?;
-        self.call(|reply| Command::Search {
-            query,
-            local,
-            deadline,
-            reply,
-        })
-        .await
+        // This node's own answers are reused while its catalog is unchanged; a federated
+        // answer is always asked afresh, so a member that just went away is named at once.
+        let cache = &self.readers.cache;
+        if local && let Some(answer) = cache.get(&query) {
+            return Ok((*answer).clone());
+        }
+        let generation = cache.generation();
+        let answer = self
+            .call(|reply| Command::Search {
+                query: query.clone(),
+                local,
+                deadline,
+                reply,
+            })
+            .await?;
+        if local {
+            cache.put(&query, generation, &answer);
+        }
+        Ok(answer)
     }
 
     /// Runs an ADQL query on this node's `ivoa.obscore`.
@@ -818,6 +834,8 @@ impl NodeActor {
     }
 
     async fn publish_advert(&mut self) {
+        // What this node holds may have changed: searches are answered afresh.
+        self.readers.cache.invalidate();
         self.advert_renewed = std::time::Instant::now();
         let federation = self
             .membership
@@ -1387,6 +1405,9 @@ impl NodeActor {
             && let Ok(summaries) = self.readers.run(|c| c.summaries()).await
         {
             self.catalog_generation = generation;
+            // Another process changed the catalog: this node's kept answers are stale.
+            self.readers.cache.invalidate();
+            self.emit(NodeEvent::CatalogChanged);
             if summaries != self.collections {
                 self.collections = summaries;
                 self.publish_advert().await;

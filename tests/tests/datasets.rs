@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use futures::FutureExt as _;
+
 use orrery_catalog::{Cone, Facet, Page, Query};
 use orrery_node::catalog::Catalog;
 use orrery_node::catalog::ingest::{Described, add_described};
@@ -82,6 +84,70 @@ async fn adverts_with_collections(nodes: &[TestNode], from: usize, n: usize, tot
         },
     )
     .await;
+}
+
+/// A node's answers to local searches are reused while its catalog is unchanged, and a
+/// collection published meanwhile by another process (as `orrery dataset add` does) is found
+/// at the next poll, not when a kept answer expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_search_sees_a_collection_published_while_the_node_runs() {
+    let nodes = federation(1).await;
+    let node = nodes[0].handle().clone();
+    publish(
+        &nodes[0],
+        "xmm-crab",
+        "XMM-Newton",
+        "Crab Nebula",
+        83.63,
+        22.01,
+        3,
+    );
+    let crab = Query {
+        text: Some("crab".into()),
+        ..Query::default()
+    };
+    let total = |node: NodeHandle, q: Query| async move {
+        node.search(q, true, Duration::from_secs(2))
+            .await
+            .map(|r| r.results.total)
+            .unwrap_or(0)
+    };
+    eventually(
+        &[node.clone()],
+        Duration::from_secs(10),
+        "the first collection is found",
+        || total(node.clone(), crab.clone()).map(|n| n == 3),
+    )
+    .await;
+    // Asked again, the same answer (the kept one).
+    assert_eq!(total(node.clone(), crab.clone()).await, 3);
+    publish(
+        &nodes[0],
+        "caha-crab",
+        "CAHA",
+        "Crab Nebula",
+        83.64,
+        22.02,
+        4,
+    );
+    let started = std::time::Instant::now();
+    eventually(
+        &[node.clone()],
+        Duration::from_secs(5),
+        "the new collection is found",
+        || total(node.clone(), crab.clone()).map(|n| n == 7),
+    )
+    .await;
+    assert!(
+        started.elapsed() < super_fresh(),
+        "found only after {:?}, when a kept answer would have expired",
+        started.elapsed()
+    );
+}
+
+/// Less than the time a kept answer stays fresh (10 s): a change must be seen sooner.
+fn super_fresh() -> Duration {
+    Duration::from_secs(5)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

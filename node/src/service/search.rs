@@ -29,6 +29,8 @@ pub(crate) struct Readers {
     path: PathBuf,
     pool: Mutex<Vec<Catalog>>,
     running: Arc<tokio::sync::Semaphore>,
+    /// Recent complete answers (see [`super::search_cache`]).
+    pub(crate) cache: super::search_cache::SearchCache,
 }
 
 impl Readers {
@@ -37,6 +39,7 @@ impl Readers {
             path,
             pool: Mutex::new(Vec::new()),
             running: Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING)),
+            cache: Default::default(),
         }
     }
 

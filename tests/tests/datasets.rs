@@ -113,7 +113,7 @@ async fn a_local_search_sees_a_collection_published_while_the_node_runs() {
             .unwrap_or(0)
     };
     eventually(
-        &[node.clone()],
+        std::slice::from_ref(&node),
         Duration::from_secs(10),
         "the first collection is found",
         || total(node.clone(), crab.clone()).map(|n| n == 3),
@@ -132,7 +132,7 @@ async fn a_local_search_sees_a_collection_published_while_the_node_runs() {
     );
     let started = std::time::Instant::now();
     eventually(
-        &[node.clone()],
+        std::slice::from_ref(&node),
         Duration::from_secs(5),
         "the new collection is found",
         || total(node.clone(), crab.clone()).map(|n| n == 7),

@@ -405,3 +405,37 @@ pub fn cli(node: &TestNode, args: &[&str]) -> String {
     orrery_node::cli::run(orrery_node::cli::Cli::parse_from(argv), &mut out).expect("runs");
     String::from_utf8(out).expect("utf-8")
 }
+
+/// Gives a node a collection of `n` products of one mission around one target.
+pub fn publish(
+    node: &TestNode,
+    collection: &str,
+    mission: &str,
+    target: &str,
+    ra: f64,
+    dec: f64,
+    n: usize,
+) {
+    let mut cat = orrery_node::catalog::Catalog::open(&node.home.database()).expect("catalog");
+    let products = (0..n).map(|i| orrery_node::catalog::ingest::Described {
+        path: format!("{target}-{i}.fits")
+            .to_lowercase()
+            .replace(' ', "-"),
+        size: 2880 * (i as u64 + 1),
+        blake3: *blake3::hash(format!("{collection}/{i}").as_bytes()).as_bytes(),
+        meta: orrery_node::catalog::meta::ProductMeta {
+            mission: Some(mission.into()),
+            instrument: Some(format!("{mission} camera")),
+            product_type: Some("image".into()),
+            target: Some(target.into()),
+            ra: Some(ra + i as f64 * 0.01),
+            dec: Some(dec),
+            date_obs: Some(format!("20{:02}-03-01T00:00:00", 10 + i)),
+            exptime: Some(1000.0),
+            licence: Some("CC-BY-4.0".into()),
+            ..orrery_node::catalog::meta::ProductMeta::default()
+        },
+    });
+    orrery_node::catalog::ingest::add_described(&mut cat, collection, node.dir.path(), products)
+        .expect("products");
+}

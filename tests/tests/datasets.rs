@@ -8,44 +8,8 @@ use std::time::Duration;
 use futures::FutureExt as _;
 
 use orrery_catalog::{Cone, Facet, Page, Query};
-use orrery_node::catalog::Catalog;
-use orrery_node::catalog::ingest::{Described, add_described};
-use orrery_node::catalog::meta::ProductMeta;
 use orrery_node::service::NodeHandle;
-use orrery_tests::{TestNode, eventually, federation, python};
-
-/// Gives a node a collection of `n` products of one mission around one target.
-fn publish(
-    node: &TestNode,
-    collection: &str,
-    mission: &str,
-    target: &str,
-    ra: f64,
-    dec: f64,
-    n: usize,
-) {
-    let mut cat = Catalog::open(&node.home.database()).expect("catalog");
-    let products = (0..n).map(|i| Described {
-        path: format!("{target}-{i}.fits")
-            .to_lowercase()
-            .replace(' ', "-"),
-        size: 2880 * (i as u64 + 1),
-        blake3: *blake3::hash(format!("{collection}/{i}").as_bytes()).as_bytes(),
-        meta: ProductMeta {
-            mission: Some(mission.into()),
-            instrument: Some(format!("{mission} camera")),
-            product_type: Some("image".into()),
-            target: Some(target.into()),
-            ra: Some(ra + i as f64 * 0.01),
-            dec: Some(dec),
-            date_obs: Some(format!("20{:02}-03-01T00:00:00", 10 + i)),
-            exptime: Some(1000.0),
-            licence: Some("CC-BY-4.0".into()),
-            ..ProductMeta::default()
-        },
-    });
-    add_described(&mut cat, collection, node.dir.path(), products).expect("products");
-}
+use orrery_tests::{TestNode, eventually, federation, publish, python};
 
 /// Waits until `from` holds the adverts of `n` other members listing every collection, so that
 /// a search for everything finds `total` products.

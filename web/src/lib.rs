@@ -9,10 +9,12 @@
 //! | `/tap/tables`, `/tap/capabilities`, `/tap/availability` | VOSI |
 //! | `/api/search` | the search query model as JSON (POST), federated unless `?local=true` |
 //! | `/data/{collection}/{path}` | a product's file, with its BLAKE3 in `x-blake3` |
+//! | `/ui/` | the browser UI (built from `ui/` by `scripts/ui-build`); `/` sends browsers there |
 
 mod data;
 pub mod oidc;
 mod tap;
+mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -133,6 +135,12 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         .layer(axum::middleware::map_response(tap::votable_errors));
     Router::new()
         .route("/", get(index::<P>))
+        .route(
+            "/ui",
+            get(|| async { axum::response::Redirect::permanent("/ui/") }),
+        )
+        .route("/ui/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
         .merge(tap_routes)
         .route("/api/search", post(search::<P>))
         .route("/data/{collection}/{*path}", get(data::product::<P>))
@@ -140,7 +148,13 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         .with_state(state)
 }
 
-async fn index<P: Port>(State(s): State<Arc<AppState<P>>>) -> Response {
+async fn index<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if ui::wants_html(&headers) {
+        return axum::response::Redirect::to("/ui/").into_response();
+    }
     let base = &s.config.base_url;
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

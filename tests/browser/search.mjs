@@ -1,0 +1,88 @@
+// The search page in a real browser: sign-in-free searches (text, a facet, a cone) against a
+// running node, an accessibility check of the page in both themes, and screenshots.
+//
+// Usage: node search.mjs <node base URL> <screenshot dir>
+// Prints one JSON object with what it saw; the Rust test judges it.
+import { readFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { launch } from './chromium.mjs';
+
+const [base, shots] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+const require = createRequire(import.meta.url);
+const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+async function axe(page) {
+  // Evaluated through the DevTools protocol: the page's content security policy (which
+  // forbids inline scripts) stays in force for the page itself.
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help }));
+  });
+  return result;
+}
+
+async function total(page) {
+  const status = page.getByRole('status');
+  await status.filter({ hasText: /products/ }).waitFor({ timeout: 15000 });
+  const text = await status.textContent();
+  return Number(/(\d+) products/.exec(text)[1]);
+}
+
+const browser = await launch();
+const out = {};
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  await page.goto(base + '/');
+  out.url = page.url();
+  out.title = await page.title();
+
+  await page.getByLabel('Text', { exact: true }).fill('crab');
+  await page.getByRole('button', { name: 'Search' }).click();
+  out.total = await total(page);
+  out.rows = await page.locator('tbody tr').count();
+  out.nodes = [...new Set(await page.locator('tbody tr td:nth-child(5)').allTextContents())].sort();
+  await page.screenshot({ path: `${shots}/search-light.png`, fullPage: true });
+  out.violationsLight = await axe(page);
+
+  // Narrow by a mission facet.
+  const facet = page.getByRole('group', { name: 'Mission' }).getByRole('checkbox').first();
+  const label = await page.getByRole('group', { name: 'Mission' }).locator('label').first().textContent();
+  out.facetLabel = label;
+  const before = out.total;
+  await facet.check();
+  await page.getByRole('status').filter({ hasNotText: new RegExp(`^${before} products`) }).waitFor({ timeout: 15000 });
+  out.facetTotal = await total(page);
+
+  // Dark theme, checked again.
+  await page.getByRole('button', { name: /dark theme/ }).click();
+  await page.locator('html[data-theme="dark"]').waitFor({ state: 'attached', timeout: 5000 }).catch(() => {});
+  out.theme = await page.evaluate(() => document.documentElement.dataset.theme);
+  await page.screenshot({ path: `${shots}/search-dark.png`, fullPage: true });
+  out.violationsDark = await axe(page);
+
+  // A cone with no text, on a fresh page.
+  const cone = await context.newPage();
+  await cone.goto(base + '/ui/');
+  await cone.getByLabel('RA', { exact: true }).fill('83.63');
+  await cone.getByLabel('Dec', { exact: true }).fill('22.01');
+  await cone.getByLabel('Radius', { exact: true }).fill('0.5');
+  await cone.getByRole('button', { name: 'Search' }).click();
+  out.coneTotal = await total(cone);
+  // A half-given cone is the user's mistake, said so on the page.
+  await cone.getByLabel('Radius', { exact: true }).fill('');
+  await cone.getByRole('button', { name: 'Search' }).click();
+  out.coneError = await cone.getByRole('alert').first().textContent();
+  out.errors = errors;
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));

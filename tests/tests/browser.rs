@@ -1,0 +1,129 @@
+//! The browser UI in a real browser (Debian's Chromium, driven by playwright-core; installed by
+//! `scripts/browser-env`): a researcher searches two nodes' catalogs from one node's pages, by
+//! text, a facet and a cone, in both themes, with an accessibility check (axe-core) of each
+//! state. Screenshots are saved under `target/tmp/screenshots/`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use orrery_catalog::Query;
+use orrery_node::service::NodeHandle;
+use orrery_tests::{eventually, federation, publish};
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `script` (in tests/browser) with `args`, after making sure the browser, its driver and
+/// the UI are there; returns what it printed.
+fn drive(script: &str, args: &[&str]) -> Value {
+    for setup in ["scripts/browser-env", "scripts/ui-build"] {
+        let status = Command::new(repo().join(setup))
+            .status()
+            .unwrap_or_else(|e| panic!("{setup}: {e}"));
+        assert!(status.success(), "{setup} failed");
+    }
+    let out = Command::new("node")
+        .arg(repo().join("tests/browser").join(script))
+        .args(args)
+        .output()
+        .expect("node runs the browser script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script prints JSON")
+}
+
+/// Serious or critical accessibility violations in an axe-core report.
+fn serious(report: &Value) -> Vec<&Value> {
+    report
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_researcher_searches_the_federation_from_a_browser() {
+    let nodes = federation(2).await;
+    publish(
+        &nodes[0],
+        "xmm-crab",
+        "XMM-Newton",
+        "Crab Nebula",
+        83.63,
+        22.01,
+        6,
+    );
+    publish(
+        &nodes[1],
+        "caha-crab",
+        "CAHA",
+        "Crab Nebula",
+        83.64,
+        22.02,
+        4,
+    );
+    let handles: Vec<NodeHandle> = nodes.iter().filter_map(|t| t.node.clone()).collect();
+    let asker = nodes[0].handle().clone();
+    eventually(
+        &handles,
+        Duration::from_secs(30),
+        "node 1's collection reaches node 0",
+        || {
+            let asker = asker.clone();
+            async move {
+                asker
+                    .search(Query::default(), false, Duration::from_secs(2))
+                    .await
+                    .is_ok_and(|r| r.results.total == 10 && r.missing.is_empty())
+            }
+        },
+    )
+    .await;
+    let base = format!("http://{}", asker.web_addr().expect("web"));
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let seen = tokio::task::spawn_blocking(move || {
+        drive("search.mjs", &[&base, shots.to_str().expect("utf-8")])
+    })
+    .await
+    .expect("browser");
+
+    assert!(
+        seen["url"].as_str().is_some_and(|u| u.ends_with("/ui/")),
+        "{seen}"
+    );
+    assert_eq!(seen["title"], "Orrery");
+    assert_eq!(seen["total"], 10, "{seen}");
+    assert_eq!(seen["rows"], 10, "{seen}");
+    assert_eq!(
+        seen["nodes"],
+        serde_json::json!(["node0", "node1"]),
+        "{seen}"
+    );
+    // The first mission listed narrows to its own products.
+    let facet = seen["facetLabel"].as_str().expect("a facet");
+    let expected = if facet.contains("XMM") { 6 } else { 4 };
+    assert_eq!(seen["facetTotal"], expected, "{seen}");
+    assert_eq!(seen["theme"], "dark");
+    assert_eq!(seen["coneTotal"], 10, "{seen}");
+    assert!(
+        seen["coneError"]
+            .as_str()
+            .is_some_and(|e| e.contains("cone needs")),
+        "{seen}"
+    );
+    assert!(serious(&seen["violationsLight"]).is_empty(), "{seen}");
+    assert!(serious(&seen["violationsDark"]).is_empty(), "{seen}");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    for shot in ["search-light.png", "search-dark.png"] {
+        assert!(shots.join(shot).is_file(), "no {shot}");
+    }
+}

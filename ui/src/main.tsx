@@ -1,0 +1,45 @@
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { SearchPage } from './search';
+import './style.css';
+
+type Theme = 'light' | 'dark';
+
+function initialTheme(): Theme {
+  const saved = localStorage.getItem('orrery-theme');
+  if (saved === 'light' || saved === 'dark') return saved;
+  return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+}
+
+function App() {
+  const [theme, setTheme] = useState<Theme>(initialTheme);
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+    localStorage.setItem('orrery-theme', theme);
+  }, [theme]);
+  return (
+    <>
+      <a class="skip" href="#main">Skip to content</a>
+      <header class="top">
+        <span class="brand">Orrery</span>
+        <nav aria-label="Main">
+          <a href="#/search" aria-current="page">Search</a>
+        </nav>
+        <button
+          type="button"
+          class="theme"
+          aria-label={theme === 'dark' ? 'Use the light theme' : 'Use the dark theme'}
+          onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')}
+        >
+          {theme === 'dark' ? 'Light' : 'Dark'}
+        </button>
+      </header>
+      <main id="main">
+        <SearchPage />
+      </main>
+    </>
+  );
+}
+
+const root = document.getElementById('app');
+if (root) render(<App />, root);

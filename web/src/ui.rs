@@ -1,0 +1,105 @@
+//! The browser UI: the files `scripts/ui-build` builds from `ui/` (TypeScript, Vite), served
+//! under `/ui/` with a strict content security policy. Release builds carry them inside the
+//! binary; debug builds read them from `ui/dist` as they are rebuilt.
+//!
+//! A binary built before the UI was answers `/ui/` with a page saying how to build it, never
+//! with an empty page.
+
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rust_embed::Embed;
+
+#[derive(Embed)]
+#[folder = "../ui/dist/"]
+#[allow_missing = true]
+struct Assets;
+
+/// Everything the pages load comes from the node itself; nothing may frame them.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+                   frame-ancestors 'none'";
+
+const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>Orrery: the browser UI is not built</title></head><body><main>\
+<h1>The browser UI is not built</h1>\
+<p>This node was compiled before its pages were built. Run <code>scripts/ui-build</code> \
+(it needs Node.js 20.19 or later and installs the UI's packages from the npm registry into \
+<code>ui/node_modules</code>), then build the node again.</p>\
+<p>The node's APIs work without it: <a href=\"/tap\">/tap</a>, <code>POST /api/search</code>.</p>\
+</main></body></html>";
+
+fn secured(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// `/ui/`: the application's page.
+pub(crate) async fn index() -> Response {
+    let response = match Assets::get("index.html") {
+        Some(file) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            file.data.into_owned(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            NOT_BUILT,
+        )
+            .into_response(),
+    };
+    secured(response)
+}
+
+/// `/ui/{*path}`: a built file. Built files carry a hash of their content in their name, so
+/// they may be cached for good; anything else under `/ui/` is the application's page (its own
+/// routes), so that a reload of a deep link works.
+pub(crate) async fn asset(Path(path): Path<String>) -> Response {
+    if !path.starts_with("assets/") {
+        return index().await;
+    }
+    match Assets::get(&path) {
+        Some(file) => {
+            let mime = file.metadata.mimetype().to_owned();
+            secured(
+                (
+                    [
+                        (header::CONTENT_TYPE, mime),
+                        (
+                            header::CACHE_CONTROL,
+                            "public, max-age=31536000, immutable".to_owned(),
+                        ),
+                    ],
+                    file.data.into_owned(),
+                )
+                    .into_response(),
+            )
+        }
+        None => secured((StatusCode::NOT_FOUND, "no such file").into_response()),
+    }
+}
+
+/// Whether a request for `/` comes from a browser (which then goes to the UI).
+pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}

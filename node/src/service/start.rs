@@ -1,0 +1,160 @@
+//! Starting a node: its configuration, store, keys and authors, the federation actor, the
+//! HTTP face, and the actor that ties them together.
+
+use super::*;
+
+/// Starts a node on its data directory. Returns its handle and the task running it.
+pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), NodeError> {
+    let config = Config::load(&home.config()).map_err(|e| NodeError::Config(e.to_string()))?;
+    let key = read_key(&home.node_key())?;
+    let me = NodeId(key.public());
+    let db = home.database();
+    let store = tokio::task::spawn_blocking(move || Store::open(&db))
+        .await
+        .map_err(|_| NodeError::Stopped)??;
+    let membership = store.membership()?;
+    let authors = store.authors()?;
+    let rows = store.projects()?;
+    let mut projects = HashMap::new();
+    for row in rows {
+        match store.load(row.id) {
+            Ok(p) => {
+                projects.insert(row.id, p);
+            }
+            Err(e) => warn!(project = %row.id.short(), error = %e, "project not loaded"),
+        }
+    }
+    let marks: HashMap<ProjectId, (i64, i64)> = store
+        .project_marks()?
+        .into_iter()
+        .map(|(p, a, b)| (p, (a, b)))
+        .collect();
+    let data_version = store.data_version()?;
+    let known_addrs = store.peer_addrs()?;
+    let readers = Arc::new(Readers::new(home.database()));
+    let catalog_generation = readers.run(|c| c.generation()).await.unwrap_or(0);
+    let collections = readers.run(|c| c.summaries()).await.unwrap_or_else(|e| {
+        warn!(error = %e, "catalog summaries not read");
+        Vec::new()
+    });
+    let listener = web::bind(config.web.listen).await?;
+    let web_addr = listener.local_addr().map_err(|source| NodeError::Web {
+        addr: config.web.listen,
+        source,
+    })?;
+    let base_url = config
+        .web
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{web_addr}"));
+    {
+        let db = home.database();
+        let url = base_url.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::catalog::Catalog::open(&db).and_then(|c| c.set_public_url(&url))
+        })
+        .await
+        .map_err(|_| NodeError::Stopped)??;
+    }
+    std::fs::write(home.root().join("web.addr"), web_addr.to_string()).map_err(|source| {
+        NodeError::Web {
+            addr: web_addr,
+            source,
+        }
+    })?;
+    let store = StoreHandle::spawn(store);
+    let cancel = CancellationToken::new();
+    let (fed, fed_events, _fed_task) = orrery_federation::spawn(
+        key.clone(),
+        config.network.clone(),
+        membership.clone(),
+        cancel.child_token(),
+    )?;
+    let (tx, rx) = mpsc::channel(256);
+    let (events, _) = broadcast::channel(4096);
+    let mut sessions = HashMap::new();
+    let mut profiles = HashMap::new();
+    let mut author_keys = Vec::new();
+    for a in &authors {
+        let akey = read_key(&home.author_key(&a.id))?;
+        author_keys.push((a.id, akey.clone()));
+        sessions.insert(
+            a.id,
+            Session::new(akey).map_err(|e| NodeError::Config(e.to_string()))?,
+        );
+        profiles.insert(a.id, a.profile.clone());
+    }
+    let mut actor = NodeActor {
+        me,
+        key,
+        config,
+        store,
+        fed,
+        projects,
+        sessions,
+        profiles,
+        author_keys,
+        peers: HashMap::new(),
+        in_flight: HashSet::new(),
+        again: HashSet::new(),
+        refused: HashSet::new(),
+        snapshot_in_flight: HashSet::new(),
+        snapshot_refused: HashSet::new(),
+        adverts: BTreeMap::new(),
+        connected: HashSet::new(),
+        membership,
+        marks,
+        data_version,
+        tx: tx.clone(),
+        events: events.clone(),
+        readers: readers.clone(),
+        collections,
+        catalog_generation,
+        presence: PresenceBook::default(),
+        presence_seq: 0,
+        blobs: crate::blobs::BlobStore::new(home.blobs()),
+        fetching: HashSet::new(),
+        held_blobs: HashMap::new(),
+        problems: HashMap::new(),
+        fetch_permits: Arc::new(tokio::sync::Semaphore::new(4)),
+        serve_permits: Arc::new(tokio::sync::Semaphore::new(8)),
+        polls: 0,
+        advert_renewed: std::time::Instant::now(),
+    };
+    actor.publish_advert().await;
+    // Reconnect to the members this node knew before it stopped.
+    for (node, addrs) in known_addrs {
+        if node == me {
+            continue;
+        }
+        for a in addrs {
+            if let Ok(addr) = a.parse() {
+                let _ = actor.fed.dial(addr).await;
+            }
+        }
+    }
+    let handle = NodeHandle {
+        tx,
+        events,
+        id: me,
+        cancel: cancel.clone(),
+        readers,
+        web_addr: Some(web_addr),
+    };
+    let router = orrery_web::router(
+        web::NodePort {
+            node: handle.clone(),
+        },
+        orrery_web::WebConfig::new(&base_url),
+    );
+    let web_cancel = cancel.clone();
+    tokio::spawn(async move {
+        let stop = async move { web_cancel.cancelled().await };
+        if let Err(e) = orrery_web::serve(listener, router, stop).await {
+            warn!(error = %e, "HTTP server stopped");
+        }
+    });
+    info!(addr = %web_addr, "serving TAP at http://{web_addr}/tap");
+    let task = tokio::spawn(async move { actor.run(rx, fed_events, cancel).await });
+    Ok((handle, task))
+}

@@ -16,6 +16,7 @@ pub mod federation;
 pub mod identity;
 pub mod limits;
 pub mod presence;
+pub mod preservation;
 pub mod profile;
 pub mod seal;
 pub mod signing;

@@ -43,6 +43,8 @@ pub enum Domain {
     Hosting,
     /// A node's statement that an author signed in there with an ORCID iD.
     OrcidAttestation,
+    /// How many copies of a collection or project the federation keeps.
+    PreservationPolicy,
 }
 
 impl Domain {
@@ -61,6 +63,7 @@ impl Domain {
             Domain::Output => "orrery/v1/output",
             Domain::Hosting => "orrery/v1/author-hosting",
             Domain::OrcidAttestation => "orrery/v1/orcid-attestation",
+            Domain::PreservationPolicy => "orrery/v1/preservation-policy",
         }
     }
 }

@@ -180,8 +180,11 @@ fn describe(doc: &Automerge, roots: &Roots, change: &Change) -> Result<Info, Ing
         author,
         change: Rc::new(change.clone()),
     };
-    let need = classify(&item, Some(roots))?.map_or(Role::Editor, |n| n.role);
-    describe_needing(doc, roots, change, author, need)
+    // A run change is judged as its requester's: a request backdated by a removed author is
+    // held like their own backdated edit.
+    let need = classify(&item, Some(roots))?
+        .unwrap_or_else(|| crate::ingest::Needs::of(Role::Editor, "change content"));
+    describe_needing(doc, roots, change, need.judged_author(author), need.role)
 }
 
 /// Describes a change that is in `doc`, by `author`, that needs `need`: only a change that
@@ -317,14 +320,14 @@ impl Project {
     /// the changes that need an owner are decoded again.
     pub(crate) fn settle_judged<'a>(
         &mut self,
-        judged: impl Iterator<Item = (&'a Item, Role)>,
+        judged: impl Iterator<Item = (&'a Item, Role, AuthorId)>,
     ) -> Result<Vec<ChangeHash>, IngestError> {
         let Some(roots) = self.roots.clone() else {
             return Ok(Vec::new());
         };
         self.contest.known.clear();
-        for (it, need) in judged {
-            let info = describe_needing(&self.doc, &roots, &it.change, it.author, need)?;
+        for (it, need, who) in judged {
+            let info = describe_needing(&self.doc, &roots, &it.change, who, need)?;
             self.contest.known.insert(it.hash, info);
         }
         self.contest.seen = self.doc.get_heads();

@@ -248,6 +248,7 @@ mod flow;
 mod parse;
 mod pending;
 mod rules;
+mod run;
 mod seals;
 #[cfg(test)]
 mod tests;
@@ -255,4 +256,5 @@ mod tests;
 pub(crate) use parse::parse_change;
 pub(crate) use pending::Pending;
 pub(crate) use rules::{Item, Needs, apply_genesis, classify, role_at};
+pub(crate) use run::{RunClaim, check_run};
 pub(crate) use seals::{SealBook, coverage};

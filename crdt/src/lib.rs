@@ -29,6 +29,12 @@
 //! for good: no change can demote or remove them, so two owners demoting each other at the same
 //! time can never leave a project without an owner.
 //!
+//! A computing node is no member, yet writes the outputs of a run it was asked for
+//! ([`orrery_protocol::run`]): a change that writes a cell's `run` record must carry an editor's
+//! signed request naming that node, that cell and exactly the heads the change is built on, and
+//! may write nothing but that cell's outputs, execution count and run record; its role is judged
+//! as the requester's. Every other change from a node that is no member is refused.
+//!
 //! A change is judged against the membership **in its own causal past** — the document as its
 //! author saw it when they made it, which every replica can reconstruct identically from the
 //! change's dependencies. So all replicas accept or refuse the same changes whatever order they
@@ -94,7 +100,7 @@ pub use nbformat::UpdateSummary;
 pub use outputs::{Blob, BlobError, BlobRef, BlobSource, NoBlobs};
 pub use project::{
     Batch, Cell, Comment, DatasetRef, EditError, LogEntry, Member, NewCell, Notebook, Project,
-    Sealed,
+    RunRecordError, Sealed, VerifiedRun,
 };
 pub use schema::{CellKind, Role, Visibility};
 pub use session::Session;

@@ -23,6 +23,8 @@ pub(crate) use authors::ATTESTATION_SUFFIX;
 mod branch;
 mod edit;
 mod history;
+mod run;
+pub use run::{RunRecordError, VerifiedRun};
 
 pub(crate) use edit::{CHUNK_BYTES, cell_size, write_cell};
 

@@ -13,7 +13,8 @@
 //! │                                  cells: map cell-id → { kind, pos, source: text,
 //! │                                         outputs: list of JSON, execution_count,
 //! │                                         execution (JSON), metadata (JSON),
-//! │                                         attachments (JSON) } }
+//! │                                         attachments (JSON),
+//! │                                         run (bytes: the computing node's RunRecord) } }
 //! ├── profiles: map author-hex → bytes   each author writes only their own signed profile
 //! ├── datasets: map ref-id → { node, dataset, checksum, title }
 //! └── comments: map comment-id → { target, text, created_at }
@@ -49,6 +50,7 @@ pub(crate) const K_SOURCE: &str = "source";
 pub(crate) const K_OUTPUTS: &str = "outputs";
 pub(crate) const K_EXEC_COUNT: &str = "execution_count";
 pub(crate) const K_EXECUTION: &str = "execution";
+pub(crate) const K_RUN: &str = "run";
 pub(crate) const K_ATTACHMENTS: &str = "attachments";
 /// Prefix of a notebook's keys recording where a file it was imported or updated from stands
 /// in the history (see `nbformat::base`).

@@ -29,7 +29,8 @@ use orrery_protocol::limits::MAX_BATCH_BYTES;
 use orrery_protocol::{AuthorId, ChangeSeal, Signed, Unverified};
 
 use crate::ingest::{
-    IngestError, IngestReport, Item, Needs, apply_genesis, classify, coverage, guarded, role_at,
+    IngestError, IngestReport, Item, Needs, apply_genesis, check_run, classify, coverage, guarded,
+    role_at,
 };
 use crate::project::{Project, Roots, new_doc, to_hash};
 use crate::schema::Role;
@@ -166,11 +167,15 @@ impl Project {
             if need.role == Role::Viewer {
                 continue;
             }
-            let key = (Rc::as_ptr(past), it.author);
+            if let Some(claim) = &need.run {
+                check_run(&doc, &roots, self.id, it.hash, claim)?;
+            }
+            let who = need.judged_author(it.author);
+            let key = (Rc::as_ptr(past), who);
             let role = match roles.get(&key) {
                 Some(r) => *r,
                 None => {
-                    let r = role_at(&doc, &roots.members, &it.author, past);
+                    let r = role_at(&doc, &roots.members, &who, past);
                     roles.insert(key, r);
                     r
                 }
@@ -178,7 +183,7 @@ impl Project {
             if role.is_none_or(|r| r < need.role) {
                 return Err(IngestError::NotPermitted {
                     hash: it.hash,
-                    author: it.author,
+                    author: who,
                     action: need.action,
                     role: role.map_or("none", Role::as_str),
                 });
@@ -202,7 +207,7 @@ impl Project {
         let needed = items
             .iter()
             .zip(&needs)
-            .map(|(it, (_, need))| (it, need.role));
+            .map(|(it, (_, need))| (it, need.role, need.judged_author(it.author)));
         report.held = self.settle_judged(needed)?;
         report.applied.retain(|h| !report.held.contains(h));
         Ok(report)
@@ -296,10 +301,7 @@ impl Project {
                 governance.insert(hash, root_set.clone());
                 needs.push((
                     root_set.clone(),
-                    Needs {
-                        role: Role::Viewer,
-                        action: "start the project",
-                    },
+                    Needs::of(Role::Viewer, "start the project"),
                 ));
                 continue;
             }
@@ -323,10 +325,8 @@ impl Project {
                         .clone()
                 }
             };
-            let need = classify(it, Some(&roots))?.unwrap_or(Needs {
-                role: Role::Editor,
-                action: "change content",
-            });
+            let need = classify(it, Some(&roots))?
+                .unwrap_or_else(|| Needs::of(Role::Editor, "change content"));
             let own = if need.role == Role::Owner {
                 let mut with: Vec<AmHash> = past.iter().copied().chain([hash]).collect();
                 with.sort_unstable();

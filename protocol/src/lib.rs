@@ -18,6 +18,7 @@ pub mod limits;
 pub mod presence;
 pub mod preservation;
 pub mod profile;
+pub mod run;
 pub mod seal;
 pub mod signing;
 pub mod wire;

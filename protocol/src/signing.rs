@@ -45,6 +45,8 @@ pub enum Domain {
     OrcidAttestation,
     /// How many copies of a collection or project the federation keeps.
     PreservationPolicy,
+    /// An author's request that a node run a cell.
+    RunRequest,
 }
 
 impl Domain {
@@ -64,6 +66,7 @@ impl Domain {
             Domain::Hosting => "orrery/v1/author-hosting",
             Domain::OrcidAttestation => "orrery/v1/orcid-attestation",
             Domain::PreservationPolicy => "orrery/v1/preservation-policy",
+            Domain::RunRequest => "orrery/v1/run-request",
         }
     }
 }

@@ -465,15 +465,12 @@ impl Project {
             in_place = false;
         } else {
             roots = self.roots.clone();
-            // Several rounds are needed when a membership change has a descendant in the batch.
+            // Several rounds are needed when a membership change has a descendant in the batch,
+            // or a run change's base arrives with it (the base must be in the document first).
             let multi = ready.iter().any(|&i| {
-                let n = classify(&items[i], roots_now.as_ref());
                 matches!(
-                    n,
-                    Ok(Some(Needs {
-                        role: Role::Owner,
-                        ..
-                    }))
+                    classify(&items[i], roots_now.as_ref()),
+                    Ok(Some(n)) if n.role == Role::Owner || n.run.is_some()
                 )
             }) && ready.len() > 1;
             if multi {
@@ -542,15 +539,23 @@ impl Project {
                     all.dedup();
                     Rc::new(all)
                 };
-                let need = classify(it, Some(&round_roots))?.unwrap_or(Needs {
-                    role: Role::Editor,
-                    action: "change content",
-                });
-                let key = (Rc::as_ptr(&f), it.author);
+                let need = classify(it, Some(&round_roots))?
+                    .unwrap_or_else(|| Needs::of(Role::Editor, "change content"));
+                if let Some(claim) = &need.run {
+                    // Its base must be in the document to judge which cell it writes to.
+                    if !parts.is_empty() {
+                        gov_blocked.insert(i);
+                        later.push(i);
+                        continue;
+                    }
+                    check_run(doc, &round_roots, self.id, it.hash, claim)?;
+                }
+                let who = need.judged_author(it.author);
+                let key = (Rc::as_ptr(&f), who);
                 let role = match role_cache.get(&key) {
                     Some(r) => *r,
                     None => {
-                        let r = role_at(doc, &members, &it.author, &f);
+                        let r = role_at(doc, &members, &who, &f);
                         role_cache.insert(key, r);
                         r
                     }
@@ -558,7 +563,7 @@ impl Project {
                 if role.is_none_or(|r| r < need.role) {
                     return Err(IngestError::NotPermitted {
                         hash: it.hash,
-                        author: it.author,
+                        author: who,
                         action: need.action,
                         role: role.map_or("none", Role::as_str),
                     });

@@ -3,10 +3,28 @@
 use super::*;
 
 /// What a change does, as far as permissions go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Needs {
     pub(crate) role: Role,
     pub(crate) action: &'static str,
+    /// For a computing node's change: the run it records. The role is then the requester's.
+    pub(crate) run: Option<Rc<super::RunClaim>>,
+}
+
+impl Needs {
+    /// A need of `role` for `action`.
+    pub(crate) fn of(role: Role, action: &'static str) -> Needs {
+        Needs {
+            role,
+            action,
+            run: None,
+        }
+    }
+
+    /// Whose role is judged for `author`'s change: the requester's for a run change.
+    pub(crate) fn judged_author(&self, author: AuthorId) -> AuthorId {
+        self.run.as_ref().map_or(author, |c| c.requester)
+    }
 }
 
 pub(crate) struct Item {
@@ -44,6 +62,15 @@ pub(crate) fn classify(it: &Item, roots: Option<&Roots>) -> Result<Option<Needs>
         _ => None,
     };
     let expanded = guarded("decoding a change", || it.change.decode())?;
+    if let Some(claim) = super::run::run_claim(it, &expanded.operations)? {
+        // Its operations are confined to one cell's outputs; which cell, and the requester's
+        // role, are judged against the document.
+        return Ok(Some(Needs {
+            role: Role::Editor,
+            action: "record a run's outputs",
+            run: Some(Rc::new(claim)),
+        }));
+    }
     let members_id = match members {
         Some(ObjId::Id(counter, actor, _)) => Some((*counter, actor.clone())),
         _ => None,
@@ -73,10 +100,7 @@ pub(crate) fn classify(it: &Item, roots: Option<&Roots>) -> Result<Option<Needs>
                         if !ok {
                             return Err(forbidden(key, "must be public, shared or restricted"));
                         }
-                        need = Some(Needs {
-                            role: Role::Owner,
-                            action: "change visibility",
-                        });
+                        need = Some(Needs::of(Role::Owner, "change visibility"));
                     }
                     Some(_) => {
                         if !matches!(
@@ -109,10 +133,7 @@ pub(crate) fn classify(it: &Item, roots: Option<&Roots>) -> Result<Option<Needs>
                 if !ok {
                     return Err(forbidden(key, "must be owner, editor or viewer"));
                 }
-                need = Some(Needs {
-                    role: Role::Owner,
-                    action: "change members",
-                });
+                need = Some(Needs::of(Role::Owner, "change members"));
             }
             ObjectId::Id(opid)
                 if profiles_id

@@ -4,7 +4,7 @@
 use super::*;
 
 impl Project {
-    fn require(
+    pub(crate) fn require(
         &self,
         session: &Session,
         need: Role,

@@ -7,6 +7,7 @@ mod author;
 mod dataset;
 mod federation;
 mod project;
+mod provenance;
 mod render;
 
 use std::io::Write;

@@ -61,6 +61,16 @@ pub enum ProjectCmd {
         /// Project id (or a unique prefix) or exact title.
         project: String,
     },
+    /// Show the provenance of a cell's outputs computed at the data: which node ran it, for
+    /// whom, on what state, environment and datasets, and how it ended.
+    Provenance {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// Notebook id or title.
+        notebook: String,
+        /// Cell id (or a unique prefix).
+        cell: String,
+    },
     /// Write a CITATION.cff listing the project's authors.
     Cite {
         /// Project id (or a unique prefix) or exact title.
@@ -221,6 +231,17 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
         }
         ProjectCmd::Log { project, limit } => log(ctx, &project, limit, out),
         ProjectCmd::Credits { project } => credits(ctx, &project, out),
+        ProjectCmd::Provenance {
+            project,
+            notebook,
+            cell,
+        } => {
+            let p = load(ctx, &project)?;
+            let nb = resolve_notebook(&p, &notebook)?;
+            let cell = resolve_cell(&p, &nb, &cell)?;
+            let name = namer(ctx, &p)?;
+            super::provenance::provenance(ctx, &p, &nb, &cell, &name, out)
+        }
         ProjectCmd::Cite { project, output } => {
             let p = load(ctx, &project)?;
             let text = citation_cff(&p, &local_profiles(ctx)?, &trusted_orcids(ctx, &p)?);
@@ -687,6 +708,16 @@ fn credits(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
         "{}",
         table(&["scope", "author", "characters", "changes"], rows)
     )?;
+    let runs = super::provenance::run_lines(ctx, &p, &name);
+    if !runs.is_empty() {
+        writeln!(
+            out,
+            "\noutputs computed at the data (the code stays its authors'; `orrery project provenance` shows each run)"
+        )?;
+        for line in runs {
+            writeln!(out, "{line}")?;
+        }
+    }
     if !ids.is_empty() {
         writeln!(out, "\nORCID iDs")?;
         for line in ids {
@@ -694,6 +725,22 @@ fn credits(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The one cell of `nb` whose id starts with `query`.
+fn resolve_cell(p: &Project, nb: &NotebookId, query: &str) -> Result<orrery_crdt::CellId> {
+    let cells: Vec<_> = p
+        .cell_ids(nb)?
+        .into_iter()
+        .filter(|c| c.as_str().starts_with(query))
+        .collect();
+    match cells.as_slice() {
+        [cell] => Ok(cell.clone()),
+        _ => bail!(
+            "`{query}` matches {} cells of the notebook; give the cell id",
+            cells.len()
+        ),
+    }
 }
 
 fn append(
@@ -706,17 +753,7 @@ fn append(
 ) -> Result<()> {
     let mut p = load(ctx, project)?;
     let nb = resolve_notebook(&p, notebook)?;
-    let cells: Vec<_> = p
-        .cell_ids(&nb)?
-        .into_iter()
-        .filter(|c| c.as_str().starts_with(cell))
-        .collect();
-    let [cell] = cells.as_slice() else {
-        bail!(
-            "`{cell}` matches {} cells of the notebook; give the cell id",
-            cells.len()
-        );
-    };
+    let cell = &resolve_cell(&p, &nb, cell)?;
     let (session, profile) = session(ctx, who)?;
     p.publish_profile(&session, &profile)?;
     commit(ctx, &mut p, &session)?;

@@ -81,6 +81,19 @@ try {
   await cone.getByLabel('Radius', { exact: true }).fill('');
   await cone.getByRole('button', { name: 'Search' }).click();
   out.coneError = await cone.getByRole('alert').first().textContent();
+
+  // The federation page: every member, its collections, and the coverage on the sky.
+  const fed = await context.newPage();
+  fed.on('pageerror', (e) => errors.push(String(e)));
+  await fed.goto(base + '/ui/#/federation');
+  await fed.getByRole('heading', { level: 1, name: /Federation/ }).waitFor({ timeout: 15000 });
+  await fed.locator('li.member').first().waitFor({ timeout: 15000 });
+  out.members = (await fed.locator('li.member h2').allTextContents()).map((t) => t.trim());
+  out.reach = await fed.locator('li.member .reach').allTextContents();
+  out.skyCells = await fed.locator('svg rect.cell').count();
+  out.collections = await fed.locator('li.member tbody tr').count();
+  await fed.screenshot({ path: `${shots}/federation.png`, fullPage: true });
+  out.violationsFederation = await axe(fed);
   out.errors = errors;
 } finally {
   await browser.close();

@@ -121,9 +121,30 @@ async fn a_researcher_searches_the_federation_from_a_browser() {
     );
     assert!(serious(&seen["violationsLight"]).is_empty(), "{seen}");
     assert!(serious(&seen["violationsDark"]).is_empty(), "{seen}");
+    // The federation page lists both members, both collections, and their sky coverage.
+    let members: Vec<String> = seen["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m.as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        members.iter().any(|m| m.starts_with("node0"))
+            && members.iter().any(|m| m.starts_with("node1")),
+        "{seen}"
+    );
+    assert_eq!(seen["collections"], 2, "{seen}");
+    assert!(seen["skyCells"].as_u64().is_some_and(|n| n >= 1), "{seen}");
+    assert!(
+        seen["reach"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x == "this node")),
+        "{seen}"
+    );
+    assert!(serious(&seen["violationsFederation"]).is_empty(), "{seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    for shot in ["search-light.png", "search-dark.png"] {
+    for shot in ["search-light.png", "search-dark.png", "federation.png"] {
         assert!(shots.join(shot).is_file(), "no {shot}");
     }
 }

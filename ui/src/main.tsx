@@ -1,5 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
+import { FederationPage } from './federation';
 import { SearchPage } from './search';
 import './style.css';
 
@@ -11,8 +12,20 @@ function initialTheme(): Theme {
   return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
 }
 
+type Route = 'search' | 'federation';
+
+function route(): Route {
+  return location.hash.startsWith('#/federation') ? 'federation' : 'search';
+}
+
 function App() {
   const [theme, setTheme] = useState<Theme>(initialTheme);
+  const [page, setPage] = useState<Route>(route);
+  useEffect(() => {
+    const onHash = () => setPage(route());
+    addEventListener('hashchange', onHash);
+    return () => removeEventListener('hashchange', onHash);
+  }, []);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem('orrery-theme', theme);
@@ -23,7 +36,8 @@ function App() {
       <header class="top">
         <span class="brand">Orrery</span>
         <nav aria-label="Main">
-          <a href="#/search" aria-current="page">Search</a>
+          <a href="#/search" aria-current={page === 'search' ? 'page' : undefined}>Search</a>
+          <a href="#/federation" aria-current={page === 'federation' ? 'page' : undefined}>Federation</a>
         </nav>
         <button
           type="button"
@@ -35,7 +49,7 @@ function App() {
         </button>
       </header>
       <main id="main">
-        <SearchPage />
+        {page === 'search' ? <SearchPage /> : <FederationPage />}
       </main>
     </>
   );

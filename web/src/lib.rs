@@ -8,10 +8,12 @@
 //! | `/tap/async` | TAP asynchronous jobs (UWS 1.1) |
 //! | `/tap/tables`, `/tap/capabilities`, `/tap/availability` | VOSI |
 //! | `/api/search` | the search query model as JSON (POST), federated unless `?local=true` |
+//! | `/api/federation` | the members, their reachability, collections and compute offers (GET) |
 //! | `/data/{collection}/{path}` | a product's file, with its BLAKE3 in `x-blake3` |
 //! | `/ui/` | the browser UI (built from `ui/` by `scripts/ui-build`); `/` sends browsers there |
 
 mod data;
+mod federation;
 pub mod oidc;
 mod tap;
 mod ui;
@@ -31,6 +33,7 @@ use serde::Deserialize;
 pub use tap::{TapError, TapTable};
 
 pub use data::{FileRefusal, ProductFile};
+pub use federation::{FederationView, MemberView, Reach};
 
 /// What the HTTP face needs from a node.
 pub trait Port: Send + Sync + 'static {
@@ -56,6 +59,8 @@ pub trait Port: Send + Sync + 'static {
         collection: String,
         path: String,
     ) -> impl Future<Output = Result<ProductFile, FileRefusal>> + Send;
+    /// The federation as this node knows it (`None` when it belongs to none yet).
+    fn federation(&self) -> impl Future<Output = Result<Option<FederationView>, String>> + Send;
 }
 
 /// Settings of the HTTP face.
@@ -143,6 +148,7 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         .route("/ui/{*path}", get(ui::asset))
         .merge(tap_routes)
         .route("/api/search", post(search::<P>))
+        .route("/api/federation", get(federation::federation::<P>))
         .route("/data/{collection}/{*path}", get(data::product::<P>))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(state)

@@ -191,23 +191,19 @@ pub(super) fn run(ctx: &mut Ctx, cmd: FederationCmd, out: &mut dyn Write) -> Res
         }
         FederationCmd::Status => {
             let m = membership(ctx)?;
-            let adverts = ctx.store.adverts()?;
-            let peers = ctx.store.peers()?;
             let me = NodeId(read_key(&ctx.home.node_key())?.public());
-            writeln!(out, "federation {:?} ({})", m.name(), m.id())?;
-            let rows = m
-                .members()
+            let view = crate::federation_view::view(&ctx.home, &ctx.config, &ctx.store)?
+                .ok_or_else(|| anyhow::anyhow!("this node belongs to no federation"))?;
+            writeln!(out, "federation {:?} ({})", view.name, view.id)?;
+            let rows = view
+                .members
                 .into_iter()
-                .map(|(node, name)| {
-                    let advert = adverts.iter().find(|a| a.node == node);
-                    let reach = if node == me {
-                        "this node".to_string()
-                    } else {
-                        match peers.iter().find(|p| p.0 == node) {
-                            Some((_, true, _)) => "connected".into(),
-                            Some((_, false, t)) if *t > 0 => format!("last seen {}", time(*t)),
-                            _ => "never seen".into(),
-                        }
+                .map(|member| {
+                    let reach = match member.reach {
+                        orrery_web::Reach::ThisNode => "this node".to_string(),
+                        orrery_web::Reach::Connected => "connected".into(),
+                        orrery_web::Reach::LastSeen { at } => format!("last seen {}", time(at)),
+                        orrery_web::Reach::NeverSeen => "never seen".into(),
                     };
                     let describe = |compute: &[orrery_protocol::advert::ComputeOffer]| {
                         compute
@@ -229,26 +225,14 @@ pub(super) fn run(ctx: &mut Ctx, cmd: FederationCmd, out: &mut dyn Write) -> Res
                             .collect::<Vec<_>>()
                             .join("; ")
                     };
-                    let (name, institution, compute) = if node == me {
-                        (
-                            ctx.config.node.name.clone(),
-                            ctx.config.node.institution.clone(),
-                            describe(&ctx.config.compute),
-                        )
-                    } else {
-                        (
-                            advert.map_or(name, |a| a.name.clone()),
-                            advert.map(|a| a.institution.clone()).unwrap_or_default(),
-                            advert.map(|a| describe(&a.compute)).unwrap_or_default(),
-                        )
-                    };
                     vec![
-                        node.short(),
-                        name,
-                        institution,
-                        compute,
-                        advert
-                            .map(|a| time(a.issued_at))
+                        member.short,
+                        member.name,
+                        member.institution,
+                        describe(&member.compute),
+                        member
+                            .advert_issued_at
+                            .map(time)
                             .unwrap_or_else(|| "-".into()),
                         reach,
                     ]

@@ -6,6 +6,8 @@ use super::*;
 /// Starts a node on its data directory. Returns its handle and the task running it.
 pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), NodeError> {
     let config = Config::load(&home.config()).map_err(|e| NodeError::Config(e.to_string()))?;
+    // The HTTP face reads the federation view with the same configuration.
+    let web_config = config.clone();
     let key = read_key(&home.node_key())?;
     let me = NodeId(key.public());
     let db = home.database();
@@ -144,6 +146,8 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     let router = orrery_web::router(
         web::NodePort {
             node: handle.clone(),
+            home: home.clone(),
+            config: web_config.clone(),
         },
         orrery_web::WebConfig::new(&base_url),
     );

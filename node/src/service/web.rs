@@ -12,9 +12,22 @@ use crate::catalog::tap::TapQueryError;
 
 pub(super) struct NodePort {
     pub(super) node: NodeHandle,
+    /// The data directory and configuration, for what is read from the store.
+    pub(super) home: crate::home::Home,
+    pub(super) config: crate::config::Config,
 }
 
 impl Port for NodePort {
+    async fn federation(&self) -> Result<Option<orrery_web::FederationView>, String> {
+        let (home, config) = (self.home.clone(), self.config.clone());
+        tokio::task::spawn_blocking(move || {
+            let store = crate::store::Store::open(&home.database()).map_err(|e| e.to_string())?;
+            crate::federation_view::view(&home, &config, &store).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
     async fn tap(&self, adql: String, maxrec: u64) -> Result<TapTable, TapError> {
         match self.node.tap(adql, maxrec).await {
             Ok(t) => Ok(TapTable {

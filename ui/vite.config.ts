@@ -10,5 +10,9 @@ export default defineConfig({
     target: 'es2022',
     sourcemap: false,
     reportCompressedSize: false,
+    rollupOptions: {
+      // The application, and the GraphiQL page served at /graphql.
+      input: { main: 'index.html', graphiql: 'graphiql.html' },
+    },
   },
 });

@@ -94,6 +94,22 @@ try {
   out.collections = await fed.locator('li.member tbody tr').count();
   await fed.screenshot({ path: `${shots}/federation.png`, fullPage: true });
   out.violationsFederation = await axe(fed);
+
+  // GraphiQL, served by the node itself, under the same content security policy.
+  const gq = await context.newPage();
+  const gqErrors = [];
+  gq.on('pageerror', (e) => gqErrors.push(String(e)));
+  gq.on('console', (m) => {
+    if (m.type() === 'error') gqErrors.push(m.text());
+  });
+  await gq.goto(base + '/graphql');
+  await gq.locator('.graphiql-container').waitFor({ timeout: 20000 });
+  // Run the default query (a federated search) and read the answer.
+  await gq.locator('.graphiql-execute-button').click();
+  await gq.locator('.result-window').filter({ hasText: '"total"' }).waitFor({ timeout: 20000 });
+  out.graphiqlResult = await gq.locator('.result-window').innerText();
+  await gq.screenshot({ path: `${shots}/graphiql.png` });
+  out.graphiqlErrors = gqErrors;
   out.errors = errors;
 } finally {
   await browser.close();

@@ -143,8 +143,30 @@ async fn a_researcher_searches_the_federation_from_a_browser() {
     );
     assert!(serious(&seen["violationsFederation"]).is_empty(), "{seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    // GraphiQL ran its default query against the node, with nothing refused by the page's
+    // content security policy.
+    assert!(
+        seen["graphiqlResult"]
+            .as_str()
+            .is_some_and(|r| r.contains("\"total\": 10")),
+        "{seen}"
+    );
+    let gq_errors = seen["graphiqlErrors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        gq_errors.is_empty(),
+        "GraphiQL reported errors: {:.2000}",
+        Value::Array(gq_errors.clone()).to_string()
+    );
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    for shot in ["search-light.png", "search-dark.png", "federation.png"] {
+    for shot in [
+        "search-light.png",
+        "search-dark.png",
+        "federation.png",
+        "graphiql.png",
+    ] {
         assert!(shots.join(shot).is_file(), "no {shot}");
     }
 }

@@ -9,11 +9,13 @@
 //! | `/tap/tables`, `/tap/capabilities`, `/tap/availability` | VOSI |
 //! | `/api/search` | the search query model as JSON (POST), federated unless `?local=true` |
 //! | `/api/federation` | the members, their reachability, collections and compute offers (GET) |
+//! | `/graphql` | GraphQL (POST), GraphiQL (GET in a browser), subscriptions at `/graphql/ws` |
 //! | `/data/{collection}/{path}` | a product's file, with its BLAKE3 in `x-blake3` |
 //! | `/ui/` | the browser UI (built from `ui/` by `scripts/ui-build`); `/` sends browsers there |
 
 mod data;
 mod federation;
+mod graphql;
 pub mod oidc;
 mod tap;
 mod ui;
@@ -34,6 +36,7 @@ pub use tap::{TapError, TapTable};
 
 pub use data::{FileRefusal, ProductFile};
 pub use federation::{FederationView, MemberView, Reach};
+pub use graphql::WebEvent;
 
 /// What the HTTP face needs from a node.
 pub trait Port: Send + Sync + 'static {
@@ -61,6 +64,9 @@ pub trait Port: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ProductFile, FileRefusal>> + Send;
     /// The federation as this node knows it (`None` when it belongs to none yet).
     fn federation(&self) -> impl Future<Output = Result<Option<FederationView>, String>> + Send;
+    /// What changed, as it happens: public projects and this node's catalog (for GraphQL
+    /// subscriptions).
+    fn events(&self) -> tokio::sync::broadcast::Receiver<WebEvent>;
 }
 
 /// Settings of the HTTP face.
@@ -138,7 +144,16 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         .route("/tap/async/{id}/owner", get(tap::job_owner::<P>))
         .route("/tap/{*rest}", any(tap::unknown))
         .layer(axum::middleware::map_response(tap::votable_errors));
+    let schema = graphql::schema(state.clone());
+    let graphql_routes = Router::new()
+        .route("/graphql", get(graphql::page).post(graphql::execute))
+        .route_service(
+            "/graphql/ws",
+            async_graphql_axum::GraphQLSubscription::new(schema.clone()),
+        )
+        .with_state(schema);
     Router::new()
+        .merge(graphql_routes)
         .route("/", get(index::<P>))
         .route(
             "/ui",

@@ -19,6 +19,11 @@ struct Assets;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
+/// GraphiQL's bundle carries its fonts as `data:` URLs and sets one inline style: allowed on
+/// that page alone. Scripts stay the node's own.
+const GRAPHIQL_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                   font-src 'self' data:; img-src 'self' data:; connect-src 'self'; \
+                   object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <title>Orrery: the browser UI is not built</title></head><body><main>\
@@ -29,11 +34,15 @@ const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"
 <p>The node's APIs work without it: <a href=\"/tap\">/tap</a>, <code>POST /api/search</code>.</p>\
 </main></body></html>";
 
-fn secured(mut response: Response) -> Response {
+fn secured(response: Response) -> Response {
+    secured_with(response, CSP)
+}
+
+fn secured_with(mut response: Response, csp: &'static str) -> Response {
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(csp),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -49,7 +58,12 @@ fn secured(mut response: Response) -> Response {
 
 /// `/ui/`: the application's page.
 pub(crate) async fn index() -> Response {
-    let response = match Assets::get("index.html") {
+    page("index.html").await
+}
+
+/// One of the built pages (`index.html`, `graphiql.html`).
+pub(crate) async fn page(name: &str) -> Response {
+    let response = match Assets::get(name) {
         Some(file) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -65,7 +79,14 @@ pub(crate) async fn index() -> Response {
         )
             .into_response(),
     };
-    secured(response)
+    secured_with(
+        response,
+        if name == "graphiql.html" {
+            GRAPHIQL_CSP
+        } else {
+            CSP
+        },
+    )
 }
 
 /// `/ui/{*path}`: a built file. Built files carry a hash of their content in their name, so

@@ -148,6 +148,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
             node: handle.clone(),
             home: home.clone(),
             config: web_config.clone(),
+            events: web::public_events(&handle),
         },
         orrery_web::WebConfig::new(&base_url),
     );

@@ -15,9 +15,64 @@ pub(super) struct NodePort {
     /// The data directory and configuration, for what is read from the store.
     pub(super) home: crate::home::Home,
     pub(super) config: crate::config::Config,
+    /// What the HTTP face may tell anyone of the node's events.
+    pub(super) events: tokio::sync::broadcast::Sender<orrery_web::WebEvent>,
+}
+
+/// The node's events that anyone may see, as they happen: changes to public projects and to
+/// this node's catalog. Changes to other projects are not announced (their ids and timing are
+/// the members' business).
+pub(super) fn public_events(
+    node: &NodeHandle,
+) -> tokio::sync::broadcast::Sender<orrery_web::WebEvent> {
+    use orrery_web::WebEvent;
+    let (tx, _) = tokio::sync::broadcast::channel(1024);
+    let out = tx.clone();
+    let mut rx = node.subscribe();
+    let node = node.clone();
+    tokio::spawn(async move {
+        let cancel = node.cancel.clone();
+        loop {
+            let received = tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = rx.recv() => r,
+            };
+            let event = match received {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            let web = match event {
+                super::NodeEvent::ProjectChanged { project, heads } => {
+                    let public = node
+                        .read(project, |p| {
+                            p.is_some_and(|p| p.visibility() == orrery_crdt::Visibility::Public)
+                        })
+                        .await
+                        .unwrap_or(false);
+                    if !public {
+                        continue;
+                    }
+                    WebEvent::ProjectChanged {
+                        project: project.to_string(),
+                        heads: heads.iter().map(ToString::to_string).collect(),
+                    }
+                }
+                super::NodeEvent::CatalogChanged => WebEvent::CatalogChanged,
+                _ => continue,
+            };
+            // Nobody listening is fine.
+            let _ = out.send(web);
+        }
+    });
+    tx
 }
 
 impl Port for NodePort {
+    fn events(&self) -> tokio::sync::broadcast::Receiver<orrery_web::WebEvent> {
+        self.events.subscribe()
+    }
+
     async fn federation(&self) -> Result<Option<orrery_web::FederationView>, String> {
         let (home, config) = (self.home.clone(), self.config.clone());
         tokio::task::spawn_blocking(move || {

@@ -1,0 +1,460 @@
+//! GraphQL at `/graphql` (queries over HTTP POST, subscriptions over WebSocket at
+//! `/graphql/ws`, both `graphql-transport-ws` and the older `graphql-ws` protocol), with the
+//! GraphiQL page at `/graphql` for a browser (built from the npm package into the UI, never
+//! loaded from a CDN).
+//!
+//! It offers what the node's public face offers: federated search, the federation, and live
+//! notice of changes to public projects and to this node's catalog. Operations on labs and on
+//! projects that need a signed-in user come with accounts.
+
+use std::sync::Arc;
+
+use async_graphql::futures_util::Stream;
+use async_graphql::{
+    Context, EmptyMutation, Enum, InputObject, Object, Schema, SimpleObject, Subscription,
+};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use orrery_catalog::{Cone, Facet, FederatedResults, Page, Query, TimeRange};
+use tokio::sync::broadcast;
+
+use crate::{AppState, FederationView, Port};
+
+/// Most hits one search may return through GraphQL.
+const MAX_LIMIT: u32 = 200;
+/// Deepest a query may nest (the standard introspection query needs about 15), and most fields it
+/// may ask for: bounds what one request costs.
+const MAX_DEPTH: usize = 24;
+const MAX_COMPLEXITY: usize = 2000;
+
+/// Something that changed, as the node tells its subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebEvent {
+    /// A public project changed; its new heads.
+    ProjectChanged {
+        /// The project id.
+        project: String,
+        /// Its heads after the change.
+        heads: Vec<String>,
+    },
+    /// This node's catalog changed.
+    CatalogChanged,
+}
+
+/// What the resolvers need of the node, as an object-safe trait over the [`Port`].
+trait Backend: Send + Sync {
+    fn search(&self, query: Query, local: bool) -> BoxFuture<'_, Result<FederatedResults, String>>;
+    fn federation(&self) -> BoxFuture<'_, Result<Option<FederationView>, String>>;
+    fn events(&self) -> broadcast::Receiver<WebEvent>;
+}
+
+struct Over<P>(Arc<AppState<P>>);
+
+impl<P: Port> Backend for Over<P> {
+    fn search(&self, query: Query, local: bool) -> BoxFuture<'_, Result<FederatedResults, String>> {
+        Box::pin(
+            self.0
+                .port
+                .search(query, local, std::time::Duration::from_secs(3)),
+        )
+    }
+    fn federation(&self) -> BoxFuture<'_, Result<Option<FederationView>, String>> {
+        Box::pin(self.0.port.federation())
+    }
+    fn events(&self) -> broadcast::Receiver<WebEvent> {
+        self.0.port.events()
+    }
+}
+
+type Shared = Arc<dyn Backend>;
+
+/// The schema served at `/graphql`.
+pub(crate) type OrrerySchema = Schema<QueryRoot, EmptyMutation, SubscriptionRoot>;
+
+pub(crate) fn schema<P: Port>(state: Arc<AppState<P>>) -> OrrerySchema {
+    let backend: Shared = Arc::new(Over(state));
+    Schema::build(QueryRoot, EmptyMutation, SubscriptionRoot)
+        .data(backend)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The facets a search can filter on and count.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub(crate) enum FacetName {
+    Mission,
+    Instrument,
+    ProductType,
+    Band,
+    Licence,
+    Publisher,
+    Node,
+}
+
+impl From<FacetName> for Facet {
+    fn from(f: FacetName) -> Facet {
+        match f {
+            FacetName::Mission => Facet::Mission,
+            FacetName::Instrument => Facet::Instrument,
+            FacetName::ProductType => Facet::ProductType,
+            FacetName::Band => Facet::Band,
+            FacetName::Licence => Facet::Licence,
+            FacetName::Publisher => Facet::Publisher,
+            FacetName::Node => Facet::Node,
+        }
+    }
+}
+
+/// A cone on the sky, in degrees.
+#[derive(InputObject)]
+pub(crate) struct ConeInput {
+    ra: f64,
+    dec: f64,
+    radius: f64,
+}
+
+/// Products matching every value listed for one facet.
+#[derive(InputObject)]
+pub(crate) struct FilterInput {
+    facet: FacetName,
+    values: Vec<String>,
+}
+
+/// One product found.
+#[derive(SimpleObject)]
+pub(crate) struct HitGql {
+    id: String,
+    collection: String,
+    title: String,
+    mission: Option<String>,
+    instrument: Option<String>,
+    product_type: Option<String>,
+    target: Option<String>,
+    ra: Option<f64>,
+    dec: Option<f64>,
+    /// Observation start, MJD.
+    t_min: Option<f64>,
+    /// Observation end, MJD.
+    t_max: Option<f64>,
+    size: u64,
+    blake3: String,
+    licence: Option<String>,
+    node: Option<String>,
+    node_name: Option<String>,
+    /// Where its file is served.
+    url: Option<String>,
+}
+
+/// How many matches have one facet value.
+#[derive(SimpleObject)]
+pub(crate) struct FacetValue {
+    value: String,
+    count: u64,
+}
+
+/// The counts of one facet.
+#[derive(SimpleObject)]
+pub(crate) struct FacetCounts {
+    facet: FacetName,
+    values: Vec<FacetValue>,
+}
+
+/// A node that did not answer a federated search, and why.
+#[derive(SimpleObject)]
+pub(crate) struct Missing {
+    node: String,
+    reason: String,
+}
+
+/// The answer to a search.
+#[derive(SimpleObject)]
+pub(crate) struct SearchAnswer {
+    /// Every match, not only this page.
+    total: u64,
+    hits: Vec<HitGql>,
+    facets: Vec<FacetCounts>,
+    /// The nodes that answered.
+    answered: Vec<String>,
+    /// The nodes asked that did not answer.
+    missing: Vec<Missing>,
+}
+
+/// A collection a member publishes.
+#[derive(SimpleObject)]
+pub(crate) struct CollectionGql {
+    id: String,
+    title: String,
+    products: u64,
+    bytes: u64,
+    missions: Option<Vec<String>>,
+    complete: bool,
+}
+
+/// A lab environment a member offers.
+#[derive(SimpleObject)]
+pub(crate) struct ComputeGql {
+    environment: String,
+    cores: u32,
+    memory_mib: u64,
+    gpus: u32,
+    free_slots: u32,
+}
+
+/// A member node.
+#[derive(SimpleObject)]
+pub(crate) struct MemberGql {
+    node: String,
+    name: String,
+    institution: String,
+    /// `this_node`, `connected`, `last_seen` or `never_seen`.
+    reach: String,
+    collections: Vec<CollectionGql>,
+    compute: Vec<ComputeGql>,
+}
+
+/// The federation this node belongs to.
+#[derive(SimpleObject)]
+pub(crate) struct FederationGql {
+    name: String,
+    id: String,
+    this_node: String,
+    members: Vec<MemberGql>,
+}
+
+/// A change to a public project or to this node's catalog.
+#[derive(SimpleObject, Clone)]
+pub(crate) struct Change {
+    /// `project` or `catalog`.
+    kind: String,
+    /// The project, for a project change.
+    project: Option<String>,
+    /// The project's heads after the change.
+    heads: Vec<String>,
+}
+
+fn backend<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Shared> {
+    ctx.data::<Shared>()
+}
+
+pub(crate) struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// Searches the federation's catalogs (this node's only with `local`).
+    #[allow(clippy::too_many_arguments)]
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        text: Option<String>,
+        cone: Option<ConeInput>,
+        filters: Option<Vec<FilterInput>>,
+        #[graphql(desc = "Earliest observation, MJD")] time_start: Option<f64>,
+        #[graphql(desc = "Latest observation, MJD")] time_end: Option<f64>,
+        #[graphql(default = 0)] offset: u32,
+        #[graphql(default = 20)] limit: u32,
+        #[graphql(default = false)] local: bool,
+    ) -> async_graphql::Result<SearchAnswer> {
+        if limit > MAX_LIMIT {
+            return Err(format!("limit may be at most {MAX_LIMIT}; page with offset").into());
+        }
+        let mut query = Query {
+            text,
+            cone: cone.map(|c| Cone {
+                ra: c.ra,
+                dec: c.dec,
+                radius: c.radius,
+            }),
+            time: (time_start.is_some() || time_end.is_some()).then_some(TimeRange {
+                start: time_start,
+                end: time_end,
+            }),
+            page: Page { offset, limit },
+            facets: true,
+            ..Query::default()
+        };
+        for f in filters.unwrap_or_default() {
+            query.filters.insert(f.facet.into(), f.values);
+        }
+        query.validate().map_err(|e| e.to_string())?;
+        let r = backend(ctx)?.search(query, local).await?;
+        Ok(SearchAnswer {
+            total: r.results.total,
+            hits: r
+                .results
+                .hits
+                .into_iter()
+                .map(|h| HitGql {
+                    id: h.id,
+                    collection: h.collection,
+                    title: h.title,
+                    mission: h.mission,
+                    instrument: h.instrument,
+                    product_type: h.product_type,
+                    target: h.target,
+                    ra: h.ra,
+                    dec: h.dec,
+                    t_min: h.t_min,
+                    t_max: h.t_max,
+                    size: h.size,
+                    blake3: h.blake3,
+                    licence: h.licence,
+                    node: h.node,
+                    node_name: h.node_name,
+                    url: h.url,
+                })
+                .collect(),
+            facets: r
+                .results
+                .facets
+                .into_iter()
+                .map(|(facet, values)| {
+                    let facet = match facet {
+                        Facet::Mission => FacetName::Mission,
+                        Facet::Instrument => FacetName::Instrument,
+                        Facet::ProductType => FacetName::ProductType,
+                        Facet::Band => FacetName::Band,
+                        Facet::Licence => FacetName::Licence,
+                        Facet::Publisher => FacetName::Publisher,
+                        Facet::Node => FacetName::Node,
+                    };
+                    FacetCounts {
+                        facet,
+                        values: values
+                            .into_iter()
+                            .map(|v| FacetValue {
+                                value: v.value,
+                                count: v.count,
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+            answered: r.answered,
+            missing: r
+                .missing
+                .into_iter()
+                .map(|(node, reason)| Missing { node, reason })
+                .collect(),
+        })
+    }
+
+    /// The federation this node belongs to (null when it belongs to none).
+    async fn federation(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FederationGql>> {
+        let Some(v) = backend(ctx)?.federation().await? else {
+            return Ok(None);
+        };
+        Ok(Some(FederationGql {
+            name: v.name,
+            id: v.id,
+            this_node: v.this_node,
+            members: v
+                .members
+                .into_iter()
+                .map(|m| MemberGql {
+                    node: m.node,
+                    name: m.name,
+                    institution: m.institution,
+                    reach: match m.reach {
+                        crate::Reach::ThisNode => "this_node",
+                        crate::Reach::Connected => "connected",
+                        crate::Reach::LastSeen { .. } => "last_seen",
+                        crate::Reach::NeverSeen => "never_seen",
+                    }
+                    .into(),
+                    collections: m
+                        .collections
+                        .into_iter()
+                        .map(|c| CollectionGql {
+                            id: c.id,
+                            title: c.title,
+                            products: c.products,
+                            bytes: c.bytes,
+                            missions: c.missions,
+                            complete: c.complete,
+                        })
+                        .collect(),
+                    compute: m
+                        .compute
+                        .into_iter()
+                        .map(|c| ComputeGql {
+                            environment: c.environment,
+                            cores: c.cores,
+                            memory_mib: c.memory_mib,
+                            gpus: c.gpus,
+                            free_slots: c.free_slots,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }))
+    }
+}
+
+pub(crate) struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// Changes to public projects (one project's with `project`) and to this node's catalog,
+    /// as they happen. A subscriber too slow to keep up is told it missed some (`kind: lagged`).
+    async fn changes(
+        &self,
+        ctx: &Context<'_>,
+        project: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = Change> + use<>> {
+        let rx = backend(ctx)?.events();
+        let wanted = project;
+        Ok(futures::stream::unfold(rx, move |mut rx| {
+            let wanted = wanted.clone();
+            async move {
+                loop {
+                    let change = match rx.recv().await {
+                        Ok(WebEvent::ProjectChanged { project, heads }) => {
+                            if wanted.as_ref().is_some_and(|w| *w != project) {
+                                continue;
+                            }
+                            Change {
+                                kind: "project".into(),
+                                project: Some(project),
+                                heads,
+                            }
+                        }
+                        Ok(WebEvent::CatalogChanged) => {
+                            if wanted.is_some() {
+                                continue;
+                            }
+                            Change {
+                                kind: "catalog".into(),
+                                project: None,
+                                heads: Vec::new(),
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => Change {
+                            kind: "lagged".into(),
+                            project: None,
+                            heads: Vec::new(),
+                        },
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    };
+                    return Some((change, rx));
+                }
+            }
+        }))
+    }
+}
+
+/// `POST /graphql`: a query.
+pub(crate) async fn execute(
+    State(schema): State<OrrerySchema>,
+    request: async_graphql_axum::GraphQLRequest,
+) -> async_graphql_axum::GraphQLResponse {
+    schema.execute(request.into_inner()).await.into()
+}
+
+/// `GET /graphql`: the GraphiQL page for a browser.
+pub(crate) async fn page(headers: HeaderMap) -> Response {
+    let _ = headers;
+    crate::ui::page("graphiql.html").await.into_response()
+}

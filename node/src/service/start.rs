@@ -149,6 +149,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
             home: home.clone(),
             config: web_config.clone(),
             events: web::public_events(&handle),
+            view: Default::default(),
         },
         orrery_web::WebConfig::new(&base_url),
     );

@@ -17,7 +17,14 @@ pub(super) struct NodePort {
     pub(super) config: crate::config::Config,
     /// What the HTTP face may tell anyone of the node's events.
     pub(super) events: tokio::sync::broadcast::Sender<orrery_web::WebEvent>,
+    /// The federation view as last read, and when: reading it scans the catalog's summaries, so
+    /// it is read at most once per [`VIEW_FRESH_FOR`], by one request while the others wait.
+    pub(super) view:
+        tokio::sync::Mutex<Option<(std::time::Instant, Option<orrery_web::FederationView>)>>,
 }
+
+/// How long a read federation view is served before it is read again.
+const VIEW_FRESH_FOR: Duration = Duration::from_secs(2);
 
 /// The node's events that anyone may see, as they happen: changes to public projects and to
 /// this node's catalog. Changes to other projects are not announced (their ids and timing are
@@ -74,13 +81,21 @@ impl Port for NodePort {
     }
 
     async fn federation(&self) -> Result<Option<orrery_web::FederationView>, String> {
+        let mut kept = self.view.lock().await;
+        if let Some((at, view)) = kept.as_ref()
+            && at.elapsed() < VIEW_FRESH_FOR
+        {
+            return Ok(view.clone());
+        }
         let (home, config) = (self.home.clone(), self.config.clone());
-        tokio::task::spawn_blocking(move || {
+        let view = tokio::task::spawn_blocking(move || {
             let store = crate::store::Store::open(&home.database()).map_err(|e| e.to_string())?;
             crate::federation_view::view(&home, &config, &store).map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())??;
+        *kept = Some((std::time::Instant::now(), view.clone()));
+        Ok(view)
     }
 
     async fn tap(&self, adql: String, maxrec: u64) -> Result<TapTable, TapError> {

@@ -9,6 +9,7 @@ mod federation;
 mod project;
 mod provenance;
 mod render;
+mod user;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -49,6 +50,12 @@ pub enum Command {
     /// Create, inspect and edit projects.
     #[command(subcommand)]
     Project(ProjectCmd),
+    /// Manage the people who sign in to this node (each edits as one of its authors).
+    #[command(subcommand)]
+    User(user::UserCmd),
+    /// Manage API tokens for scripts.
+    #[command(subcommand)]
+    Token(user::TokenCmd),
     /// Publish data: scan directories into collections, list and remove them.
     #[command(subcommand)]
     Dataset(dataset::DatasetCmd),
@@ -116,6 +123,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Init(args) => init(&home, args, out),
         Command::Author(cmd) => author::run(&mut Ctx::open(home)?, cmd, out),
         Command::Project(cmd) => project::run(&mut Ctx::open(home)?, cmd, out),
+        Command::User(cmd) => user::run_user(&mut Ctx::open(home)?, cmd, out),
+        Command::Token(cmd) => user::run_token(&mut Ctx::open(home)?, cmd, out),
         Command::Dataset(cmd) => dataset::run(&mut Ctx::open(home)?, cmd, out),
         Command::Search(args) => dataset::search_cmd(&Ctx::open(home)?, *args, out),
         Command::Federation(cmd) => federation::run(&mut Ctx::open(home)?, cmd, out),

@@ -74,6 +74,11 @@ pub struct WebSection {
     /// The address clients reach this node at, if not the listening address (behind a proxy),
     /// e.g. `https://archive.example.org/orrery`.
     pub public_url: Option<String>,
+    /// OpenID Connect providers users sign in with (`[[web.oidc]]`: `id`, `display_name`,
+    /// `issuer`, `client_id`, `client_secret`, `orcid`). The redirect URL to register with each
+    /// is `<public URL>/auth/callback/<id>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub oidc: Vec<orrery_web::oidc::ProviderConfig>,
 }
 
 impl Default for WebSection {
@@ -81,6 +86,7 @@ impl Default for WebSection {
         Self {
             listen: DEFAULT_WEB_LISTEN,
             public_url: None,
+            oidc: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! its is stored. Edits made by other processes on the same data directory (the command line)
 //! are noticed through SQLite's `data_version` and synced like local edits.
 
+mod accounts;
 mod actor;
 mod blobs;
 mod commands;

@@ -8,6 +8,7 @@
 //! arrived since, and one seal per actor. [`Store::compact`] folds the changes into a new
 //! snapshot in one transaction.
 
+mod accounts;
 mod bans;
 mod replication;
 
@@ -25,6 +26,7 @@ use orrery_protocol::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use accounts::{MAX_TOKEN_SECS, SESSION_SECS, Scope, TokenInfo, User};
 pub use bans::PeerBan;
 pub use replication::{Direction, ReplicationProblem};
 
@@ -37,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005.sql"),
     include_str!("../migrations/0006.sql"),
     include_str!("../migrations/0007.sql"),
+    include_str!("../migrations/0008.sql"),
 ];
 
 /// Why the store failed.
@@ -72,6 +75,9 @@ pub enum StoreError {
     /// The store thread has stopped.
     #[error("the store has stopped")]
     Stopped,
+    /// The operating system gave no randomness for a secret.
+    #[error("no randomness for a secret: {0}")]
+    Random(String),
     /// Stored federation data does not load.
     #[error("stored federation data is corrupt: {0}")]
     Federation(String),

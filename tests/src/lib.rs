@@ -398,8 +398,12 @@ impl Drop for Squatters {
 /// The command line's output for `args`, run in this process on `node`'s data directory (what
 /// the operator of that node would see).
 pub fn cli(node: &TestNode, args: &[&str]) -> String {
-    let data = node.home.root().to_str().expect("utf-8").to_owned();
-    let mut argv = vec!["orrery", "--data-dir", &data];
+    cli_at(node.home.root().to_str().expect("utf-8"), args)
+}
+
+/// The command line's output for `args`, run in this process on the data directory `data`.
+pub fn cli_at(data: &str, args: &[&str]) -> String {
+    let mut argv = vec!["orrery", "--data-dir", data];
     argv.extend_from_slice(args);
     let mut out = Vec::new();
     orrery_node::cli::run(orrery_node::cli::Cli::parse_from(argv), &mut out).expect("runs");

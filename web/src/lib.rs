@@ -10,9 +10,12 @@
 //! | `/api/search` | the search query model as JSON (POST), federated unless `?local=true` |
 //! | `/api/federation` | the members, their reachability, collections and compute offers (GET) |
 //! | `/graphql` | GraphQL (POST), GraphiQL (GET in a browser), subscriptions at `/graphql/ws` |
+//! | `/auth/login/{provider}`, `/auth/callback/{provider}` | OpenID Connect sign-in (session cookie) |
+//! | `/api/v1/me` | who a request comes from (a session or `Authorization: Bearer <token>`) |
 //! | `/data/{collection}/{path}` | a product's file, with its BLAKE3 in `x-blake3` |
 //! | `/ui/` | the browser UI (built from `ui/` by `scripts/ui-build`); `/` sends browsers there |
 
+mod auth;
 mod data;
 mod federation;
 mod graphql;
@@ -34,6 +37,7 @@ use serde::Deserialize;
 
 pub use tap::{TapError, TapTable};
 
+pub use auth::{Credential, Principal, SESSION_COOKIE};
 pub use data::{FileRefusal, ProductFile};
 pub use federation::{FederationView, MemberView, Reach};
 pub use graphql::WebEvent;
@@ -67,6 +71,16 @@ pub trait Port: Send + Sync + 'static {
     /// What changed, as it happens: public projects and this node's catalog (for GraphQL
     /// subscriptions).
     fn events(&self) -> tokio::sync::broadcast::Receiver<WebEvent>;
+    /// The user a credential stands for, if it is valid now.
+    fn authenticate(
+        &self,
+        credential: Credential,
+    ) -> impl Future<Output = Result<Option<Principal>, String>> + Send;
+    /// Records a verified sign-in (creating the user and their author on first sign-in) and
+    /// opens a session; returns the session's secret for the cookie.
+    fn sign_in(&self, who: oidc::SignedIn) -> impl Future<Output = Result<String, String>> + Send;
+    /// The OpenID providers users may sign in with.
+    fn providers(&self) -> Vec<oidc::ProviderConfig>;
 }
 
 /// Settings of the HTTP face.
@@ -95,6 +109,7 @@ struct AppState<P> {
     port: P,
     config: WebConfig,
     jobs: tap::Jobs,
+    auth: auth::AuthState,
 }
 
 /// The routes, over a node's port.
@@ -103,6 +118,7 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         port,
         config,
         jobs: tap::Jobs::default(),
+        auth: auth::AuthState::default(),
     });
     // Every answer under /tap is a VOTable, the HTTP layer's own refusals included.
     let tap_routes = Router::new()
@@ -164,6 +180,9 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         .merge(tap_routes)
         .route("/api/search", post(search::<P>))
         .route("/api/federation", get(federation::federation::<P>))
+        .route("/api/v1/me", get(auth::me::<P>))
+        .route("/auth/login/{provider}", get(auth::login::<P>))
+        .route("/auth/callback/{provider}", get(auth::callback::<P>))
         .route("/data/{collection}/{*path}", get(data::product::<P>))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(state)

@@ -76,6 +76,27 @@ pub(super) fn public_events(
 }
 
 impl Port for NodePort {
+    async fn authenticate(
+        &self,
+        credential: orrery_web::Credential,
+    ) -> Result<Option<orrery_web::Principal>, String> {
+        let home = self.home.clone();
+        tokio::task::spawn_blocking(move || super::accounts::authenticate(&home, credential))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    async fn sign_in(&self, who: orrery_web::oidc::SignedIn) -> Result<String, String> {
+        let home = self.home.clone();
+        tokio::task::spawn_blocking(move || super::accounts::sign_in(&home, who))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    fn providers(&self) -> Vec<orrery_web::oidc::ProviderConfig> {
+        self.config.web.oidc.clone()
+    }
+
     fn events(&self) -> tokio::sync::broadcast::Receiver<orrery_web::WebEvent> {
         self.events.subscribe()
     }

@@ -1,0 +1,265 @@
+//! Signing in to a node with OpenID Connect, against a real OpenID provider (the npm package
+//! oidc-provider, installed by `scripts/oidc-env`) on loopback, driven as a browser would: the
+//! first sign-in makes the user and their author, the ORCID iD the provider vouched for is
+//! attested, and API tokens made for that user work until revoked.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use orrery_node::config::Config;
+use orrery_node::home::Home;
+use orrery_tests::cli_at;
+use orrery_web::oidc::ProviderConfig;
+use serde_json::Value;
+
+const ORCID: &str = "0000-0002-1825-0097";
+const SECRET: &str = "a secret the provider shares with the node";
+
+struct Provider(Child, String);
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn provider(redirect: &str) -> Provider {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    assert!(
+        Command::new(repo.join("scripts/oidc-env"))
+            .status()
+            .expect("oidc-env")
+            .success()
+    );
+    let clients = serde_json::json!([{
+        "client_id": "orrery-node",
+        "client_secret": SECRET,
+        "redirect_uris": [redirect],
+    }]);
+    let mut child = Command::new("node")
+        .arg(repo.join("tests/oidc/provider.mjs"))
+        .env("OIDC_CLIENTS", clients.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node starts the provider");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(issuer) = line.strip_prefix("ready ") {
+                let _ = tx.send(issuer.to_owned());
+            }
+        }
+    });
+    let issuer = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the provider is ready");
+    Provider(child, issuer)
+}
+
+/// A browser: follows redirects across the node and the provider, keeping cookies by host (as
+/// browsers do, whatever the port), posting the provider's login and consent forms as `login`.
+struct Browser {
+    agent: ureq::Agent,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            agent: ureq::Agent::config_builder()
+                .max_redirects(0)
+                .http_status_as_error(false)
+                .build()
+                .new_agent(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Signs in starting at `start`; returns where the browser ended (after the node's redirect).
+    fn sign_in(&mut self, start: &str, login: &str) -> String {
+        let mut url = start.to_owned();
+        let mut form: Option<(String, String)> = None;
+        for _ in 0..30 {
+            let cookie = self.cookie_header();
+            let mut r = match form.take() {
+                Some((action, body)) => self
+                    .agent
+                    .post(&action)
+                    .header("cookie", &cookie)
+                    .content_type("application/x-www-form-urlencoded")
+                    .send(body.as_bytes()),
+                None => self.agent.get(&url).header("cookie", &cookie).call(),
+            }
+            .expect("an answer");
+            for set in r.headers().get_all("set-cookie") {
+                let pair = set.to_str().expect("ascii").split(';').next().unwrap_or("");
+                if let Some((k, v)) = pair.split_once('=') {
+                    self.cookies
+                        .insert(k.trim().to_owned(), v.trim().to_owned());
+                }
+            }
+            if let Some(loc) = r.headers().get("location") {
+                let loc = loc.to_str().expect("ascii");
+                let origin: String = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+                url = if loc.starts_with('/') {
+                    format!("{origin}{loc}")
+                } else {
+                    loc.to_owned()
+                };
+                if url.ends_with("/ui/") {
+                    return url;
+                }
+                continue;
+            }
+            let status = r.status();
+            let page = r.body_mut().read_to_string().expect("a page");
+            let Some(action) = page
+                .split("action=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+            else {
+                panic!("stuck at {url} ({status}): {page}");
+            };
+            let body = if page.contains("name=\"prompt\" value=\"login\"") {
+                format!("prompt=login&login={login}&password=anything")
+            } else {
+                "prompt=consent".to_owned()
+            };
+            form = Some((action.to_owned(), body));
+        }
+        panic!("the sign-in never came back to the node");
+    }
+}
+
+fn me(base: &str, auth: Option<(&str, &str)>) -> (u16, Value) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut req = agent.get(&format!("{base}/api/v1/me"));
+    if let Some((k, v)) = auth {
+        req = req.header(k, v);
+    }
+    let mut r = req.call().expect("the node answers");
+    let status = r.status().as_u16();
+    let body = r.body_mut().read_json::<Value>().unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_researcher_signs_in_with_orcid_and_a_script_uses_a_token() {
+    // The node's address must be registered with the provider before either starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let op = provider(&format!("{base}/auth/callback/orcid"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = Home::new(dir.path().join("esac"));
+    let mut config = Config::default();
+    config.node.name = "esac".into();
+    config.network = orrery_federation::Config::loopback();
+    config.web.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    config.web.oidc = vec![ProviderConfig {
+        id: "orcid".into(),
+        display_name: "ORCID (test provider)".into(),
+        issuer: op.1.clone(),
+        client_id: "orrery-node".into(),
+        client_secret: Some(SECRET.into()),
+        orcid: true,
+    }];
+    orrery_node::setup::init(&home, &config).expect("init");
+    let (node, task) = orrery_node::service::start(home.clone())
+        .await
+        .expect("node starts");
+
+    // Nobody yet.
+    assert_eq!(me(&base, None).0, 401);
+    assert_eq!(
+        me(&base, Some(("authorization", "Bearer orr_forged"))).0,
+        401
+    );
+    assert_eq!(me(&base, Some(("cookie", "orrery_session=forged"))).0, 401);
+
+    let start = format!("{base}/auth/login/orcid");
+    let mut browser = Browser::new();
+    let landed = tokio::task::spawn_blocking(move || {
+        let landed = browser.sign_in(&start, ORCID);
+        (landed, browser)
+    })
+    .await
+    .expect("browser");
+    let (landed, browser) = landed;
+    assert!(landed.ends_with("/ui/"), "{landed}");
+    let session = browser
+        .cookies
+        .get("orrery_session")
+        .cloned()
+        .expect("a session cookie");
+    let (status, who) = me(
+        &base,
+        Some(("cookie", &format!("orrery_session={session}"))),
+    );
+    assert_eq!(status, 200, "{who}");
+    assert_eq!(who["orcid"], ORCID, "the iD is attested: {who}");
+    let user = who["user"].as_str().expect("a user").to_owned();
+
+    // The operator makes a read token for that user; a script uses it until it is revoked.
+    let data = home.root().to_str().expect("utf-8").to_owned();
+    let made = cli_at(
+        &data,
+        &[
+            "token", "create", "--user", &user, "--scope", "read", "--days", "1",
+        ],
+    );
+    let token = made
+        .lines()
+        .find(|l| l.starts_with("orr_"))
+        .expect("the token is printed")
+        .to_owned();
+    let bearer = format!("Bearer {token}");
+    let (status, as_script) = me(&base, Some(("authorization", &bearer)));
+    assert_eq!(status, 200, "{as_script}");
+    assert_eq!(as_script["user"], user.as_str());
+    assert_eq!(as_script["scopes"], serde_json::json!(["read"]));
+    let id = token.split('_').nth(1).expect("an id");
+    cli_at(&data, &["token", "revoke", id]);
+    assert_eq!(
+        me(&base, Some(("authorization", &bearer))).0,
+        401,
+        "revoked"
+    );
+
+    // Signing in again is the same user.
+    let start = format!("{base}/auth/login/orcid");
+    let again = tokio::task::spawn_blocking(move || {
+        let mut b = Browser::new();
+        b.sign_in(&start, ORCID);
+        b.cookies.get("orrery_session").cloned().expect("a session")
+    })
+    .await
+    .expect("browser");
+    let (_, who_again) = me(&base, Some(("cookie", &format!("orrery_session={again}"))));
+    assert_eq!(who_again["user"], user.as_str());
+    let users = cli_at(&data, &["user", "list"]);
+    assert_eq!(users.matches("verified").count(), 1, "{users}");
+
+    node.shutdown();
+    let _ = task.await;
+}

@@ -697,10 +697,15 @@ async fn a_node_removed_while_offline_learns_it_and_stops_dialling() {
     let check = gone.clone();
     // A removed node that misses the window in which it is told (a loaded machine) is told
     // again when its backoff ends (5 s, then 10 s, 20 s…): allow for three rounds.
-    eventually(&both, 3 * WAIT, "the removed node knows it was removed", || {
-        let check = check.clone();
-        async move { check.status().await.is_ok_and(|s| s.removed_self.is_some()) }
-    })
+    eventually(
+        &both,
+        3 * WAIT,
+        "the removed node knows it was removed",
+        || {
+            let check = check.clone();
+            async move { check.status().await.is_ok_and(|s| s.removed_self.is_some()) }
+        },
+    )
     .await;
     let status = gone.status().await.expect("status");
     let told = status.removed_self.expect("removal reported");

@@ -68,7 +68,7 @@ mod tests {
         let all: usize = TABLES.iter().map(|t| t.columns.len()).sum();
         assert_eq!(count(tap_schema::COLUMNS.sql)?, all as i64);
         assert_eq!(count(tap_schema::TABLES.sql)?, TABLES.len() as i64);
-        assert_eq!(count(tap_schema::KEYS.sql)?, 0);
+        assert_eq!(count(tap_schema::KEYS.sql)?, 5);
         Ok(())
     }
 }

@@ -958,3 +958,47 @@ proptest! {
         prop_assert!(sql_is_ours(&sql.sql));
     }
 }
+
+#[test]
+fn aggregates_group_by_and_having_render_and_hostile_ones_are_refused() {
+    let q = to_sql(
+        &ok(
+            "SELECT target_name, COUNT(*) AS n, AVG(s_ra), MAX(obs_id) FROM ivoa.obscore \
+             GROUP BY target_name HAVING COUNT(DISTINCT obs_id) > 1 ORDER BY n DESC",
+        ),
+        10,
+    );
+    assert_eq!(
+        q.sql,
+        "SELECT target_name, COUNT(*), AVG(s_ra), MAX(obs_id) FROM obscore GROUP BY target_name \
+         HAVING COUNT(DISTINCT obs_id) > ? ORDER BY COUNT(*) DESC, 1, 2, 3, 4 LIMIT ?"
+    );
+    let types: Vec<_> = q.columns.iter().map(|c| c.datatype).collect();
+    assert_eq!(
+        types,
+        [
+            Datatype::Char,
+            Datatype::Long,
+            Datatype::Double,
+            Datatype::Char
+        ]
+    );
+    assert_eq!(q.names[2], "avg_s_ra");
+    let q = to_sql(&ok("SELECT DISTINCT datatype FROM tap_schema.COLUMNS"), 10);
+    assert_eq!(
+        q.sql,
+        "SELECT DISTINCT datatype FROM tap_schema_columns ORDER BY 1 LIMIT ?"
+    );
+    let e = |adql: &str| refused(adql).to_string();
+    assert!(e("SELECT COUNT(MAX(s_ra)) FROM ivoa.obscore").contains("nested"));
+    assert!(e("SELECT obs_id FROM ivoa.obscore WHERE COUNT(*) > 1").contains("WHERE"));
+    assert!(e("SELECT SUM(obs_id) FROM ivoa.obscore").contains("holds text"));
+    assert!(e("SELECT *, COUNT(*) FROM ivoa.obscore").contains("SELECT *"));
+    assert!(e("SELECT * FROM TAP_SCHEMA.passwords").contains("unknown table"));
+    assert!(e("SELECT * FROM TAP_SCHEMA.columns WHERE CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 1, 2, 3)) = 1").contains("no positions"));
+    let long = vec!["s_ra"; MAX_ITEMS + 1].join(", ");
+    let err = refused(&format!(
+        "SELECT COUNT(*) FROM ivoa.obscore GROUP BY {long}"
+    ));
+    assert!(matches!(err, AdqlError::TooManyItems { .. }), "{err}");
+}

@@ -1,19 +1,30 @@
-//! The ADQL subset a node answers, against its one table `ivoa.obscore`.
+//! The ADQL subset a node answers, against the tables of [`crate::table::TABLES`]:
+//! `ivoa.obscore` and the five `TAP_SCHEMA` tables.
 //!
-//! [`parse`] turns ADQL text into a checked [`Select`]: every column exists, every literal has
-//! its column's type, every cone is on the sky. Anything outside the subset is refused with an
-//! [`AdqlError`] that names it and gives its byte offset. [`to_sql`] renders a `Select` as one
-//! SQLite statement over the [`obscore::SQL_VIEW`] view: literals travel only as `?` parameters
-//! and column names come only from [`obscore::COLUMNS`], so no user text reaches the SQL.
+//! [`parse`] turns ADQL text into a checked [`Select`]: the table and every column exist, every
+//! literal has its column's type, every cone is on the sky, and an aggregating query names only
+//! grouped columns outside its aggregates (the rules of `adql/check`). Anything outside the
+//! subset is refused with an [`AdqlError`] that names it and gives its byte offset. [`to_sql`]
+//! renders a `Select` as one SQLite statement over the table's [`Table::sql`]: literals travel
+//! only as `?` parameters and table and column names come only from [`crate::table`], so no
+//! user text reaches the SQL.
 //!
 //! The subset:
 //!
 //! ```text
-//! SELECT [ALL] [TOP n] * | col [[AS] alias], ...
-//! FROM ivoa.obscore [[AS] alias]
+//! SELECT [ALL | DISTINCT] [TOP n] * | item [[AS] alias], ...
+//! FROM schema.table [[AS] alias]
 //! [WHERE condition]
-//! [ORDER BY col | alias | position [ASC | DESC], ...]
+//! [GROUP BY col, ...]
+//! [HAVING condition]
+//! [ORDER BY col | aggregate | alias | position [ASC | DESC], ...]
 //! ```
+//!
+//! where an item is a column or an aggregate: `COUNT(*)`, `COUNT([DISTINCT] col)`,
+//! `MIN(col)`, `MAX(col)`, `SUM(col)`, `AVG(col)` (SUM and AVG of numbers only, MIN and MAX
+//! of any column; `DISTINCT` is taken by all of them). Aggregates are refused in `WHERE` and
+//! inside each other; `HAVING` takes the predicates of `WHERE` on grouped columns and
+//! `aggregate op value`.
 //!
 //! where a condition combines with `AND`, `OR`, `NOT` and parentheses the predicates
 //! `col op literal` (or `literal op col`; `op` one of `= != <> < <= > >=`),
@@ -22,13 +33,15 @@
 //! `CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', ra, dec, radius)) = 1` (or `= 0`).
 //! Columns may be qualified by the table's name or alias. `--` starts a comment.
 //!
-//! Input is bounded: [`MAX_QUERY_BYTES`], [`MAX_DEPTH`] and [`MAX_IN_VALUES`]. [`parse`] never
-//! panics and its recursion is bounded by [`MAX_DEPTH`].
+//! Input is bounded: [`MAX_QUERY_BYTES`], [`MAX_DEPTH`], [`MAX_IN_VALUES`] and [`MAX_ITEMS`].
+//! [`parse`] never panics and its recursion is bounded by [`MAX_DEPTH`].
 
 use crate::Value;
 use crate::obscore::{self, Column};
 use crate::sky::{SkyCone, SkyError};
+use crate::table::{Datatype, Table};
 
+mod check;
 mod lexer;
 mod parser;
 mod sql;
@@ -45,41 +58,72 @@ pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 pub const MAX_DEPTH: usize = 64;
 /// Most values one `IN` list may hold.
 pub const MAX_IN_VALUES: usize = 1000;
+/// Most entries of a select list, a `GROUP BY` or an `ORDER BY` list.
+pub const MAX_ITEMS: usize = 100;
 /// Longest piece of the user's text quoted back in an error message, in characters.
 const MAX_QUOTED_CHARS: usize = 60;
 
-/// A checked query against `ivoa.obscore`.
+/// A checked query against one of the served tables.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Select {
+    /// The table queried.
+    pub table: &'static Table,
+    /// `SELECT DISTINCT`: equal rows are returned once.
+    pub distinct: bool,
     /// `TOP n`, if given.
     pub top: Option<u64>,
-    /// The select list, never empty after [`parse`].
+    /// The select list, 1 to [`MAX_ITEMS`] entries after [`parse`].
     pub items: Vec<SelectItem>,
     /// The table's alias, if given (`FROM ivoa.obscore AS o`).
     pub table_alias: Option<String>,
-    /// The `WHERE` condition, if any.
+    /// The `WHERE` condition, if any; it holds no aggregate.
     pub filter: Option<Expr>,
-    /// The `ORDER BY` list (the row id is always appended when rendered).
+    /// The `GROUP BY` columns.
+    pub group_by: Vec<&'static Column>,
+    /// The `HAVING` condition, if any.
+    pub having: Option<Expr>,
+    /// The `ORDER BY` list (a tie-break is always appended when rendered).
     pub order_by: Vec<OrderItem>,
 }
 
 impl Select {
-    /// The output columns in order, `*` expanded to every column in ObsCore order, each with
-    /// its output name (the alias, or the column's name).
-    pub fn output(&self) -> Vec<(String, &'static Column)> {
+    /// The output columns in order, `*` expanded to every column of the table, each with its
+    /// output name (the alias, the column's name, or for an aggregate its
+    /// [`Aggregate::default_name`]) and the column describing its values (for an aggregate,
+    /// [`Aggregate::output`]).
+    pub fn output(&self) -> Vec<(String, Column)> {
         let mut out = Vec::new();
         for item in &self.items {
             match item {
                 SelectItem::All => {
-                    out.extend(obscore::COLUMNS.iter().map(|c| (c.name.to_owned(), c)));
+                    out.extend(self.table.columns.iter().map(|c| (c.name.to_owned(), *c)));
                 }
                 SelectItem::Column { column, alias } => {
                     let name = alias.clone().unwrap_or_else(|| column.name.to_owned());
-                    out.push((name, *column));
+                    out.push((name, **column));
+                }
+                SelectItem::Aggregate { aggregate, alias } => {
+                    let name = alias.clone().unwrap_or_else(|| aggregate.default_name());
+                    out.push((name, aggregate.output()));
                 }
             }
         }
         out
+    }
+
+    /// Whether rows are grouped: a `GROUP BY`, a `HAVING`, or an aggregate in the select list
+    /// or the `ORDER BY`.
+    pub fn aggregates(&self) -> bool {
+        !self.group_by.is_empty()
+            || self.having.is_some()
+            || self
+                .items
+                .iter()
+                .any(|i| matches!(i, SelectItem::Aggregate { .. }))
+            || self
+                .order_by
+                .iter()
+                .any(|o| matches!(o.key, OrderKey::Aggregate(_)))
     }
 }
 
@@ -95,13 +139,134 @@ pub enum SelectItem {
         /// Its output name, if given with `AS`.
         alias: Option<String>,
     },
+    /// An aggregate over the rows (or each group), perhaps renamed.
+    Aggregate {
+        /// The aggregate.
+        aggregate: Aggregate,
+        /// Its output name, if given with `AS`.
+        alias: Option<String>,
+    },
+}
+
+/// An aggregate function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateFunction {
+    /// `COUNT`: rows, or non-null values.
+    Count,
+    /// `MIN`: the smallest value.
+    Min,
+    /// `MAX`: the largest value.
+    Max,
+    /// `SUM`: the sum of numbers.
+    Sum,
+    /// `AVG`: the mean of numbers.
+    Avg,
+}
+
+impl AggregateFunction {
+    /// The function named `word` in any case, if it is one.
+    pub fn named(word: &str) -> Option<Self> {
+        [
+            ("COUNT", Self::Count),
+            ("MIN", Self::Min),
+            ("MAX", Self::Max),
+            ("SUM", Self::Sum),
+            ("AVG", Self::Avg),
+        ]
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(word))
+        .map(|(_, f)| f)
+    }
+
+    /// Its name, as ADQL and SQLite write it.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Self::Count => "COUNT",
+            Self::Min => "MIN",
+            Self::Max => "MAX",
+            Self::Sum => "SUM",
+            Self::Avg => "AVG",
+        }
+    }
+}
+
+/// The column describing a `COUNT`.
+const COUNT_OUTPUT: Column = Column {
+    name: "count",
+    datatype: Datatype::Long,
+    unit: None,
+    ucd: Some("meta.number"),
+    utype: None,
+    description: "The number of rows, or of values that are not null",
+    principal: true,
+    indexed: false,
+};
+
+/// A checked aggregate: `SUM` and `AVG` are over numeric columns, `COUNT(*)` is the only one
+/// without a column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    /// The function.
+    pub function: AggregateFunction,
+    /// Its column; `None` for `COUNT(*)`.
+    pub column: Option<&'static Column>,
+    /// `DISTINCT`: equal values count once.
+    pub distinct: bool,
+}
+
+impl Aggregate {
+    /// The output name when no alias is given: `count` for `COUNT(*)`, else the function and
+    /// the column, e.g. `max_s_ra`.
+    pub fn default_name(&self) -> String {
+        let function = self.function.sql().to_ascii_lowercase();
+        match self.column {
+            None => function,
+            Some(c) => format!("{function}_{}", c.name),
+        }
+    }
+
+    /// The column describing its values: `COUNT` is a `long`, `AVG` a `double`, `SUM` a `long`
+    /// over integers and a `double` over doubles, `MIN` and `MAX` have their column's type.
+    pub fn output(&self) -> Column {
+        let Some(column) = self.column else {
+            return COUNT_OUTPUT;
+        };
+        let numeric = |datatype, description| Column {
+            name: self.function.sql(),
+            datatype,
+            unit: column.unit,
+            ucd: None,
+            utype: None,
+            description,
+            principal: true,
+            indexed: false,
+        };
+        match self.function {
+            AggregateFunction::Count => COUNT_OUTPUT,
+            AggregateFunction::Min | AggregateFunction::Max => *column,
+            AggregateFunction::Sum if column.datatype == Datatype::Double => {
+                numeric(Datatype::Double, "The sum of a column's values")
+            }
+            AggregateFunction::Sum => numeric(Datatype::Long, "The sum of a column's values"),
+            AggregateFunction::Avg => numeric(Datatype::Double, "The mean of a column's values"),
+        }
+    }
+}
+
+/// What an `ORDER BY` entry sorts on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderKey {
+    /// A column.
+    Column(&'static Column),
+    /// An aggregate.
+    Aggregate(Aggregate),
 }
 
 /// One entry of the `ORDER BY` list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderItem {
-    /// The column sorted on.
-    pub column: &'static Column,
+    /// What is sorted on.
+    pub key: OrderKey,
     /// Whether the order is descending.
     pub descending: bool,
 }
@@ -237,12 +402,21 @@ pub enum Expr {
         negated: bool,
     },
     /// The product's position (`s_ra`, `s_dec`) is inside (or outside) a cone. Products
-    /// without a position are neither.
+    /// without a position are neither. Only on a table with [`Table::sky`].
     Cone {
         /// The cone, checked to be on the sky.
         cone: SkyCone,
         /// Inside (`CONTAINS(...) = 1`) or outside (`= 0`).
         inside: bool,
+    },
+    /// `aggregate op value`: only in `HAVING`.
+    Aggregate {
+        /// The aggregate.
+        aggregate: Aggregate,
+        /// The operator.
+        op: Comparison,
+        /// The value, of the aggregate's output type.
+        value: Literal,
     },
 }
 
@@ -283,29 +457,85 @@ pub enum AdqlError {
         /// Where.
         at: usize,
     },
-    /// A table other than `ivoa.obscore`.
-    #[error("only ivoa.obscore can be queried; found `{found}` at byte {at}")]
+    /// A table not in `TAP_SCHEMA.tables`.
+    #[error(
+        "unknown table `{found}` at byte {at}; this service has ivoa.obscore and TAP_SCHEMA.schemas, .tables, .columns, .keys and .key_columns"
+    )]
     UnknownTable {
         /// The table as written.
         found: String,
         /// Where.
         at: usize,
     },
-    /// A column `ivoa.obscore` does not have.
+    /// A column the table does not have.
     #[error(
-        "unknown column \"{name}\" in ivoa.obscore (at byte {at}); the service's tables document lists its columns"
+        "unknown column \"{name}\" in {table} (at byte {at}); TAP_SCHEMA.columns lists its columns"
     )]
     UnknownColumn {
         /// The name as written.
         name: String,
+        /// The table queried.
+        table: String,
         /// Where.
         at: usize,
     },
     /// A column qualified by something other than the table or its alias.
-    #[error("`{qualifier}` at byte {at} is neither ivoa.obscore nor its alias")]
+    #[error("`{qualifier}` at byte {at} is neither the table queried nor its alias")]
     UnknownQualifier {
         /// The qualifier as written.
         qualifier: String,
+        /// Where.
+        at: usize,
+    },
+    /// A select list, `GROUP BY` or `ORDER BY` with more than [`MAX_ITEMS`] entries.
+    #[error("the {what} at byte {at} has more than {max} entries; shorten it")]
+    TooManyItems {
+        /// Which list.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+        /// Where the list starts.
+        at: usize,
+    },
+    /// An aggregate inside another aggregate.
+    #[error("aggregates cannot be nested (at byte {at}); aggregate a column")]
+    NestedAggregate {
+        /// Where the inner aggregate starts.
+        at: usize,
+    },
+    /// An aggregate in `WHERE`.
+    #[error(
+        "an aggregate cannot be used in WHERE (at byte {at}); compare aggregates in HAVING, after GROUP BY"
+    )]
+    AggregateInWhere {
+        /// Where.
+        at: usize,
+    },
+    /// `SUM` or `AVG` of a text column.
+    #[error("{function} at byte {at} needs a column of numbers; {column} holds text")]
+    AggregateOfText {
+        /// The function.
+        function: &'static str,
+        /// The column.
+        column: &'static str,
+        /// Where.
+        at: usize,
+    },
+    /// A column outside any aggregate, in a query that groups rows, that is not grouped.
+    #[error(
+        "column {column} at byte {at} is neither in GROUP BY nor inside an aggregate; add it to GROUP BY or aggregate it"
+    )]
+    NotGrouped {
+        /// The column.
+        column: &'static str,
+        /// Where.
+        at: usize,
+    },
+    /// `*` in a query that groups rows.
+    #[error(
+        "SELECT * at byte {at} cannot be combined with GROUP BY or aggregates; name the grouped columns"
+    )]
+    StarWithAggregates {
         /// Where.
         at: usize,
     },
@@ -383,8 +613,9 @@ pub struct SqlQuery {
     pub sql: String,
     /// The values of the `?`s, in order.
     pub params: Vec<Value>,
-    /// The output columns, in order.
-    pub columns: Vec<&'static Column>,
+    /// The columns describing the output, in order (an aggregate's is
+    /// [`Aggregate::output`]).
+    pub columns: Vec<Column>,
     /// The output names, parallel to `columns` (aliases applied).
     pub names: Vec<String>,
     /// Rows to return: min(TOP, MAXREC). The statement asks for one more, so a result with more
@@ -394,11 +625,11 @@ pub struct SqlQuery {
 
 impl SqlQuery {
     /// The output fields as (name, column) pairs, as [`crate::votable::results`] takes them.
-    pub fn fields(&self) -> Vec<(&str, &'static Column)> {
+    pub fn fields(&self) -> Vec<(&str, &Column)> {
         self.names
             .iter()
             .map(String::as_str)
-            .zip(self.columns.iter().copied())
+            .zip(&self.columns)
             .collect()
     }
 }
@@ -420,7 +651,7 @@ fn shorten(text: &str) -> String {
     short
 }
 
-/// Parses ADQL and checks it against `ivoa.obscore`.
+/// Parses ADQL and checks it against the served tables.
 pub fn parse(adql: &str) -> Result<Select, AdqlError> {
     if adql.len() > MAX_QUERY_BYTES {
         return Err(AdqlError::TooLong {
@@ -439,42 +670,24 @@ pub fn parse(adql: &str) -> Result<Select, AdqlError> {
         },
         pos: 0,
         depth: 0,
+        table: &obscore::TABLE,
     };
     let select = parser.select()?;
     parser.finish()?;
     Ok(select)
 }
 
-/// Renders a checked query as parameterised SQLite SQL over the [`obscore::SQL_VIEW`] view,
-/// ordered by the requested columns and then the row id, limited to min(TOP, `maxrec`) + 1 rows.
+/// Renders a checked query as parameterised SQLite SQL over its table's [`Table::sql`],
+/// ordered by the requested keys and then a tie-break (the row id, or for a query that groups
+/// or drops duplicate rows every output column), limited to min(TOP, `maxrec`) + 1 rows.
 pub fn to_sql(select: &Select, maxrec: u64) -> SqlQuery {
-    let output = select.output();
     let limit = select.top.map_or(maxrec, |top| top.min(maxrec));
     let mut out = SqlWriter::default();
-    out.sql.push_str("SELECT ");
-    for (i, (_, column)) in output.iter().enumerate() {
-        if i > 0 {
-            out.sql.push_str(", ");
-        }
-        out.sql.push_str(column.name);
-    }
-    out.sql.push_str(" FROM ");
-    out.sql.push_str(obscore::SQL_VIEW);
-    if let Some(filter) = &select.filter {
-        out.sql.push_str(" WHERE ");
-        out.expr(filter);
-    }
-    out.sql.push_str(" ORDER BY ");
-    for item in &select.order_by {
-        out.sql.push_str(item.column.name);
-        out.sql
-            .push_str(if item.descending { " DESC, " } else { " ASC, " });
-    }
-    out.sql.push_str(obscore::ROW_ID);
+    out.select(select);
     out.sql.push_str(" LIMIT ?");
     let sql_limit = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
     out.params.push(Value::Int(sql_limit));
-    let (names, columns) = output.into_iter().unzip();
+    let (names, columns) = select.output().into_iter().unzip();
     SqlQuery {
         sql: out.sql,
         params: out.params,

@@ -4,7 +4,9 @@
 //!   search, with its limits checked by [`Query::validate`].
 //! - [`sky`]: positions as unit vectors, cones and the boxes that bound them, correct across
 //!   RA = 0/360 and at the poles.
-//! - [`obscore`]: the columns of the `ivoa.obscore` view every node serves over TAP.
+//! - [`table`]: the tables a node serves over TAP, the one list the VOSI tables document,
+//!   `TAP_SCHEMA` and the ADQL checks are made from; [`obscore`] the columns of
+//!   `ivoa.obscore`; [`tap_schema`] the five `TAP_SCHEMA` tables and their rows.
 //! - [`adql`]: the ADQL subset a node answers, parsed into a checked [`adql::Select`]; anything
 //!   else is refused with words that say what is unsupported.
 //! - [`votable`]: VOTable documents for results and errors, and the VOSI and UWS documents a TAP
@@ -16,6 +18,8 @@ pub mod adql;
 pub mod obscore;
 pub mod query;
 pub mod sky;
+pub mod table;
+pub mod tap_schema;
 pub mod votable;
 
 pub use query::{

@@ -8,7 +8,8 @@
 use std::fmt::Write as _;
 
 use crate::Value;
-use crate::obscore::{self, Column, Datatype};
+use crate::obscore::{Column, Datatype};
+use crate::table::{self, Table};
 
 /// The media type of a VOTable document.
 pub const VOTABLE_MEDIA_TYPE: &str = "application/x-votable+xml";
@@ -31,12 +32,13 @@ const UWS_OPEN: &str = "xmlns:uws=\"http://www.ivoa.net/xml/UWS/v1.0\" \
      xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" version=\"1.1\"";
 
 /// A query's result table as a VOTable: one `FIELD` per column, named by its output name, and
-/// one `TR` per row. A text column is `char` (ASCII in VOTable 1.4), or `unicodeChar` when some
-/// of its values in `rows` are not ASCII. A cell of the wrong type for its column, `NaN`, an infinity and NULL are
+/// one `TR` per row. A column is declared with its own datatype, except that a `char` column
+/// (ASCII in VOTable 1.4) becomes `unicodeChar` when some of its values in `rows` are not
+/// ASCII (`obs_title`, free text, is `unicodeChar` always). A cell of the wrong type for its column, `NaN`, an infinity and NULL are
 /// empty cells; a row shorter than `columns` is padded with empty cells and a longer one is cut.
 /// `overflow` (more rows matched than were returned) adds the DALI `OVERFLOW` status after the
 /// table.
-pub fn results(columns: &[(&str, &'static Column)], rows: &[Vec<Value>], overflow: bool) -> String {
+pub fn results(columns: &[(&str, &Column)], rows: &[Vec<Value>], overflow: bool) -> String {
     let mut out = String::with_capacity(1024 + rows.len() * columns.len() * 16);
     out.push_str(XML_DECLARATION);
     out.push_str(VOTABLE_OPEN);
@@ -182,8 +184,9 @@ CONTAINS(POINT, CIRCLE), and ORDER BY.</description>
 
 ";
 
-/// The VOSI tables document: schema `ivoa` with the view `ivoa.obscore` and every column's
-/// name, description, unit, UCD, utype, VOTable type and `indexed`/`principal` flags.
+/// The VOSI tables document: every schema and table of [`table::TABLES`] (`ivoa.obscore` and
+/// the `TAP_SCHEMA` tables) with every column's name, description, unit, UCD, utype, VOTable
+/// type and `indexed`/`principal` flags, as `TAP_SCHEMA` lists them.
 pub fn tables() -> String {
     let mut out = String::from(XML_DECLARATION);
     push(
@@ -192,41 +195,64 @@ pub fn tables() -> String {
             "<vosi:tableset xmlns:vosi=\"http://www.ivoa.net/xml/VOSITables/v1.0\" {XSI} {VS}>\n"
         ),
     );
-    push(
-        &mut out,
-        format_args!(
-            "  <schema>\n    <name>{}</name>\n    <description>The IVOA data models</description>\n",
-            obscore::SCHEMA_NAME
-        ),
-    );
-    push(
-        &mut out,
-        format_args!(
-            "    <table type=\"view\">\n      <name>{}</name>\n      \
-             <description>The products this node holds, as ObsCore 1.1 describes them</description>\n      \
-             <utype>ivo://ivoa.net/std/obscore#table-1.1</utype>\n",
-            obscore::TABLE_NAME
-        ),
-    );
-    for column in obscore::COLUMNS {
-        table_column(&mut out, column);
+    for schema in table::SCHEMAS {
+        out.push_str("  <schema>\n");
+        element(&mut out, 4, "name", schema.name);
+        element(&mut out, 4, "description", schema.description);
+        for t in table::TABLES.iter().filter(|t| t.schema == schema.name) {
+            vosi_table(&mut out, t);
+        }
+        out.push_str("  </schema>\n");
     }
-    out.push_str("    </table>\n  </schema>\n</vosi:tableset>\n");
+    out.push_str("</vosi:tableset>\n");
     out
+}
+
+fn vosi_table(out: &mut String, t: &Table) {
+    push(
+        out,
+        format_args!("    <table type=\"{}\">\n", t.kind.as_str()),
+    );
+    element(out, 6, "name", &t.qualified());
+    if !t.description.is_empty() {
+        element(out, 6, "description", t.description);
+    }
+    if let Some(utype) = t.utype {
+        element(out, 6, "utype", utype);
+    }
+    for column in t.columns {
+        table_column(out, column);
+    }
+    for key in t.foreign_keys {
+        out.push_str("      <foreignKey>\n");
+        element(out, 8, "targetTable", key.target);
+        for (from, to) in key.columns {
+            out.push_str("        <fkColumn>\n");
+            element(out, 10, "fromColumn", from);
+            element(out, 10, "targetColumn", to);
+            out.push_str("        </fkColumn>\n");
+        }
+        out.push_str("      </foreignKey>\n");
+    }
+    out.push_str("    </table>\n");
 }
 
 fn table_column(out: &mut String, column: &Column) {
     out.push_str("      <column>\n");
-    element(out, 8, "name", column.name);
+    element(out, 8, "name", &column.published_name());
     element(out, 8, "description", column.description);
     if let Some(unit) = column.unit {
         element(out, 8, "unit", unit);
     }
-    element(out, 8, "ucd", column.ucd);
-    element(out, 8, "utype", column.utype);
-    let arraysize = match column.datatype {
-        Datatype::Char => " arraysize=\"*\"",
-        _ => "",
+    if let Some(ucd) = column.ucd {
+        element(out, 8, "ucd", ucd);
+    }
+    if let Some(utype) = column.utype {
+        element(out, 8, "utype", utype);
+    }
+    let arraysize = match column.datatype.arraysize() {
+        Some(_) => " arraysize=\"*\"",
+        None => "",
     };
     push(
         out,
@@ -432,14 +458,18 @@ fn field(out: &mut String, name: &str, column: &Column, unicode: bool) {
         column.datatype.votable()
     };
     push(out, format_args!("\" datatype=\"{datatype}\""));
-    if column.datatype == Datatype::Char {
-        out.push_str(" arraysize=\"*\"");
+    if let Some(arraysize) = column.datatype.arraysize() {
+        push(out, format_args!(" arraysize=\"{arraysize}\""));
     }
     if let Some(unit) = column.unit {
         attribute(out, "unit", unit);
     }
-    attribute(out, "ucd", column.ucd);
-    attribute(out, "utype", column.utype);
+    if let Some(ucd) = column.ucd {
+        attribute(out, "ucd", ucd);
+    }
+    if let Some(utype) = column.utype {
+        attribute(out, "utype", utype);
+    }
     out.push_str(">\n<DESCRIPTION>");
     escape_into(out, column.description, false);
     out.push_str("</DESCRIPTION>\n</FIELD>\n");
@@ -448,7 +478,7 @@ fn field(out: &mut String, name: &str, column: &Column, unicode: bool) {
 /// A cell's text for a column of `datatype`, or `None` for an empty cell.
 fn cell(datatype: Datatype, value: &Value) -> Option<String> {
     match datatype {
-        Datatype::Char => match value {
+        Datatype::Char | Datatype::UnicodeChar => match value {
             Value::Null => None,
             Value::Int(i) => Some(i.to_string()),
             Value::Double(v) => double(*v),
@@ -649,7 +679,7 @@ mod tests {
     }
 
     fn col(name: &str) -> &'static Column {
-        obscore::column(name).expect("an obscore column")
+        crate::obscore::column(name).expect("an obscore column")
     }
 
     #[test]
@@ -819,7 +849,10 @@ mod tests {
         let doc = tables();
         assert_eq!(well_formed(&doc), Ok(()), "{doc}");
         assert!(doc.contains("<name>ivoa</name>") && doc.contains("<name>ivoa.obscore</name>"));
-        assert_eq!(doc.matches("<column>").count(), obscore::COLUMNS.len());
+        assert_eq!(
+            doc.matches("<column>").count(),
+            table::TABLES.iter().map(|t| t.columns.len()).sum::<usize>()
+        );
         assert!(doc.contains("<name>s_ra</name>\n        <description>Right ascension of the centre (ICRS)</description>\n        <unit>deg</unit>\n        <ucd>pos.eq.ra</ucd>\n        <utype>obscore:Char.SpatialAxis.Coverage.Location.Coord.Position2D.Value2.C1</utype>\n        <dataType xsi:type=\"vs:VOTableType\">double</dataType>\n        <flag>indexed</flag>\n        <flag>principal</flag>\n"), "{doc}");
         assert!(
             doc.contains("<dataType xsi:type=\"vs:VOTableType\" arraysize=\"*\">char</dataType>")

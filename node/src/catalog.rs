@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod meta;
 pub mod search;
 pub mod tap;
+mod tap_schema;
 
 use std::path::Path;
 use std::time::Duration;
@@ -185,6 +186,8 @@ fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // Reading pages through a memory map skips a copy into the page cache for every row.
     conn.pragma_update(None, "mmap_size", 1_i64 << 30)?;
+    // TAP_SCHEMA lives in this connection's temporary tables, made before any query_only.
+    tap_schema::create(conn)?;
     Ok(())
 }
 

@@ -482,13 +482,14 @@ fn hostile_queries_get_errors_and_change_nothing() {
         ..Query::default()
     };
     assert!(cat.search(&long).is_err());
-    // ADQL that reaches past ivoa.obscore, or writes, is refused with words that say so.
+    // ADQL that reaches past the served tables, or writes, is refused with words that say so.
     for adql in [
         "SELECT * FROM sqlite_master",
         "SELECT * FROM ivoa.obscore; DROP TABLE products",
         "SELECT * FROM ivoa.obscore UNION SELECT * FROM products",
         "SELECT * FROM ivoa.obscore WHERE obs_id = 'x' OR 1=1",
-        "SELECT * FROM TAP_SCHEMA.tables",
+        "SELECT * FROM TAP_SCHEMA.secrets",
+        "SELECT * FROM tap_schema_columns",
         "SELECT * FROM (SELECT * FROM products) AS p",
         "DELETE FROM products",
     ] {

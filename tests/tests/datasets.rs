@@ -332,11 +332,9 @@ fn taplint_totals(report: &str) -> Option<(u64, u64)> {
     Some((count("Errors")?, count("Warnings")?))
 }
 
-/// STILTS taplint, all stages, against a node with published products: no errors. (Ignored
-/// until TAP_SCHEMA, aggregates and DISTINCT are served and `obs_title`'s declared type matches
-/// the `unicodeChar` results: taplint still reports them; run with `--ignored` to see.)
+/// STILTS taplint, all stages, against a node with published products: no errors (TAP_SCHEMA,
+/// aggregates, DISTINCT and `obs_title`'s declared type are all checked by it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "taplint still reports missing TAP_SCHEMA, COUNT/DISTINCT and obs_title's char/unicodeChar mismatch"]
 async fn taplint_finds_no_errors_in_a_node_tap_service() {
     let mut node = TestNode::create("esac").await;
     publish(

@@ -23,7 +23,22 @@ def check(condition, message):
 
 # VOSI: the table and its columns, the limits.
 tables = service.tables
-check([t.name for t in tables] == ["ivoa.obscore"], f"tables: {[t.name for t in tables]}")
+names = [t.name for t in tables]
+check(names[0] == "ivoa.obscore" and "TAP_SCHEMA.columns" in names, f"tables: {names}")
+
+# TAP_SCHEMA through ADQL, and aggregates over ivoa.obscore.
+cols = service.search(
+    "SELECT column_name, datatype FROM TAP_SCHEMA.columns WHERE table_name = 'ivoa.obscore'"
+).to_table()
+check(len(cols) == len(tables["ivoa.obscore"].columns), f"TAP_SCHEMA.columns: {len(cols)}")
+check(dict(zip(cols["column_name"], cols["datatype"]))["obs_title"] == "unicodeChar", cols)
+counts = service.search(
+    "SELECT target_name, COUNT(*) AS n, AVG(s_ra) FROM ivoa.obscore "
+    "GROUP BY target_name HAVING COUNT(*) > 1 ORDER BY n DESC"
+).to_table()
+check(list(counts["target_name"]) == ["Crab Nebula", "M87"], counts)
+check(list(counts["n"]) == [6, 3], counts)
+check(str(counts["n"].dtype).startswith("int"), counts["n"].dtype)
 columns = {c.name for c in tables["ivoa.obscore"].columns}
 check({"s_ra", "s_dec", "obs_id", "t_min", "dataproduct_type", "access_url"} <= columns, columns)
 check(service.maxrec == 10000 and service.hardlimit == 100000, (service.maxrec, service.hardlimit))
@@ -83,8 +98,9 @@ check(not any(issubclass(w.category, DALOverflowWarning) for w in caught), "9 ro
 
 # Unsupported ADQL and other tables get an error saying what, never rows.
 for query, words in [
-    ("SELECT * FROM sqlite_master", "only ivoa.obscore"),
-    ("SELECT obs_id, COUNT(*) FROM ivoa.obscore GROUP BY obs_id", "not supported"),
+    ("SELECT * FROM sqlite_master", "unknown table"),
+    ("SELECT obs_id, COUNT(*) FROM ivoa.obscore GROUP BY target_name", "GROUP BY"),
+    ("SELECT COUNT(MAX(s_ra)) FROM ivoa.obscore", "nested"),
     ("SELECT * FROM ivoa.obscore WHERE obs_id = 'x' OR 1=1", ""),
     ("SELECT * FROM ivoa.obscore; DROP TABLE products", ""),
 ]:

@@ -39,8 +39,8 @@ const JOB_LIFETIME: Duration = Duration::from_secs(3600);
 /// The rows a query returned.
 #[derive(Debug, Clone)]
 pub struct TapTable {
-    /// Output names and the columns they show.
-    pub columns: Vec<(String, &'static Column)>,
+    /// Output names and the columns describing them.
+    pub columns: Vec<(String, Column)>,
     /// The rows.
     pub rows: Vec<Vec<Value>>,
     /// Whether more rows matched than were returned.
@@ -201,8 +201,7 @@ fn check(p: &Params, config: &crate::WebConfig) -> Result<(String, u64), String>
 }
 
 fn table_response(t: &TapTable) -> Response {
-    let columns: Vec<(&str, &'static Column)> =
-        t.columns.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+    let columns: Vec<(&str, &Column)> = t.columns.iter().map(|(n, c)| (n.as_str(), c)).collect();
     xml(
         StatusCode::OK,
         votable::results(&columns, &t.rows, t.overflow),
@@ -329,8 +328,8 @@ fn start<P: Port>(s: &Arc<AppState<P>>, id: &str) {
         job.ended = Some(SystemTime::now());
         match outcome {
             Ok(t) => {
-                let columns: Vec<(&str, &'static Column)> =
-                    t.columns.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+                let columns: Vec<(&str, &Column)> =
+                    t.columns.iter().map(|(n, c)| (n.as_str(), c)).collect();
                 job.result = Some(Arc::new(votable::results(&columns, &t.rows, t.overflow)));
                 job.phase = Phase::Completed;
             }

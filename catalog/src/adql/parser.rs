@@ -1,6 +1,11 @@
-//! The recursive-descent parser and the checks it makes: names, types, cones, bounds.
+//! The recursive-descent parser and the checks it makes: names, types, bounds. Aggregates,
+//! `GROUP BY` and `HAVING` are parsed in `parser/aggregate`, cones in `parser/cone`; the
+//! grouping rules are `adql/check`.
 
 use super::*;
+
+mod aggregate;
+mod cone;
 
 /// Words that end a name or an alias; they cannot name a column without double quotes.
 const RESERVED: &[&str] = &[
@@ -47,8 +52,6 @@ const RESERVED: &[&str] = &[
 
 /// Clauses that may follow a query but are outside the subset.
 const UNSUPPORTED_CLAUSES: &[(&str, &str)] = &[
-    ("GROUP", "GROUP BY"),
-    ("HAVING", "HAVING"),
     ("OFFSET", "OFFSET"),
     ("LIMIT", "LIMIT (ADQL writes SELECT TOP n)"),
     ("UNION", "UNION"),
@@ -63,7 +66,7 @@ const JOIN_WORDS: &[&str] = &[
 
 /// A name as written: unquoted names match in any case, quoted ones exactly.
 #[derive(Debug, Clone)]
-struct Ident {
+pub(super) struct Ident {
     text: String,
     quoted: bool,
     at: usize,
@@ -97,6 +100,19 @@ enum RawItem {
         name: Vec<Ident>,
         alias: Option<String>,
     },
+    Aggregate {
+        raw: aggregate::RawAggregate,
+        alias: Option<String>,
+    },
+}
+
+/// Where a condition is: `WHERE` takes no aggregate; `HAVING` takes aggregates and, outside
+/// them, only the grouped columns.
+#[derive(Clone, Copy)]
+pub(super) struct Scope<'s> {
+    alias: Option<&'s Ident>,
+    /// In `HAVING`: the grouped columns.
+    having: Option<&'s [&'static Column]>,
 }
 
 pub(super) struct Parser<'a> {
@@ -106,9 +122,19 @@ pub(super) struct Parser<'a> {
     pub(super) end: Token,
     pub(super) pos: usize,
     pub(super) depth: usize,
+    /// The table queried, once `FROM` is read.
+    pub(super) table: &'static Table,
 }
 
 pub(super) type Parsed<T> = Result<T, AdqlError>;
+
+fn too_many(what: &'static str, at: usize) -> AdqlError {
+    AdqlError::TooManyItems {
+        what,
+        max: MAX_ITEMS,
+        at,
+    }
+}
 
 fn is_reserved(word: &str) -> bool {
     RESERVED.iter().any(|r| r.eq_ignore_ascii_case(word))
@@ -253,12 +279,12 @@ impl Parser<'_> {
         Ok(parts)
     }
 
-    /// Checks that `qualifier` names the table: its alias, `obscore` or `ivoa.obscore`.
+    /// Checks that `qualifier` names the table: its alias, its name, or schema and name.
     fn check_qualifier(&self, qualifier: &[Ident], alias: Option<&Ident>) -> Parsed<()> {
         let fine = match qualifier {
             [] => true,
-            [t] => alias.is_some_and(|a| a.matches(t)) || t.is("obscore"),
-            [s, t] => s.is(obscore::SCHEMA_NAME) && t.is("obscore"),
+            [t] => alias.is_some_and(|a| a.matches(t)) || t.is(self.table.name),
+            [s, t] => s.is(self.table.schema) && t.is(self.table.name),
             _ => false,
         };
         match (fine, qualifier.first(), qualifier.last()) {
@@ -276,12 +302,13 @@ impl Parser<'_> {
         };
         self.check_qualifier(qualifier, alias)?;
         let found = if column.quoted {
-            obscore::COLUMNS.iter().find(|c| c.name == column.text)
+            self.table.columns.iter().find(|c| c.name == column.text)
         } else {
-            obscore::column(&column.text)
+            self.table.column(&column.text)
         };
         found.ok_or_else(|| AdqlError::UnknownColumn {
             name: shorten(&column.text),
+            table: self.table.qualified(),
             at: column.at,
         })
     }
@@ -296,23 +323,32 @@ impl Parser<'_> {
             ));
         }
         self.expect_kw("SELECT", "SELECT")?;
-        if self.is_kw("DISTINCT") {
-            return Err(unsupported("DISTINCT", self.peek().at));
+        let distinct = self.eat_kw("DISTINCT");
+        if !distinct {
+            self.eat_kw("ALL");
         }
-        self.eat_kw("ALL");
         let top = if self.eat_kw("TOP") {
             Some(self.top()?)
         } else {
             None
         };
-        let mut raw = vec![self.select_item()?];
-        while self.eat(&Tok::Comma) {
-            raw.push(self.select_item()?);
+        let list_at = self.peek().at;
+        let mut raw = Vec::new();
+        loop {
+            if raw.len() == MAX_ITEMS {
+                return Err(too_many("select list", list_at));
+            }
+            raw.push((self.peek().at, self.select_item()?));
+            if !self.eat(&Tok::Comma) {
+                break;
+            }
         }
         self.expect_kw("FROM", "`,` or FROM after the select list")?;
         let alias = self.table_clause()?;
         let mut items = Vec::with_capacity(raw.len());
-        for item in raw {
+        let mut item_at = Vec::with_capacity(raw.len());
+        for (at, item) in raw {
+            item_at.push(at);
             items.push(match item {
                 RawItem::All { qualifier } => {
                     self.check_qualifier(&qualifier, alias.as_ref())?;
@@ -322,23 +358,48 @@ impl Parser<'_> {
                     column: self.resolve(&name, alias.as_ref())?,
                     alias: out,
                 },
+                RawItem::Aggregate { raw, alias: out } => SelectItem::Aggregate {
+                    aggregate: self.resolve_aggregate(raw, alias.as_ref())?,
+                    alias: out,
+                },
             });
         }
         let mut select = Select {
+            table: self.table,
+            distinct,
             top,
             items,
             table_alias: alias.as_ref().map(|a| a.text.clone()),
             filter: None,
+            group_by: Vec::new(),
+            having: None,
             order_by: Vec::new(),
         };
+        let scope = Scope {
+            alias: alias.as_ref(),
+            having: None,
+        };
         if self.eat_kw("WHERE") {
-            select.filter = Some(self.or_expr(alias.as_ref())?);
+            select.filter = Some(self.or_expr(scope)?);
+        }
+        if self.eat_kw("GROUP") {
+            self.expect_kw("BY", "BY after GROUP")?;
+            select.group_by = self.group_by(alias.as_ref())?;
+        }
+        if self.eat_kw("HAVING") {
+            let having = Scope {
+                alias: alias.as_ref(),
+                having: Some(&select.group_by),
+            };
+            select.having = Some(self.or_expr(having)?);
         }
         self.refuse_clause()?;
+        let mut order_at = Vec::new();
         if self.eat_kw("ORDER") {
             self.expect_kw("BY", "BY after ORDER")?;
-            select.order_by = self.order_by(&select, alias.as_ref())?;
+            (select.order_by, order_at) = self.order_by(&select, alias.as_ref())?;
         }
+        check::grouping(&select, &item_at, &order_at)?;
         Ok(select)
     }
 
@@ -375,10 +436,14 @@ impl Parser<'_> {
             _ => {}
         }
         if self.starts_ident() && self.peek_at(1).tok == Tok::LParen {
-            return Err(unsupported(
-                format!("the function {}", self.word_upper()),
-                at,
-            ));
+            let Some(raw) = self.aggregate()? else {
+                return Err(unsupported(
+                    format!("the function {}", self.word_upper()),
+                    at,
+                ));
+            };
+            let alias = self.alias()?;
+            return Ok(RawItem::Aggregate { raw, alias });
         }
         let name = self.dotted("a column name or *")?;
         if self.peek().tok == Tok::Dot {
@@ -388,6 +453,12 @@ impl Parser<'_> {
             return Ok(RawItem::All { qualifier: name });
         }
         self.refuse_arithmetic()?;
+        let alias = self.alias()?;
+        Ok(RawItem::Column { name, alias })
+    }
+
+    /// `[AS] alias` after a select-list entry, if there is one.
+    fn alias(&mut self) -> Parsed<Option<String>> {
         let alias = if self.eat_kw("AS") {
             Some(
                 self.ident()
@@ -396,10 +467,7 @@ impl Parser<'_> {
         } else {
             self.ident()
         };
-        Ok(RawItem::Column {
-            name,
-            alias: alias.map(|a| a.text),
-        })
+        Ok(alias.map(|a| a.text))
     }
 
     fn refuse_arithmetic(&self) -> Parsed<()> {
@@ -421,9 +489,9 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// `FROM ivoa.obscore [[AS] alias]`, refusing any other table and any join.
+    /// `FROM schema.table [[AS] alias]`, refusing unknown tables and any join.
     fn table_clause(&mut self) -> Parsed<Option<Ident>> {
-        self.table()?;
+        self.table = self.table()?;
         let alias = if self.eat_kw("AS") {
             Some(
                 self.ident()
@@ -446,46 +514,72 @@ impl Parser<'_> {
         Ok(alias)
     }
 
-    fn table(&mut self) -> Parsed<()> {
+    /// A table of [`crate::table::TABLES`], named with its schema.
+    fn table(&mut self) -> Parsed<&'static Table> {
         let at = self.peek().at;
         if self.peek().tok == Tok::LParen {
             return Err(unsupported("a subquery in FROM", at));
         }
         let name = self.dotted("a table name")?;
-        let obscore =
-            matches!(name.as_slice(), [s, t] if s.is(obscore::SCHEMA_NAME) && t.is("obscore"));
-        if !obscore {
+        let found = match name.as_slice() {
+            [s, t] => crate::table::find((&s.text, s.quoted), (&t.text, t.quoted)),
+            _ => None,
+        };
+        let Some(table) = found else {
             return Err(AdqlError::UnknownTable {
                 found: self.text(at, self.prev_end()),
                 at,
             });
-        }
+        };
         if self.peek().tok == Tok::LParen {
             return Err(unsupported("a table-valued function", self.peek().at));
         }
-        Ok(())
+        Ok(table)
     }
 
-    fn order_by(&mut self, select: &Select, alias: Option<&Ident>) -> Parsed<Vec<OrderItem>> {
-        let output = select.output();
+    /// The `ORDER BY` list, with where each entry starts.
+    fn order_by(
+        &mut self,
+        select: &Select,
+        alias: Option<&Ident>,
+    ) -> Parsed<(Vec<OrderItem>, Vec<usize>)> {
+        let output: Vec<OrderKey> = select
+            .items
+            .iter()
+            .flat_map(|item| match item {
+                SelectItem::All => select.table.columns.iter().map(OrderKey::Column).collect(),
+                SelectItem::Column { column, .. } => vec![OrderKey::Column(column)],
+                SelectItem::Aggregate { aggregate, .. } => {
+                    vec![OrderKey::Aggregate(aggregate.clone())]
+                }
+            })
+            .collect();
+        let list_at = self.peek().at;
         let mut order = Vec::new();
+        let mut order_at = Vec::new();
         loop {
+            if order.len() == MAX_ITEMS {
+                return Err(too_many("ORDER BY list", list_at));
+            }
             let at = self.peek().at;
-            let column = match &self.peek().tok {
+            let key = match &self.peek().tok {
                 Tok::Num(n) => {
                     let position = n.parse::<usize>().ok().and_then(|p| p.checked_sub(1));
-                    let Some((_, column)) = position.and_then(|p| output.get(p)) else {
+                    let Some(key) = position.and_then(|p| output.get(p)) else {
                         return Err(self.syntax("a position in the select list"));
                     };
-                    let column = *column;
+                    let key = key.clone();
                     self.bump();
-                    column
+                    key
                 }
                 _ if self.starts_ident() && self.peek_at(1).tok == Tok::LParen => {
-                    return Err(unsupported(
-                        format!("the function {} in ORDER BY", self.word_upper()),
-                        at,
-                    ));
+                    let Some(raw) = self.aggregate()? else {
+                        return Err(unsupported(
+                            format!("the function {} in ORDER BY", self.word_upper()),
+                            at,
+                        ));
+                    };
+                    OrderKey::Aggregate(self.resolve_aggregate(raw, alias)?)
                 }
                 _ => {
                     let name = self.dotted("a column to order by")?;
@@ -494,14 +588,18 @@ impl Parser<'_> {
                             SelectItem::Column {
                                 column,
                                 alias: Some(a),
-                            } if single.is(a) => Some(*column),
+                            } if single.is(a) => Some(OrderKey::Column(column)),
+                            SelectItem::Aggregate {
+                                aggregate,
+                                alias: Some(a),
+                            } if single.is(a) => Some(OrderKey::Aggregate(aggregate.clone())),
                             _ => None,
                         }),
                         _ => None,
                     };
                     match by_alias {
-                        Some(column) => column,
-                        None => self.resolve(&name, alias)?,
+                        Some(key) => key,
+                        None => OrderKey::Column(self.resolve(&name, alias)?),
                     }
                 }
             };
@@ -513,9 +611,10 @@ impl Parser<'_> {
             if self.is_kw("NULLS") {
                 return Err(unsupported("NULLS FIRST or LAST", self.peek().at));
             }
-            order.push(OrderItem { column, descending });
+            order.push(OrderItem { key, descending });
+            order_at.push(at);
             if !self.eat(&Tok::Comma) {
-                return Ok(order);
+                return Ok((order, order_at));
             }
         }
     }
@@ -535,27 +634,27 @@ impl Parser<'_> {
 
     // --- conditions
 
-    fn or_expr(&mut self, alias: Option<&Ident>) -> Parsed<Expr> {
-        let mut terms = vec![self.and_expr(alias)?];
+    fn or_expr(&mut self, scope: Scope<'_>) -> Parsed<Expr> {
+        let mut terms = vec![self.and_expr(scope)?];
         while self.eat_kw("OR") {
-            terms.push(self.and_expr(alias)?);
+            terms.push(self.and_expr(scope)?);
         }
         Ok(flatten(terms, Expr::Or))
     }
 
-    fn and_expr(&mut self, alias: Option<&Ident>) -> Parsed<Expr> {
-        let mut terms = vec![self.not_expr(alias)?];
+    fn and_expr(&mut self, scope: Scope<'_>) -> Parsed<Expr> {
+        let mut terms = vec![self.not_expr(scope)?];
         while self.eat_kw("AND") {
-            terms.push(self.not_expr(alias)?);
+            terms.push(self.not_expr(scope)?);
         }
         Ok(flatten(terms, Expr::And))
     }
 
-    fn not_expr(&mut self, alias: Option<&Ident>) -> Parsed<Expr> {
+    fn not_expr(&mut self, scope: Scope<'_>) -> Parsed<Expr> {
         let at = self.peek().at;
         if self.eat_kw("NOT") {
             self.enter(at)?;
-            let inner = self.not_expr(alias)?;
+            let inner = self.not_expr(scope)?;
             self.leave();
             return Ok(negate(inner));
         }
@@ -565,15 +664,15 @@ impl Parser<'_> {
             if self.is_kw("SELECT") {
                 return Err(unsupported("a subquery", self.peek().at));
             }
-            let inner = self.or_expr(alias)?;
+            let inner = self.or_expr(scope)?;
             self.expect(&Tok::RParen, "`)`")?;
             self.leave();
             return Ok(inner);
         }
-        self.predicate(alias)
+        self.predicate(scope)
     }
 
-    fn predicate(&mut self, alias: Option<&Ident>) -> Parsed<Expr> {
+    fn predicate(&mut self, scope: Scope<'_>) -> Parsed<Expr> {
         let at = self.peek().at;
         if self.is_kw("EXISTS") {
             return Err(unsupported("EXISTS", at));
@@ -582,7 +681,10 @@ impl Parser<'_> {
             && self.peek_at(1).tok == Tok::LParen
         {
             if self.is_kw("CONTAINS") {
-                return self.cone(alias, None);
+                return self.cone(scope.alias, None);
+            }
+            if let Some(aggregate) = self.condition_aggregate(scope)? {
+                return self.aggregate_predicate(aggregate, None);
             }
             return Err(unsupported(
                 format!("the function {}", self.word_upper()),
@@ -591,17 +693,18 @@ impl Parser<'_> {
         }
         if self.starts_ident() {
             let name = self.dotted("a column name")?;
-            let column = self.resolve(&name, alias)?;
+            let column = self.resolve(&name, scope.alias)?;
+            check::grouped_in_having(column, scope.having, at)?;
             return self.column_predicate(column);
         }
         match self.peek().tok {
-            Tok::Str(_) | Tok::Num(_) | Tok::Minus | Tok::Plus => self.value_first(alias),
+            Tok::Str(_) | Tok::Num(_) | Tok::Minus | Tok::Plus => self.value_first(scope),
             _ => Err(self.syntax("a condition")),
         }
     }
 
     /// `value op column` or `value op CONTAINS(...)`.
-    fn value_first(&mut self, alias: Option<&Ident>) -> Parsed<Expr> {
+    fn value_first(&mut self, scope: Scope<'_>) -> Parsed<Expr> {
         let Some((value, at)) = self.literal()? else {
             return Err(self.syntax("a condition"));
         };
@@ -619,11 +722,19 @@ impl Parser<'_> {
             return Err(self.syntax("a comparison operator"));
         };
         if self.is_kw("CONTAINS") && self.peek_at(1).tok == Tok::LParen {
-            return self.cone(alias, Some((value, at, op.flipped())));
+            return self.cone(scope.alias, Some((value, at, op.flipped())));
+        }
+        if self.starts_ident()
+            && self.peek_at(1).tok == Tok::LParen
+            && let Some(aggregate) = self.condition_aggregate(scope)?
+        {
+            return self.aggregate_predicate(aggregate, Some((value, at, op.flipped())));
         }
         if self.starts_ident() {
+            let column_at = self.peek().at;
             let name = self.dotted("a column name")?;
-            let column = self.resolve(&name, alias)?;
+            let column = self.resolve(&name, scope.alias)?;
+            check::grouped_in_having(column, scope.having, column_at)?;
             check_type(column, &value, at)?;
             self.refuse_arithmetic()?;
             return Ok(Expr::Compare {
@@ -803,152 +914,6 @@ impl Parser<'_> {
             negated,
         })
     }
-
-    // --- the cone
-
-    /// `CONTAINS(POINT(...), CIRCLE(...)) op 0|1`; `left` is `value op` when written first
-    /// (with `op` already turned to read `CONTAINS(...) op value`).
-    fn cone(
-        &mut self,
-        alias: Option<&Ident>,
-        left: Option<(Literal, usize, Comparison)>,
-    ) -> Parsed<Expr> {
-        let at = self.peek().at;
-        self.bump();
-        self.expect(&Tok::LParen, "`(` after CONTAINS")?;
-        self.point_of_columns(alias)?;
-        self.expect(&Tok::Comma, "`,` between POINT and CIRCLE")?;
-        let cone = self.circle()?;
-        self.expect(&Tok::RParen, "`)` closing CONTAINS")?;
-        let (value, value_at, op) = match left {
-            Some(left) => left,
-            None => {
-                let op = self
-                    .comparison()
-                    .ok_or_else(|| self.syntax("`= 1` or `= 0` after CONTAINS(...)"))?;
-                let (value, value_at) = self
-                    .literal()?
-                    .ok_or_else(|| self.syntax("1 or 0 after CONTAINS(...) ="))?;
-                self.refuse_arithmetic()?;
-                (value, value_at, op)
-            }
-        };
-        let truth = match value {
-            Literal::Int(1) => true,
-            Literal::Int(0) => false,
-            _ => {
-                return Err(unsupported(
-                    "comparing CONTAINS(...) with anything but 1 or 0",
-                    value_at,
-                ));
-            }
-        };
-        let inside = match op {
-            Comparison::Eq => truth,
-            Comparison::Ne => !truth,
-            _ => {
-                return Err(unsupported(
-                    "CONTAINS(...) with < or > (write = 1 or = 0)",
-                    at,
-                ));
-            }
-        };
-        Ok(Expr::Cone { cone, inside })
-    }
-
-    /// `POINT(['ICRS',] s_ra, s_dec)`: the only point this service can test.
-    fn point_of_columns(&mut self, alias: Option<&Ident>) -> Parsed<()> {
-        let at = self.peek().at;
-        let only = "CONTAINS on anything but POINT('ICRS', s_ra, s_dec)";
-        if !self.is_kw("POINT") {
-            return Err(unsupported(only, at));
-        }
-        self.bump();
-        self.expect(&Tok::LParen, "`(` after POINT")?;
-        self.coordinate_system()?;
-        let mut columns = [""; 2];
-        for (i, slot) in columns.iter_mut().enumerate() {
-            if i > 0 {
-                self.expect(&Tok::Comma, "`,` between the POINT's coordinates")?;
-            }
-            if !self.starts_ident() {
-                return Err(unsupported(only, self.peek().at));
-            }
-            let name = self.dotted("a column name")?;
-            *slot = self.resolve(&name, alias)?.name;
-        }
-        self.expect(&Tok::RParen, "`)` closing POINT")?;
-        if columns != ["s_ra", "s_dec"] {
-            return Err(unsupported(only, at));
-        }
-        Ok(())
-    }
-
-    /// `CIRCLE(['ICRS',] ra, dec, radius)` or `CIRCLE(['ICRS',] POINT(ra, dec), radius)`.
-    fn circle(&mut self) -> Parsed<SkyCone> {
-        let at = self.peek().at;
-        if !self.is_kw("CIRCLE") {
-            if matches!(self.peek().tok, Tok::Word(_)) {
-                let what = format!("CONTAINS in a {} (only CIRCLE)", self.word_upper());
-                return Err(unsupported(what, at));
-            }
-            return Err(self.syntax("CIRCLE(...)"));
-        }
-        self.bump();
-        self.expect(&Tok::LParen, "`(` after CIRCLE")?;
-        self.coordinate_system()?;
-        let (ra, dec) = if self.eat_kw("POINT") {
-            self.expect(&Tok::LParen, "`(` after POINT")?;
-            self.coordinate_system()?;
-            let ra = self.number()?;
-            self.expect(&Tok::Comma, "`,` between the centre's coordinates")?;
-            let dec = self.number()?;
-            self.expect(&Tok::RParen, "`)` closing POINT")?;
-            (ra, dec)
-        } else {
-            let ra = self.number()?;
-            self.expect(&Tok::Comma, "`,` between the centre's coordinates")?;
-            (ra, self.number()?)
-        };
-        self.expect(&Tok::Comma, "`,` before the radius")?;
-        let radius = self.number()?;
-        self.expect(&Tok::RParen, "`)` closing CIRCLE")?;
-        SkyCone::new(ra, dec, radius).map_err(|source| AdqlError::Circle { at, source })
-    }
-
-    /// An optional `'ICRS',` (or `'',`) opening a POINT or a CIRCLE.
-    fn coordinate_system(&mut self) -> Parsed<()> {
-        let t = self.peek();
-        if let Tok::Str(system) = &t.tok {
-            let trimmed = system.trim();
-            if !(trimmed.is_empty() || trimmed.eq_ignore_ascii_case("ICRS")) {
-                return Err(AdqlError::CoordinateSystem {
-                    found: shorten(system),
-                    at: t.at,
-                });
-            }
-            self.bump();
-            self.expect(&Tok::Comma, "`,` after the coordinate system")?;
-        }
-        Ok(())
-    }
-
-    fn number(&mut self) -> Parsed<f64> {
-        let at = self.peek().at;
-        match self.literal()? {
-            Some((Literal::Int(i), _)) => Ok(i as f64),
-            Some((Literal::Double(v), _)) => Ok(v),
-            Some((Literal::Text(_), _)) => {
-                Err(unsupported("a CIRCLE argument that is not a number", at))
-            }
-            None => {
-                if self.starts_ident() {
-                    return Err(unsupported("a CIRCLE argument that is not a number", at));
-                }
-                Err(self.syntax("a number"))
-            }
-        }
-    }
 }
 
 /// One term stays itself; several become `make(terms)`.
@@ -973,7 +938,7 @@ fn negate(expr: Expr) -> Expr {
     }
 }
 
-fn check_type(column: &'static Column, value: &Literal, at: usize) -> Parsed<()> {
+pub(super) fn check_type(column: &Column, value: &Literal, at: usize) -> Parsed<()> {
     let numeric = column.datatype.is_numeric();
     if numeric == value.is_numeric() {
         return Ok(());

@@ -1,4 +1,5 @@
-//! Rendering a checked [`Select`] as parameterised SQLite SQL.
+//! Rendering a checked [`Select`] as parameterised SQLite SQL: table and column names come from
+//! [`crate::table`], every literal is a parameter.
 
 use super::*;
 
@@ -19,6 +20,87 @@ impl SqlWriter {
         self.sql.push_str(if negated { " NOT " } else { " " });
         self.sql.push_str(keyword);
         self.sql.push(' ');
+    }
+
+    /// Everything before `LIMIT`.
+    pub(super) fn select(&mut self, select: &Select) {
+        self.sql.push_str("SELECT ");
+        if select.distinct {
+            self.sql.push_str("DISTINCT ");
+        }
+        let mut first = true;
+        for item in &select.items {
+            let mut next = |out: &mut Self| {
+                if !std::mem::take(&mut first) {
+                    out.sql.push_str(", ");
+                }
+            };
+            match item {
+                SelectItem::All => {
+                    for column in select.table.columns {
+                        next(self);
+                        self.sql.push_str(column.name);
+                    }
+                }
+                SelectItem::Column { column, .. } => {
+                    next(self);
+                    self.sql.push_str(column.name);
+                }
+                SelectItem::Aggregate { aggregate, .. } => {
+                    next(self);
+                    self.aggregate(aggregate);
+                }
+            }
+        }
+        self.sql.push_str(" FROM ");
+        self.sql.push_str(select.table.sql);
+        if let Some(filter) = &select.filter {
+            self.sql.push_str(" WHERE ");
+            self.expr(filter);
+        }
+        for (i, column) in select.group_by.iter().enumerate() {
+            self.sql.push_str(if i == 0 { " GROUP BY " } else { ", " });
+            self.sql.push_str(column.name);
+        }
+        if let Some(having) = &select.having {
+            self.sql.push_str(" HAVING ");
+            self.expr(having);
+        }
+        self.sql.push_str(" ORDER BY ");
+        for item in &select.order_by {
+            match &item.key {
+                OrderKey::Column(column) => self.sql.push_str(column.name),
+                OrderKey::Aggregate(aggregate) => self.aggregate(aggregate),
+            }
+            self.sql
+                .push_str(if item.descending { " DESC, " } else { " ASC, " });
+        }
+        if select.aggregates() || select.distinct {
+            // Rows are groups or distinct values: every output column, by position, makes
+            // the order total.
+            let n = select.output().len();
+            for position in 1..=n {
+                if position > 1 {
+                    self.sql.push_str(", ");
+                }
+                self.sql.push_str(&position.to_string());
+            }
+        } else {
+            self.sql.push_str(select.table.row_id);
+        }
+    }
+
+    fn aggregate(&mut self, aggregate: &Aggregate) {
+        self.sql.push_str(aggregate.function.sql());
+        self.sql.push('(');
+        if aggregate.distinct {
+            self.sql.push_str("DISTINCT ");
+        }
+        match aggregate.column {
+            Some(column) => self.sql.push_str(column.name),
+            None => self.sql.push('*'),
+        }
+        self.sql.push(')');
     }
 
     pub(super) fn expr(&mut self, expr: &Expr) {
@@ -70,6 +152,17 @@ impl SqlWriter {
                 self.sql.push_str(column.name);
                 self.sql
                     .push_str(if *negated { " IS NOT NULL" } else { " IS NULL" });
+            }
+            Expr::Aggregate {
+                aggregate,
+                op,
+                value,
+            } => {
+                self.aggregate(aggregate);
+                self.sql.push(' ');
+                self.sql.push_str(op.sql());
+                self.sql.push(' ');
+                self.param(value.to_value());
             }
             Expr::Cone { cone, inside: true } => self.cone(cone),
             Expr::Cone {

@@ -17,8 +17,8 @@ pub const TAP_DEADLINE: Duration = Duration::from_secs(20);
 /// The rows of a TAP query.
 #[derive(Debug, Clone)]
 pub struct TapRows {
-    /// Output names and the columns they show.
-    pub columns: Vec<(String, &'static Column)>,
+    /// Output names and the columns describing them.
+    pub columns: Vec<(String, Column)>,
     /// The rows.
     pub rows: Vec<Vec<Value>>,
     /// Whether more rows matched than `maxrec`.
@@ -60,6 +60,8 @@ fn beyond_limits(e: &CatalogError) -> Option<String> {
         "too many",
         "too deep",
         "too long",
+        // SUM over integers that passes 64 bits.
+        "integer overflow",
     ];
     let limit = code.code == rusqlite::ErrorCode::TooBig
         || words
@@ -86,12 +88,7 @@ pub fn run(conn: &Connection, text: &str, maxrec: u64) -> Result<TapRows, TapQue
             Value::Text(t) => SqlValue::Text(t.clone()),
         })
         .collect();
-    let columns: Vec<(String, &'static Column)> = q
-        .names
-        .iter()
-        .cloned()
-        .zip(q.columns.iter().copied())
-        .collect();
+    let columns: Vec<(String, Column)> = q.names.iter().cloned().zip(q.columns.clone()).collect();
     let rows = super::search::with_deadline(conn, TAP_DEADLINE, || {
         let mut stmt = conn.prepare(&q.sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;

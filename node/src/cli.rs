@@ -6,6 +6,7 @@
 mod author;
 mod dataset;
 mod federation;
+mod lab;
 mod project;
 mod provenance;
 mod render;
@@ -64,6 +65,9 @@ pub enum Command {
     /// Found, join and manage the federation this node belongs to.
     #[command(subcommand)]
     Federation(federation::FederationCmd),
+    /// Sandboxed labs on this node: `orrery lab check` says whether this machine can run them.
+    #[command(subcommand)]
+    Lab(lab::LabCmd),
     /// Run the node: join the federation's network, publish adverts, sync projects.
     Run,
     /// Print this node's id (what another node's operator needs to invite it).
@@ -128,6 +132,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Dataset(cmd) => dataset::run(&mut Ctx::open(home)?, cmd, out),
         Command::Search(args) => dataset::search_cmd(&Ctx::open(home)?, *args, out),
         Command::Federation(cmd) => federation::run(&mut Ctx::open(home)?, cmd, out),
+        Command::Lab(cmd) => lab::run(&home, cmd, out),
         Command::Run => federation::run_node(&Ctx::open(home)?, out),
         Command::Id => {
             let ctx = Ctx::open(home)?;

@@ -54,6 +54,8 @@ pub struct Config {
     /// The compute environments this node offers to the federation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub compute: Vec<ComputeOffer>,
+    /// Sandboxed labs on this node.
+    pub labs: LabsSection,
 }
 
 /// Where a node serves HTTP unless told otherwise: loopback, so a node on one machine is
@@ -130,6 +132,40 @@ impl Default for StoreSection {
     }
 }
 
+/// Sandboxed labs on this node (`[labs]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabsSection {
+    /// The bubblewrap binary: a name looked up on PATH, or a path.
+    pub bwrap: std::path::PathBuf,
+    /// The unprivileged uid (and gid) labs run as; by default `nobody` (65534).
+    pub uid: u32,
+    /// The Python that builds lab environments: a name looked up on PATH, or a path.
+    pub python: std::path::PathBuf,
+    /// Memory per lab, in MiB.
+    pub memory_mib: u64,
+    /// Processes and threads per lab at once.
+    pub pids: u64,
+    /// CPU per lab, in thousandths of a core.
+    pub millicores: u64,
+    /// Size of each lab's `/tmp`, in MiB.
+    pub tmp_mib: u64,
+}
+
+impl Default for LabsSection {
+    fn default() -> Self {
+        Self {
+            bwrap: "bwrap".into(),
+            uid: 65534,
+            python: "python3".into(),
+            memory_mib: 2048,
+            pids: 512,
+            millicores: 1000,
+            tmp_mib: 256,
+        }
+    }
+}
+
 impl Config {
     /// Checks values.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -146,6 +182,18 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "store.compact_after_changes",
                 problem: "must be at least 1",
+            });
+        }
+        if self.labs.uid == 0 {
+            return Err(ConfigError::Invalid {
+                field: "labs.uid",
+                problem: "must not be 0: labs run as an unprivileged user",
+            });
+        }
+        if self.labs.memory_mib < 64 || self.labs.pids < 16 || self.labs.millicores == 0 {
+            return Err(ConfigError::Invalid {
+                field: "labs",
+                problem: "needs memory_mib >= 64, pids >= 16 and millicores >= 1",
             });
         }
         Ok(())
@@ -203,6 +251,13 @@ mod tests {
         assert!(matches!(
             Config::parse("[store]\ncompact_after_changes = 0\n", "t"),
             Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            Config::parse("[labs]\nuid = 0\n", "t"),
+            Err(ConfigError::Invalid {
+                field: "labs.uid",
+                ..
+            })
         ));
         assert!(matches!(
             Config::parse("[nod]\nname = \"x\"\n", "t"),

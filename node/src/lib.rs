@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod federation_view;
 pub mod home;
+pub mod labs;
 pub mod service;
 pub mod setup;
 pub mod store;

@@ -1,0 +1,22 @@
+//! Labs: sandboxed Jupyter labs next to the data a node holds.
+//!
+//! This first layer holds the pieces a lab's lifecycle is built from, each testable alone:
+//! - [`state`]: the lab state machine (pending → placed → provisioning → starting → running →
+//!   stopping → stopped, or failed with a reason); progress only moves forward.
+//! - [`cgroup`]: a [`cgroup::CgroupDriver`] for cgroups v1 and v2 that limits a lab's memory,
+//!   processes and CPU and is the source of truth for killing everything a lab left behind.
+//! - [`sandbox`]: the bubblewrap command line that confines a lab: unprivileged uid, every
+//!   namespace unshared, capabilities dropped, datasets read-only under `/data/<collection>`,
+//!   the workspace the only writable place.
+//! - [`check`]: what `orrery lab check` reports (bubblewrap, user namespaces, cgroup version,
+//!   Landlock) and the refusal a lab gets when a layer is missing.
+//! - [`backend`]: the [`backend::ComputeBackend`] boundary that the local sandbox, and later a
+//!   remote placement or Kubernetes backend, implement.
+//!
+//! Isolation is enforced by the operating system, never by path checks in this code.
+
+pub mod backend;
+pub mod cgroup;
+pub mod check;
+pub mod sandbox;
+pub mod state;

@@ -1,0 +1,166 @@
+//! The boundary between a lab's lifecycle and what runs it.
+//!
+//! [`ComputeBackend`] is what the lab actor drives: launch a lab's process tree with its
+//! limits, tell whether anything of it still runs, stop it, and reap what a crash left behind.
+//! [`LocalSandbox`] is the first implementation: bubblewrap on this node, in a per-lab cgroup.
+//! Placement on another node and a Kubernetes backend implement the same trait later.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::cgroup::{CgroupDriver, CgroupError, Limits};
+use super::sandbox::{DataVolume, SandboxError, SandboxSpec};
+
+/// Why a backend could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The lab's cgroup could not be made, limited or emptied.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// The sandbox description was refused.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The sandbox process could not be started.
+    #[error("cannot start the lab's sandbox ({program}): {source}")]
+    Spawn {
+        /// What was run.
+        program: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a lab asks of a backend, whatever the backend.
+#[derive(Debug, Clone)]
+pub struct LabRequest {
+    /// The lab's id (a plain name: letters, digits, `-`, `_`).
+    pub lab: String,
+    /// Memory, processes and CPU.
+    pub limits: Limits,
+    /// Datasets, read-only under `/data/<collection>`.
+    pub data: Vec<DataVolume>,
+    /// The workspace, the only writable place, at `/home/lab`.
+    pub workspace: PathBuf,
+    /// Where the lab's Unix sockets go, `/run/lab` inside.
+    pub run_dir: PathBuf,
+    /// Directories needed read-only at the same path (the environment).
+    pub read_only: Vec<PathBuf>,
+    /// Size of the lab's `/tmp` in bytes.
+    pub tmp_bytes: u64,
+    /// Environment variables inside.
+    pub env: Vec<(String, String)>,
+    /// The program to run inside and its arguments.
+    pub command: Vec<OsString>,
+}
+
+/// A launched lab: the process the backend started (the caller waits on it).
+#[derive(Debug)]
+pub struct Launched {
+    /// The top process; when it exits, the lab is over (its other processes die with it).
+    pub child: std::process::Child,
+}
+
+/// Runs labs. Implementations must guarantee that after [`ComputeBackend::stop`] returns `Ok`
+/// nothing of the lab runs, and that [`ComputeBackend::reap_orphans`] finds labs from before a
+/// crash without any memory of them.
+pub trait ComputeBackend: Send + Sync {
+    /// A short name for logs and `orrery lab show`.
+    fn name(&self) -> &'static str;
+    /// Starts the lab's process tree within its limits.
+    fn launch(&self, request: &LabRequest) -> Result<Launched, BackendError>;
+    /// How many processes of the lab run now.
+    fn processes(&self, lab: &str) -> Result<usize, BackendError>;
+    /// Whether the lab's processes were killed for exceeding their memory.
+    fn out_of_memory(&self, lab: &str) -> bool;
+    /// Kills everything of the lab and releases its resources.
+    fn stop(&self, lab: &str) -> Result<(), BackendError>;
+    /// Kills every lab left from before (a node that crashed); returns their ids.
+    fn reap_orphans(&self) -> Result<Vec<String>, BackendError>;
+}
+
+/// Labs on this node, in bubblewrap, each in its own cgroup.
+///
+/// The lab process joins its cgroup *before* bubblewrap starts: the node runs its own binary
+/// in the hidden `orrery lab exec` mode, which (as root) moves itself into the lab's cgroup,
+/// then drops to the lab uid and execs bubblewrap. No process of the lab ever runs outside the
+/// cgroup, so killing the cgroup kills the lab.
+#[derive(Debug, Clone)]
+pub struct LocalSandbox {
+    /// The `orrery` binary (for the exec helper).
+    pub helper: PathBuf,
+    /// The bubblewrap binary.
+    pub bwrap: PathBuf,
+    /// The lab uid.
+    pub uid: u32,
+    /// The lab gid.
+    pub gid: u32,
+    /// The cgroups of labs.
+    pub cgroups: CgroupDriver,
+}
+
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+impl ComputeBackend for LocalSandbox {
+    fn name(&self) -> &'static str {
+        "local-sandbox"
+    }
+
+    fn launch(&self, r: &LabRequest) -> Result<Launched, BackendError> {
+        let spec = SandboxSpec {
+            bwrap: self.bwrap.clone(),
+            uid: self.uid,
+            gid: self.gid,
+            read_only: r.read_only.clone(),
+            data: r.data.clone(),
+            workspace: r.workspace.clone(),
+            run_dir: r.run_dir.clone(),
+            tmp_bytes: r.tmp_bytes,
+            env: r.env.clone(),
+            command: r.command.clone(),
+        };
+        let args = spec.args()?;
+        // A cgroup left by an earlier run of this lab is emptied first.
+        self.cgroups.kill_and_remove(&r.lab, STOP_DEADLINE)?;
+        self.cgroups.create(&r.lab, r.limits)?;
+        let mut cmd = std::process::Command::new(&self.helper);
+        cmd.args(["lab", "exec", "--lab", &r.lab])
+            .arg("--cgroup-root")
+            .arg(self.cgroups.root())
+            .arg("--cgroup-prefix")
+            .arg(self.cgroups.prefix())
+            .args([
+                "--uid",
+                &self.uid.to_string(),
+                "--gid",
+                &self.gid.to_string(),
+            ])
+            .arg("--")
+            .arg(&self.bwrap)
+            .args(args)
+            .env_clear()
+            .stdin(std::process::Stdio::null());
+        let child = cmd.spawn().map_err(|source| BackendError::Spawn {
+            program: self.helper.clone(),
+            source,
+        })?;
+        Ok(Launched { child })
+    }
+
+    fn processes(&self, lab: &str) -> Result<usize, BackendError> {
+        Ok(self.cgroups.pids(lab)?.len())
+    }
+
+    fn out_of_memory(&self, lab: &str) -> bool {
+        self.cgroups.oom_killed(lab)
+    }
+
+    fn stop(&self, lab: &str) -> Result<(), BackendError> {
+        Ok(self.cgroups.kill_and_remove(lab, STOP_DEADLINE)?)
+    }
+
+    fn reap_orphans(&self) -> Result<Vec<String>, BackendError> {
+        Ok(self.cgroups.reap_orphans(STOP_DEADLINE)?)
+    }
+}

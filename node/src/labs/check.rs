@@ -1,0 +1,222 @@
+//! What `orrery lab check` reports: each layer a lab's isolation needs, and whether it is here.
+//!
+//! A lab refuses to start when a layer is missing, and the refusal names the layer
+//! ([`Report::refusal`]).
+
+use std::path::{Path, PathBuf};
+
+use super::cgroup::CgroupDriver;
+
+/// One layer of a lab's isolation and what was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// The layer: `bubblewrap`, `user namespaces`, `cgroups`, `landlock`, `lab user`.
+    pub name: &'static str,
+    /// Whether labs can rely on it.
+    pub ok: bool,
+    /// What was found, or what to do.
+    pub detail: String,
+}
+
+/// Every layer, in the order they are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The layers.
+    pub layers: Vec<Layer>,
+}
+
+impl Report {
+    /// Why labs cannot start here, naming every missing layer; `None` when all are present.
+    pub fn refusal(&self) -> Option<String> {
+        let missing: Vec<String> = self
+            .layers
+            .iter()
+            .filter(|l| !l.ok)
+            .map(|l| format!("{}: {}", l.name, l.detail))
+            .collect();
+        (!missing.is_empty())
+            .then(|| format!("the lab sandbox is unavailable ({})", missing.join("; ")))
+    }
+}
+
+/// Checks the layers with the bubblewrap binary `bwrap` (a name looked up on PATH, or a path)
+/// and the lab uid.
+pub fn run(bwrap: &Path, lab_uid: u32) -> Report {
+    let mut layers = Vec::new();
+    let found = resolve(bwrap);
+    layers.push(match &found {
+        Some(path) => match std::process::Command::new(path).arg("--version").output() {
+            Ok(out) if out.status.success() => Layer {
+                name: "bubblewrap",
+                ok: true,
+                detail: format!(
+                    "{} ({})",
+                    String::from_utf8_lossy(&out.stdout).trim(),
+                    path.display()
+                ),
+            },
+            _ => Layer {
+                name: "bubblewrap",
+                ok: false,
+                detail: format!("{} does not run", path.display()),
+            },
+        },
+        None => Layer {
+            name: "bubblewrap",
+            ok: false,
+            detail: format!(
+                "{} not found; install it with `apt-get install bubblewrap` (or scripts/lab-env)",
+                bwrap.display()
+            ),
+        },
+    });
+    layers.push(user_namespaces(found.as_deref(), lab_uid));
+    layers.push(match CgroupDriver::detect() {
+        Ok(driver) => {
+            let writable = rustix::fs::access(
+                "/sys/fs/cgroup",
+                rustix::fs::Access::WRITE_OK,
+            )
+            .is_ok()
+                || rustix::process::getuid().is_root();
+            Layer {
+                name: "cgroups",
+                ok: writable,
+                detail: if writable {
+                    format!("{} (memory, pids, cpu limits per lab)", driver.version())
+                } else {
+                    format!(
+                        "{} found but not writable by the node: run it as root or give it a delegated cgroup subtree",
+                        driver.version()
+                    )
+                },
+            }
+        }
+        Err(e) => Layer {
+            name: "cgroups",
+            ok: false,
+            detail: e.to_string(),
+        },
+    });
+    layers.push(landlock());
+    Report { layers }
+}
+
+/// Runs a trivial sandbox as the lab uid: the real test that unprivileged user namespaces work.
+fn user_namespaces(bwrap: Option<&Path>, lab_uid: u32) -> Layer {
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if max == Some(0) {
+        return Layer {
+            name: "user namespaces",
+            ok: false,
+            detail: "disabled (/proc/sys/user/max_user_namespaces is 0)".into(),
+        };
+    }
+    let Some(bwrap) = bwrap else {
+        return Layer {
+            name: "user namespaces",
+            ok: false,
+            detail: "not tested: bubblewrap is missing".into(),
+        };
+    };
+    let mut cmd = std::process::Command::new(bwrap);
+    cmd.args([
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--cap-drop",
+        "ALL",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--",
+        "/usr/bin/true",
+    ]);
+    if rustix::process::getuid().is_root() {
+        std::os::unix::process::CommandExt::uid(&mut cmd, lab_uid);
+        std::os::unix::process::CommandExt::gid(&mut cmd, lab_uid);
+    }
+    match cmd.output() {
+        Ok(out) if out.status.success() => Layer {
+            name: "user namespaces",
+            ok: true,
+            detail: format!(
+                "a sandbox with every namespace unshared runs as uid {lab_uid}{}",
+                max.map(|m| format!(" (max_user_namespaces {m})"))
+                    .unwrap_or_default()
+            ),
+        },
+        Ok(out) => Layer {
+            name: "user namespaces",
+            ok: false,
+            detail: format!(
+                "bwrap --unshare-all failed as uid {lab_uid}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        },
+        Err(e) => Layer {
+            name: "user namespaces",
+            ok: false,
+            detail: format!("bwrap did not start: {e}"),
+        },
+    }
+}
+
+/// Whether the kernel has Landlock. The ABI version itself is only known through the syscall,
+/// which this layer does not make yet; the LSM list says whether Landlock is enabled.
+fn landlock() -> Layer {
+    let lsm = std::fs::read_to_string("/sys/kernel/security/lsm").ok();
+    match lsm {
+        Some(list) if list.split(',').any(|m| m.trim() == "landlock") => Layer {
+            name: "landlock",
+            ok: true,
+            detail: format!("enabled (LSMs: {})", list.trim()),
+        },
+        Some(list) => Layer {
+            name: "landlock",
+            ok: false,
+            detail: format!("not among the kernel's LSMs ({})", list.trim()),
+        },
+        None => Layer {
+            name: "landlock",
+            ok: true,
+            detail: "unknown: securityfs is not mounted, so the LSM list cannot be read; not yet required (second layer)".into(),
+        },
+    }
+}
+
+fn resolve(bwrap: &Path) -> Option<PathBuf> {
+    if bwrap.components().count() > 1 {
+        return bwrap.is_file().then(|| bwrap.into());
+    }
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(bwrap))
+            .find(|p| p.is_file())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_bubblewrap_is_named_in_the_refusal() {
+        let report = run(Path::new("/nonexistent/bwrap"), 65534);
+        let refusal = report.refusal().expect("refused");
+        assert!(refusal.contains("bubblewrap"), "{refusal}");
+        assert!(refusal.contains("apt-get install bubblewrap"), "{refusal}");
+        assert!(!report.layers[0].ok);
+    }
+}

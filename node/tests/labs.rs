@@ -1,0 +1,199 @@
+//! Labs in the local sandbox, with real bubblewrap, real cgroups and real processes: a lab's
+//! processes stay in its cgroup, limits hold, stopping leaves nothing, and a node that lost
+//! track of a lab (a crash) reaps it from the cgroup alone.
+//!
+//! Needs root and bubblewrap (`scripts/lab-env`); elsewhere each test says it was skipped.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use orrery_node::labs::backend::{ComputeBackend, LabRequest, LocalSandbox};
+use orrery_node::labs::cgroup::{CgroupDriver, Limits};
+use orrery_node::labs::sandbox::DataVolume;
+
+const NOBODY: u32 = 65534;
+
+/// A backend whose labs live under a cgroup prefix of their own, removed at the end.
+struct Bench {
+    backend: LocalSandbox,
+    dir: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new(name: &str) -> Option<Self> {
+        if !rustix::process::getuid().is_root() || !Path::new("/usr/bin/bwrap").exists() {
+            eprintln!("skipped: needs root and /usr/bin/bwrap (run scripts/lab-env)");
+            return None;
+        }
+        let prefix = format!("orrery-test-{}-{name}/labs", std::process::id());
+        let cgroups = CgroupDriver::detect_at(Path::new("/sys/fs/cgroup"), Path::new(&prefix))
+            .expect("cgroups on a root test machine");
+        let dir = tempfile::tempdir().expect("tempdir");
+        rustix::fs::chmod(dir.path(), rustix::fs::Mode::from_raw_mode(0o755)).expect("chmod");
+        Some(Self {
+            backend: LocalSandbox {
+                helper: PathBuf::from(env!("CARGO_BIN_EXE_orrery")),
+                bwrap: "/usr/bin/bwrap".into(),
+                uid: NOBODY,
+                gid: NOBODY,
+                cgroups,
+            },
+            dir,
+        })
+    }
+
+    fn request(&self, lab: &str, limits: Limits, script: &str) -> LabRequest {
+        let root = self.dir.path().join(lab);
+        for d in ["data", "ws", "run"] {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        rustix::fs::chmod(&root, rustix::fs::Mode::from_raw_mode(0o755)).expect("chmod");
+        std::fs::write(root.join("data/table.csv"), "a,b\n").expect("data");
+        for d in ["ws", "run"] {
+            rustix::fs::chown(
+                root.join(d),
+                Some(rustix::fs::Uid::from_raw(NOBODY)),
+                Some(rustix::fs::Gid::from_raw(NOBODY)),
+            )
+            .expect("chown");
+        }
+        LabRequest {
+            lab: lab.into(),
+            limits,
+            data: vec![DataVolume {
+                collection: "gaia".into(),
+                host: root.join("data"),
+            }],
+            workspace: root.join("ws"),
+            run_dir: root.join("run"),
+            read_only: Vec::new(),
+            tmp_bytes: 16 << 20,
+            env: Vec::new(),
+            command: ["sh", "-c", script].iter().map(OsString::from).collect(),
+        }
+    }
+
+    fn wait_for_processes(&self, lab: &str, at_least: usize) {
+        let start = Instant::now();
+        while self.backend.processes(lab).expect("processes") < at_least {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the lab never had {at_least} processes"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = self.backend.reap_orphans();
+        let cg = &self.backend.cgroups;
+        for c in ["", "memory", "pids", "cpu", "freezer"] {
+            let labs = cg.root().join(c).join(cg.prefix());
+            let _ = std::fs::remove_dir(&labs);
+            if let Some(top) = labs.parent() {
+                let _ = std::fs::remove_dir(top);
+            }
+        }
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        memory_bytes: 128 << 20,
+        pids: 32,
+        millicores: 500,
+    }
+}
+
+#[test]
+fn stopping_a_lab_leaves_no_process_even_a_daemon() {
+    let Some(bench) = Bench::new("stop") else {
+        return;
+    };
+    // A daemon that left its session and parent: only the cgroup still knows it.
+    let req = bench.request("lab-a", limits(), "setsid sleep 300 & sleep 300");
+    let mut launched = bench.backend.launch(&req).expect("launch");
+    // bwrap, its init, sh, and both sleeps.
+    bench.wait_for_processes("lab-a", 4);
+    bench.backend.stop("lab-a").expect("stop");
+    assert_eq!(bench.backend.processes("lab-a").expect("processes"), 0);
+    let status = launched.child.wait().expect("wait");
+    assert!(!status.success(), "the lab was killed: {status:?}");
+}
+
+#[test]
+fn a_fork_bomb_stops_at_the_pids_limit() {
+    let Some(bench) = Bench::new("fork") else {
+        return;
+    };
+    let script = "i=0; while [ $i -lt 200 ]; do sleep 60 & i=$((i+1)); done 2>/dev/null; \
+                  echo started; sleep 60";
+    let req = bench.request("lab-f", limits(), script);
+    let mut launched = bench.backend.launch(&req).expect("launch");
+    bench.wait_for_processes("lab-f", 20);
+    // Give the loop time to hit the wall; the count must never pass the limit.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(500) {
+        let n = bench.backend.processes("lab-f").expect("processes");
+        assert!(n <= 32, "{n} processes despite pids.max 32");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bench.backend.stop("lab-f").expect("stop");
+    let _ = launched.child.wait();
+}
+
+#[test]
+fn memory_past_the_limit_is_killed_and_reported() {
+    let Some(bench) = Bench::new("oom") else {
+        return;
+    };
+    let req = bench.request(
+        "lab-m",
+        limits(),
+        "python3 -c 'b = bytearray(400 << 20); print(len(b))'",
+    );
+    let mut launched = bench.backend.launch(&req).expect("launch");
+    let status = launched.child.wait().expect("wait");
+    assert!(
+        !status.success(),
+        "400 MiB fit in a 128 MiB lab: {status:?}"
+    );
+    assert!(
+        bench.backend.out_of_memory("lab-m"),
+        "the OOM kill is not visible"
+    );
+    bench.backend.stop("lab-m").expect("stop");
+}
+
+#[test]
+fn a_lab_the_node_forgot_is_reaped_from_its_cgroup() {
+    let Some(bench) = Bench::new("reap") else {
+        return;
+    };
+    let req = bench.request("lab-r", limits(), "sleep 300");
+    let mut launched = bench.backend.launch(&req).expect("launch");
+    bench.wait_for_processes("lab-r", 3);
+    // A node restarting after a crash knows nothing but the cgroups.
+    let fresh = LocalSandbox {
+        cgroups: CgroupDriver::detect_at(
+            bench.backend.cgroups.root(),
+            bench.backend.cgroups.prefix(),
+        )
+        .expect("detect"),
+        ..bench.backend.clone()
+    };
+    assert_eq!(
+        fresh.reap_orphans().expect("reap"),
+        vec!["lab-r".to_string()]
+    );
+    assert_eq!(fresh.processes("lab-r").expect("processes"), 0);
+    let _ = launched.child.wait();
+    // And the same lab starts again.
+    let mut again = fresh.launch(&req).expect("relaunch");
+    bench.wait_for_processes("lab-r", 3);
+    fresh.stop("lab-r").expect("stop");
+    let _ = again.child.wait();
+}

@@ -2,7 +2,7 @@
 //! processes stay in its cgroup, limits hold, stopping leaves nothing, and a node that lost
 //! track of a lab (a crash) reaps it from the cgroup alone.
 //!
-//! Needs root and bubblewrap (`scripts/lab-env`); elsewhere each test says it was skipped.
+//! Needs root and bubblewrap (`scripts/lab-env` installs it; `scripts/test` runs it first).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -22,10 +22,10 @@ struct Bench {
 
 impl Bench {
     fn new(name: &str) -> Option<Self> {
-        if !rustix::process::getuid().is_root() || !Path::new("/usr/bin/bwrap").exists() {
-            eprintln!("skipped: needs root and /usr/bin/bwrap (run scripts/lab-env)");
-            return None;
-        }
+        assert!(
+            rustix::process::getuid().is_root() && Path::new("/usr/bin/bwrap").exists(),
+            "the lab tests need root and /usr/bin/bwrap: run scripts/lab-env as root"
+        );
         let prefix = format!("orrery-test-{}-{name}/labs", std::process::id());
         let cgroups = CgroupDriver::detect_at(Path::new("/sys/fs/cgroup"), Path::new(&prefix))
             .expect("cgroups on a root test machine");

@@ -207,10 +207,10 @@ mod tests {
     /// uid. Needs root (to switch uid) and bubblewrap (`scripts/lab-env` installs it).
     #[test]
     fn the_sandbox_hides_the_node_and_keeps_data_read_only() {
-        if !rustix::process::getuid().is_root() || which("bwrap").is_none() {
-            eprintln!("skipped: needs root and bwrap (run scripts/lab-env)");
-            return;
-        }
+        assert!(
+            rustix::process::getuid().is_root() && which("bwrap").is_some(),
+            "this test needs root and bwrap: run scripts/lab-env as root"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         for d in ["data", "ws", "run"] {

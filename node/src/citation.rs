@@ -132,12 +132,17 @@ pub fn citation_cff(
                 }
                 match verified.get(&share.author) {
                     Some(v) => {
+                        let by = v.by.short();
+                        let name = v.by_name.replace(['\n', '\r'], " ");
+                        let who = if name == by {
+                            by
+                        } else {
+                            format!("{name} ({by})")
+                        };
                         let _ = writeln!(
                             out,
-                            "    orcid: {}  # verified by {} ({}) through an ORCID sign-in",
+                            "    orcid: {}  # verified by {who} through an ORCID sign-in",
                             q(&v.orcid.url()),
-                            v.by_name.replace(['\n', '\r'], " "),
-                            v.by.short()
                         );
                     }
                     None => {

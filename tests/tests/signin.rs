@@ -260,6 +260,25 @@ async fn a_researcher_signs_in_with_orcid_and_a_script_uses_a_token() {
     let users = cli_at(&data, &["user", "list"]);
     assert_eq!(users.matches("verified").count(), 1, "{users}");
 
+    // Editing as that user publishes the node's attestation in the project: the citation marks
+    // the iD as verified, not merely declared.
+    let author = who["author"].as_str().expect("an author");
+    let made = cli_at(
+        &data,
+        &["project", "new", "Crab light curve", "--as", &author[..12]],
+    );
+    let project = made
+        .trim()
+        .strip_prefix("project id: ")
+        .expect("a project id")
+        .to_owned();
+    let cff = cli_at(&data, &["project", "cite", &project]);
+    let line = cff
+        .lines()
+        .find(|l| l.contains("orcid:") && l.contains(ORCID))
+        .unwrap_or_else(|| panic!("no ORCID in:\n{cff}"));
+    assert!(line.contains("# verified by"), "{cff}");
+
     node.shutdown();
     let _ = task.await;
 }

@@ -198,7 +198,7 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
         } => {
             let (session, profile) = session(ctx, &who)?;
             let (mut project, mut batch) = Project::create(&session, &title, visibility)?;
-            project.publish_profile(&session, &profile)?;
+            publish_author(ctx, &mut project, &session, &profile)?;
             if let Some(d) = description {
                 project.set_description(&session, &d)?;
             }
@@ -311,7 +311,7 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
             let mut p = load(ctx, &project)?;
             let (session, profile) = session(ctx, &who)?;
             let id = p.comment(&session, &on, &text)?;
-            p.publish_profile(&session, &profile)?;
+            publish_author(ctx, &mut p, &session, &profile)?;
             commit(ctx, &mut p, &session)?;
             writeln!(out, "comment {id} added")?;
             Ok(())
@@ -341,7 +341,7 @@ fn import_ipynb(
             writeln!(out, "unchanged: the notebook already matches the file")?;
             return Ok(());
         }
-        p.publish_profile(&session, &profile)?;
+        publish_author(ctx, &mut p, &session, &profile)?;
         commit(ctx, &mut p, &session)?;
         writeln!(out, "updated notebook {nb}: {summary}")?;
         return Ok(());
@@ -356,7 +356,7 @@ fn import_ipynb(
     let nb = p
         .import_parsed(&session, parsed, &title)
         .with_context(|| format!("importing {}", file.display()))?;
-    p.publish_profile(&session, &profile)?;
+    publish_author(ctx, &mut p, &session, &profile)?;
     commit(ctx, &mut p, &session)?;
     let cells = p.cell_ids(&nb)?.len();
     writeln!(
@@ -398,6 +398,21 @@ fn session(
         );
     }
     Ok((Session::new(key)?, author.profile))
+}
+
+/// Publishes the session author's profile in the project, and the node's attestation of their
+/// ORCID iD when they signed in with ORCID here.
+fn publish_author(
+    ctx: &Ctx,
+    p: &mut Project,
+    session: &Session,
+    profile: &orrery_protocol::Signed<AuthorProfile, orrery_protocol::Verified>,
+) -> Result<()> {
+    p.publish_profile(session, profile)?;
+    if let Some(attestation) = ctx.store.orcid_attestation_of(session.author())? {
+        p.publish_orcid_attestation(session, &attestation)?;
+    }
+    Ok(())
 }
 
 fn load(ctx: &Ctx, query: &str) -> Result<Project> {
@@ -755,7 +770,7 @@ fn append(
     let nb = resolve_notebook(&p, notebook)?;
     let cell = &resolve_cell(&p, &nb, cell)?;
     let (session, profile) = session(ctx, who)?;
-    p.publish_profile(&session, &profile)?;
+    publish_author(ctx, &mut p, &session, &profile)?;
     commit(ctx, &mut p, &session)?;
     let text = p.source_obj(&nb, cell)?;
     for line in std::io::stdin().lock().lines() {

@@ -196,6 +196,38 @@ impl Store {
         Ok(())
     }
 
+    /// The node's attestation of the ORCID iD of the user editing as `author`, if it verifies.
+    pub fn orcid_attestation_of(
+        &self,
+        author: AuthorId,
+    ) -> Result<
+        Option<
+            orrery_protocol::Signed<orrery_protocol::OrcidAttestation, orrery_protocol::Verified>,
+        >,
+        StoreError,
+    > {
+        let bytes: Option<Option<Vec<u8>>> = self
+            .conn
+            .query_row(
+                "SELECT orcid_attestation FROM users WHERE author = ?1",
+                params![author.key().as_bytes().as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(bytes.flatten().and_then(|b| {
+            let signed: orrery_protocol::Signed<
+                orrery_protocol::OrcidAttestation,
+                orrery_protocol::Unverified,
+            > = orrery_protocol::encoding::decode(
+                "an ORCID attestation",
+                &b,
+                orrery_protocol::limits::MAX_SIGNED_PAYLOAD,
+            )
+            .ok()?;
+            orrery_protocol::OrcidAttestation::verify(signed).ok()
+        }))
+    }
+
     /// Keeps the node's attestation of a user's ORCID iD.
     pub fn set_orcid_attestation(
         &mut self,

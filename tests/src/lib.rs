@@ -443,3 +443,55 @@ pub fn publish(
     orrery_node::catalog::ingest::add_described(&mut cat, collection, node.dir.path(), products)
         .expect("products");
 }
+
+/// Publishes the two Crab Nebula collections the search tests share: six XMM-Newton products at
+/// node 0 and four CAHA products at node 1.
+pub fn publish_crabs(nodes: &[TestNode]) {
+    publish(
+        &nodes[0],
+        "xmm-crab",
+        "XMM-Newton",
+        "Crab Nebula",
+        83.63,
+        22.01,
+        6,
+    );
+    publish(
+        &nodes[1],
+        "caha-crab",
+        "CAHA",
+        "Crab Nebula",
+        83.64,
+        22.02,
+        4,
+    );
+}
+
+/// Two archive nodes with [`publish_crabs`], once node 0 finds all ten products with every
+/// member answering; returns the nodes and node 0's handle.
+pub async fn two_archives() -> (Vec<TestNode>, NodeHandle) {
+    let nodes = federation(2).await;
+    publish_crabs(&nodes);
+    let handles: Vec<NodeHandle> = nodes.iter().filter_map(|t| t.node.clone()).collect();
+    let asker = nodes[0].handle().clone();
+    eventually(
+        &handles,
+        Duration::from_secs(30),
+        "node 1's collection reaches node 0",
+        || {
+            let asker = asker.clone();
+            async move {
+                asker
+                    .search(
+                        orrery_catalog::Query::default(),
+                        false,
+                        Duration::from_secs(2),
+                    )
+                    .await
+                    .is_ok_and(|r| r.results.total == 10 && r.missing.is_empty())
+            }
+        },
+    )
+    .await;
+    (nodes, asker)
+}

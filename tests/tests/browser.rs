@@ -5,11 +5,8 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
-use orrery_catalog::Query;
-use orrery_node::service::NodeHandle;
-use orrery_tests::{eventually, federation, publish};
+use orrery_tests::two_archives;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -51,42 +48,7 @@ fn serious(report: &Value) -> Vec<&Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_researcher_searches_the_federation_from_a_browser() {
-    let nodes = federation(2).await;
-    publish(
-        &nodes[0],
-        "xmm-crab",
-        "XMM-Newton",
-        "Crab Nebula",
-        83.63,
-        22.01,
-        6,
-    );
-    publish(
-        &nodes[1],
-        "caha-crab",
-        "CAHA",
-        "Crab Nebula",
-        83.64,
-        22.02,
-        4,
-    );
-    let handles: Vec<NodeHandle> = nodes.iter().filter_map(|t| t.node.clone()).collect();
-    let asker = nodes[0].handle().clone();
-    eventually(
-        &handles,
-        Duration::from_secs(30),
-        "node 1's collection reaches node 0",
-        || {
-            let asker = asker.clone();
-            async move {
-                asker
-                    .search(Query::default(), false, Duration::from_secs(2))
-                    .await
-                    .is_ok_and(|r| r.results.total == 10 && r.missing.is_empty())
-            }
-        },
-    )
-    .await;
+    let (_nodes, asker) = two_archives().await;
     let base = format!("http://{}", asker.web_addr().expect("web"));
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     let seen = tokio::task::spawn_blocking(move || {

@@ -9,7 +9,7 @@ use futures::FutureExt as _;
 
 use orrery_catalog::{Cone, Facet, Page, Query};
 use orrery_node::service::NodeHandle;
-use orrery_tests::{TestNode, eventually, federation, publish, python};
+use orrery_tests::{TestNode, eventually, federation, publish, publish_crabs, python};
 
 /// Waits until `from` holds the adverts of `n` other members listing every collection, so that
 /// a search for everything finds `total` products.
@@ -103,38 +103,19 @@ async fn a_local_search_sees_a_collection_published_while_the_node_runs() {
     )
     .await;
     assert!(
-        started.elapsed() < super_fresh(),
+        started.elapsed() < SOONER_THAN_FRESH,
         "found only after {:?}, when a kept answer would have expired",
         started.elapsed()
     );
 }
 
 /// Less than the time a kept answer stays fresh (10 s): a change must be seen sooner.
-fn super_fresh() -> Duration {
-    Duration::from_secs(5)
-}
+const SOONER_THAN_FRESH: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn federated_search_merges_nodes_and_names_the_one_that_is_down() {
     let mut nodes = federation(3).await;
-    publish(
-        &nodes[0],
-        "xmm-crab",
-        "XMM-Newton",
-        "Crab Nebula",
-        83.63,
-        22.01,
-        6,
-    );
-    publish(
-        &nodes[1],
-        "caha-crab",
-        "CAHA",
-        "Crab Nebula",
-        83.64,
-        22.02,
-        4,
-    );
+    publish_crabs(&nodes);
     publish(&nodes[1], "caha-m87", "CAHA", "M87", 187.7, 12.39, 3);
     // Node 2 is a researcher's laptop: no data, it asks.
     adverts_with_collections(&nodes, 2, 2, 13).await;

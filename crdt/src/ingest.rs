@@ -237,6 +237,23 @@ pub(crate) fn guarded<T>(what: &'static str, f: impl FnOnce() -> T) -> Result<T,
     catch_unwind(AssertUnwindSafe(f)).map_err(|_| IngestError::Library { what })
 }
 
+/// Applies `changes` to `doc` with panics contained: an actor reusing a sequence number (which
+/// automerge checks before applying anything) is equivocation; any other failure is the
+/// library's, named `what`.
+pub(crate) fn apply_checked(
+    doc: &mut Automerge,
+    changes: impl IntoIterator<Item = Change> + Clone,
+    what: &'static str,
+) -> Result<(), IngestError> {
+    guarded(what, || doc.apply_changes(changes))?.map_err(|e| match e {
+        automerge::AutomergeError::DuplicateSeqNumber(seq, actor) => IngestError::Equivocation {
+            author: crate::session::author_of(&actor),
+            seq,
+        },
+        _ => IngestError::Library { what },
+    })
+}
+
 /// Largest number of seals kept waiting for the changes they name.
 const MAX_PENDING_SEALS: usize = 4096;
 

@@ -29,8 +29,8 @@ use orrery_protocol::limits::MAX_BATCH_BYTES;
 use orrery_protocol::{AuthorId, ChangeSeal, Signed, Unverified};
 
 use crate::ingest::{
-    IngestError, IngestReport, Item, Needs, apply_genesis, check_run, classify, coverage, guarded,
-    role_at,
+    IngestError, IngestReport, Item, Needs, apply_checked, apply_genesis, check_run, classify,
+    coverage, guarded, role_at,
 };
 use crate::project::{Project, Roots, new_doc, to_hash};
 use crate::schema::Role;
@@ -132,19 +132,7 @@ impl Project {
         let (judged, built) = std::thread::scope(|scope| {
             let rebuild = scope.spawn(move || {
                 let mut doc = new_doc();
-                guarded("applying a snapshot", || doc.apply_changes(changes))?.map_err(
-                    |e| match e {
-                        automerge::AutomergeError::DuplicateSeqNumber(seq, actor) => {
-                            IngestError::Equivocation {
-                                author: crate::session::author_of(&actor),
-                                seq,
-                            }
-                        }
-                        _ => IngestError::Library {
-                            what: "applying a snapshot",
-                        },
-                    },
-                )?;
+                apply_checked(&mut doc, changes, "applying a snapshot")?;
                 Ok::<_, IngestError>(doc)
             });
             let judged = self.judge_snapshot(copies, seals);

@@ -594,20 +594,7 @@ impl Project {
             } else {
                 &mut working
             };
-            guarded("applying changes", || target.apply_changes(changes))?.map_err(
-                |e| match e {
-                    // Automerge checks this before applying anything.
-                    automerge::AutomergeError::DuplicateSeqNumber(seq, actor) => {
-                        IngestError::Equivocation {
-                            author: crate::session::author_of(&actor),
-                            seq,
-                        }
-                    }
-                    _ => IngestError::Library {
-                        what: "applying changes",
-                    },
-                },
-            )?;
+            apply_checked(target, changes, "applying changes")?;
             applied.extend(round.iter().copied());
             remaining = later;
             if roots.is_none() {

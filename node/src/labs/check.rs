@@ -121,33 +121,54 @@ fn user_namespaces(bwrap: Option<&Path>, lab_uid: u32) -> Layer {
             detail: "not tested: bubblewrap is missing".into(),
         };
     };
-    let mut cmd = std::process::Command::new(bwrap);
-    cmd.args([
-        "--unshare-all",
-        "--unshare-user",
-        "--disable-userns",
-        "--cap-drop",
-        "ALL",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--symlink",
-        "usr/bin",
-        "/bin",
-        "--symlink",
-        "usr/lib",
-        "/lib",
-        "--symlink",
-        "usr/lib64",
-        "/lib64",
-        "--",
-        "/usr/bin/true",
-    ]);
-    if rustix::process::getuid().is_root() {
-        std::os::unix::process::CommandExt::uid(&mut cmd, lab_uid);
-        std::os::unix::process::CommandExt::gid(&mut cmd, lab_uid);
-    }
-    match cmd.output() {
+    // The lab's own sandbox (the same flags a lab gets), with empty scratch directories for its
+    // workspace and run directory, running `true`.
+    let scratch = std::env::temp_dir().join(format!("orrery-lab-check-{}", std::process::id()));
+    let (workspace, run_dir) = (scratch.join("ws"), scratch.join("run"));
+    let made = [&workspace, &run_dir].iter().try_for_each(|d| {
+        std::fs::create_dir_all(d)?;
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+    });
+    let _ = std::fs::set_permissions(
+        &scratch,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    );
+    let (uid, gid) = if rustix::process::getuid().is_root() {
+        (lab_uid, lab_uid)
+    } else {
+        (
+            rustix::process::getuid().as_raw(),
+            rustix::process::getgid().as_raw(),
+        )
+    };
+    let spec = super::sandbox::SandboxSpec {
+        bwrap: bwrap.to_path_buf(),
+        uid,
+        gid,
+        read_only: Vec::new(),
+        data: Vec::new(),
+        workspace,
+        run_dir,
+        tmp_bytes: 1 << 20,
+        env: Vec::new(),
+        command: vec!["/usr/bin/true".into()],
+    };
+    let cmd = made
+        .map_err(|e| e.to_string())
+        .and_then(|()| spec.command().map_err(|e| e.to_string()));
+    let outcome = cmd.map(|mut cmd| cmd.output());
+    let _ = std::fs::remove_dir_all(&scratch);
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            return Layer {
+                name: "user namespaces",
+                ok: false,
+                detail: format!("the check could not prepare a sandbox: {e}"),
+            };
+        }
+    };
+    match outcome {
         Ok(out) if out.status.success() => Layer {
             name: "user namespaces",
             ok: true,

@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
-use orrery_catalog::{Cone, Facet, FederatedResults, Page, Query, TimeRange};
+use orrery_catalog::{Cone, FederatedResults, Page, Query, TimeRange};
 use tokio::sync::broadcast;
 
 use crate::{AppState, FederationView, Port};
@@ -82,8 +82,9 @@ pub(crate) fn schema<P: Port>(state: Arc<AppState<P>>) -> OrrerySchema {
         .finish()
 }
 
-/// The facets a search can filter on and count.
+/// The facets a search can filter on and count (the catalog's `Facet`, as GraphQL names it).
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "orrery_catalog::Facet")]
 pub(crate) enum FacetName {
     Mission,
     Instrument,
@@ -92,20 +93,6 @@ pub(crate) enum FacetName {
     Licence,
     Publisher,
     Node,
-}
-
-impl From<FacetName> for Facet {
-    fn from(f: FacetName) -> Facet {
-        match f {
-            FacetName::Mission => Facet::Mission,
-            FacetName::Instrument => Facet::Instrument,
-            FacetName::ProductType => Facet::ProductType,
-            FacetName::Band => Facet::Band,
-            FacetName::Licence => Facet::Licence,
-            FacetName::Publisher => Facet::Publisher,
-            FacetName::Node => Facet::Node,
-        }
-    }
 }
 
 /// A cone on the sky, in degrees.
@@ -310,26 +297,15 @@ impl QueryRoot {
                 .results
                 .facets
                 .into_iter()
-                .map(|(facet, values)| {
-                    let facet = match facet {
-                        Facet::Mission => FacetName::Mission,
-                        Facet::Instrument => FacetName::Instrument,
-                        Facet::ProductType => FacetName::ProductType,
-                        Facet::Band => FacetName::Band,
-                        Facet::Licence => FacetName::Licence,
-                        Facet::Publisher => FacetName::Publisher,
-                        Facet::Node => FacetName::Node,
-                    };
-                    FacetCounts {
-                        facet,
-                        values: values
-                            .into_iter()
-                            .map(|v| FacetValue {
-                                value: v.value,
-                                count: v.count,
-                            })
-                            .collect(),
-                    }
+                .map(|(facet, values)| FacetCounts {
+                    facet: facet.into(),
+                    values: values
+                        .into_iter()
+                        .map(|v| FacetValue {
+                            value: v.value,
+                            count: v.count,
+                        })
+                        .collect(),
                 })
                 .collect(),
             answered: r.answered,

@@ -420,14 +420,7 @@ impl Project {
         let obj = self.cell_obj(nb, cell)?;
         let outputs = externalise_all(outputs, &mut self.new_blobs);
         self.edit(session, Role::Editor, "set outputs", |tx, _| {
-            let list = tx.put_object(&obj, K_OUTPUTS, ObjType::List)?;
-            for (i, out) in outputs.iter().enumerate() {
-                tx.insert(&list, i, to_scalar(out))?;
-            }
-            match execution_count {
-                Some(n) => tx.put(&obj, K_EXEC_COUNT, n)?,
-                None => tx.put(&obj, K_EXEC_COUNT, ScalarValue::Null)?,
-            }
+            write_outputs(tx, &obj, &outputs, execution_count)?;
             if let Some(ex) = execution {
                 tx.put(&obj, K_EXECUTION, ex.to_string())?;
             }
@@ -498,6 +491,23 @@ impl Project {
             Ok(())
         })?;
         Ok(id)
+    }
+}
+
+/// Writes a cell's outputs (already externalised) as a new list, and its execution count.
+pub(crate) fn write_outputs(
+    tx: &mut impl Transactable,
+    cell: &ObjId,
+    outputs: &[serde_json::Value],
+    execution_count: Option<i64>,
+) -> Result<(), automerge::AutomergeError> {
+    let list = tx.put_object(cell, K_OUTPUTS, ObjType::List)?;
+    for (i, out) in outputs.iter().enumerate() {
+        tx.insert(&list, i, to_scalar(out))?;
+    }
+    match execution_count {
+        Some(n) => tx.put(cell, K_EXEC_COUNT, n),
+        None => tx.put(cell, K_EXEC_COUNT, ScalarValue::Null),
     }
 }
 

@@ -4,13 +4,13 @@
 //! the record read back with its signatures checked.
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ObjType, ReadDoc, ScalarValue, Value};
+use automerge::{ReadDoc, ScalarValue, Value};
 use orrery_protocol::run::{Provenance, RunRecord, RunRequest};
 use orrery_protocol::{AuthorId, ChangeSeal, NodeId, SecretKey, Signed, Unverified, Verified};
 
 use super::*;
 use crate::ingest::{IngestError, IngestReport};
-use crate::outputs::{externalise_all, to_scalar};
+use crate::outputs::externalise_all;
 
 /// Why a run could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -136,14 +136,7 @@ impl Project {
                 })?
         };
         let mut tx = fork.transaction();
-        let list = tx.put_object(&obj, K_OUTPUTS, ObjType::List)?;
-        for (i, out) in outputs.iter().enumerate() {
-            tx.insert(&list, i, to_scalar(out))?;
-        }
-        match execution_count {
-            Some(n) => tx.put(&obj, K_EXEC_COUNT, n)?,
-            None => tx.put(&obj, K_EXEC_COUNT, ScalarValue::Null)?,
-        }
+        super::edit::write_outputs(&mut tx, &obj, &outputs, execution_count)?;
         tx.put(&obj, K_RUN, record_bytes)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now()));
         let hash = hash.ok_or(EditError::Malformed("the run made no change"))?;

@@ -240,19 +240,14 @@ fn outputs_nobody_asked_for_are_refused() {
     let node_id = NodeId(w.node.public());
     // A node writes outputs with no request at all.
     let mut plain = replica(&w.project);
-    let doc = automerge::Automerge::load(&w.project.save()).expect("load");
-    drop(doc);
-    let (_, change) = forge::rogue(
-        &w.project,
-        Session::new(w.node.clone())
-            .expect("random")
-            .actor()
-            .clone(),
-        |tx| {
-            tx.put(automerge::ROOT, "title", "a node's title")
-                .expect("put");
-        },
-    );
+    let node_actor = Session::new(w.node.clone())
+        .expect("random")
+        .actor()
+        .clone();
+    let (_, change) = forge::rogue(&w.project, node_actor, |tx| {
+        tx.put(automerge::ROOT, "title", "a node's title")
+            .expect("put");
+    });
     let seal = forge::seal_over(&w.project, &w.node, &change);
     assert!(matches!(
         plain.ingest(Batch {
@@ -262,130 +257,58 @@ fn outputs_nobody_asked_for_are_refused() {
         Err(IngestError::NotPermitted { .. })
     ));
 
-    let good = request(
-        w.alice.key(),
-        &w.project,
-        &w.nb,
-        &w.cell,
-        node_id,
-        heads(&w.project),
-    );
-    // The request is the viewer's, who may not run anything.
-    let by_viewer = request(
-        w.viewer.key(),
-        &w.project,
-        &w.nb,
-        &w.cell,
-        node_id,
-        heads(&w.project),
-    );
-    refused_everywhere(
-        &w,
-        forged_run(
-            &w,
-            &w.node,
-            by_viewer.clone().into_unverified(),
-            &w.cell,
-            |_, _| {},
-        ),
-        "a viewer's request",
-    );
-    // The request names another node.
-    let stranger = SecretKey::generate().expect("random");
-    refused_everywhere(
-        &w,
-        forged_run(
-            &w,
-            &stranger,
-            good.clone().into_unverified(),
-            &w.cell,
-            |_, _| {},
-        ),
-        "another node",
-    );
-    // The node writes to a cell the request does not name.
-    refused_everywhere(
-        &w,
-        forged_run(
-            &w,
-            &w.node,
-            good.clone().into_unverified(),
-            &w.other_cell,
-            |_, _| {},
-        ),
-        "another cell",
-    );
-    // The node writes more than outputs: the cell's source.
-    refused_everywhere(
-        &w,
-        forged_run(
-            &w,
-            &w.node,
-            good.clone().into_unverified(),
-            &w.cell,
-            |tx, obj| {
-                tx.put(obj, "kind", "markdown").expect("put");
-            },
-        ),
-        "more than outputs",
-    );
-    // A request for other heads (a replay of an older request on today's notebook).
+    // Requests for the first cell, as of `heads`, signed by `signer`.
+    let ask = |signer: &SecretKey, heads: Vec<ChangeHash>| {
+        request(signer, &w.project, &w.nb, &w.cell, node_id, heads).into_unverified()
+    };
+    // A run change writing only outputs and the run record, by `writer`.
+    let run = |writer: &SecretKey, req: Signed<RunRequest, Unverified>, cell: &CellId| {
+        forged_run(&w, writer, req, cell, |_, _| {})
+    };
+    let good = ask(w.alice.key(), heads(&w.project));
+    let by_viewer = ask(w.viewer.key(), heads(&w.project));
     let mut old = heads(&w.project);
     old[0] = ChangeHash([9; 32]);
-    let replayed = request(w.alice.key(), &w.project, &w.nb, &w.cell, node_id, old);
-    refused_everywhere(
-        &w,
-        forged_run(
-            &w,
-            &w.node,
-            replayed.clone().into_unverified(),
-            &w.cell,
-            |_, _| {},
-        ),
-        "other heads",
-    );
-    // A request whose signature was tampered with.
     let tampered = Signed::<RunRequest>::from_parts(
         *good.signer(),
         good.payload().to_vec(),
         *by_viewer.signature(),
     );
-    refused_everywhere(
-        &w,
-        forged_run(&w, &w.node, tampered, &w.cell, |_, _| {}),
-        "a tampered request",
-    );
-    // An editor forging a run record under their own key (claiming a node computed it).
-    let by_alice_as_node = request(
-        w.alice.key(),
-        &w.project,
-        &w.nb,
-        &w.cell,
-        node_id,
-        heads(&w.project),
-    );
-    refused_everywhere(
-        &w,
-        forged_run(
-            &w,
-            w.alice.key(),
-            by_alice_as_node.clone().into_unverified(),
-            &w.cell,
-            |_, _| {},
+    let stranger = SecretKey::generate().expect("random");
+    for (batch, what) in [
+        // The request is the viewer's, who may not run anything.
+        (
+            run(&w.node, by_viewer.clone(), &w.cell),
+            "a viewer's request",
         ),
-        "an editor writing a run record",
-    );
+        // The request names another node.
+        (run(&stranger, good.clone(), &w.cell), "another node"),
+        // The node writes to a cell the request does not name.
+        (run(&w.node, good.clone(), &w.other_cell), "another cell"),
+        // The node writes more than outputs: the cell's kind.
+        (
+            forged_run(&w, &w.node, good.clone(), &w.cell, |tx, obj| {
+                tx.put(obj, "kind", "markdown").expect("put");
+            }),
+            "more than outputs",
+        ),
+        // A request for other heads (a replay of an older request on today's notebook).
+        (
+            run(&w.node, ask(w.alice.key(), old), &w.cell),
+            "other heads",
+        ),
+        // A request whose signature was tampered with.
+        (run(&w.node, tampered, &w.cell), "a tampered request"),
+        // An editor forging a run record under their own key (claiming a node computed it).
+        (
+            run(w.alice.key(), good.clone(), &w.cell),
+            "an editor writing a run record",
+        ),
+    ] {
+        refused_everywhere(&w, batch, what);
+    }
     // And the honest one passes the same path, so the refusals above are about what differs.
-    let (one, two) = judged(
-        &w.project,
-        forged_run(
-            &w,
-            &w.node,
-            good.clone().into_unverified(),
-            &w.cell,
-            |_, _| {},
-        ),
-    );
+    let (one, two) = judged(&w.project, run(&w.node, good, &w.cell));
     one.expect("the honest run, change by change");
     two.expect("the honest run, in a snapshot");
 }

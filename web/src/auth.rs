@@ -159,6 +159,9 @@ pub(crate) async fn login<P: Port>(
     let mut waiting = s.auth.pending.lock().await;
     waiting.retain(|(_, p)| !p.expired());
     if waiting.len() >= MAX_PENDING {
+        warn!(
+            "{MAX_PENDING} sign-ins are waiting for their provider; the oldest is dropped (its user must start again)"
+        );
         waiting.remove(0);
     }
     waiting.push((id, pending));

@@ -41,6 +41,8 @@ pub enum WebEvent {
     },
     /// This node's catalog changed.
     CatalogChanged,
+    /// The node's events came faster than they could be passed on: some were missed.
+    Lagged,
 }
 
 /// What the resolvers need of the node, as an object-safe trait over the [`Port`].
@@ -407,11 +409,13 @@ impl SubscriptionRoot {
                                 heads: Vec::new(),
                             }
                         }
-                        Err(broadcast::error::RecvError::Lagged(_)) => Change {
-                            kind: "lagged".into(),
-                            project: None,
-                            heads: Vec::new(),
-                        },
+                        Ok(WebEvent::Lagged) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                            Change {
+                                kind: "lagged".into(),
+                                project: None,
+                                heads: Vec::new(),
+                            }
+                        }
                         Err(broadcast::error::RecvError::Closed) => return None,
                     };
                     return Some((change, rx));

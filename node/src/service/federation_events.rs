@@ -171,10 +171,13 @@ impl NodeActor {
             FedEvent::Banned { node, reason } => {
                 let secs = self.config.network.ban_secs;
                 let words = reason.to_string();
-                let _ = self
+                if let Err(e) = self
                     .store
                     .run(move |s| s.record_ban(node, secs, &words))
-                    .await;
+                    .await
+                {
+                    warn!(peer = %node.short(), error = %e, "a ban could not be recorded; `orrery federation status` will not show it");
+                }
                 self.emit(NodeEvent::Banned { node, reason });
             }
             FedEvent::RemovedSelf => warn!("this node was removed from the federation"),

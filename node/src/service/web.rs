@@ -46,7 +46,15 @@ pub(super) fn public_events(
             };
             let event = match received {
                 Ok(e) => e,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    // Subscribers are told they missed changes (their own channel lags too).
+                    warn!(
+                        missed = n,
+                        "the HTTP face fell behind the node's events; GraphQL subscribers miss some changes"
+                    );
+                    let _ = out.send(orrery_web::WebEvent::Lagged);
+                    continue;
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             };
             let web = match event {

@@ -56,9 +56,18 @@ enum Pending {
     Join {
         reply: oneshot::Sender<Result<(), FederationError>>,
     },
-    Pull,
+    /// Membership events asked of a member; asked again (up to [`PULL_TRIES`] in all) if the
+    /// request fails while the member is still connected.
+    Pull {
+        from: PeerId,
+        tries: u8,
+    },
     PullAdverts,
 }
+
+/// How many times a membership pull is sent to a connected member before it is left to the
+/// next round.
+const PULL_TRIES: u8 = 3;
 
 type Reply = BoxFuture<
     'static,
@@ -354,6 +363,19 @@ impl Actor {
             .rr
             .send_request(&peer, Request::Adverts);
         self.pending.insert(id, Pending::PullAdverts);
+        // Membership events converge the same way: a removal or admission whose gossip was
+        // lost (or a removed node whose first pull failed) is learnt by the next round.
+        self.pull_membership(peer, 1);
+    }
+
+    /// Asks a member for the membership events it holds.
+    fn pull_membership(&mut self, peer: PeerId, tries: u8) {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .rr
+            .send_request(&peer, Request::Membership);
+        self.pending.insert(id, Pending::Pull { from: peer, tries });
     }
 
     fn publish(&mut self, gossip: &Gossip) {

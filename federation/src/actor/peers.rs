@@ -55,9 +55,8 @@ impl Actor {
                 self.emit(Event::Connected(node));
                 // Catch up on membership events and adverts missed while apart, without
                 // waiting for the next gossip round.
+                self.pull_membership(peer, 1);
                 let rr = &mut self.swarm.behaviour_mut().rr;
-                let id = rr.send_request(&peer, Request::Membership);
-                self.pending.insert(id, Pending::Pull);
                 let id = rr.send_request(&peer, Request::Adverts);
                 self.pending.insert(id, Pending::PullAdverts);
             }
@@ -144,12 +143,7 @@ impl Actor {
         self.stranger_pull = Some(now);
         let members: Vec<PeerId> = self.announced.iter().take(2).copied().collect();
         for peer in members {
-            let id = self
-                .swarm
-                .behaviour_mut()
-                .rr
-                .send_request(&peer, Request::Membership);
-            self.pending.insert(id, Pending::Pull);
+            self.pull_membership(peer, 1);
         }
     }
 

@@ -41,7 +41,7 @@ impl Actor {
                 Some(Pending::Join { reply }) => {
                     let _ = reply.send(self.finish_join(response));
                 }
-                Some(Pending::Pull) => {
+                Some(Pending::Pull { .. }) => {
                     if let Response::Membership(events) = response {
                         self.absorb(events);
                     }
@@ -66,6 +66,14 @@ impl Actor {
                 }
                 Some(Pending::Join { reply }) => {
                     let _ = reply.send(Err(FederationError::Join(error.to_string())));
+                }
+                Some(Pending::Pull { from, tries }) => {
+                    if tries < super::PULL_TRIES && self.connected.contains(&from) {
+                        debug!(peer = %from, %error, tries, "membership pull failed; asking again");
+                        self.pull_membership(from, tries + 1);
+                    } else {
+                        debug!(peer = %from, %error, "membership pull failed; the next round asks again");
+                    }
                 }
                 _ => {}
             },
@@ -202,9 +210,16 @@ impl Actor {
                     }
                 }
             }
-            Request::Membership if self.leaving.contains_key(&peer) => {
-                // The removal is signed by the founder, whom the removed node knows: it can
-                // verify it, and learns nothing else.
+            Request::Membership
+                if self
+                    .membership
+                    .as_ref()
+                    .is_some_and(|m| m.is_removed(&from)) =>
+            {
+                // A removed node is answered with its removal whenever it asks, even before
+                // this node has seen its connection (the request can arrive first). The removal
+                // is signed by the founder, whom the removed node knows: it can verify it, and
+                // learns nothing else.
                 let removal = self
                     .membership
                     .as_ref()

@@ -51,9 +51,49 @@ pub struct Config {
     pub network: orrery_federation::Config,
     /// The HTTP face: TAP, the search API and product downloads.
     pub web: WebSection,
+    /// The Prometheus metrics listener.
+    pub metrics: MetricsSection,
+    /// How the node logs.
+    pub log: LogSection,
     /// The compute environments this node offers to the federation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub compute: Vec<ComputeOffer>,
+}
+
+/// Where the metrics listener binds unless told otherwise: loopback, beside the HTTP face's
+/// default port. If it is taken (a second node on the machine) a free port is used instead;
+/// `metrics.addr` in the data directory always holds the address taken.
+pub const DEFAULT_METRICS_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9480);
+
+/// The Prometheus metrics listener: `/metrics` (OpenMetrics text) on its own address, apart
+/// from the public HTTP face, so that it can stay on an internal network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Whether `orrery run` serves metrics at all.
+    pub enabled: bool,
+    /// Where `/metrics` is served; by default [`DEFAULT_METRICS_LISTEN`]. Port 0 picks a free
+    /// port. An address given here that is taken stops the node.
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: DEFAULT_METRICS_LISTEN,
+        }
+    }
+}
+
+/// How the node logs (to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// `text` (for people) or `json` (one object a line, for log collectors).
+    /// `ORRERY_LOG_FORMAT` overrides it; `ORRERY_LOG` sets the level filter.
+    pub format: crate::logging::LogFormat,
 }
 
 /// Where a node serves HTTP unless told otherwise: loopback, so a node on one machine is

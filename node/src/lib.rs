@@ -11,6 +11,8 @@ pub mod citation;
 pub mod cli;
 pub mod config;
 pub mod home;
+pub mod logging;
+pub mod metrics;
 pub mod service;
 pub mod setup;
 pub mod store;

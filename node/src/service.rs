@@ -11,6 +11,7 @@
 //! are noticed through SQLite's `data_version` and synced like local edits.
 
 mod blobs;
+mod metrics;
 mod replication;
 mod search;
 mod store_thread;
@@ -80,6 +81,17 @@ pub enum NodeError {
     /// A stored output could not be written.
     #[error(transparent)]
     Blobs(#[from] crate::blobs::BlobStoreError),
+    /// Another node runs on this data directory.
+    #[error("a node is already running on {0} (it holds node.lock); stop it first")]
+    Running(std::path::PathBuf),
+    /// The run lock could not be taken.
+    #[error("cannot lock {path}: {source}", path = path.display())]
+    Lock {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The HTTP face could not start.
     #[error("cannot serve HTTP on {addr}: {source}")]
     Web {
@@ -270,6 +282,7 @@ pub struct NodeHandle {
     cancel: CancellationToken,
     readers: Arc<Readers>,
     web_addr: Option<SocketAddr>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -498,6 +511,13 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     let config = Config::load(&home.config()).map_err(|e| NodeError::Config(e.to_string()))?;
     let key = read_key(&home.node_key())?;
     let me = NodeId(key.public());
+    let run_lock = crate::home::RunLock::acquire(&home)
+        .map_err(|source| NodeError::Lock {
+            path: home.run_lock(),
+            source,
+        })?
+        .ok_or_else(|| NodeError::Running(home.root().to_path_buf()))?;
+    let metrics = Arc::new(crate::metrics::Metrics::new(&me.to_string()));
     let db = home.database();
     let store = tokio::task::spawn_blocking(move || Store::open(&db))
         .await
@@ -610,6 +630,8 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         serve_permits: Arc::new(tokio::sync::Semaphore::new(8)),
         polls: 0,
         advert_renewed: std::time::Instant::now(),
+        metrics: metrics.clone(),
+        _run_lock: run_lock,
     };
     actor.publish_advert().await;
     // Reconnect to the members this node knew before it stopped.
@@ -630,6 +652,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         cancel: cancel.clone(),
         readers,
         web_addr: Some(web_addr),
+        metrics,
     };
     let router = orrery_web::router(
         web::NodePort {
@@ -645,6 +668,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         }
     });
     info!(addr = %web_addr, "serving TAP at http://{web_addr}/tap");
+    metrics::serve(&actor.config.metrics, &home, handle.clone(), cancel.clone()).await?;
     let task = tokio::spawn(async move { actor.run(rx, fed_events, cancel).await });
     Ok((handle, task))
 }
@@ -698,6 +722,9 @@ struct NodeActor {
     polls: u64,
     /// When the advert (and with it the authors' hosting consents) was last renewed.
     advert_renewed: std::time::Instant,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Held while the node runs; released when the actor is dropped.
+    _run_lock: crate::home::RunLock,
 }
 
 impl NodeActor {
@@ -1149,6 +1176,7 @@ impl NodeActor {
     }
 
     async fn on_federation(&mut self, event: FedEvent) {
+        self.metrics.on_federation(&event);
         match event {
             FedEvent::Listening(addr) => {
                 let addrs: Vec<String> = self
@@ -1241,7 +1269,11 @@ impl NodeActor {
                         let r = self.receive(from, frame).await;
                         debug!(peer = %from.short(), project = %project.short(), answer = ?r.as_ref().map(|f| f.as_ref().map(|f| f.message.len())), "sync request answered");
                         match r {
-                            Ok(Some(f)) => Response::Sync(f),
+                            Ok(Some(f)) => {
+                                let sent = crate::metrics::Direction::Sent;
+                                self.metrics.sync_frame(sent, f.message.len());
+                                Response::Sync(f)
+                            }
                             Ok(None) => Response::Sync(SyncFrame {
                                 project,
                                 message: Vec::new(),

@@ -11,6 +11,7 @@
 //! | `/data/{collection}/{path}` | a product's file, with its BLAKE3 in `x-blake3` |
 
 mod data;
+mod metrics;
 mod tap;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ use serde::Deserialize;
 pub use tap::{TapError, TapTable};
 
 pub use data::{FileRefusal, ProductFile};
+pub use metrics::{MetricsPort, OPENMETRICS, metrics_router};
 
 /// What the HTTP face needs from a node.
 pub trait Port: Send + Sync + 'static {

@@ -9,6 +9,7 @@ use tracing::warn;
 use super::NodeHandle;
 use crate::catalog::CatalogError;
 use crate::catalog::tap::TapQueryError;
+use crate::metrics::{Outcome, Scope};
 
 pub(super) struct NodePort {
     pub(super) node: NodeHandle,
@@ -16,7 +17,10 @@ pub(super) struct NodePort {
 
 impl Port for NodePort {
     async fn tap(&self, adql: String, maxrec: u64) -> Result<TapTable, TapError> {
-        match self.node.tap(adql, maxrec).await {
+        let started = std::time::Instant::now();
+        let rows = self.node.tap(adql, maxrec).await;
+        (self.node.metrics).tap(outcome(rows.is_ok()), started.elapsed());
+        match rows {
             Ok(t) => Ok(TapTable {
                 columns: t.columns,
                 rows: t.rows,
@@ -38,10 +42,15 @@ impl Port for NodePort {
         local: bool,
         deadline: Duration,
     ) -> Result<FederatedResults, String> {
-        self.node
-            .search(query, local, deadline)
-            .await
-            .map_err(|e| e.to_string())
+        let started = std::time::Instant::now();
+        let found = self.node.search(query, local, deadline).await;
+        let scope = if local {
+            Scope::Local
+        } else {
+            Scope::Federated
+        };
+        (self.node.metrics).search(scope, outcome(found.is_ok()), started.elapsed());
+        found.map_err(|e| e.to_string())
     }
 
     async fn product_file(
@@ -64,6 +73,10 @@ impl Port for NodePort {
             }
         }
     }
+}
+
+fn outcome(ok: bool) -> Outcome {
+    if ok { Outcome::Ok } else { Outcome::Error }
 }
 
 /// Binds the HTTP listener at `listen`. When that is the default address and it is taken (a

@@ -114,6 +114,14 @@ pub struct WebSection {
     /// The address clients reach this node at, if not the listening address (behind a proxy),
     /// e.g. `https://archive.example.org/orrery`.
     pub public_url: Option<String>,
+    /// Where to serve the same routes over HTTPS (TLS 1.3), besides `listen`; needs
+    /// `tls_cert` and `tls_key`. Port 0 picks a free port, written to `https.addr`.
+    pub tls_listen: Option<std::net::SocketAddr>,
+    /// The certificate chain (PEM, leaf first); relative to the data directory if relative.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1), readable by the node's
+    /// user only; relative to the data directory if relative.
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl Default for WebSection {
@@ -121,7 +129,46 @@ impl Default for WebSection {
         Self {
             listen: DEFAULT_WEB_LISTEN,
             public_url: None,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
+    }
+}
+
+/// Where and with what the node serves HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The HTTPS listener's address.
+    pub listen: std::net::SocketAddr,
+    /// The certificate chain file.
+    pub cert: std::path::PathBuf,
+    /// The private key file.
+    pub key: std::path::PathBuf,
+}
+
+impl WebSection {
+    /// The HTTPS settings, with relative paths taken from the data directory `root`; `None`
+    /// when HTTPS is not configured.
+    pub fn tls(&self, root: &Path) -> Option<TlsSettings> {
+        match (&self.tls_listen, &self.tls_cert, &self.tls_key) {
+            (Some(listen), Some(cert), Some(key)) => Some(TlsSettings {
+                listen: *listen,
+                cert: root.join(cert),
+                key: root.join(key),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether clients reach the node over HTTPS: its own TLS listener, or a `public_url`
+    /// (a proxy in front) that starts with `https://`. Cookies must then be `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.tls_listen.is_some()
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
     }
 }
 
@@ -176,6 +223,17 @@ impl Config {
         self.network
             .validate()
             .map_err(|e| ConfigError::Network(e.to_string()))?;
+        let tls = [
+            self.web.tls_listen.is_some(),
+            self.web.tls_cert.is_some(),
+            self.web.tls_key.is_some(),
+        ];
+        if tls.contains(&true) && tls.contains(&false) {
+            return Err(ConfigError::Invalid {
+                field: "web.tls_listen, web.tls_cert, web.tls_key",
+                problem: "must be given together (HTTPS needs an address, a certificate and its key)",
+            });
+        }
         if self.store.compact_after_changes == 0 {
             return Err(ConfigError::Invalid {
                 field: "store.compact_after_changes",
@@ -242,5 +300,26 @@ mod tests {
             Config::parse("[nod]\nname = \"x\"\n", "t"),
             Err(ConfigError::Parse { .. })
         ));
+        assert!(matches!(
+            Config::parse("[web]\ntls_cert = \"cert.pem\"\n", "t"),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn https_is_known_from_the_listener_or_the_public_url() {
+        let mut web = WebSection::default();
+        assert!(!web.is_https());
+        assert_eq!(web.tls(Path::new("/data")), None);
+        web.public_url = Some("https://archive.example.org/orrery".into());
+        assert!(web.is_https());
+        web.public_url = None;
+        web.tls_listen = Some("0.0.0.0:7443".parse().expect("addr"));
+        web.tls_cert = Some("tls/cert.pem".into());
+        web.tls_key = Some("/etc/orrery/key.pem".into());
+        assert!(web.is_https());
+        let tls = web.tls(Path::new("/data")).expect("configured");
+        assert_eq!(tls.cert, Path::new("/data/tls/cert.pem"));
+        assert_eq!(tls.key, Path::new("/etc/orrery/key.pem"));
     }
 }

@@ -8,6 +8,7 @@
 //! ├── orrery.db            the SQLite store (WAL)
 //! ├── node.lock           locked by the running node (`orrery run`) while it runs
 //! ├── web.addr            where the running node serves HTTP
+//! ├── https.addr          where it serves HTTPS, when `[web] tls_listen` is set
 //! └── metrics.addr        where the running node serves `/metrics`
 //! ```
 //!
@@ -192,6 +193,11 @@ impl Home {
     /// Where the running node wrote the address of its HTTP face.
     pub fn web_addr(&self) -> PathBuf {
         self.root.join("web.addr")
+    }
+
+    /// Where the running node wrote the address of its HTTPS listener.
+    pub fn https_addr(&self) -> PathBuf {
+        self.root.join("https.addr")
     }
 
     /// Where the running node wrote the address of its metrics listener.

@@ -92,6 +92,9 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The HTTPS certificate or key cannot be used.
+    #[error("[web] tls_cert/tls_key: {0}")]
+    Tls(#[from] orrery_web::TlsError),
     /// The HTTP face could not start.
     #[error("cannot serve HTTP on {addr}: {source}")]
     Web {
@@ -552,11 +555,8 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         addr: config.web.listen,
         source,
     })?;
-    let base_url = config
-        .web
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{web_addr}"));
+    let https = web::bind_https(&config.web, &home).await?;
+    let base_url = web::base_url(&config.web, web_addr, https.as_ref());
     {
         let db = home.database();
         let url = base_url.clone();
@@ -660,6 +660,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         },
         orrery_web::WebConfig::new(&base_url),
     );
+    web::serve_https(https, router.clone(), cancel.clone());
     let web_cancel = cancel.clone();
     tokio::spawn(async move {
         let stop = async move { web_cancel.cancelled().await };

@@ -138,6 +138,9 @@ fn the_annotated_example_documents_every_key() {
     let mut full = Config::default();
     // Optional keys are left out of the serialised default; give them values.
     full.web.public_url = Some("https://archive.example.org/orrery".into());
+    full.web.tls_listen = Some("0.0.0.0:7443".parse().expect("addr"));
+    full.web.tls_cert = Some("tls/fullchain.pem".into());
+    full.web.tls_key = Some("tls/privkey.pem".into());
     full.compute = vec![orrery_protocol::advert::ComputeOffer {
         environment: "jupyter".into(),
         cores: 1,

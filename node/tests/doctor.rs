@@ -240,3 +240,46 @@ fn unreachable_federation_peers_fail() {
     let (ok, report) = doctor(&dir);
     assert!(ok && row(&report, "federation", "OK").is_some(), "{report}");
 }
+
+#[test]
+fn a_tls_key_that_is_not_the_certificates_fails() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = node(tmp.path());
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("write");
+    std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).expect("write");
+    edit_config(&dir, |c| {
+        c.web.tls_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        c.web.tls_cert = Some("cert.pem".into());
+        c.web.tls_key = Some("key.pem".into());
+    });
+    // Written with the usual umask: readable by everyone, which is a warning.
+    let (ok, report) = doctor(&dir);
+    assert!(ok, "{report}");
+    assert!(
+        row(&report, "https", "WARN").is_some_and(|r| r.contains("readable by every user")),
+        "{report}"
+    );
+    let owner_only = || {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+    };
+    owner_only();
+    let (ok, report) = doctor(&dir);
+    assert!(ok, "{report}");
+    assert!(
+        row(&report, "https", "OK").is_some_and(|r| r.contains("key match")),
+        "{report}"
+    );
+    std::fs::write(dir.join("key.pem"), other.key_pair.serialize_pem()).expect("write");
+    owner_only();
+    let (ok, report) = doctor(&dir);
+    assert!(!ok, "{report}");
+    assert!(row(&report, "https", "FAIL").is_some(), "{report}");
+    assert!(
+        report.contains("tls_key at its own private key"),
+        "{report}"
+    );
+}

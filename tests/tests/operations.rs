@@ -141,3 +141,51 @@ async fn a_second_node_on_the_same_data_directory_is_refused() {
     node.start().await;
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_serves_https_with_its_certificate() {
+    let mut node = orrery_tests::TestNode::create("secure").await;
+    node.stop().await;
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("certificate");
+    let tls = node.home.root().join("tls");
+    std::fs::create_dir_all(&tls).expect("mkdir");
+    std::fs::write(tls.join("cert.pem"), cert.cert.pem()).expect("cert written");
+    std::fs::write(tls.join("key.pem"), cert.key_pair.serialize_pem()).expect("key written");
+    let path = node.home.config();
+    let mut config = orrery_node::config::Config::load(&path).expect("config");
+    config.web.tls_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    config.web.tls_cert = Some("tls/cert.pem".into());
+    config.web.tls_key = Some("tls/key.pem".into());
+    std::fs::write(&path, config.to_commented_toml()).expect("config written");
+    node.start().await;
+
+    let addr = std::fs::read_to_string(node.home.https_addr()).expect("https.addr written");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/https_client.py");
+    let out = tokio::process::Command::new(python())
+        .arg(&script)
+        .arg(format!("https://{}", addr.trim()))
+        .arg(tls.join("cert.pem"))
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A key that does not belong to the certificate stops the node at start, saying so.
+    node.stop().await;
+    let other =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("certificate");
+    std::fs::write(tls.join("key.pem"), other.key_pair.serialize_pem()).expect("key written");
+    match orrery_node::service::start(node.home.clone()).await {
+        Err(e @ orrery_node::service::NodeError::Tls(_)) => {
+            assert!(e.to_string().contains("tls"), "{e}");
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("the node started with a key that is not its certificate's"),
+    }
+}

@@ -13,6 +13,7 @@
 mod data;
 mod metrics;
 mod tap;
+mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use tap::{TapError, TapTable};
 
 pub use data::{FileRefusal, ProductFile};
 pub use metrics::{MetricsPort, OPENMETRICS, metrics_router};
+pub use tls::{TlsError, TlsIdentity, serve_tls};
 
 /// What the HTTP face needs from a node.
 pub trait Port: Send + Sync + 'static {
@@ -76,6 +78,12 @@ impl WebConfig {
             default_maxrec: 10_000,
             hard_maxrec: 100_000,
         }
+    }
+
+    /// Whether clients reach the node over HTTPS (its own TLS listener or a proxy in front):
+    /// cookies it sets must then be `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.base_url.starts_with("https://")
     }
 }
 

@@ -94,6 +94,7 @@ pub(super) fn run(home: &Home, args: DoctorArgs, out: &mut dyn Write) -> Result<
     };
     if let Some(config) = &facts.config {
         network::check_http(home, config, facts.running, timeout, &mut r);
+        network::check_https(home, config, facts.running, &mut r);
         network::check_metrics(home, config, facts.running, timeout, &mut r);
         network::check_p2p(config, facts.running, &mut r);
         network::check_federation(home, config, facts.schema_current, timeout, &mut r);

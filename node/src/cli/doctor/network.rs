@@ -188,6 +188,72 @@ fn http_get(url: &str, timeout: Duration) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// HTTPS: the node's own TLS listener (certificate, key, port), or a proxy named by
+/// `public_url`, or plain HTTP only.
+pub(super) fn check_https(home: &Home, config: &Config, running: bool, r: &mut Report) {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(tls) = config.web.tls(home.root()) else {
+        match &config.web.public_url {
+            Some(url) if url.starts_with("https://") => {
+                r.ok("https", format!("behind a proxy at {url}"));
+            }
+            _ if config.web.listen.ip().is_loopback() => {
+                r.ok("https", "not needed: HTTP on loopback only".into());
+            }
+            _ => r.warn(
+                "https",
+                format!("plain HTTP on {}", config.web.listen),
+                "put a TLS proxy in front (deploy/nginx/orrery.conf) and set [web] public_url, or set [web] tls_listen, tls_cert and tls_key",
+            ),
+        }
+        return;
+    };
+    if let Err(e) = orrery_web::TlsIdentity::load(&tls.cert, &tls.key) {
+        r.fail(
+            "https",
+            e.to_string(),
+            "point [web] tls_cert at the PEM certificate chain and tls_key at its own private key",
+        );
+        return;
+    }
+    if let Ok(meta) = std::fs::metadata(&tls.key)
+        && meta.permissions().mode() & 0o004 != 0
+    {
+        r.warn(
+            "https",
+            format!("{} is readable by every user", tls.key.display()),
+            format!("chmod 600 {}", tls.key.display()),
+        );
+        return;
+    }
+    let shown = tls.cert.display();
+    if running {
+        let addr = std::fs::read_to_string(home.https_addr())
+            .ok()
+            .and_then(|s| s.trim().parse::<SocketAddr>().ok());
+        match addr.map(|a| TcpStream::connect_timeout(&reachable(a), Duration::from_secs(2))) {
+            Some(Ok(_)) => r.ok("https", format!("serving with {shown}")),
+            _ => r.fail(
+                "https",
+                "the node runs but its HTTPS listener does not answer".into(),
+                "look at the node's log (ORRERY_LOG=info) and restart it",
+            ),
+        }
+        return;
+    }
+    match probe_bind_tcp(tls.listen) {
+        Ok(()) => r.ok(
+            "https",
+            format!("{} is free; {shown} and its key match", tls.listen),
+        ),
+        Err(e) => r.fail(
+            "https",
+            format!("{}: {e}", tls.listen),
+            bind_fix(&e, tls.listen, "[web] tls_listen"),
+        ),
+    }
+}
+
 /// The transport, host and port of a multiaddr such as `/ip4/1.2.3.4/tcp/4100/p2p/…` or
 /// `/dns4/node.example.org/udp/4100/quic-v1`.
 fn endpoint(multiaddr: &str) -> Option<(&'static str, String, u16)> {

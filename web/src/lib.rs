@@ -9,6 +9,9 @@
 //! | `/tap/tables`, `/tap/capabilities`, `/tap/availability` | VOSI |
 //! | `/api/search` | the search query model as JSON (POST), federated unless `?local=true` |
 //! | `/data/{collection}/{path}` | a product's file, with its BLAKE3 in `x-blake3` |
+//!
+//! The same routes are served over HTTPS by [`serve_tls`] when the node has a certificate;
+//! `/metrics` is served apart, on the node's metrics listener ([`metrics_router`]).
 
 mod data;
 mod metrics;

@@ -5,6 +5,7 @@
 
 mod author;
 mod dataset;
+mod doctor;
 mod federation;
 mod lab;
 mod project;
@@ -72,6 +73,9 @@ pub enum Command {
     Run,
     /// Print this node's id (what another node's operator needs to invite it).
     Id,
+    /// Check this node's configuration, keys, database, ports and federation, and say what to
+    /// fix. Exits non-zero when a check fails.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Arguments of `orrery init`.
@@ -134,6 +138,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Federation(cmd) => federation::run(&mut Ctx::open(home)?, cmd, out),
         Command::Lab(cmd) => lab::run(&home, cmd, out),
         Command::Run => federation::run_node(&Ctx::open(home)?, out),
+        Command::Doctor(args) => doctor::run(&home, args, out),
         Command::Id => {
             let ctx = Ctx::open(home)?;
             let key = crate::home::read_key(&ctx.home.node_key())?;

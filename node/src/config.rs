@@ -51,11 +51,51 @@ pub struct Config {
     pub network: orrery_federation::Config,
     /// The HTTP face: TAP, the search API and product downloads.
     pub web: WebSection,
+    /// The Prometheus metrics listener.
+    pub metrics: MetricsSection,
+    /// How the node logs.
+    pub log: LogSection,
     /// The compute environments this node offers to the federation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub compute: Vec<ComputeOffer>,
     /// Sandboxed labs on this node.
     pub labs: LabsSection,
+}
+
+/// Where the metrics listener binds unless told otherwise: loopback, beside the HTTP face's
+/// default port. If it is taken (a second node on the machine) a free port is used instead;
+/// `metrics.addr` in the data directory always holds the address taken.
+pub const DEFAULT_METRICS_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9480);
+
+/// The Prometheus metrics listener: `/metrics` (OpenMetrics text) on its own address, apart
+/// from the public HTTP face, so that it can stay on an internal network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Whether `orrery run` serves metrics at all.
+    pub enabled: bool,
+    /// Where `/metrics` is served; by default [`DEFAULT_METRICS_LISTEN`]. Port 0 picks a free
+    /// port. An address given here that is taken stops the node.
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: DEFAULT_METRICS_LISTEN,
+        }
+    }
+}
+
+/// How the node logs (to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// `text` (for people) or `json` (one object a line, for log collectors).
+    /// `ORRERY_LOG_FORMAT` overrides it; `ORRERY_LOG` sets the level filter.
+    pub format: crate::logging::LogFormat,
 }
 
 /// Where a node serves HTTP unless told otherwise: loopback, so a node on one machine is
@@ -81,6 +121,14 @@ pub struct WebSection {
     /// is `<public URL>/auth/callback/<id>`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub oidc: Vec<orrery_web::oidc::ProviderConfig>,
+    /// Where to serve the same routes over HTTPS (TLS 1.3), besides `listen`; needs
+    /// `tls_cert` and `tls_key`. Port 0 picks a free port, written to `https.addr`.
+    pub tls_listen: Option<std::net::SocketAddr>,
+    /// The certificate chain (PEM, leaf first); relative to the data directory if relative.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1), readable by the node's
+    /// user only; relative to the data directory if relative.
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl Default for WebSection {
@@ -89,7 +137,46 @@ impl Default for WebSection {
             listen: DEFAULT_WEB_LISTEN,
             public_url: None,
             oidc: Vec::new(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
+    }
+}
+
+/// Where and with what the node serves HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The HTTPS listener's address.
+    pub listen: std::net::SocketAddr,
+    /// The certificate chain file.
+    pub cert: std::path::PathBuf,
+    /// The private key file.
+    pub key: std::path::PathBuf,
+}
+
+impl WebSection {
+    /// The HTTPS settings, with relative paths taken from the data directory `root`; `None`
+    /// when HTTPS is not configured.
+    pub fn tls(&self, root: &Path) -> Option<TlsSettings> {
+        match (&self.tls_listen, &self.tls_cert, &self.tls_key) {
+            (Some(listen), Some(cert), Some(key)) => Some(TlsSettings {
+                listen: *listen,
+                cert: root.join(cert),
+                key: root.join(key),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether clients reach the node over HTTPS: its own TLS listener, or a `public_url`
+    /// (a proxy in front) that starts with `https://`. Cookies must then be `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.tls_listen.is_some()
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
     }
 }
 
@@ -178,6 +265,17 @@ impl Config {
         self.network
             .validate()
             .map_err(|e| ConfigError::Network(e.to_string()))?;
+        let tls = [
+            self.web.tls_listen.is_some(),
+            self.web.tls_cert.is_some(),
+            self.web.tls_key.is_some(),
+        ];
+        if tls.contains(&true) && tls.contains(&false) {
+            return Err(ConfigError::Invalid {
+                field: "web.tls_listen, web.tls_cert, web.tls_key",
+                problem: "must be given together (HTTPS needs an address, a certificate and its key)",
+            });
+        }
         if self.store.compact_after_changes == 0 {
             return Err(ConfigError::Invalid {
                 field: "store.compact_after_changes",
@@ -263,5 +361,26 @@ mod tests {
             Config::parse("[nod]\nname = \"x\"\n", "t"),
             Err(ConfigError::Parse { .. })
         ));
+        assert!(matches!(
+            Config::parse("[web]\ntls_cert = \"cert.pem\"\n", "t"),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn https_is_known_from_the_listener_or_the_public_url() {
+        let mut web = WebSection::default();
+        assert!(!web.is_https());
+        assert_eq!(web.tls(Path::new("/data")), None);
+        web.public_url = Some("https://archive.example.org/orrery".into());
+        assert!(web.is_https());
+        web.public_url = None;
+        web.tls_listen = Some("0.0.0.0:7443".parse().expect("addr"));
+        web.tls_cert = Some("tls/cert.pem".into());
+        web.tls_key = Some("/etc/orrery/key.pem".into());
+        assert!(web.is_https());
+        let tls = web.tls(Path::new("/data")).expect("configured");
+        assert_eq!(tls.cert, Path::new("/data/tls/cert.pem"));
+        assert_eq!(tls.key, Path::new("/etc/orrery/key.pem"));
     }
 }

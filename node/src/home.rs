@@ -5,7 +5,11 @@
 //! ├── orrery.toml          configuration
 //! ├── node.key             the node's ed25519 secret key (owner-only)
 //! ├── authors/<id>.key     each local author's secret key (owner-only)
-//! └── orrery.db            the SQLite store (WAL)
+//! ├── orrery.db            the SQLite store (WAL)
+//! ├── node.lock           locked by the running node (`orrery run`) while it runs
+//! ├── web.addr            where the running node serves HTTP
+//! ├── https.addr          where it serves HTTPS, when `[web] tls_listen` is set
+//! └── metrics.addr        where the running node serves `/metrics`
 //! ```
 //!
 //! Key files hold the 32 secret bytes and nothing else. They are created with mode 0600 and
@@ -180,6 +184,67 @@ impl Home {
     pub fn database(&self) -> PathBuf {
         self.root.join("orrery.db")
     }
+
+    /// The file a running node holds locked.
+    pub fn run_lock(&self) -> PathBuf {
+        self.root.join("node.lock")
+    }
+
+    /// Where the running node wrote the address of its HTTP face.
+    pub fn web_addr(&self) -> PathBuf {
+        self.root.join("web.addr")
+    }
+
+    /// Where the running node wrote the address of its HTTPS listener.
+    pub fn https_addr(&self) -> PathBuf {
+        self.root.join("https.addr")
+    }
+
+    /// Where the running node wrote the address of its metrics listener.
+    pub fn metrics_addr(&self) -> PathBuf {
+        self.root.join("metrics.addr")
+    }
+}
+
+/// An exclusive advisory lock (`flock`) on `node.lock`, held by a running node for as long as
+/// it runs: a second node on the same data directory is refused, and `orrery doctor` can tell
+/// whether the node is running. The kernel drops the lock when the holder exits, however it
+/// exits, so a crash never leaves a stale lock behind.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: fs::File,
+}
+
+impl RunLock {
+    /// Takes the lock, or `None` if another process (or another node in this process) holds it.
+    pub fn acquire(home: &Home) -> std::io::Result<Option<RunLock>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(home.run_lock())?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(RunLock { _file: file })),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether a node runs on `home` now (someone holds the lock). A data directory without a
+    /// lock file has no running node.
+    pub fn is_held(home: &Home) -> std::io::Result<bool> {
+        let file = match OpenOptions::new().read(true).open(home.run_lock()) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            Ok(()) => Ok(false),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -214,5 +279,18 @@ mod tests {
             read_key(&dir.path().join("none.key")),
             Err(KeyFileError::Missing { .. })
         ));
+    }
+
+    #[test]
+    fn one_node_at_a_time_holds_the_run_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path());
+        assert!(!RunLock::is_held(&home).expect("checks"));
+        let lock = RunLock::acquire(&home).expect("locks").expect("free");
+        assert!(RunLock::is_held(&home).expect("checks"));
+        assert!(RunLock::acquire(&home).expect("tries").is_none());
+        drop(lock);
+        assert!(!RunLock::is_held(&home).expect("checks"));
+        assert!(RunLock::acquire(&home).expect("locks").is_some());
     }
 }

@@ -13,6 +13,8 @@ pub mod config;
 pub mod federation_view;
 pub mod home;
 pub mod labs;
+pub mod logging;
+pub mod metrics;
 pub mod service;
 pub mod setup;
 pub mod store;

@@ -6,14 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ORRERY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = orrery_node::cli::Cli::parse();
+    init_logging(&cli);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match orrery_node::cli::run(cli, &mut out) {
@@ -27,6 +21,29 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs as `ORRERY_LOG_FORMAT` says, else as the node's configuration says (if it reads).
+fn init_logging(cli: &orrery_node::cli::Cli) {
+    use orrery_node::logging;
+    let env = std::env::var(logging::FORMAT_ENV).ok();
+    let configured = if env.is_none() {
+        let root = cli
+            .data_dir
+            .clone()
+            .unwrap_or_else(orrery_node::home::Home::default_root);
+        let home = orrery_node::home::Home::new(root);
+        orrery_node::config::Config::load(&home.config())
+            .ok()
+            .map(|c| c.log.format)
+    } else {
+        None
+    };
+    let (format, unknown) = logging::choose(env.as_deref(), configured);
+    logging::init(format);
+    if let Some(e) = unknown {
+        tracing::warn!(error = %e, "{} ignored", logging::FORMAT_ENV);
     }
 }
 

@@ -18,6 +18,7 @@ mod events;
 mod federation_events;
 mod handle;
 mod invite;
+mod metrics;
 mod poll;
 mod presence;
 mod replication;
@@ -142,6 +143,7 @@ pub struct NodeHandle {
     cancel: CancellationToken,
     readers: Arc<Readers>,
     web_addr: Option<SocketAddr>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -213,6 +215,9 @@ struct NodeActor {
     polls: u64,
     /// When the advert (and with it the authors' hosting consents) was last renewed.
     advert_renewed: std::time::Instant,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Held while the node runs; released when the actor is dropped.
+    _run_lock: crate::home::RunLock,
 }
 
 fn project_copy_meta(p: &Project) -> (ProjectId, String) {

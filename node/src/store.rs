@@ -30,6 +30,9 @@ pub use accounts::{MAX_TOKEN_SECS, SESSION_SECS, Scope, TokenInfo, User};
 pub use bans::PeerBan;
 pub use replication::{Direction, ReplicationProblem};
 
+/// The schema version this build runs: the number of its migrations.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
 /// The migrations, in order; `user_version` counts how many have run.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001.sql"),

@@ -14,13 +14,18 @@
 //! | `/api/v1/me` | who a request comes from (a session or `Authorization: Bearer <token>`) |
 //! | `/data/{collection}/{path}` | a product's file, with its BLAKE3 in `x-blake3` |
 //! | `/ui/` | the browser UI (built from `ui/` by `scripts/ui-build`); `/` sends browsers there |
+//!
+//! The same routes are served over HTTPS by [`serve_tls`] when the node has a certificate;
+//! `/metrics` is served apart, on the node's metrics listener ([`metrics_router`]).
 
 mod auth;
 mod data;
 mod federation;
 mod graphql;
 pub mod oidc;
+mod metrics;
 mod tap;
+mod tls;
 mod ui;
 
 use std::future::Future;
@@ -41,6 +46,8 @@ pub use auth::{Credential, Principal, SESSION_COOKIE};
 pub use data::{FileRefusal, ProductFile};
 pub use federation::{FederationView, MemberView, Reach};
 pub use graphql::WebEvent;
+pub use metrics::{MetricsPort, OPENMETRICS, metrics_router};
+pub use tls::{TlsError, TlsIdentity, serve_tls};
 
 /// What the HTTP face needs from a node.
 pub trait Port: Send + Sync + 'static {
@@ -102,6 +109,12 @@ impl WebConfig {
             default_maxrec: 10_000,
             hard_maxrec: 100_000,
         }
+    }
+
+    /// Whether clients reach the node over HTTPS (its own TLS listener or a proxy in front):
+    /// cookies it sets must then be `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.base_url.starts_with("https://")
     }
 }
 

@@ -38,6 +38,20 @@ pub enum NodeError {
     /// A stored output could not be written.
     #[error(transparent)]
     Blobs(#[from] crate::blobs::BlobStoreError),
+    /// Another node runs on this data directory.
+    #[error("a node is already running on {0} (it holds node.lock); stop it first")]
+    Running(std::path::PathBuf),
+    /// The run lock could not be taken.
+    #[error("cannot lock {path}: {source}", path = path.display())]
+    Lock {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTPS certificate or key cannot be used.
+    #[error("[web] tls_cert/tls_key: {0}")]
+    Tls(#[from] orrery_web::TlsError),
     /// The HTTP face could not start.
     #[error("cannot serve HTTP on {addr}: {source}")]
     Web {

@@ -5,6 +5,7 @@ use super::*;
 
 impl NodeActor {
     pub(super) async fn on_federation(&mut self, event: FedEvent) {
+        self.metrics.on_federation(&event);
         match event {
             FedEvent::Listening(addr) => {
                 let addrs: Vec<String> = self
@@ -97,7 +98,11 @@ impl NodeActor {
                         let r = self.receive(from, frame).await;
                         debug!(peer = %from.short(), project = %project.short(), answer = ?r.as_ref().map(|f| f.as_ref().map(|f| f.message.len())), "sync request answered");
                         match r {
-                            Ok(Some(f)) => Response::Sync(f),
+                            Ok(Some(f)) => {
+                                let sent = crate::metrics::Direction::Sent;
+                                self.metrics.sync_frame(sent, f.message.len());
+                                Response::Sync(f)
+                            }
                             Ok(None) => Response::Sync(SyncFrame {
                                 project,
                                 message: Vec::new(),

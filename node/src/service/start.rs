@@ -10,6 +10,13 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     let web_config = config.clone();
     let key = read_key(&home.node_key())?;
     let me = NodeId(key.public());
+    let run_lock = crate::home::RunLock::acquire(&home)
+        .map_err(|source| NodeError::Lock {
+            path: home.run_lock(),
+            source,
+        })?
+        .ok_or_else(|| NodeError::Running(home.root().to_path_buf()))?;
+    let metrics = Arc::new(crate::metrics::Metrics::new(&me.to_string()));
     let db = home.database();
     let store = tokio::task::spawn_blocking(move || Store::open(&db))
         .await
@@ -44,11 +51,8 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         addr: config.web.listen,
         source,
     })?;
-    let base_url = config
-        .web
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{web_addr}"));
+    let https = web::bind_https(&config.web, &home).await?;
+    let base_url = web::base_url(&config.web, web_addr, https.as_ref());
     {
         let db = home.database();
         let url = base_url.clone();
@@ -58,7 +62,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         .await
         .map_err(|_| NodeError::Stopped)??;
     }
-    std::fs::write(home.root().join("web.addr"), web_addr.to_string()).map_err(|source| {
+    std::fs::write(home.web_addr(), web_addr.to_string()).map_err(|source| {
         NodeError::Web {
             addr: web_addr,
             source,
@@ -122,6 +126,8 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         serve_permits: Arc::new(tokio::sync::Semaphore::new(8)),
         polls: 0,
         advert_renewed: std::time::Instant::now(),
+        metrics: metrics.clone(),
+        _run_lock: run_lock,
     };
     actor.publish_advert().await;
     // Reconnect to the members this node knew before it stopped.
@@ -142,6 +148,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         cancel: cancel.clone(),
         readers,
         web_addr: Some(web_addr),
+        metrics,
     };
     let router = orrery_web::router(
         web::NodePort {
@@ -153,6 +160,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         },
         orrery_web::WebConfig::new(&base_url),
     );
+    web::serve_https(https, router.clone(), cancel.clone());
     let web_cancel = cancel.clone();
     tokio::spawn(async move {
         let stop = async move { web_cancel.cancelled().await };
@@ -161,6 +169,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         }
     });
     info!(addr = %web_addr, "serving TAP at http://{web_addr}/tap");
+    metrics::serve(&actor.config.metrics, &home, handle.clone(), cancel.clone()).await?;
     let task = tokio::spawn(async move { actor.run(rx, fed_events, cancel).await });
     Ok((handle, task))
 }

@@ -107,6 +107,7 @@ impl NodeActor {
                 error = %r.error,
                 "parked change refused once its dependencies arrived"
             );
+            self.metrics.refused(&r.error);
             let Some(sender) = sender else { continue };
             if !is_offence(&r.error, false) || !charged.insert(sender) {
                 continue;
@@ -129,6 +130,7 @@ impl NodeActor {
             self.snapshot_in_flight.insert((project, peer));
         }
         debug!(project = %project.short(), peer = %peer.short(), bytes = frame.message.len(), "sync message");
+        (self.metrics).sync_frame(crate::metrics::Direction::Sent, frame.message.len());
         self.in_flight.insert((project, peer));
         let fed = self.fed.clone();
         let tx = self.tx.clone();
@@ -151,6 +153,7 @@ impl NodeActor {
         frame: SyncFrame,
     ) -> Result<Option<SyncFrame>, Refusal> {
         let id = frame.project;
+        (self.metrics).sync_frame(crate::metrics::Direction::Received, frame.message.len());
         // Only a node that may hold the project gets anything of it: public projects go to any
         // member, others only to nodes that host one of their members. (A replica still waiting
         // for the start of its history knows neither yet.)
@@ -177,6 +180,7 @@ impl NodeActor {
             Ok(r) => r,
             Err(e) => {
                 warn!(peer = %peer.short(), project = %id.short(), error = %e, "sync data refused");
+                self.metrics.refused(&e);
                 if !is_new {
                     self.projects.insert(id, project);
                 } else {

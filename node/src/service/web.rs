@@ -9,6 +9,7 @@ use tracing::warn;
 use super::NodeHandle;
 use crate::catalog::CatalogError;
 use crate::catalog::tap::TapQueryError;
+use crate::metrics::{Outcome, Scope};
 
 pub(super) struct NodePort {
     pub(super) node: NodeHandle,
@@ -128,7 +129,10 @@ impl Port for NodePort {
     }
 
     async fn tap(&self, adql: String, maxrec: u64) -> Result<TapTable, TapError> {
-        match self.node.tap(adql, maxrec).await {
+        let started = std::time::Instant::now();
+        let rows = self.node.tap(adql, maxrec).await;
+        (self.node.metrics).tap(outcome(rows.is_ok()), started.elapsed());
+        match rows {
             Ok(t) => Ok(TapTable {
                 columns: t.columns,
                 rows: t.rows,
@@ -150,10 +154,15 @@ impl Port for NodePort {
         local: bool,
         deadline: Duration,
     ) -> Result<FederatedResults, String> {
-        self.node
-            .search(query, local, deadline)
-            .await
-            .map_err(|e| e.to_string())
+        let started = std::time::Instant::now();
+        let found = self.node.search(query, local, deadline).await;
+        let scope = if local {
+            Scope::Local
+        } else {
+            Scope::Federated
+        };
+        (self.node.metrics).search(scope, outcome(found.is_ok()), started.elapsed());
+        found.map_err(|e| e.to_string())
     }
 
     async fn product_file(
@@ -176,6 +185,10 @@ impl Port for NodePort {
             }
         }
     }
+}
+
+fn outcome(ok: bool) -> Outcome {
+    if ok { Outcome::Ok } else { Outcome::Error }
 }
 
 /// Binds the HTTP listener at `listen`. When that is the default address and it is taken (a
@@ -206,4 +219,79 @@ pub(super) async fn bind(
             source,
         }),
     }
+}
+
+/// The HTTPS listener, bound, with its checked certificate and key.
+pub(super) struct Https {
+    listener: tokio::net::TcpListener,
+    identity: orrery_web::TlsIdentity,
+    addr: std::net::SocketAddr,
+}
+
+/// Loads the certificate and binds the HTTPS listener when `[web] tls_listen` is set, and
+/// writes its address to `https.addr`; removes a stale `https.addr` otherwise.
+pub(super) async fn bind_https(
+    web: &crate::config::WebSection,
+    home: &crate::home::Home,
+) -> Result<Option<Https>, super::NodeError> {
+    use super::NodeError;
+    let Some(tls) = web.tls(home.root()) else {
+        let _ = std::fs::remove_file(home.https_addr());
+        return Ok(None);
+    };
+    let identity = orrery_web::TlsIdentity::load(&tls.cert, &tls.key)?;
+    let listener = tokio::net::TcpListener::bind(tls.listen)
+        .await
+        .map_err(|source| NodeError::Web {
+            addr: tls.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| NodeError::Web {
+        addr: tls.listen,
+        source,
+    })?;
+    std::fs::write(home.https_addr(), addr.to_string())
+        .map_err(|source| NodeError::Web { addr, source })?;
+    Ok(Some(Https {
+        listener,
+        identity,
+        addr,
+    }))
+}
+
+/// The address clients use: the configured public URL, else the HTTPS listener, else the
+/// plain one.
+pub(super) fn base_url(
+    web: &crate::config::WebSection,
+    plain: std::net::SocketAddr,
+    https: Option<&Https>,
+) -> String {
+    match (&web.public_url, https) {
+        (Some(url), _) => url.clone(),
+        (None, Some(h)) => format!("https://{}", h.addr),
+        (None, None) => format!("http://{plain}"),
+    }
+}
+
+/// Serves `router` over HTTPS until `cancel`, if HTTPS is configured.
+pub(super) fn serve_https(
+    https: Option<Https>,
+    router: axum::Router,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let Some(Https {
+        listener,
+        identity,
+        addr,
+    }) = https
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        let stop = async move { cancel.cancelled().await };
+        if let Err(e) = orrery_web::serve_tls(listener, router, identity, stop).await {
+            warn!(error = %e, "HTTPS server stopped");
+        }
+    });
+    tracing::info!(%addr, "serving HTTPS at https://{addr}/");
 }

@@ -62,11 +62,9 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         .await
         .map_err(|_| NodeError::Stopped)??;
     }
-    std::fs::write(home.web_addr(), web_addr.to_string()).map_err(|source| {
-        NodeError::Web {
-            addr: web_addr,
-            source,
-        }
+    std::fs::write(home.web_addr(), web_addr.to_string()).map_err(|source| NodeError::Web {
+        addr: web_addr,
+        source,
     })?;
     let store = StoreHandle::spawn(store);
     let cancel = CancellationToken::new();

@@ -11,8 +11,8 @@ export default defineConfig({
     sourcemap: false,
     reportCompressedSize: false,
     rollupOptions: {
-      // The application, and the GraphiQL page served at /graphql.
-      input: { main: 'index.html', graphiql: 'graphiql.html' },
+      // The application, the GraphiQL page served at /graphql and the API reference at /api/docs.
+      input: { main: 'index.html', graphiql: 'graphiql.html', apidocs: 'apidocs.html' },
     },
   },
 });

@@ -126,8 +126,9 @@ impl Default for Page {
     }
 }
 
-/// A search of the catalog.
+/// A search of the catalog. Every field may be left out (`{"text": "crab"}` is a query).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Query {
     /// Free text, matched against titles, descriptions, targets and header values. Words are
     /// all required; `"a phrase"` in quotes is matched as a phrase; a trailing `*` matches a

@@ -12,6 +12,8 @@
 
 mod accounts;
 mod actor;
+mod api;
+mod authors;
 mod blobs;
 mod commands;
 mod events;
@@ -61,6 +63,7 @@ use crate::store::{Store, StoreError};
 
 type EditFn = Box<dyn FnOnce(&mut Project, &Session) -> Result<(), EditError> + Send>;
 type ReadFn = Box<dyn FnOnce(Option<&Project>) + Send>;
+type ReadAllFn = Box<dyn FnOnce(&mut dyn Iterator<Item = &Project>) + Send>;
 
 enum Command {
     CreateFederation {
@@ -96,6 +99,9 @@ enum Command {
     Read {
         project: ProjectId,
         read: ReadFn,
+    },
+    ReadAll {
+        read: ReadAllFn,
     },
     Status {
         reply: oneshot::Sender<Result<orrery_federation::Status, NodeError>>,
@@ -174,6 +180,7 @@ const BLOB_GRACE: Duration = Duration::from_secs(3600);
 
 struct NodeActor {
     me: NodeId,
+    home: Home,
     key: SecretKey,
     config: Config,
     store: StoreHandle,

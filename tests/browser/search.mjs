@@ -110,6 +110,26 @@ try {
   out.graphiqlResult = await gq.locator('.result-window').innerText();
   await gq.screenshot({ path: `${shots}/graphiql.png` });
   out.graphiqlErrors = gqErrors;
+
+  // The API reference (Swagger UI from its npm package, served by the node): it reads the
+  // node's OpenAPI document and lists its operations; one is tried from the page.
+  const docs = await context.newPage();
+  const docsErrors = [];
+  docs.on('pageerror', (e) => docsErrors.push(String(e)));
+  docs.on('console', (m) => {
+    if (m.type() === 'error') docsErrors.push(m.text());
+  });
+  await docs.goto(base + '/api/docs');
+  await docs.locator('.opblock').first().waitFor({ timeout: 20000 });
+  out.docsOperations = await docs.locator('.opblock-summary-path').allInnerTexts();
+  const federation = docs.locator('#operations-federation-federation');
+  await federation.locator('.opblock-summary').click();
+  await federation.locator('.try-out__btn').click();
+  await federation.locator('.execute').click();
+  await federation.locator('.live-responses-table tr.response .response-col_status').first().waitFor({ timeout: 20000 });
+  out.docsTried = (await federation.locator('.live-responses-table tr.response .response-col_status').first().innerText()).trim();
+  await docs.screenshot({ path: `${shots}/api-docs.png` });
+  out.docsErrors = docsErrors;
   out.errors = errors;
 } finally {
   await browser.close();

@@ -122,12 +122,30 @@ async fn a_researcher_searches_the_federation_from_a_browser() {
         "GraphiQL reported errors: {:.2000}",
         Value::Array(gq_errors.clone()).to_string()
     );
+    // The API reference lists the REST operations from the node's document, and one tried
+    // from the page reaches the node.
+    let operations: Vec<&str> = seen["docsOperations"]
+        .as_array()
+        .expect("operations")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        operations
+            .iter()
+            .any(|o| o.contains("/api/v1/projects/{project}/notebooks"))
+            && operations.len() >= 20,
+        "{operations:?}"
+    );
+    assert_eq!(seen["docsTried"], "200", "{seen}");
+    assert_eq!(seen["docsErrors"], serde_json::json!([]), "{seen}");
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     for shot in [
         "search-light.png",
         "search-dark.png",
         "federation.png",
         "graphiql.png",
+        "api-docs.png",
     ] {
         assert!(shots.join(shot).is_file(), "no {shot}");
     }

@@ -34,7 +34,7 @@ pub enum Credential {
 }
 
 /// Who a request comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Principal {
     /// The user's id.
     pub user: String,
@@ -56,12 +56,8 @@ pub(crate) struct AuthState {
 }
 
 /// A JSON error with a stable code.
-pub(crate) fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "error": { "code": code, "message": message } })),
-    )
-        .into_response()
+pub(crate) fn api_error(status: StatusCode, code: &'static str, message: &str) -> Response {
+    crate::ApiError::new(status, code, message).into_response()
 }
 
 /// The credential a request carries, if any: a bearer token first, else the session cookie.
@@ -83,35 +79,6 @@ pub(crate) fn credential(headers: &HeaderMap) -> Option<Credential> {
             (k == SESSION_COOKIE && !v.is_empty() && v.len() <= 128)
                 .then(|| Credential::Session(v.into()))
         })
-}
-
-/// The user behind a request, or the 401 to answer with.
-pub(crate) async fn principal<P: Port>(
-    s: &AppState<P>,
-    headers: &HeaderMap,
-) -> Result<Principal, Response> {
-    let unauthenticated = || {
-        api_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "sign in (/auth/login/<provider>) or send an API token (Authorization: Bearer <token>)",
-        )
-    };
-    let Some(c) = credential(headers) else {
-        return Err(unauthenticated());
-    };
-    match s.port.authenticate(c).await {
-        Ok(Some(p)) => Ok(p),
-        Ok(None) => Err(unauthenticated()),
-        Err(e) => {
-            warn!(error = %e, "authentication failed");
-            Err(api_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the node could not check the credential",
-            ))
-        }
-    }
 }
 
 async fn provider<P: Port>(s: &AppState<P>, id: &str) -> Result<Provider, Response> {
@@ -248,12 +215,4 @@ pub(crate) async fn callback<P: Port>(
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     response
-}
-
-/// `GET /api/v1/me`: who the request comes from.
-pub(crate) async fn me<P: Port>(State(s): State<Arc<AppState<P>>>, headers: HeaderMap) -> Response {
-    match principal(&s, &headers).await {
-        Ok(p) => axum::Json(p).into_response(),
-        Err(r) => r,
-    }
 }

@@ -9,11 +9,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use orrery_protocol::advert::{CollectionSummary, ComputeOffer};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{AppState, Port, json_error};
 
 /// The federation as this node knows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FederationView {
     /// The federation's name.
     pub name: String,
@@ -26,7 +27,7 @@ pub struct FederationView {
 }
 
 /// One member.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MemberView {
     /// Its node id.
     pub node: String,
@@ -41,13 +42,15 @@ pub struct MemberView {
     /// When its current advert was issued (seconds since the Unix epoch), if one is held.
     pub advert_issued_at: Option<i64>,
     /// The collections it publishes.
+    #[schema(value_type = Vec<Object>)]
     pub collections: Vec<CollectionSummary>,
     /// The labs it offers.
+    #[schema(value_type = Vec<Object>)]
     pub compute: Vec<ComputeOffer>,
 }
 
 /// Whether this node reaches a member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Reach {
     /// It is this node.

@@ -7,8 +7,6 @@
 //! notice of changes to public projects and to this node's catalog. Operations on labs and on
 //! projects that need a signed-in user come with accounts.
 
-use std::sync::Arc;
-
 use async_graphql::futures_util::Stream;
 use async_graphql::{
     Context, EmptyMutation, Enum, InputObject, Object, Schema, SimpleObject, Subscription,
@@ -16,11 +14,10 @@ use async_graphql::{
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use futures::future::BoxFuture;
-use orrery_catalog::{Cone, FederatedResults, Page, Query, TimeRange};
+use orrery_catalog::{Cone, Page, Query, TimeRange};
 use tokio::sync::broadcast;
 
-use crate::{AppState, FederationView, Port};
+use crate::backend::Shared;
 
 /// Most hits one search may return through GraphQL.
 const MAX_LIMIT: u32 = 200;
@@ -45,38 +42,10 @@ pub enum WebEvent {
     Lagged,
 }
 
-/// What the resolvers need of the node, as an object-safe trait over the [`Port`].
-trait Backend: Send + Sync {
-    fn search(&self, query: Query, local: bool) -> BoxFuture<'_, Result<FederatedResults, String>>;
-    fn federation(&self) -> BoxFuture<'_, Result<Option<FederationView>, String>>;
-    fn events(&self) -> broadcast::Receiver<WebEvent>;
-}
-
-struct Over<P>(Arc<AppState<P>>);
-
-impl<P: Port> Backend for Over<P> {
-    fn search(&self, query: Query, local: bool) -> BoxFuture<'_, Result<FederatedResults, String>> {
-        Box::pin(
-            self.0
-                .port
-                .search(query, local, std::time::Duration::from_secs(3)),
-        )
-    }
-    fn federation(&self) -> BoxFuture<'_, Result<Option<FederationView>, String>> {
-        Box::pin(self.0.port.federation())
-    }
-    fn events(&self) -> broadcast::Receiver<WebEvent> {
-        self.0.port.events()
-    }
-}
-
-type Shared = Arc<dyn Backend>;
-
 /// The schema served at `/graphql`.
 pub(crate) type OrrerySchema = Schema<QueryRoot, EmptyMutation, SubscriptionRoot>;
 
-pub(crate) fn schema<P: Port>(state: Arc<AppState<P>>) -> OrrerySchema {
-    let backend: Shared = Arc::new(Over(state));
+pub(crate) fn schema(backend: Shared) -> OrrerySchema {
     Schema::build(QueryRoot, EmptyMutation, SubscriptionRoot)
         .data(backend)
         .limit_depth(MAX_DEPTH)
@@ -268,7 +237,9 @@ impl QueryRoot {
             query.filters.insert(f.facet.into(), f.values);
         }
         query.validate().map_err(|e| e.to_string())?;
-        let r = backend(ctx)?.search(query, local).await?;
+        let r = backend(ctx)?
+            .search(query, local, std::time::Duration::from_secs(3))
+            .await?;
         Ok(SearchAnswer {
             total: r.results.total,
             hits: r

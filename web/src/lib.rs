@@ -11,14 +11,17 @@
 //! | `/api/federation` | the members, their reachability, collections and compute offers (GET) |
 //! | `/graphql` | GraphQL (POST), GraphiQL (GET in a browser), subscriptions at `/graphql/ws` |
 //! | `/auth/login/{provider}`, `/auth/callback/{provider}` | OpenID Connect sign-in (session cookie) |
-//! | `/api/v1/me` | who a request comes from (a session or `Authorization: Bearer <token>`) |
+//! | `/api/v1/...` | the REST API: federation, search, projects, the caller's tokens ([`api`]) |
+//! | `/api/openapi.json`, `/api/docs` | its OpenAPI 3.1 document, and the reference page |
 //! | `/data/{collection}/{path}` | a product's file, with its BLAKE3 in `x-blake3` |
 //! | `/ui/` | the browser UI (built from `ui/` by `scripts/ui-build`); `/` sends browsers there |
 //!
 //! The same routes are served over HTTPS by [`serve_tls`] when the node has a certificate;
 //! `/metrics` is served apart, on the node's metrics listener ([`metrics_router`]).
 
+pub mod api;
 mod auth;
+mod backend;
 mod data;
 mod federation;
 mod graphql;
@@ -42,6 +45,7 @@ use serde::Deserialize;
 
 pub use tap::{TapError, TapTable};
 
+pub use api::ApiError;
 pub use auth::{Credential, Principal, SESSION_COOKIE};
 pub use data::{FileRefusal, ProductFile};
 pub use federation::{FederationView, MemberView, Reach};
@@ -88,6 +92,50 @@ pub trait Port: Send + Sync + 'static {
     fn sign_in(&self, who: oidc::SignedIn) -> impl Future<Output = Result<String, String>> + Send;
     /// The OpenID providers users may sign in with.
     fn providers(&self) -> Vec<oidc::ProviderConfig>;
+    /// Ends a browser session.
+    fn sign_out(&self, session: String) -> impl Future<Output = Result<(), ApiError>> + Send;
+    /// The projects `who` may see here: the public ones, and those their author belongs to.
+    fn projects(
+        &self,
+        who: Option<Principal>,
+    ) -> impl Future<Output = Result<Vec<api::ProjectSummary>, ApiError>> + Send;
+    /// Creates a project founded by `who`'s author.
+    fn create_project(
+        &self,
+        who: Principal,
+        new: api::NewProject,
+    ) -> impl Future<Output = Result<api::ProjectSummary, ApiError>> + Send;
+    /// Reads part of a project `who` may see (anyone, if it is public).
+    fn read_project(
+        &self,
+        who: Option<Principal>,
+        project: String,
+        read: api::ProjectRead,
+    ) -> impl Future<Output = Result<api::ProjectAnswer, ApiError>> + Send;
+    /// Changes a project as `who`'s author, if their role allows it.
+    fn edit_project(
+        &self,
+        who: Principal,
+        project: String,
+        edit: api::ProjectEdit,
+    ) -> impl Future<Output = Result<api::ProjectAnswer, ApiError>> + Send;
+    /// `who`'s API tokens.
+    fn tokens(
+        &self,
+        who: Principal,
+    ) -> impl Future<Output = Result<Vec<api::TokenView>, ApiError>> + Send;
+    /// Makes a token for `who`, with at most their credential's scopes.
+    fn create_token(
+        &self,
+        who: Principal,
+        new: api::NewToken,
+    ) -> impl Future<Output = Result<api::CreatedToken, ApiError>> + Send;
+    /// Revokes one of `who`'s tokens.
+    fn revoke_token(
+        &self,
+        who: Principal,
+        id: String,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
 }
 
 /// Settings of the HTTP face.
@@ -173,7 +221,12 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         .route("/tap/async/{id}/owner", get(tap::job_owner::<P>))
         .route("/tap/{*rest}", any(tap::unknown))
         .layer(axum::middleware::map_response(tap::votable_errors));
-    let schema = graphql::schema(state.clone());
+    let backend: backend::Shared = Arc::new(backend::Over(state.clone()));
+    let schema = graphql::schema(backend.clone());
+    let (api_routes, api_doc) = api::router(backend);
+    let api_doc = Arc::new(api_doc);
+    // A notebook imported through the API may carry its outputs: more room than elsewhere.
+    let api_routes = api_routes.layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
     let graphql_routes = Router::new()
         .route("/graphql", get(graphql::page).post(graphql::execute))
         .route_service(
@@ -193,12 +246,20 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         .merge(tap_routes)
         .route("/api/search", post(search::<P>))
         .route("/api/federation", get(federation::federation::<P>))
-        .route("/api/v1/me", get(auth::me::<P>))
         .route("/auth/login/{provider}", get(auth::login::<P>))
         .route("/auth/callback/{provider}", get(auth::callback::<P>))
         .route("/data/{collection}/{*path}", get(data::product::<P>))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(state)
+        .merge(api_routes)
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = api_doc.clone();
+                async move { api::document(&doc) }
+            }),
+        )
+        .route("/api/docs", get(|| ui::page("apidocs.html")))
 }
 
 async fn index<P: Port>(

@@ -19,9 +19,9 @@ struct Assets;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
-/// GraphiQL's bundle carries its fonts as `data:` URLs and sets one inline style: allowed on
-/// that page alone. Scripts stay the node's own.
-const GRAPHIQL_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+/// GraphiQL's and Swagger UI's bundles carry fonts and icons as `data:` URLs and set inline
+/// styles: allowed on those two pages alone. Scripts stay the node's own.
+const TOOL_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    font-src 'self' data:; img-src 'self' data:; connect-src 'self'; \
                    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
@@ -61,7 +61,7 @@ pub(crate) async fn index() -> Response {
     page("index.html").await
 }
 
-/// One of the built pages (`index.html`, `graphiql.html`).
+/// One of the built pages (`index.html`, `graphiql.html`, `apidocs.html`).
 pub(crate) async fn page(name: &str) -> Response {
     let response = match Assets::get(name) {
         Some(file) => (
@@ -81,8 +81,8 @@ pub(crate) async fn page(name: &str) -> Response {
     };
     secured_with(
         response,
-        if name == "graphiql.html" {
-            GRAPHIQL_CSP
+        if name == "graphiql.html" || name == "apidocs.html" {
+            TOOL_CSP
         } else {
             CSP
         },

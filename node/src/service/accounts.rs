@@ -3,8 +3,9 @@
 //! of an ORCID iD the provider vouched for.
 
 use orrery_protocol::{OrcidAttestation, Signed};
+use orrery_web::api::{CreatedToken, NewToken, TokenView};
 use orrery_web::oidc::SignedIn;
-use orrery_web::{Credential, Principal};
+use orrery_web::{ApiError, Credential, Principal};
 
 use crate::home::{Home, read_key};
 use crate::store::{Scope, Store, User};
@@ -92,4 +93,98 @@ pub(super) fn sign_in(home: &Home, who: SignedIn) -> Result<String, String> {
             .map_err(|e| e.to_string())?;
     }
     store.create_session(&user.id).map_err(|e| e.to_string())
+}
+
+fn store(home: &Home) -> Result<Store, ApiError> {
+    Store::open(&home.database()).map_err(|e| ApiError::unavailable(e.to_string()))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::unavailable(e.to_string())
+}
+
+fn token_view(t: crate::store::TokenInfo) -> TokenView {
+    TokenView {
+        id: t.id,
+        scopes: t.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        expires_at: t.expires_at,
+        last_used: t.last_used,
+        revoked: t.revoked,
+    }
+}
+
+/// `who`'s tokens.
+pub(super) fn tokens(home: &Home, who: &Principal) -> Result<Vec<TokenView>, ApiError> {
+    let tokens = store(home)?.tokens(Some(&who.user)).map_err(unavailable)?;
+    Ok(tokens.into_iter().map(token_view).collect())
+}
+
+/// How long a token lives unless asked otherwise.
+const DEFAULT_TOKEN_DAYS: u32 = 30;
+
+/// A new token for `who`, with some of the scopes their own credential has.
+pub(super) fn create_token(
+    home: &Home,
+    who: &Principal,
+    new: NewToken,
+) -> Result<CreatedToken, ApiError> {
+    let scopes = Scope::parse_list(&new.scopes.join(",")).ok_or_else(|| {
+        ApiError::invalid("scopes must be one or more of `read`, `write`, `labs`")
+    })?;
+    if let Some(s) = scopes
+        .iter()
+        .find(|s| !who.scopes.iter().any(|w| w == s.as_str()))
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!(
+                "this credential may not `{}`, so it cannot make a token that may",
+                s.as_str()
+            ),
+        ));
+    }
+    let days = new.days.unwrap_or(DEFAULT_TOKEN_DAYS);
+    if !(1..=366).contains(&days) {
+        return Err(ApiError::invalid("days must be 1 to 366"));
+    }
+    let secs = i64::from(days) * 24 * 3600;
+    let mut store = store(home)?;
+    let (id, token) = store
+        .create_token(&who.user, &scopes, secs)
+        .map_err(unavailable)?;
+    let made = store
+        .tokens(Some(&who.user))
+        .map_err(unavailable)?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ApiError::unavailable("the token was made but is not found"))?;
+    tracing::info!(user = %who.user, token = %id, "an API token was made through the API");
+    Ok(CreatedToken {
+        id,
+        token,
+        scopes: made.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        expires_at: made.expires_at,
+    })
+}
+
+/// Revokes one of `who`'s tokens.
+pub(super) fn revoke_token(home: &Home, who: &Principal, id: &str) -> Result<(), ApiError> {
+    let mut store = store(home)?;
+    let theirs = store
+        .tokens(Some(&who.user))
+        .map_err(unavailable)?
+        .iter()
+        .any(|t| t.id == id);
+    if !theirs {
+        return Err(ApiError::not_found(format!("you have no token `{id}`")));
+    }
+    store.revoke_token(id).map_err(unavailable)?;
+    tracing::info!(user = %who.user, token = %id, "an API token was revoked");
+    Ok(())
+}
+
+/// Ends a browser session.
+pub(super) fn sign_out(home: &Home, secret: &str) -> Result<(), ApiError> {
+    store(home)?.end_session(secret).map_err(unavailable)
 }

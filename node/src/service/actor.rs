@@ -133,6 +133,7 @@ impl NodeActor {
                 let _ = reply.send(r);
             }
             Command::Read { project, read } => read(self.projects.get(&project)),
+            Command::ReadAll { read } => read(&mut self.projects.values()),
             Command::SetPresence {
                 author,
                 project,

@@ -48,10 +48,8 @@ impl NodeActor {
         title: &str,
         visibility: Visibility,
     ) -> Result<ProjectId, NodeError> {
-        let session = self
-            .sessions
-            .get(&author)
-            .ok_or(NodeError::NoAuthor(author))?;
+        let session = self.session_of(author).await?;
+        let session = &session;
         let (mut project, mut batch) = Project::create(session, title, visibility)?;
         if let Some(profile) = self.profiles.get(&author) {
             project.publish_profile(session, profile)?;
@@ -84,11 +82,7 @@ impl NodeActor {
         author: AuthorId,
         edit: EditFn,
     ) -> Result<(), NodeError> {
-        let session = self
-            .sessions
-            .get(&author)
-            .ok_or(NodeError::NoAuthor(author))?
-            .clone();
+        let session = self.session_of(author).await?;
         let project = self.projects.get_mut(&id).ok_or(NodeError::NoProject(id))?;
         let result = edit(project, &session);
         // Large outputs the edit moved out of the document are stored before the changes that

@@ -204,6 +204,22 @@ impl NodeHandle {
         rx.await.map_err(|_| NodeError::Stopped)
     }
 
+    /// Reads every project held here, in no particular order.
+    pub async fn read_all<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&mut dyn Iterator<Item = &Project>) -> T + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        let f: ReadAllFn = Box::new(move |all| {
+            let _ = reply.send(read(all));
+        });
+        self.tx
+            .send(Command::ReadAll { read: f })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
     /// The federation as seen from this node.
     pub async fn status(&self) -> Result<orrery_federation::Status, NodeError> {
         self.call(|reply| Command::Status { reply }).await

@@ -90,6 +90,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     }
     let mut actor = NodeActor {
         me,
+        home: home.clone(),
         key,
         config,
         store,

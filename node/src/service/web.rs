@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use orrery_catalog::{FederatedResults, Query};
-use orrery_web::{FileRefusal, Port, ProductFile, TapError, TapTable};
+use orrery_web::{ApiError, FileRefusal, Port, Principal, ProductFile, TapError, TapTable, api};
 use tracing::warn;
 
 use super::NodeHandle;
@@ -106,6 +106,60 @@ impl Port for NodePort {
         self.config.web.oidc.clone()
     }
 
+    async fn sign_out(&self, session: String) -> Result<(), ApiError> {
+        self.blocking(move |home| super::accounts::sign_out(home, &session))
+            .await
+    }
+
+    async fn projects(&self, who: Option<Principal>) -> Result<Vec<api::ProjectSummary>, ApiError> {
+        super::api::projects(&self.node, who).await
+    }
+
+    async fn create_project(
+        &self,
+        who: Principal,
+        new: api::NewProject,
+    ) -> Result<api::ProjectSummary, ApiError> {
+        super::api::create(&self.node, who, new).await
+    }
+
+    async fn read_project(
+        &self,
+        who: Option<Principal>,
+        project: String,
+        read: api::ProjectRead,
+    ) -> Result<api::ProjectAnswer, ApiError> {
+        super::api::read(&self.node, &self.home, who, project, read).await
+    }
+
+    async fn edit_project(
+        &self,
+        who: Principal,
+        project: String,
+        edit: api::ProjectEdit,
+    ) -> Result<api::ProjectAnswer, ApiError> {
+        super::api::edit(&self.node, who, project, edit).await
+    }
+
+    async fn tokens(&self, who: Principal) -> Result<Vec<api::TokenView>, ApiError> {
+        self.blocking(move |home| super::accounts::tokens(home, &who))
+            .await
+    }
+
+    async fn create_token(
+        &self,
+        who: Principal,
+        new: api::NewToken,
+    ) -> Result<api::CreatedToken, ApiError> {
+        self.blocking(move |home| super::accounts::create_token(home, &who, new))
+            .await
+    }
+
+    async fn revoke_token(&self, who: Principal, id: String) -> Result<(), ApiError> {
+        self.blocking(move |home| super::accounts::revoke_token(home, &who, &id))
+            .await
+    }
+
     fn events(&self) -> tokio::sync::broadcast::Receiver<orrery_web::WebEvent> {
         self.events.subscribe()
     }
@@ -184,6 +238,19 @@ impl Port for NodePort {
                 Err(FileRefusal::Unavailable(e.to_string()))
             }
         }
+    }
+}
+
+impl NodePort {
+    /// Runs `f` on a blocking thread with the data directory (it opens the store).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&crate::home::Home) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let home = self.home.clone();
+        tokio::task::spawn_blocking(move || f(&home))
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?
     }
 }
 

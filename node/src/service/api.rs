@@ -1,0 +1,591 @@
+//! The REST API's projects over the running node: who may see and change what.
+//!
+//! A project is seen by anyone when it is public, else only by its members; one the caller may
+//! not see is answered as not found, so that its existence is not told. Changes are made as the
+//! caller's author key, and the project's own rules decide what their role allows (the same
+//! rules every other node applies when the change arrives).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use orrery_crdt::{CellKind, EditError, NewCell, Notebook, NotebookId, Project, Role, Visibility};
+use orrery_protocol::{AuthorId, ProjectId};
+use orrery_web::api::{
+    CellView, ChangeView, CommentView, CreditsView, NewProject, NotebookCreditView,
+    NotebookSummary, NotebookView, ProjectAnswer, ProjectEdit, ProjectMember, ProjectRead,
+    ProjectSummary, ProjectView, ShareView,
+};
+use orrery_web::{ApiError, Principal};
+
+use super::{NodeError, NodeHandle};
+use crate::home::Home;
+
+/// Longest title or notebook title accepted.
+const MAX_TITLE: usize = 200;
+
+fn author_of(who: &Principal) -> Result<AuthorId, ApiError> {
+    who.author
+        .parse()
+        .map_err(|_| ApiError::unavailable("the user's author key is not readable"))
+}
+
+fn project_id(text: &str) -> Result<ProjectId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::not_found(format!("no project `{text}` here")))
+}
+
+fn not_found(id: ProjectId) -> ApiError {
+    ApiError::not_found(format!(
+        "no project {id} that you may see on this node (sign in, or ask an owner to add you)"
+    ))
+}
+
+fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::invalid(format!("`{text}` is not a valid {what}")))
+}
+
+fn title(text: &str) -> Result<&str, ApiError> {
+    let t = text.trim();
+    if t.is_empty() || t.chars().count() > MAX_TITLE {
+        return Err(ApiError::invalid(format!(
+            "a title must be 1 to {MAX_TITLE} characters"
+        )));
+    }
+    Ok(t)
+}
+
+fn visible(p: &Project, who: Option<&AuthorId>) -> bool {
+    p.visibility() == Visibility::Public || who.is_some_and(|a| p.role_of(a).is_some())
+}
+
+/// An edit's refusal as the API answers it.
+fn edit_error(e: &EditError) -> ApiError {
+    match e {
+        EditError::NotPermitted { .. } => ApiError::forbidden(e.to_string()),
+        EditError::NoNotebook(_) | EditError::NoCell { .. } => ApiError::not_found(e.to_string()),
+        EditError::LastOwner(_) | EditError::Founder(_) => ApiError::conflict(e.to_string()),
+        EditError::OutOfRange { .. } | EditError::DuplicateId(_) => {
+            ApiError::invalid(e.to_string())
+        }
+        _ => ApiError::unavailable(e.to_string()),
+    }
+}
+
+fn node_error(e: NodeError) -> ApiError {
+    match e {
+        NodeError::NoProject(id) => not_found(id),
+        NodeError::NoAuthor(_) => {
+            ApiError::unavailable("your author key is not on this node; ask its operator")
+        }
+        NodeError::Edit(e) => edit_error(&e),
+        e => ApiError::unavailable(e.to_string()),
+    }
+}
+
+fn names(p: &Project) -> impl Fn(&AuthorId) -> Option<String> {
+    let profiles = p.profiles();
+    move |a| profiles.get(a).map(|p| p.name.clone())
+}
+
+fn summary(p: &Project, who: Option<&AuthorId>) -> ProjectSummary {
+    ProjectSummary {
+        id: p.id().to_string(),
+        title: p.title(),
+        visibility: p.visibility().as_str().into(),
+        role: who.and_then(|a| p.role_of(a)).map(|r| r.as_str().into()),
+        notebooks: p.notebook_ids().len(),
+    }
+}
+
+fn members(p: &Project) -> Vec<ProjectMember> {
+    let name = names(p);
+    p.members()
+        .into_iter()
+        .map(|m| ProjectMember {
+            author: m.author.to_string(),
+            name: name(&m.author),
+            role: m.role.as_str().into(),
+        })
+        .collect()
+}
+
+fn view(p: &Project, who: Option<&AuthorId>) -> ProjectView {
+    ProjectView {
+        id: p.id().to_string(),
+        title: p.title(),
+        description: p.description(),
+        visibility: p.visibility().as_str().into(),
+        created_at: p.created_at(),
+        role: who.and_then(|a| p.role_of(a)).map(|r| r.as_str().into()),
+        members: members(p),
+        notebooks: p
+            .notebook_ids()
+            .into_iter()
+            .map(|(id, title)| NotebookSummary {
+                id: id.to_string(),
+                title,
+            })
+            .collect(),
+        heads: p.heads().iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn cell_view(c: orrery_crdt::Cell) -> CellView {
+    CellView {
+        id: c.id.to_string(),
+        kind: c.kind.as_str().into(),
+        source: c.source,
+        outputs: c.outputs,
+        execution_count: c.execution_count,
+    }
+}
+
+fn notebook_view(nb: Notebook) -> NotebookView {
+    NotebookView {
+        id: nb.id.to_string(),
+        title: nb.title,
+        cells: nb.cells.into_iter().map(cell_view).collect(),
+    }
+}
+
+fn credits(
+    p: &Project,
+    orcids: &BTreeMap<AuthorId, crate::citation::VerifiedOrcid>,
+) -> CreditsView {
+    let name = names(p);
+    let shares = |shares: &[orrery_crdt::credit::Share]| -> Vec<ShareView> {
+        shares
+            .iter()
+            .map(|s| ShareView {
+                author: s.author.to_string(),
+                name: name(&s.author),
+                chars: s.chars,
+                changes: s.changes,
+                orcid_verified: orcids.get(&s.author).map(|v| v.orcid.to_string()),
+            })
+            .collect()
+    };
+    let c = p.credits();
+    CreditsView {
+        authors: shares(&c.shares),
+        notebooks: c
+            .notebooks
+            .iter()
+            .map(|nb| NotebookCreditView {
+                notebook: nb.notebook.to_string(),
+                title: nb.title.clone(),
+                authors: shares(&nb.shares),
+            })
+            .collect(),
+    }
+}
+
+fn comment_view(c: orrery_crdt::Comment) -> CommentView {
+    CommentView {
+        id: c.id.to_string(),
+        target: c.target,
+        text: c.text,
+        author: c.author.map(|a| a.to_string()),
+        created_at: c.created_at,
+    }
+}
+
+/// The projects `who` may see.
+pub(super) async fn projects(
+    node: &NodeHandle,
+    who: Option<Principal>,
+) -> Result<Vec<ProjectSummary>, ApiError> {
+    let me = who.as_ref().map(author_of).transpose()?;
+    let mut list = node
+        .read_all(move |all| {
+            all.filter(|p| p.founder().is_some() && visible(p, me.as_ref()))
+                .map(|p| summary(p, me.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(node_error)?;
+    list.sort_by(|a, b| a.title.cmp(&b.title).then_with(|| a.id.cmp(&b.id)));
+    Ok(list)
+}
+
+/// Creates a project founded by `who`.
+pub(super) async fn create(
+    node: &NodeHandle,
+    who: Principal,
+    new: NewProject,
+) -> Result<ProjectSummary, ApiError> {
+    let author = author_of(&who)?;
+    let t = title(&new.title)?.to_owned();
+    let visibility: Visibility = match new.visibility.as_deref() {
+        None => Visibility::Shared,
+        Some(v) => parse("visibility (public, shared, restricted)", v)?,
+    };
+    let id = node
+        .create_project(author, &t, visibility)
+        .await
+        .map_err(node_error)?;
+    if let Some(text) = new.description.filter(|d| !d.trim().is_empty()) {
+        node.edit(id, author, move |p, s| p.set_description(s, &text))
+            .await
+            .map_err(node_error)?;
+    }
+    node.read(id, move |p| p.map(|p| summary(p, Some(&author))))
+        .await
+        .map_err(node_error)?
+        .ok_or_else(|| not_found(id))
+}
+
+/// What a read needs from outside the project: the nodes whose ORCID attestations count.
+pub(super) struct Trust {
+    pub(super) me: orrery_protocol::NodeId,
+    pub(super) membership: Option<orrery_protocol::federation::Membership>,
+}
+
+/// Reads part of a project `who` may see.
+pub(super) async fn read(
+    node: &NodeHandle,
+    home: &Home,
+    who: Option<Principal>,
+    id: String,
+    what: ProjectRead,
+) -> Result<ProjectAnswer, ApiError> {
+    let id = project_id(&id)?;
+    let me = who.as_ref().map(author_of).transpose()?;
+    let trust = match what {
+        ProjectRead::Credits => {
+            let home = home.clone();
+            let membership = tokio::task::spawn_blocking(move || {
+                crate::store::Store::open(&home.database()).and_then(|s| s.membership())
+            })
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+            Some(Trust {
+                me: node.id(),
+                membership,
+            })
+        }
+        _ => None,
+    };
+    let blobs = crate::blobs::BlobStore::new(home.blobs()).for_project(id);
+    node.read(id, move |p| {
+        let p = p
+            .filter(|p| p.founder().is_some() && visible(p, me.as_ref()))
+            .ok_or_else(|| not_found(id))?;
+        Ok(match what {
+            ProjectRead::Project => ProjectAnswer::Project(view(p, me.as_ref())),
+            ProjectRead::Members => ProjectAnswer::Members(members(p)),
+            ProjectRead::Notebook(nb) => {
+                let nb: NotebookId = parse("notebook id", &nb)?;
+                ProjectAnswer::Notebook(notebook_view(p.notebook(&nb).map_err(|e| edit_error(&e))?))
+            }
+            ProjectRead::Ipynb(nb) => {
+                let nb: NotebookId = parse("notebook id", &nb)?;
+                let text = p
+                    .export_ipynb_as(&nb, &blobs, true)
+                    .map_err(|e| edit_error(&e))?;
+                ProjectAnswer::Ipynb(
+                    serde_json::from_str(&text)
+                        .map_err(|e| ApiError::unavailable(e.to_string()))?,
+                )
+            }
+            ProjectRead::Credits => {
+                let orcids = trust.map_or_else(BTreeMap::new, |t| {
+                    crate::citation::verified_orcids(p, t.membership.as_ref(), t.me)
+                });
+                ProjectAnswer::Credits(credits(p, &orcids))
+            }
+            ProjectRead::History(limit) => ProjectAnswer::History(
+                p.log()
+                    .into_iter()
+                    .rev()
+                    .take(limit)
+                    .map(|e| ChangeView {
+                        hash: e.hash.to_string(),
+                        author: e.author.map(|a| a.to_string()),
+                        time: e.time,
+                        seq: e.seq,
+                        ops: e.ops,
+                    })
+                    .collect(),
+            ),
+            ProjectRead::Comments => {
+                ProjectAnswer::Comments(p.comments().into_iter().map(comment_view).collect())
+            }
+        })
+    })
+    .await
+    .map_err(node_error)?
+}
+
+/// What an edit made, to answer with.
+enum Made {
+    Project,
+    Members,
+    Notebook(NotebookId),
+    Cell(NotebookId, orrery_crdt::CellId),
+    Comment(orrery_crdt::CommentId),
+    Nothing,
+}
+
+/// Applies one edit as `s`; a refusal that is not the document's own is put in `refusal`.
+fn apply(
+    p: &mut Project,
+    s: &orrery_crdt::Session,
+    edit: Prepared,
+    refusal: &Mutex<Option<ApiError>>,
+) -> Result<Made, EditError> {
+    let refuse = |e: ApiError| {
+        if let Ok(mut r) = refusal.lock() {
+            *r = Some(e);
+        }
+        EditError::Malformed("refused before editing")
+    };
+    let owner = p.role_of(&s.author()) == Some(Role::Owner);
+    if matches!(edit, Prepared::SetMember(..) | Prepared::RemoveMember(_)) && !owner {
+        // Before the document's own checks, which would tell a non-owner about the founder.
+        return Err(refuse(ApiError::forbidden(
+            "only the project's owners may change its members",
+        )));
+    }
+    Ok(match edit {
+        Prepared::Patch {
+            title,
+            description,
+            visibility,
+        } => {
+            // Checked first, so that a change the caller may only partly make changes nothing.
+            if visibility.is_some() && !owner {
+                return Err(refuse(ApiError::forbidden(
+                    "only the project's owners may change its visibility",
+                )));
+            }
+            if let Some(t) = title {
+                p.set_title(s, &t)?;
+            }
+            if let Some(d) = description {
+                p.set_description(s, &d)?;
+            }
+            if let Some(v) = visibility {
+                p.set_visibility(s, v)?;
+            }
+            Made::Project
+        }
+        Prepared::SetMember(author, role) => {
+            p.set_member(s, author, role)?;
+            Made::Members
+        }
+        Prepared::RemoveMember(author) => {
+            if p.role_of(&author).is_none() {
+                return Err(refuse(ApiError::not_found(format!(
+                    "{author} is not a member of this project"
+                ))));
+            }
+            p.remove_member(s, author)?;
+            Made::Members
+        }
+        Prepared::AddNotebook(title) => Made::Notebook(p.add_notebook(s, &title)?),
+        Prepared::Import(parsed, title) => match p.import_parsed(s, *parsed, &title) {
+            Ok(nb) => Made::Notebook(nb),
+            Err(orrery_crdt::nbformat::NbformatError::Edit(e)) => return Err(e),
+            Err(e) => return Err(refuse(ApiError::invalid(e.to_string()))),
+        },
+        Prepared::AddCell {
+            notebook,
+            kind,
+            source,
+            index,
+        } => {
+            let len = p.cell_ids(&notebook)?.len();
+            let at = index.unwrap_or(len);
+            if at > len {
+                return Err(refuse(ApiError::invalid(format!(
+                    "index {at} is past the end of the notebook ({len} cells)"
+                ))));
+            }
+            let cell = p.insert_cell(s, &notebook, at, NewCell::new(kind, &source))?;
+            Made::Cell(notebook, cell)
+        }
+        Prepared::SetSource {
+            notebook,
+            cell,
+            source,
+        } => {
+            p.set_source(s, &notebook, &cell, &source)?;
+            Made::Cell(notebook, cell)
+        }
+        Prepared::DeleteCell { notebook, cell } => {
+            p.delete_cell(s, &notebook, &cell)?;
+            Made::Nothing
+        }
+        Prepared::Comment { target, text } => Made::Comment(p.comment(s, &target, &text)?),
+    })
+}
+
+/// An edit with its ids parsed and its notebook file read, ready for the node's loop.
+enum Prepared {
+    Patch {
+        title: Option<String>,
+        description: Option<String>,
+        visibility: Option<Visibility>,
+    },
+    SetMember(AuthorId, Role),
+    RemoveMember(AuthorId),
+    AddNotebook(String),
+    Import(Box<orrery_crdt::nbformat::ParsedNotebook>, String),
+    AddCell {
+        notebook: NotebookId,
+        kind: CellKind,
+        source: String,
+        index: Option<usize>,
+    },
+    SetSource {
+        notebook: NotebookId,
+        cell: orrery_crdt::CellId,
+        source: String,
+    },
+    DeleteCell {
+        notebook: NotebookId,
+        cell: orrery_crdt::CellId,
+    },
+    Comment {
+        target: String,
+        text: String,
+    },
+}
+
+/// Longest comment accepted, in characters.
+const MAX_COMMENT: usize = 10_000;
+
+fn prepare(edit: ProjectEdit) -> Result<Prepared, ApiError> {
+    Ok(match edit {
+        ProjectEdit::Patch(p) => Prepared::Patch {
+            title: p
+                .title
+                .as_deref()
+                .map(title)
+                .transpose()?
+                .map(str::to_owned),
+            description: p.description,
+            visibility: p
+                .visibility
+                .as_deref()
+                .map(|v| parse("visibility (public, shared, restricted)", v))
+                .transpose()?,
+        },
+        ProjectEdit::SetMember { author, role } => Prepared::SetMember(
+            parse("author key", &author)?,
+            parse("role (viewer, editor, owner)", &role)?,
+        ),
+        ProjectEdit::RemoveMember(author) => Prepared::RemoveMember(parse("author key", &author)?),
+        ProjectEdit::AddNotebook(n) => Prepared::AddNotebook(title(&n.title)?.to_owned()),
+        ProjectEdit::Import(file) => {
+            let t = title(&file.title)?.to_owned();
+            let bytes =
+                serde_json::to_vec(&file.notebook).map_err(|e| ApiError::invalid(e.to_string()))?;
+            let parsed = orrery_crdt::nbformat::parse(&bytes).map_err(|e| {
+                ApiError::invalid(format!("not a notebook this node can import: {e}"))
+            })?;
+            Prepared::Import(Box::new(parsed), t)
+        }
+        ProjectEdit::AddCell { notebook, cell } => Prepared::AddCell {
+            notebook: parse("notebook id", &notebook)?,
+            kind: match cell.kind.as_deref() {
+                None => CellKind::Code,
+                Some(k) => parse("cell kind (code, markdown, raw)", k)?,
+            },
+            source: cell.source,
+            index: cell.index,
+        },
+        ProjectEdit::SetSource {
+            notebook,
+            cell,
+            source,
+        } => Prepared::SetSource {
+            notebook: parse("notebook id", &notebook)?,
+            cell: parse("cell id", &cell)?,
+            source,
+        },
+        ProjectEdit::DeleteCell { notebook, cell } => Prepared::DeleteCell {
+            notebook: parse("notebook id", &notebook)?,
+            cell: parse("cell id", &cell)?,
+        },
+        ProjectEdit::Comment(c) => {
+            let text = c.text.trim();
+            if text.is_empty() || text.chars().count() > MAX_COMMENT {
+                return Err(ApiError::invalid(format!(
+                    "a comment must be 1 to {MAX_COMMENT} characters"
+                )));
+            }
+            Prepared::Comment {
+                target: c.target,
+                text: text.to_owned(),
+            }
+        }
+    })
+}
+
+/// Changes a project as `who`, and answers with what changed.
+pub(super) async fn edit(
+    node: &NodeHandle,
+    who: Principal,
+    id: String,
+    what: ProjectEdit,
+) -> Result<ProjectAnswer, ApiError> {
+    let id = project_id(&id)?;
+    let author = author_of(&who)?;
+    let seen = node
+        .read(id, move |p| p.is_some_and(|p| visible(p, Some(&author))))
+        .await
+        .map_err(node_error)?;
+    if !seen {
+        return Err(not_found(id));
+    }
+    let prepared = prepare(what)?;
+    let made = Arc::new(Mutex::new(None));
+    let refusal = Arc::new(Mutex::new(None));
+    let (m, r) = (made.clone(), refusal.clone());
+    let edited = node
+        .edit(id, author, move |p, s| {
+            let out = apply(p, s, prepared, &r)?;
+            if let Ok(mut slot) = m.lock() {
+                *slot = Some(out);
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = edited {
+        if let Some(refused) = refusal.lock().ok().and_then(|mut r| r.take()) {
+            return Err(refused);
+        }
+        return Err(node_error(e));
+    }
+    let made = made
+        .lock()
+        .ok()
+        .and_then(|mut m| m.take())
+        .ok_or_else(|| ApiError::unavailable("the edit was made but its result was lost"))?;
+    node.read(id, move |p| {
+        let p = p.ok_or_else(|| not_found(id))?;
+        Ok(match made {
+            Made::Project => ProjectAnswer::Project(view(p, Some(&author))),
+            Made::Members => ProjectAnswer::Members(members(p)),
+            Made::Notebook(nb) => {
+                ProjectAnswer::Notebook(notebook_view(p.notebook(&nb).map_err(|e| edit_error(&e))?))
+            }
+            Made::Cell(nb, cell) => {
+                ProjectAnswer::Cell(cell_view(p.cell(&nb, &cell).map_err(|e| edit_error(&e))?))
+            }
+            Made::Comment(c) => p
+                .comments()
+                .into_iter()
+                .find(|x| x.id == c)
+                .map(|c| ProjectAnswer::Comment(comment_view(c)))
+                .ok_or_else(|| ApiError::unavailable("the comment was made but is not found"))?,
+            Made::Nothing => ProjectAnswer::Done,
+        })
+    })
+    .await
+    .map_err(node_error)?
+}

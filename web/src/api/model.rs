@@ -1,0 +1,363 @@
+//! What the API sends and receives. The node fills these in; the OpenAPI document describes them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A project as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectSummary {
+    /// The project's id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// `public`, `shared` or `restricted`.
+    pub visibility: String,
+    /// The caller's role in it (`viewer`, `editor`, `owner`), if a member.
+    pub role: Option<String>,
+    /// How many notebooks it has.
+    pub notebooks: usize,
+}
+
+/// A project: what it is, who is in it and its notebooks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectView {
+    /// The project's id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Its description.
+    pub description: String,
+    /// `public`, `shared` or `restricted`.
+    pub visibility: String,
+    /// When it was created (seconds since the Unix epoch).
+    pub created_at: i64,
+    /// The caller's role in it, if a member.
+    pub role: Option<String>,
+    /// Its members.
+    pub members: Vec<ProjectMember>,
+    /// Its notebooks, in order.
+    pub notebooks: Vec<NotebookSummary>,
+    /// The current heads of its history.
+    pub heads: Vec<String>,
+}
+
+/// A member of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectMember {
+    /// The member's author key.
+    pub author: String,
+    /// The name the author published, if any.
+    pub name: Option<String>,
+    /// `viewer`, `editor` or `owner`.
+    pub role: String,
+}
+
+/// A notebook as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NotebookSummary {
+    /// The notebook's id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+}
+
+/// A notebook with its cells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NotebookView {
+    /// The notebook's id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Its cells, in order.
+    pub cells: Vec<CellView>,
+}
+
+/// A cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CellView {
+    /// The cell's id.
+    pub id: String,
+    /// `code`, `markdown` or `raw`.
+    pub kind: String,
+    /// Its source.
+    pub source: String,
+    /// Its outputs (nbformat output objects; large ones name a stored blob).
+    #[schema(value_type = Vec<Object>)]
+    pub outputs: Vec<serde_json::Value>,
+    /// Its execution count, for code cells that ran.
+    pub execution_count: Option<i64>,
+}
+
+/// Who wrote what, from the verified history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreditsView {
+    /// The project's authors, most characters first.
+    pub authors: Vec<ShareView>,
+    /// Per notebook.
+    pub notebooks: Vec<NotebookCreditView>,
+}
+
+/// One author's share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShareView {
+    /// The author key.
+    pub author: String,
+    /// The name the author published, if any.
+    pub name: Option<String>,
+    /// Characters written.
+    pub chars: usize,
+    /// Changes made.
+    pub changes: usize,
+    /// The ORCID iD, when a node of the federation attested it (not merely declared).
+    pub orcid_verified: Option<String>,
+}
+
+/// Credit for one notebook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NotebookCreditView {
+    /// The notebook's id.
+    pub notebook: String,
+    /// Its title.
+    pub title: String,
+    /// Its authors, most characters first.
+    pub authors: Vec<ShareView>,
+}
+
+/// A change in a project's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChangeView {
+    /// The change's hash.
+    pub hash: String,
+    /// Its author, when its seal names one.
+    pub author: Option<String>,
+    /// When it was made (seconds since the Unix epoch).
+    pub time: i64,
+    /// Its sequence number among its author's changes.
+    pub seq: u64,
+    /// How many operations it holds.
+    pub ops: u64,
+}
+
+/// A comment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CommentView {
+    /// The comment's id.
+    pub id: String,
+    /// What it is about: a notebook or cell id, or empty for the project.
+    pub target: String,
+    /// Its text.
+    pub text: String,
+    /// Its author.
+    pub author: Option<String>,
+    /// When it was written (seconds since the Unix epoch).
+    pub created_at: i64,
+}
+
+/// A new project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    /// Its title.
+    pub title: String,
+    /// `public`, `shared` (the default) or `restricted`.
+    pub visibility: Option<String>,
+    /// A short description.
+    pub description: Option<String>,
+}
+
+/// Changes to a project's title, description or visibility (only what is given changes).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPatch {
+    /// A new title (editors).
+    pub title: Option<String>,
+    /// A new description (editors).
+    pub description: Option<String>,
+    /// A new visibility (owners).
+    pub visibility: Option<String>,
+}
+
+/// A new notebook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNotebook {
+    /// Its title.
+    pub title: String,
+}
+
+/// A Jupyter notebook to import as a new notebook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportNotebook {
+    /// The new notebook's title.
+    pub title: String,
+    /// The notebook file's content (nbformat 4 JSON).
+    #[schema(value_type = Object)]
+    pub notebook: serde_json::Value,
+}
+
+/// A new cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCell {
+    /// `code` (the default), `markdown` or `raw`.
+    pub kind: Option<String>,
+    /// Its source.
+    pub source: String,
+    /// Where in the notebook (0 is first); at the end if not given.
+    pub index: Option<usize>,
+}
+
+/// A cell's new source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CellSource {
+    /// The whole new source.
+    pub source: String,
+}
+
+/// A member's role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRole {
+    /// `viewer`, `editor` or `owner`.
+    pub role: String,
+}
+
+/// A new comment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewComment {
+    /// What it is about: a notebook or cell id, or empty for the project.
+    #[serde(default)]
+    pub target: String,
+    /// Its text.
+    pub text: String,
+}
+
+/// An API token as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenView {
+    /// The token's id.
+    pub id: String,
+    /// What it may do: `read`, `write`, `labs`.
+    pub scopes: Vec<String>,
+    /// When it stops working (seconds since the Unix epoch).
+    pub expires_at: i64,
+    /// When it was last used.
+    pub last_used: Option<i64>,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// A token to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// What it may do: some of `read`, `write`, `labs` (at most what the caller may do).
+    pub scopes: Vec<String>,
+    /// How many days it lives (1 to 366; 30 if not given).
+    pub days: Option<u32>,
+}
+
+/// A token just made: its secret is shown this once and not kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    /// The token's id (to revoke it).
+    pub id: String,
+    /// The secret to send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// What it may do.
+    pub scopes: Vec<String>,
+    /// When it stops working (seconds since the Unix epoch).
+    pub expires_at: i64,
+}
+
+/// What to read of a project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectRead {
+    /// The project, its members and notebooks.
+    Project,
+    /// Its members.
+    Members,
+    /// One notebook with its cells.
+    Notebook(String),
+    /// One notebook as a Jupyter notebook file.
+    Ipynb(String),
+    /// Who wrote what.
+    Credits,
+    /// The newest changes, at most this many.
+    History(usize),
+    /// Its comments.
+    Comments,
+}
+
+/// A change to a project.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProjectEdit {
+    /// Title, description, visibility.
+    Patch(ProjectPatch),
+    /// Add or change a member.
+    SetMember {
+        /// The member's author key.
+        author: String,
+        /// Their role.
+        role: String,
+    },
+    /// Remove a member.
+    RemoveMember(String),
+    /// A new, empty notebook.
+    AddNotebook(NewNotebook),
+    /// A Jupyter notebook imported as a new notebook.
+    Import(ImportNotebook),
+    /// A new cell.
+    AddCell {
+        /// The notebook.
+        notebook: String,
+        /// The cell.
+        cell: NewCell,
+    },
+    /// A cell's source replaced.
+    SetSource {
+        /// The notebook.
+        notebook: String,
+        /// The cell.
+        cell: String,
+        /// The new source.
+        source: String,
+    },
+    /// A cell removed.
+    DeleteCell {
+        /// The notebook.
+        notebook: String,
+        /// The cell.
+        cell: String,
+    },
+    /// A comment.
+    Comment(NewComment),
+}
+
+/// What a project read or edit answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProjectAnswer {
+    /// The project.
+    Project(ProjectView),
+    /// Its members.
+    Members(Vec<ProjectMember>),
+    /// A notebook.
+    Notebook(NotebookView),
+    /// A Jupyter notebook file.
+    Ipynb(serde_json::Value),
+    /// A cell.
+    Cell(CellView),
+    /// Credits.
+    Credits(CreditsView),
+    /// History, newest first.
+    History(Vec<ChangeView>),
+    /// Comments.
+    Comments(Vec<CommentView>),
+    /// A comment.
+    Comment(CommentView),
+    /// Done; nothing to show.
+    Done,
+}

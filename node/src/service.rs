@@ -13,6 +13,7 @@
 mod accounts;
 mod actor;
 mod api;
+mod auth_cache;
 mod authors;
 mod blobs;
 mod commands;

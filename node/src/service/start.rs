@@ -156,6 +156,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
             config: web_config.clone(),
             events: web::public_events(&handle),
             view: Default::default(),
+            auth: Default::default(),
         },
         orrery_web::WebConfig::new(&base_url),
     );

@@ -22,6 +22,8 @@ pub(super) struct NodePort {
     /// it is read at most once per [`VIEW_FRESH_FOR`], by one request while the others wait.
     pub(super) view:
         tokio::sync::Mutex<Option<(std::time::Instant, Option<orrery_web::FederationView>)>>,
+    /// Who recent credentials stood for.
+    pub(super) auth: super::auth_cache::AuthCache,
 }
 
 /// How long a read federation view is served before it is read again.
@@ -89,10 +91,18 @@ impl Port for NodePort {
         &self,
         credential: orrery_web::Credential,
     ) -> Result<Option<orrery_web::Principal>, String> {
+        if let Some(p) = self.auth.get(&credential) {
+            return Ok(Some(p));
+        }
         let home = self.home.clone();
-        tokio::task::spawn_blocking(move || super::accounts::authenticate(&home, credential))
+        let c = credential.clone();
+        let found = tokio::task::spawn_blocking(move || super::accounts::authenticate(&home, c))
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())??;
+        if let Some(p) = &found {
+            self.auth.put(&credential, p);
+        }
+        Ok(found)
     }
 
     async fn sign_in(&self, who: orrery_web::oidc::SignedIn) -> Result<String, String> {
@@ -107,6 +117,8 @@ impl Port for NodePort {
     }
 
     async fn sign_out(&self, session: String) -> Result<(), ApiError> {
+        self.auth
+            .forget(&orrery_web::Credential::Session(session.clone()));
         self.blocking(move |home| super::accounts::sign_out(home, &session))
             .await
     }
@@ -156,8 +168,13 @@ impl Port for NodePort {
     }
 
     async fn revoke_token(&self, who: Principal, id: String) -> Result<(), ApiError> {
-        self.blocking(move |home| super::accounts::revoke_token(home, &who, &id))
-            .await
+        let user = who.user.clone();
+        let revoked = self
+            .blocking(move |home| super::accounts::revoke_token(home, &who, &id))
+            .await;
+        // Every kept credential of the user is read again, the revoked token's among them.
+        self.auth.forget_user(&user);
+        revoked
     }
 
     fn events(&self) -> tokio::sync::broadcast::Receiver<orrery_web::WebEvent> {

@@ -85,6 +85,8 @@ pub struct TokenInfo {
 
 /// Longest a token may live: a year.
 pub const MAX_TOKEN_SECS: i64 = 366 * 24 * 3600;
+/// How finely a token's last use is noted, in seconds.
+const LAST_USED_GRAIN: i64 = 60;
 /// How long a browser session lives.
 pub const SESSION_SECS: i64 = 12 * 3600;
 
@@ -297,25 +299,29 @@ impl Store {
     /// The user and scopes a token secret stands for, if it is valid now (not expired, not
     /// revoked); notes its use.
     pub fn use_token(&mut self, secret: &str) -> Result<Option<(User, Vec<Scope>)>, StoreError> {
-        let found: Option<(String, String, i64, i64)> = self
+        type Found = (String, String, i64, i64, Option<i64>);
+        let found: Option<Found> = self
             .conn
             .query_row(
-                "SELECT id, scopes, expires_at, revoked FROM tokens WHERE hash = ?1",
+                "SELECT id, scopes, expires_at, revoked, last_used FROM tokens WHERE hash = ?1",
                 params![hash(secret).as_slice()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?;
-        let Some((id, scopes, expires_at, revoked)) = found else {
+        let Some((id, scopes, expires_at, revoked, last_used)) = found else {
             return Ok(None);
         };
         let t = now();
         if revoked != 0 || expires_at <= t {
             return Ok(None);
         }
-        self.conn.execute(
-            "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
-            params![id, t],
-        )?;
+        // Noted to the minute: a token in steady use costs no write per request.
+        if last_used.is_none_or(|l| t - l >= LAST_USED_GRAIN) {
+            self.conn.execute(
+                "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
+                params![id, t],
+            )?;
+        }
         let user: Option<String> = self
             .conn
             .query_row("SELECT user FROM tokens WHERE id = ?1", params![id], |r| {

@@ -124,6 +124,46 @@ call("revoke_token", {"id": new["id"]}, expect=204)
 gone = call("me", bearer=new["token"], expect=401).json()
 check(gone["error"]["code"] == "unauthenticated", f"revoked token: {gone}")
 
+# The same projects through GraphQL (the gql client), as the user and anonymously: a restricted
+# project is seen only by its member.
+hidden = call("create", body={"title": "Embargoed", "visibility": "restricted"}, expect=201).json()
+from gql import Client, gql  # noqa: E402
+from gql.transport.exceptions import TransportQueryError  # noqa: E402
+from gql.transport.requests import RequestsHTTPTransport  # noqa: E402
+
+
+def graphql(query, variables=None, bearer=token):
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    transport = RequestsHTTPTransport(url=base + "/graphql", headers=headers, timeout=30)
+    with Client(transport=transport) as session:
+        return session.execute(gql(query), variable_values=variables)
+
+
+seen = graphql(
+    """query($p: String!, $nb: String!) {
+         me { name }
+         projects { id title role }
+         project(id: $p) { title members { name role } notebooks { id title } }
+         notebook(project: $p, id: $nb) { cells { kind source } }
+       }""",
+    {"p": project, "nb": nb["id"]},
+)
+check(seen["me"]["name"] == "Ada Lovelace", f"graphql me: {seen['me']}")
+check(sorted(p["title"] for p in seen["projects"]) == ["Crab pulsar timing", "Embargoed"],
+      f"graphql projects: {seen['projects']}")
+check(seen["project"]["members"] == [{"name": "Ada Lovelace", "role": "owner"}],
+      f"graphql members: {seen['project']}")
+check([c["source"] for c in seen["notebook"]["cells"]] == ["# Residuals", "period = 0.03338"],
+      f"graphql cells: {seen['notebook']}")
+anonymous = graphql("{ me { name } projects { title } }", bearer=None)
+check(anonymous["me"] is None and [p["title"] for p in anonymous["projects"]] == ["Crab pulsar timing"],
+      f"anonymous graphql: {anonymous}")
+try:
+    graphql("query($p: String!) { project(id: $p) { title } }", {"p": hidden["id"]}, bearer=None)
+    check(False, "an anonymous caller read a restricted project")
+except TransportQueryError as e:
+    check(e.errors[0]["extensions"]["code"] == "not_found", f"restricted: {e.errors}")
+
 # Search and the federation through the same API.
 found = call("search", body={"text": "crab"}, expect=200).json()
 check("hits" in found or "results" in found, f"search: {list(found)}")

@@ -10,7 +10,7 @@
 mod account;
 mod catalog;
 mod error;
-mod guard;
+pub(crate) mod guard;
 mod model;
 mod projects;
 

@@ -34,7 +34,16 @@ pub enum Credential {
 }
 
 /// Who a request comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    async_graphql::SimpleObject,
+)]
 pub struct Principal {
     /// The user's id.
     pub user: String,

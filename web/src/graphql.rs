@@ -201,6 +201,52 @@ pub(crate) struct QueryRoot;
 
 #[Object]
 impl QueryRoot {
+    /// Who is asking: the signed-in user (a session or an API token), or null.
+    async fn me(&self, ctx: &Context<'_>) -> Option<crate::Principal> {
+        caller(ctx)
+    }
+
+    /// The projects the caller may see on this node: the public ones, and their own.
+    async fn projects(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::api::ProjectSummary>> {
+        backend(ctx)?.projects(caller(ctx)).await.map_err(refusal)
+    }
+
+    /// A project the caller may see: members and notebooks.
+    async fn project(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<crate::api::ProjectView> {
+        match backend(ctx)?
+            .read_project(caller(ctx), id, crate::api::ProjectRead::Project)
+            .await
+            .map_err(refusal)?
+        {
+            crate::api::ProjectAnswer::Project(p) => Ok(p),
+            other => Err(format!("the node answered {other:?}").into()),
+        }
+    }
+
+    /// A notebook of a project the caller may see, with its cells.
+    async fn notebook(
+        &self,
+        ctx: &Context<'_>,
+        project: String,
+        id: String,
+    ) -> async_graphql::Result<crate::api::NotebookView> {
+        match backend(ctx)?
+            .read_project(caller(ctx), project, crate::api::ProjectRead::Notebook(id))
+            .await
+            .map_err(refusal)?
+        {
+            crate::api::ProjectAnswer::Notebook(nb) => Ok(nb),
+            other => Err(format!("the node answered {other:?}").into()),
+        }
+    }
+
     /// Searches the federation's catalogs (this node's only with `local`).
     #[allow(clippy::too_many_arguments)]
     async fn search(
@@ -397,11 +443,39 @@ impl SubscriptionRoot {
 }
 
 /// `POST /graphql`: a query.
+/// What `/graphql` is served with: the schema, and the node to ask who a request comes from.
+#[derive(Clone)]
+pub(crate) struct GqlState {
+    pub(crate) schema: OrrerySchema,
+    pub(crate) backend: Shared,
+}
+
+/// Who a request comes from (`None`: anonymous), as the resolvers see it.
+struct Caller(Option<crate::Principal>);
+
+fn caller<'a>(ctx: &Context<'a>) -> Option<crate::Principal> {
+    ctx.data::<Caller>().ok().and_then(|c| c.0.clone())
+}
+
+/// An API refusal as a GraphQL error, with its stable code in `extensions.code`.
+fn refusal(e: crate::ApiError) -> async_graphql::Error {
+    let code = e.code;
+    use async_graphql::ErrorExtensions;
+    async_graphql::Error::new(e.message).extend_with(|_, ext| ext.set("code", code))
+}
+
+/// `POST /graphql`. A credential, when sent, must be valid; what it may read follows the user.
 pub(crate) async fn execute(
-    State(schema): State<OrrerySchema>,
+    State(state): State<GqlState>,
+    headers: HeaderMap,
     request: async_graphql_axum::GraphQLRequest,
-) -> async_graphql_axum::GraphQLResponse {
-    schema.execute(request.into_inner()).await.into()
+) -> Response {
+    let who = match crate::api::guard::reader(&state.backend, &headers).await {
+        Ok(who) => who,
+        Err(e) => return e.into_response(),
+    };
+    let request = request.into_inner().data(Caller(who));
+    async_graphql_axum::GraphQLResponse::from(state.schema.execute(request).await).into_response()
 }
 
 /// `GET /graphql`: the GraphiQL page for a browser.

@@ -223,7 +223,7 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         .layer(axum::middleware::map_response(tap::votable_errors));
     let backend: backend::Shared = Arc::new(backend::Over(state.clone()));
     let schema = graphql::schema(backend.clone());
-    let (api_routes, api_doc) = api::router(backend);
+    let (api_routes, api_doc) = api::router(backend.clone());
     let api_doc = Arc::new(api_doc);
     // A notebook imported through the API may carry its outputs: more room than elsewhere.
     let api_routes = api_routes.layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
@@ -233,7 +233,10 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
             "/graphql/ws",
             async_graphql_axum::GraphQLSubscription::new(schema.clone()),
         )
-        .with_state(schema);
+        .with_state(graphql::GqlState {
+            schema,
+            backend: backend.clone(),
+        });
     Router::new()
         .merge(graphql_routes)
         .route("/", get(index::<P>))

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A project as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, async_graphql::SimpleObject,
+)]
 pub struct ProjectSummary {
     /// The project's id.
     pub id: String,
@@ -19,7 +21,9 @@ pub struct ProjectSummary {
 }
 
 /// A project: what it is, who is in it and its notebooks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, async_graphql::SimpleObject,
+)]
 pub struct ProjectView {
     /// The project's id.
     pub id: String,
@@ -42,7 +46,9 @@ pub struct ProjectView {
 }
 
 /// A member of a project.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, async_graphql::SimpleObject,
+)]
 pub struct ProjectMember {
     /// The member's author key.
     pub author: String,
@@ -53,7 +59,9 @@ pub struct ProjectMember {
 }
 
 /// A notebook as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, async_graphql::SimpleObject,
+)]
 pub struct NotebookSummary {
     /// The notebook's id.
     pub id: String,
@@ -62,7 +70,9 @@ pub struct NotebookSummary {
 }
 
 /// A notebook with its cells.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, async_graphql::SimpleObject,
+)]
 pub struct NotebookView {
     /// The notebook's id.
     pub id: String,
@@ -73,7 +83,9 @@ pub struct NotebookView {
 }
 
 /// A cell.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, async_graphql::SimpleObject,
+)]
 pub struct CellView {
     /// The cell's id.
     pub id: String,

@@ -295,6 +295,29 @@ async fn every_change_is_refused_without_a_user_scope_role_or_same_origin_and_ch
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_tap_job_is_theirs_alone() {
+    let node = TestNode::create("tap-owner").await;
+    let http = Http::new(&node);
+    let alice = user(&node, "Alice Owner", "read");
+    let bob = user(&node, "Bob Other", "read");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tap_owner_client.py");
+    let out = tokio::process::Command::new(python())
+        .arg(&script)
+        .arg(&http.base)
+        .arg(&alice.token)
+        .arg(&bob.token)
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_client_drives_the_api_from_its_document() {
     let node = TestNode::create("api-client").await;
     let http = Http::new(&node);

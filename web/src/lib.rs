@@ -220,6 +220,10 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         )
         .route("/tap/async/{id}/owner", get(tap::job_owner::<P>))
         .route("/tap/{*rest}", any(tap::unknown))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            tap::owner::guard::<P>,
+        ))
         .layer(axum::middleware::map_response(tap::votable_errors));
     let backend: backend::Shared = Arc::new(backend::Over(state.clone()));
     let schema = graphql::schema(backend.clone());

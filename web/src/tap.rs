@@ -3,11 +3,13 @@
 //! Parameter names are case-insensitive (DALI). Every error is a VOTable error document with
 //! `QUERY_STATUS = ERROR` that says what went wrong.
 //!
-//! Asynchronous jobs belong to their creator until accounts exist: a job's URL carries a random
-//! 96-bit id that is the capability to read, run or delete it; listing `/tap/async` shows only
-//! the jobs of the owner token presented in the `orrery_tap_owner` cookie (set when a job is
-//! created without one); each IP address keeps at most 64 jobs, its oldest finished job
-//! forgotten first.
+//! Asynchronous jobs belong to their creator ([`owner`]): a job made with a credential belongs to
+//! its user alone; one made without is reached by its URL, whose random 96-bit id is the
+//! capability to read, run or delete it, and listing `/tap/async` shows the jobs of the owner
+//! token presented in the `orrery_tap_owner` cookie (set when a job is created without one).
+//! Each IP address keeps at most 64 jobs, its oldest finished job forgotten first.
+
+pub(crate) mod owner;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -229,6 +231,8 @@ pub(crate) async fn sync<P: Port>(
 struct Job {
     /// The owner token of the client that created it.
     owner: String,
+    /// The user who created it, when it was made with a credential.
+    user: Option<owner::JobUser>,
     /// The address it was created from, for the per-client cap.
     client: Option<std::net::IpAddr>,
     phase: Phase,
@@ -275,7 +279,7 @@ fn uws(id: &str, j: &Job, base: &str) -> UwsJob {
         job_id: id.to_owned(),
         job_url: format!("{base}/tap/async/{id}"),
         run_id: j.params.get("RUNID").cloned(),
-        owner_id: None,
+        owner_id: j.user.as_ref().map(|u| u.name.clone()),
         phase: j.phase,
         creation_time: iso(j.created),
         start_time: j.started.map(iso),
@@ -415,6 +419,10 @@ pub(crate) async fn create_job<P: Port>(
     let run = p
         .remove("PHASE")
         .is_some_and(|v| v.eq_ignore_ascii_case("RUN"));
+    let user = match owner::requester(&s, &headers).await {
+        Ok(who) => who.as_ref().map(owner::JobUser::from),
+        Err(refused) => return refused,
+    };
     let id = job_id();
     let presented = owner_token(&headers);
     let owner = presented.clone().unwrap_or_else(job_id);
@@ -427,6 +435,7 @@ pub(crate) async fn create_job<P: Port>(
             id.clone(),
             Job {
                 owner: owner.clone(),
+                user,
                 client,
                 phase: Phase::Pending,
                 params: p,
@@ -458,12 +467,22 @@ pub(crate) async fn list_jobs<P: Port>(
     State(s): State<Arc<AppState<P>>>,
     headers: axum::http::HeaderMap,
 ) -> Response {
+    let user = match owner::requester(&s, &headers).await {
+        Ok(who) => who.map(|p| p.user),
+        Err(refused) => return refused,
+    };
     let owner = owner_token(&headers);
     let list: Vec<(String, Phase)> = {
         let mut jobs = s.jobs.lock();
         expire(&mut jobs);
         jobs.iter()
-            .filter(|(_, j)| owner.as_deref() == Some(j.owner.as_str()))
+            .filter(|(_, j)| match (&user, &j.user) {
+                // A signed-in user sees their jobs; anyone sees the anonymous jobs of their
+                // owner cookie.
+                (Some(u), Some(ju)) => *u == ju.id,
+                (_, None) => owner.as_deref() == Some(j.owner.as_str()),
+                (None, Some(_)) => false,
+            })
             .map(|(id, j)| (id.clone(), j.phase))
             .collect()
     };
@@ -687,5 +706,7 @@ pub(crate) async fn job_owner<P: Port>(
     State(s): State<Arc<AppState<P>>>,
     Path(id): Path<String>,
 ) -> Response {
-    text(&s, &id, |_| String::new())
+    text(&s, &id, |j| {
+        j.user.as_ref().map(|u| u.name.clone()).unwrap_or_default()
+    })
 }

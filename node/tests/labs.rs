@@ -129,8 +129,11 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
     let Some(bench) = Bench::new("fork") else {
         return;
     };
-    let script = "i=0; while [ $i -lt 200 ]; do sleep 60 & i=$((i+1)); done 2>/dev/null; \
-                  echo started; sleep 60";
+    // The shell gives up at the first fork refused (dash exits on it), so the loop runs in a
+    // subshell and the lab's own shell then execs without forking: the lab lives on at its limit
+    // instead of ending (and with it every process of its namespace).
+    let script = "(i=0; while [ $i -lt 200 ]; do sleep 60 & i=$((i+1)); done) 2>/dev/null; \
+                  exec sleep 60";
     let req = bench.request("lab-f", limits(), script);
     let mut launched = bench.backend.launch(&req).expect("launch");
     bench.wait_for_processes("lab-f", 20);

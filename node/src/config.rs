@@ -56,6 +56,8 @@ pub struct Config {
     pub compute: Vec<ComputeOffer>,
     /// Sandboxed labs on this node.
     pub labs: LabsSection,
+    /// The data plane (iroh): where it listens.
+    pub data: crate::dataplane::DataSection,
 }
 
 /// Where a node serves HTTP unless told otherwise: loopback, so a node on one machine is

@@ -11,3 +11,11 @@ CREATE TABLE fetched_products (
     path        TEXT NOT NULL,                -- the verified file on this node
     fetched_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Where each member's data plane was last reachable, as it answered the running node over the
+-- control plane (JSON list of socket addresses): the command line dials them for
+-- `orrery dataset fetch`.
+CREATE TABLE data_addrs (
+    node        BLOB PRIMARY KEY CHECK (length(node) = 32),
+    addrs       TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+) WITHOUT ROWID;

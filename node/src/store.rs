@@ -10,6 +10,7 @@
 
 mod accounts;
 mod bans;
+mod data_addrs;
 mod replication;
 
 use std::collections::HashSet;

@@ -252,7 +252,8 @@ pub fn holders(catalog: &Catalog, collection: &str) -> Result<Option<Vec<String>
 pub struct Fetched {
     /// `collection/path` at the node it came from.
     pub product: String,
-    /// That node.
+    /// That node (its id in hex in JSON).
+    #[serde(serialize_with = "as_text")]
     pub origin: NodeId,
     /// Its BLAKE3 (verified).
     pub blake3: String,
@@ -262,6 +263,10 @@ pub struct Fetched {
     pub path: String,
     /// When it arrived (seconds since the epoch).
     pub fetched_at: i64,
+}
+
+fn as_text<S: serde::Serializer>(node: &NodeId, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(node)
 }
 
 /// Records a fetched product (replacing an earlier record of the same product).

@@ -136,6 +136,17 @@ impl NodeGate {
 }
 
 impl NodeActor {
+    /// Asks a newly connected member where its data plane listens and records it for the
+    /// command line (`orrery dataset fetch`).
+    pub(super) fn learn_data_addrs(&self, node: NodeId) {
+        let (fed, store) = (self.fed.clone(), self.store.clone());
+        tokio::spawn(async move {
+            if let Some(addrs) = addrs_of(&fed, node).await {
+                let _ = store.run(move |s| s.put_data_addrs(node, &addrs)).await;
+            }
+        });
+    }
+
     /// What `peer` may have of the bytes named `hash` (see [`Grant`]).
     pub(super) fn grant(&self, peer: NodeId, hash: [u8; 32]) -> Grant {
         if !self.membership.as_ref().is_some_and(|m| m.is_member(&peer)) {

@@ -17,6 +17,7 @@ impl NodeActor {
             }
             FedEvent::Connected(node) => {
                 self.connected.insert(node);
+                self.learn_data_addrs(node);
                 let _ = self.store.run(move |s| s.set_peer(node, true)).await;
                 self.emit(NodeEvent::Connected(node));
                 let ids: Vec<ProjectId> = self.projects.keys().copied().collect();

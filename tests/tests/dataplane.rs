@@ -1,0 +1,215 @@
+//! Dataset products over the data plane between real nodes on loopback: `orrery dataset fetch`
+//! brings a product found in a federated search, verified against its catalog's BLAKE3 and
+//! recorded; a second run fetches nothing; an interrupted fetch resumes from what it verified;
+//! and a collection restricted to other nodes gives a node not named nothing.
+
+use std::time::Duration;
+
+use orrery_catalog::Query;
+use orrery_node::service::NodeHandle;
+use orrery_tests::{TestNode, eventually, federation};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn bytes(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| ((i as u64 * 2_654_435_761) >> 9) as u8 ^ seed)
+        .collect()
+}
+
+/// Writes `files` under a directory of `node` and catalogues them as `collection`, with their
+/// real sizes and BLAKE3.
+fn publish_files(node: &TestNode, collection: &str, files: &[(&str, Vec<u8>)]) {
+    let root = node.dir.path().join(format!("archive-{collection}"));
+    std::fs::create_dir_all(&root).expect("mkdir");
+    for (name, data) in files {
+        std::fs::write(root.join(name), data).expect("write");
+    }
+    let mut cat = orrery_node::catalog::Catalog::open(&node.home.database()).expect("catalog");
+    let products = files
+        .iter()
+        .map(|(name, data)| orrery_node::catalog::ingest::Described {
+            path: (*name).to_owned(),
+            size: data.len() as u64,
+            blake3: *blake3::hash(data).as_bytes(),
+            meta: orrery_node::catalog::meta::ProductMeta {
+                mission: Some("XMM-Newton".into()),
+                target: Some("Crab Nebula".into()),
+                ra: Some(83.63),
+                dec: Some(22.01),
+                licence: Some("CC-BY-4.0".into()),
+                ..Default::default()
+            },
+        });
+    orrery_node::catalog::ingest::add_described(&mut cat, collection, &root, products)
+        .expect("products");
+}
+
+/// Runs the command line on `node`'s data directory in a thread of its own (it runs its own
+/// transfer), returning its output or its error.
+async fn run_cli(node: &TestNode, args: &[&str]) -> Result<String, String> {
+    let mut argv: Vec<String> = vec![
+        "orrery".into(),
+        "--data-dir".into(),
+        node.home.root().display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let r = orrery_node::cli::run(
+            <orrery_node::cli::Cli as clap::Parser>::parse_from(argv),
+            &mut out,
+        );
+        let _ = tx.send(
+            r.map(|()| String::from_utf8_lossy(&out).into_owned())
+                .map_err(|e| format!("{e:#}")),
+        );
+    });
+    tokio::time::timeout(Duration::from_secs(120), rx)
+        .await
+        .expect("the command finished")
+        .expect("the command ran")
+}
+
+/// Waits until `asker` finds `product` at `holder` in a federated search, and knows where the
+/// holder's data plane listens.
+async fn holder_known(nodes: &[TestNode], asker: usize, holder: usize, product: &str) {
+    let handles: Vec<NodeHandle> = nodes.iter().filter_map(|t| t.node.clone()).collect();
+    let node = nodes[asker].handle().clone();
+    let (holder_id, product) = (nodes[holder].id.to_string(), product.to_owned());
+    let db = nodes[asker].home.database();
+    let holder = nodes[holder].id;
+    eventually(
+        &handles,
+        WAIT,
+        "the product is found and its holder reachable",
+        || {
+            let (node, holder_id, product, db) =
+                (node.clone(), holder_id.clone(), product.clone(), db.clone());
+            async move {
+                let q = Query {
+                    collections: vec!["xmm-crab".into()],
+                    ..Query::default()
+                };
+                let found = node
+                    .search(q, false, Duration::from_secs(3))
+                    .await
+                    .is_ok_and(|r| {
+                        r.results
+                            .hits
+                            .iter()
+                            .any(|h| h.id == product && h.node.as_deref() == Some(&holder_id))
+                    });
+                let addrs = orrery_node::store::Store::open(&db)
+                    .and_then(|s| s.data_addrs(holder))
+                    .is_ok_and(|a| !a.is_empty());
+                found && addrs
+            }
+        },
+    )
+    .await;
+}
+
+fn fetched_file(node: &TestNode, name: &str) -> std::path::PathBuf {
+    node.home.root().join("fetched").join("xmm-crab").join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_found_in_a_federated_search_is_fetched_verified_resumed_and_recorded() {
+    let nodes = federation(2).await;
+    let big = bytes(6 << 20, 1);
+    let small = bytes(70_000, 2);
+    publish_files(
+        &nodes[0],
+        "xmm-crab",
+        &[("crab-0.fits", big.clone()), ("crab-1.fits", small.clone())],
+    );
+    holder_known(&nodes, 1, 0, "xmm-crab/crab-0.fits").await;
+
+    let out = run_cli(&nodes[1], &["dataset", "fetch", "xmm-crab/crab-0.fits"])
+        .await
+        .expect("fetched");
+    assert!(out.contains("BLAKE3 verified"), "{out}");
+    let here = fetched_file(&nodes[1], "crab-0.fits");
+    assert_eq!(std::fs::read(&here).expect("the file is here"), big);
+
+    // Recorded in the node, for labs to mount.
+    let listed = run_cli(&nodes[1], &["dataset", "fetched", "--json"])
+        .await
+        .expect("listed");
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    assert_eq!(listed[0]["product"], "xmm-crab/crab-0.fits");
+    assert_eq!(listed[0]["origin"], nodes[0].id.to_string());
+    assert_eq!(listed[0]["blake3"], blake3::hash(&big).to_hex().as_str());
+
+    // Again: it is here and verified, nothing crosses the wire.
+    let again = run_cli(&nodes[1], &["dataset", "fetch", "xmm-crab/crab-0.fits"])
+        .await
+        .expect("again");
+    assert!(again.contains("already at"), "{again}");
+
+    // An interrupted fetch (half of the file verified, then a torn write) resumes: only whole
+    // verified chunk groups are kept, and only the rest is asked for.
+    std::fs::remove_file(&here).expect("rm");
+    let partial = here.with_file_name(".crab-0.fits.partial");
+    let mut torn = big[..3 << 20].to_vec();
+    torn.extend_from_slice(&[0xAA; 1000]);
+    std::fs::write(&partial, &torn).expect("partial");
+    let resumed = run_cli(&nodes[1], &["dataset", "fetch", "xmm-crab/crab-0.fits"])
+        .await
+        .expect("resumed");
+    assert!(resumed.contains("resumed after 3.0 MiB"), "{resumed}");
+    assert_eq!(std::fs::read(&here).expect("the file is here"), big);
+    assert!(!partial.exists());
+
+    // Into a directory of one's choice.
+    let elsewhere = nodes[1].dir.path().join("mine");
+    let to = elsewhere.display().to_string();
+    run_cli(
+        &nodes[1],
+        &["dataset", "fetch", "xmm-crab/crab-1.fits", "--to", &to],
+    )
+    .await
+    .expect("fetched");
+    assert_eq!(
+        std::fs::read(elsewhere.join("crab-1.fits")).expect("here"),
+        small
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_the_collection_policy_does_not_name_gets_none_of_its_bytes() {
+    let nodes = federation(3).await;
+    let data = bytes(300_000, 3);
+    publish_files(&nodes[0], "xmm-crab", &[("crab-0.fits", data.clone())]);
+    let only = nodes[2].id.to_string();
+    let policy = run_cli(
+        &nodes[0],
+        &["dataset", "policy", "xmm-crab", "--only", &only],
+    )
+    .await
+    .expect("policy");
+    assert!(policy.contains(&only), "{policy}");
+    holder_known(&nodes, 1, 0, "xmm-crab/crab-0.fits").await;
+    holder_known(&nodes, 2, 0, "xmm-crab/crab-0.fits").await;
+
+    let refused = run_cli(&nodes[1], &["dataset", "fetch", "xmm-crab/crab-0.fits"]).await;
+    let e = refused.expect_err("a node the policy does not name is refused");
+    assert!(e.contains("did not send"), "{e}");
+    let partial = fetched_file(&nodes[1], ".crab-0.fits.partial");
+    assert_eq!(
+        std::fs::metadata(&partial).map_or(0, |m| m.len()),
+        0,
+        "not a byte of it"
+    );
+    assert!(!fetched_file(&nodes[1], "crab-0.fits").exists());
+
+    run_cli(&nodes[2], &["dataset", "fetch", "xmm-crab/crab-0.fits"])
+        .await
+        .expect("the node it names gets it");
+    assert_eq!(
+        std::fs::read(fetched_file(&nodes[2], "crab-0.fits")).expect("here"),
+        data
+    );
+}

@@ -29,6 +29,8 @@ pub mod endpoint;
 pub mod fetch;
 pub mod outboard;
 pub mod products;
+#[cfg(any(test, feature = "test-peers"))]
+pub mod rogue;
 pub mod serve;
 
 #[cfg(test)]

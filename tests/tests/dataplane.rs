@@ -213,3 +213,137 @@ async fn a_node_the_collection_policy_does_not_name_gets_none_of_its_bytes() {
         data
     );
 }
+
+/// A member whose data plane sends wrong bytes for a stored output: the node catches them at
+/// the first bad chunk group, keeps only what was verified before it, and penalises the member
+/// through the federation until it is banned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_serving_wrong_bytes_is_caught_and_penalised_until_banned() {
+    use orrery_federation::Event;
+    use orrery_node::service::NodeEvent;
+    use orrery_protocol::advert::NodeAdvert;
+    use orrery_protocol::wire::{Request, Response, SyncFrame};
+
+    let nodes = federation(1).await;
+    let a = &nodes[0];
+    let (mallory, mut events) = orrery_tests::hostile_member_with_events(a).await;
+    let (_, federation_id) = a
+        .handle()
+        .status()
+        .await
+        .expect("status")
+        .federation
+        .expect("a member");
+    mallory
+        .fed
+        .set_advert(NodeAdvert {
+            federation: federation_id,
+            node: mallory.id,
+            seq: 0,
+            issued_at: 0,
+            expires_at: 0,
+            name: "Mallory".into(),
+            institution: String::new(),
+            contact: String::new(),
+            addresses: Vec::new(),
+            authors: Vec::new(),
+            collections: Vec::new(),
+            compute: Vec::new(),
+        })
+        .await
+        .expect("advert");
+    let all = vec![a.handle().clone()];
+    eventually(&all, WAIT, "A holds Mallory's advert", || async {
+        a.handle().status().await.is_ok_and(|s| {
+            s.members
+                .iter()
+                .any(|m| m.node == mallory.id && m.advert.is_some() && m.connected)
+        })
+    })
+    .await;
+
+    // A public project with a 2 MB plot: Mallory, a member, may hold it.
+    let plot = "iVBORw0KGgo".repeat(200_000);
+    let notebook = serde_json::json!({
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [{"cell_type": "code", "id": "plot", "metadata": {}, "execution_count": 1,
+                   "source": "plot()", "outputs": [{"output_type": "display_data", "metadata": {},
+                   "data": {"image/png": plot}}]}]
+    })
+    .to_string();
+    let p = a
+        .handle()
+        .create_project(a.author, "Open plots", orrery_crdt::Visibility::Public)
+        .await
+        .expect("project");
+    a.handle()
+        .edit(p, a.author, move |proj, s| {
+            proj.import_ipynb(s, notebook.as_bytes(), "plots")
+                .map(|_| ())
+                .map_err(|_| orrery_crdt::EditError::Malformed("not a notebook"))
+        })
+        .await
+        .expect("import");
+    let blob = a
+        .handle()
+        .read(p, |x| x.and_then(|x| x.blob_refs().into_iter().next()))
+        .await
+        .expect("read")
+        .expect("the plot is a stored output");
+    let store = orrery_node::blobs::BlobStore::new(a.home.blobs()).for_project(p);
+    let genuine = store.get(&blob).expect("A holds it");
+
+    // Mallory's data plane sends it with one byte changed at 1.5 MB.
+    let flipped = 1_500_000;
+    let mut wrong = genuine.clone();
+    wrong[flipped] ^= 0x01;
+    let (rogue, rogue_addrs) = orrery_node::dataplane::rogue::Rogue::new(&genuine, wrong)
+        .serve(&mallory.key)
+        .await;
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let Event::Request { request, reply, .. } = event else {
+                continue;
+            };
+            let _ = reply.send(match request {
+                Request::Sync(frame) => Response::Sync(SyncFrame {
+                    project: frame.project,
+                    message: Vec::new(),
+                    seals: Vec::new(),
+                }),
+                Request::DataPlane => Response::DataPlane(rogue_addrs.clone()),
+                _ => Response::Noted,
+            });
+        }
+    });
+
+    // A loses its copy: Mallory is the only other holder it may ask.
+    let mut seen = a.handle().subscribe();
+    std::fs::remove_file(a.home.blobs().join(p.to_string()).join(blob.hex())).expect("lose it");
+    let (mut caught, mut banned) = (0, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !banned {
+        match tokio::time::timeout_at(deadline, seen.recv()).await {
+            Ok(Ok(NodeEvent::BadBytes { peer })) if peer == mallory.id => caught += 1,
+            Ok(Ok(NodeEvent::Banned { node, reason })) if node == mallory.id => {
+                assert!(
+                    matches!(reason, orrery_federation::Offence::BadOutput { .. }),
+                    "{reason:?}"
+                );
+                banned = true;
+            }
+            Ok(_) => {}
+            Err(_) => panic!("Mallory was not banned in time ({caught} offences seen)"),
+        }
+    }
+    assert!(caught >= 1, "each wrong answer is charged");
+    // Caught at the 16 KiB group holding the bad byte: the groups before it were kept (a later
+    // attempt resumes from them), nothing from it on.
+    let kept = std::fs::read(store.partial_path(&blob)).unwrap_or_default();
+    let group = flipped / 16_384 * 16_384;
+    assert_eq!(kept.len(), group, "{} bytes kept", kept.len());
+    assert_eq!(kept, genuine[..kept.len()]);
+    assert!(!store.has(&blob), "wrong bytes never become the output");
+    rogue.shutdown().await.expect("shutdown");
+    mallory.cancel.cancel();
+}

@@ -4,17 +4,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bao_tree::io::fsm::encode_ranges;
 use iroh::Endpoint;
-use iroh::endpoint::Connection;
-use iroh::protocol::{AcceptError, ProtocolHandler, Router};
-use iroh_blobs::protocol::Request;
+use iroh::protocol::Router;
 use orrery_protocol::{NodeId, SecretKey};
 
 use super::endpoint::{ALPN, bind, own_addrs};
 use super::fetch::{FetchError, GROUP_BYTES, fetch};
 use super::outboard;
-use super::serve::{Gate, Provider, Refusal, Source, Wire};
+use super::rogue::Rogue;
+use super::serve::{Gate, Provider, Refusal, Source};
 
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
@@ -225,60 +223,18 @@ async fn a_file_damaged_on_disk_stops_being_served_at_the_damage() {
     router.shutdown().await.expect("shutdown");
 }
 
-/// A peer that sends whatever its file holds without checking it against the outboard.
-#[derive(Debug)]
-struct Rogue {
-    data: Vec<u8>,
-    outboard: Vec<u8>,
-}
-
-impl ProtocolHandler for Rogue {
-    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
-        let (mut send, mut recv) = conn.accept_bi().await.map_err(AcceptError::from_err)?;
-        let (Request::Get(get), _) = Request::read_async(&mut recv)
-            .await
-            .map_err(AcceptError::from_err)?
-        else {
-            return Ok(());
-        };
-        let Some((0, ranges)) = get.ranges.as_single() else {
-            return Ok(());
-        };
-        let size = self.data.len() as u64;
-        let tree = outboard::from_stored(*get.hash.as_bytes(), size, self.outboard.clone())
-            .map_err(AcceptError::from_err)?;
-        send.write_all(&size.to_le_bytes())
-            .await
-            .map_err(AcceptError::from_err)?;
-        let data = bytes::Bytes::from(self.data.clone());
-        let _ = encode_ranges(data, tree, ranges, Wire(&mut send)).await;
-        let _ = send.finish();
-        conn.closed().await;
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_serving_wrong_bytes_is_caught_within_one_chunk_group() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = bytes(8 << 20, 4);
     let size = data.len() as u64;
-    let (hash, ob) = outboard::compute(&data[..], size).expect("outboard");
+    let (hash, _) = outboard::compute(&data[..], size).expect("outboard");
     let flipped = 5 * (1 << 20) + 12_345;
     let mut bad = data.clone();
     bad[flipped] ^= 0x80;
-    let (server, _) = endpoint().await;
-    let addrs = own_addrs(&server);
-    let server_id = super::endpoint::node_of(server.id()).expect("node");
-    let router = Router::builder(server)
-        .accept(
-            ALPN,
-            Rogue {
-                data: bad,
-                outboard: ob,
-            },
-        )
-        .spawn();
+    let key = SecretKey::generate().expect("key");
+    let server_id = NodeId(key.public());
+    let (router, addrs) = Rogue::new(&data, bad).serve(&key).await;
     let (client, _) = endpoint().await;
     let partial = dir.path().join("partial");
     let mut quiet = |_| {};

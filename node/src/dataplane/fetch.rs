@@ -4,9 +4,11 @@
 //!
 //! The partial file only ever holds a verified prefix: chunk groups arrive in order, each is
 //! written once it was checked, and on a restart the file is cut back to a whole number of
-//! chunk groups (a write torn by a crash is dropped) and the rest is asked for. When the last
-//! group arrived the whole file is read once more, which both checks it against the hash (disk
-//! damage between attempts is caught) and yields the outboard needed to serve it on.
+//! chunk groups (a write torn by a crash is dropped) and the rest is asked for. A transfer that
+//! started from the beginning keeps the verified hash pairs that came with the groups: they
+//! are the outboard needed to serve the file on. A transfer that resumed reads the whole file
+//! once more at the end, which checks the earlier attempt's bytes against the hash (disk damage
+//! between attempts is caught) and yields the outboard.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -16,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bao_tree::io::BaoContentItem;
+use bao_tree::io::outboard::PreOrderMemOutboard;
+use bao_tree::io::sync::OutboardMut;
 use bao_tree::{ChunkNum, ChunkRanges};
 use iroh::Endpoint;
 use iroh_blobs::get::fsm::{self, BlobContentNext, ConnectedNext, DecodeError};
@@ -156,8 +160,9 @@ pub async fn fetch(
     file.set_len(resumed_from).map_err(io_err)?;
     progress(resumed_from);
     let mut received = 0;
+    let mut streamed = None;
     if resumed_from < size {
-        received = receive(
+        (received, streamed) = receive(
             endpoint,
             peer,
             addrs,
@@ -172,6 +177,13 @@ pub async fn fetch(
     }
     file.sync_all().map_err(io_err)?;
     drop(file);
+    if let Some(outboard) = streamed {
+        return Ok(Fetched {
+            outboard,
+            resumed_from,
+            received,
+        });
+    }
     let path = partial.to_path_buf();
     let checked = tokio::task::spawn_blocking(move || {
         let f = File::open(&path)?;
@@ -196,7 +208,8 @@ pub async fn fetch(
 }
 
 /// Asks `peer` for the blob from `from` on and writes each verified group; returns the payload
-/// bytes received.
+/// bytes received and, for a transfer from the beginning, the outboard made of the verified
+/// hash pairs that came with the groups.
 #[allow(clippy::too_many_arguments)]
 async fn receive(
     endpoint: &Endpoint,
@@ -208,7 +221,7 @@ async fn receive(
     path: &Path,
     from: u64,
     progress: &mut (dyn FnMut(u64) + Send),
-) -> Result<u64, FetchError> {
+) -> Result<(u64, Option<Vec<u8>>), FetchError> {
     let unreachable = |detail: String| FetchError::Unreachable { peer, detail };
     let not_sent = |detail: String| FetchError::NotSent { peer, detail };
     let addr = addr_of(peer, addrs).ok_or_else(|| unreachable("not a valid node key".into()))?;
@@ -247,6 +260,15 @@ async fn receive(
     }
     let mut verified = from;
     let mut received = 0;
+    let tree = outboard::tree(size);
+    let mut pairs = match usize::try_from(tree.outboard_size()) {
+        Ok(len) if from == 0 => Some(PreOrderMemOutboard {
+            root: blake3::Hash::from(hash),
+            tree,
+            data: vec![0u8; len],
+        }),
+        _ => None,
+    };
     loop {
         let next = match tokio::time::timeout(STALL_TIMEOUT, content.next()).await {
             Ok(next) => next,
@@ -262,7 +284,12 @@ async fn receive(
             BlobContentNext::More((rest, item)) => {
                 content = rest;
                 match item {
-                    Ok(BaoContentItem::Parent(_)) => {}
+                    Ok(BaoContentItem::Parent(parent)) => {
+                        if let Some(pairs) = pairs.as_mut() {
+                            // Verified against the root by the decoder before it was handed on.
+                            let _ = pairs.save(parent.node, &parent.pair);
+                        }
+                    }
                     Ok(BaoContentItem::Leaf(leaf)) => {
                         if leaf.offset != verified {
                             // Groups arrive in order for one range; anything else is not a
@@ -305,5 +332,5 @@ async fn receive(
             detail: "the answer ended early".into(),
         });
     }
-    Ok(received)
+    Ok((received, pairs.map(|p| p.data)))
 }

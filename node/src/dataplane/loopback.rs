@@ -165,7 +165,7 @@ async fn a_node_that_may_not_have_the_bytes_is_refused_before_any_is_read() {
         "nothing was opened for it"
     );
     let partial = dir.path().join("allowed");
-    fetch(
+    let got = fetch(
         &allowed,
         server_id,
         &addrs,
@@ -177,6 +177,13 @@ async fn a_node_that_may_not_have_the_bytes_is_refused_before_any_is_read() {
     .await
     .expect("the allowed node gets it");
     assert_eq!(std::fs::read(&partial).expect("read"), data);
+    assert_eq!(
+        got.outboard,
+        outboard::compute(&data[..], data.len() as u64)
+            .expect("outboard")
+            .1,
+        "the hash pairs that came with the groups are the outboard"
+    );
     router.shutdown().await.expect("shutdown");
 }
 

@@ -205,6 +205,26 @@ async fn a_node_the_collection_policy_does_not_name_gets_none_of_its_bytes() {
     );
     assert!(!fetched_file(&nodes[1], "crab-0.fits").exists());
 
+    // Nor is it served to anyone over HTTP.
+    let url = format!(
+        "http://{}/data/xmm-crab/crab-0.fits",
+        nodes[0].handle().web_addr().expect("serves HTTP")
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        agent.get(&url).call().map(|r| r.status().as_u16())
+    })
+    .await
+    .expect("ran")
+    .expect("answered");
+    assert!(
+        status >= 400,
+        "a restricted file was served over HTTP: {status}"
+    );
+
     run_cli(&nodes[2], &["dataset", "fetch", "xmm-crab/crab-0.fits"])
         .await
         .expect("the node it names gets it");

@@ -31,6 +31,8 @@ use super::outboard;
 
 /// How long a peer may take to send its request once it opened a stream.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a peer may leave an answer unread before it is dropped (it holds a serving slot).
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a [`Gate`] hands out: an open file, its size and outboard.
 pub struct Source {
@@ -191,7 +193,7 @@ async fn answer<G: Gate>(gate: &G, peer: NodeId, mut send: SendStream, mut recv:
             return;
         }
     };
-    if send.write_all(&size.to_le_bytes()).await.is_err() {
+    if Wire(&mut send).write(&size.to_le_bytes()).await.is_err() {
         return;
     }
     let result = encode_ranges_validated(Positioned(file), tree, &ranges, Wire(&mut send)).await;
@@ -236,7 +238,8 @@ impl AsyncSliceReader for Positioned {
     }
 }
 
-/// The stream an answer is written to; a failed write reads as the peer going away.
+/// The stream an answer is written to; a failed write, or one the peer leaves unread for
+/// [`STALL_TIMEOUT`], reads as the peer going away.
 pub(super) struct Wire<'a>(pub(super) &'a mut SendStream);
 
 fn gone(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
@@ -245,11 +248,17 @@ fn gone(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
 
 impl AsyncStreamWriter for Wire<'_> {
     async fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.0.write_all(data).await.map_err(gone)
+        tokio::time::timeout(STALL_TIMEOUT, self.0.write_all(data))
+            .await
+            .map_err(gone)?
+            .map_err(gone)
     }
 
     async fn write_bytes(&mut self, data: Bytes) -> io::Result<()> {
-        self.0.write_chunk(data).await.map_err(gone)
+        tokio::time::timeout(STALL_TIMEOUT, self.0.write_chunk(data))
+            .await
+            .map_err(gone)?
+            .map_err(gone)
     }
 
     async fn sync(&mut self) -> io::Result<()> {

@@ -19,3 +19,12 @@ CREATE TABLE data_addrs (
     addrs       TEXT NOT NULL,
     updated_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Peers the command line caught sending bytes that do not match their hash (`orrery dataset
+-- fetch`): the running node takes them at its next poll and penalises each through the
+-- federation, as it does for what it catches itself.
+CREATE TABLE data_offences (
+    id      INTEGER PRIMARY KEY,
+    peer    BLOB NOT NULL CHECK (length(peer) = 32),
+    detail  TEXT NOT NULL,
+    at      INTEGER NOT NULL
+);

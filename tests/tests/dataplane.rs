@@ -6,8 +6,12 @@
 use std::time::Duration;
 
 use orrery_catalog::Query;
-use orrery_node::service::NodeHandle;
-use orrery_tests::{TestNode, eventually, federation};
+use orrery_federation::Event;
+use orrery_node::service::{NodeEvent, NodeHandle};
+use orrery_protocol::NodeId;
+use orrery_protocol::advert::{CollectionSummary, NodeAdvert};
+use orrery_protocol::wire::{Request, Response, SyncFrame};
+use orrery_tests::{HostileMember, TestNode, eventually, federation};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -74,12 +78,11 @@ async fn run_cli(node: &TestNode, args: &[&str]) -> Result<String, String> {
 
 /// Waits until `asker` finds `product` at `holder` in a federated search, and knows where the
 /// holder's data plane listens.
-async fn holder_known(nodes: &[TestNode], asker: usize, holder: usize, product: &str) {
+async fn holder_known(nodes: &[TestNode], asker: usize, holder: NodeId, product: &str) {
     let handles: Vec<NodeHandle> = nodes.iter().filter_map(|t| t.node.clone()).collect();
     let node = nodes[asker].handle().clone();
-    let (holder_id, product) = (nodes[holder].id.to_string(), product.to_owned());
+    let (holder_id, product) = (holder.to_string(), product.to_owned());
     let db = nodes[asker].home.database();
-    let holder = nodes[holder].id;
     eventually(
         &handles,
         WAIT,
@@ -111,6 +114,50 @@ async fn holder_known(nodes: &[TestNode], asker: usize, holder: usize, product: 
     .await;
 }
 
+/// Mallory, a member running hostile software, joins through `a` and advertises `collections`;
+/// `a` holds her advert and is connected to her.
+async fn mallory_joins(
+    a: &TestNode,
+    collections: Vec<CollectionSummary>,
+) -> (HostileMember, tokio::sync::mpsc::Receiver<Event>) {
+    let (mallory, events) = orrery_tests::hostile_member_with_events(a).await;
+    let (_, federation_id) = a
+        .handle()
+        .status()
+        .await
+        .expect("status")
+        .federation
+        .expect("a member");
+    mallory
+        .fed
+        .set_advert(NodeAdvert {
+            federation: federation_id,
+            node: mallory.id,
+            seq: 0,
+            issued_at: 0,
+            expires_at: 0,
+            name: "Mallory".into(),
+            institution: String::new(),
+            contact: String::new(),
+            addresses: Vec::new(),
+            authors: Vec::new(),
+            collections,
+            compute: Vec::new(),
+        })
+        .await
+        .expect("advert");
+    let all = vec![a.handle().clone()];
+    eventually(&all, WAIT, "A holds Mallory's advert", || async {
+        a.handle().status().await.is_ok_and(|s| {
+            s.members
+                .iter()
+                .any(|m| m.node == mallory.id && m.advert.is_some() && m.connected)
+        })
+    })
+    .await;
+    (mallory, events)
+}
+
 fn fetched_file(node: &TestNode, name: &str) -> std::path::PathBuf {
     node.home.root().join("fetched").join("xmm-crab").join(name)
 }
@@ -125,7 +172,7 @@ async fn a_product_found_in_a_federated_search_is_fetched_verified_resumed_and_r
         "xmm-crab",
         &[("crab-0.fits", big.clone()), ("crab-1.fits", small.clone())],
     );
-    holder_known(&nodes, 1, 0, "xmm-crab/crab-0.fits").await;
+    holder_known(&nodes, 1, nodes[0].id, "xmm-crab/crab-0.fits").await;
 
     let out = run_cli(&nodes[1], &["dataset", "fetch", "xmm-crab/crab-0.fits"])
         .await
@@ -191,8 +238,8 @@ async fn a_node_the_collection_policy_does_not_name_gets_none_of_its_bytes() {
     .await
     .expect("policy");
     assert!(policy.contains(&only), "{policy}");
-    holder_known(&nodes, 1, 0, "xmm-crab/crab-0.fits").await;
-    holder_known(&nodes, 2, 0, "xmm-crab/crab-0.fits").await;
+    holder_known(&nodes, 1, nodes[0].id, "xmm-crab/crab-0.fits").await;
+    holder_known(&nodes, 2, nodes[0].id, "xmm-crab/crab-0.fits").await;
 
     let refused = run_cli(&nodes[1], &["dataset", "fetch", "xmm-crab/crab-0.fits"]).await;
     let e = refused.expect_err("a node the policy does not name is refused");
@@ -239,48 +286,9 @@ async fn a_node_the_collection_policy_does_not_name_gets_none_of_its_bytes() {
 /// through the federation until it is banned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_serving_wrong_bytes_is_caught_and_penalised_until_banned() {
-    use orrery_federation::Event;
-    use orrery_node::service::NodeEvent;
-    use orrery_protocol::advert::NodeAdvert;
-    use orrery_protocol::wire::{Request, Response, SyncFrame};
-
     let nodes = federation(1).await;
     let a = &nodes[0];
-    let (mallory, mut events) = orrery_tests::hostile_member_with_events(a).await;
-    let (_, federation_id) = a
-        .handle()
-        .status()
-        .await
-        .expect("status")
-        .federation
-        .expect("a member");
-    mallory
-        .fed
-        .set_advert(NodeAdvert {
-            federation: federation_id,
-            node: mallory.id,
-            seq: 0,
-            issued_at: 0,
-            expires_at: 0,
-            name: "Mallory".into(),
-            institution: String::new(),
-            contact: String::new(),
-            addresses: Vec::new(),
-            authors: Vec::new(),
-            collections: Vec::new(),
-            compute: Vec::new(),
-        })
-        .await
-        .expect("advert");
-    let all = vec![a.handle().clone()];
-    eventually(&all, WAIT, "A holds Mallory's advert", || async {
-        a.handle().status().await.is_ok_and(|s| {
-            s.members
-                .iter()
-                .any(|m| m.node == mallory.id && m.advert.is_some() && m.connected)
-        })
-    })
-    .await;
+    let (mallory, mut events) = mallory_joins(a, Vec::new()).await;
 
     // A public project with a 2 MB plot: Mallory, a member, may hold it.
     let plot = "iVBORw0KGgo".repeat(200_000);
@@ -364,6 +372,114 @@ async fn a_member_serving_wrong_bytes_is_caught_and_penalised_until_banned() {
     assert_eq!(kept.len(), group, "{} bytes kept", kept.len());
     assert_eq!(kept, genuine[..kept.len()]);
     assert!(!store.has(&blob), "wrong bytes never become the output");
+    rogue.shutdown().await.expect("shutdown");
+    mallory.cancel.cancel();
+}
+
+/// A holder that sends a dataset file with one byte changed: `orrery dataset fetch` catches it
+/// at the bad group, keeps only what was verified, fails with a warning, and the running node
+/// penalises the holder through the federation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_sending_a_wrong_file_is_caught_by_dataset_fetch_and_penalised() {
+    let nodes = federation(1).await;
+    let a = &nodes[0];
+    let everything = CollectionSummary {
+        id: "*".into(),
+        title: "everything".into(),
+        missions: None,
+        instruments: None,
+        product_types: None,
+        bands: None,
+        licences: None,
+        publishers: None,
+        tags: None,
+        products: 1,
+        bytes: 1 << 20,
+        sky: Vec::new(),
+        time: None,
+        complete: true,
+    };
+    let (mallory, mut events) = mallory_joins(a, vec![everything]).await;
+    let genuine = bytes(1 << 20, 5);
+    let flipped = 700_000;
+    let mut wrong = genuine.clone();
+    wrong[flipped] ^= 0x40;
+    let (rogue, rogue_addrs) = orrery_node::dataplane::rogue::Rogue::new(&genuine, wrong)
+        .serve(&mallory.key)
+        .await;
+    let hit = orrery_catalog::Hit {
+        node: None,
+        node_name: None,
+        collection: "xmm-crab".into(),
+        id: "xmm-crab/crab-0.fits".into(),
+        title: "Crab".into(),
+        mission: None,
+        instrument: None,
+        product_type: None,
+        band: None,
+        target: None,
+        ra: None,
+        dec: None,
+        t_min: None,
+        t_max: None,
+        size: genuine.len() as u64,
+        blake3: blake3::hash(&genuine).to_hex().to_string(),
+        licence: None,
+        url: None,
+        rank: 0.0,
+    };
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let Event::Request { request, reply, .. } = event else {
+                continue;
+            };
+            let _ = reply.send(match request {
+                Request::Search(_) => Response::Search(orrery_catalog::SearchResults {
+                    total: 1,
+                    hits: vec![hit.clone()],
+                    facets: Default::default(),
+                }),
+                Request::DataPlane => Response::DataPlane(rogue_addrs.clone()),
+                Request::Sync(frame) => Response::Sync(SyncFrame {
+                    project: frame.project,
+                    message: Vec::new(),
+                    seals: Vec::new(),
+                }),
+                _ => Response::Noted,
+            });
+        }
+    });
+    holder_known(&nodes, 0, mallory.id, "xmm-crab/crab-0.fits").await;
+
+    let mut seen = a.handle().subscribe();
+    let from = mallory.id.to_string();
+    let failed = run_cli(
+        a,
+        &["dataset", "fetch", "xmm-crab/crab-0.fits", "--from", &from],
+    )
+    .await
+    .expect_err("wrong bytes are never accepted");
+    assert!(failed.contains("do not match"), "{failed}");
+    assert!(!fetched_file(a, "crab-0.fits").exists());
+    let kept = std::fs::read(fetched_file(a, ".crab-0.fits.partial")).unwrap_or_default();
+    assert_eq!(
+        kept.len(),
+        flipped / 16_384 * 16_384,
+        "caught at the bad group"
+    );
+    assert_eq!(kept, genuine[..kept.len()]);
+    // The running node penalises Mallory for it.
+    let penalised = tokio::time::timeout(WAIT, async {
+        loop {
+            match seen.recv().await {
+                Ok(NodeEvent::BadBytes { peer }) if peer == mallory.id => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    assert!(penalised.is_ok(), "the node did not penalise Mallory");
     rogue.shutdown().await.expect("shutdown");
     mallory.cancel.cancel();
 }

@@ -147,6 +147,20 @@ impl NodeActor {
         });
     }
 
+    /// Penalises the peers the command line caught sending wrong bytes (`orrery dataset fetch`
+    /// records them in the store).
+    pub(super) async fn charge_data_offences(&mut self) {
+        let Ok(taken) = self.store.run(|s| s.take_data_offences()).await else {
+            return;
+        };
+        for (peer, detail) in taken {
+            warn!(peer = %peer.short(), detail = %detail, "a peer sent a dataset file's bytes that do not match its catalogued hash (caught by `orrery dataset fetch`): penalised");
+            let reason = orrery_federation::Offence::BadOutput { detail };
+            let _ = self.fed.penalise(peer, reason).await;
+            self.emit(NodeEvent::BadBytes { peer });
+        }
+    }
+
     /// What `peer` may have of the bytes named `hash` (see [`Grant`]).
     pub(super) fn grant(&self, peer: NodeId, hash: [u8; 32]) -> Grant {
         if !self.membership.as_ref().is_some_and(|m| m.is_member(&peer)) {

@@ -5,7 +5,8 @@
 //!
 //! The running node finds the holders (a federated search through its HTTP face) and has
 //! learned their data-plane addresses; the transfer itself runs in this process, on an endpoint
-//! with the node's own key, so the holders judge the request as they would the node's.
+//! with the node's own key, so the holders judge the request as they would the node's. A holder
+//! caught sending wrong bytes is recorded in the store; the running node penalises it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -169,6 +170,8 @@ async fn fetch_from(
             }
             Err(e) if e.is_offence() => {
                 tracing::warn!(peer = %node.short(), error = %e, "a holder sent bytes that do not match the catalog's checksum; trying another holder");
+                // The running node penalises it through the federation at its next poll.
+                ctx.store.record_data_offence(node, &e.to_string())?;
                 writeln!(
                     out,
                     "warning: {who} sent bytes that do not match {product}'s checksum (nothing of them was kept); trying another holder"

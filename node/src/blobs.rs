@@ -1,31 +1,30 @@
 //! The node's store of large outputs (see `orrery_crdt::outputs`): one file per blob under
 //! `blobs/<project>/` in the node's directory, named by its BLAKE3 hash. Each project has its
-//! own: a blob is served only under the project it was stored or fetched for, so naming another
-//! project's hash in a document one may edit reaches nothing.
+//! own: a blob is served only under a project that refers to it, to nodes that may hold that
+//! project, so naming another project's hash in a document one may edit reaches nothing.
 //!
 //! A blob is written to a temporary file, synced and renamed into place, so a reader sees a
-//! whole blob or none. Fetching from another node appends verified-length chunks to a partial
-//! file and checks the whole against the hash before renaming it in; a blob that fails the check
-//! is deleted. Every read checks the hash again (BLAKE3 reads several GiB/s), so a file damaged
-//! on disk is reported, never exported.
+//! whole blob or none. Beside each blob, `outboard/<hash>` holds its BLAKE3 tree
+//! (`crate::dataplane::outboard`), with which the data plane serves any part of it with its
+//! proof and checks each 16 KiB group against the hash as it is read. Every whole read checks
+//! the hash again (BLAKE3 reads several GiB/s), so a file damaged on disk is reported, never
+//! exported or served: a damaged blob is moved to `quarantine/` and fetched again from another
+//! node that holds the project.
 //!
-//! Beside each blob, `parts/<hash>` holds the BLAKE3 of each of its [`CHUNK_BYTES`] parts, so a
-//! part served to another node is checked on its own before it leaves (a whole-blob check per
-//! part would cost the square of its size). A part that does not match its recorded hash makes
-//! the whole blob be checked: if the blob is whole, only the record was damaged and is written
-//! again; if not, the blob is moved to `quarantine/`, never served or exported again, and the
-//! node fetches a good copy from another node that holds the project.
+//! Fetching from another node writes into `partial/<hash>-<len>` (a verified prefix, see
+//! `crate::dataplane::fetch`), which [`BlobStore::adopt`] moves into place once whole and
+//! checked.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use orrery_crdt::{Blob, BlobRef, BlobSource};
 
+use crate::dataplane::outboard;
+
 /// Largest stored output accepted from another node.
 pub const MAX_BLOB_BYTES: u64 = 1 << 30;
-/// Bytes per chunk on the wire.
-pub const CHUNK_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Why a blob could not be stored or read.
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +41,6 @@ pub enum BlobStoreError {
     /// The bytes do not match the reference.
     #[error("the bytes received for {0} do not match its hash")]
     Mismatch(BlobRef),
-    /// A part does not continue the fetch where it stands (the fetch starts over).
-    #[error("a part of {0} does not continue its fetch")]
-    OutOfStep(BlobRef),
     /// The blob is larger than [`MAX_BLOB_BYTES`].
     #[error("{0} is above the limit of {MAX_BLOB_BYTES} bytes")]
     TooLarge(BlobRef),
@@ -87,7 +83,9 @@ impl BlobStore {
 
     /// Deletes this store's directory if nothing is left in it.
     pub fn remove_if_empty(&self) {
-        let _ = fs::remove_dir(self.dir.join("partial"));
+        for sub in ["partial", "outboard", "parts"] {
+            let _ = fs::remove_dir(self.dir.join(sub));
+        }
         let _ = fs::remove_dir(&self.dir);
     }
 
@@ -102,15 +100,16 @@ impl BlobStore {
         self.dir.join(id.hex())
     }
 
-    fn parts_path(&self, id: &BlobRef) -> PathBuf {
-        self.dir.join("parts").join(id.hex())
+    fn outboard_path(&self, id: &BlobRef) -> PathBuf {
+        self.dir.join("outboard").join(id.hex())
     }
 
     fn quarantine_dir(&self) -> PathBuf {
         self.dir.join("quarantine")
     }
 
-    fn partial(&self, id: &BlobRef) -> PathBuf {
+    /// Where a fetch of `id` from another node keeps what it verified so far.
+    pub fn partial_path(&self, id: &BlobRef) -> PathBuf {
         self.dir
             .join("partial")
             .join(format!("{}-{}", id.hex(), id.len))
@@ -135,31 +134,23 @@ impl BlobStore {
             let mut f = File::create(&tmp).map_err(Self::io(&tmp))?;
             f.write_all(&b.bytes).map_err(Self::io(&tmp))?;
             f.sync_all().map_err(Self::io(&tmp))?;
-            let hashes = part_hashes(&mut b.bytes.as_slice()).map_err(Self::io(&tmp))?;
-            self.write_parts(&b.id, &hashes)?;
+            let (_, tree) = outboard::compute(b.bytes.as_slice(), b.id.len)
+                .map_err(|_| BlobStoreError::TooLarge(b.id))?;
+            self.write_outboard(&b.id, &tree)?;
             let path = self.path(&b.id);
             fs::rename(&tmp, &path).map_err(Self::io(&path))?;
         }
         Ok(())
     }
 
-    /// Records the hash of each part of a blob.
-    fn write_parts(&self, id: &BlobRef, hashes: &[[u8; 32]]) -> Result<(), BlobStoreError> {
-        let dir = self.dir.join("parts");
+    /// Records a blob's outboard.
+    fn write_outboard(&self, id: &BlobRef, tree: &[u8]) -> Result<(), BlobStoreError> {
+        let dir = self.dir.join("outboard");
         fs::create_dir_all(&dir).map_err(Self::io(&dir))?;
-        let path = self.parts_path(id);
+        let path = self.outboard_path(id);
         let tmp = dir.join(format!(".{}.tmp", id.hex()));
-        fs::write(&tmp, hashes.concat()).map_err(Self::io(&tmp))?;
+        fs::write(&tmp, tree).map_err(Self::io(&tmp))?;
         fs::rename(&tmp, &path).map_err(Self::io(&path))
-    }
-
-    /// The recorded hash of part `index`, if the record is there and has it.
-    fn part_hash(&self, id: &BlobRef, index: u64) -> Option<[u8; 32]> {
-        let mut f = File::open(self.parts_path(id)).ok()?;
-        f.seek(SeekFrom::Start(index.checked_mul(32)?)).ok()?;
-        let mut h = [0u8; 32];
-        f.read_exact(&mut h).ok()?;
-        Some(h)
     }
 
     /// The whole blob, checked against its hash; `None` if absent or damaged. A damaged blob is
@@ -180,55 +171,39 @@ impl BlobStore {
         }
     }
 
-    /// Up to [`CHUNK_BYTES`] of a held blob from `offset`, for another node, checked against the
-    /// recorded hash of its part (see the module's docs). [`Unreadable::Damaged`] means the blob was
-    /// found damaged and has been quarantined.
-    pub fn chunk(&self, id: &BlobRef, offset: u64) -> Result<Vec<u8>, Unreadable> {
-        if offset >= id.len || !self.has(id) {
+    /// A held blob opened for the data plane, with its outboard (each group is checked against
+    /// it while served). A missing or damaged outboard is rebuilt from the blob, which is then
+    /// read whole: [`Unreadable::Damaged`] means the blob did not match and was quarantined.
+    pub fn open_for_serving(&self, id: &BlobRef) -> Result<(File, Vec<u8>), Unreadable> {
+        if !self.has(id) {
             return Err(Unreadable::Missing);
         }
-        // Parts start at multiples of CHUNK_BYTES: a fetch resumes where its file ends, which
-        // is always such a boundary, since whole parts are appended.
-        if !offset.is_multiple_of(CHUNK_BYTES) {
-            return Err(Unreadable::Missing);
+        let file = File::open(self.path(id)).map_err(|_| Unreadable::Missing)?;
+        let expected = outboard::tree(id.len).outboard_size();
+        if let Ok(tree) = fs::read(self.outboard_path(id))
+            && tree.len() as u64 == expected
+        {
+            return Ok((file, tree));
         }
-        let out = self.read_part(id, offset).ok_or(Unreadable::Missing)?;
-        if self.part_hash(id, offset / CHUNK_BYTES) == Some(*blake3::hash(&out).as_bytes()) {
-            return Ok(out);
-        }
-        // The part or its record differs: only the whole blob can say which.
-        let path = self.path(id);
-        let whole = File::open(&path)
-            .and_then(|mut f| part_hashes(&mut f))
-            .ok()
-            .filter(|_| self.verify_whole(id));
-        match whole {
-            Some(hashes) => {
-                let _ = self.write_parts(id, &hashes);
-                Ok(out)
+        let rebuilt = outboard::compute(std::io::BufReader::new(&file), id.len);
+        match rebuilt {
+            Ok((root, tree)) if root == id.hash => {
+                let _ = self.write_outboard(id, &tree);
+                Ok((file, tree))
             }
-            None => {
+            _ => {
                 self.quarantine(id);
                 Err(Unreadable::Damaged)
             }
         }
     }
 
-    fn read_part(&self, id: &BlobRef, offset: u64) -> Option<Vec<u8>> {
-        let mut f = File::open(self.path(id)).ok()?;
-        f.seek(SeekFrom::Start(offset)).ok()?;
-        let want = CHUNK_BYTES.min(id.len - offset);
-        let mut out = Vec::with_capacity(want as usize);
-        f.take(want).read_to_end(&mut out).ok()?;
-        (out.len() as u64 == want).then_some(out)
-    }
-
-    fn verify_whole(&self, id: &BlobRef) -> bool {
-        let mut hasher = blake3::Hasher::new();
-        File::open(self.path(id))
-            .and_then(|mut f| hasher.update_reader(&mut f).map(|_| ()))
-            .is_ok()
-            && hasher.finalize().as_bytes() == &id.hash
+    /// Moves a fetched blob, whole and checked (`crate::dataplane::fetch`), from its partial file
+    /// into place with its outboard.
+    pub fn adopt(&self, id: &BlobRef, tree: &[u8]) -> Result<(), BlobStoreError> {
+        self.write_outboard(id, tree)?;
+        let path = self.path(id);
+        fs::rename(self.partial_path(id), &path).map_err(Self::io(&path))
     }
 
     /// The damaged copies moved to quarantine: (blob hash in hex, when, seconds since the epoch).
@@ -250,14 +225,17 @@ impl BlobStore {
 
     /// Moves a damaged blob out of the way (kept for inspection, never served), so that it
     /// counts as missing and is fetched again.
-    fn quarantine(&self, id: &BlobRef) {
+    pub fn quarantine(&self, id: &BlobRef) {
+        if !self.path(id).exists() {
+            return;
+        }
         let dir = self.quarantine_dir();
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let target = dir.join(format!("{}-{stamp}", id.hex()));
         let moved = fs::create_dir_all(&dir).and_then(|()| fs::rename(self.path(id), &target));
-        let _ = fs::remove_file(self.parts_path(id));
+        let _ = fs::remove_file(self.outboard_path(id));
         match moved {
             Ok(()) => tracing::warn!(
                 blob = %id,
@@ -270,59 +248,6 @@ impl BlobStore {
                 "a stored output was damaged on disk and could not be moved to quarantine"
             ),
         }
-    }
-
-    /// How many bytes of a blob being fetched are already here.
-    pub fn partial_len(&self, id: &BlobRef) -> u64 {
-        fs::metadata(self.partial(id)).map_or(0, |m| m.len())
-    }
-
-    /// Appends a fetched chunk at `offset` (which must be where the partial file ends). When the
-    /// blob is complete, checks it and moves it into place; returns whether it is now held.
-    pub fn append(&self, id: &BlobRef, offset: u64, bytes: &[u8]) -> Result<bool, BlobStoreError> {
-        if id.len > MAX_BLOB_BYTES {
-            return Err(BlobStoreError::TooLarge(*id));
-        }
-        let partial = self.partial(id);
-        let dir = self.dir.join("partial");
-        fs::create_dir_all(&dir).map_err(Self::io(&dir))?;
-        let have = self.partial_len(id);
-        if offset != have {
-            let _ = fs::remove_file(&partial);
-            return Err(BlobStoreError::OutOfStep(*id));
-        }
-        if have + bytes.len() as u64 > id.len {
-            // Longer than the blob: not what the hash names.
-            let _ = fs::remove_file(&partial);
-            return Err(BlobStoreError::Mismatch(*id));
-        }
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&partial)
-            .map_err(Self::io(&partial))?;
-        f.write_all(bytes).map_err(Self::io(&partial))?;
-        if have + (bytes.len() as u64) < id.len {
-            return Ok(false);
-        }
-        f.sync_all().map_err(Self::io(&partial))?;
-        drop(f);
-        let mut hasher = blake3::Hasher::new();
-        let mut file = File::open(&partial).map_err(Self::io(&partial))?;
-        hasher
-            .update_reader(&mut file)
-            .map_err(Self::io(&partial))?;
-        if hasher.finalize().as_bytes() != &id.hash {
-            let _ = fs::remove_file(&partial);
-            return Err(BlobStoreError::Mismatch(*id));
-        }
-        let hashes = File::open(&partial)
-            .and_then(|mut f| part_hashes(&mut f))
-            .map_err(Self::io(&partial))?;
-        self.write_parts(id, &hashes)?;
-        let path = self.path(id);
-        fs::rename(&partial, &path).map_err(Self::io(&path))?;
-        Ok(true)
     }
 }
 
@@ -355,7 +280,7 @@ impl BlobStore {
                     && old(&e.path(), grace)
                     && fs::remove_file(e.path()).is_ok()
                 {
-                    let _ = fs::remove_file(self.dir.join("parts").join(&name));
+                    let _ = fs::remove_file(self.dir.join("outboard").join(&name));
                     deleted += 1;
                 }
             }
@@ -368,6 +293,8 @@ impl BlobStore {
                 }
             }
         }
+        // Records of the transfer the data plane replaced.
+        let _ = fs::remove_dir_all(self.dir.join("parts"));
         deleted
     }
 }
@@ -379,22 +306,6 @@ pub enum Unreadable {
     Missing,
     /// It was held, its bytes no longer match its hash, and it has been quarantined.
     Damaged,
-}
-
-/// The BLAKE3 of each [`CHUNK_BYTES`] part of what `r` reads.
-fn part_hashes<R: std::io::Read>(r: &mut R) -> std::io::Result<Vec<[u8; 32]>> {
-    let mut out = Vec::new();
-    loop {
-        let mut hasher = blake3::Hasher::new();
-        let n = std::io::copy(&mut r.by_ref().take(CHUNK_BYTES), &mut hasher)?;
-        if n == 0 {
-            return Ok(out);
-        }
-        out.push(*hasher.finalize().as_bytes());
-        if n < CHUNK_BYTES {
-            return Ok(out);
-        }
-    }
 }
 
 impl BlobSource for BlobStore {
@@ -422,28 +333,6 @@ mod tests {
     }
 
     #[test]
-    fn stores_serves_and_fetches_in_chunks() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let here = BlobStore::new(dir.path().join("a"));
-        let there = BlobStore::new(dir.path().join("b"));
-        let b = blob(CHUNK_BYTES as usize * 2 + 17);
-        here.put_all(std::slice::from_ref(&b)).expect("put");
-        assert!(here.has(&b.id) && !there.has(&b.id));
-        let mut offset = 0;
-        loop {
-            let chunk = here.chunk(&b.id, offset).expect("chunk");
-            let done = there.append(&b.id, offset, &chunk).expect("append");
-            offset += chunk.len() as u64;
-            if done {
-                break;
-            }
-        }
-        assert_eq!(offset, b.id.len);
-        assert_eq!(there.get(&b.id), Some(b.bytes.clone()));
-        assert_eq!(here.chunk(&b.id, b.id.len), Err(Unreadable::Missing));
-    }
-
-    #[test]
     fn each_project_has_its_own_blobs() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = BlobStore::new(dir.path());
@@ -460,10 +349,10 @@ mod tests {
             !root.for_project(q).has(&b.id),
             "not reachable through another project"
         );
-        assert_eq!(
-            root.for_project(q).chunk(&b.id, 0),
+        assert!(matches!(
+            root.for_project(q).open_for_serving(&b.id),
             Err(Unreadable::Missing)
-        );
+        ));
         let listed: Vec<_> = root.projects().into_iter().map(|(id, _)| id).collect();
         assert_eq!(listed, vec![p]);
     }
@@ -496,16 +385,6 @@ mod tests {
         let b = blob(1000);
         let mut wrong = b.bytes.clone();
         wrong[10] ^= 1;
-        assert!(matches!(
-            store.append(&b.id, 0, &wrong),
-            Err(BlobStoreError::Mismatch(_))
-        ));
-        assert!(!store.has(&b.id), "a mismatch is not kept");
-        assert_eq!(store.partial_len(&b.id), 0);
-        assert!(matches!(
-            store.append(&b.id, 5, &b.bytes[5..]),
-            Err(BlobStoreError::OutOfStep(_))
-        ));
         assert!(
             store
                 .put_all(&[Blob {
@@ -524,45 +403,43 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_part_is_never_served_and_the_blob_is_quarantined() {
+    fn serves_with_an_outboard_and_rebuilds_a_lost_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = BlobStore::new(dir.path());
-        let b = blob(CHUNK_BYTES as usize * 2 + 100);
+        let b = blob(100_000);
         store.put_all(std::slice::from_ref(&b)).expect("put");
-        // Damage the second part on disk; the length stays the same.
+        let (_, tree) = store.open_for_serving(&b.id).expect("served");
+        let expected =
+            crate::dataplane::outboard::compute(b.bytes.as_slice(), b.id.len).expect("outboard");
+        assert_eq!((b.id.hash, tree.clone()), expected);
+        fs::remove_file(dir.path().join("outboard").join(b.id.hex())).expect("lose it");
+        assert_eq!(store.open_for_serving(&b.id).expect("rebuilt").1, tree);
+        assert!(dir.path().join("outboard").join(b.id.hex()).exists());
+        // A blob whose outboard is lost and whose bytes are damaged is quarantined.
+        fs::remove_file(dir.path().join("outboard").join(b.id.hex())).expect("lose it");
         let mut damaged = b.bytes.clone();
-        damaged[CHUNK_BYTES as usize + 5] ^= 0x01;
+        damaged[5] ^= 1;
         fs::write(dir.path().join(b.id.hex()), &damaged).expect("damage");
-        assert!(store.has(&b.id), "by length alone it still looks held");
-        assert_eq!(
-            store.chunk(&b.id, 0).expect("the first part is intact"),
-            b.bytes[..CHUNK_BYTES as usize]
-        );
-        assert_eq!(
-            store.chunk(&b.id, CHUNK_BYTES),
-            Err(Unreadable::Damaged),
-            "the damaged part is refused"
-        );
-        assert!(
-            !store.has(&b.id),
-            "and the blob quarantined, so it is fetched again"
-        );
-        assert_eq!(store.chunk(&b.id, 0), Err(Unreadable::Missing));
+        assert!(matches!(
+            store.open_for_serving(&b.id),
+            Err(Unreadable::Damaged)
+        ));
+        assert!(!store.has(&b.id));
     }
 
     #[test]
-    fn a_damaged_record_of_parts_is_rewritten_not_taken_for_damage() {
+    fn a_fetched_blob_is_adopted_from_its_partial_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = BlobStore::new(dir.path());
-        let b = blob(CHUNK_BYTES as usize + 10);
-        store.put_all(std::slice::from_ref(&b)).expect("put");
-        fs::write(dir.path().join("parts").join(b.id.hex()), [0u8; 64]).expect("damage");
-        assert_eq!(
-            store.chunk(&b.id, CHUNK_BYTES).expect("served"),
-            b.bytes[CHUNK_BYTES as usize..]
-        );
-        assert!(store.has(&b.id));
-        fs::remove_file(dir.path().join("parts").join(b.id.hex())).expect("rm");
-        assert!(store.chunk(&b.id, 0).is_ok(), "a missing record is rebuilt");
+        let b = blob(40_000);
+        let partial = store.partial_path(&b.id);
+        fs::create_dir_all(partial.parent().expect("dir")).expect("mkdir");
+        fs::write(&partial, &b.bytes).expect("write");
+        let (_, tree) =
+            crate::dataplane::outboard::compute(b.bytes.as_slice(), b.id.len).expect("outboard");
+        store.adopt(&b.id, &tree).expect("adopt");
+        assert_eq!(store.get(&b.id), Some(b.bytes.clone()));
+        assert!(!partial.exists());
+        assert_eq!(store.open_for_serving(&b.id).expect("served").1, tree);
     }
 }

@@ -93,6 +93,12 @@ pub enum CatalogError {
         #[source]
         source: confined::ConfinedError,
     },
+    /// The collection's policy names the nodes that may fetch its files: they do, over the data
+    /// plane; nobody gets them over HTTP.
+    #[error(
+        "{0} belongs to a collection restricted to the nodes its policy names (`orrery dataset policy`); they fetch it with `orrery dataset fetch`, it is not served over HTTP"
+    )]
+    Restricted(String),
 }
 
 /// A collection, with its product count and size.
@@ -353,7 +359,8 @@ impl Catalog {
     }
 
     /// The file of a product, if the catalog holds it, opened for reading without following
-    /// links and without leaving its collection's root (see [`confined`]).
+    /// links and without leaving its collection's root (see [`confined`]), for HTTP: refused
+    /// for a collection restricted to named nodes ([`CatalogError::Restricted`]).
     pub fn product_file(
         &self,
         collection: &str,
@@ -362,7 +369,7 @@ impl Catalog {
         let row = self
             .conn
             .query_row(
-                "SELECT c.root, p.size, p.blake3, p.format FROM products p
+                "SELECT c.root, p.size, p.blake3, p.format, c.holders IS NOT NULL FROM products p
                  JOIN collections c ON c.id = p.collection
                  WHERE p.collection = ?1 AND p.path = ?2",
                 params![collection, path],
@@ -372,13 +379,17 @@ impl Catalog {
                         r.get::<_, i64>(1)?,
                         r.get::<_, Vec<u8>>(2)?,
                         r.get::<_, String>(3)?,
+                        r.get::<_, bool>(4)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((root, size, hash, format)) = row else {
+        let Some((root, size, hash, format, restricted)) = row else {
             return Ok(None);
         };
+        if restricted {
+            return Err(CatalogError::Restricted(format!("{collection}/{path}")));
+        }
         let Ok(blake3) = <[u8; 32]>::try_from(hash) else {
             return Ok(None);
         };

@@ -60,6 +60,8 @@ pub struct Config {
     pub compute: Vec<ComputeOffer>,
     /// Sandboxed labs on this node.
     pub labs: LabsSection,
+    /// The data plane (iroh): where it listens.
+    pub data: crate::dataplane::DataSection,
 }
 
 /// Where the metrics listener binds unless told otherwise: loopback, beside the HTTP face's

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod citation;
 pub mod cli;
 pub mod config;
+pub mod dataplane;
 pub mod federation_view;
 pub mod home;
 pub mod labs;

@@ -17,6 +17,7 @@ mod auth_cache;
 mod authors;
 mod blobs;
 mod commands;
+mod dataplane;
 mod events;
 mod federation_events;
 mod handle;
@@ -139,6 +140,11 @@ enum Command {
         project: ProjectId,
         blob: orrery_crdt::BlobRef,
     },
+    DataRequest {
+        peer: NodeId,
+        hash: [u8; 32],
+        reply: oneshot::Sender<dataplane::Grant>,
+    },
 }
 
 /// A handle to a running node.
@@ -216,10 +222,8 @@ struct NodeActor {
     held_blobs: HashMap<ProjectId, std::collections::BTreeSet<orrery_crdt::BlobRef>>,
     /// What keeps projects from replicating, as last recorded (see `replication`).
     problems: HashMap<(ProjectId, NodeId, crate::store::Direction), String>,
-    /// Fetches running at once (each holds one 4 MiB part in memory at a time).
-    fetch_permits: Arc<tokio::sync::Semaphore>,
-    /// Parts of stored outputs being read for other nodes at once; more are answered `Busy`.
-    serve_permits: Arc<tokio::sync::Semaphore>,
+    /// The data plane: stored outputs and dataset files between nodes.
+    data: dataplane::DataPlane,
     polls: u64,
     /// When the advert (and with it the authors' hosting consents) was last renewed.
     advert_renewed: std::time::Instant,

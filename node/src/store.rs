@@ -10,6 +10,7 @@
 
 mod accounts;
 mod bans;
+mod data_addrs;
 mod replication;
 
 use std::collections::HashSet;
@@ -43,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006.sql"),
     include_str!("../migrations/0007.sql"),
     include_str!("../migrations/0008.sql"),
+    include_str!("../migrations/0009.sql"),
 ];
 
 /// Why the store failed.

@@ -42,29 +42,6 @@ pub struct SyncFrame {
     pub seals: Vec<Signed<ChangeSeal, Unverified>>,
 }
 
-/// A request for part of a stored output (a large cell output kept outside a project's
-/// document), named by its BLAKE3 hash and length and asked for in the name of a project that
-/// refers to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobRequest {
-    /// The project whose document refers to the blob.
-    pub project: ProjectId,
-    /// BLAKE3 of the blob.
-    pub hash: [u8; 32],
-    /// Its length in bytes.
-    pub len: u64,
-    /// Where the wanted part starts.
-    pub offset: u64,
-}
-
-/// Part of a stored output, from the requested offset (at most 4 MiB).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BlobChunk {
-    /// The bytes.
-    #[serde(with = "bytes")]
-    pub bytes: Vec<u8>,
-}
-
 /// Why a request was refused, in words the other operator can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Refusal {
@@ -101,8 +78,9 @@ pub enum Request {
     Search(orrery_catalog::Query),
     /// Where an author is in a project you hold (never stored).
     Presence(Signed<crate::presence::Presence, Unverified>),
-    /// Part of a stored output of a project you hold.
-    Blob(BlobRequest),
+    /// Where your data plane (the iroh endpoint that carries stored outputs and dataset files)
+    /// can be dialled.
+    DataPlane,
 }
 
 /// The answer to a [`Request`].
@@ -119,8 +97,8 @@ pub enum Response {
     Search(orrery_catalog::SearchResults),
     /// Taken note of (answer to `Presence`).
     Noted,
-    /// Part of a stored output (answer to `Blob`).
-    Blob(BlobChunk),
+    /// The responder's data-plane addresses (answer to `DataPlane`; at most 16 are used).
+    DataPlane(Vec<std::net::SocketAddr>),
     /// The request was refused.
     Refused(Refusal),
 }

@@ -273,7 +273,7 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
         fed,
         cancel,
         id: mallory,
-        ..
+        key,
     } = hostile_member(&nodes[0]).await;
     // A member that hosts none of a shared project's members cannot pull it by its id.
     let secret = nodes[0]
@@ -323,32 +323,45 @@ async fn a_malicious_member_changes_nothing_and_is_banned() {
         .await
         .expect("read")
         .expect("the plot is a stored output");
-    let want = orrery_protocol::wire::BlobRequest {
-        project: secret,
-        hash: blob.hash,
-        len: blob.len,
-        offset: 0,
+    // Asked over the data plane, with her node's own key, her node gets nothing of it: the
+    // output belongs to no project she may hold (the public project `p` does not refer to it).
+    let Response::DataPlane(addrs) = fed
+        .request(nodes[0].id, Request::DataPlane)
+        .await
+        .expect("answered")
+    else {
+        panic!("no data-plane addresses")
     };
-    let answer = fed
-        .request(nodes[0].id, Request::Blob(want))
-        .await
-        .expect("answered");
+    let endpoint =
+        orrery_node::dataplane::endpoint::bind(&key, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("endpoint");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let partial = dir.path().join("stolen");
+    let mut quiet = |_| {};
+    let stolen = orrery_node::dataplane::fetch::fetch(
+        &endpoint,
+        nodes[0].id,
+        &addrs,
+        blob.hash,
+        blob.len,
+        &partial,
+        &mut quiet,
+    )
+    .await;
     assert!(
-        matches!(answer, Response::Refused(Refusal::Missing)),
-        "a restricted project's output leaked: {answer:?}"
+        matches!(
+            stolen,
+            Err(orrery_node::dataplane::fetch::FetchError::NotSent { .. })
+        ),
+        "a restricted project's output leaked: {stolen:?}"
     );
-    // Named under a project she may hold, which does not refer to it: refused too.
-    let answer = fed
-        .request(
-            nodes[0].id,
-            Request::Blob(orrery_protocol::wire::BlobRequest { project: p, ..want }),
-        )
-        .await
-        .expect("answered");
-    assert!(
-        matches!(answer, Response::Refused(Refusal::Missing)),
-        "an output leaked through another project: {answer:?}"
+    assert_eq!(
+        std::fs::metadata(&partial).map_or(0, |m| m.len()),
+        0,
+        "not a byte of it"
     );
+    endpoint.close().await;
 
     // Mallory's author is a viewer of the project.
     let mallory_author = SecretKey::generate().expect("random");

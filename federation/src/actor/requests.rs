@@ -135,7 +135,7 @@ impl Actor {
             | Response::Adverts(_)
             | Response::Search(_)
             | Response::Noted
-            | Response::Blob(_) => {
+            | Response::DataPlane(_) => {
                 return Err(FederationError::Join("unexpected answer".into()));
             }
         };
@@ -241,7 +241,7 @@ impl Actor {
             request @ (Request::Sync(_)
             | Request::Search(_)
             | Request::Presence(_)
-            | Request::Blob(_)) => {
+            | Request::DataPlane) => {
                 let (reply, rx) = oneshot::channel();
                 self.emit(Event::Request {
                     from,

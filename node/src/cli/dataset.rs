@@ -9,6 +9,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use orrery_catalog::{Cone, Facet, Page, Query, Sort, TimeRange};
 
+mod fetch;
+
 use super::Ctx;
 use super::render::table;
 use crate::catalog::ingest::{IngestOptions, IngestReport, Progress};
@@ -39,6 +41,27 @@ pub enum DatasetCmd {
     Remove {
         /// The collection id.
         id: String,
+    },
+    /// Fetch a product found in a federated search to this node over the data plane: resumed
+    /// after an interruption, verified against the holder's catalogued BLAKE3, and recorded.
+    Fetch(fetch::FetchArgs),
+    /// The products fetched to this node from other nodes.
+    Fetched {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which member nodes may fetch a collection's files over the data plane (every member
+    /// unless restricted). Without --only or --open, shows the policy.
+    Policy {
+        /// The collection id.
+        id: String,
+        /// Only these nodes (ids, comma-separated) may fetch its files.
+        #[arg(long, value_delimiter = ',', conflicts_with = "open")]
+        only: Vec<orrery_protocol::NodeId>,
+        /// Every member may fetch its files.
+        #[arg(long)]
+        open: bool,
     },
 }
 
@@ -267,6 +290,9 @@ impl Progress for Bar {
 pub(super) fn run(ctx: &mut Ctx, cmd: DatasetCmd, out: &mut dyn Write) -> Result<()> {
     let mut catalog = Catalog::open(&ctx.home.database())?;
     match cmd {
+        DatasetCmd::Fetch(args) => fetch::run(ctx, args, out),
+        DatasetCmd::Fetched { json } => fetch::list(&catalog, json, out),
+        DatasetCmd::Policy { id, only, open } => fetch::policy(&catalog, &id, &only, open, out),
         DatasetCmd::Add(args) => add(ctx, &mut catalog, *args, out),
         DatasetCmd::List { json } => {
             let list = catalog.collections()?;

@@ -21,6 +21,7 @@ impl NodeActor {
                 _ = poll.tick() => self.on_poll().await,
             }
         }
+        self.data.shutdown().await;
         info!(node = %self.me.short(), "node stopped");
     }
 
@@ -156,6 +157,9 @@ impl NodeActor {
                 }
             }
             Command::BlobDamaged { project, blob } => self.blob_damaged(project, blob),
+            Command::DataRequest { peer, hash, reply } => {
+                let _ = reply.send(self.grant(peer, hash));
+            }
             Command::WhoIsIn { project, reply } => {
                 let _ = reply.send(Ok(self.presence.in_project(&project, now_ms())));
             }

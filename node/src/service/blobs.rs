@@ -1,40 +1,22 @@
-//! Stored outputs between nodes: serving parts of the blobs a project refers to, to nodes that
-//! may hold the project, and fetching the ones missing here after the project changed.
+//! Stored outputs between nodes: fetching the ones a project refers to that are missing here,
+//! over the data plane (`crate::dataplane`), from the nodes that hold the project; and
+//! fetching again the ones found damaged. Serving them is the data plane's gate
+//! (`super::dataplane`).
 
 use std::collections::BTreeSet;
 
 use orrery_crdt::BlobRef;
-use orrery_protocol::wire::BlobRequest;
 
 use super::*;
-use crate::blobs::{BlobStore, CHUNK_BYTES, MAX_BLOB_BYTES, Unreadable};
+use crate::blobs::{BlobStore, MAX_BLOB_BYTES};
+use crate::dataplane::fetch::{FetchError, fetch};
 
 impl NodeActor {
-    /// What to read for a peer's request for part of a blob, or `None` if it may not have it:
-    /// the project is held here, the peer may hold it, and its document refers to the blob.
-    pub(super) fn serve_blob(
-        &self,
-        peer: NodeId,
-        want: BlobRequest,
-    ) -> Option<impl FnOnce() -> Result<Vec<u8>, Unreadable> + Send + 'static> {
-        let project = self.projects.get(&want.project)?;
-        if !self.may_hold(peer, project) {
-            return None;
-        }
-        let id = BlobRef {
-            hash: want.hash,
-            len: want.len,
-        };
-        if !project.blob_refs().contains(&id) {
-            return None;
-        }
-        let store = self.blobs.for_project(want.project);
-        Some(move || store.chunk(&id, want.offset))
-    }
-
     /// A blob of `project` was found damaged on disk and quarantined: it is no longer held, so
     /// it is fetched again from the other nodes that hold the project.
     pub(super) fn blob_damaged(&mut self, project: ProjectId, blob: BlobRef) {
+        // Found while serving: the file may still be in place.
+        self.blobs.for_project(project).quarantine(&blob);
         if let Some(held) = self.held_blobs.get_mut(&project) {
             held.remove(&blob);
         }
@@ -84,16 +66,25 @@ impl NodeActor {
                 continue;
             }
             self.fetching.insert(blob);
-            let (fed, store, tx, peers, permits) = (
+            let (fed, endpoint, store, tx, peers, permits, events) = (
                 self.fed.clone(),
+                self.data.endpoint.clone(),
                 store.clone(),
                 self.tx.clone(),
                 peers.clone(),
-                self.fetch_permits.clone(),
+                self.data.fetch_permits.clone(),
+                self.events.clone(),
             );
             tokio::spawn(async move {
                 let held = match permits.acquire().await {
-                    Ok(_permit) => fetch(&fed, &store, project, blob, &peers).await,
+                    Ok(_permit) => {
+                        let from = Holders {
+                            fed: &fed,
+                            endpoint: &endpoint,
+                            events: &events,
+                        };
+                        from.fetch(&store, project, blob, &peers).await
+                    }
                     Err(_) => false,
                 };
                 let _ = tx
@@ -108,63 +99,75 @@ impl NodeActor {
     }
 }
 
-/// Fetches one blob chunk by chunk, from each peer in turn until one has all of it.
-async fn fetch(
-    fed: &FederationHandle,
-    store: &BlobStore,
-    project: ProjectId,
-    blob: BlobRef,
-    peers: &[NodeId],
-) -> bool {
-    for &peer in peers {
-        loop {
-            let offset = {
-                let store = store.clone();
-                tokio::task::spawn_blocking(move || store.partial_len(&blob))
-                    .await
-                    .unwrap_or(0)
+/// What a fetch of stored outputs reaches other nodes through.
+struct Holders<'a> {
+    fed: &'a FederationHandle,
+    endpoint: &'a iroh::Endpoint,
+    events: &'a broadcast::Sender<NodeEvent>,
+}
+
+impl Holders<'_> {
+    /// Fetches one blob from each peer in turn until one has all of it; what one peer sent
+    /// verified is kept, and the next resumes from there. A peer that sends bytes that do not
+    /// match the hash is penalised.
+    async fn fetch(
+        &self,
+        store: &BlobStore,
+        project: ProjectId,
+        blob: BlobRef,
+        peers: &[NodeId],
+    ) -> bool {
+        let partial = store.partial_path(&blob);
+        for &peer in peers {
+            let Some(addrs) = super::dataplane::addrs_of(self.fed, peer).await else {
+                continue;
             };
-            let want = BlobRequest {
-                project,
-                hash: blob.hash,
-                len: blob.len,
-                offset,
-            };
-            let bytes = match fed.request(peer, Request::Blob(want)).await {
-                Ok(Response::Blob(chunk)) => chunk.bytes,
-                other => {
-                    debug!(peer = %peer.short(), blob = %blob, answer = ?other.map(|_| ()), "stored output not fetched from this peer");
-                    break;
+            let mut quiet = |_| {};
+            let fetched = fetch(
+                self.endpoint,
+                peer,
+                &addrs,
+                blob.hash,
+                blob.len,
+                &partial,
+                &mut quiet,
+            )
+            .await;
+            match fetched {
+                Ok(done) => {
+                    let store = store.clone();
+                    let adopted =
+                        tokio::task::spawn_blocking(move || store.adopt(&blob, &done.outboard))
+                            .await;
+                    return match adopted {
+                        Ok(Ok(())) => {
+                            debug!(peer = %peer.short(), blob = %blob, resumed_from = done.resumed_from, "stored output fetched");
+                            true
+                        }
+                        Ok(Err(e)) => {
+                            warn!(blob = %blob, error = %e, "a fetched stored output could not be put in place; check the disk under the data directory");
+                            false
+                        }
+                        Err(_) => false,
+                    };
                 }
-            };
-            // A peer sends exactly the chunk asked for: anything else is not worth keeping.
-            let remaining = blob.len.saturating_sub(offset);
-            if bytes.is_empty() || bytes.len() as u64 > CHUNK_BYTES.min(remaining) {
-                break;
-            }
-            let store = store.clone();
-            let appended =
-                tokio::task::spawn_blocking(move || store.append(&blob, offset, &bytes)).await;
-            match appended {
-                Ok(Ok(true)) => {
-                    debug!(peer = %peer.short(), blob = %blob, "stored output fetched");
-                    return true;
+                Err(e) if e.is_offence() => {
+                    warn!(peer = %peer.short(), project = %project.short(), blob = %blob, error = %e, "a peer sent bytes that do not match a stored output's hash: penalised, asking another holder");
+                    let reason = orrery_federation::Offence::BadOutput {
+                        detail: e.to_string(),
+                    };
+                    let _ = self.fed.penalise(peer, reason).await;
+                    let _ = self.events.send(NodeEvent::BadBytes { peer });
                 }
-                Ok(Ok(false)) => continue,
-                Ok(Err(e)) => {
-                    warn!(peer = %peer.short(), error = %e, "stored output refused");
-                    if matches!(e, crate::blobs::BlobStoreError::Mismatch(_)) {
-                        // Bytes that are not what the hash names: the peer served them.
-                        let reason = orrery_federation::Offence::BadOutput {
-                            detail: e.to_string(),
-                        };
-                        let _ = fed.penalise(peer, reason).await;
-                    }
-                    break;
+                Err(e @ FetchError::Io { .. }) => {
+                    warn!(blob = %blob, error = %e, "a stored output could not be written; check the disk under the data directory");
+                    return false;
                 }
-                Err(_) => return false,
+                Err(e) => {
+                    debug!(peer = %peer.short(), blob = %blob, error = %e, "stored output not fetched from this peer");
+                }
             }
         }
+        false
     }
-    false
 }

@@ -125,6 +125,12 @@ pub enum NodeEvent {
         /// The blob.
         blob: orrery_crdt::BlobRef,
     },
+    /// A peer sent bytes over the data plane that do not match the hash they were asked for
+    /// by; it was penalised and another holder asked.
+    BadBytes {
+        /// The peer.
+        peer: NodeId,
+    },
     /// Someone's presence in a project changed (never stored).
     Presence {
         /// The project.

@@ -1,5 +1,5 @@
 //! What the federation actor reports: members, adverts, requests from peers (sync frames,
-//! searches, stored outputs), bans and this node's removal.
+//! searches, data-plane addresses), bans and this node's removal.
 
 use super::*;
 
@@ -18,6 +18,7 @@ impl NodeActor {
             }
             FedEvent::Connected(node) => {
                 self.connected.insert(node);
+                self.learn_data_addrs(node);
                 let _ = self.store.run(move |s| s.set_peer(node, true)).await;
                 self.emit(NodeEvent::Connected(node));
                 let ids: Vec<ProjectId> = self.projects.keys().copied().collect();
@@ -112,43 +113,7 @@ impl NodeActor {
                         }
                     }
                     Request::Presence(signed) => self.receive_presence(from, signed),
-                    Request::Blob(want) => {
-                        // The permit first: checking a request walks the project's outputs.
-                        let Ok(permit) = self.serve_permits.clone().try_acquire_owned() else {
-                            let _ = reply.send(Response::Refused(Refusal::Busy));
-                            return;
-                        };
-                        let (project, blob) = (
-                            want.project,
-                            orrery_crdt::BlobRef {
-                                hash: want.hash,
-                                len: want.len,
-                            },
-                        );
-                        let Some(read) = self.serve_blob(from, want) else {
-                            let _ = reply.send(Response::Refused(Refusal::Missing));
-                            return;
-                        };
-                        let tx = self.tx.clone();
-                        tokio::spawn(async move {
-                            let _permit = permit;
-                            let chunk = tokio::task::spawn_blocking(read)
-                                .await
-                                .unwrap_or(Err(crate::blobs::Unreadable::Missing));
-                            if chunk == Err(crate::blobs::Unreadable::Damaged) {
-                                let _ = tx.send(Command::BlobDamaged { project, blob }).await;
-                            }
-                            // A damaged blob is refused like a missing one: the peer asks
-                            // another holder, and this node fetches a good copy.
-                            let _ = reply.send(match chunk {
-                                Ok(bytes) => {
-                                    Response::Blob(orrery_protocol::wire::BlobChunk { bytes })
-                                }
-                                Err(_) => Response::Refused(Refusal::Missing),
-                            });
-                        });
-                        return;
-                    }
+                    Request::DataPlane => Response::DataPlane(self.data.addrs()),
                     Request::Search(query) => {
                         if query.validate().is_err() {
                             Response::Refused(Refusal::Malformed)

@@ -52,6 +52,7 @@ impl NodeActor {
             return;
         }
         self.data_version = v;
+        self.charge_data_offences().await;
         // The catalog's summaries cost a scan of its products: only when the catalog changed.
         if let Ok(generation) = self.readers.run(|c| c.generation()).await
             && generation != self.catalog_generation

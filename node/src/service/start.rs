@@ -75,6 +75,16 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         cancel.child_token(),
     )?;
     let (tx, rx) = mpsc::channel(256);
+    let data = dataplane::DataPlane::start(
+        &key,
+        config.data.listen_addr(&config.network.listen),
+        dataplane::NodeGate {
+            tx: tx.clone(),
+            blobs: crate::blobs::BlobStore::new(home.blobs()),
+            products: crate::dataplane::products::Products::new(&home),
+        },
+    )
+    .await?;
     let (events, _) = broadcast::channel(4096);
     let mut sessions = HashMap::new();
     let mut profiles = HashMap::new();
@@ -121,8 +131,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         fetching: HashSet::new(),
         held_blobs: HashMap::new(),
         problems: HashMap::new(),
-        fetch_permits: Arc::new(tokio::sync::Semaphore::new(4)),
-        serve_permits: Arc::new(tokio::sync::Semaphore::new(8)),
+        data,
         polls: 0,
         advert_renewed: std::time::Instant::now(),
         metrics: metrics.clone(),

@@ -229,7 +229,8 @@ pub struct LabsSection {
     pub bwrap: std::path::PathBuf,
     /// The unprivileged uid (and gid) labs run as; by default `nobody` (65534).
     pub uid: u32,
-    /// The Python that builds lab environments: a name looked up on PATH, or a path.
+    /// The Python that builds lab environments. It must live under `/usr`, the only part of the
+    /// host a lab sees (Debian's `python3` with `python3-venv`).
     pub python: std::path::PathBuf,
     /// Memory per lab, in MiB.
     pub memory_mib: u64,
@@ -246,7 +247,7 @@ impl Default for LabsSection {
         Self {
             bwrap: "bwrap".into(),
             uid: 65534,
-            python: "python3".into(),
+            python: "/usr/bin/python3".into(),
             memory_mib: 2048,
             pids: 512,
             millicores: 1000,

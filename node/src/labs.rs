@@ -12,11 +12,17 @@
 //!   Landlock) and the refusal a lab gets when a layer is missing.
 //! - [`backend`]: the [`backend::ComputeBackend`] boundary that the local sandbox, and later a
 //!   remote placement or Kubernetes backend, implement.
+//! - [`env`]: lab environments, provisioned into virtual environments from pinned locks (the
+//!   default `jupyter` one from `node/labs/jupyter.lock`), named by the lock's hash.
+//! - [`jupyter`]: a lab's Jupyter Server on a Unix socket in its run directory, and asking it
+//!   over that socket whether it is up.
 //!
 //! Isolation is enforced by the operating system, never by path checks in this code.
 
 pub mod backend;
 pub mod cgroup;
 pub mod check;
+pub mod env;
+pub mod jupyter;
 pub mod sandbox;
 pub mod state;

@@ -200,3 +200,101 @@ fn a_lab_the_node_forgot_is_reaped_from_its_cgroup() {
     fresh.stop("lab-r").expect("stop");
     let _ = again.child.wait();
 }
+
+/// The `jupyter` environment, provisioned once per build directory (the first run downloads its
+/// pinned packages from PyPI; later runs reuse it).
+fn jupyter_env() -> orrery_node::labs::env::Provisioned {
+    use orrery_node::labs::env::{Environment, Progress, provision};
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-envs");
+    let mut last = Instant::now();
+    // Labs see /usr of the host and nothing else of it: the environment is built with its Python.
+    provision(
+        &dir,
+        &Environment::jupyter(),
+        Path::new("/usr/bin/python3"),
+        &mut |p| {
+            if let Progress::Installing(line) = &p
+                && last.elapsed() > Duration::from_secs(5)
+            {
+                eprintln!("provisioning the jupyter environment: {line}");
+                last = Instant::now();
+            }
+        },
+    )
+    .expect("the jupyter environment provisions")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jupyter_server_starts_in_the_sandbox_and_answers_only_on_its_socket() {
+    use orrery_node::labs::jupyter;
+    let Some(bench) = Bench::new("jupyter") else {
+        return;
+    };
+    let env = tokio::task::spawn_blocking(jupyter_env)
+        .await
+        .expect("provisioning");
+    let mut req = bench.request(
+        "lab-j",
+        Limits {
+            memory_bytes: 1 << 30,
+            pids: 256,
+            millicores: 1000,
+        },
+        "",
+    );
+    let token = "t0ken-of-the-lab";
+    let base_url = "/lab/lab-j/";
+    let (argv, vars) = jupyter::command(&env, base_url, token);
+    req.command = argv;
+    req.env = vars;
+    req.read_only = vec![env.root.clone()];
+    std::fs::write(req.workspace.join("notes.txt"), "kept").expect("a workspace file");
+    let started = Instant::now();
+    let mut launched = bench.backend.launch(&req).expect("launch");
+    let socket = jupyter::socket_in(&req.run_dir);
+    let ready = jupyter::ready(
+        &socket,
+        base_url,
+        token,
+        Duration::from_secs(60),
+        &mut || launched.child.try_wait().ok().flatten().is_none(),
+    )
+    .await;
+    assert!(
+        ready.is_ok(),
+        "{ready:?} (the lab exited: {:?})",
+        launched.child.try_wait()
+    );
+    eprintln!("Jupyter Server answered after {:?}", started.elapsed());
+
+    // Its contents are the workspace; the dataset is at /data, outside it.
+    let (status, body) = jupyter::get(&socket, &format!("{base_url}api/contents"), token)
+        .await
+        .expect("contents");
+    assert_eq!(status, 200);
+    let listing: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let names: Vec<&str> = listing["content"]
+        .as_array()
+        .expect("a directory")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(names, ["notes.txt"], "{listing}");
+    // Without the token it answers nothing useful.
+    let (status, _) = jupyter::get(&socket, &format!("{base_url}api/contents"), "wrong")
+        .await
+        .expect("an answer");
+    assert_eq!(status, 403);
+    // No TCP port: the lab has no network namespace shared with the node, and the socket is
+    // the lab user's alone.
+    let mode = std::fs::metadata(&socket).expect("socket").permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077,
+        0,
+        "the socket is open to others"
+    );
+
+    bench.backend.stop("lab-j").expect("stop");
+    assert_eq!(bench.backend.processes("lab-j").expect("processes"), 0);
+    let _ = launched.child.wait();
+}

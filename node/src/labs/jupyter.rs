@@ -1,0 +1,142 @@
+//! A lab's Jupyter Server: started inside the lab's sandbox, listening on a Unix socket in the
+//! lab's run directory (no TCP port per lab), with a token of its own, served under the lab's
+//! base URL, and asked over that socket whether it is up.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+
+use super::env::Provisioned;
+use super::sandbox::RUN_DIR;
+
+/// The server's socket inside the sandbox.
+pub const SOCKET: &str = "jupyter.sock";
+
+/// Why the server could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum JupyterError {
+    /// Nothing answered on the socket before the deadline.
+    #[error("Jupyter Server did not answer on its socket within {0:?}")]
+    Timeout(Duration),
+    /// The server answered, but not as expected.
+    #[error("Jupyter Server answered {status} to {path}")]
+    Status {
+        /// The path asked.
+        path: String,
+        /// The status.
+        status: u16,
+    },
+    /// The request failed.
+    #[error("talking to Jupyter Server: {0}")]
+    Http(String),
+}
+
+/// The program and arguments that run the server inside the sandbox, and its environment.
+pub fn command(
+    env: &Provisioned,
+    base_url: &str,
+    token: &str,
+) -> (Vec<OsString>, Vec<(String, String)>) {
+    let socket = format!("{RUN_DIR}/{SOCKET}");
+    let argv: Vec<OsString> = [
+        env.bin("jupyter-server").into_os_string(),
+        format!("--ServerApp.sock={socket}").into(),
+        "--ServerApp.sock_mode=0600".into(),
+        format!("--ServerApp.base_url={base_url}").into(),
+        format!("--IdentityProvider.token={token}").into(),
+        "--ServerApp.root_dir=/home/lab".into(),
+        // The node's proxy is the only client; it sends the lab's own Host.
+        "--ServerApp.allow_remote_access=True".into(),
+        "--ServerApp.open_browser=False".into(),
+        "--ServerApp.log_level=WARN".into(),
+    ]
+    .into_iter()
+    .collect();
+    let vars = vec![
+        // No password database inside: Python asks USER instead.
+        ("USER".to_string(), "lab".to_string()),
+        (
+            "JUPYTER_RUNTIME_DIR".to_string(),
+            format!("{RUN_DIR}/runtime"),
+        ),
+        (
+            "JUPYTER_CONFIG_DIR".to_string(),
+            format!("{RUN_DIR}/config"),
+        ),
+        ("IPYTHONDIR".to_string(), "/tmp/ipython".to_string()),
+        ("MPLCONFIGDIR".to_string(), "/tmp/matplotlib".to_string()),
+        (
+            "PATH".to_string(),
+            format!("{}:/usr/bin:/bin", env.root.join("bin").display()),
+        ),
+    ];
+    (argv, vars)
+}
+
+/// Sends `GET path` to the server on `socket` (a host path) with the lab's token.
+pub async fn get(socket: &Path, path: &str, token: &str) -> Result<(u16, Bytes), JupyterError> {
+    let http = |e: &dyn std::fmt::Display| JupyterError::Http(e.to_string());
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|e| http(&e))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| http(&e))?;
+    let driver = tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, "lab")
+        .header(hyper::header::AUTHORIZATION, format!("token {token}"))
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| http(&e))?;
+    let answer = sender.send_request(request).await.map_err(|e| http(&e));
+    let result = match answer {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body = r
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| http(&e))?
+                .to_bytes();
+            Ok((status, body))
+        }
+        Err(e) => Err(e),
+    };
+    driver.abort();
+    result
+}
+
+/// Waits until the server answers `api/status` on `socket`, or `deadline` passes, or `alive`
+/// says the lab's process ended.
+pub async fn ready(
+    socket: &Path,
+    base_url: &str,
+    token: &str,
+    deadline: Duration,
+    alive: &mut dyn FnMut() -> bool,
+) -> Result<(), JupyterError> {
+    let started = Instant::now();
+    let path = format!("{base_url}api/status");
+    loop {
+        if socket.exists() {
+            match get(socket, &path, token).await {
+                Ok((200, _)) => return Ok(()),
+                Ok((status, _)) => return Err(JupyterError::Status { path, status }),
+                Err(_) => {}
+            }
+        }
+        if !alive() || started.elapsed() > deadline {
+            return Err(JupyterError::Timeout(started.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The host path of a lab's server socket, given its run directory.
+pub fn socket_in(run_dir: &Path) -> PathBuf {
+    run_dir.join(SOCKET)
+}

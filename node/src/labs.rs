@@ -16,6 +16,8 @@
 //!   default `jupyter` one from `node/labs/jupyter.lock`), named by the lock's hash.
 //! - [`jupyter`]: a lab's Jupyter Server on a Unix socket in its run directory, and asking it
 //!   over that socket whether it is up.
+//! - [`manager`]: the labs of a node: start (quotas, environment, sandbox, server), watch,
+//!   stop, restart with the same workspace, logs; failures carry their reason.
 //!
 //! Isolation is enforced by the operating system, never by path checks in this code.
 
@@ -24,5 +26,6 @@ pub mod cgroup;
 pub mod check;
 pub mod env;
 pub mod jupyter;
+pub mod manager;
 pub mod sandbox;
 pub mod state;

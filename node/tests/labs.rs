@@ -71,6 +71,7 @@ impl Bench {
             tmp_bytes: 16 << 20,
             env: Vec::new(),
             command: ["sh", "-c", script].iter().map(OsString::from).collect(),
+            log: None,
         }
     }
 
@@ -297,4 +298,133 @@ async fn a_jupyter_server_starts_in_the_sandbox_and_answers_only_on_its_socket()
     bench.backend.stop("lab-j").expect("stop");
     assert_eq!(bench.backend.processes("lab-j").expect("processes"), 0);
     let _ = launched.child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lab_runs_fails_with_its_reason_restarts_with_its_workspace_and_stops() {
+    use orrery_node::labs::env::Environment;
+    use orrery_node::labs::jupyter;
+    use orrery_node::labs::manager::{LabError, LabManager, LabsConfig, Quotas};
+    use orrery_node::labs::state::LabState;
+    use std::sync::Arc;
+
+    let Some(bench) = Bench::new("manager") else {
+        return;
+    };
+    let envs = tokio::task::spawn_blocking(jupyter_env)
+        .await
+        .expect("provisioning")
+        .root
+        .parent()
+        .expect("the environments' directory")
+        .to_path_buf();
+    let data = bench.dir.path().join("gaia");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("source.csv"), "ra,dec\n83.6,22.0\n").expect("data");
+    let manager = Arc::new(LabManager::new(
+        Arc::new(bench.backend.clone()),
+        LabsConfig {
+            dir: bench.dir.path().join("labs"),
+            envs,
+            python: "/usr/bin/python3".into(),
+            limits: Limits {
+                memory_bytes: 1 << 30,
+                pids: 256,
+                millicores: 1000,
+            },
+            tmp_bytes: 64 << 20,
+            uid: NOBODY,
+            quotas: Quotas {
+                labs: 4,
+                labs_per_author: 1,
+            },
+            start_deadline: Duration::from_secs(60),
+        },
+        vec![Environment::jupyter()],
+    ));
+    let mut events = manager.subscribe();
+    let lab = manager
+        .create("ada", "jupyter", vec![("gaia".into(), data.clone())])
+        .await
+        .expect("made");
+    assert_eq!(lab.state, LabState::Running, "{lab:?}");
+    let mut seen: Vec<&'static str> = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if seen.last() != Some(&e.state.name()) {
+            seen.push(e.state.name());
+        }
+    }
+    assert_eq!(seen, ["placed", "provisioning", "starting", "running"]);
+
+    // Its server answers on its socket with its token, and only its owner finds it.
+    let (socket, token) = manager.upstream(&lab.id, "ada").expect("upstream");
+    let (status, _) = jupyter::get(&socket, &format!("{}api/status", lab.base_url), &token)
+        .await
+        .expect("status");
+    assert_eq!(status, 200);
+    assert!(matches!(
+        manager.get(&lab.id, Some("bob")),
+        Err(LabError::NoLab(_))
+    ));
+    assert!(manager.upstream(&lab.id, "bob").is_err());
+
+    // Quotas and unknown environments are refused with what to do.
+    let more = manager.create("ada", "jupyter", Vec::new()).await;
+    assert!(
+        matches!(&more, Err(LabError::Quota(why)) if why.contains("stop one first")),
+        "{more:?}"
+    );
+    let unknown = manager.create("bob", "rstudio", Vec::new()).await;
+    assert!(
+        matches!(&unknown, Err(LabError::NoEnvironment(e, offered)) if e == "rstudio" && offered == "jupyter"),
+        "{unknown:?}"
+    );
+
+    // Work in the workspace; then the server dies on its own: the lab failed, and says why.
+    let workspace = bench.dir.path().join("labs/workspaces").join(&lab.id);
+    std::fs::write(workspace.join("analysis.py"), "print(1)").expect("work");
+    bench.backend.stop(&lab.id).expect("killed from outside");
+    let failed = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match events.recv().await {
+                Ok(e) if e.lab == lab.id && e.state.name() == "failed" => break e.state,
+                Ok(_) => continue,
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the failure is reported");
+    let LabState::Failed { reason } = failed else {
+        panic!("not failed")
+    };
+    assert!(reason.contains("server ended"), "{reason}");
+    assert!(manager.logs(&lab.id, Some("ada"), 50).is_ok());
+
+    // A failed lab starts again, with its workspace.
+    let again = manager
+        .restart(&lab.id, "ada", vec![("gaia".into(), data)])
+        .await
+        .expect("restarted");
+    assert_eq!(again.state, LabState::Running, "{again:?}");
+    let (socket, token) = manager.upstream(&lab.id, "ada").expect("upstream");
+    let (status, body) = jupyter::get(&socket, &format!("{}api/contents", lab.base_url), &token)
+        .await
+        .expect("contents");
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8_lossy(&body).contains("analysis.py"),
+        "the workspace was lost"
+    );
+
+    // Stopping leaves nothing running, and the lab stays stopped (not failed).
+    let stopped = manager.stop(&lab.id, Some("ada")).await.expect("stopped");
+    assert_eq!(stopped.state, LabState::Stopped);
+    assert_eq!(bench.backend.processes(&lab.id).expect("processes"), 0);
+    // (The stop waited for the run's watcher, so a wrong verdict of it would show now.)
+    assert_eq!(
+        manager.get(&lab.id, None).expect("lab").state,
+        LabState::Stopped,
+        "the watcher of the stopped run marked it failed"
+    );
 }

@@ -53,6 +53,8 @@ pub struct LabRequest {
     pub env: Vec<(String, String)>,
     /// The program to run inside and its arguments.
     pub command: Vec<OsString>,
+    /// A file outside the lab that gets its output (standard output and error), if any.
+    pub log: Option<PathBuf>,
 }
 
 /// A launched lab: the process the backend started (the caller waits on it).
@@ -141,6 +143,19 @@ impl ComputeBackend for LocalSandbox {
             .args(args)
             .env_clear()
             .stdin(std::process::Stdio::null());
+        if let Some(path) = &r.log {
+            let open = || {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| BackendError::Spawn {
+                        program: path.clone(),
+                        source,
+                    })
+            };
+            cmd.stdout(open()?).stderr(open()?);
+        }
         let child = cmd.spawn().map_err(|source| BackendError::Spawn {
             program: self.helper.clone(),
             source,

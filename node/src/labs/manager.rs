@@ -1,0 +1,601 @@
+//! The labs of this node: starting one (environment, sandbox, Jupyter Server), watching it,
+//! stopping it, and refusing what quotas do not allow, each with a reason a person can act on.
+//!
+//! A lab belongs to an author. Its workspace (`labs/workspaces/<lab>`) outlives its runs: a lab
+//! that stopped or failed starts again with the same workspace. Its server's output goes to
+//! `labs/logs/<lab>.log`, outside the lab. States move only forward within a run; every start is
+//! a new run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+
+use super::backend::{ComputeBackend, LabRequest};
+use super::cgroup::Limits;
+use super::env::{Environment, Progress, provision};
+use super::jupyter;
+use super::sandbox::DataVolume;
+use super::state::LabState;
+
+/// Why a lab was refused or could not be found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabError {
+    /// No such lab (or not the asker's).
+    #[error("no lab `{0}` of yours on this node")]
+    NoLab(String),
+    /// The environment is not offered here.
+    #[error("this node offers no environment `{0}` (it offers: {1})")]
+    NoEnvironment(String, String),
+    /// A dataset is not held here.
+    #[error("this node holds no collection `{0}`")]
+    NoDataset(String),
+    /// A quota refused the lab.
+    #[error("{0}")]
+    Quota(String),
+    /// The lab runs already.
+    #[error("lab `{0}` is {1}; stop it first")]
+    Busy(String, &'static str),
+}
+
+/// What the node allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quotas {
+    /// Labs running at once on this node.
+    pub labs: usize,
+    /// Labs running at once per author.
+    pub labs_per_author: usize,
+}
+
+/// Where labs live and what each gets.
+#[derive(Debug, Clone)]
+pub struct LabsConfig {
+    /// `labs/` in the data directory: workspaces, run directories, logs.
+    pub dir: PathBuf,
+    /// Where environments are provisioned (`labs/envs` unless shared between nodes).
+    pub envs: PathBuf,
+    /// The Python that builds environments (under `/usr`).
+    pub python: PathBuf,
+    /// Limits per lab.
+    pub limits: Limits,
+    /// Size of each lab's `/tmp`.
+    pub tmp_bytes: u64,
+    /// The uid (and gid) labs run as: their workspace belongs to it.
+    pub uid: u32,
+    /// Quotas.
+    pub quotas: Quotas,
+    /// How long a lab's server may take to answer.
+    pub start_deadline: Duration,
+}
+
+/// A lab as shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabInfo {
+    /// Its id.
+    pub id: String,
+    /// Its owner (an author key).
+    pub owner: String,
+    /// Its environment's id.
+    pub environment: String,
+    /// The collections it sees under `/data`.
+    pub datasets: Vec<String>,
+    /// Where it is.
+    pub state: LabState,
+    /// When it was made (seconds since the Unix epoch).
+    pub created_at: i64,
+    /// The path its server is served under, through this node.
+    pub base_url: String,
+}
+
+/// What changed about a lab, as it happens (a start streams these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabEvent {
+    /// The lab.
+    pub lab: String,
+    /// Its owner.
+    pub owner: String,
+    /// Its new state.
+    pub state: LabState,
+    /// A line of progress (provisioning), if any.
+    pub detail: Option<String>,
+}
+
+struct Lab {
+    info: LabInfo,
+    token: String,
+    /// Bumped by every start: a watcher of an earlier run does not touch a later one.
+    run: u64,
+    /// What waits for the running server to end.
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The labs of this node.
+pub struct LabManager {
+    backend: Arc<dyn ComputeBackend>,
+    config: LabsConfig,
+    environments: Vec<Environment>,
+    labs: Mutex<BTreeMap<String, Lab>>,
+    events: broadcast::Sender<LabEvent>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    if getrandom::fill(&mut b).is_err() {
+        let n = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = (n >> ((i % 16) * 8)) as u8;
+        }
+    }
+    hex::encode(b)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The last `n` lines of a file.
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+impl LabManager {
+    /// Labs on `backend`, reaping what a crash of an earlier run of the node left behind.
+    pub fn new(
+        backend: Arc<dyn ComputeBackend>,
+        config: LabsConfig,
+        environments: Vec<Environment>,
+    ) -> Self {
+        match backend.reap_orphans() {
+            Ok(reaped) if !reaped.is_empty() => {
+                warn!(labs = ?reaped, "labs left running by an earlier run of the node were stopped; their owners can start them again");
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "labs left by an earlier run could not be reaped"),
+        }
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            backend,
+            config,
+            environments,
+            labs: Mutex::new(BTreeMap::new()),
+            events,
+        }
+    }
+
+    /// What changes, as it happens.
+    pub fn subscribe(&self) -> broadcast::Receiver<LabEvent> {
+        self.events.subscribe()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Lab>> {
+        self.labs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Moves a lab of run `run` to `state` (refused if it went backwards or the run is over).
+    fn advance(&self, id: &str, run: u64, state: LabState, detail: Option<String>) -> bool {
+        let mut labs = self.lock();
+        let Some(lab) = labs.get_mut(id).filter(|l| l.run == run) else {
+            return false;
+        };
+        if lab.info.state.advance(state.clone()).is_err() {
+            return false;
+        }
+        if let LabState::Failed { reason } = &state {
+            warn!(lab = id, %reason, "a lab failed");
+        }
+        let _ = self.events.send(LabEvent {
+            lab: id.to_owned(),
+            owner: lab.info.owner.clone(),
+            state,
+            detail,
+        });
+        true
+    }
+
+    /// Moves a lab of run `run` to `state` only if it is in `from` now (checked and changed at
+    /// once).
+    fn advance_from(&self, id: &str, run: u64, from: &LabState, state: LabState) {
+        let mut labs = self.lock();
+        if let Some(lab) = labs
+            .get_mut(id)
+            .filter(|l| l.run == run && &l.info.state == from)
+        {
+            if let LabState::Failed { reason } = &state {
+                warn!(lab = id, %reason, "a lab failed");
+            }
+            lab.info.state = state.clone();
+            let _ = self.events.send(LabEvent {
+                lab: id.to_owned(),
+                owner: lab.info.owner.clone(),
+                state,
+                detail: None,
+            });
+        }
+    }
+
+    /// The labs of `owner` (every lab for `None`).
+    pub fn list(&self, owner: Option<&str>) -> Vec<LabInfo> {
+        self.lock()
+            .values()
+            .filter(|l| owner.is_none_or(|o| l.info.owner == o))
+            .map(|l| l.info.clone())
+            .collect()
+    }
+
+    /// A lab of `owner` (any lab for `None`).
+    pub fn get(&self, id: &str, owner: Option<&str>) -> Result<LabInfo, LabError> {
+        self.lock()
+            .get(id)
+            .filter(|l| owner.is_none_or(|o| l.info.owner == o))
+            .map(|l| l.info.clone())
+            .ok_or_else(|| LabError::NoLab(id.to_owned()))
+    }
+
+    /// Where a running lab of `owner` is reached: its server's socket and token.
+    pub fn upstream(&self, id: &str, owner: &str) -> Result<(PathBuf, String), LabError> {
+        let labs = self.lock();
+        let lab = labs
+            .get(id)
+            .filter(|l| l.info.owner == owner)
+            .ok_or_else(|| LabError::NoLab(id.to_owned()))?;
+        if lab.info.state != LabState::Running {
+            return Err(LabError::Busy(id.to_owned(), lab.info.state.name()));
+        }
+        Ok((jupyter::socket_in(&self.run_dir(id)), lab.token.clone()))
+    }
+
+    /// The last lines of a lab's server output.
+    pub fn logs(&self, id: &str, owner: Option<&str>, lines: usize) -> Result<String, LabError> {
+        self.get(id, owner)?;
+        Ok(tail(&self.log_path(id), lines))
+    }
+
+    fn run_dir(&self, id: &str) -> PathBuf {
+        self.config.dir.join("run").join(id)
+    }
+
+    fn workspace(&self, id: &str) -> PathBuf {
+        self.config.dir.join("workspaces").join(id)
+    }
+
+    fn log_path(&self, id: &str) -> PathBuf {
+        self.config.dir.join("logs").join(format!("{id}.log"))
+    }
+
+    /// Makes a new lab of `owner` and starts it; returns once it runs or failed.
+    pub async fn create(
+        self: &Arc<Self>,
+        owner: &str,
+        environment: &str,
+        datasets: Vec<(String, PathBuf)>,
+    ) -> Result<LabInfo, LabError> {
+        let env = self
+            .environments
+            .iter()
+            .find(|e| e.id == environment)
+            .cloned()
+            .ok_or_else(|| {
+                let offered: Vec<&str> = self.environments.iter().map(|e| e.id.as_str()).collect();
+                LabError::NoEnvironment(environment.to_owned(), offered.join(", "))
+            })?;
+        let id = format!("lab-{}", random_hex(6));
+        let info = LabInfo {
+            id: id.clone(),
+            owner: owner.to_owned(),
+            environment: env.id.clone(),
+            datasets: datasets.iter().map(|(c, _)| c.clone()).collect(),
+            state: LabState::Pending,
+            created_at: now(),
+            base_url: format!("/labs/{id}/"),
+        };
+        {
+            let mut labs = self.lock();
+            self.check_quotas(&labs, owner)?;
+            labs.insert(
+                id.clone(),
+                Lab {
+                    info,
+                    token: random_hex(24),
+                    run: 0,
+                    watcher: None,
+                },
+            );
+        }
+        info!(lab = %id, owner, environment, "a lab was asked for");
+        self.run(&id, env, datasets).await
+    }
+
+    /// Starts a lab that stopped or failed again, with the same workspace.
+    pub async fn restart(
+        self: &Arc<Self>,
+        id: &str,
+        owner: &str,
+        datasets: Vec<(String, PathBuf)>,
+    ) -> Result<LabInfo, LabError> {
+        let env = {
+            let mut labs = self.lock();
+            let lab = labs
+                .get(id)
+                .filter(|l| l.info.owner == owner)
+                .ok_or_else(|| LabError::NoLab(id.to_owned()))?;
+            if !lab.info.state.can_restart() {
+                return Err(LabError::Busy(id.to_owned(), lab.info.state.name()));
+            }
+            let env_id = lab.info.environment.clone();
+            self.check_quotas(&labs, owner)?;
+            let lab = labs
+                .get_mut(id)
+                .ok_or_else(|| LabError::NoLab(id.to_owned()))?;
+            let _ = lab.info.state.restart();
+            lab.run += 1;
+            lab.token = random_hex(24);
+            lab.info.datasets = datasets.iter().map(|(c, _)| c.clone()).collect();
+            self.environments
+                .iter()
+                .find(|e| e.id == env_id)
+                .cloned()
+                .ok_or_else(|| LabError::NoEnvironment(env_id, String::new()))?
+        };
+        self.run(id, env, datasets).await
+    }
+
+    fn check_quotas(&self, labs: &BTreeMap<String, Lab>, owner: &str) -> Result<(), LabError> {
+        let live: Vec<&Lab> = labs.values().filter(|l| !l.info.state.is_final()).collect();
+        let q = &self.config.quotas;
+        if live.len() >= q.labs {
+            return Err(LabError::Quota(format!(
+                "this node runs {} labs, its most at once; try again later or another node",
+                live.len()
+            )));
+        }
+        let mine = live.iter().filter(|l| l.info.owner == owner).count();
+        if mine >= q.labs_per_author {
+            return Err(LabError::Quota(format!(
+                "you run {mine} labs here, the most an author may at once; stop one first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// One run of a lab: environment, sandbox, server; watched until it ends.
+    async fn run(
+        self: &Arc<Self>,
+        id: &str,
+        env: Environment,
+        datasets: Vec<(String, PathBuf)>,
+    ) -> Result<LabInfo, LabError> {
+        let (run, token) = {
+            let labs = self.lock();
+            let lab = labs.get(id).ok_or_else(|| LabError::NoLab(id.to_owned()))?;
+            (lab.run, lab.token.clone())
+        };
+        let fail = |reason: String| {
+            self.advance(id, run, LabState::Failed { reason }, None);
+        };
+        self.advance(id, run, LabState::Placed, None);
+        self.advance(id, run, LabState::Provisioning, None);
+        let (dir, python) = (self.config.envs.clone(), self.config.python.clone());
+        let me = self.clone();
+        let lab_id = id.to_owned();
+        let provisioned = tokio::task::spawn_blocking(move || {
+            provision(&dir, &env, &python, &mut |p| {
+                if let Progress::Installing(line) = p {
+                    let _ = me.events.send(LabEvent {
+                        lab: lab_id.clone(),
+                        owner: String::new(),
+                        state: LabState::Provisioning,
+                        detail: Some(line),
+                    });
+                }
+            })
+        })
+        .await;
+        let provisioned = match provisioned {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                fail(format!("the environment could not be provisioned: {e}"));
+                return self.get(id, None);
+            }
+            Err(e) => {
+                fail(format!("provisioning stopped: {e}"));
+                return self.get(id, None);
+            }
+        };
+        let base_url = format!("/labs/{id}/");
+        let prepared = self.prepare_dirs(id);
+        if let Err(e) = prepared {
+            fail(format!("the lab's directories could not be made: {e}"));
+            return self.get(id, None);
+        }
+        self.advance(id, run, LabState::Starting, None);
+        let (command, env_vars) = jupyter::command(&provisioned, &base_url, &token);
+        let request = LabRequest {
+            lab: id.to_owned(),
+            limits: self.config.limits,
+            data: datasets
+                .into_iter()
+                .map(|(collection, host)| DataVolume { collection, host })
+                .collect(),
+            workspace: self.workspace(id),
+            run_dir: self.run_dir(id),
+            read_only: vec![provisioned.root.clone()],
+            tmp_bytes: self.config.tmp_bytes,
+            env: env_vars,
+            command,
+            log: Some(self.log_path(id)),
+        };
+        let backend = self.backend.clone();
+        let launched = tokio::task::spawn_blocking(move || backend.launch(&request)).await;
+        let mut child = match launched {
+            Ok(Ok(l)) => l.child,
+            Ok(Err(e)) => {
+                fail(format!("the sandbox did not start: {e}"));
+                return self.get(id, None);
+            }
+            Err(e) => {
+                fail(format!("the sandbox did not start: {e}"));
+                return self.get(id, None);
+            }
+        };
+        let socket = jupyter::socket_in(&self.run_dir(id));
+        let mut exited = None;
+        let ready = jupyter::ready(
+            &socket,
+            &base_url,
+            &token,
+            self.config.start_deadline,
+            &mut || match child.try_wait() {
+                Ok(Some(status)) => {
+                    exited = Some(status);
+                    false
+                }
+                _ => true,
+            },
+        )
+        .await;
+        if let Err(e) = ready {
+            let why = match exited {
+                Some(status) => format!("its server ended ({status}) before answering"),
+                None => e.to_string(),
+            };
+            let _ = self.backend.stop(id);
+            let _ = child.wait();
+            fail(format!(
+                "{why}; its last output:\n{}",
+                tail(&self.log_path(id), 15)
+            ));
+            return self.get(id, None);
+        }
+        self.advance(id, run, LabState::Running, None);
+        info!(lab = id, "a lab runs");
+        // Watch it: a lab whose server ends on its own has failed, and says why.
+        let me = self.clone();
+        let lab_id = id.to_owned();
+        let watcher = tokio::task::spawn_blocking(move || {
+            let status = child.wait();
+            let oom = me.backend.out_of_memory(&lab_id);
+            let _ = me.backend.stop(&lab_id);
+            let reason = if oom {
+                "it ran out of memory (its limit is the node's [labs] memory_mib); start it again"
+                    .to_owned()
+            } else {
+                format!(
+                    "its server ended ({}); its last output:\n{}",
+                    status.map_or_else(|e| e.to_string(), |s| s.to_string()),
+                    tail(&me.log_path(&lab_id), 15)
+                )
+            };
+            // A lab being stopped ends as stopped; only an unasked end is a failure.
+            me.advance_from(
+                &lab_id,
+                run,
+                &LabState::Running,
+                LabState::Failed { reason },
+            );
+        });
+        if let Some(lab) = self.lock().get_mut(id) {
+            lab.watcher = Some(watcher);
+        }
+        self.get(id, None)
+    }
+
+    fn prepare_dirs(&self, id: &str) -> std::io::Result<()> {
+        let workspace = self.workspace(id);
+        let run_dir = self.run_dir(id);
+        for d in [&workspace, &run_dir, &self.config.dir.join("logs")] {
+            std::fs::create_dir_all(d)?;
+        }
+        // Parents are passable by the lab's user; the workspace and run directory are its own.
+        for d in [
+            self.config.dir.clone(),
+            self.config.dir.join("workspaces"),
+            self.config.dir.join("run"),
+        ] {
+            rustix::fs::chmod(&d, rustix::fs::Mode::from_raw_mode(0o711))?;
+        }
+        for d in [&workspace, &run_dir] {
+            rustix::fs::chown(
+                d,
+                Some(rustix::fs::Uid::from_raw(self.config.uid)),
+                Some(rustix::fs::Gid::from_raw(self.config.uid)),
+            )?;
+            rustix::fs::chmod(d, rustix::fs::Mode::from_raw_mode(0o700))?;
+        }
+        // A socket left by an earlier run would be mistaken for the new server's.
+        let _ = std::fs::remove_file(jupyter::socket_in(&run_dir));
+        Ok(())
+    }
+
+    /// Stops a lab of `owner` (any lab for `None`): nothing of it runs when this returns. Its
+    /// workspace stays.
+    pub async fn stop(&self, id: &str, owner: Option<&str>) -> Result<LabInfo, LabError> {
+        let run = {
+            let labs = self.lock();
+            let lab = labs
+                .get(id)
+                .filter(|l| owner.is_none_or(|o| l.info.owner == o))
+                .ok_or_else(|| LabError::NoLab(id.to_owned()))?;
+            lab.run
+        };
+        self.advance(id, run, LabState::Stopping, None);
+        let backend = self.backend.clone();
+        let lab = id.to_owned();
+        let stopped = tokio::task::spawn_blocking(move || backend.stop(&lab)).await;
+        // The server's process is gone with its cgroup; its watcher has seen it end.
+        let watcher = self.lock().get_mut(id).and_then(|l| l.watcher.take());
+        if let Some(w) = watcher {
+            let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+        }
+        match stopped {
+            Ok(Ok(())) => {
+                self.advance(id, run, LabState::Stopped, None);
+            }
+            Ok(Err(e)) => {
+                self.advance(
+                    id,
+                    run,
+                    LabState::Failed {
+                        reason: format!("it could not be stopped cleanly: {e}; stop it again"),
+                    },
+                    None,
+                );
+            }
+            Err(e) => {
+                self.advance(
+                    id,
+                    run,
+                    LabState::Failed {
+                        reason: format!("stopping it was interrupted: {e}; stop it again"),
+                    },
+                    None,
+                );
+            }
+        }
+        info!(lab = id, "a lab was stopped");
+        self.get(id, None)
+    }
+
+    /// Stops every lab (the node is stopping).
+    pub async fn stop_all(&self) {
+        let ids: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, l)| !l.info.state.is_final())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            let _ = self.stop(&id, None).await;
+        }
+    }
+}

@@ -240,6 +240,18 @@ pub struct LabsSection {
     pub millicores: u64,
     /// Size of each lab's `/tmp`, in MiB.
     pub tmp_mib: u64,
+    /// Labs running at once on this node.
+    pub max_labs: usize,
+    /// Labs running at once per author.
+    pub max_labs_per_author: usize,
+    /// The `orrery` binary that moves a lab into its cgroup before the sandbox starts (by
+    /// default the running binary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helper: Option<std::path::PathBuf>,
+    /// Where lab environments are provisioned (by default `labs/envs` in the data directory;
+    /// nodes on one machine may share one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub envs: Option<std::path::PathBuf>,
 }
 
 impl Default for LabsSection {
@@ -252,6 +264,10 @@ impl Default for LabsSection {
             pids: 512,
             millicores: 1000,
             tmp_mib: 256,
+            max_labs: 8,
+            max_labs_per_author: 2,
+            helper: None,
+            envs: None,
         }
     }
 }

@@ -22,6 +22,7 @@ mod events;
 mod federation_events;
 mod handle;
 mod invite;
+mod labs;
 mod metrics;
 mod poll;
 mod presence;

@@ -196,7 +196,8 @@ async fn every_change_is_refused_without_a_user_scope_role_or_same_origin_and_ch
                 .replace("{notebook}", &notebook)
                 .replace("{cell}", &cell)
                 .replace("{author}", &alice.author)
-                .replace("{id}", &alice_token_id);
+                .replace("{id}", &alice_token_id)
+                .replace("{lab}", "lab-000000000000");
             let body = body_for(operation, &carol.author);
             let m = method.to_uppercase();
             let refused = |who: &str, (status, answer): (u16, Value), allowed: &[u16]| {

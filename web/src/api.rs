@@ -11,6 +11,7 @@ mod account;
 mod catalog;
 mod error;
 pub(crate) mod guard;
+mod labs;
 mod model;
 mod projects;
 
@@ -35,14 +36,15 @@ const SESSION: &str = "session";
     info(
         title = "Orrery node API",
         description = "A node of an Orrery federation: the federation, search over its catalogs, \
-                       projects with their notebooks, members, credits and history, and the \
-                       caller's API tokens. Errors are JSON with a stable code.",
+                       projects with their notebooks, members, credits and history, labs next to \
+                       the data, and the caller's API tokens. Errors are JSON with a stable code.",
     ),
     components(schemas(ErrorBody)),
     modifiers(&Security),
     tags(
         (name = "federation", description = "The federation and its catalogs"),
         (name = "projects", description = "Projects, notebooks, cells, members, credits"),
+        (name = "labs", description = "Sandboxed Jupyter labs next to this node's data"),
         (name = "account", description = "The signed-in user and their API tokens"),
     )
 )]
@@ -77,6 +79,7 @@ pub(crate) fn router(backend: Shared) -> (Router, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(catalog::routes())
         .merge(projects::routes())
+        .merge(labs::routes())
         .merge(account::routes())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").into();

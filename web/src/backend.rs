@@ -10,8 +10,8 @@ use orrery_catalog::{FederatedResults, Query};
 use tokio::sync::broadcast;
 
 use crate::api::{
-    ApiError, CreatedToken, NewProject, NewToken, ProjectAnswer, ProjectEdit, ProjectRead,
-    ProjectSummary, TokenView,
+    ApiError, CreatedToken, LabAnswer, LabCall, NewProject, NewToken, ProjectAnswer, ProjectEdit,
+    ProjectRead, ProjectSummary, TokenView,
 };
 use crate::{AppState, Credential, FederationView, Port, Principal, WebEvent};
 
@@ -56,6 +56,7 @@ pub(crate) trait Backend: Send + Sync {
     ) -> BoxFuture<'_, Result<CreatedToken, ApiError>>;
     fn revoke_token(&self, who: Principal, id: String) -> BoxFuture<'_, Result<(), ApiError>>;
     fn sign_out(&self, session: String) -> BoxFuture<'_, Result<(), ApiError>>;
+    fn labs(&self, who: Principal, call: LabCall) -> BoxFuture<'_, Result<LabAnswer, ApiError>>;
 }
 
 /// The shared form the handlers hold.
@@ -129,5 +130,8 @@ impl<P: Port> Backend for Over<P> {
     }
     fn sign_out(&self, session: String) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(self.0.port.sign_out(session))
+    }
+    fn labs(&self, who: Principal, call: LabCall) -> BoxFuture<'_, Result<LabAnswer, ApiError>> {
+        Box::pin(self.0.port.labs(who, call))
     }
 }

@@ -130,6 +130,12 @@ pub trait Port: Send + Sync + 'static {
         who: Principal,
         new: api::NewToken,
     ) -> impl Future<Output = Result<api::CreatedToken, ApiError>> + Send;
+    /// Lists, starts, shows, stops or reads the logs of `who`'s labs on this node.
+    fn labs(
+        &self,
+        who: Principal,
+        call: api::LabCall,
+    ) -> impl Future<Output = Result<api::LabAnswer, ApiError>> + Send;
     /// Revokes one of `who`'s tokens.
     fn revoke_token(
         &self,

@@ -82,6 +82,7 @@ fn exec(args: ExecArgs) -> Result<()> {
         .command
         .split_first()
         .context("no sandbox program given")?;
+    let rest = stage_binds(rest)?;
     // Only returns on failure.
     let err = std::process::Command::new(program)
         .args(rest)
@@ -89,4 +90,77 @@ fn exec(args: ExecArgs) -> Result<()> {
         .gid(args.gid)
         .exec();
     Err(err).with_context(|| format!("cannot exec {}", PathBuf::from(program).display()))
+}
+
+/// Where the helper stages what a lab binds, in its own mount namespace.
+const STAGE: &str = "/run/orrery-lab-stage";
+
+/// Stages each of bubblewrap's `--bind`/`--ro-bind SRC DEST` sources (but `/usr`) under
+/// [`STAGE`], still as root, and points bubblewrap there. The helper first moves into a mount
+/// namespace of its own with private propagation, so nothing of this is seen outside the lab.
+/// The sandbox then starts as the lab's user without reaching SRC itself: a workspace inside
+/// the node's data directory (kept `0700`: it holds keys and the database) is bound without
+/// opening that directory to anyone.
+fn stage_binds(args: &[OsString]) -> Result<Vec<OsString>> {
+    use rustix::mount::{MountFlags, MountPropagationFlags, mount, mount_bind, mount_change};
+    // Sound here: this process runs no other thread (the command line's `lab exec` mode starts
+    // no runtime), and it execs bubblewrap right after.
+    #[allow(deprecated)]
+    rustix::thread::unshare(rustix::thread::UnshareFlags::NEWNS)
+        .context("a mount namespace for the lab's helper")?;
+    mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .context("making the helper's mounts private")?;
+    std::fs::create_dir_all(STAGE).with_context(|| format!("creating {STAGE}"))?;
+    mount(
+        "tmpfs",
+        STAGE,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        c"mode=0755",
+    )
+    .with_context(|| format!("mounting a staging tmpfs on {STAGE}"))?;
+    let mut out = Vec::with_capacity(args.len());
+    let mut i = 0;
+    let mut staged = 0;
+    while i < args.len() {
+        let flag = args[i].to_str();
+        if flag == Some("--") {
+            // The lab's own command: passed as it is.
+            out.extend(args[i..].iter().cloned());
+            break;
+        }
+        if flag == Some("--setenv") {
+            out.extend(args[i..(i + 3).min(args.len())].iter().cloned());
+            i += 3;
+            continue;
+        }
+        let is_bind = matches!(flag, Some("--bind" | "--ro-bind"));
+        match (is_bind, args.get(i + 1), args.get(i + 2)) {
+            (true, Some(src), Some(dest)) if !std::path::Path::new(src).starts_with("/usr") => {
+                let target = std::path::Path::new(STAGE).join(staged.to_string());
+                staged += 1;
+                if std::path::Path::new(src).is_dir() {
+                    std::fs::create_dir(&target)
+                } else {
+                    std::fs::write(&target, b"")
+                }
+                .with_context(|| format!("staging {}", target.display()))?;
+                mount_bind(std::path::Path::new(src), &target).with_context(|| {
+                    format!("staging {} for the sandbox", PathBuf::from(src).display())
+                })?;
+                out.push(args[i].clone());
+                out.push(target.into_os_string());
+                out.push(dest.clone());
+                i += 3;
+            }
+            _ => {
+                out.push(args[i].clone());
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
 }

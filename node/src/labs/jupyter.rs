@@ -117,7 +117,7 @@ pub async fn ready(
     base_url: &str,
     token: &str,
     deadline: Duration,
-    alive: &mut dyn FnMut() -> bool,
+    alive: &mut (dyn FnMut() -> bool + Send),
 ) -> Result<(), JupyterError> {
     let started = Instant::now();
     let path = format!("{base_url}api/status");

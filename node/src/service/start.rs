@@ -158,6 +158,19 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         web_addr: Some(web_addr),
         metrics,
     };
+    let labs = Arc::new(labs::Labs::new(home.clone(), web_config.labs.clone(), &me));
+    {
+        let labs = labs.clone();
+        tokio::task::spawn_blocking(move || labs.reap_left_behind());
+    }
+    {
+        // Labs stop with the node.
+        let (labs, cancel) = (labs.clone(), cancel.clone());
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            labs.stop_all().await;
+        });
+    }
     let router = orrery_web::router(
         web::NodePort {
             node: handle.clone(),
@@ -166,6 +179,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
             events: web::public_events(&handle),
             view: Default::default(),
             auth: Default::default(),
+            labs,
         },
         orrery_web::WebConfig::new(&base_url),
     );

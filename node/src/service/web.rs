@@ -24,6 +24,8 @@ pub(super) struct NodePort {
         tokio::sync::Mutex<Option<(std::time::Instant, Option<orrery_web::FederationView>)>>,
     /// Who recent credentials stood for.
     pub(super) auth: super::auth_cache::AuthCache,
+    /// The node's labs.
+    pub(super) labs: std::sync::Arc<super::labs::Labs>,
 }
 
 /// How long a read federation view is served before it is read again.
@@ -151,6 +153,10 @@ impl Port for NodePort {
         edit: api::ProjectEdit,
     ) -> Result<api::ProjectAnswer, ApiError> {
         super::api::edit(&self.node, who, project, edit).await
+    }
+
+    async fn labs(&self, who: Principal, call: api::LabCall) -> Result<api::LabAnswer, ApiError> {
+        self.labs.call(who, call).await
     }
 
     async fn tokens(&self, who: Principal) -> Result<Vec<api::TokenView>, ApiError> {

@@ -373,3 +373,64 @@ pub enum ProjectAnswer {
     /// Done; nothing to show.
     Done,
 }
+
+/// A lab as shown to its owner.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, async_graphql::SimpleObject,
+)]
+pub struct LabView {
+    /// The lab's id.
+    pub id: String,
+    /// Its environment (`jupyter`).
+    pub environment: String,
+    /// The collections it sees read-only under `/data`.
+    pub datasets: Vec<String>,
+    /// `pending`, `placed`, `provisioning`, `starting`, `running`, `stopping`, `stopped` or
+    /// `failed`.
+    pub state: String,
+    /// Why it failed, and what to do, when it failed.
+    pub reason: Option<String>,
+    /// When it was made (seconds since the Unix epoch).
+    pub created_at: i64,
+    /// The node that runs it.
+    pub node: String,
+}
+
+/// A lab to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLab {
+    /// The environment (`jupyter` if not given).
+    pub environment: Option<String>,
+    /// Collections of this node to see read-only under `/data/<collection>`.
+    #[serde(default)]
+    pub datasets: Vec<String>,
+}
+
+/// What to do with labs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabCall {
+    /// The caller's labs.
+    List,
+    /// Start a new lab.
+    Create(NewLab),
+    /// One lab.
+    Show(String),
+    /// Start a stopped or failed lab again, with its workspace.
+    Start(String),
+    /// Stop a lab (its workspace stays).
+    Stop(String),
+    /// The last lines of a lab's server output.
+    Logs(String),
+}
+
+/// What a lab call answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabAnswer {
+    /// Labs.
+    Labs(Vec<LabView>),
+    /// A lab.
+    Lab(LabView),
+    /// Output lines.
+    Logs(String),
+}

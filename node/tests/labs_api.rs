@@ -1,0 +1,139 @@
+//! Labs through a running `orrery run` and its REST API, as a researcher's script meets them: a
+//! token with the `labs` scope starts a `jupyter` lab next to a collection of the node, sees it
+//! running with the collection, reads its server's output, and stops it; without the scope, or
+//! with an unknown collection, the refusal says why. Needs root and bubblewrap (`scripts/lab-env`).
+
+#[path = "support/run.rs"]
+mod run;
+use run::{Running, free_port, orrery, use_loopback};
+
+use serde_json::{Value, json};
+
+fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_idle_connections(0)
+        .build()
+        .into();
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let bytes = body
+        .map(|b| serde_json::to_vec(&b).expect("json"))
+        .unwrap_or_default();
+    let mut r = agent
+        .run(
+            req.header("content-type", "application/json")
+                .body(bytes)
+                .expect("request"),
+        )
+        .expect("the node answers");
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[test]
+fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
+    assert!(
+        rustix::process::getuid().is_root() && std::path::Path::new("/usr/bin/bwrap").exists(),
+        "the lab tests need root and /usr/bin/bwrap: run scripts/lab-env as root"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("node");
+    orrery(&data, &["init", "--name", "Heidelberg"]);
+    use_loopback(&data, free_port());
+    // Environments are shared with the other lab tests of this build (provisioned once).
+    let envs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-envs");
+    let config = data.join("orrery.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace(
+        "[labs]\n",
+        &format!("[labs]\nenvs = \"{}\"\n", envs.display()),
+    );
+    let text = text.replace("listen = \"127.0.0.1:7480\"", "listen = \"127.0.0.1:0\"");
+    let text = text.replace("listen = \"127.0.0.1:9480\"", "listen = \"127.0.0.1:0\"");
+    std::fs::write(&config, text).expect("config");
+
+    let files = tmp.path().join("gaia");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    std::fs::write(files.join("sources.csv"), "ra,dec\n83.6,22.0\n").expect("file");
+    std::fs::write(
+        files.join("sources.csv.meta.json"),
+        r#"{"title": "sources", "mission": "Gaia", "format": "text/csv"}"#,
+    )
+    .expect("sidecar");
+    orrery(
+        &data,
+        &[
+            "dataset",
+            "add",
+            files.to_str().expect("utf-8"),
+            "--collection",
+            "gaia",
+        ],
+    );
+    let made = orrery(&data, &["user", "add", "--name", "Ada"]);
+    let user = made
+        .split_whitespace()
+        .nth(1)
+        .expect("a user id")
+        .to_owned();
+    let token = |scope: &str| {
+        let out = orrery(
+            &data,
+            &[
+                "token", "create", "--user", &user, "--scope", scope, "--days", "1",
+            ],
+        );
+        out.lines().nth(1).expect("the secret").trim().to_owned()
+    };
+    let (labs, reads) = (token("read,labs"), token("read"));
+
+    let _running = Running::start(&data);
+    let addr = std::fs::read_to_string(data.join("web.addr")).expect("web.addr");
+    let base = format!("http://{}/api/v1/labs", addr.trim());
+
+    let (status, refused) = call("POST", &base, Some(&reads), Some(json!({})));
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["code"], "insufficient_scope");
+    let (status, refused) = call(
+        "POST",
+        &base,
+        Some(&labs),
+        Some(json!({ "datasets": ["hipparcos"] })),
+    );
+    assert_eq!(status, 404, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("hipparcos")),
+        "{refused}"
+    );
+
+    let (status, lab) = call(
+        "POST",
+        &base,
+        Some(&labs),
+        Some(json!({ "environment": "jupyter", "datasets": ["gaia"] })),
+    );
+    assert_eq!(status, 201, "{lab}");
+    assert_eq!(lab["state"], "running", "{lab}");
+    assert_eq!(lab["datasets"], json!(["gaia"]));
+    let id = lab["id"].as_str().expect("an id").to_owned();
+    let (status, listed) = call("GET", &base, Some(&labs), None);
+    assert_eq!(status, 200);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let (status, logs) = call("GET", &format!("{base}/{id}/logs"), Some(&labs), None);
+    assert_eq!(status, 200, "{logs}");
+
+    let (status, stopped) = call("DELETE", &format!("{base}/{id}"), Some(&labs), None);
+    assert_eq!(status, 200, "{stopped}");
+    assert_eq!(stopped["state"], "stopped");
+    let (status, shown) = call("GET", &format!("{base}/{id}"), Some(&labs), None);
+    assert_eq!((status, shown["state"].clone()), (200, json!("stopped")));
+}

@@ -1,0 +1,206 @@
+//! Labs: the caller's sandboxed Jupyter labs on this node (ESA Datalabs' `datalabs`,
+//! `createDatalab`, `destroyDatalab`). Every call needs the `labs` scope.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::guard::{reader, writer};
+use super::model::{LabAnswer, LabCall, LabView, NewLab};
+use super::{ApiError, ErrorBody};
+use crate::backend::Shared;
+
+pub(super) fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(list_labs, create_lab))
+        .routes(routes!(show_lab, stop_lab))
+        .routes(routes!(start_lab))
+        .routes(routes!(lab_logs))
+}
+
+fn lab(a: LabAnswer) -> Result<LabView, ApiError> {
+    match a {
+        LabAnswer::Lab(l) => Ok(l),
+        other => Err(ApiError::unavailable(format!(
+            "the node answered {other:?} where a lab was expected"
+        ))),
+    }
+}
+
+/// A read of labs: a signed-in user whose credential may use labs.
+async fn owner(b: &Shared, headers: &HeaderMap) -> Result<crate::Principal, ApiError> {
+    let who = reader(b, headers)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    if !who.scopes.iter().any(|s| s == "labs") {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "this credential may not use labs: make a token with the `labs` scope",
+        ));
+    }
+    Ok(who)
+}
+
+/// The caller's labs on this node.
+#[utoipa::path(
+    get,
+    path = "/api/v1/labs",
+    tag = "labs",
+    security(("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "the caller's labs", body = Vec<LabView>),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 403, description = "the credential may not use labs", body = ErrorBody),
+    )
+)]
+async fn list_labs(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<LabView>>, ApiError> {
+    let who = owner(&b, &headers).await?;
+    match b.labs(who, LabCall::List).await? {
+        LabAnswer::Labs(l) => Ok(Json(l)),
+        other => Err(ApiError::unavailable(format!(
+            "the node answered {other:?}"
+        ))),
+    }
+}
+
+/// Starts a lab next to this node's data; answers once it runs or failed (with its reason).
+/// The first lab of an environment provisions it, which takes longer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/labs",
+    tag = "labs",
+    security(("bearer" = []), ("session" = [])),
+    request_body = NewLab,
+    responses(
+        (status = 201, description = "made: running, or failed with its reason", body = LabView),
+        (status = 400, description = "the request is malformed or impossible", body = ErrorBody),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 403, description = "the credential may not use labs", body = ErrorBody),
+        (status = 404, description = "no such environment or collection here", body = ErrorBody),
+        (status = 409, description = "a quota refused it", body = ErrorBody),
+        (status = 503, description = "labs cannot run on this node", body = ErrorBody),
+    )
+)]
+async fn create_lab(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Json<NewLab>, JsonRejection>,
+) -> Result<(StatusCode, Json<LabView>), ApiError> {
+    let who = writer(&b, &headers, "labs").await?;
+    let Json(new) = body?;
+    let made = lab(b.labs(who, LabCall::Create(new)).await?)?;
+    Ok((StatusCode::CREATED, Json(made)))
+}
+
+/// One of the caller's labs.
+#[utoipa::path(
+    get,
+    path = "/api/v1/labs/{lab}",
+    tag = "labs",
+    security(("bearer" = []), ("session" = [])),
+    params(("lab" = String, Path, description = "the lab's id")),
+    responses(
+        (status = 200, description = "the lab", body = LabView),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 403, description = "the credential may not use labs", body = ErrorBody),
+        (status = 404, description = "no such lab of the caller's", body = ErrorBody),
+    )
+)]
+async fn show_lab(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<LabView>, ApiError> {
+    let who = owner(&b, &headers).await?;
+    lab(b.labs(who, LabCall::Show(id)).await?).map(Json)
+}
+
+/// Stops a lab: nothing of it runs when this answers; its workspace stays.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/labs/{lab}",
+    tag = "labs",
+    security(("bearer" = []), ("session" = [])),
+    params(("lab" = String, Path, description = "the lab's id")),
+    responses(
+        (status = 200, description = "stopped", body = LabView),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 403, description = "the credential may not use labs", body = ErrorBody),
+        (status = 404, description = "no such lab of the caller's", body = ErrorBody),
+    )
+)]
+async fn stop_lab(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<LabView>, ApiError> {
+    let who = writer(&b, &headers, "labs").await?;
+    lab(b.labs(who, LabCall::Stop(id)).await?).map(Json)
+}
+
+/// Starts a stopped or failed lab again, with its workspace.
+#[utoipa::path(
+    post,
+    path = "/api/v1/labs/{lab}/start",
+    tag = "labs",
+    security(("bearer" = []), ("session" = [])),
+    params(("lab" = String, Path, description = "the lab's id")),
+    responses(
+        (status = 200, description = "running, or failed with its reason", body = LabView),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 403, description = "the credential may not use labs", body = ErrorBody),
+        (status = 404, description = "no such lab of the caller's", body = ErrorBody),
+        (status = 409, description = "it runs, or a quota refused it", body = ErrorBody),
+    )
+)]
+async fn start_lab(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<LabView>, ApiError> {
+    let who = writer(&b, &headers, "labs").await?;
+    lab(b.labs(who, LabCall::Start(id)).await?).map(Json)
+}
+
+/// The last lines of a lab's server output.
+#[utoipa::path(
+    get,
+    path = "/api/v1/labs/{lab}/logs",
+    tag = "labs",
+    security(("bearer" = []), ("session" = [])),
+    params(("lab" = String, Path, description = "the lab's id")),
+    responses(
+        (status = 200, description = "the output", body = String, content_type = "text/plain"),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 403, description = "the credential may not use labs", body = ErrorBody),
+        (status = 404, description = "no such lab of the caller's", body = ErrorBody),
+    )
+)]
+async fn lab_logs(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let who = owner(&b, &headers).await?;
+    match b.labs(who, LabCall::Logs(id)).await? {
+        LabAnswer::Logs(text) => Ok((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response()),
+        other => Err(ApiError::unavailable(format!(
+            "the node answered {other:?}"
+        ))),
+    }
+}

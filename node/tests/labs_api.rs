@@ -136,4 +136,46 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     assert_eq!(stopped["state"], "stopped");
     let (status, shown) = call("GET", &format!("{base}/{id}"), Some(&labs), None);
     assert_eq!((status, shown["state"].clone()), (200, json!("stopped")));
+
+    // The same through GraphQL, under ESA Datalabs' names.
+    let graphql = format!("http://{}/graphql", addr.trim());
+    let ask = |query: &str| {
+        let (status, answer) = call(
+            "POST",
+            &graphql,
+            Some(&labs),
+            Some(json!({ "query": query })),
+        );
+        assert_eq!(status, 200, "{answer}");
+        assert!(answer["errors"].is_null(), "{answer}");
+        answer["data"].clone()
+    };
+    let made =
+        ask(r#"mutation { createDatalab(sapId: "jupyter", datasets: ["gaia"]) { id state } }"#);
+    assert_eq!(made["createDatalab"]["state"], "running", "{made}");
+    let cid = made["createDatalab"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let listed = ask("{ datalabs { id state } }");
+    assert!(
+        listed["datalabs"].as_array().is_some_and(|l| l
+            .iter()
+            .any(|x| x["id"] == cid.as_str() && x["state"] == "running")),
+        "{listed}"
+    );
+    let gone = ask(&format!(
+        r#"mutation {{ destroyDatalab(cid: "{cid}") {{ state }} }}"#
+    ));
+    assert_eq!(gone["destroyDatalab"]["state"], "stopped", "{gone}");
+    let (_, refused) = call(
+        "POST",
+        &graphql,
+        Some(&reads),
+        Some(json!({ "query": "mutation { createDatalab { id } }" })),
+    );
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "insufficient_scope",
+        "{refused}"
+    );
 }

@@ -8,9 +8,7 @@
 //! projects that need a signed-in user come with accounts.
 
 use async_graphql::futures_util::Stream;
-use async_graphql::{
-    Context, EmptyMutation, Enum, InputObject, Object, Schema, SimpleObject, Subscription,
-};
+use async_graphql::{Context, Enum, InputObject, Object, Schema, SimpleObject, Subscription};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -43,10 +41,10 @@ pub enum WebEvent {
 }
 
 /// The schema served at `/graphql`.
-pub(crate) type OrrerySchema = Schema<QueryRoot, EmptyMutation, SubscriptionRoot>;
+pub(crate) type OrrerySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 pub(crate) fn schema(backend: Shared) -> OrrerySchema {
-    Schema::build(QueryRoot, EmptyMutation, SubscriptionRoot)
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(backend)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
@@ -201,6 +199,26 @@ pub(crate) struct QueryRoot;
 
 #[Object]
 impl QueryRoot {
+    /// The caller's labs on this node (ESA Datalabs' `datalabs`).
+    async fn datalabs(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<crate::api::LabView>> {
+        let who = caller(ctx).ok_or_else(|| refusal(crate::ApiError::unauthenticated()))?;
+        if !who.scopes.iter().any(|s| s == "labs") {
+            return Err(refusal(crate::ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "this credential may not use labs: make a token with the `labs` scope",
+            )));
+        }
+        match backend(ctx)?
+            .labs(who, crate::api::LabCall::List)
+            .await
+            .map_err(refusal)?
+        {
+            crate::api::LabAnswer::Labs(l) => Ok(l),
+            other => Err(format!("the node answered {other:?}").into()),
+        }
+    }
+
     /// Who is asking: the signed-in user (a session or an API token), or null.
     async fn me(&self, ctx: &Context<'_>) -> Option<crate::Principal> {
         caller(ctx)
@@ -450,11 +468,86 @@ pub(crate) struct GqlState {
     pub(crate) backend: Shared,
 }
 
-/// Who a request comes from (`None`: anonymous), as the resolvers see it.
-struct Caller(Option<crate::Principal>);
+/// Who a request comes from (`None`: anonymous), as the resolvers see it, and whether it may
+/// change anything: sent with an API token, or with the session cookie from this node's own
+/// pages (never from another site's).
+struct Caller(Option<crate::Principal>, bool);
 
 fn caller<'a>(ctx: &Context<'a>) -> Option<crate::Principal> {
     ctx.data::<Caller>().ok().and_then(|c| c.0.clone())
+}
+
+/// The user behind a change, with the `labs` scope.
+fn lab_user(ctx: &Context<'_>) -> async_graphql::Result<crate::Principal> {
+    let c = ctx.data::<Caller>()?;
+    let who =
+        c.0.clone()
+            .ok_or_else(|| refusal(crate::ApiError::unauthenticated()))?;
+    if !c.1 {
+        return Err(refusal(crate::ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "csrf",
+            "a change made with a session cookie must come from this node's own pages",
+        )));
+    }
+    if !who.scopes.iter().any(|s| s == "labs") {
+        return Err(refusal(crate::ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "this credential may not use labs: make a token with the `labs` scope",
+        )));
+    }
+    Ok(who)
+}
+
+fn one_lab(a: crate::api::LabAnswer) -> async_graphql::Result<crate::api::LabView> {
+    match a {
+        crate::api::LabAnswer::Lab(l) => Ok(l),
+        other => Err(format!("the node answered {other:?}").into()),
+    }
+}
+
+/// Changes: labs, under the names ESA Datalabs gives them.
+pub(crate) struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Starts a lab next to this node's data (`sapId`: the environment, `jupyter` if not given;
+    /// `datasets`: collections of this node, read-only under `/data`). Answers once it runs or
+    /// failed, with its reason.
+    async fn create_datalab(
+        &self,
+        ctx: &Context<'_>,
+        sap_id: Option<String>,
+        datasets: Option<Vec<String>>,
+    ) -> async_graphql::Result<crate::api::LabView> {
+        let who = lab_user(ctx)?;
+        let new = crate::api::NewLab {
+            environment: sap_id,
+            datasets: datasets.unwrap_or_default(),
+        };
+        one_lab(
+            backend(ctx)?
+                .labs(who, crate::api::LabCall::Create(new))
+                .await
+                .map_err(refusal)?,
+        )
+    }
+
+    /// Stops a lab (`cid`: its id); its workspace stays.
+    async fn destroy_datalab(
+        &self,
+        ctx: &Context<'_>,
+        cid: String,
+    ) -> async_graphql::Result<crate::api::LabView> {
+        let who = lab_user(ctx)?;
+        one_lab(
+            backend(ctx)?
+                .labs(who, crate::api::LabCall::Stop(cid))
+                .await
+                .map_err(refusal)?,
+        )
+    }
 }
 
 /// An API refusal as a GraphQL error, with its stable code in `extensions.code`.
@@ -474,7 +567,13 @@ pub(crate) async fn execute(
         Ok(who) => who,
         Err(e) => return e.into_response(),
     };
-    let request = request.into_inner().data(Caller(who));
+    let may_change = match crate::auth::credential(&headers) {
+        Some(crate::Credential::Session(_)) => {
+            crate::api::guard::same_origin(&headers, state.backend.base_url())
+        }
+        _ => true,
+    };
+    let request = request.into_inner().data(Caller(who, may_change));
     async_graphql_axum::GraphQLResponse::from(state.schema.execute(request).await).into_response()
 }
 

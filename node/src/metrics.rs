@@ -85,6 +85,11 @@ struct OutcomeLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LabStateLabel {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InfoLabels {
     node: String,
     version: &'static str,
@@ -127,6 +132,7 @@ pub struct Metrics {
     bans: Family<ReasonLabel, Counter>,
     search: HistogramFamily<ScopeLabel>,
     tap: HistogramFamily<OutcomeLabel>,
+    labs: Family<LabStateLabel, Gauge>,
 }
 
 impl Metrics {
@@ -153,6 +159,7 @@ impl Metrics {
             bans: Family::default(),
             search: Family::new_with_constructor(latency_histogram),
             tap: Family::new_with_constructor(latency_histogram),
+            labs: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -216,7 +223,15 @@ impl Metrics {
             "TAP queries through the HTTP face, by outcome",
             m.tap.clone(),
         );
+        r.register("labs", "Labs on this node, by state", m.labs.clone());
         Self { registry, ..m }
+    }
+
+    /// Sets how many labs are in each state (every state is listed, zero or not).
+    pub fn set_labs(&self, counts: &[(&'static str, i64)]) {
+        for (state, n) in counts {
+            self.labs.get_or_create(&LabStateLabel { state }).set(*n);
+        }
     }
 
     /// Counts what a federation event says (adverts, membership changes, bans).

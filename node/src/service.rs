@@ -158,6 +158,7 @@ pub struct NodeHandle {
     readers: Arc<Readers>,
     web_addr: Option<SocketAddr>,
     metrics: Arc<crate::metrics::Metrics>,
+    labs: Arc<labs::Labs>,
 }
 
 impl std::fmt::Debug for NodeHandle {

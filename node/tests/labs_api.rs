@@ -178,4 +178,17 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
         refused["errors"][0]["extensions"]["code"], "insufficient_scope",
         "{refused}"
     );
+
+    // The operator sees the labs by state in the node's metrics.
+    let metrics = std::fs::read_to_string(data.join("metrics.addr")).expect("metrics.addr");
+    let (status, text) = call(
+        "GET",
+        &format!("http://{}/metrics", metrics.trim()),
+        None,
+        None,
+    );
+    assert_eq!(status, 200);
+    let text = text.as_str().expect("text").to_owned();
+    assert!(text.contains("orrery_labs{state=\"stopped\"} 2"), "{text}");
+    assert!(text.contains("orrery_labs{state=\"running\"} 0"), "{text}");
 }

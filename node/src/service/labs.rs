@@ -77,6 +77,31 @@ impl Labs {
         })
     }
 
+    /// How many labs are in each state, every state listed.
+    pub(super) fn counts(&self) -> Vec<(&'static str, i64)> {
+        const STATES: [&str; 8] = [
+            "pending",
+            "placed",
+            "provisioning",
+            "starting",
+            "running",
+            "stopping",
+            "stopped",
+            "failed",
+        ];
+        let labs = match self.manager.get() {
+            Some(Ok(m)) => m.list(None),
+            _ => Vec::new(),
+        };
+        STATES
+            .iter()
+            .map(|s| {
+                let n = labs.iter().filter(|l| l.state.name() == *s).count();
+                (*s, i64::try_from(n).unwrap_or(i64::MAX))
+            })
+            .collect()
+    }
+
     /// Stops every lab (the node is stopping).
     pub(super) async fn stop_all(&self) {
         if let Some(Ok(m)) = self.manager.get() {

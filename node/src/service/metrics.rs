@@ -33,6 +33,7 @@ impl MetricsPort for NodeMetrics {
             Ok(Err(e)) => warn!(error = %e, "federation status not read for metrics"),
             Err(_) => warn!("federation status not read for metrics within 2 s"),
         }
+        self.node.metrics.set_labs(&self.node.labs.counts());
         self.node.metrics.encode()
     }
 }

@@ -149,6 +149,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
             }
         }
     }
+    let labs = Arc::new(labs::Labs::new(home.clone(), web_config.labs.clone(), &me));
     let handle = NodeHandle {
         tx,
         events,
@@ -157,8 +158,8 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         readers,
         web_addr: Some(web_addr),
         metrics,
+        labs: labs.clone(),
     };
-    let labs = Arc::new(labs::Labs::new(home.clone(), web_config.labs.clone(), &me));
     {
         let labs = labs.clone();
         tokio::task::spawn_blocking(move || labs.reap_left_behind());

@@ -72,3 +72,58 @@ pub fn search(
         .read_json()
         .map_err(|e| ClientError::Http(e.to_string()))
 }
+
+/// A call to the running node's REST API with an API token; the answer's JSON, or the API's
+/// refusal (its message) as [`ClientError::Refused`].
+pub fn api(
+    home: &Home,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&serde_json::Value>,
+    timeout: Duration,
+) -> Result<serde_json::Value, ClientError> {
+    let Some(base) = node_url(home) else {
+        return Err(ClientError::NotRunning(
+            "web.addr (no address written)".into(),
+        ));
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into();
+    let bytes = body
+        .map(|b| serde_json::to_vec(b).map_err(|e| ClientError::Http(e.to_string())))
+        .transpose()?
+        .unwrap_or_default();
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(bytes)
+        .map_err(|e| ClientError::Http(e.to_string()))?;
+    let mut response = match agent.run(request) {
+        Ok(r) => r,
+        Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(ClientError::NotRunning(base));
+        }
+        Err(ureq::Error::ConnectionFailed) => return Err(ClientError::NotRunning(base)),
+        Err(e) => return Err(ClientError::Http(e.to_string())),
+    };
+    let status = response.status();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| ClientError::Http(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    if !status.is_success() {
+        let message = value["error"]["message"]
+            .as_str()
+            .map_or_else(|| status.to_string(), str::to_owned);
+        return Err(ClientError::Refused(message));
+    }
+    Ok(value)
+}

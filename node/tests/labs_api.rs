@@ -191,4 +191,27 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     let text = text.as_str().expect("text").to_owned();
     assert!(text.contains("orrery_labs{state=\"stopped\"} 2"), "{text}");
     assert!(text.contains("orrery_labs{state=\"running\"} 0"), "{text}");
+
+    // The operator's command line, as that user: no token of its own outlives a command.
+    let started = orrery(&data, &["lab", "start", "--data", "gaia", "--user", &user]);
+    assert!(started.contains("running"), "{started}");
+    let id = started
+        .split_whitespace()
+        .find(|w| w.starts_with("lab-"))
+        .expect("the lab's id")
+        .to_owned();
+    let listed = orrery(&data, &["lab", "list", "--user", &user]);
+    assert!(listed.contains(&id) && listed.contains("running"), "{listed}");
+    orrery(&data, &["lab", "logs", &id, "--user", &user]);
+    let stopped = orrery(&data, &["lab", "stop", &id, "--user", &user]);
+    assert!(stopped.contains("stopped"), "{stopped}");
+    let shown = orrery(&data, &["lab", "show", &id, "--user", &user]);
+    assert!(shown.contains("stopped"), "{shown}");
+    let tokens = orrery(&data, &["token", "list", "--user", &user]);
+    let live = tokens
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains(&user) && !l.contains("revoked"))
+        .count();
+    assert_eq!(live, 2, "the commands' tokens were not revoked:\n{tokens}");
 }

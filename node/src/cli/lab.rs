@@ -1,5 +1,8 @@
-//! `orrery lab`: labs on this node. For now `check` (can this node run labs, and if not, which
-//! isolation layer is missing) and the hidden `exec` helper the node runs each lab through.
+//! `orrery lab`: labs on this node. `start`, `list`, `show`, `stop` and `logs` go through the
+//! running node ([`api`]); `check` says whether this machine can run labs, and if not, which
+//! isolation layer is missing; the hidden `exec` is the helper the node runs each lab through.
+
+mod api;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -16,6 +19,51 @@ use crate::labs::cgroup::CgroupDriver;
 /// `orrery lab …`.
 #[derive(Debug, Subcommand)]
 pub enum LabCmd {
+    /// Start a lab next to this node's data (or, given a lab's id, start it again with its
+    /// workspace). Answers once it runs, or says why it failed.
+    Start {
+        /// A lab that stopped or failed, to start again.
+        lab: Option<String>,
+        /// The environment.
+        #[arg(long = "env", default_value = "jupyter")]
+        environment: String,
+        /// A collection of this node to see read-only under /data (repeatable).
+        #[arg(long = "data")]
+        data: Vec<String>,
+        /// As this user (default: the user of this node's default author).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List the user's labs.
+    List {
+        /// As this user (default: the user of this node's default author).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Show a lab: its state, and why it failed if it did.
+    Show {
+        /// The lab's id.
+        lab: String,
+        /// As this user (default: the user of this node's default author).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Stop a lab; its workspace stays.
+    Stop {
+        /// The lab's id.
+        lab: String,
+        /// As this user (default: the user of this node's default author).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Print the last lines of a lab's server output.
+    Logs {
+        /// The lab's id.
+        lab: String,
+        /// As this user (default: the user of this node's default author).
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Report whether this machine can run sandboxed labs: bubblewrap, unprivileged user
     /// namespaces, the cgroup version and Landlock.
     Check,
@@ -70,6 +118,23 @@ pub(crate) fn run(home: &Home, cmd: LabCmd, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         LabCmd::Exec(args) => exec(args),
+        LabCmd::Start {
+            lab,
+            environment,
+            data,
+            user,
+        } => api::start(
+            home,
+            user.as_deref(),
+            lab.as_deref(),
+            &environment,
+            &data,
+            out,
+        ),
+        LabCmd::List { user } => api::list(home, user.as_deref(), out),
+        LabCmd::Show { lab, user } => api::show_one(home, user.as_deref(), &lab, out),
+        LabCmd::Stop { lab, user } => api::stop(home, user.as_deref(), &lab, out),
+        LabCmd::Logs { lab, user } => api::logs(home, user.as_deref(), &lab, out),
     }
 }
 

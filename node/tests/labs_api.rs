@@ -10,6 +10,17 @@ use run::{Running, free_port, orrery, use_loopback};
 use serde_json::{Value, json};
 
 fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    call_at(method, url, None, token, body)
+}
+
+/// A call with the `Host` a browser would send for `host`'s URL.
+fn call_at(
+    method: &str,
+    url: &str,
+    host: Option<&str>,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_idle_connections(0)
@@ -18,6 +29,9 @@ fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u
     let mut req = ureq::http::Request::builder().method(method).uri(url);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(h) = host {
+        req = req.header("host", h);
     }
     let bytes = body
         .map(|b| serde_json::to_vec(&b).expect("json"))
@@ -131,6 +145,54 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     let (status, logs) = call("GET", &format!("{base}/{id}/logs"), Some(&labs), None);
     assert_eq!(status, 200, "{logs}");
 
+    // The lab is reached through the node, on its own origin, by its owner only.
+    let port = addr.trim().rsplit(':').next().expect("a port");
+    let lab_host = format!("{id}.localhost:{port}");
+    let status_url = format!("http://{}/labs/{id}/api/status", addr.trim());
+    let (status, answer) = call_at("GET", &status_url, Some(&lab_host), Some(&labs), None);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["started"].is_string(), "Jupyter's status: {answer}");
+    let (status, _) = call_at("GET", &status_url, Some(&lab_host), None, None);
+    assert_eq!(status, 401, "anonymous");
+    let (status, _) = call_at("GET", &status_url, Some(&lab_host), Some(&reads), None);
+    assert_eq!(status, 403, "without the labs scope");
+    let (status, _) = call("GET", &status_url, Some(&labs), None);
+    assert_eq!(
+        status, 404,
+        "a lab is never served on the node's own origin"
+    );
+    let (status, answer) = call_at(
+        "GET",
+        &format!("http://{}/labs/{id}/api/contents", addr.trim()),
+        Some(&lab_host),
+        Some(&labs),
+        None,
+    );
+    assert_eq!(status, 200, "{answer}");
+
+    // A kernel through the proxy's WebSocket tunnel reads the collection, computes, and cannot
+    // write under /data (the client is the websocket-client package of the lab's environment).
+    let python = std::fs::read_dir(&envs)
+        .expect("environments")
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin/python"))
+        .find(|p| p.exists())
+        .expect("the jupyter environment's Python");
+    let code = "import os; (open('/data/gaia/sources.csv').read().splitlines()[1], 1+1, \
+                os.access('/data/gaia', os.W_OK))";
+    let out = std::process::Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab_kernel.py"))
+        .args([addr.trim(), &id, &lab_host, &labs, code])
+        .output()
+        .expect("python runs");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(printed.trim(), "('83.6,22.0', 2, False)");
+
     let (status, stopped) = call("DELETE", &format!("{base}/{id}"), Some(&labs), None);
     assert_eq!(status, 200, "{stopped}");
     assert_eq!(stopped["state"], "stopped");
@@ -201,7 +263,10 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
         .expect("the lab's id")
         .to_owned();
     let listed = orrery(&data, &["lab", "list", "--user", &user]);
-    assert!(listed.contains(&id) && listed.contains("running"), "{listed}");
+    assert!(
+        listed.contains(&id) && listed.contains("running"),
+        "{listed}"
+    );
     orrery(&data, &["lab", "logs", &id, "--user", &user]);
     let stopped = orrery(&data, &["lab", "stop", &id, "--user", &user]);
     assert!(stopped.contains("stopped"), "{stopped}");

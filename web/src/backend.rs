@@ -57,6 +57,11 @@ pub(crate) trait Backend: Send + Sync {
     fn revoke_token(&self, who: Principal, id: String) -> BoxFuture<'_, Result<(), ApiError>>;
     fn sign_out(&self, session: String) -> BoxFuture<'_, Result<(), ApiError>>;
     fn labs(&self, who: Principal, call: LabCall) -> BoxFuture<'_, Result<LabAnswer, ApiError>>;
+    fn lab_upstream(
+        &self,
+        who: Principal,
+        lab: String,
+    ) -> BoxFuture<'_, Result<(std::path::PathBuf, String), ApiError>>;
 }
 
 /// The shared form the handlers hold.
@@ -133,5 +138,12 @@ impl<P: Port> Backend for Over<P> {
     }
     fn labs(&self, who: Principal, call: LabCall) -> BoxFuture<'_, Result<LabAnswer, ApiError>> {
         Box::pin(self.0.port.labs(who, call))
+    }
+    fn lab_upstream(
+        &self,
+        who: Principal,
+        lab: String,
+    ) -> BoxFuture<'_, Result<(std::path::PathBuf, String), ApiError>> {
+        Box::pin(self.0.port.lab_upstream(who, lab))
     }
 }

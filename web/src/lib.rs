@@ -14,6 +14,7 @@
 //! | `/api/v1/...` | the REST API: federation, search, projects, the caller's tokens ([`api`]) |
 //! | `/api/openapi.json`, `/api/docs` | its OpenAPI 3.1 document, and the reference page |
 //! | `/data/{collection}/{path}` | a product's file, with its BLAKE3 in `x-blake3` |
+//! | `lab-<id>.<host>` `/labs/<id>/…` | a lab's Jupyter Server, proxied to its Unix socket ([`lab_proxy`]) |
 //! | `/ui/` | the browser UI (built from `ui/` by `scripts/ui-build`); `/` sends browsers there |
 //!
 //! The same routes are served over HTTPS by [`serve_tls`] when the node has a certificate;
@@ -25,6 +26,7 @@ mod backend;
 mod data;
 mod federation;
 mod graphql;
+mod lab_proxy;
 mod metrics;
 pub mod oidc;
 mod tap;
@@ -130,6 +132,12 @@ pub trait Port: Send + Sync + 'static {
         who: Principal,
         new: api::NewToken,
     ) -> impl Future<Output = Result<api::CreatedToken, ApiError>> + Send;
+    /// Where `who`'s running lab is reached: its server's Unix socket and the token it expects.
+    fn lab_upstream(
+        &self,
+        who: Principal,
+        lab: String,
+    ) -> impl Future<Output = Result<(std::path::PathBuf, String), ApiError>> + Send;
     /// Lists, starts, shows, stops or reads the logs of `who`'s labs on this node.
     fn labs(
         &self,
@@ -234,6 +242,7 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
     let backend: backend::Shared = Arc::new(backend::Over(state.clone()));
     let schema = graphql::schema(backend.clone());
     let (api_routes, api_doc) = api::router(backend.clone());
+    let lab_backend = backend.clone();
     let api_doc = Arc::new(api_doc);
     // A notebook imported through the API may carry its outputs: more room than elsewhere.
     let api_routes = api_routes.layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
@@ -273,6 +282,11 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
             }),
         )
         .route("/api/docs", get(|| ui::page("apidocs.html")))
+        // Outermost: a lab's host reaches its lab and nothing of the node.
+        .layer(axum::middleware::from_fn_with_state(
+            lab_backend,
+            lab_proxy::route,
+        ))
 }
 
 async fn index<P: Port>(

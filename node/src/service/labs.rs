@@ -109,6 +109,16 @@ impl Labs {
         }
     }
 
+    /// Where `who`'s running lab is reached.
+    pub(super) async fn upstream(
+        &self,
+        who: &Principal,
+        lab: &str,
+    ) -> Result<(PathBuf, String), ApiError> {
+        let manager = self.manager().await?;
+        manager.upstream(lab, &who.author).map_err(refusal)
+    }
+
     /// One call of `who`.
     pub(super) async fn call(&self, who: Principal, call: LabCall) -> Result<LabAnswer, ApiError> {
         let manager = self.manager().await?;

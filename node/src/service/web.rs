@@ -159,6 +159,14 @@ impl Port for NodePort {
         self.labs.call(who, call).await
     }
 
+    async fn lab_upstream(
+        &self,
+        who: Principal,
+        lab: String,
+    ) -> Result<(std::path::PathBuf, String), ApiError> {
+        self.labs.upstream(&who, &lab).await
+    }
+
     async fn tokens(&self, who: Principal) -> Result<Vec<api::TokenView>, ApiError> {
         self.blocking(move |home| super::accounts::tokens(home, &who))
             .await

@@ -1,0 +1,49 @@
+"""Runs code in a lab's kernel the way JupyterLab does, through the node's proxy: a kernel is
+started over REST and `execute_request` is sent over the kernel's WebSocket, on the lab's own
+host with an API token. Prints the `execute_result`.
+
+Usage: lab_kernel.py NODE_ADDR LAB_ID LAB_HOST TOKEN CODE
+"""
+
+import json
+import sys
+import urllib.request
+import uuid
+
+import websocket
+
+addr, lab, host, token, code = sys.argv[1:6]
+auth = {"Host": host, "Authorization": f"Bearer {token}"}
+started = urllib.request.Request(
+    f"http://{addr}/labs/{lab}/api/kernels",
+    data=b'{"name": "python3"}',
+    method="POST",
+    headers={**auth, "Content-Type": "application/json"},
+)
+kernel = json.load(urllib.request.urlopen(started, timeout=60))
+ws = websocket.create_connection(
+    f"ws://{addr}/labs/{lab}/api/kernels/{kernel['id']}/channels",
+    host=host,
+    header=[f"Authorization: Bearer {token}"],
+    suppress_origin=True,
+    timeout=60,
+)
+msg_id = uuid.uuid4().hex
+ws.send(json.dumps({
+    "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "lab",
+               "session": uuid.uuid4().hex, "version": "5.3", "date": ""},
+    "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+    "content": {"code": code, "silent": False, "store_history": False,
+                "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+}))
+while True:
+    m = json.loads(ws.recv())
+    if m.get("parent_header", {}).get("msg_id") != msg_id:
+        continue
+    if m["msg_type"] == "execute_result":
+        print(m["content"]["data"]["text/plain"])
+        break
+    if m["msg_type"] == "error":
+        print("ERROR", m["content"]["ename"], m["content"]["evalue"])
+        sys.exit(1)
+ws.close()

@@ -193,6 +193,46 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     );
     assert_eq!(printed.trim(), "('83.6,22.0', 2, False)");
 
+    // Escapes tried from inside the kernel: the node's key and database, the labs' workspaces,
+    // the node's processes and its HTTP port, writing the collection.
+    let escape = format!(
+        "import os, socket\n\
+         def probe(f):\n    try:\n        f()\n        return 'open'\n    except Exception as e:\n        return type(e).__name__\n\
+         ' '.join([\
+         'key=' + probe(lambda: open({key:?}).read()),\
+         'db=' + probe(lambda: open({db:?}, 'rb').read(1)),\
+         'workspaces=' + probe(lambda: os.listdir({workspaces:?})),\
+         'port=' + probe(lambda: socket.create_connection(('127.0.0.1', {port}), timeout=2)),\
+         'write=' + probe(lambda: open('/data/gaia/new.csv', 'w')),\
+         'uid=' + str(os.getuid()),\
+         'few_pids=' + str(len([p for p in os.listdir('/proc') if p.isdigit()]) < 12)])",
+        key = data.join("node.key").display().to_string(),
+        db = data.join("orrery.db").display().to_string(),
+        workspaces = data.join("labs/workspaces").display().to_string(),
+    );
+    let python = std::fs::read_dir(&envs)
+        .expect("environments")
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin/python"))
+        .find(|p| p.exists())
+        .expect("the jupyter environment's Python");
+    let out = std::process::Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab_kernel.py"))
+        .args([addr.trim(), &id, &lab_host, &labs, &escape])
+        .output()
+        .expect("python runs");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        printed.trim(),
+        "'key=FileNotFoundError db=FileNotFoundError workspaces=FileNotFoundError \
+         port=ConnectionRefusedError write=OSError uid=65534 few_pids=True'"
+    );
+
     let (status, stopped) = call("DELETE", &format!("{base}/{id}"), Some(&labs), None);
     assert_eq!(status, 200, "{stopped}");
     assert_eq!(stopped["state"], "stopped");

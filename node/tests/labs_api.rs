@@ -51,6 +51,34 @@ fn call_at(
     )
 }
 
+/// A browser's GET, redirects not followed: the status, `Location` and `Set-Cookie`.
+fn browse(url: &str, host: &str, cookie: &str) -> (u16, String, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_idle_connections(0)
+        .build()
+        .into();
+    let r = agent
+        .get(url)
+        .header("host", host)
+        .header("cookie", cookie)
+        .call()
+        .expect("the node answers");
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (
+        r.status().as_u16(),
+        header("location"),
+        header("set-cookie"),
+    )
+}
+
 #[test]
 fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     assert!(
@@ -169,6 +197,40 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
         None,
     );
     assert_eq!(status, 200, "{answer}");
+
+    // A browser signed in on the node opens the lab: a one-time code carries it to the lab's own
+    // host, which signs it in with a cookie of its own; the code works once.
+    let session = orrery_node::store::Store::open(&data.join("orrery.db"))
+        .expect("store")
+        .create_session(&user)
+        .expect("a session");
+    let node_host = addr.trim().to_owned();
+    let (status, location, _) = browse(
+        &format!("http://{node_host}/api/v1/labs/{id}/open"),
+        &node_host,
+        &format!("orrery_session={session}"),
+    );
+    assert_eq!(status, 303, "{location}");
+    let prefix = format!("http://{lab_host}/labs/{id}/orrery-open?code=");
+    assert!(location.starts_with(&prefix), "{location}");
+    let path = location.trim_start_matches(&format!("http://{lab_host}"));
+    let (status, landing, cookie) = browse(&format!("http://{node_host}{path}"), &lab_host, "");
+    assert_eq!(
+        (status, landing.as_str()),
+        (303, format!("/labs/{id}/lab").as_str())
+    );
+    assert!(
+        cookie.starts_with("orrery_lab=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let lab_cookie = cookie.split(';').next().expect("a cookie").to_owned();
+    let (status, _, _) = browse(&status_url, &lab_host, &lab_cookie);
+    assert_eq!(status, 200, "signed into the lab's origin");
+    let (status, _, _) = browse(&format!("http://{node_host}{path}"), &lab_host, "");
+    assert_eq!(status, 401, "a code works once");
+    // The node's session cookie means nothing on the lab's host.
+    let (status, _, _) = browse(&status_url, &lab_host, &format!("orrery_session={session}"));
+    assert_eq!(status, 401);
 
     // A kernel through the proxy's WebSocket tunnel reads the collection, computes, and cannot
     // write under /data (the client is the websocket-client package of the lab's environment).

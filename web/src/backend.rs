@@ -18,6 +18,8 @@ use crate::{AppState, Credential, FederationView, Port, Principal, WebEvent};
 /// What the REST API and GraphQL need of the node.
 pub(crate) trait Backend: Send + Sync {
     fn base_url(&self) -> &str;
+    /// Browsers signed into labs' origins.
+    fn lab_sessions(&self) -> &crate::lab_proxy::Sessions;
     fn authenticate(&self, c: Credential) -> BoxFuture<'_, Result<Option<Principal>, String>>;
     fn search(
         &self,
@@ -73,6 +75,9 @@ pub(crate) struct Over<P>(pub(crate) Arc<AppState<P>>);
 impl<P: Port> Backend for Over<P> {
     fn base_url(&self) -> &str {
         &self.0.config.base_url
+    }
+    fn lab_sessions(&self) -> &crate::lab_proxy::Sessions {
+        &self.0.labs
     }
     fn authenticate(&self, c: Credential) -> BoxFuture<'_, Result<Option<Principal>, String>> {
         Box::pin(self.0.port.authenticate(c))

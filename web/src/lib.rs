@@ -185,6 +185,7 @@ struct AppState<P> {
     config: WebConfig,
     jobs: tap::Jobs,
     auth: auth::AuthState,
+    labs: lab_proxy::Sessions,
 }
 
 /// The routes, over a node's port.
@@ -194,6 +195,7 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         config,
         jobs: tap::Jobs::default(),
         auth: auth::AuthState::default(),
+        labs: lab_proxy::Sessions::default(),
     });
     // Every answer under /tap is a VOTable, the HTTP layer's own refusals included.
     let tap_routes = Router::new()

@@ -20,6 +20,7 @@ pub(super) fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(show_lab, stop_lab))
         .routes(routes!(start_lab))
         .routes(routes!(lab_logs))
+        .routes(routes!(open_lab))
 }
 
 fn lab(a: LabAnswer) -> Result<LabView, ApiError> {
@@ -203,4 +204,38 @@ async fn lab_logs(
             "the node answered {other:?}"
         ))),
     }
+}
+
+/// Opens a lab in the browser: a redirect to the lab's own host with a one-time code, which
+/// signs the browser into the lab (the lab never sees the node's session).
+#[utoipa::path(
+    get,
+    path = "/api/v1/labs/{lab}/open",
+    tag = "labs",
+    security(("bearer" = []), ("session" = [])),
+    params(("lab" = String, Path, description = "the lab's id")),
+    responses(
+        (status = 303, description = "to the lab's own host"),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 403, description = "the credential may not use labs", body = ErrorBody),
+        (status = 404, description = "no such lab of the caller's", body = ErrorBody),
+        (status = 409, description = "the lab is not running", body = ErrorBody),
+        (status = 503, description = "the node is reached by an IP address, so labs have no origin of their own", body = ErrorBody),
+    )
+)]
+async fn open_lab(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let who = owner(&b, &headers).await?;
+    // It must be the caller's, and running.
+    b.lab_upstream(who.clone(), id.clone()).await?;
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let code = b.lab_sessions().code(&id, who);
+    let url = crate::lab_proxy::lab_url(host, &id, b.base_url(), &code)?;
+    Ok(axum::response::Redirect::to(&url).into_response())
 }

@@ -339,6 +339,79 @@ pub fn python() -> std::path::PathBuf {
     venv
 }
 
+/// Mallory, a member running hostile software, joins through `a` and advertises `collections`;
+/// `a` holds her advert and is connected to her.
+pub async fn hostile_member_advertising(
+    a: &TestNode,
+    collections: Vec<orrery_protocol::advert::CollectionSummary>,
+) -> (
+    HostileMember,
+    tokio::sync::mpsc::Receiver<orrery_federation::Event>,
+) {
+    let (mallory, events) = hostile_member_with_events(a).await;
+    let (_, federation_id) = a
+        .handle()
+        .status()
+        .await
+        .expect("status")
+        .federation
+        .expect("a member");
+    mallory
+        .fed
+        .set_advert(orrery_protocol::advert::NodeAdvert {
+            federation: federation_id,
+            node: mallory.id,
+            seq: 0,
+            issued_at: 0,
+            expires_at: 0,
+            name: "Mallory".into(),
+            institution: String::new(),
+            contact: String::new(),
+            addresses: Vec::new(),
+            authors: Vec::new(),
+            collections,
+            compute: Vec::new(),
+        })
+        .await
+        .expect("advert");
+    let all = vec![a.handle().clone()];
+    eventually(
+        &all,
+        Duration::from_secs(30),
+        "A holds Mallory's advert",
+        || async {
+            a.handle().status().await.is_ok_and(|s| {
+                s.members
+                    .iter()
+                    .any(|m| m.node == mallory.id && m.advert.is_some() && m.connected)
+            })
+        },
+    )
+    .await;
+    (mallory, events)
+}
+
+/// Runs the Python client `tests/<script>` (of this crate) with `args`, as a researcher's
+/// script would run; fails the test with its output unless it succeeds. Returns what it printed.
+pub async fn python_client(script: &str, args: &[&str]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let out = tokio::process::Command::new(python())
+        .arg(&path)
+        .args(args)
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Outsiders that speak the wire protocol directly: bare libp2p swarms with throwaway keys that
 /// dial a member and hold their connections open, doing nothing else, until dropped.
 pub struct Squatters {

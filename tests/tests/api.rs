@@ -3,9 +3,7 @@
 //! whose role does not allow it, and to another site's page riding a signed-in browser's cookie.
 //! A Python client then drives the API from its document, every answer checked against it.
 
-use std::path::Path;
-
-use orrery_tests::{TestNode, cli, python};
+use orrery_tests::{TestNode, cli, python_client};
 use serde_json::{Value, json};
 
 /// A user of the node, with a token.
@@ -301,21 +299,11 @@ async fn a_users_tap_job_is_theirs_alone() {
     let http = Http::new(&node);
     let alice = user(&node, "Alice Owner", "read");
     let bob = user(&node, "Bob Other", "read");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tap_owner_client.py");
-    let out = tokio::process::Command::new(python())
-        .arg(&script)
-        .arg(&http.base)
-        .arg(&alice.token)
-        .arg(&bob.token)
-        .output()
-        .await
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_client(
+        "tap_owner_client.py",
+        &[&http.base, &alice.token, &bob.token],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,20 +311,7 @@ async fn a_python_client_drives_the_api_from_its_document() {
     let node = TestNode::create("api-client").await;
     let http = Http::new(&node);
     let ada = user(&node, "Ada Lovelace", "read,write");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api_client.py");
-    let out = tokio::process::Command::new(python())
-        .arg(&script)
-        .arg(&http.base)
-        .arg(&ada.token)
-        .output()
-        .await
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_client("api_client.py", &[&http.base, &ada.token]).await;
     // What the client made is in the node's store, as the command line sees it.
     let listed = cli(&node, &["project", "list"]);
     assert!(listed.contains("Crab pulsar timing"), "{listed}");

@@ -9,9 +9,9 @@ use orrery_catalog::Query;
 use orrery_federation::Event;
 use orrery_node::service::{NodeEvent, NodeHandle};
 use orrery_protocol::NodeId;
-use orrery_protocol::advert::{CollectionSummary, NodeAdvert};
+use orrery_protocol::advert::CollectionSummary;
 use orrery_protocol::wire::{Request, Response, SyncFrame};
-use orrery_tests::{HostileMember, TestNode, eventually, federation};
+use orrery_tests::{TestNode, eventually, federation};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -112,50 +112,6 @@ async fn holder_known(nodes: &[TestNode], asker: usize, holder: NodeId, product:
         },
     )
     .await;
-}
-
-/// Mallory, a member running hostile software, joins through `a` and advertises `collections`;
-/// `a` holds her advert and is connected to her.
-async fn mallory_joins(
-    a: &TestNode,
-    collections: Vec<CollectionSummary>,
-) -> (HostileMember, tokio::sync::mpsc::Receiver<Event>) {
-    let (mallory, events) = orrery_tests::hostile_member_with_events(a).await;
-    let (_, federation_id) = a
-        .handle()
-        .status()
-        .await
-        .expect("status")
-        .federation
-        .expect("a member");
-    mallory
-        .fed
-        .set_advert(NodeAdvert {
-            federation: federation_id,
-            node: mallory.id,
-            seq: 0,
-            issued_at: 0,
-            expires_at: 0,
-            name: "Mallory".into(),
-            institution: String::new(),
-            contact: String::new(),
-            addresses: Vec::new(),
-            authors: Vec::new(),
-            collections,
-            compute: Vec::new(),
-        })
-        .await
-        .expect("advert");
-    let all = vec![a.handle().clone()];
-    eventually(&all, WAIT, "A holds Mallory's advert", || async {
-        a.handle().status().await.is_ok_and(|s| {
-            s.members
-                .iter()
-                .any(|m| m.node == mallory.id && m.advert.is_some() && m.connected)
-        })
-    })
-    .await;
-    (mallory, events)
 }
 
 fn fetched_file(node: &TestNode, name: &str) -> std::path::PathBuf {
@@ -288,7 +244,7 @@ async fn a_node_the_collection_policy_does_not_name_gets_none_of_its_bytes() {
 async fn a_member_serving_wrong_bytes_is_caught_and_penalised_until_banned() {
     let nodes = federation(1).await;
     let a = &nodes[0];
-    let (mallory, mut events) = mallory_joins(a, Vec::new()).await;
+    let (mallory, mut events) = orrery_tests::hostile_member_advertising(a, Vec::new()).await;
 
     // A public project with a 2 MB plot: Mallory, a member, may hold it.
     let plot = "iVBORw0KGgo".repeat(200_000);
@@ -399,7 +355,7 @@ async fn a_holder_sending_a_wrong_file_is_caught_by_dataset_fetch_and_penalised(
         time: None,
         complete: true,
     };
-    let (mallory, mut events) = mallory_joins(a, vec![everything]).await;
+    let (mallory, mut events) = orrery_tests::hostile_member_advertising(a, vec![everything]).await;
     let genuine = bytes(1 << 20, 5);
     let flipped = 700_000;
     let mut wrong = genuine.clone();

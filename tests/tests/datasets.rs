@@ -1,7 +1,6 @@
 //! Datasets across the federation: federated search over three real nodes on loopback (one of
 //! them stopped), and each node's TAP service driven by the real Python clients (pyvo, astropy).
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use futures::FutureExt as _;
 
 use orrery_catalog::{Cone, Facet, Page, Query};
 use orrery_node::service::NodeHandle;
-use orrery_tests::{TestNode, eventually, federation, publish, publish_crabs, python};
+use orrery_tests::{TestNode, eventually, federation, publish, publish_crabs};
 
 /// Waits until `from` holds the adverts of `n` other members listing every collection, so that
 /// a search for everything finds `total` products.
@@ -276,23 +275,8 @@ async fn pyvo_queries_a_node_tap_service() {
     );
     publish(&node, "xmm-m87", "XMM-Newton", "M87", 187.7, 12.39, 3);
     let addr = node.handle().web_addr().expect("serves HTTP");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tap_client.py");
-    let url = format!("http://{addr}/tap");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(script)
-            .arg(url)
-            .output()
-            .expect("python runs")
-    })
-    .await
-    .expect("joined");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "pyvo checks failed:\n{stdout}\n{stderr}"
-    );
+    let stdout =
+        orrery_tests::python_client("tap_client.py", &[&format!("http://{addr}/tap")]).await;
     assert!(stdout.contains("all TAP checks passed"), "{stdout}");
     node.stop().await;
 }

@@ -2,12 +2,11 @@
 //! traffic, a refused frame from a hostile member, and HTTP searches and TAP queries.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use orrery_crdt::Visibility;
 use orrery_protocol::wire::{Refusal, Request, Response, SyncFrame};
-use orrery_tests::{HostileMember, converged, federation, hostile_member, python, running};
+use orrery_tests::{HostileMember, converged, federation, hostile_member, running};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -67,21 +66,11 @@ async fn metrics_count_what_the_node_did() {
         ..Default::default()
     })
     .expect("json");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/metrics_scrape.py");
-    let out = tokio::process::Command::new(python())
-        .arg(&script)
-        .arg(&web)
-        .arg(format!("http://{}", metrics_addr.trim()))
-        .arg(&search)
-        .output()
-        .await
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the scrape failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = orrery_tests::python_client(
+        "metrics_scrape.py",
+        &[&web, &format!("http://{}", metrics_addr.trim()), &search],
+    )
+    .await;
     let samples: Vec<Sample> = serde_json::from_str(&stdout).expect("samples as JSON");
     let v = |name: &str, labels: &[(&str, &str)]| value(&samples, name, labels);
 
@@ -161,20 +150,15 @@ async fn the_node_serves_https_with_its_certificate() {
     node.start().await;
 
     let addr = std::fs::read_to_string(node.home.https_addr()).expect("https.addr written");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/https_client.py");
-    let out = tokio::process::Command::new(python())
-        .arg(&script)
-        .arg(format!("https://{}", addr.trim()))
-        .arg(tls.join("cert.pem"))
-        .output()
-        .await
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cert = tls.join("cert.pem");
+    orrery_tests::python_client(
+        "https_client.py",
+        &[
+            &format!("https://{}", addr.trim()),
+            cert.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
 
     // A key that does not belong to the certificate stops the node at start, saying so.
     node.stop().await;

@@ -8,9 +8,8 @@ use std::time::Duration;
 use orrery_crdt::Visibility;
 use orrery_federation::Event;
 use orrery_node::store::{Direction, Store};
-use orrery_protocol::advert::NodeAdvert;
 use orrery_protocol::wire::{Refusal, Request, Response, SyncFrame};
-use orrery_tests::{TestNode, cli, federation, hostile_member_with_events, within};
+use orrery_tests::{TestNode, cli, federation, hostile_member_advertising, within};
 
 fn problems(node: &TestNode) -> Vec<orrery_node::store::ReplicationProblem> {
     Store::open(&node.home.database())
@@ -23,32 +22,7 @@ fn problems(node: &TestNode) -> Vec<orrery_node::store::ReplicationProblem> {
 async fn a_refused_frame_is_reported_until_frames_pass_again() {
     let nodes = federation(1).await;
     let a = &nodes[0];
-    let (mallory, mut events) = hostile_member_with_events(a).await;
-    let (_, federation_id) = a
-        .handle()
-        .status()
-        .await
-        .expect("status")
-        .federation
-        .expect("a member");
-    mallory
-        .fed
-        .set_advert(NodeAdvert {
-            federation: federation_id,
-            node: mallory.id,
-            seq: 0,
-            issued_at: 0,
-            expires_at: 0,
-            name: "Mallory".into(),
-            institution: String::new(),
-            contact: String::new(),
-            addresses: Vec::new(),
-            authors: Vec::new(),
-            collections: Vec::new(),
-            compute: Vec::new(),
-        })
-        .await
-        .expect("advert");
+    let (mallory, mut events) = hostile_member_advertising(a, Vec::new()).await;
     // Mallory refuses every sync frame until told otherwise, then answers with nothing to say.
     let refuse = Arc::new(AtomicBool::new(true));
     let refusing = refuse.clone();

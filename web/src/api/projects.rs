@@ -66,6 +66,20 @@ async fn edit(
     b.edit_project(who, project, what).await
 }
 
+/// An edit carried by a JSON body: the caller is checked first, so that a stranger learns
+/// nothing from how the body is refused.
+async fn edit_with<T>(
+    b: &Shared,
+    headers: &HeaderMap,
+    project: String,
+    body: Result<Json<T>, JsonRejection>,
+    what: impl FnOnce(T) -> ProjectEdit,
+) -> Result<ProjectAnswer, ApiError> {
+    let who = writer(b, headers, "write").await?;
+    let Json(value) = body?;
+    b.edit_project(who, project, what(value)).await
+}
+
 /// The projects the caller may see on this node: the public ones, and those they belong to.
 #[utoipa::path(
     get,
@@ -154,9 +168,7 @@ async fn patch(
     Path(project): Path<String>,
     body: Result<Json<ProjectPatch>, JsonRejection>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let who = writer(&b, &headers, "write").await?;
-    let Json(p) = body?;
-    let a = b.edit_project(who, project, ProjectEdit::Patch(p)).await?;
+    let a = edit_with(&b, &headers, project, body, ProjectEdit::Patch).await?;
     expect!(a, Project).map(Json)
 }
 
@@ -207,11 +219,8 @@ async fn set_member(
     Path((project, author)): Path<(String, String)>,
     body: Result<Json<MemberRole>, JsonRejection>,
 ) -> Result<Json<Vec<ProjectMember>>, ApiError> {
-    let who = writer(&b, &headers, "write").await?;
-    let Json(MemberRole { role }) = body?;
-    let a = b
-        .edit_project(who, project, ProjectEdit::SetMember { author, role })
-        .await?;
+    let set = |MemberRole { role }| ProjectEdit::SetMember { author, role };
+    let a = edit_with(&b, &headers, project, body, set).await?;
     expect!(a, Members).map(Json)
 }
 
@@ -264,11 +273,7 @@ async fn add_notebook(
     Path(project): Path<String>,
     body: Result<Json<NewNotebook>, JsonRejection>,
 ) -> Result<(StatusCode, Json<NotebookView>), ApiError> {
-    let who = writer(&b, &headers, "write").await?;
-    let Json(new) = body?;
-    let a = b
-        .edit_project(who, project, ProjectEdit::AddNotebook(new))
-        .await?;
+    let a = edit_with(&b, &headers, project, body, ProjectEdit::AddNotebook).await?;
     Ok((StatusCode::CREATED, Json(expect!(a, Notebook)?)))
 }
 
@@ -294,11 +299,7 @@ async fn import_notebook(
     Path(project): Path<String>,
     body: Result<Json<ImportNotebook>, JsonRejection>,
 ) -> Result<(StatusCode, Json<NotebookView>), ApiError> {
-    let who = writer(&b, &headers, "write").await?;
-    let Json(file) = body?;
-    let a = b
-        .edit_project(who, project, ProjectEdit::Import(file))
-        .await?;
+    let a = edit_with(&b, &headers, project, body, ProjectEdit::Import).await?;
     Ok((StatusCode::CREATED, Json(expect!(a, Notebook)?)))
 }
 
@@ -383,11 +384,8 @@ async fn add_cell(
     Path((project, notebook)): Path<(String, String)>,
     body: Result<Json<NewCell>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CellView>), ApiError> {
-    let who = writer(&b, &headers, "write").await?;
-    let Json(cell) = body?;
-    let a = b
-        .edit_project(who, project, ProjectEdit::AddCell { notebook, cell })
-        .await?;
+    let add = |cell| ProjectEdit::AddCell { notebook, cell };
+    let a = edit_with(&b, &headers, project, body, add).await?;
     Ok((StatusCode::CREATED, Json(expect!(a, Cell)?)))
 }
 
@@ -418,14 +416,12 @@ async fn set_source(
     Path((project, notebook, cell)): Path<(String, String, String)>,
     body: Result<Json<CellSource>, JsonRejection>,
 ) -> Result<Json<CellView>, ApiError> {
-    let who = writer(&b, &headers, "write").await?;
-    let Json(CellSource { source }) = body?;
-    let what = ProjectEdit::SetSource {
+    let set = |CellSource { source }| ProjectEdit::SetSource {
         notebook,
         cell,
         source,
     };
-    let a = b.edit_project(who, project, what).await?;
+    let a = edit_with(&b, &headers, project, body, set).await?;
     expect!(a, Cell).map(Json)
 }
 
@@ -555,10 +551,6 @@ async fn add_comment(
     Path(project): Path<String>,
     body: Result<Json<NewComment>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CommentView>), ApiError> {
-    let who = writer(&b, &headers, "write").await?;
-    let Json(c) = body?;
-    let a = b
-        .edit_project(who, project, ProjectEdit::Comment(c))
-        .await?;
+    let a = edit_with(&b, &headers, project, body, ProjectEdit::Comment).await?;
     Ok((StatusCode::CREATED, Json(expect!(a, Comment)?)))
 }

@@ -43,8 +43,9 @@ pub(crate) struct Sessions {
 
 fn secret() -> String {
     let mut b = [0u8; 24];
-    if getrandom::fill(&mut b).is_err() {
+    if let Err(e) = getrandom::fill(&mut b) {
         // Without randomness there is no safe secret: an empty one never matches.
+        tracing::warn!(error = %e, "no randomness for a lab sign-in; the browser is refused and must open the lab again");
         return String::new();
     }
     hex::encode(b)

@@ -39,6 +39,9 @@ pub enum LabError {
     /// The lab runs already.
     #[error("lab `{0}` is {1}; stop it first")]
     Busy(String, &'static str),
+    /// The node cannot start labs now.
+    #[error("labs cannot start now: {0}")]
+    Unavailable(String),
 }
 
 /// What the node allows.
@@ -121,17 +124,11 @@ pub struct LabManager {
     events: broadcast::Sender<LabEvent>,
 }
 
-fn random_hex(bytes: usize) -> String {
+/// Random hex, for lab ids and the tokens of their servers; never a guessable stand-in.
+fn random_hex(bytes: usize) -> Result<String, LabError> {
     let mut b = vec![0u8; bytes];
-    if getrandom::fill(&mut b).is_err() {
-        let n = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        for (i, x) in b.iter_mut().enumerate() {
-            *x = (n >> ((i % 16) * 8)) as u8;
-        }
-    }
-    hex::encode(b)
+    getrandom::fill(&mut b).map_err(|e| LabError::Unavailable(format!("no randomness: {e}")))?;
+    Ok(hex::encode(b))
 }
 
 fn now() -> i64 {
@@ -289,7 +286,8 @@ impl LabManager {
                 let offered: Vec<&str> = self.environments.iter().map(|e| e.id.as_str()).collect();
                 LabError::NoEnvironment(environment.to_owned(), offered.join(", "))
             })?;
-        let id = format!("lab-{}", random_hex(6));
+        let id = format!("lab-{}", random_hex(6)?);
+        let token = random_hex(24)?;
         let info = LabInfo {
             id: id.clone(),
             owner: owner.to_owned(),
@@ -306,7 +304,7 @@ impl LabManager {
                 id.clone(),
                 Lab {
                     info,
-                    token: random_hex(24),
+                    token,
                     run: 0,
                     watcher: None,
                 },
@@ -323,6 +321,7 @@ impl LabManager {
         owner: &str,
         datasets: Vec<(String, PathBuf)>,
     ) -> Result<LabInfo, LabError> {
+        let token = random_hex(24)?;
         let env = {
             let mut labs = self.lock();
             let lab = labs
@@ -339,7 +338,7 @@ impl LabManager {
                 .ok_or_else(|| LabError::NoLab(id.to_owned()))?;
             let _ = lab.info.state.restart();
             lab.run += 1;
-            lab.token = random_hex(24);
+            lab.token = token;
             lab.info.datasets = datasets.iter().map(|(c, _)| c.clone()).collect();
             self.environments
                 .iter()

@@ -64,10 +64,14 @@ impl Labs {
             .get_or_init(|| async {
                 let (home, config, node) =
                     (self.home.clone(), self.config.clone(), self.node.clone());
-                tokio::task::spawn_blocking(move || open(&home, &config, &node))
+                let made = tokio::task::spawn_blocking(move || open(&home, &config, &node))
                     .await
                     .map_err(|e| e.to_string())
-                    .and_then(|r| r)
+                    .and_then(|r| r);
+                if let Err(why) = &made {
+                    tracing::warn!(%why, "labs cannot run on this node; every lab request is refused saying so (`orrery lab check` tells what is missing)");
+                }
+                made
             })
             .await;
         made.clone().map_err(|why| {
@@ -202,6 +206,7 @@ fn refusal(e: LabError) -> ApiError {
             ApiError::not_found(e.to_string())
         }
         LabError::Quota(_) | LabError::Busy(..) => ApiError::conflict(e.to_string()),
+        LabError::Unavailable(_) => ApiError::unavailable(e.to_string()),
     }
 }
 

@@ -1,0 +1,184 @@
+//! One run of a lab: its environment provisioned, its directories made, its sandbox launched,
+//! its server waited on, and a watcher that reports the run's end.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tracing::info;
+
+use super::{LabError, LabEvent, LabInfo, LabManager, LabState, tail};
+use crate::labs::backend::LabRequest;
+use crate::labs::env::{Environment, Progress, provision};
+use crate::labs::jupyter;
+use crate::labs::sandbox::DataVolume;
+
+impl LabManager {
+    /// One run of a lab: environment, sandbox, server; watched until it ends.
+    pub(super) async fn run(
+        self: &Arc<Self>,
+        id: &str,
+        env: Environment,
+        datasets: Vec<(String, PathBuf)>,
+    ) -> Result<LabInfo, LabError> {
+        let (run, token) = {
+            let labs = self.lock();
+            let lab = labs.get(id).ok_or_else(|| LabError::NoLab(id.to_owned()))?;
+            (lab.run, lab.token.clone())
+        };
+        let fail = |reason: String| {
+            self.advance(id, run, LabState::Failed { reason }, None);
+        };
+        self.advance(id, run, LabState::Placed, None);
+        self.advance(id, run, LabState::Provisioning, None);
+        let (dir, python) = (self.config.envs.clone(), self.config.python.clone());
+        let me = self.clone();
+        let lab_id = id.to_owned();
+        let provisioned = tokio::task::spawn_blocking(move || {
+            provision(&dir, &env, &python, &mut |p| {
+                if let Progress::Installing(line) = p {
+                    let _ = me.events.send(LabEvent {
+                        lab: lab_id.clone(),
+                        owner: String::new(),
+                        state: LabState::Provisioning,
+                        detail: Some(line),
+                    });
+                }
+            })
+        })
+        .await;
+        let provisioned = match provisioned {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                fail(format!("the environment could not be provisioned: {e}"));
+                return self.get(id, None);
+            }
+            Err(e) => {
+                fail(format!("provisioning stopped: {e}"));
+                return self.get(id, None);
+            }
+        };
+        let base_url = format!("/labs/{id}/");
+        let prepared = self.prepare_dirs(id);
+        if let Err(e) = prepared {
+            fail(format!("the lab's directories could not be made: {e}"));
+            return self.get(id, None);
+        }
+        self.advance(id, run, LabState::Starting, None);
+        let (command, env_vars) = jupyter::command(&provisioned, &base_url, &token);
+        let request = LabRequest {
+            lab: id.to_owned(),
+            limits: self.config.limits,
+            data: datasets
+                .into_iter()
+                .map(|(collection, host)| DataVolume { collection, host })
+                .collect(),
+            workspace: self.workspace(id),
+            run_dir: self.run_dir(id),
+            read_only: vec![provisioned.root.clone()],
+            tmp_bytes: self.config.tmp_bytes,
+            env: env_vars,
+            command,
+            log: Some(self.log_path(id)),
+        };
+        let backend = self.backend.clone();
+        let launched = tokio::task::spawn_blocking(move || backend.launch(&request)).await;
+        let mut child = match launched {
+            Ok(Ok(l)) => l.child,
+            Ok(Err(e)) => {
+                fail(format!("the sandbox did not start: {e}"));
+                return self.get(id, None);
+            }
+            Err(e) => {
+                fail(format!("the sandbox did not start: {e}"));
+                return self.get(id, None);
+            }
+        };
+        let socket = jupyter::socket_in(&self.run_dir(id));
+        let mut exited = None;
+        let ready = jupyter::ready(
+            &socket,
+            &base_url,
+            &token,
+            self.config.start_deadline,
+            &mut || match child.try_wait() {
+                Ok(Some(status)) => {
+                    exited = Some(status);
+                    false
+                }
+                _ => true,
+            },
+        )
+        .await;
+        if let Err(e) = ready {
+            let why = match exited {
+                Some(status) => format!("its server ended ({status}) before answering"),
+                None => e.to_string(),
+            };
+            let _ = self.backend.stop(id);
+            let _ = child.wait();
+            fail(format!(
+                "{why}; its last output:\n{}",
+                tail(&self.log_path(id), 15)
+            ));
+            return self.get(id, None);
+        }
+        self.advance(id, run, LabState::Running, None);
+        info!(lab = id, "a lab runs");
+        // Watch it: a lab whose server ends on its own has failed, and says why.
+        let me = self.clone();
+        let lab_id = id.to_owned();
+        let watcher = tokio::task::spawn_blocking(move || {
+            let status = child.wait();
+            let oom = me.backend.out_of_memory(&lab_id);
+            let _ = me.backend.stop(&lab_id);
+            let reason = if oom {
+                "it ran out of memory (its limit is the node's [labs] memory_mib); start it again"
+                    .to_owned()
+            } else {
+                format!(
+                    "its server ended ({}); its last output:\n{}",
+                    status.map_or_else(|e| e.to_string(), |s| s.to_string()),
+                    tail(&me.log_path(&lab_id), 15)
+                )
+            };
+            // A lab being stopped ends as stopped; only an unasked end is a failure.
+            me.advance_from(
+                &lab_id,
+                run,
+                &LabState::Running,
+                LabState::Failed { reason },
+            );
+        });
+        if let Some(lab) = self.lock().get_mut(id) {
+            lab.watcher = Some(watcher);
+        }
+        self.get(id, None)
+    }
+
+    fn prepare_dirs(&self, id: &str) -> std::io::Result<()> {
+        let workspace = self.workspace(id);
+        let run_dir = self.run_dir(id);
+        for d in [&workspace, &run_dir, &self.config.dir.join("logs")] {
+            std::fs::create_dir_all(d)?;
+        }
+        // Parents are passable by the lab's user; the workspace and run directory are its own.
+        for d in [
+            self.config.dir.clone(),
+            self.config.dir.join("workspaces"),
+            self.config.dir.join("run"),
+        ] {
+            rustix::fs::chmod(&d, rustix::fs::Mode::from_raw_mode(0o711))?;
+        }
+        for d in [&workspace, &run_dir] {
+            rustix::fs::chown(
+                d,
+                Some(rustix::fs::Uid::from_raw(self.config.uid)),
+                Some(rustix::fs::Gid::from_raw(self.config.uid)),
+            )?;
+            rustix::fs::chmod(d, rustix::fs::Mode::from_raw_mode(0o700))?;
+        }
+        // A socket left by an earlier run would be mistaken for the new server's.
+        let _ = std::fs::remove_file(jupyter::socket_in(&run_dir));
+        Ok(())
+    }
+}

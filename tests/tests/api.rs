@@ -256,7 +256,7 @@ async fn every_change_is_refused_without_a_user_scope_role_or_same_origin_and_ch
         }
     }
     assert!(
-        walked.len() >= 13,
+        walked.len() >= 16,
         "the document lists only {} changes: {walked:?}",
         walked.len()
     );

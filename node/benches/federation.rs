@@ -134,6 +134,7 @@ async fn adverts(n: usize, rounds: usize) -> (Duration, Duration, Duration, usiz
             memory_mib: 8192,
             gpus: 0,
             free_slots: slots,
+            lock: String::new(),
         }],
     };
     // Warm-up: every node advertises (again, twice a second) until every node has heard every

@@ -18,6 +18,8 @@
 //!   over that socket whether it is up.
 //! - [`manager`]: the labs of a node: start (quotas, environment, sandbox, server), watch,
 //!   stop, restart with the same workspace, logs; failures carry their reason.
+//! - [`placement`]: which member runs a lab (data first, then room), from the adverts.
+//! - [`order`]: judging an author's signed lab order from another node before anything starts.
 //!
 //! Isolation is enforced by the operating system, never by path checks in this code.
 
@@ -27,5 +29,7 @@ pub mod check;
 pub mod env;
 pub mod jupyter;
 pub mod manager;
+pub mod order;
+pub mod placement;
 pub mod sandbox;
 pub mod state;

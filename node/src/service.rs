@@ -22,6 +22,7 @@ mod events;
 mod federation_events;
 mod handle;
 mod invite;
+mod lab_orders;
 mod labs;
 mod metrics;
 mod poll;
@@ -49,7 +50,9 @@ use orrery_federation::{Event as FedEvent, FederationHandle};
 use orrery_protocol::advert::NodeAdvert;
 use orrery_protocol::federation::{JoinRequest, Membership};
 use orrery_protocol::wire::{Refusal, Request, Response, SyncFrame};
-use orrery_protocol::{AuthorId, AuthorProfile, NodeId, ProjectId, SecretKey, Signed, Verified};
+use orrery_protocol::{
+    AuthorId, AuthorProfile, NodeId, ProjectId, SecretKey, Signed, Unverified, Verified,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -146,6 +149,25 @@ enum Command {
         hash: [u8; 32],
         reply: oneshot::Sender<dataplane::Grant>,
     },
+    /// What each member (this node included) holds and offers, for placing a lab.
+    LabCandidates {
+        reply: oneshot::Sender<Vec<crate::labs::placement::Candidate>>,
+    },
+    /// An order to `node`'s labs, signed with a local author's key.
+    SignLabOrder {
+        author: AuthorId,
+        node: NodeId,
+        action: orrery_protocol::lab::LabAction,
+        reply: oneshot::Sender<Result<Signed<orrery_protocol::lab::LabOrder, Unverified>, String>>,
+    },
+    /// Judges an order that came in on the data plane.
+    JudgeLabOrder {
+        peer: NodeId,
+        order: Signed<orrery_protocol::lab::LabOrder, Unverified>,
+        reply: oneshot::Sender<Result<(AuthorId, orrery_protocol::lab::LabAction), String>>,
+    },
+    /// The labs' free room changed: the advert is renewed.
+    Readvertise,
 }
 
 /// A handle to a running node.
@@ -230,6 +252,10 @@ struct NodeActor {
     /// When the advert (and with it the authors' hosting consents) was last renewed.
     advert_renewed: std::time::Instant,
     metrics: Arc<crate::metrics::Metrics>,
+    /// The node's labs (their offers go in the advert; orders from other nodes reach them).
+    labs: Arc<labs::Labs>,
+    /// Lab orders from other nodes already honoured (replays are refused).
+    lab_orders_seen: crate::labs::order::Seen,
     /// Held while the node runs; released when the actor is dropped.
     _run_lock: crate::home::RunLock,
 }

@@ -147,6 +147,7 @@ fn the_annotated_example_documents_every_key() {
         memory_mib: 1024,
         gpus: 0,
         free_slots: 1,
+        lock: String::new(),
     }];
     let value = toml::Value::try_from(&full).expect("config as TOML");
     let mut keys = BTreeSet::new();

@@ -3,53 +3,14 @@
 //! running with the collection, reads its server's output, and stops it; without the scope, or
 //! with an unknown collection, the refusal says why. Needs root and bubblewrap (`scripts/lab-env`).
 
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/run.rs"]
 mod run;
-use run::{Running, free_port, orrery, use_loopback};
+use http::{call, call_at};
+use run::{Running, free_port, orrery, share_lab_envs, use_loopback};
 
-use serde_json::{Value, json};
-
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    call_at(method, url, None, token, body)
-}
-
-/// A call with the `Host` a browser would send for `host`'s URL.
-fn call_at(
-    method: &str,
-    url: &str,
-    host: Option<&str>,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_idle_connections(0)
-        .build()
-        .into();
-    let mut req = ureq::http::Request::builder().method(method).uri(url);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if let Some(h) = host {
-        req = req.header("host", h);
-    }
-    let bytes = body
-        .map(|b| serde_json::to_vec(&b).expect("json"))
-        .unwrap_or_default();
-    let mut r = agent
-        .run(
-            req.header("content-type", "application/json")
-                .body(bytes)
-                .expect("request"),
-        )
-        .expect("the node answers");
-    let status = r.status().as_u16();
-    let text = r.body_mut().read_to_string().unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
+use serde_json::json;
 
 /// A browser's GET, redirects not followed: the status, `Location` and `Set-Cookie`.
 fn browse(url: &str, host: &str, cookie: &str) -> (u16, String, String) {
@@ -89,17 +50,7 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     let data = tmp.path().join("node");
     orrery(&data, &["init", "--name", "Heidelberg"]);
     use_loopback(&data, free_port());
-    // Environments are shared with the other lab tests of this build (provisioned once).
-    let envs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-envs");
-    let config = data.join("orrery.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    let text = text.replace(
-        "[labs]\n",
-        &format!("[labs]\nenvs = \"{}\"\n", envs.display()),
-    );
-    let text = text.replace("listen = \"127.0.0.1:7480\"", "listen = \"127.0.0.1:0\"");
-    let text = text.replace("listen = \"127.0.0.1:9480\"", "listen = \"127.0.0.1:0\"");
-    std::fs::write(&config, text).expect("config");
+    let envs = share_lab_envs(&data);
 
     let files = tmp.path().join("gaia");
     std::fs::create_dir_all(&files).expect("mkdir");

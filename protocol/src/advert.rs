@@ -108,6 +108,9 @@ pub struct ComputeOffer {
     pub gpus: u32,
     /// Labs that can start now.
     pub free_slots: u32,
+    /// The hash of the environment's package lock (empty when the offer does not name one).
+    #[serde(default)]
+    pub lock: String,
 }
 
 /// An author's signed statement that a node hosts them: projects with the author as a member

@@ -47,6 +47,8 @@ pub enum Domain {
     PreservationPolicy,
     /// An author's request that a node run a cell.
     RunRequest,
+    /// An author's order to a node's labs.
+    LabOrder,
 }
 
 impl Domain {
@@ -67,6 +69,7 @@ impl Domain {
             Domain::OrcidAttestation => "orrery/v1/orcid-attestation",
             Domain::PreservationPolicy => "orrery/v1/preservation-policy",
             Domain::RunRequest => "orrery/v1/run-request",
+            Domain::LabOrder => "orrery/v1/lab-order",
         }
     }
 }

@@ -81,6 +81,8 @@ pub enum Request {
     /// Where your data plane (the iroh endpoint that carries stored outputs and dataset files)
     /// can be dialled.
     DataPlane,
+    /// An author's order to your labs.
+    Lab(Signed<crate::lab::LabOrder, Unverified>),
 }
 
 /// The answer to a [`Request`].
@@ -99,6 +101,8 @@ pub enum Response {
     Noted,
     /// The responder's data-plane addresses (answer to `DataPlane`; at most 16 are used).
     DataPlane(Vec<std::net::SocketAddr>),
+    /// The answer to a lab order.
+    Lab(crate::lab::LabReply),
     /// The request was refused.
     Refused(Refusal),
 }

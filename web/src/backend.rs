@@ -59,11 +59,11 @@ pub(crate) trait Backend: Send + Sync {
     fn revoke_token(&self, who: Principal, id: String) -> BoxFuture<'_, Result<(), ApiError>>;
     fn sign_out(&self, session: String) -> BoxFuture<'_, Result<(), ApiError>>;
     fn labs(&self, who: Principal, call: LabCall) -> BoxFuture<'_, Result<LabAnswer, ApiError>>;
-    fn lab_upstream(
+    fn lab_connect(
         &self,
         who: Principal,
         lab: String,
-    ) -> BoxFuture<'_, Result<(std::path::PathBuf, String), ApiError>>;
+    ) -> BoxFuture<'_, Result<crate::LabConnection, ApiError>>;
 }
 
 /// The shared form the handlers hold.
@@ -144,11 +144,11 @@ impl<P: Port> Backend for Over<P> {
     fn labs(&self, who: Principal, call: LabCall) -> BoxFuture<'_, Result<LabAnswer, ApiError>> {
         Box::pin(self.0.port.labs(who, call))
     }
-    fn lab_upstream(
+    fn lab_connect(
         &self,
         who: Principal,
         lab: String,
-    ) -> BoxFuture<'_, Result<(std::path::PathBuf, String), ApiError>> {
-        Box::pin(self.0.port.lab_upstream(who, lab))
+    ) -> BoxFuture<'_, Result<crate::LabConnection, ApiError>> {
+        Box::pin(self.0.port.lab_connect(who, lab))
     }
 }

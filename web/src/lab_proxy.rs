@@ -5,7 +5,9 @@
 //! node's pages or a signed-in browser's session (the session cookie is the node host's alone).
 //! The caller must own the lab and send a credential with the `labs` scope; the proxy then sends
 //! the request, WebSocket upgrades included, over the lab server's Unix socket with the lab's own
-//! token in place of the caller's credential. No lab has a TCP port.
+//! token in place of the caller's credential. No lab has a TCP port; a lab running on another
+//! node is reached through the federation's authenticated transport (the node's port opens the
+//! stream, wherever the lab runs).
 //!
 //! A browser signed in on the node opens a lab with `GET /api/v1/labs/{id}/open`: the node
 //! answers with a redirect to the lab's host carrying a one-time code, which the lab's host
@@ -226,19 +228,9 @@ async fn proxy(b: &Shared, lab: &str, host: &str, mut request: Request) -> Respo
             .into_response();
         }
     }
-    let (socket, token) = match b.lab_upstream(who, lab.to_owned()).await {
-        Ok(u) => u,
+    let crate::LabConnection { stream, token } = match b.lab_connect(who, lab.to_owned()).await {
+        Ok(c) => c,
         Err(e) => return e.into_response(),
-    };
-    let stream = match tokio::net::UnixStream::connect(&socket).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(lab, error = %e, "a lab's server could not be reached on its socket");
-            return ApiError::unavailable(
-                "the lab's server does not answer; `orrery lab logs` shows why",
-            )
-            .into_response();
-        }
     };
     // The caller's credential stays here; the lab's server gets its own token.
     let headers = request.headers_mut();

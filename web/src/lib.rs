@@ -132,12 +132,13 @@ pub trait Port: Send + Sync + 'static {
         who: Principal,
         new: api::NewToken,
     ) -> impl Future<Output = Result<api::CreatedToken, ApiError>> + Send;
-    /// Where `who`'s running lab is reached: its server's Unix socket and the token it expects.
-    fn lab_upstream(
+    /// A connection to `who`'s running lab's server (on this node or, through the federation,
+    /// on the node that runs it) and the token the server expects.
+    fn lab_connect(
         &self,
         who: Principal,
         lab: String,
-    ) -> impl Future<Output = Result<(std::path::PathBuf, String), ApiError>> + Send;
+    ) -> impl Future<Output = Result<LabConnection, ApiError>> + Send;
     /// Lists, starts, shows, stops or reads the logs of `who`'s labs on this node.
     fn labs(
         &self,
@@ -367,4 +368,16 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// A byte stream to a lab's server.
+pub trait LabIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> LabIo for T {}
+
+/// A connection to a lab's server and the token it expects in place of the caller's credential.
+pub struct LabConnection {
+    /// The stream HTTP is spoken on.
+    pub stream: Box<dyn LabIo>,
+    /// The server's token.
+    pub token: String,
 }

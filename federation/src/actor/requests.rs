@@ -135,7 +135,8 @@ impl Actor {
             | Response::Adverts(_)
             | Response::Search(_)
             | Response::Noted
-            | Response::DataPlane(_) => {
+            | Response::DataPlane(_)
+            | Response::Lab(_) => {
                 return Err(FederationError::Join("unexpected answer".into()));
             }
         };
@@ -241,7 +242,8 @@ impl Actor {
             request @ (Request::Sync(_)
             | Request::Search(_)
             | Request::Presence(_)
-            | Request::DataPlane) => {
+            | Request::DataPlane
+            | Request::Lab(_)) => {
                 let (reply, rx) = oneshot::channel();
                 self.emit(Event::Request {
                     from,

@@ -278,6 +278,50 @@ impl LabManager {
         environment: &str,
         datasets: Vec<(String, PathBuf)>,
     ) -> Result<LabInfo, LabError> {
+        let (id, env) = self.admit(owner, environment, &datasets)?;
+        self.run(&id, env, datasets).await
+    }
+
+    /// Makes a new lab of `owner` and returns it as soon as it was admitted; it starts in the
+    /// background (its state shows how far it got).
+    pub fn create_in_background(
+        self: &Arc<Self>,
+        owner: &str,
+        environment: &str,
+        datasets: Vec<(String, PathBuf)>,
+    ) -> Result<LabInfo, LabError> {
+        let (id, env) = self.admit(owner, environment, &datasets)?;
+        let shown = self.get(&id, None)?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            let _ = me.run(&id, env, datasets).await;
+        });
+        Ok(shown)
+    }
+
+    /// Starts a lab that stopped or failed again in the background, with the same workspace.
+    pub fn restart_in_background(
+        self: &Arc<Self>,
+        id: &str,
+        owner: &str,
+        datasets: Vec<(String, PathBuf)>,
+    ) -> Result<LabInfo, LabError> {
+        let env = self.readmit(id, owner, &datasets)?;
+        let shown = self.get(id, None)?;
+        let (me, id) = (self.clone(), id.to_owned());
+        tokio::spawn(async move {
+            let _ = me.run(&id, env, datasets).await;
+        });
+        Ok(shown)
+    }
+
+    /// Admits a new lab under the quotas: its id and environment.
+    fn admit(
+        &self,
+        owner: &str,
+        environment: &str,
+        datasets: &[(String, PathBuf)],
+    ) -> Result<(String, Environment), LabError> {
         let env = self
             .environments
             .iter()
@@ -312,7 +356,7 @@ impl LabManager {
             );
         }
         info!(lab = %id, owner, environment, "a lab was asked for");
-        self.run(&id, env, datasets).await
+        Ok((id, env))
     }
 
     /// Starts a lab that stopped or failed again, with the same workspace.
@@ -322,6 +366,17 @@ impl LabManager {
         owner: &str,
         datasets: Vec<(String, PathBuf)>,
     ) -> Result<LabInfo, LabError> {
+        let env = self.readmit(id, owner, &datasets)?;
+        self.run(id, env, datasets).await
+    }
+
+    /// Admits a stopped or failed lab to start again under the quotas: its environment.
+    fn readmit(
+        &self,
+        id: &str,
+        owner: &str,
+        datasets: &[(String, PathBuf)],
+    ) -> Result<Environment, LabError> {
         let token = random_hex(24)?;
         let env = {
             let mut labs = self.lock();
@@ -347,7 +402,7 @@ impl LabManager {
                 .cloned()
                 .ok_or_else(|| LabError::NoEnvironment(env_id, String::new()))?
         };
-        self.run(id, env, datasets).await
+        Ok(env)
     }
 
     fn check_quotas(&self, labs: &BTreeMap<String, Lab>, owner: &str) -> Result<(), LabError> {

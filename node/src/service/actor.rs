@@ -69,7 +69,12 @@ impl NodeActor {
                 })
                 .collect(),
             collections: self.collections.clone(),
-            compute: self.config.compute.clone(),
+            // Offers the operator declared, or else what this node's labs can take now.
+            compute: if self.config.compute.is_empty() {
+                self.labs.offers()
+            } else {
+                self.config.compute.clone()
+            },
         };
         let _ = self.fed.set_advert(advert).await;
     }
@@ -160,6 +165,21 @@ impl NodeActor {
             Command::DataRequest { peer, hash, reply } => {
                 let _ = reply.send(self.grant(peer, hash));
             }
+            Command::LabCandidates { reply } => {
+                let _ = reply.send(self.lab_candidates());
+            }
+            Command::SignLabOrder {
+                author,
+                node,
+                action,
+                reply,
+            } => {
+                let _ = reply.send(self.sign_lab_order(author, node, action).await);
+            }
+            Command::JudgeLabOrder { peer, order, reply } => {
+                let _ = reply.send(self.judge_lab_order(peer, order));
+            }
+            Command::Readvertise => self.publish_advert().await,
             Command::WhoIsIn { project, reply } => {
                 let _ = reply.send(Ok(self.presence.in_project(&project, now_ms())));
             }

@@ -31,12 +31,14 @@ impl DataPlane {
         key: &SecretKey,
         listen: SocketAddr,
         gate: NodeGate,
+        tunnels: super::labs::tunnel::Tunnels,
     ) -> Result<Self, NodeError> {
         let endpoint = endpoint::bind(key, listen)
             .await
             .map_err(|e| NodeError::Config(e.to_string()))?;
         let router = Router::builder(endpoint.clone())
             .accept(endpoint::ALPN, Provider::new(gate, MAX_SERVED))
+            .accept(super::labs::tunnel::ALPN, tunnels)
             .spawn();
         info!(addrs = ?endpoint::own_addrs(&endpoint), "data plane listening");
         Ok(Self {

@@ -114,6 +114,10 @@ impl NodeActor {
                     }
                     Request::Presence(signed) => self.receive_presence(from, signed),
                     Request::DataPlane => Response::DataPlane(self.data.addrs()),
+                    Request::Lab(order) => {
+                        self.answer_lab_order(from, order, reply);
+                        return;
+                    }
                     Request::Search(query) => {
                         if query.validate().is_err() {
                             Response::Refused(Refusal::Malformed)

@@ -1,15 +1,28 @@
 //! The node's labs behind the HTTP face: made when first asked for (labs cost nothing on a node
 //! that never runs one), on the sandbox of this machine, under a cgroup of this node's own so
 //! that two nodes on one machine never reap each other's labs.
+//!
+//! A lab is placed at the member that holds its datasets ([`crate::labs::placement`]). One placed
+//! here runs here; one placed elsewhere is asked for with an order signed by its author
+//! ([`remote`]), remembered with the node that runs it, and reached through a tunnel over the
+//! data plane ([`tunnel`]). Orders from other nodes are judged by the node actor and carried out
+//! by [`Labs::order`].
+
+mod orders;
+mod remote;
+pub(super) mod tunnel;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use orrery_protocol::NodeId;
+use orrery_protocol::lab::{LabAction, LabRefusal};
 use orrery_web::api::{LabAnswer, LabCall, LabView};
-use orrery_web::{ApiError, Principal};
-use tokio::sync::OnceCell;
+use orrery_web::{ApiError, LabConnection, Principal};
+use tokio::sync::{OnceCell, mpsc};
 
+use super::Command;
 use crate::config::LabsSection;
 use crate::home::Home;
 use crate::labs::backend::LocalSandbox;
@@ -22,8 +35,15 @@ use crate::labs::state::LabState;
 pub(super) struct Labs {
     home: Home,
     config: LabsSection,
+    me: NodeId,
     node: String,
     manager: OnceCell<Result<Arc<LabManager>, String>>,
+    /// Whether this machine can run labs (known once checked at start): offers depend on it.
+    usable: OnceLock<bool>,
+    /// The node actor: signs orders, judges them, knows the members' adverts.
+    tx: mpsc::Sender<Command>,
+    /// Labs placed on other nodes, and the way there.
+    remote: remote::Remote,
 }
 
 /// The cgroup prefix of a node's labs.
@@ -32,17 +52,71 @@ fn prefix(node: &str) -> PathBuf {
 }
 
 impl Labs {
-    pub(super) fn new(home: Home, config: LabsSection, node: &orrery_protocol::NodeId) -> Self {
+    pub(super) fn new(
+        home: Home,
+        config: LabsSection,
+        node: NodeId,
+        tx: mpsc::Sender<Command>,
+        fed: orrery_federation::FederationHandle,
+    ) -> Self {
+        let remote = remote::Remote::new(&home, fed);
         Self {
             home,
             config,
+            me: node,
             node: node.short(),
             manager: OnceCell::new(),
+            usable: OnceLock::new(),
+            tx,
+            remote,
         }
     }
 
-    /// Stops what an earlier run of this node left running (a crash): only if it left cgroups.
-    pub(super) fn reap_left_behind(&self) {
+    /// Gives the labs the node's data-plane endpoint, which carries tunnels to labs elsewhere.
+    pub(super) fn set_endpoint(&self, endpoint: iroh::Endpoint) {
+        self.remote.set_endpoint(endpoint);
+    }
+
+    /// Checks whether this machine can run labs (so their offer is advertised), then stops
+    /// what an earlier run of this node left running (a crash): only if it left cgroups.
+    pub(super) fn check_and_reap(&self) {
+        let usable = crate::labs::check::run(&self.config.bwrap, self.config.uid)
+            .refusal()
+            .is_none();
+        let _ = self.usable.set(usable);
+        if usable {
+            let _ = self.tx.try_send(Command::Readvertise);
+        }
+        self.reap_left_behind();
+    }
+
+    /// What this node offers other members' researchers now: the `jupyter` environment with the
+    /// room left under its quota, if labs can run here.
+    pub(super) fn offers(&self) -> Vec<orrery_protocol::advert::ComputeOffer> {
+        if self.usable.get() != Some(&true) {
+            return Vec::new();
+        }
+        let live = match self.manager.get() {
+            Some(Ok(m)) => m.list(None).iter().filter(|l| !l.state.is_final()).count(),
+            _ => 0,
+        };
+        let free = self.config.max_labs.saturating_sub(live);
+        vec![orrery_protocol::advert::ComputeOffer {
+            environment: "jupyter".into(),
+            cores: u32::try_from(self.config.millicores.div_ceil(1000)).unwrap_or(u32::MAX),
+            memory_mib: self.config.memory_mib,
+            gpus: 0,
+            free_slots: u32::try_from(free).unwrap_or(u32::MAX),
+            lock: Environment::jupyter().hash(),
+        }]
+    }
+
+    /// The room left changed: other members learn it from a renewed advert.
+    fn readvertise(&self) {
+        let _ = self.tx.try_send(Command::Readvertise);
+    }
+
+    fn reap_left_behind(&self) {
         let Ok(cgroups) =
             CgroupDriver::detect_at(std::path::Path::new("/sys/fs/cgroup"), &prefix(&self.node))
         else {
@@ -113,23 +187,100 @@ impl Labs {
         }
     }
 
-    /// Where `who`'s running lab is reached.
-    pub(super) async fn upstream(
+    /// A connection to `who`'s running lab, here or on the node that runs it.
+    pub(super) async fn connect(
         &self,
         who: &Principal,
         lab: &str,
-    ) -> Result<(PathBuf, String), ApiError> {
+    ) -> Result<LabConnection, ApiError> {
+        if let Some(node) = self.remote.node_of(lab, &who.author) {
+            return self.remote.tunnel(&self.tx, who, node, lab).await;
+        }
         let manager = self.manager().await?;
-        manager.upstream(lab, &who.author).map_err(refusal)
+        let (socket, token) = manager.upstream(lab, &who.author).map_err(refusal)?;
+        let stream = tokio::net::UnixStream::connect(&socket).await.map_err(|e| {
+            tracing::warn!(lab, error = %e, "a lab's server could not be reached on its socket");
+            ApiError::unavailable("the lab's server does not answer; `orrery lab logs` shows why")
+        })?;
+        Ok(LabConnection {
+            stream: Box::new(stream),
+            token,
+        })
     }
 
-    /// One call of `who`.
+    /// Where this node's own lab `lab` of `owner` is reached: its socket and token.
+    pub(super) async fn local_upstream(
+        &self,
+        owner: &str,
+        lab: &str,
+    ) -> Result<(PathBuf, String), (LabRefusal, String)> {
+        let manager = self
+            .manager()
+            .await
+            .map_err(|e| (LabRefusal::Unavailable, e.to_string()))?;
+        manager
+            .upstream(lab, owner)
+            .map_err(|e| (orders::kind_of(&e), e.to_string()))
+    }
+
+    /// One call of `who`: to this node's labs, or to the node that runs the lab.
     pub(super) async fn call(&self, who: Principal, call: LabCall) -> Result<LabAnswer, ApiError> {
+        let remote_id = match &call {
+            LabCall::Show(id) | LabCall::Start(id) | LabCall::Stop(id) | LabCall::Logs(id) => self
+                .remote
+                .node_of(id, &who.author)
+                .map(|n| (n, id.clone())),
+            _ => None,
+        };
+        if let Some((node, id)) = remote_id {
+            let action = match call {
+                LabCall::Show(_) => LabAction::Show { lab: id },
+                LabCall::Start(_) => LabAction::Start { lab: id },
+                LabCall::Stop(_) => LabAction::Stop { lab: id },
+                _ => LabAction::Logs { lab: id },
+            };
+            return self.remote.call(&self.tx, &who, node, action).await;
+        }
+        match call {
+            LabCall::List => {
+                let mut labs = match self.manager.get() {
+                    Some(Ok(m)) => m
+                        .list(Some(&who.author))
+                        .into_iter()
+                        .map(|l| view(l, &self.node))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                labs.extend(self.remote.list(&self.tx, &who).await);
+                Ok(LabAnswer::Labs(labs))
+            }
+            LabCall::Create(new) => {
+                let environment = new.environment.clone().unwrap_or_else(|| "jupyter".into());
+                let node = self
+                    .remote
+                    .place(&self.tx, self.me, &environment, &new.datasets)
+                    .await?;
+                if node == self.me {
+                    self.local(who, LabCall::Create(new)).await
+                } else {
+                    let action = LabAction::Create {
+                        environment,
+                        datasets: new.datasets,
+                    };
+                    self.remote.create(&self.tx, &who, node, action).await
+                }
+            }
+            call => self.local(who, call).await,
+        }
+    }
+
+    /// One call of `who` on this node's labs.
+    async fn local(&self, who: Principal, call: LabCall) -> Result<LabAnswer, ApiError> {
         let manager = self.manager().await?;
         let owner = who.author.clone();
         let node = self.node.clone();
         let view = |l: LabInfo| view(l, &node);
-        Ok(match call {
+        let answer = match call {
             LabCall::List => {
                 LabAnswer::Labs(manager.list(Some(&owner)).into_iter().map(view).collect())
             }
@@ -145,6 +296,7 @@ impl Labs {
             LabCall::Create(new) => {
                 let datasets = self.datasets(&new.datasets).await?;
                 let environment = new.environment.as_deref().unwrap_or("jupyter");
+                self.readvertise();
                 LabAnswer::Lab(view(
                     manager
                         .create(&owner, environment, datasets)
@@ -155,6 +307,7 @@ impl Labs {
             LabCall::Start(id) => {
                 let shown = manager.get(&id, Some(&owner)).map_err(refusal)?;
                 let datasets = self.datasets(&shown.datasets).await?;
+                self.readvertise();
                 LabAnswer::Lab(view(
                     manager
                         .restart(&id, &owner, datasets)
@@ -162,7 +315,9 @@ impl Labs {
                         .map_err(refusal)?,
                 ))
             }
-        })
+        };
+        self.readvertise();
+        Ok(answer)
     }
 
     /// Where this node holds each collection.

@@ -75,6 +75,13 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         cancel.child_token(),
     )?;
     let (tx, rx) = mpsc::channel(256);
+    let labs = Arc::new(labs::Labs::new(
+        home.clone(),
+        web_config.labs.clone(),
+        me,
+        tx.clone(),
+        fed.clone(),
+    ));
     let data = dataplane::DataPlane::start(
         &key,
         config.data.listen_addr(&config.network.listen),
@@ -83,8 +90,10 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
             blobs: crate::blobs::BlobStore::new(home.blobs()),
             products: crate::dataplane::products::Products::new(&home),
         },
+        labs::tunnel::Tunnels::new(tx.clone(), labs.clone()),
     )
     .await?;
+    labs.set_endpoint(data.endpoint.clone());
     let (events, _) = broadcast::channel(4096);
     let mut sessions = HashMap::new();
     let mut profiles = HashMap::new();
@@ -135,6 +144,8 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         polls: 0,
         advert_renewed: std::time::Instant::now(),
         metrics: metrics.clone(),
+        labs: labs.clone(),
+        lab_orders_seen: Default::default(),
         _run_lock: run_lock,
     };
     actor.publish_advert().await;
@@ -149,7 +160,6 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
             }
         }
     }
-    let labs = Arc::new(labs::Labs::new(home.clone(), web_config.labs.clone(), &me));
     let handle = NodeHandle {
         tx,
         events,
@@ -162,7 +172,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     };
     {
         let labs = labs.clone();
-        tokio::task::spawn_blocking(move || labs.reap_left_behind());
+        tokio::task::spawn_blocking(move || labs.check_and_reap());
     }
     {
         // Labs stop with the node.

@@ -159,12 +159,12 @@ impl Port for NodePort {
         self.labs.call(who, call).await
     }
 
-    async fn lab_upstream(
+    async fn lab_connect(
         &self,
         who: Principal,
         lab: String,
-    ) -> Result<(std::path::PathBuf, String), ApiError> {
-        self.labs.upstream(&who, &lab).await
+    ) -> Result<orrery_web::LabConnection, ApiError> {
+        self.labs.connect(&who, &lab).await
     }
 
     async fn tokens(&self, who: Principal) -> Result<Vec<api::TokenView>, ApiError> {

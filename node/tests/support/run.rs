@@ -49,6 +49,23 @@ pub(crate) fn use_loopback(data: &Path, port: u16) {
     std::fs::write(&config, text).expect("config");
 }
 
+/// Points the node in `data` at the lab environments shared by this build's lab tests
+/// (provisioned once), with its HTTP and metrics listeners on free ports; returns where they are.
+#[allow(dead_code)]
+pub(crate) fn share_lab_envs(data: &Path) -> std::path::PathBuf {
+    let envs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-envs");
+    let config = data.join("orrery.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace(
+        "[labs]\n",
+        &format!("[labs]\nenvs = \"{}\"\n", envs.display()),
+    );
+    let text = text.replace("listen = \"127.0.0.1:7480\"", "listen = \"127.0.0.1:0\"");
+    let text = text.replace("listen = \"127.0.0.1:9480\"", "listen = \"127.0.0.1:0\"");
+    std::fs::write(&config, text).expect("config");
+    envs
+}
+
 /// A running `orrery run`, killed when dropped.
 #[allow(dead_code)]
 pub(crate) struct Running(pub(crate) Child);

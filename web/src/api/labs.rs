@@ -230,7 +230,14 @@ async fn open_lab(
 ) -> Result<Response, ApiError> {
     let who = owner(&b, &headers).await?;
     // It must be the caller's, and running.
-    b.lab_upstream(who.clone(), id.clone()).await?;
+    if let LabAnswer::Lab(lab) = b.labs(who.clone(), LabCall::Show(id.clone())).await?
+        && lab.state != "running"
+    {
+        return Err(ApiError::conflict(format!(
+            "lab {id} is {}; start it first",
+            lab.state
+        )));
+    }
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())

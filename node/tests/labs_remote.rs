@@ -1,0 +1,213 @@
+//! A lab placed at the data: two `orrery` processes on loopback, a collection only Heidelberg
+//! holds, a researcher of ESAC. Their lab request at ESAC is placed at Heidelberg (the holder),
+//! sent there signed by the researcher's author key, and reached through ESAC's proxy over the
+//! data plane: a kernel opens the collection's FITS file with astropy and cannot write it or
+//! read Heidelberg's keys. Stopping it through ESAC stops it at Heidelberg. Needs root and
+//! bubblewrap (`scripts/lab-env`).
+
+#[path = "support/http.rs"]
+mod http;
+#[path = "support/run.rs"]
+mod run;
+use http::{call, call_at};
+use run::{Running, free_port, orrery, share_lab_envs, use_loopback};
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+/// A FITS file of one empty primary HDU whose header names the object observed.
+fn fits(object: &str) -> Vec<u8> {
+    let cards = [
+        format!("{:<8}= {:>20}", "SIMPLE", "T"),
+        format!("{:<8}= {:>20}", "BITPIX", "8"),
+        format!("{:<8}= {:>20}", "NAXIS", "0"),
+        format!("{:<8}= '{object}'", "OBJECT"),
+        "END".to_owned(),
+    ];
+    let mut header: String = cards.iter().map(|c| format!("{c:<80}")).collect();
+    while !header.len().is_multiple_of(2880) {
+        header.push(' ');
+    }
+    header.into_bytes()
+}
+
+fn env_python(envs: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(envs)
+        .expect("environments")
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin/python"))
+        .find(|p| p.exists())
+        .expect("the jupyter environment's Python")
+}
+
+#[test]
+fn a_lab_asked_for_at_esac_runs_at_heidelberg_where_the_data_is() {
+    assert!(
+        rustix::process::getuid().is_root() && Path::new("/usr/bin/bwrap").exists(),
+        "the lab tests need root and /usr/bin/bwrap: run scripts/lab-env as root"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (tmp.path().join("esac"), tmp.path().join("heidelberg"));
+    orrery(&a, &["init", "--name", "ESAC"]);
+    orrery(&b, &["init", "--name", "Heidelberg"]);
+    use_loopback(&a, free_port());
+    use_loopback(&b, free_port());
+    let envs = share_lab_envs(&a);
+    share_lab_envs(&b);
+    orrery(&a, &["federation", "create", "esa-archives"]);
+
+    // The collection lives at Heidelberg only.
+    let files = tmp.path().join("crab");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    std::fs::write(files.join("crab.fits"), fits("Crab Nebula")).expect("fits");
+    std::fs::write(
+        files.join("crab.fits.meta.json"),
+        r#"{"title": "Crab", "mission": "XMM-Newton", "format": "application/fits"}"#,
+    )
+    .expect("sidecar");
+    orrery(
+        &b,
+        &[
+            "dataset",
+            "add",
+            files.to_str().expect("utf-8"),
+            "--collection",
+            "crab",
+        ],
+    );
+
+    // The researcher signs in at ESAC.
+    let made = orrery(&a, &["user", "add", "--name", "Ada"]);
+    let user = made
+        .split_whitespace()
+        .nth(1)
+        .expect("a user id")
+        .to_owned();
+    let out = orrery(
+        &a,
+        &[
+            "token",
+            "create",
+            "--user",
+            &user,
+            "--scope",
+            "read,labs",
+            "--days",
+            "1",
+        ],
+    );
+    let token = out.lines().nth(1).expect("the secret").trim().to_owned();
+
+    let _a_running = Running::start(&a);
+    let b_id = orrery(&b, &["id"]).trim().to_owned();
+    let invite = orrery(&a, &["federation", "invite", "--node", &b_id]);
+    orrery(&b, &["federation", "join", invite.trim()]);
+    let _b_running = Running::start(&b);
+
+    let addr = std::fs::read_to_string(a.join("web.addr")).expect("web.addr");
+    let addr = addr.trim().to_owned();
+    let labs = format!("http://{addr}/api/v1/labs");
+
+    // Until ESAC has Heidelberg's advert, nobody holds `crab`; then the lab goes there.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let lab = loop {
+        let (status, answer) = call(
+            "POST",
+            &labs,
+            Some(&token),
+            Some(json!({ "environment": "jupyter", "datasets": ["crab"] })),
+        );
+        if status == 201 {
+            break answer;
+        }
+        assert!(
+            status == 404 && Instant::now() < deadline,
+            "{status}: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(lab["state"], "running", "{lab}");
+    assert_eq!(lab["node"], b_id[..8], "placed at the holder: {lab}");
+    let id = lab["id"].as_str().expect("an id").to_owned();
+    let (status, listed) = call("GET", &labs, Some(&token), None);
+    assert_eq!(status, 200);
+    assert!(
+        listed.as_array().is_some_and(|l| l
+            .iter()
+            .any(|x| x["id"] == id.as_str() && x["node"] == b_id[..8])),
+        "{listed}"
+    );
+    // Heidelberg runs it for ESAC's researcher; ESAC runs nothing.
+    let b_placed = std::fs::read_dir(b.join("labs/workspaces"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(b_placed, 1, "the workspace is at Heidelberg");
+    assert!(!a.join("labs/workspaces").exists(), "nothing ran at ESAC");
+
+    // Through ESAC's proxy, over the data plane, a kernel at Heidelberg reads the FITS header.
+    let port = addr.rsplit(':').next().expect("a port");
+    let lab_host = format!("{id}.localhost:{port}");
+    let (status, answer) = call_at(
+        "GET",
+        &format!("http://{addr}/labs/{id}/api/status"),
+        Some(&lab_host),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let code = format!(
+        "import os\n\
+         from astropy.io import fits\n\
+         def probe(f):\n    try:\n        f()\n        return 'open'\n    except Exception as e:\n        return type(e).__name__\n\
+         (fits.getheader('/data/crab/crab.fits')['OBJECT'], os.access('/data/crab', os.W_OK), \
+          probe(lambda: open({key:?}).read()))",
+        key = b.join("node.key").display().to_string(),
+    );
+    let out = std::process::Command::new(env_python(&envs))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab_kernel.py"))
+        .args([addr.as_str(), &id, &lab_host, &token, &code])
+        .output()
+        .expect("python runs");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        printed.trim(),
+        "('Crab Nebula', False, 'FileNotFoundError')"
+    );
+
+    // Logs and stop go to Heidelberg through ESAC.
+    let (status, logs) = call("GET", &format!("{labs}/{id}/logs"), Some(&token), None);
+    assert_eq!(status, 200, "{logs}");
+    let (status, stopped) = call("DELETE", &format!("{labs}/{id}"), Some(&token), None);
+    assert_eq!(status, 200, "{stopped}");
+    assert_eq!(stopped["state"], "stopped", "{stopped}");
+    let (status, _) = call_at(
+        "GET",
+        &format!("http://{addr}/labs/{id}/api/status"),
+        Some(&lab_host),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 409, "a stopped lab is not reached");
+
+    // A collection nobody holds is refused saying so.
+    let (status, refused) = call(
+        "POST",
+        &labs,
+        Some(&token),
+        Some(json!({ "datasets": ["hipparcos"] })),
+    );
+    assert_eq!(status, 404, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no member of the federation holds `hipparcos`")),
+        "{refused}"
+    );
+}

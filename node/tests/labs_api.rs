@@ -194,7 +194,10 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     let code = "import os; (open('/data/gaia/sources.csv').read().splitlines()[1], 1+1, \
                 os.access('/data/gaia', os.W_OK))";
     let out = std::process::Command::new(python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab_kernel.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/lab-cell.py"
+        ))
         .args([addr.trim(), &id, &lab_host, &labs, code])
         .output()
         .expect("python runs");
@@ -230,7 +233,10 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
         .find(|p| p.exists())
         .expect("the jupyter environment's Python");
     let out = std::process::Command::new(python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab_kernel.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/lab-cell.py"
+        ))
         .args([addr.trim(), &id, &lab_host, &labs, &escape])
         .output()
         .expect("python runs");

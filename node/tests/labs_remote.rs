@@ -166,7 +166,10 @@ fn a_lab_asked_for_at_esac_runs_at_heidelberg_where_the_data_is() {
         key = b.join("node.key").display().to_string(),
     );
     let out = std::process::Command::new(env_python(&envs))
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab_kernel.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/lab-cell.py"
+        ))
         .args([addr.as_str(), &id, &lab_host, &token, &code])
         .output()
         .expect("python runs");

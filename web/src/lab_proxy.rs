@@ -198,20 +198,12 @@ async fn proxy(b: &Shared, lab: &str, host: &str, mut request: Request) -> Respo
     let who = match signed_in {
         Some(who) => who,
         None if !bearer => return ApiError::unauthenticated().into_response(),
-        None => match crate::api::guard::reader(b, request.headers()).await {
+        None => match crate::api::guard::holder(b, request.headers(), "labs").await {
             Ok(Some(who)) => who,
             Ok(None) => return ApiError::unauthenticated().into_response(),
             Err(e) => return e.into_response(),
         },
     };
-    if !who.scopes.iter().any(|s| s == "labs") {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            "this credential may not use labs: make a token with the `labs` scope",
-        )
-        .into_response();
-    }
     // A page of another origin may not open the lab's WebSockets or change anything in it.
     if let Some(origin) = request
         .headers()

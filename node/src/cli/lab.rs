@@ -19,15 +19,17 @@ use crate::labs::cgroup::CgroupDriver;
 /// `orrery lab …`.
 #[derive(Debug, Subcommand)]
 pub enum LabCmd {
-    /// Start a lab next to this node's data (or, given a lab's id, start it again with its
-    /// workspace). Answers once it runs, or says why it failed.
+    /// Start a lab next to its data: on this node, or on the member that holds the collections
+    /// (or, given a lab's id, start it again with its workspace). Answers once it runs, or says
+    /// why it failed.
     Start {
         /// A lab that stopped or failed, to start again.
         lab: Option<String>,
         /// The environment.
         #[arg(long = "env", default_value = "jupyter")]
         environment: String,
-        /// A collection of this node to see read-only under /data (repeatable).
+        /// A collection to see read-only under /data (repeatable); held here or by another
+        /// member, where the lab then runs.
         #[arg(long = "data")]
         data: Vec<String>,
         /// As this user (default: the user of this node's default author).

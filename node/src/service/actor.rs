@@ -69,14 +69,26 @@ impl NodeActor {
                 })
                 .collect(),
             collections: self.collections.clone(),
-            // Offers the operator declared, or else what this node's labs can take now.
-            compute: if self.config.compute.is_empty() {
-                self.labs.offers()
-            } else {
-                self.config.compute.clone()
-            },
+            compute: self.compute_offers(),
         };
         let _ = self.fed.set_advert(advert).await;
+    }
+
+    /// What this node offers: what its labs can take now, or the offers its operator declared
+    /// (with no more room than its labs have, when they serve that environment).
+    pub(super) fn compute_offers(&self) -> Vec<orrery_protocol::advert::ComputeOffer> {
+        let live = self.labs.offers();
+        if self.config.compute.is_empty() {
+            return live;
+        }
+        let mut declared = self.config.compute.clone();
+        for offer in &mut declared {
+            if let Some(l) = live.iter().find(|l| l.environment == offer.environment) {
+                offer.free_slots = offer.free_slots.min(l.free_slots);
+                offer.lock.clone_from(&l.lock);
+            }
+        }
+        declared
     }
 
     pub(super) async fn on_command(&mut self, cmd: Command) {

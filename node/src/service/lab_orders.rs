@@ -20,11 +20,7 @@ impl NodeActor {
         let mut out = vec![Candidate {
             node: self.me,
             collections: whole(&self.collections),
-            compute: if self.config.compute.is_empty() {
-                self.labs.offers()
-            } else {
-                self.config.compute.clone()
-            },
+            compute: self.compute_offers(),
         }];
         let member = |n: &NodeId| self.membership.as_ref().is_some_and(|m| m.is_member(n));
         out.extend(

@@ -24,6 +24,21 @@ pub(crate) async fn reader(b: &Shared, headers: &HeaderMap) -> Result<Option<Pri
     Ok(Some(p))
 }
 
+/// The user a request's credential stands for, if it carries one, with `needed` among its
+/// scopes (a token with only the `labs` scope reaches labs and nothing else).
+pub(crate) async fn holder(
+    b: &Shared,
+    headers: &HeaderMap,
+    needed: &str,
+) -> Result<Option<Principal>, ApiError> {
+    let Some(c) = credential(headers) else {
+        return Ok(None);
+    };
+    let p = authenticate(b, c).await?;
+    scope(&p, needed)?;
+    Ok(Some(p))
+}
+
 /// The user behind a change, with `needed` among their credential's scopes.
 pub(crate) async fn writer(
     b: &Shared,
@@ -64,7 +79,12 @@ fn scope(p: &Principal, needed: &str) -> Result<(), ApiError> {
     Err(ApiError::new(
         axum::http::StatusCode::FORBIDDEN,
         "insufficient_scope",
-        format!("this credential may not {needed}: make a token with the `{needed}` scope"),
+        match needed {
+            "labs" => "this credential may not use labs: make a token with the `labs` scope".into(),
+            _ => {
+                format!("this credential may not {needed}: make a token with the `{needed}` scope")
+            }
+        },
     ))
 }
 

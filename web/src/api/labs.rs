@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::guard::{reader, writer};
+use super::guard::{holder, writer};
 use super::model::{LabAnswer, LabCall, LabView, NewLab};
 use super::{ApiError, ErrorBody};
 use crate::backend::Shared;
@@ -34,17 +34,9 @@ fn lab(a: LabAnswer) -> Result<LabView, ApiError> {
 
 /// A read of labs: a signed-in user whose credential may use labs.
 async fn owner(b: &Shared, headers: &HeaderMap) -> Result<crate::Principal, ApiError> {
-    let who = reader(b, headers)
+    holder(b, headers, "labs")
         .await?
-        .ok_or_else(ApiError::unauthenticated)?;
-    if !who.scopes.iter().any(|s| s == "labs") {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            "this credential may not use labs: make a token with the `labs` scope",
-        ));
-    }
-    Ok(who)
+        .ok_or_else(ApiError::unauthenticated)
 }
 
 /// The caller's labs on this node.

@@ -83,9 +83,10 @@ fn show(out: &mut dyn Write, lab: &Value) -> Result<()> {
         .unwrap_or_default();
     writeln!(
         out,
-        "lab {}  {}  environment {}  data {}",
+        "lab {}  {}  at node {}  environment {}  data {}",
         lab["id"].as_str().unwrap_or("?"),
         lab["state"].as_str().unwrap_or("?"),
+        lab["node"].as_str().unwrap_or("?"),
         lab["environment"].as_str().unwrap_or("?"),
         if datasets.is_empty() {
             "-".to_owned()
@@ -94,7 +95,12 @@ fn show(out: &mut dyn Write, lab: &Value) -> Result<()> {
         },
     )?;
     if let Some(reason) = lab["reason"].as_str() {
-        writeln!(out, "  failed: {reason}")?;
+        let why = if lab["state"] == "failed" {
+            "failed"
+        } else {
+            "note"
+        };
+        writeln!(out, "  {why}: {reason}")?;
     }
     Ok(())
 }

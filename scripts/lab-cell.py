@@ -1,8 +1,10 @@
 """Runs code in a lab's kernel the way JupyterLab does, through the node's proxy: a kernel is
 started over REST and `execute_request` is sent over the kernel's WebSocket, on the lab's own
-host with an API token. Prints the `execute_result`.
+host with an API token. Prints what the cell prints, then its `execute_result`; exits 1 on an
+error. The kernel is shut down afterwards.
 
-Usage: lab_kernel.py NODE_ADDR LAB_ID LAB_HOST TOKEN CODE
+Usage: lab-cell.py NODE_ADDR LAB_ID LAB_HOST TOKEN CODE
+(needs the websocket-client package, which every lab environment has)
 """
 
 import json
@@ -40,6 +42,8 @@ while True:
     m = json.loads(ws.recv())
     if m.get("parent_header", {}).get("msg_id") != msg_id:
         continue
+    if m["msg_type"] == "stream":
+        print(m["content"]["text"], end="")
     if m["msg_type"] == "execute_result":
         print(m["content"]["data"]["text/plain"])
         break
@@ -47,3 +51,7 @@ while True:
         print("ERROR", m["content"]["ename"], m["content"]["evalue"])
         sys.exit(1)
 ws.close()
+stopped = urllib.request.Request(
+    f"http://{addr}/labs/{lab}/api/kernels/{kernel['id']}", method="DELETE", headers=auth
+)
+urllib.request.urlopen(stopped, timeout=60)

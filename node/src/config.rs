@@ -244,6 +244,11 @@ pub struct LabsSection {
     pub max_labs: usize,
     /// Labs running at once per author.
     pub max_labs_per_author: usize,
+    /// A lab whose kernels have been idle this long is stopped, its workspace kept (0: never).
+    /// A busy kernel is never culled.
+    pub cull_idle_secs: u64,
+    /// How long before an idle lab is stopped its owner is warned.
+    pub cull_warning_secs: u64,
     /// The `orrery` binary that moves a lab into its cgroup before the sandbox starts (by
     /// default the running binary).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -266,6 +271,8 @@ impl Default for LabsSection {
             tmp_mib: 256,
             max_labs: 8,
             max_labs_per_author: 2,
+            cull_idle_secs: 3600,
+            cull_warning_secs: 600,
             helper: None,
             envs: None,
         }

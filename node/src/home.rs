@@ -143,7 +143,11 @@ pub struct Home {
 impl Home {
     /// The data directory at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        // Absolute, so that paths handed to others (a lab's sandbox, a helper process) mean the
+        // same wherever they run.
+        let root = std::path::absolute(&root).unwrap_or(root);
+        Self { root }
     }
 
     /// The default data directory: `$XDG_DATA_HOME/orrery` or `~/.local/share/orrery`.

@@ -18,6 +18,8 @@
 //!   over that socket whether it is up.
 //! - [`manager`]: the labs of a node: start (quotas, environment, sandbox, server), watch,
 //!   stop, restart with the same workspace, logs; failures carry their reason.
+//! - [`spawner`]: the one thread labs are forked from (a sandbox dies with its parent thread).
+//! - [`cull`]: when an idle lab is warned and stopped, judged by its kernels (never a busy one).
 //! - [`placement`]: which member runs a lab (data first, then room), from the adverts.
 //! - [`order`]: judging an author's signed lab order from another node before anything starts.
 //!
@@ -26,10 +28,12 @@
 pub mod backend;
 pub mod cgroup;
 pub mod check;
+pub mod cull;
 pub mod env;
 pub mod jupyter;
 pub mod manager;
 pub mod order;
 pub mod placement;
 pub mod sandbox;
+pub mod spawner;
 pub mod state;

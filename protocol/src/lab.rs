@@ -21,6 +21,8 @@ pub const ORDER_LIFETIME_SECS: i64 = 300;
 pub const MAX_LAB_DATASETS: usize = 64;
 /// Most log lines one answer carries.
 pub const MAX_LOG_LINES: usize = 1000;
+/// Longest reason or notice of a lab.
+pub const MAX_NOTE_BYTES: usize = 4096;
 /// Most labs one answer lists.
 pub const MAX_LABS_LISTED: usize = 256;
 
@@ -148,6 +150,8 @@ pub struct LabSummary {
     pub reason: Option<String>,
     /// When it was made, in seconds since the Unix epoch.
     pub created_at: i64,
+    /// What its owner should know now (it is idle and will be stopped, or was).
+    pub notice: Option<String>,
 }
 
 /// The answer to a lab order.
@@ -185,6 +189,15 @@ impl LabReply {
         match self {
             LabReply::Labs(labs) if labs.len() > MAX_LABS_LISTED => {
                 Err(LabOrderError::Limit("list of labs"))
+            }
+            LabReply::Labs(labs)
+                if labs.iter().any(|l| {
+                    [&l.reason, &l.notice]
+                        .iter()
+                        .any(|t| t.as_ref().is_some_and(|t| t.len() > MAX_NOTE_BYTES))
+                }) =>
+            {
+                Err(LabOrderError::Limit("lab's note"))
             }
             LabReply::Logs(lines) if lines.len() > MAX_LOG_LINES => {
                 Err(LabOrderError::Limit("log"))

@@ -512,9 +512,9 @@ pub(crate) struct MutationRoot;
 
 #[Object]
 impl MutationRoot {
-    /// Starts a lab next to this node's data (`sapId`: the environment, `jupyter` if not given;
-    /// `datasets`: collections of this node, read-only under `/data`). Answers once it runs or
-    /// failed, with its reason.
+    /// Starts a lab next to its data (`sapId`: the environment, `jupyter` if not given;
+    /// `datasets`: collections, read-only under `/data`), on this node or on the member that
+    /// holds them. Answers once it runs or failed, with its reason.
     async fn create_datalab(
         &self,
         ctx: &Context<'_>,

@@ -156,7 +156,7 @@ impl ComputeBackend for LocalSandbox {
             };
             cmd.stdout(open()?).stderr(open()?);
         }
-        let child = cmd.spawn().map_err(|source| BackendError::Spawn {
+        let child = super::spawner::spawn(cmd).map_err(|source| BackendError::Spawn {
             program: self.helper.clone(),
             source,
         })?;

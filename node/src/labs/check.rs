@@ -123,7 +123,10 @@ fn user_namespaces(bwrap: Option<&Path>, lab_uid: u32) -> Layer {
     };
     // The lab's own sandbox (the same flags a lab gets), with empty scratch directories for its
     // workspace and run directory, running `true`.
-    let scratch = std::env::temp_dir().join(format!("orrery-lab-check-{}", std::process::id()));
+    // One directory per check: two checks of one process may run at once.
+    static CHECKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = std::env::temp_dir().join(format!("orrery-lab-check-{}-{n}", std::process::id()));
     let (workspace, run_dir) = (scratch.join("ws"), scratch.join("run"));
     let made = [&workspace, &run_dir].iter().try_for_each(|d| {
         std::fs::create_dir_all(d)?;

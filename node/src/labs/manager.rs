@@ -20,6 +20,7 @@ use super::env::Environment;
 use super::jupyter;
 use super::state::LabState;
 
+mod culler;
 mod run;
 
 /// Why a lab was refused or could not be found.
@@ -92,6 +93,8 @@ pub struct LabInfo {
     pub created_at: i64,
     /// The path its server is served under, through this node.
     pub base_url: String,
+    /// What its owner should know now: it is idle and will be stopped, or it was (culled).
+    pub notice: Option<String>,
 }
 
 /// What changed about a lab, as it happens (a start streams these).
@@ -341,6 +344,7 @@ impl LabManager {
             state: LabState::Pending,
             created_at: now(),
             base_url: format!("/labs/{id}/"),
+            notice: None,
         };
         {
             let mut labs = self.lock();
@@ -393,6 +397,7 @@ impl LabManager {
                 .get_mut(id)
                 .ok_or_else(|| LabError::NoLab(id.to_owned()))?;
             let _ = lab.info.state.restart();
+            lab.info.notice = None;
             lab.run += 1;
             lab.token = token;
             lab.info.datasets = datasets.iter().map(|(c, _)| c.clone()).collect();

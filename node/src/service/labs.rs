@@ -142,8 +142,13 @@ impl Labs {
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|r| r);
-                if let Err(why) = &made {
-                    tracing::warn!(%why, "labs cannot run on this node; every lab request is refused saying so (`orrery lab check` tells what is missing)");
+                match &made {
+                    Ok(m) => m.spawn_culler(crate::labs::cull::CullPolicy {
+                        idle: (self.config.cull_idle_secs > 0)
+                            .then(|| Duration::from_secs(self.config.cull_idle_secs)),
+                        warning: Duration::from_secs(self.config.cull_warning_secs),
+                    }),
+                    Err(why) => tracing::warn!(%why, "labs cannot run on this node; every lab request is refused saying so (`orrery lab check` tells what is missing)"),
                 }
                 made
             })
@@ -352,6 +357,7 @@ fn view(l: LabInfo, node: &str) -> LabView {
         reason,
         created_at: l.created_at,
         node: node.to_owned(),
+        notice: l.notice,
     }
 }
 

@@ -79,7 +79,12 @@ impl Running {
             .arg(data)
             .arg("run")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Kept beside the data, for reading when a test fails.
+            .stderr(
+                std::fs::File::create(data.join("run.log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
             .spawn()
             .expect("spawn");
         let mut line = String::new();

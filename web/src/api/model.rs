@@ -394,6 +394,9 @@ pub struct LabView {
     pub created_at: i64,
     /// The node that runs it.
     pub node: String,
+    /// What its owner should know now: it is idle and will be stopped, or it was (its workspace
+    /// kept), or its node does not answer.
+    pub notice: Option<String>,
 }
 
 /// A lab to start.

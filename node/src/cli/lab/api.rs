@@ -95,12 +95,10 @@ fn show(out: &mut dyn Write, lab: &Value) -> Result<()> {
         },
     )?;
     if let Some(reason) = lab["reason"].as_str() {
-        let why = if lab["state"] == "failed" {
-            "failed"
-        } else {
-            "note"
-        };
-        writeln!(out, "  {why}: {reason}")?;
+        writeln!(out, "  failed: {reason}")?;
+    }
+    if let Some(notice) = lab["notice"].as_str() {
+        writeln!(out, "  note: {notice}")?;
     }
     Ok(())
 }

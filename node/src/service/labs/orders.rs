@@ -124,6 +124,7 @@ fn summary(l: LabInfo) -> LabSummary {
         state: l.state.name().into(),
         reason,
         created_at: l.created_at,
+        notice: l.notice,
     }
 }
 

@@ -281,9 +281,10 @@ impl Remote {
                     environment: String::new(),
                     datasets: Vec::new(),
                     state: "unknown".into(),
-                    reason: Some(e.to_string()),
+                    reason: None,
                     created_at: 0,
                     node: node.short(),
+                    notice: Some(e.to_string()),
                 })),
             }
         }
@@ -300,6 +301,7 @@ fn view(l: LabSummary, node: NodeId) -> LabView {
         reason: l.reason,
         created_at: l.created_at,
         node: node.short(),
+        notice: l.notice,
     }
 }
 

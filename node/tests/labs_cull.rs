@@ -1,0 +1,160 @@
+//! Culling by kernel activity through a running `orrery run`: a kernel busy for longer than the
+//! idle limit is never culled; an idle lab is warned first (its notice), then stopped with its
+//! workspace kept; started again, it has the same files. Needs root and bubblewrap
+//! (`scripts/lab-env`).
+
+#[path = "support/http.rs"]
+mod http;
+#[path = "support/run.rs"]
+mod run;
+use http::call;
+use run::{Running, free_port, orrery, share_lab_envs, use_loopback};
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Runs `code` in a new kernel of the lab through the node's proxy; what it printed.
+fn cell(python: &Path, addr: &str, lab: &str, token: &str, code: &str) -> String {
+    let port = addr.rsplit(':').next().expect("a port");
+    let out = std::process::Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/lab-cell.py"
+        ))
+        .args([addr, lab, &format!("{lab}.localhost:{port}"), token, code])
+        .output()
+        .expect("python runs");
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        out.status.success(),
+        "{code}: {printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    printed
+}
+
+/// Asks for the lab until `done` holds of it, or `within` passed.
+fn until(url: &str, token: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, lab) = call("GET", url, Some(token), None);
+        assert_eq!(status, 200, "{lab}");
+        if done(&lab) {
+            return lab;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting; the lab is {lab}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_idle_lab_is_warned_then_culled_a_busy_one_never_and_the_workspace_stays() {
+    assert!(
+        rustix::process::getuid().is_root() && Path::new("/usr/bin/bwrap").exists(),
+        "the lab tests need root and /usr/bin/bwrap: run scripts/lab-env as root"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("node");
+    orrery(&data, &["init", "--name", "Heidelberg"]);
+    use_loopback(&data, free_port());
+    let envs = share_lab_envs(&data);
+    let config = data.join("orrery.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text
+        .replace("cull_idle_secs = 3600", "cull_idle_secs = 6")
+        .replace("cull_warning_secs = 600", "cull_warning_secs = 4");
+    assert!(text.contains("cull_idle_secs = 6"), "{text}");
+    std::fs::write(&config, text).expect("config");
+    let made = orrery(&data, &["user", "add", "--name", "Ada"]);
+    let user = made
+        .split_whitespace()
+        .nth(1)
+        .expect("a user id")
+        .to_owned();
+    let out = orrery(
+        &data,
+        &[
+            "token", "create", "--user", &user, "--scope", "labs", "--days", "1",
+        ],
+    );
+    let token = out.lines().nth(1).expect("the secret").trim().to_owned();
+    let _running = Running::start(&data);
+    let addr = std::fs::read_to_string(data.join("web.addr")).expect("web.addr");
+    let addr = addr.trim();
+    let base = format!("http://{addr}/api/v1/labs");
+    let (status, lab) = call("POST", &base, Some(&token), Some(json!({})));
+    assert_eq!(
+        (status, lab["state"].as_str()),
+        (201, Some("running")),
+        "{lab}"
+    );
+    let id = lab["id"].as_str().expect("an id").to_owned();
+    let url = format!("{base}/{id}");
+    let python = std::fs::read_dir(&envs)
+        .expect("environments")
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin/python"))
+        .find(|p| p.exists())
+        .expect("the jupyter environment's Python");
+
+    assert_eq!(
+        cell(
+            &python,
+            addr,
+            &id,
+            &token,
+            "open('kept.txt', 'w').write('work'); 'written'"
+        ),
+        "'written'"
+    );
+    // Busy for longer than the idle limit: never culled.
+    assert_eq!(
+        cell(
+            &python,
+            addr,
+            &id,
+            &token,
+            "import time; time.sleep(9); 'slept'"
+        ),
+        "'slept'"
+    );
+    let (_, lab) = call("GET", &url, Some(&token), None);
+    assert_eq!(lab["state"], "running", "a busy kernel was culled: {lab}");
+
+    // Idle: warned first, then stopped, saying so.
+    let warned = until(&url, &token, Duration::from_secs(30), |l| {
+        l["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("idle since"))
+    });
+    assert_eq!(warned["state"], "running", "{warned}");
+    let culled = until(&url, &token, Duration::from_secs(30), |l| {
+        l["state"] == "stopped"
+    });
+    assert!(
+        culled["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("workspace is kept")),
+        "{culled}"
+    );
+
+    // Started again, with the same workspace.
+    let (status, again) = call("POST", &format!("{url}/start"), Some(&token), None);
+    assert_eq!(
+        (status, again["state"].as_str()),
+        (200, Some("running")),
+        "{again}"
+    );
+    assert_eq!(again["notice"], Value::Null, "{again}");
+    assert_eq!(
+        cell(&python, addr, &id, &token, "open('kept.txt').read()"),
+        "'work'"
+    );
+    let (status, _) = call("DELETE", &url, Some(&token), None);
+    assert_eq!(status, 200);
+}

@@ -249,6 +249,9 @@ pub struct LabsSection {
     pub cull_idle_secs: u64,
     /// How long before an idle lab is stopped its owner is warned.
     pub cull_warning_secs: u64,
+    /// Confine each lab with Landlock too, inside its sandbox (a second layer beside
+    /// bubblewrap; a lab refuses to start where the kernel cannot enforce it).
+    pub landlock: bool,
     /// The `orrery` binary that moves a lab into its cgroup before the sandbox starts (by
     /// default the running binary).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,6 +276,7 @@ impl Default for LabsSection {
             max_labs_per_author: 2,
             cull_idle_secs: 3600,
             cull_warning_secs: 600,
+            landlock: true,
             helper: None,
             envs: None,
         }

@@ -18,6 +18,8 @@
 //!   over that socket whether it is up.
 //! - [`manager`]: the labs of a node: start (quotas, environment, sandbox, server), watch,
 //!   stop, restart with the same workspace, logs; failures carry their reason.
+//! - [`landlock`]: the second layer, inside the sandbox: the lab's first process restricts
+//!   itself to the paths it was given before its program runs.
 //! - [`spawner`]: the one thread labs are forked from (a sandbox dies with its parent thread).
 //! - [`cull`]: when an idle lab is warned and stopped, judged by its kernels (never a busy one).
 //! - [`placement`]: which member runs a lab (data first, then room), from the adverts.
@@ -31,6 +33,7 @@ pub mod check;
 pub mod cull;
 pub mod env;
 pub mod jupyter;
+pub mod landlock;
 pub mod manager;
 pub mod order;
 pub mod placement;

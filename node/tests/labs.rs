@@ -38,6 +38,7 @@ impl Bench {
                 uid: NOBODY,
                 gid: NOBODY,
                 cgroups,
+                confine: Some(PathBuf::from(env!("CARGO_BIN_EXE_orrery"))),
             },
             dir,
         })

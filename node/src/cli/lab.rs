@@ -73,6 +73,27 @@ pub enum LabCmd {
     /// this; it is not meant to be typed.
     #[command(hide = true)]
     Exec(ExecArgs),
+    /// Internal: the first process inside a lab's sandbox restricts itself with Landlock to
+    /// the paths given, then execs the lab's program. Not meant to be typed.
+    #[command(hide = true)]
+    Confine(ConfineArgs),
+}
+
+/// Arguments of the hidden `orrery lab confine`.
+#[derive(Debug, Args)]
+pub struct ConfineArgs {
+    /// Readable (and executable) beneath this path (repeatable).
+    #[arg(long)]
+    read: Vec<PathBuf>,
+    /// Readable and writable beneath this path (repeatable).
+    #[arg(long)]
+    write: Vec<PathBuf>,
+    /// A device directory: its devices read, written and controlled (repeatable).
+    #[arg(long)]
+    device: Vec<PathBuf>,
+    /// The program and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    command: Vec<OsString>,
 }
 
 /// Arguments of the hidden `orrery lab exec`.
@@ -120,6 +141,7 @@ pub(crate) fn run(home: &Home, cmd: LabCmd, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         LabCmd::Exec(args) => exec(args),
+        LabCmd::Confine(args) => confine(args),
         LabCmd::Start {
             lab,
             environment,
@@ -156,6 +178,22 @@ fn exec(args: ExecArgs) -> Result<()> {
         .uid(args.uid)
         .gid(args.gid)
         .exec();
+    Err(err).with_context(|| format!("cannot exec {}", PathBuf::from(program).display()))
+}
+
+fn confine(args: ConfineArgs) -> Result<()> {
+    let (program, rest) = args
+        .command
+        .split_first()
+        .context("no program to confine given")?;
+    let enforced = crate::labs::landlock::restrict_self(&crate::labs::landlock::Confinement {
+        read: args.read,
+        write: args.write,
+        devices: args.device,
+    })
+    .map_err(anyhow::Error::msg)?;
+    eprintln!("orrery lab confine: {enforced}");
+    let err = std::process::Command::new(program).args(rest).exec();
     Err(err).with_context(|| format!("cannot exec {}", PathBuf::from(program).display()))
 }
 

@@ -100,6 +100,9 @@ pub struct LocalSandbox {
     pub gid: u32,
     /// The cgroups of labs.
     pub cgroups: CgroupDriver,
+    /// The binary that confines each lab with Landlock inside its sandbox (none: bubblewrap
+    /// alone).
+    pub confine: Option<PathBuf>,
 }
 
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
@@ -116,6 +119,7 @@ impl ComputeBackend for LocalSandbox {
             gid: self.gid,
             read_only: r.read_only.clone(),
             data: r.data.clone(),
+            confine: self.confine.clone(),
             workspace: r.workspace.clone(),
             run_dir: r.run_dir.clone(),
             tmp_bytes: r.tmp_bytes,

@@ -150,6 +150,7 @@ fn user_namespaces(bwrap: Option<&Path>, lab_uid: u32) -> Layer {
         gid,
         read_only: Vec::new(),
         data: Vec::new(),
+        confine: None,
         workspace,
         run_dir,
         tmp_bytes: 1 << 20,

@@ -15,6 +15,8 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
+use super::landlock::{CONFINE_AT, Confinement};
+
 /// Where a lab's workspace appears inside the sandbox.
 pub const WORKSPACE: &str = "/home/lab";
 /// Where a lab's run directory (its Unix sockets) appears inside the sandbox.
@@ -56,6 +58,9 @@ pub struct SandboxSpec {
     pub read_only: Vec<PathBuf>,
     /// Datasets, read-only under `/data`.
     pub data: Vec<DataVolume>,
+    /// The node's binary, which confines the lab with Landlock before its program runs (none:
+    /// bubblewrap alone).
+    pub confine: Option<PathBuf>,
     /// The lab's workspace on the node, bound writable at `/home/lab`.
     pub workspace: PathBuf,
     /// The lab's run directory on the node, bound writable at `/run/lab`.
@@ -146,7 +151,26 @@ impl SandboxSpec {
         for (k, v) in env {
             a.extend(["--setenv".into(), k.into(), v.into()]);
         }
+        if let Some(binary) = &self.confine {
+            a.extend([
+                "--ro-bind".into(),
+                absolute(binary)?.into(),
+                CONFINE_AT.into(),
+            ]);
+        }
         a.push("--".into());
+        if self.confine.is_some() {
+            a.extend([CONFINE_AT.into(), "lab".into(), "confine".into()]);
+            let mut read: Vec<PathBuf> = vec!["/usr".into(), "/proc".into(), DATA_DIR.into()];
+            read.extend(self.read_only.iter().cloned());
+            let confinement = Confinement {
+                read,
+                write: vec![WORKSPACE.into(), RUN_DIR.into(), "/tmp".into()],
+                devices: vec!["/dev".into()],
+            };
+            a.extend(confinement.args());
+            a.push("--".into());
+        }
         a.extend(self.command.iter().cloned());
         Ok(a)
     }
@@ -186,12 +210,38 @@ mod tests {
                 collection: "gaia".into(),
                 host: root.join("data"),
             }],
+            confine: None,
             workspace: root.join("ws"),
             run_dir: root.join("run"),
             tmp_bytes: 16 << 20,
             env: Vec::new(),
             command: command.iter().map(OsString::from).collect(),
         }
+    }
+
+    #[test]
+    fn a_confined_lab_runs_through_the_landlock_helper_with_only_its_paths() {
+        let mut s = spec(Path::new("/x"), &["jupyter", "lab"]);
+        s.confine = Some("/usr/local/bin/orrery".into());
+        let args: Vec<String> = s
+            .args()
+            .expect("args")
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = args.join(" ");
+        assert!(
+            joined.contains("--ro-bind /usr/local/bin/orrery /run/orrery-confine"),
+            "{joined}"
+        );
+        let tail = joined
+            .rsplit_once("-- /run/orrery-confine lab confine ")
+            .expect("the helper runs first")
+            .1;
+        assert_eq!(
+            tail,
+            "--read /usr --read /proc --read /data --write /home/lab --write /run/lab --write /tmp --device /dev -- jupyter lab"
+        );
     }
 
     #[test]

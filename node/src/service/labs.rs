@@ -384,6 +384,7 @@ fn open(home: &Home, config: &LabsSection, node: &str) -> Result<Arc<LabManager>
         None => std::env::current_exe().map_err(|e| e.to_string())?,
     };
     let backend = LocalSandbox {
+        confine: config.landlock.then(|| helper.clone()),
         helper,
         bwrap: config.bwrap.clone(),
         uid: config.uid,

@@ -240,6 +240,8 @@ pub struct LabsSection {
     pub millicores: u64,
     /// Size of each lab's `/tmp`, in MiB.
     pub tmp_mib: u64,
+    /// A workspace holding more than this (MiB) starts read-only, saying why (0: no quota).
+    pub workspace_mib: u64,
     /// Labs running at once on this node.
     pub max_labs: usize,
     /// Labs running at once per author.
@@ -272,6 +274,7 @@ impl Default for LabsSection {
             pids: 512,
             millicores: 1000,
             tmp_mib: 256,
+            workspace_mib: 10240,
             max_labs: 8,
             max_labs_per_author: 2,
             cull_idle_secs: 3600,

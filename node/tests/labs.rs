@@ -66,7 +66,9 @@ impl Bench {
                 collection: "gaia".into(),
                 host: root.join("data"),
             }],
+            data_root: None,
             workspace: root.join("ws"),
+            workspace_read_only: false,
             run_dir: root.join("run"),
             read_only: Vec::new(),
             tmp_bytes: 16 << 20,
@@ -334,6 +336,7 @@ async fn a_lab_runs_fails_with_its_reason_restarts_with_its_workspace_and_stops(
                 millicores: 1000,
             },
             tmp_bytes: 64 << 20,
+            workspace_bytes: 0,
             uid: NOBODY,
             quotas: Quotas {
                 labs: 4,

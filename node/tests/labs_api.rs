@@ -70,6 +70,29 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
             "gaia",
         ],
     );
+    // A second collection, added to the running lab later.
+    let tycho = tmp.path().join("tycho");
+    std::fs::create_dir_all(&tycho).expect("mkdir");
+    std::fs::write(tycho.join("stars.csv"), "hip,vmag\n32349,-1.46\n").expect("file");
+    // Writable by anyone as far as permissions go: only the read-only mount protects it.
+    for (path, mode) in [(tycho.join("stars.csv"), 0o666), (tycho.clone(), 0o777)] {
+        rustix::fs::chmod(&path, rustix::fs::Mode::from_raw_mode(mode)).expect("chmod");
+    }
+    std::fs::write(
+        tycho.join("stars.csv.meta.json"),
+        r#"{"title": "stars", "mission": "Hipparcos", "format": "text/csv"}"#,
+    )
+    .expect("sidecar");
+    orrery(
+        &data,
+        &[
+            "dataset",
+            "add",
+            tycho.to_str().expect("utf-8"),
+            "--collection",
+            "tycho",
+        ],
+    );
     let made = orrery(&data, &["user", "add", "--name", "Ada"]);
     let user = made
         .split_whitespace()
@@ -193,7 +216,7 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
         .expect("the jupyter environment's Python");
     let code = "import os; (open('/data/gaia/sources.csv').read().splitlines()[1], 1+1, \
                 os.access('/data/gaia', os.W_OK))";
-    let out = std::process::Command::new(python)
+    let out = std::process::Command::new(&python)
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../scripts/lab-cell.py"
@@ -226,13 +249,7 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
         db = data.join("orrery.db").display().to_string(),
         workspaces = data.join("labs/workspaces").display().to_string(),
     );
-    let python = std::fs::read_dir(&envs)
-        .expect("environments")
-        .filter_map(Result::ok)
-        .map(|e| e.path().join("bin/python"))
-        .find(|p| p.exists())
-        .expect("the jupyter environment's Python");
-    let out = std::process::Command::new(python)
+    let out = std::process::Command::new(&python)
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../scripts/lab-cell.py"
@@ -251,6 +268,46 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
         "'key=FileNotFoundError db=FileNotFoundError workspaces=FileNotFoundError \
          port=ConnectionRefusedError write=OSError uid=65534 few_pids=True'"
     );
+
+    // "Add to data volume": a collection joins the running lab, read-only, and the kernel sees it
+    // at once; writing under it fails, as under the first.
+    let (status, added) = call(
+        "POST",
+        &format!("{base}/{id}/datasets"),
+        Some(&labs),
+        Some(json!({ "dataset": "tycho" })),
+    );
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["datasets"], json!(["gaia", "tycho"]), "{added}");
+    let (status, refused) = call(
+        "POST",
+        &format!("{base}/{id}/datasets"),
+        Some(&labs),
+        Some(json!({ "dataset": "hipparcos" })),
+    );
+    assert_eq!(status, 404, "{refused}");
+    let code = "import errno, os\n\
+                def probe(f):\n    try:\n        f()\n        return 'open'\n    except OSError as e:\n        return errno.errorcode[e.errno]\n\
+                (open('/data/tycho/stars.csv').read().splitlines()[1], os.access('/data/tycho', os.W_OK), \
+                 probe(lambda: open('/data/tycho/new.csv', 'w')), probe(lambda: open('/data/tycho/stars.csv', 'a')))";
+    let out = std::process::Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/lab-cell.py"
+        ))
+        .args([addr.trim(), &id, &lab_host, &labs, code])
+        .output()
+        .expect("python runs");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(printed.trim(), "('32349,-1.46', False, 'EROFS', 'EROFS')");
+    // The node's own mount namespace is untouched.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(!mounts.contains("/data/tycho"), "{mounts}");
 
     let (status, stopped) = call("DELETE", &format!("{base}/{id}"), Some(&labs), None);
     assert_eq!(status, 200, "{stopped}");

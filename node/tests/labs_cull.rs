@@ -1,6 +1,7 @@
 //! Culling by kernel activity through a running `orrery run`: a kernel busy for longer than the
 //! idle limit is never culled; an idle lab is warned first (its notice), then stopped with its
-//! workspace kept; started again, it has the same files. Needs root and bubblewrap
+//! workspace kept; started again, it has the same files, and a workspace over its quota starts
+//! read-only, saying so. Needs root and bubblewrap
 //! (`scripts/lab-env`).
 
 #[path = "support/http.rs"]
@@ -67,7 +68,8 @@ fn an_idle_lab_is_warned_then_culled_a_busy_one_never_and_the_workspace_stays() 
     let text = std::fs::read_to_string(&config).expect("config");
     let text = text
         .replace("cull_idle_secs = 3600", "cull_idle_secs = 6")
-        .replace("cull_warning_secs = 600", "cull_warning_secs = 4");
+        .replace("cull_warning_secs = 600", "cull_warning_secs = 4")
+        .replace("workspace_mib = 10240", "workspace_mib = 1");
     assert!(text.contains("cull_idle_secs = 6"), "{text}");
     std::fs::write(&config, text).expect("config");
     let made = orrery(&data, &["user", "add", "--name", "Ada"]);
@@ -108,7 +110,7 @@ fn an_idle_lab_is_warned_then_culled_a_busy_one_never_and_the_workspace_stays() 
             addr,
             &id,
             &token,
-            "open('kept.txt', 'w').write('work'); 'written'"
+            "open('kept.txt', 'w').write('work'); open('big.bin', 'wb').write(bytes(2 << 20)); 'written'"
         ),
         "'written'"
     );
@@ -143,17 +145,30 @@ fn an_idle_lab_is_warned_then_culled_a_busy_one_never_and_the_workspace_stays() 
         "{culled}"
     );
 
-    // Started again, with the same workspace.
+    // Started again, with the same workspace: over its quota (2 MiB of 1), it is read-only this
+    // time, and the lab says so instead of failing.
     let (status, again) = call("POST", &format!("{url}/start"), Some(&token), None);
     assert_eq!(
         (status, again["state"].as_str()),
         (200, Some("running")),
         "{again}"
     );
-    assert_eq!(again["notice"], Value::Null, "{again}");
+    assert!(
+        again["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("over its quota of 1 MiB") && n.contains("read-only")),
+        "{again}"
+    );
     assert_eq!(
-        cell(&python, addr, &id, &token, "open('kept.txt').read()"),
-        "'work'"
+        cell(
+            &python,
+            addr,
+            &id,
+            &token,
+            "def probe(f):\n    try:\n        f()\n        return 'written'\n    except OSError as e:\n        return type(e).__name__\n\
+             (open('kept.txt').read(), probe(lambda: open('more.txt', 'w')))"
+        ),
+        "('work', 'OSError')"
     );
     let (status, _) = call("DELETE", &url, Some(&token), None);
     assert_eq!(status, 200);

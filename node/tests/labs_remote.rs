@@ -78,6 +78,25 @@ fn a_lab_asked_for_at_esac_runs_at_heidelberg_where_the_data_is() {
         ],
     );
 
+    let vela = tmp.path().join("vela");
+    std::fs::create_dir_all(&vela).expect("mkdir");
+    std::fs::write(vela.join("vela.fits"), fits("Vela Pulsar")).expect("fits");
+    std::fs::write(
+        vela.join("vela.fits.meta.json"),
+        r#"{"title": "Vela", "mission": "XMM-Newton", "format": "application/fits"}"#,
+    )
+    .expect("sidecar");
+    orrery(
+        &b,
+        &[
+            "dataset",
+            "add",
+            vela.to_str().expect("utf-8"),
+            "--collection",
+            "vela",
+        ],
+    );
+
     // The researcher signs in at ESAC.
     let made = orrery(&a, &["user", "add", "--name", "Ada"]);
     let user = made
@@ -183,6 +202,16 @@ fn a_lab_asked_for_at_esac_runs_at_heidelberg_where_the_data_is() {
         printed.trim(),
         "('Crab Nebula', False, 'FileNotFoundError')"
     );
+
+    // Another of Heidelberg's collections joins the running lab, asked for at ESAC.
+    let (status, added) = call(
+        "POST",
+        &format!("{labs}/{id}/datasets"),
+        Some(&token),
+        Some(json!({ "dataset": "vela" })),
+    );
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["datasets"], json!(["crab", "vela"]), "{added}");
 
     // Logs and stop go to Heidelberg through ESAC.
     let (status, logs) = call("GET", &format!("{labs}/{id}/logs"), Some(&token), None);

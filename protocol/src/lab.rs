@@ -58,6 +58,13 @@ pub enum LabAction {
         /// The lab.
         lab: String,
     },
+    /// Add a collection held by the node to a running lab, read-only at `/data/<dataset>`.
+    Attach {
+        /// The lab.
+        lab: String,
+        /// The collection.
+        dataset: String,
+    },
     /// Open a tunnel to the lab's server (on the data plane's lab protocol only).
     Open {
         /// The lab.
@@ -122,6 +129,11 @@ impl LabOrder {
             | LabAction::Open { lab } => {
                 if !name_ok(lab) {
                     return Err(LabOrderError::Limit("lab id"));
+                }
+            }
+            LabAction::Attach { lab, dataset } => {
+                if !name_ok(lab) || !name_ok(dataset) {
+                    return Err(LabOrderError::Limit("lab id or dataset"));
                 }
             }
             LabAction::List => {}

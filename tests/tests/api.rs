@@ -100,6 +100,7 @@ fn body_for(operation: &str, carol: &str) -> Value {
         "set_source" => json!({ "source": "print('forged')" }),
         "add_comment" => json!({ "text": "forged" }),
         "create_token" => json!({ "scopes": ["read", "write"] }),
+        "add_dataset" => json!({ "dataset": "gaia" }),
         _ => {
             let _ = carol;
             json!({})
@@ -256,7 +257,7 @@ async fn every_change_is_refused_without_a_user_scope_role_or_same_origin_and_ch
         }
     }
     assert!(
-        walked.len() >= 16,
+        walked.len() >= 17,
         "the document lists only {} changes: {walked:?}",
         walked.len()
     );

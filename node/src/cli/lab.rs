@@ -3,6 +3,7 @@
 //! isolation layer is missing; the hidden `exec` is the helper the node runs each lab through.
 
 mod api;
+mod attach;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -58,6 +59,17 @@ pub enum LabCmd {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Add a collection to a running lab, read-only at /data/<collection>, without restarting
+    /// it (the node running the lab must hold the collection).
+    AddData {
+        /// The lab's id.
+        lab: String,
+        /// The collection.
+        collection: String,
+        /// As this user (default: the user of this node's default author).
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Print the last lines of a lab's server output.
     Logs {
         /// The lab's id.
@@ -73,6 +85,10 @@ pub enum LabCmd {
     /// this; it is not meant to be typed.
     #[command(hide = true)]
     Exec(ExecArgs),
+    /// Internal: add a dataset to a running lab's sandbox, read-only. The node runs this; it is
+    /// not meant to be typed.
+    #[command(hide = true)]
+    Attach(attach::AttachArgs),
     /// Internal: the first process inside a lab's sandbox restricts itself with Landlock to
     /// the paths given, then execs the lab's program. Not meant to be typed.
     #[command(hide = true)]
@@ -142,6 +158,12 @@ pub(crate) fn run(home: &Home, cmd: LabCmd, out: &mut dyn Write) -> Result<()> {
         }
         LabCmd::Exec(args) => exec(args),
         LabCmd::Confine(args) => confine(args),
+        LabCmd::Attach(args) => attach::attach(args),
+        LabCmd::AddData {
+            lab,
+            collection,
+            user,
+        } => api::add_data(home, user.as_deref(), &lab, &collection, out),
         LabCmd::Start {
             lab,
             environment,

@@ -3,7 +3,8 @@
 //! [`ComputeBackend`] is what the lab actor drives: launch a lab's process tree with its
 //! limits, tell whether anything of it still runs, stop it, and reap what a crash left behind.
 //! [`LocalSandbox`] is the first implementation: bubblewrap on this node, in a per-lab cgroup.
-//! Placement on another node and a Kubernetes backend implement the same trait later.
+//! Labs on other nodes are reached through the node that runs them (`service::labs`), which
+//! drives its own backend; a Kubernetes backend would implement this same trait.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -21,6 +22,9 @@ pub enum BackendError {
     /// The sandbox description was refused.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// A dataset could not be added to a running lab.
+    #[error("the dataset could not be added to the running lab: {0}")]
+    Attach(String),
     /// The sandbox process could not be started.
     #[error("cannot start the lab's sandbox ({program}): {source}")]
     Spawn {
@@ -41,8 +45,13 @@ pub struct LabRequest {
     pub limits: Limits,
     /// Datasets, read-only under `/data/<collection>`.
     pub data: Vec<DataVolume>,
+    /// The node's directory that becomes `/data` (its collections' mount points are made in it),
+    /// so that a collection can be added to the running lab.
+    pub data_root: Option<PathBuf>,
     /// The workspace, the only writable place, at `/home/lab`.
     pub workspace: PathBuf,
+    /// The workspace is over its quota: bound read-only this run.
+    pub workspace_read_only: bool,
     /// Where the lab's Unix sockets go, `/run/lab` inside.
     pub run_dir: PathBuf,
     /// Directories needed read-only at the same path (the environment).
@@ -76,6 +85,14 @@ pub trait ComputeBackend: Send + Sync {
     fn processes(&self, lab: &str) -> Result<usize, BackendError>;
     /// Whether the lab's processes were killed for exceeding their memory.
     fn out_of_memory(&self, lab: &str) -> bool;
+    /// Adds a dataset to a running lab, read-only at `/data/<collection>` (`data_root` is the
+    /// lab's [`LabRequest::data_root`]).
+    fn attach(
+        &self,
+        lab: &str,
+        data_root: Option<&std::path::Path>,
+        volume: &DataVolume,
+    ) -> Result<(), BackendError>;
     /// Kills everything of the lab and releases its resources.
     fn stop(&self, lab: &str) -> Result<(), BackendError>;
     /// Kills every lab left from before (a node that crashed); returns their ids.
@@ -120,13 +137,25 @@ impl ComputeBackend for LocalSandbox {
             read_only: r.read_only.clone(),
             data: r.data.clone(),
             confine: self.confine.clone(),
+            data_root: r.data_root.clone(),
             workspace: r.workspace.clone(),
+            workspace_read_only: r.workspace_read_only,
             run_dir: r.run_dir.clone(),
             tmp_bytes: r.tmp_bytes,
             env: r.env.clone(),
             command: r.command.clone(),
         };
         let args = spec.args()?;
+        if let Some(root) = &r.data_root {
+            for v in &r.data {
+                std::fs::create_dir_all(root.join(&v.collection)).map_err(|source| {
+                    BackendError::Spawn {
+                        program: root.join(&v.collection),
+                        source,
+                    }
+                })?;
+            }
+        }
         // A cgroup left by an earlier run of this lab is emptied first.
         self.cgroups.kill_and_remove(&r.lab, STOP_DEADLINE)?;
         self.cgroups.create(&r.lab, r.limits)?;
@@ -173,6 +202,45 @@ impl ComputeBackend for LocalSandbox {
 
     fn out_of_memory(&self, lab: &str) -> bool {
         self.cgroups.oom_killed(lab)
+    }
+
+    fn attach(
+        &self,
+        lab: &str,
+        data_root: Option<&std::path::Path>,
+        volume: &DataVolume,
+    ) -> Result<(), BackendError> {
+        let out = std::process::Command::new(&self.helper)
+            .args(["lab", "attach", "--lab", lab])
+            .arg("--cgroup-root")
+            .arg(self.cgroups.root())
+            .arg("--cgroup-prefix")
+            .arg(self.cgroups.prefix())
+            .arg("--source")
+            .arg(&volume.host)
+            .arg("--mountpoint")
+            .arg(
+                data_root
+                    .ok_or_else(|| {
+                        BackendError::Attach("the lab was started without a data volume".into())
+                    })?
+                    .join(&volume.collection),
+            )
+            .args(["--collection", &volume.collection])
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|source| BackendError::Spawn {
+                program: self.helper.clone(),
+                source,
+            })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let said = String::from_utf8_lossy(&out.stderr);
+        Err(BackendError::Attach(
+            said.trim().trim_start_matches("error: ").to_owned(),
+        ))
     }
 
     fn stop(&self, lab: &str) -> Result<(), BackendError> {

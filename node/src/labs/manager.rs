@@ -68,6 +68,8 @@ pub struct LabsConfig {
     pub limits: Limits,
     /// Size of each lab's `/tmp`.
     pub tmp_bytes: u64,
+    /// A workspace holding more than this starts read-only, saying why (0: no quota).
+    pub workspace_bytes: u64,
     /// The uid (and gid) labs run as: their workspace belongs to it.
     pub uid: u32,
     /// Quotas.
@@ -264,6 +266,10 @@ impl LabManager {
 
     fn run_dir(&self, id: &str) -> PathBuf {
         self.config.dir.join("run").join(id)
+    }
+
+    fn data_root(&self, id: &str) -> PathBuf {
+        self.config.dir.join("volumes").join(id)
     }
 
     fn workspace(&self, id: &str) -> PathBuf {
@@ -474,6 +480,39 @@ impl LabManager {
             }
         }
         info!(lab = id, "a lab was stopped");
+        self.get(id, None)
+    }
+
+    /// Adds `collection` (at `host` on this node) to a running lab of `owner`, read-only at
+    /// `/data/<collection>`, without restarting it.
+    pub async fn attach(
+        &self,
+        id: &str,
+        owner: &str,
+        collection: &str,
+        host: PathBuf,
+    ) -> Result<LabInfo, LabError> {
+        let shown = self.get(id, Some(owner))?;
+        if shown.state != LabState::Running {
+            return Err(LabError::Busy(id.to_owned(), shown.state.name()));
+        }
+        if shown.datasets.iter().any(|d| d == collection) {
+            return Ok(shown);
+        }
+        let volume = super::sandbox::DataVolume {
+            collection: collection.to_owned(),
+            host,
+        };
+        let (backend, lab) = (self.backend.clone(), id.to_owned());
+        let root = self.data_root(id);
+        tokio::task::spawn_blocking(move || backend.attach(&lab, Some(&root), &volume))
+            .await
+            .map_err(|e| LabError::Unavailable(e.to_string()))?
+            .map_err(|e| LabError::Unavailable(e.to_string()))?;
+        info!(lab = id, collection, "a dataset was added to a running lab");
+        if let Some(lab) = self.lock().get_mut(id) {
+            lab.info.datasets.push(collection.to_owned());
+        }
         self.get(id, None)
     }
 

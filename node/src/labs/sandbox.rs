@@ -56,6 +56,9 @@ pub struct SandboxSpec {
     /// Extra read-only directories bound at the same path (the environment's venv and the
     /// Python installation it was made from, when outside `/usr`).
     pub read_only: Vec<PathBuf>,
+    /// The node's directory that becomes `/data` (read-only), holding one empty directory per
+    /// collection as its mount point; none: an empty `/data` of the sandbox's own.
+    pub data_root: Option<PathBuf>,
     /// Datasets, read-only under `/data`.
     pub data: Vec<DataVolume>,
     /// The node's binary, which confines the lab with Landlock before its program runs (none:
@@ -63,6 +66,8 @@ pub struct SandboxSpec {
     pub confine: Option<PathBuf>,
     /// The lab's workspace on the node, bound writable at `/home/lab`.
     pub workspace: PathBuf,
+    /// Bind the workspace read-only (it is over its quota).
+    pub workspace_read_only: bool,
     /// The lab's run directory on the node, bound writable at `/run/lab`.
     pub run_dir: PathBuf,
     /// The size of the lab's `/tmp`, in bytes.
@@ -114,7 +119,12 @@ impl SandboxSpec {
             let path = absolute(path)?;
             a.extend(["--ro-bind".into(), path.into(), path.into()]);
         }
-        a.extend(["--dir".into(), DATA_DIR.into()]);
+        match &self.data_root {
+            // A directory of the node's, read-only: its subdirectories are the mount points of
+            // the collections, so one can be added while the lab runs.
+            Some(root) => a.extend(["--ro-bind".into(), absolute(root)?.into(), DATA_DIR.into()]),
+            None => a.extend(["--dir".into(), DATA_DIR.into()]),
+        }
         for volume in &self.data {
             let c = &volume.collection;
             let plain = !c.is_empty()
@@ -132,8 +142,13 @@ impl SandboxSpec {
                 format!("{DATA_DIR}/{c}").into(),
             ]);
         }
+        let workspace_bind = if self.workspace_read_only {
+            "--ro-bind"
+        } else {
+            "--bind"
+        };
         a.extend([
-            "--bind".into(),
+            workspace_bind.into(),
             absolute(&self.workspace)?.into(),
             WORKSPACE.into(),
             "--bind".into(),
@@ -163,9 +178,13 @@ impl SandboxSpec {
             a.extend([CONFINE_AT.into(), "lab".into(), "confine".into()]);
             let mut read: Vec<PathBuf> = vec!["/usr".into(), "/proc".into(), DATA_DIR.into()];
             read.extend(self.read_only.iter().cloned());
+            let mut write: Vec<PathBuf> = vec![WORKSPACE.into(), RUN_DIR.into(), "/tmp".into()];
+            if self.workspace_read_only {
+                read.push(write.remove(0));
+            }
             let confinement = Confinement {
                 read,
-                write: vec![WORKSPACE.into(), RUN_DIR.into(), "/tmp".into()],
+                write,
                 devices: vec!["/dev".into()],
             };
             a.extend(confinement.args());
@@ -211,7 +230,9 @@ mod tests {
                 host: root.join("data"),
             }],
             confine: None,
+            data_root: None,
             workspace: root.join("ws"),
+            workspace_read_only: false,
             run_dir: root.join("run"),
             tmp_bytes: 16 << 20,
             env: Vec::new(),

@@ -231,7 +231,11 @@ impl Labs {
     /// One call of `who`: to this node's labs, or to the node that runs the lab.
     pub(super) async fn call(&self, who: Principal, call: LabCall) -> Result<LabAnswer, ApiError> {
         let remote_id = match &call {
-            LabCall::Show(id) | LabCall::Start(id) | LabCall::Stop(id) | LabCall::Logs(id) => self
+            LabCall::Show(id)
+            | LabCall::Start(id)
+            | LabCall::Stop(id)
+            | LabCall::Logs(id)
+            | LabCall::Attach(id, _) => self
                 .remote
                 .node_of(id, &who.author)
                 .map(|n| (n, id.clone())),
@@ -242,6 +246,7 @@ impl Labs {
                 LabCall::Show(_) => LabAction::Show { lab: id },
                 LabCall::Start(_) => LabAction::Start { lab: id },
                 LabCall::Stop(_) => LabAction::Stop { lab: id },
+                LabCall::Attach(_, dataset) => LabAction::Attach { lab: id, dataset },
                 _ => LabAction::Logs { lab: id },
             };
             return self.remote.call(&self.tx, &who, node, action).await;
@@ -294,6 +299,18 @@ impl Labs {
             }
             LabCall::Logs(id) => {
                 LabAnswer::Logs(manager.logs(&id, Some(&owner), 200).map_err(refusal)?)
+            }
+            LabCall::Attach(id, dataset) => {
+                let mut held = self.datasets(std::slice::from_ref(&dataset)).await?;
+                let (collection, host) = held.pop().ok_or_else(|| {
+                    ApiError::not_found(format!("this node holds no collection `{dataset}`"))
+                })?;
+                LabAnswer::Lab(view(
+                    manager
+                        .attach(&id, &owner, &collection, host)
+                        .await
+                        .map_err(refusal)?,
+                ))
             }
             LabCall::Stop(id) => LabAnswer::Lab(view(
                 manager.stop(&id, Some(&owner)).await.map_err(refusal)?,
@@ -404,6 +421,7 @@ fn open(home: &Home, config: &LabsSection, node: &str) -> Result<Arc<LabManager>
                 millicores: config.millicores,
             },
             tmp_bytes: config.tmp_mib << 20,
+            workspace_bytes: config.workspace_mib << 20,
             uid: config.uid,
             quotas: Quotas {
                 labs: config.max_labs,

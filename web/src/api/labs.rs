@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::guard::{holder, writer};
-use super::model::{LabAnswer, LabCall, LabView, NewLab};
+use super::model::{AddDataset, LabAnswer, LabCall, LabView, NewLab};
 use super::{ApiError, ErrorBody};
 use crate::backend::Shared;
 
@@ -19,6 +19,7 @@ pub(super) fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(list_labs, create_lab))
         .routes(routes!(show_lab, stop_lab))
         .routes(routes!(start_lab))
+        .routes(routes!(add_dataset))
         .routes(routes!(lab_logs))
         .routes(routes!(open_lab))
 }
@@ -161,6 +162,33 @@ async fn start_lab(
 ) -> Result<Json<LabView>, ApiError> {
     let who = writer(&b, &headers, "labs").await?;
     lab(b.labs(who, LabCall::Start(id)).await?).map(Json)
+}
+
+/// Adds a collection to a running lab, read-only at `/data/<dataset>`, without restarting it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/labs/{lab}/datasets",
+    tag = "labs",
+    security(("bearer" = []), ("session" = [])),
+    params(("lab" = String, Path, description = "the lab's id")),
+    request_body = AddDataset,
+    responses(
+        (status = 200, description = "the lab, with the collection among its datasets", body = LabView),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 403, description = "the credential may not use labs, or the collection's policy does not let the caller's node read it", body = ErrorBody),
+        (status = 404, description = "no such lab of the caller's, or the node running it holds no such collection", body = ErrorBody),
+        (status = 409, description = "the lab is not running", body = ErrorBody),
+    )
+)]
+async fn add_dataset(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<AddDataset>, JsonRejection>,
+) -> Result<Json<LabView>, ApiError> {
+    let who = writer(&b, &headers, "labs").await?;
+    let Json(add) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    lab(b.labs(who, LabCall::Attach(id, add.dataset)).await?).map(Json)
 }
 
 /// The last lines of a lab's server output.

@@ -399,6 +399,14 @@ pub struct LabView {
     pub notice: Option<String>,
 }
 
+/// A collection to add to a running lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddDataset {
+    /// The collection (held by the node running the lab), read-only at `/data/<dataset>`.
+    pub dataset: String,
+}
+
 /// A lab to start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -425,6 +433,8 @@ pub enum LabCall {
     Stop(String),
     /// The last lines of a lab's server output.
     Logs(String),
+    /// Add a collection to a running lab (its id, the collection).
+    Attach(String, String),
 }
 
 /// What a lab call answers.

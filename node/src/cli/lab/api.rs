@@ -195,6 +195,26 @@ pub(super) fn stop(home: &Home, user: Option<&str>, id: &str, out: &mut dyn Writ
     show(out, &lab)
 }
 
+/// `orrery lab add-data`.
+pub(super) fn add_data(
+    home: &Home,
+    user: Option<&str>,
+    id: &str,
+    collection: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let token = Ephemeral::make(home, user)?;
+    let lab = call(
+        home,
+        &token,
+        "POST",
+        &format!("/api/v1/labs/{id}/datasets"),
+        Some(json!({ "dataset": collection })),
+        CALL_TIMEOUT,
+    )?;
+    show(out, &lab)
+}
+
 /// `orrery lab logs`.
 pub(super) fn logs(home: &Home, user: Option<&str>, id: &str, out: &mut dyn Write) -> Result<()> {
     let token = Ephemeral::make(home, user)?;

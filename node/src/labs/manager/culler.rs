@@ -11,6 +11,9 @@ use super::{LabEvent, LabManager, LabState};
 use crate::labs::cull::{CullPolicy, Verdict, activity, judge, when};
 use crate::labs::jupyter;
 
+/// How an idle warning begins.
+const IDLE: &str = "idle since";
+
 impl LabManager {
     /// Starts culling idle labs under `policy`; the task ends with the manager.
     pub fn spawn_culler(self: &Arc<Self>, policy: CullPolicy) {
@@ -57,11 +60,19 @@ impl LabManager {
             };
             match judge(policy, seen, SystemTime::now()) {
                 Verdict::Keep => {
-                    self.set_notice(&id, run, None);
+                    // Used again: the warning goes (other notices stay).
+                    let warned = self
+                        .lock()
+                        .get(&id)
+                        .and_then(|l| l.info.notice.clone())
+                        .is_some_and(|n| n.starts_with(IDLE));
+                    if warned {
+                        self.set_notice(&id, run, None);
+                    }
                 }
                 Verdict::Warn(at) => {
                     let notice = format!(
-                        "idle since {}: it stops at {} unless a kernel runs or it is used (its workspace is kept)",
+                        "{IDLE} {}: it stops at {} unless a kernel runs or it is used (its workspace is kept)",
                         when(seen.last),
                         when(at)
                     );
@@ -85,7 +96,7 @@ impl LabManager {
     }
 
     /// Sets a lab's notice (for run `run`); whether it changed. Its owner hears of it.
-    fn set_notice(&self, id: &str, run: u64, notice: Option<String>) -> bool {
+    pub(super) fn set_notice(&self, id: &str, run: u64, notice: Option<String>) -> bool {
         let mut labs = self.lock();
         let Some(lab) = labs.get_mut(id).filter(|l| l.run == run) else {
             return false;

@@ -13,6 +13,43 @@ use crate::labs::jupyter;
 use crate::labs::sandbox::DataVolume;
 
 impl LabManager {
+    /// Whether the lab's workspace is over its quota; if so, the run gets it read-only and its
+    /// owner is told why (a full workspace never keeps a lab from starting).
+    async fn over_quota(&self, id: &str, run: u64) -> bool {
+        let quota = self.config.workspace_bytes;
+        if quota == 0 {
+            return false;
+        }
+        let dir = self.workspace(id);
+        let used = tokio::task::spawn_blocking(move || {
+            walkdir::WalkDir::new(dir)
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(std::fs::Metadata::is_file)
+                .map(|m| m.len())
+                .sum::<u64>()
+        })
+        .await
+        .unwrap_or(0);
+        if used <= quota {
+            return false;
+        }
+        let notice = format!(
+            "its workspace holds {} MiB, over its quota of {} MiB: it is read-only in this run; download what you need and delete files, or ask the node's operator for a larger `[labs] workspace_mib`",
+            used >> 20,
+            quota >> 20
+        );
+        tracing::warn!(
+            lab = id,
+            used,
+            quota,
+            "a workspace over its quota starts read-only"
+        );
+        self.set_notice(id, run, Some(notice));
+        true
+    }
+
     /// One run of a lab: environment, sandbox, server; watched until it ends.
     pub(super) async fn run(
         self: &Arc<Self>,
@@ -63,6 +100,7 @@ impl LabManager {
             fail(format!("the lab's directories could not be made: {e}"));
             return self.get(id, None);
         }
+        let workspace_read_only = self.over_quota(id, run).await;
         self.advance(id, run, LabState::Starting, None);
         let (command, env_vars) = jupyter::command(&provisioned, &base_url, &token);
         let request = LabRequest {
@@ -72,7 +110,9 @@ impl LabManager {
                 .into_iter()
                 .map(|(collection, host)| DataVolume { collection, host })
                 .collect(),
+            data_root: Some(self.data_root(id)),
             workspace: self.workspace(id),
+            workspace_read_only,
             run_dir: self.run_dir(id),
             read_only: vec![provisioned.root.clone()],
             tmp_bytes: self.config.tmp_bytes,
@@ -158,7 +198,15 @@ impl LabManager {
     fn prepare_dirs(&self, id: &str) -> std::io::Result<()> {
         let workspace = self.workspace(id);
         let run_dir = self.run_dir(id);
-        for d in [&workspace, &run_dir, &self.config.dir.join("logs")] {
+        // The mount points of an earlier run's collections go; this run's are made at launch.
+        let data_root = self.data_root(id);
+        let _ = std::fs::remove_dir_all(&data_root);
+        for d in [
+            &workspace,
+            &run_dir,
+            &data_root,
+            &self.config.dir.join("logs"),
+        ] {
             std::fs::create_dir_all(d)?;
         }
         // Parents are passable by the lab's user; the workspace and run directory are its own.

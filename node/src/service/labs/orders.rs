@@ -43,6 +43,17 @@ impl Labs {
                     let text = manager.logs(&lab, Some(&owner), 200)?;
                     LabReply::Logs(text.lines().map(str::to_owned).collect())
                 }
+                LabAction::Attach { lab, dataset } => {
+                    let mut held = match self.datasets_for(home, &[dataset]).await {
+                        Ok(h) => h,
+                        Err(reply) => return Ok(reply),
+                    };
+                    let Some((collection, host)) = held.pop() else {
+                        return Ok(refused(LabRefusal::NotFound, "no such collection".into()));
+                    };
+                    let l = manager.attach(&lab, &owner, &collection, host).await?;
+                    LabReply::Labs(vec![summary(l)])
+                }
                 LabAction::Stop { lab } => {
                     let l = manager.stop(&lab, Some(&owner)).await?;
                     LabReply::Labs(vec![summary(l)])

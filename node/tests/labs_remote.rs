@@ -119,11 +119,11 @@ fn a_lab_asked_for_at_esac_runs_at_heidelberg_where_the_data_is() {
     );
     let token = out.lines().nth(1).expect("the secret").trim().to_owned();
 
-    let _a_running = Running::start(&a);
+    let a_running = Running::start(&a);
     let b_id = orrery(&b, &["id"]).trim().to_owned();
     let invite = orrery(&a, &["federation", "invite", "--node", &b_id]);
     orrery(&b, &["federation", "join", invite.trim()]);
-    let _b_running = Running::start(&b);
+    let b_running = Running::start(&b);
 
     let addr = std::fs::read_to_string(a.join("web.addr")).expect("web.addr");
     let addr = addr.trim().to_owned();
@@ -201,6 +201,34 @@ fn a_lab_asked_for_at_esac_runs_at_heidelberg_where_the_data_is() {
     assert_eq!(
         printed.trim(),
         "('Crab Nebula', False, 'FileNotFoundError')"
+    );
+
+    // Tunnels do not leak: 200 requests through ESAC's proxy leave both nodes with as many open
+    // descriptors as before (give or take a few kept connections).
+    let fds = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("the node's descriptors")
+            .count()
+    };
+    let (pid_a, pid_b) = (a_running.0.id(), b_running.0.id());
+    let status_url = format!("http://{addr}/labs/{id}/api/status");
+    let soak = || {
+        for _ in 0..100 {
+            let (status, _) = call_at("GET", &status_url, Some(&lab_host), Some(&token), None);
+            assert_eq!(status, 200);
+        }
+    };
+    soak();
+    let before = (fds(pid_a), fds(pid_b));
+    soak();
+    let after = (fds(pid_a), fds(pid_b));
+    assert!(
+        after.0 <= before.0 + 8 && after.1 <= before.1 + 8,
+        "descriptors grew with tunnels: ESAC {} -> {}, Heidelberg {} -> {}",
+        before.0,
+        after.0,
+        before.1,
+        after.1
     );
 
     // Another of Heidelberg's collections joins the running lab, asked for at ESAC.

@@ -145,7 +145,7 @@ pub(crate) fn run(home: &Home, cmd: LabCmd, out: &mut dyn Write) -> Result<()> {
             } else {
                 LabsSection::default()
             };
-            let report = crate::labs::check::run(&labs.bwrap, labs.uid);
+            let report = crate::labs::check::run(&labs.bwrap, labs.uid, labs.landlock);
             for layer in &report.layers {
                 let mark = if layer.ok { "ok  " } else { "MISSING" };
                 writeln!(out, "{mark:7} {:16} {}", layer.name, layer.detail)?;

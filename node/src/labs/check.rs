@@ -40,8 +40,8 @@ impl Report {
 }
 
 /// Checks the layers with the bubblewrap binary `bwrap` (a name looked up on PATH, or a path)
-/// and the lab uid.
-pub fn run(bwrap: &Path, lab_uid: u32) -> Report {
+/// and the lab uid; Landlock is a missing layer only if labs are to use it.
+pub fn run(bwrap: &Path, lab_uid: u32, landlock_required: bool) -> Report {
     let mut layers = Vec::new();
     let found = resolve(bwrap);
     layers.push(match &found {
@@ -98,7 +98,7 @@ pub fn run(bwrap: &Path, lab_uid: u32) -> Report {
             detail: e.to_string(),
         },
     });
-    layers.push(landlock());
+    layers.push(landlock(landlock_required));
     Report { layers }
 }
 
@@ -200,25 +200,24 @@ fn user_namespaces(bwrap: Option<&Path>, lab_uid: u32) -> Layer {
     }
 }
 
-/// Whether the kernel has Landlock. The ABI version itself is only known through the syscall,
-/// which this layer does not make yet; the LSM list says whether Landlock is enabled.
-fn landlock() -> Layer {
-    let lsm = std::fs::read_to_string("/sys/kernel/security/lsm").ok();
-    match lsm {
-        Some(list) if list.split(',').any(|m| m.trim() == "landlock") => Layer {
+/// Whether the kernel enforces Landlock, and which ABI: labs are confined by it inside their
+/// sandbox (`[labs] landlock`).
+fn landlock(required: bool) -> Layer {
+    match super::landlock::probe() {
+        Ok(detail) => Layer {
             name: "landlock",
             ok: true,
-            detail: format!("enabled (LSMs: {})", list.trim()),
+            detail,
         },
-        Some(list) => Layer {
+        Err(why) if required => Layer {
             name: "landlock",
             ok: false,
-            detail: format!("not among the kernel's LSMs ({})", list.trim()),
+            detail: format!("{why}; labs need it unless `[labs] landlock = false`"),
         },
-        None => Layer {
+        Err(why) => Layer {
             name: "landlock",
             ok: true,
-            detail: "unknown: securityfs is not mounted, so the LSM list cannot be read; not yet required (second layer)".into(),
+            detail: format!("{why}; labs run without it (`[labs] landlock = false`)"),
         },
     }
 }
@@ -240,7 +239,7 @@ mod tests {
 
     #[test]
     fn a_missing_bubblewrap_is_named_in_the_refusal() {
-        let report = run(Path::new("/nonexistent/bwrap"), 65534);
+        let report = run(Path::new("/nonexistent/bwrap"), 65534, true);
         let refusal = report.refusal().expect("refused");
         assert!(refusal.contains("bubblewrap"), "{refusal}");
         assert!(refusal.contains("apt-get install bubblewrap"), "{refusal}");

@@ -84,6 +84,33 @@ pub fn restrict_self(c: &Confinement) -> Result<String, String> {
     }
 }
 
+/// What this kernel enforces of Landlock, asked from a thread of its own that restricts itself
+/// to nothing and ends (so nothing else of this process is touched).
+pub fn probe() -> Result<String, String> {
+    std::thread::spawn(|| {
+        let abi = ABI::V6;
+        let status = Ruleset::default()
+            .set_compatibility(CompatLevel::BestEffort)
+            .handle_access(AccessFs::from_all(abi))
+            .and_then(|r| r.scope(Scope::from_all(abi)))
+            .and_then(|r| r.create())
+            .and_then(|r| r.restrict_self())
+            .map_err(|e| format!("Landlock: {e}"))?;
+        let abi = match status.landlock {
+            LandlockStatus::Available { effective_abi, .. } => format!("ABI {effective_abi:?}"),
+            LandlockStatus::NotEnabled => return Err("not enabled in this kernel".into()),
+            LandlockStatus::NotImplemented => return Err("not built into this kernel".into()),
+        };
+        match status.ruleset {
+            RulesetStatus::FullyEnforced => Ok(format!("{abi}, every right labs use enforced")),
+            RulesetStatus::PartiallyEnforced => Ok(format!("{abi}, some rights not enforced")),
+            RulesetStatus::NotEnforced => Err(format!("{abi}, not enforced")),
+        }
+    })
+    .join()
+    .unwrap_or_else(|_| Err("the Landlock probe failed".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

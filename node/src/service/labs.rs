@@ -80,9 +80,10 @@ impl Labs {
     /// Checks whether this machine can run labs (so their offer is advertised), then stops
     /// what an earlier run of this node left running (a crash): only if it left cgroups.
     pub(super) fn check_and_reap(&self) {
-        let usable = crate::labs::check::run(&self.config.bwrap, self.config.uid)
-            .refusal()
-            .is_none();
+        let usable =
+            crate::labs::check::run(&self.config.bwrap, self.config.uid, self.config.landlock)
+                .refusal()
+                .is_none();
         let _ = self.usable.set(usable);
         if usable {
             let _ = self.tx.try_send(Command::Readvertise);
@@ -390,7 +391,7 @@ fn refusal(e: LabError) -> ApiError {
 
 /// The labs of this node, if this machine can run them.
 fn open(home: &Home, config: &LabsSection, node: &str) -> Result<Arc<LabManager>, String> {
-    let report = crate::labs::check::run(&config.bwrap, config.uid);
+    let report = crate::labs::check::run(&config.bwrap, config.uid, config.landlock);
     if let Some(why) = report.refusal() {
         return Err(why);
     }

@@ -1,8 +1,9 @@
 //! Labs: time from a lab request to a kernel answering `1+1`, with the environment provisioned
 //! and the sandbox in place, on the node holding the data and placed there from another node
 //! over loopback; side by side, in the same run, with JupyterHub's default local spawner
-//! measured by the same client (`labs_hub.py`). Also memory per idle lab against one idle
-//! JupyterHub single-user server, and how many labs one node holds at once.
+//! measured by the same client (`labs_hub.py`), cold (a new sandboxed server per request) and
+//! warm (a waiting server claimed, its data added while it runs). Also memory per idle lab
+//! against one idle JupyterHub single-user server, and how many labs one node holds at once.
 //!
 //! `cargo bench -p orrery-node --bench labs` (as root: labs need cgroups; it installs
 //! bubblewrap with `scripts/lab-env` and JupyterHub into `target/bench-hub` with
@@ -50,6 +51,12 @@ fn python(script: &str, args: &[&str]) -> Value {
 
 /// A node with its own user and a token with the `labs` scope.
 fn node(dir: &Path, name: &str, hold: usize) -> String {
+    // Room for the labs held at once and for the warm ones waiting beside them.
+    let runs: usize = std::env::var("ORRERY_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10);
+    let hold = hold + runs;
     orrery(dir, &["init", "--name", name]);
     use_loopback(dir, free_port());
     share_lab_envs(dir);
@@ -61,7 +68,8 @@ fn node(dir: &Path, name: &str, hold: usize) -> String {
             "max_labs_per_author = 2",
             &format!("max_labs_per_author = {}", hold + 2),
         )
-        .replace("cull_idle_secs = 3600", "cull_idle_secs = 0");
+        .replace("cull_idle_secs = 3600", "cull_idle_secs = 0")
+        .replace("warm = 1", "warm = 0");
     std::fs::write(&config, text).expect("config");
     let made = orrery(dir, &["user", "add", "--name", "Bench"]);
     let user = made
@@ -76,6 +84,31 @@ fn node(dir: &Path, name: &str, hold: usize) -> String {
         ],
     );
     out.lines().nth(1).expect("the secret").trim().to_owned()
+}
+
+/// Sets how many warm labs the node in `dir` keeps (it reads it when it starts).
+fn set_warm(dir: &Path, from: usize, to: usize) {
+    let config = dir.join("orrery.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let old = format!("warm = {from}");
+    assert!(text.contains(&old), "{old}");
+    std::fs::write(&config, text.replace(&old, &format!("warm = {to}"))).expect("config");
+}
+
+/// Waits until the node in `dir` has `n` warm labs waiting (its metrics say so).
+fn until_warm(dir: &Path, n: usize) {
+    let metrics = std::fs::read_to_string(dir.join("metrics.addr")).expect("metrics.addr");
+    let url = format!("http://{}/metrics", metrics.trim());
+    let want = format!("orrery_labs{{state=\"warm\"}} {n}");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (_, text) = call("GET", &url, None, None);
+        if text.as_str().is_some_and(|t| t.contains(&want)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{n} warm labs never waited");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn addr(dir: &Path) -> String {
@@ -161,7 +194,7 @@ fn main() {
     let b_id = orrery(&b, &["id"]).trim().to_owned();
     let invite = orrery(&a, &["federation", "invite", "--node", &b_id]);
     orrery(&b, &["federation", "join", invite.trim()]);
-    let _b = Running::start(&b);
+    let b_running = Running::start(&b);
     let (node_a, node_b) = (addr(&a), addr(&b));
     warm(&node_b, &token_b, &["crab"]);
     warm(&node_a, &token_a, &["crab"]);
@@ -190,6 +223,27 @@ fn main() {
             "spawn", "--node", &node_a, "--token", &token_a, "--runs", &runs_s, "--data", "crab",
         ],
     );
+    // Warm: Heidelberg restarts keeping as many servers waiting as there are runs.
+    drop(b_running);
+    set_warm(&b, 0, runs);
+    let _b = Running::start(&b);
+    let node_b = addr(&b);
+    warm(&node_a, &token_a, &["crab"]);
+    until_warm(&b, runs);
+    let spawn = |node: &str, token: &str| {
+        python(
+            "labs_orrery.py",
+            &[
+                "spawn", "--node", node, "--token", token, "--runs", &runs_s, "--data", "crab",
+            ],
+        )
+    };
+    eprintln!("== Orrery, warm, on the node holding the data");
+    let warm_local = spawn(&node_b, &token_b);
+    until_warm(&b, runs);
+    eprintln!("== Orrery, warm, asked for at another node and placed at the holder");
+    let warm_remote = spawn(&node_a, &token_a);
+    until_warm(&b, runs);
     eprintln!("== JupyterHub, default local spawner");
     let hub = python(
         "labs_hub.py",
@@ -215,6 +269,11 @@ fn main() {
     );
     println!("|---|---|---|---|");
     for (what, r) in [
+        ("Orrery, warm, on the node holding the data", &warm_local),
+        (
+            "Orrery, warm, placed from another node over loopback",
+            &warm_remote,
+        ),
         ("Orrery, cold, on the node holding the data", &local),
         (
             "Orrery, cold, placed from another node over loopback",

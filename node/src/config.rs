@@ -246,6 +246,9 @@ pub struct LabsSection {
     pub max_labs: usize,
     /// Labs running at once per author.
     pub max_labs_per_author: usize,
+    /// Sandboxed servers of each environment kept started and waiting, so that a new lab is
+    /// claimed in a fraction of a second instead of started (0: every start is cold).
+    pub warm: usize,
     /// A lab whose kernels have been idle this long is stopped, its workspace kept (0: never).
     /// A busy kernel is never culled.
     pub cull_idle_secs: u64,
@@ -277,6 +280,7 @@ impl Default for LabsSection {
             workspace_mib: 10240,
             max_labs: 8,
             max_labs_per_author: 2,
+            warm: 1,
             cull_idle_secs: 3600,
             cull_warning_secs: 600,
             landlock: true,

@@ -315,6 +315,61 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     let (status, shown) = call("GET", &format!("{base}/{id}"), Some(&labs), None);
     assert_eq!((status, shown["state"].clone()), (200, json!("stopped")));
 
+    // A warm lab waits by now (the node keeps one from its first lab on): the next lab is that
+    // server, claimed, with its collection added while it runs.
+    let metrics = std::fs::read_to_string(data.join("metrics.addr")).expect("metrics.addr");
+    let metrics_url = format!("http://{}/metrics", metrics.trim());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !call("GET", &metrics_url, None, None)
+        .1
+        .as_str()
+        .is_some_and(|t| t.contains("orrery_labs{state=\"warm\"} 1"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no warm lab waits");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Its workspace exists before anyone asks: that is how a claimed lab is told from a new one.
+    let waiting: Vec<String> = std::fs::read_dir(data.join("labs/workspaces"))
+        .expect("workspaces")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let (status, claimed) = call(
+        "POST",
+        &base,
+        Some(&labs),
+        Some(json!({ "environment": "jupyter", "datasets": ["gaia"] })),
+    );
+    assert_eq!(status, 201, "{claimed}");
+    let claimed_id = claimed["id"].as_str().expect("an id").to_owned();
+    assert!(
+        waiting.contains(&claimed_id),
+        "{claimed_id} is not one of the labs that were waiting: {waiting:?}"
+    );
+    let claimed_host = format!("{claimed_id}.localhost:{port}");
+    let out = std::process::Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/lab-cell.py"
+        ))
+        .args([
+            addr.trim(),
+            &claimed_id,
+            &claimed_host,
+            &labs,
+            "open('/data/gaia/sources.csv').read().splitlines()[1]",
+        ])
+        .output()
+        .expect("python runs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "'83.6,22.0'",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, _) = call("DELETE", &format!("{base}/{claimed_id}"), Some(&labs), None);
+    assert_eq!(status, 200);
+
     // The same through GraphQL, under ESA Datalabs' names.
     let graphql = format!("http://{}/graphql", addr.trim());
     let ask = |query: &str| {
@@ -367,7 +422,7 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     );
     assert_eq!(status, 200);
     let text = text.as_str().expect("text").to_owned();
-    assert!(text.contains("orrery_labs{state=\"stopped\"} 2"), "{text}");
+    assert!(text.contains("orrery_labs{state=\"stopped\"} 3"), "{text}");
     assert!(text.contains("orrery_labs{state=\"running\"} 0"), "{text}");
 
     // The operator's command line, as that user: no token of its own outlives a command.

@@ -22,6 +22,7 @@ use super::state::LabState;
 
 mod culler;
 mod run;
+mod warm;
 
 /// Why a lab was refused or could not be found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,6 +129,10 @@ pub struct LabManager {
     environments: Vec<Environment>,
     labs: Mutex<BTreeMap<String, Lab>>,
     events: broadcast::Sender<LabEvent>,
+    /// Wakes the keeper of warm labs (one was claimed).
+    warm_wake: Arc<tokio::sync::Notify>,
+    /// The node is stopping: no more warm labs.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// Random hex, for lab ids and the tokens of their servers; never a guessable stand-in.
@@ -171,6 +176,8 @@ impl LabManager {
             environments,
             labs: Mutex::new(BTreeMap::new()),
             events,
+            warm_wake: Arc::new(tokio::sync::Notify::new()),
+            closing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -227,10 +234,11 @@ impl LabManager {
         }
     }
 
-    /// The labs of `owner` (every lab for `None`).
+    /// The labs of `owner` (every lab for `None`; warm labs are nobody's yet and not listed).
     pub fn list(&self, owner: Option<&str>) -> Vec<LabInfo> {
         self.lock()
             .values()
+            .filter(|l| l.info.owner != warm::WARM)
             .filter(|l| owner.is_none_or(|o| l.info.owner == o))
             .map(|l| l.info.clone())
             .collect()
@@ -287,18 +295,24 @@ impl LabManager {
         environment: &str,
         datasets: Vec<(String, PathBuf)>,
     ) -> Result<LabInfo, LabError> {
+        if let Some(claimed) = self.claim(owner, environment, &datasets).await? {
+            return Ok(claimed);
+        }
         let (id, env) = self.admit(owner, environment, &datasets)?;
         self.run(&id, env, datasets).await
     }
 
     /// Makes a new lab of `owner` and returns it as soon as it was admitted; it starts in the
     /// background (its state shows how far it got).
-    pub fn create_in_background(
+    pub async fn create_in_background(
         self: &Arc<Self>,
         owner: &str,
         environment: &str,
         datasets: Vec<(String, PathBuf)>,
     ) -> Result<LabInfo, LabError> {
+        if let Some(claimed) = self.claim(owner, environment, &datasets).await? {
+            return Ok(claimed);
+        }
         let (id, env) = self.admit(owner, environment, &datasets)?;
         let shown = self.get(&id, None)?;
         let me = self.clone();
@@ -417,7 +431,10 @@ impl LabManager {
     }
 
     fn check_quotas(&self, labs: &BTreeMap<String, Lab>, owner: &str) -> Result<(), LabError> {
-        let live: Vec<&Lab> = labs.values().filter(|l| !l.info.state.is_final()).collect();
+        let live: Vec<&Lab> = labs
+            .values()
+            .filter(|l| !l.info.state.is_final() && l.info.owner != warm::WARM)
+            .collect();
         let q = &self.config.quotas;
         if live.len() >= q.labs {
             return Err(LabError::Quota(format!(
@@ -518,6 +535,8 @@ impl LabManager {
 
     /// Stops every lab (the node is stopping).
     pub async fn stop_all(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let ids: Vec<String> = self
             .lock()
             .iter()

@@ -144,11 +144,14 @@ impl Labs {
                     .map_err(|e| e.to_string())
                     .and_then(|r| r);
                 match &made {
-                    Ok(m) => m.spawn_culler(crate::labs::cull::CullPolicy {
-                        idle: (self.config.cull_idle_secs > 0)
-                            .then(|| Duration::from_secs(self.config.cull_idle_secs)),
-                        warning: Duration::from_secs(self.config.cull_warning_secs),
-                    }),
+                    Ok(m) => {
+                        m.spawn_culler(crate::labs::cull::CullPolicy {
+                            idle: (self.config.cull_idle_secs > 0)
+                                .then(|| Duration::from_secs(self.config.cull_idle_secs)),
+                            warning: Duration::from_secs(self.config.cull_warning_secs),
+                        });
+                        m.keep_warm(self.config.warm);
+                    }
                     Err(why) => tracing::warn!(%why, "labs cannot run on this node; every lab request is refused saying so (`orrery lab check` tells what is missing)"),
                 }
                 made
@@ -177,12 +180,21 @@ impl Labs {
             Some(Ok(m)) => m.list(None),
             _ => Vec::new(),
         };
+        let warm = match self.manager.get() {
+            Some(Ok(m)) => m.warm_ready(),
+            _ => 0,
+        };
         STATES
             .iter()
             .map(|s| {
                 let n = labs.iter().filter(|l| l.state.name() == *s).count();
                 (*s, i64::try_from(n).unwrap_or(i64::MAX))
             })
+            // Warm labs waiting to be claimed (nobody's yet, so in no other state's count).
+            .chain(std::iter::once((
+                "warm",
+                i64::try_from(warm).unwrap_or(i64::MAX),
+            )))
             .collect()
     }
 

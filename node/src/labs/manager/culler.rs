@@ -37,7 +37,7 @@ impl LabManager {
         let running: Vec<(String, u64, String, String)> = self
             .lock()
             .iter()
-            .filter(|(_, l)| l.info.state == LabState::Running)
+            .filter(|(_, l)| l.info.state == LabState::Running && l.info.owner != super::warm::WARM)
             .map(|(id, l)| (id.clone(), l.run, l.token.clone(), l.info.base_url.clone()))
             .collect();
         for (id, run, token, base) in running {

@@ -66,7 +66,9 @@ impl Labs {
                         Ok(h) => h,
                         Err(reply) => return Ok(reply),
                     };
-                    let l = manager.create_in_background(&owner, &environment, held)?;
+                    let l = manager
+                        .create_in_background(&owner, &environment, held)
+                        .await?;
                     LabReply::Labs(vec![summary(l)])
                 }
                 LabAction::Start { lab } => {

@@ -1,7 +1,8 @@
 //! Culling by kernel activity through a running `orrery run`: a kernel busy for longer than the
 //! idle limit is never culled; an idle lab is warned first (its notice), then stopped with its
 //! workspace kept; started again, it has the same files, and a workspace over its quota starts
-//! read-only, saying so. Needs root and bubblewrap
+//! read-only, saying so. A node killed with the lab running reaps it when it starts again and
+//! lists it stopped, ready to start with its workspace. Needs root and bubblewrap
 //! (`scripts/lab-env`).
 
 #[path = "support/http.rs"]
@@ -85,7 +86,7 @@ fn an_idle_lab_is_warned_then_culled_a_busy_one_never_and_the_workspace_stays() 
         ],
     );
     let token = out.lines().nth(1).expect("the secret").trim().to_owned();
-    let _running = Running::start(&data);
+    let running = Running::start(&data);
     let addr = std::fs::read_to_string(data.join("web.addr")).expect("web.addr");
     let addr = addr.trim();
     let base = format!("http://{addr}/api/v1/labs");
@@ -169,6 +170,36 @@ fn an_idle_lab_is_warned_then_culled_a_busy_one_never_and_the_workspace_stays() 
              (open('kept.txt').read(), probe(lambda: open('more.txt', 'w')))"
         ),
         "('work', 'OSError')"
+    );
+
+    // The node dies with the lab running (killed, as in a crash); started again, it has reaped
+    // the lab, lists it stopped, saying why, and starts it again with its workspace.
+    drop(running);
+    let _running = Running::start(&data);
+    let addr = std::fs::read_to_string(data.join("web.addr")).expect("web.addr");
+    let addr = addr.trim();
+    let url = format!("http://{addr}/api/v1/labs/{id}");
+    let (status, after) = call("GET", &url, Some(&token), None);
+    assert_eq!(
+        (status, after["state"].as_str()),
+        (200, Some("stopped")),
+        "{after}"
+    );
+    assert!(
+        after["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("stopped when its node stopped")),
+        "{after}"
+    );
+    let (status, again) = call("POST", &format!("{url}/start"), Some(&token), None);
+    assert_eq!(
+        (status, again["state"].as_str()),
+        (200, Some("running")),
+        "{again}"
+    );
+    assert_eq!(
+        cell(&python, addr, &id, &token, "open('kept.txt').read()"),
+        "'work'"
     );
     let (status, _) = call("DELETE", &url, Some(&token), None);
     assert_eq!(status, 200);

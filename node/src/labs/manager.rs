@@ -21,6 +21,7 @@ use super::jupyter;
 use super::state::LabState;
 
 mod culler;
+mod record;
 mod run;
 mod warm;
 
@@ -170,11 +171,12 @@ impl LabManager {
             Err(e) => warn!(error = %e, "labs left by an earlier run could not be reaped"),
         }
         let (events, _) = broadcast::channel(1024);
+        let labs = Self::recorded(&config.dir);
         Self {
             backend,
             config,
             environments,
-            labs: Mutex::new(BTreeMap::new()),
+            labs: Mutex::new(labs),
             events,
             warm_wake: Arc::new(tokio::sync::Notify::new()),
             closing: std::sync::atomic::AtomicBool::new(false),
@@ -380,6 +382,7 @@ impl LabManager {
             );
         }
         info!(lab = %id, owner, environment, "a lab was asked for");
+        self.save();
         Ok((id, env))
     }
 
@@ -427,6 +430,7 @@ impl LabManager {
                 .cloned()
                 .ok_or_else(|| LabError::NoEnvironment(env_id, String::new()))?
         };
+        self.save();
         Ok(env)
     }
 
@@ -530,6 +534,7 @@ impl LabManager {
         if let Some(lab) = self.lock().get_mut(id) {
             lab.info.datasets.push(collection.to_owned());
         }
+        self.save();
         self.get(id, None)
     }
 

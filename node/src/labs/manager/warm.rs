@@ -146,6 +146,7 @@ impl LabManager {
             }
         }
         info!(lab = %id, owner, environment, "a warm lab was claimed");
+        self.save();
         let shown = self.get(&id, None)?;
         let _ = self.events.send(LabEvent {
             lab: id,

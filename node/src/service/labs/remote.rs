@@ -270,12 +270,34 @@ impl Remote {
                 continue;
             };
             match self.send(tx, who, node, LabAction::List).await {
-                Ok(listed) => out.extend(
-                    listed
-                        .into_iter()
-                        .filter(|l| labs.contains(&l.id))
-                        .map(|l| view(l, node)),
-                ),
+                Ok(listed) => {
+                    // A lab the node no longer knows (it restarted, and its labs were stopped
+                    // then) is shown as gone, not dropped without a word.
+                    for id in labs
+                        .iter()
+                        .filter(|id| !listed.iter().any(|l| &l.id == *id))
+                    {
+                        out.push(LabView {
+                            id: id.clone(),
+                            environment: String::new(),
+                            datasets: Vec::new(),
+                            state: "unknown".into(),
+                            reason: None,
+                            created_at: 0,
+                            node: node.short(),
+                            notice: Some(format!(
+                                "node {} no longer has this lab (it restarted, which stops its labs); start a new one",
+                                node.short()
+                            )),
+                        });
+                    }
+                    out.extend(
+                        listed
+                            .into_iter()
+                            .filter(|l| labs.contains(&l.id))
+                            .map(|l| view(l, node)),
+                    );
+                }
                 Err(e) => out.extend(labs.into_iter().map(|id| LabView {
                     id,
                     environment: String::new(),

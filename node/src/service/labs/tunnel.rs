@@ -194,55 +194,69 @@ impl Remote {
                 node.short()
             ))
         };
-        let author = who
+        let author: orrery_protocol::AuthorId = who
             .author
             .parse()
             .map_err(|_| ApiError::unavailable("the signed-in user has no author key here"))?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Command::SignLabOrder {
-            author,
-            node,
-            action: LabAction::Open {
-                lab: lab.to_owned(),
-            },
-            reply,
-        })
-        .await
-        .map_err(|_| ApiError::unavailable("the node is stopping"))?;
-        let order = rx
+        // A kept connection may be dead without knowing it yet (the other node restarted): the
+        // opening is tried once more on a fresh connection, with a fresh order (the first may
+        // have been seen, and an order is honoured once).
+        let mut fresh = false;
+        loop {
+            let (reply, rx) = oneshot::channel();
+            tx.send(Command::SignLabOrder {
+                author,
+                node,
+                action: LabAction::Open {
+                    lab: lab.to_owned(),
+                },
+                reply,
+            })
             .await
-            .map_err(|_| ApiError::unavailable("the node is stopping"))?
-            .map_err(ApiError::unavailable)?;
-        let conn = self.connection(node).await.map_err(unavailable)?;
-        let (mut send, mut recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let opened = async {
-            write_frame(&mut send, &orrery_protocol::encoding::encode(&order)).await?;
-            let bytes = read_frame(&mut recv).await?;
-            orrery_protocol::encoding::decode::<Result<String, (LabRefusal, String)>>(
-                "tunnel answer",
-                &bytes,
-                MAX_FRAME,
-            )
-            .map_err(|e| e.to_string())
-        };
-        let answer = tokio::time::timeout(OPENING, opened)
-            .await
-            .map_err(|_| unavailable("no answer in time".into()))?
-            .map_err(unavailable)?;
-        let token = answer.map_err(|(kind, why)| super::remote::refusal(node, kind, &why))?;
-        Ok(LabConnection {
-            stream: Box::new(tokio::io::join(recv, send)),
-            token,
-        })
+            .map_err(|_| ApiError::unavailable("the node is stopping"))?;
+            let order = rx
+                .await
+                .map_err(|_| ApiError::unavailable("the node is stopping"))?
+                .map_err(ApiError::unavailable)?;
+            let conn = self.connection(node, fresh).await.map_err(unavailable)?;
+            let opened = async {
+                let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+                write_frame(&mut send, &orrery_protocol::encoding::encode(&order)).await?;
+                let bytes = read_frame(&mut recv).await?;
+                let answer = orrery_protocol::encoding::decode::<
+                    Result<String, (LabRefusal, String)>,
+                >("tunnel answer", &bytes, MAX_FRAME)
+                .map_err(|e| e.to_string())?;
+                Ok::<_, String>((send, recv, answer))
+            };
+            let opened = tokio::time::timeout(OPENING, opened)
+                .await
+                .unwrap_or_else(|_| Err("no answer in time".into()));
+            let (send, recv, answer) = match opened {
+                Ok(o) => o,
+                Err(why) if !fresh => {
+                    debug!(peer = %node.short(), %why, "a kept data-plane connection failed; trying a fresh one");
+                    fresh = true;
+                    continue;
+                }
+                Err(why) => return Err(unavailable(why)),
+            };
+            let token = answer.map_err(|(kind, why)| super::remote::refusal(node, kind, &why))?;
+            return Ok(LabConnection {
+                stream: Box::new(tokio::io::join(recv, send)),
+                token,
+            });
+        }
     }
 
     /// A live data-plane connection to `node` on the lab-tunnel protocol, reused if there is one.
-    async fn connection(&self, node: NodeId) -> Result<Connection, String> {
+    /// A `fresh` one is made anew (the kept one failed).
+    async fn connection(&self, node: NodeId, fresh: bool) -> Result<Connection, String> {
         let mut conns = self.conns.lock().await;
-        if let Some(c) = conns.get(&node).filter(|c| c.close_reason().is_none()) {
+        if let Some(c) = conns
+            .get(&node)
+            .filter(|c| !fresh && c.close_reason().is_none())
+        {
             return Ok(c.clone());
         }
         let endpoint = self

@@ -10,7 +10,7 @@ mod run;
 use http::{call, call_at};
 use run::{Running, free_port, orrery, share_lab_envs, use_loopback};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// A browser's GET, redirects not followed: the status, `Location` and `Set-Cookie`.
 fn browse(url: &str, host: &str, cookie: &str) -> (u16, String, String) {
@@ -131,6 +131,35 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
         "{refused}"
     );
 
+    // The caller's lab events, as a browser would follow a start: server-sent events.
+    let steps = {
+        let (tx, rx) = std::sync::mpsc::channel::<Value>();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let response = agent
+            .get(&format!("{base}/events"))
+            .header("authorization", format!("Bearer {labs}"))
+            .call()
+            .expect("the event stream opens");
+        assert_eq!(response.status().as_u16(), 200);
+        let reader = response.into_body().into_reader();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(reader)) {
+                let Ok(line) = line else { break };
+                let value = line
+                    .strip_prefix("data:")
+                    .and_then(|d| serde_json::from_str::<Value>(d.trim()).ok());
+                if let Some(v) = value
+                    && tx.send(v).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        rx
+    };
     let (status, lab) = call(
         "POST",
         &base,
@@ -140,6 +169,23 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     assert_eq!(status, 201, "{lab}");
     assert_eq!(lab["state"], "running", "{lab}");
     assert_eq!(lab["datasets"], json!(["gaia"]));
+    // The start was streamed as it went, its states only ever moving forward.
+    let order = ["pending", "placed", "provisioning", "starting", "running"];
+    let mut seen: Vec<String> = Vec::new();
+    while seen.last().map(String::as_str) != Some("running") {
+        let step = steps
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the start's steps arrive");
+        if step["lab"]["id"] == lab["id"] {
+            seen.push(step["lab"]["state"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    let ranks: Vec<usize> = seen
+        .iter()
+        .map(|s| order.iter().position(|o| o == s).expect("a start's state"))
+        .collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert!(seen.iter().any(|s| s == "starting"), "{seen:?}");
     let id = lab["id"].as_str().expect("an id").to_owned();
     let (status, listed) = call("GET", &base, Some(&labs), None);
     assert_eq!(status, 200);

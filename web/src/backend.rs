@@ -59,6 +59,10 @@ pub(crate) trait Backend: Send + Sync {
     fn revoke_token(&self, who: Principal, id: String) -> BoxFuture<'_, Result<(), ApiError>>;
     fn sign_out(&self, session: String) -> BoxFuture<'_, Result<(), ApiError>>;
     fn labs(&self, who: Principal, call: LabCall) -> BoxFuture<'_, Result<LabAnswer, ApiError>>;
+    fn lab_events(
+        &self,
+        who: Principal,
+    ) -> BoxFuture<'_, Result<futures::stream::BoxStream<'static, crate::api::LabProgress>, ApiError>>;
     fn lab_connect(
         &self,
         who: Principal,
@@ -143,6 +147,13 @@ impl<P: Port> Backend for Over<P> {
     }
     fn labs(&self, who: Principal, call: LabCall) -> BoxFuture<'_, Result<LabAnswer, ApiError>> {
         Box::pin(self.0.port.labs(who, call))
+    }
+    fn lab_events(
+        &self,
+        who: Principal,
+    ) -> BoxFuture<'_, Result<futures::stream::BoxStream<'static, crate::api::LabProgress>, ApiError>>
+    {
+        Box::pin(self.0.port.lab_events(who))
     }
     fn lab_connect(
         &self,

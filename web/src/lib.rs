@@ -139,6 +139,14 @@ pub trait Port: Send + Sync + 'static {
         who: Principal,
         lab: String,
     ) -> impl Future<Output = Result<LabConnection, ApiError>> + Send;
+    /// Every step of `who`'s labs from now on (states, provisioning progress, notices), here
+    /// and on the nodes that run them, until the stream is dropped.
+    fn lab_events(
+        &self,
+        who: Principal,
+    ) -> impl Future<
+        Output = Result<futures::stream::BoxStream<'static, api::LabProgress>, ApiError>,
+    > + Send;
     /// Lists, starts, shows, stops or reads the logs of `who`'s labs on this node.
     fn labs(
         &self,

@@ -44,7 +44,12 @@ pub(super) struct Labs {
     tx: mpsc::Sender<Command>,
     /// Labs placed on other nodes, and the way there.
     remote: remote::Remote,
+    /// Every step of every owned lab, here and followed elsewhere, with its owner.
+    feed: Feed,
 }
+
+/// Steps of labs with their owners, for `GET /api/v1/labs/events`.
+pub(super) type Feed = tokio::sync::broadcast::Sender<(String, orrery_web::api::LabProgress)>;
 
 /// The cgroup prefix of a node's labs.
 fn prefix(node: &str) -> PathBuf {
@@ -59,8 +64,10 @@ impl Labs {
         tx: mpsc::Sender<Command>,
         fed: orrery_federation::FederationHandle,
     ) -> Self {
-        let remote = remote::Remote::new(&home, fed);
+        let (feed, _) = tokio::sync::broadcast::channel(1024);
+        let remote = remote::Remote::new(&home, fed, feed.clone());
         Self {
+            feed,
             home,
             config,
             me: node,
@@ -151,6 +158,7 @@ impl Labs {
                             warning: Duration::from_secs(self.config.cull_warning_secs),
                         });
                         m.keep_warm(self.config.warm);
+                        self.forward_steps(m);
                     }
                     Err(why) => tracing::warn!(%why, "labs cannot run on this node; every lab request is refused saying so (`orrery lab check` tells what is missing)"),
                 }
@@ -162,6 +170,66 @@ impl Labs {
                 "labs cannot run on this node: {why} (its operator runs `orrery lab check`)"
             ))
         })
+    }
+
+    /// Passes the steps of this node's labs to the feed, as views with their owner.
+    fn forward_steps(&self, manager: &Arc<LabManager>) {
+        let mut steps = manager.subscribe();
+        let weak = Arc::downgrade(manager);
+        let (feed, node) = (self.feed.clone(), self.node.clone());
+        tokio::spawn(async move {
+            loop {
+                let step = match steps.recv().await {
+                    Ok(s) => s,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                let Some(manager) = weak.upgrade() else { break };
+                let Ok(mut lab) = manager.get(&step.lab, None) else {
+                    continue;
+                };
+                if lab.owner.is_empty() {
+                    continue;
+                }
+                // The state the step was taken in (the lab may have moved on since).
+                lab.state = step.state;
+                let owner = lab.owner.clone();
+                let progress = orrery_web::api::LabProgress {
+                    lab: view(lab, &node),
+                    detail: step.detail,
+                };
+                let _ = feed.send((owner, progress));
+            }
+        });
+    }
+
+    /// Every step of `who`'s labs from now on.
+    pub(super) fn events(
+        &self,
+        who: &Principal,
+    ) -> futures::stream::BoxStream<'static, orrery_web::api::LabProgress> {
+        let owner = who.author.clone();
+        Box::pin(futures::stream::unfold(
+            self.feed.subscribe(),
+            move |mut rx| {
+                let owner = owner.clone();
+                async move {
+                    loop {
+                        match rx.recv().await {
+                            Ok((o, p)) if o == owner => return Some((p, rx)),
+                            Ok(_) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                                tracing::warn!(
+                                    missed = n,
+                                    "a lab event stream fell behind; its reader misses some steps (the labs' states are current on GET)"
+                                );
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                        }
+                    }
+                }
+            },
+        ))
     }
 
     /// How many labs are in each state, every state listed.

@@ -159,6 +159,13 @@ impl Port for NodePort {
         self.labs.call(who, call).await
     }
 
+    async fn lab_events(
+        &self,
+        who: Principal,
+    ) -> Result<futures::stream::BoxStream<'static, api::LabProgress>, ApiError> {
+        Ok(self.labs.events(&who))
+    }
+
     async fn lab_connect(
         &self,
         who: Principal,

@@ -10,13 +10,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::guard::{holder, writer};
-use super::model::{AddDataset, LabAnswer, LabCall, LabView, NewLab};
+use super::model::{AddDataset, LabAnswer, LabCall, LabProgress, LabView, NewLab};
 use super::{ApiError, ErrorBody};
 use crate::backend::Shared;
 
 pub(super) fn routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::new()
         .routes(routes!(list_labs, create_lab))
+        .routes(routes!(lab_events))
         .routes(routes!(show_lab, stop_lab))
         .routes(routes!(start_lab))
         .routes(routes!(add_dataset))
@@ -38,6 +39,35 @@ async fn owner(b: &Shared, headers: &HeaderMap) -> Result<crate::Principal, ApiE
     holder(b, headers, "labs")
         .await?
         .ok_or_else(ApiError::unauthenticated)
+}
+
+/// Every step of the caller's labs from now on, as server-sent events (`event: lab`, data: a
+/// `LabProgress`): the states of a start as it goes (pending, placed, provisioning with what it
+/// installs, starting, running or failed with its reason), notices (an idle lab about to be
+/// stopped), stops; for labs on this node and on the nodes that run the caller's other labs.
+#[utoipa::path(
+    get,
+    path = "/api/v1/labs/events",
+    tag = "labs",
+    security(("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "a stream of `lab` events, each a LabProgress", body = LabProgress, content_type = "text/event-stream"),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 403, description = "the credential may not use labs", body = ErrorBody),
+    )
+)]
+async fn lab_events(State(b): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    use futures::StreamExt;
+    let who = owner(&b, &headers).await?;
+    let stream = b.lab_events(who).await?.map(|p| {
+        axum::response::sse::Event::default()
+            .event("lab")
+            .json_data(&p)
+            .map_err(|e| ApiError::unavailable(e.to_string()))
+    });
+    Ok(axum::response::sse::Sse::new(stream)
+        .keep_alive(axum::response::sse::KeepAlive::default())
+        .into_response())
 }
 
 /// The caller's labs on this node.

@@ -399,6 +399,15 @@ pub struct LabView {
     pub notice: Option<String>,
 }
 
+/// A step of one of the caller's labs, as it happens (`GET /api/v1/labs/events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LabProgress {
+    /// The lab as it is now.
+    pub lab: LabView,
+    /// A line of progress (what provisioning is installing), if any.
+    pub detail: Option<String>,
+}
+
 /// A collection to add to a running lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -41,10 +41,12 @@ pub(super) struct Remote {
     placed: Mutex<BTreeMap<String, Placed>>,
     /// Data-plane connections to the nodes running labs, reused by every tunnel.
     pub(super) conns: tokio::sync::Mutex<HashMap<NodeId, iroh::endpoint::Connection>>,
+    /// Where the steps of followed labs go.
+    feed: super::Feed,
 }
 
 impl Remote {
-    pub(super) fn new(home: &Home, fed: FederationHandle) -> Self {
+    pub(super) fn new(home: &Home, fed: FederationHandle, feed: super::Feed) -> Self {
         let path = home.root().join("labs").join("placed.json");
         let placed = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
@@ -59,6 +61,7 @@ impl Remote {
             path,
             placed: Mutex::new(placed),
             conns: tokio::sync::Mutex::new(HashMap::new()),
+            feed,
         }
     }
 
@@ -218,6 +221,14 @@ impl Remote {
         mut lab: LabSummary,
     ) -> Result<LabAnswer, ApiError> {
         let until = Instant::now() + FOLLOW_FOR;
+        let step = |lab: &LabSummary| {
+            let progress = orrery_web::api::LabProgress {
+                lab: view(lab.clone(), node),
+                detail: None,
+            };
+            let _ = self.feed.send((who.author.clone(), progress));
+        };
+        step(&lab);
         while !matches!(lab.state.as_str(), "running" | "failed" | "stopped")
             && Instant::now() < until
         {
@@ -226,6 +237,9 @@ impl Remote {
                 lab: lab.id.clone(),
             };
             if let Some(now) = self.send(tx, who, node, show).await?.into_iter().next() {
+                if now.state != lab.state || now.notice != lab.notice {
+                    step(&now);
+                }
                 lab = now;
             }
         }

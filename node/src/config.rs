@@ -240,7 +240,8 @@ pub struct LabsSection {
     pub millicores: u64,
     /// Size of each lab's `/tmp`, in MiB.
     pub tmp_mib: u64,
-    /// A workspace holding more than this (MiB) starts read-only, saying why (0: no quota).
+    /// Each lab's workspace is an ext4 image of this many MiB, a hard quota (0: a plain
+    /// directory, no quota); one larger than a quota lowered later starts read-only.
     pub workspace_mib: u64,
     /// Labs running at once on this node.
     pub max_labs: usize,

@@ -69,6 +69,7 @@ impl Bench {
             data_root: None,
             workspace: root.join("ws"),
             workspace_read_only: false,
+            workspace_image: None,
             run_dir: root.join("run"),
             read_only: Vec::new(),
             tmp_bytes: 16 << 20,

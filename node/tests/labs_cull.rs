@@ -1,8 +1,9 @@
 //! Culling by kernel activity through a running `orrery run`: a kernel busy for longer than the
 //! idle limit is never culled; an idle lab is warned first (its notice), then stopped with its
-//! workspace kept; started again, it has the same files, and a workspace over its quota starts
-//! read-only, saying so. A node killed with the lab running reaps it when it starts again and
-//! lists it stopped, ready to start with its workspace. Needs root and bubblewrap
+//! workspace kept; started again, it has the same files. The workspace's quota is a hard limit
+//! (writing past it fails, and the node's disk holds no more than it). A node killed with the
+//! lab running reaps it when it starts again and lists it stopped; over a quota lowered
+//! meanwhile, it starts read-only, saying so. Needs root and bubblewrap
 //! (`scripts/lab-env`).
 
 #[path = "support/http.rs"]
@@ -70,7 +71,7 @@ fn an_idle_lab_is_warned_then_culled_a_busy_one_never_and_the_workspace_stays() 
     let text = text
         .replace("cull_idle_secs = 3600", "cull_idle_secs = 6")
         .replace("cull_warning_secs = 600", "cull_warning_secs = 4")
-        .replace("workspace_mib = 10240", "workspace_mib = 1");
+        .replace("workspace_mib = 10240", "workspace_mib = 2");
     assert!(text.contains("cull_idle_secs = 6"), "{text}");
     std::fs::write(&config, text).expect("config");
     let made = orrery(&data, &["user", "add", "--name", "Ada"]);
@@ -111,10 +112,20 @@ fn an_idle_lab_is_warned_then_culled_a_busy_one_never_and_the_workspace_stays() 
             addr,
             &id,
             &token,
-            "open('kept.txt', 'w').write('work'); open('big.bin', 'wb').write(bytes(2 << 20)); 'written'"
+            "import errno\n\
+             open('kept.txt', 'w').write('work')\n\
+             try:\n    open('big.bin', 'wb').write(bytes(4 << 20))\n    full = 'written'\n\
+             except OSError as e:\n    full = errno.errorcode[e.errno]\n\
+             full"
         ),
-        "'written'"
+        "'ENOSPC'",
+        "the workspace's quota is a hard limit"
     );
+    // The node's disk held no more than the quota for it.
+    let image = data.join(format!("labs/workspaces/{id}.img"));
+    let blocks =
+        std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&image).expect("the image"));
+    assert!(blocks * 512 <= 2 << 20, "{blocks} blocks");
     // Busy for longer than the idle limit: never culled.
     assert_eq!(
         cell(
@@ -146,8 +157,46 @@ fn an_idle_lab_is_warned_then_culled_a_busy_one_never_and_the_workspace_stays() 
         "{culled}"
     );
 
-    // Started again, with the same workspace: over its quota (2 MiB of 1), it is read-only this
-    // time, and the lab says so instead of failing.
+    // Started again, with the same workspace.
+    let (status, again) = call("POST", &format!("{url}/start"), Some(&token), None);
+    assert_eq!(
+        (status, again["state"].as_str()),
+        (200, Some("running")),
+        "{again}"
+    );
+    assert_eq!(again["notice"], Value::Null, "{again}");
+    assert_eq!(
+        cell(&python, addr, &id, &token, "open('kept.txt').read()"),
+        "'work'"
+    );
+
+    // The node dies with the lab running (killed, as in a crash); started again, it has reaped
+    // the lab, lists it stopped, saying why, and starts it again with its workspace.
+    drop(running);
+    // Meanwhile the operator lowers the quota below the workspace's size.
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace("workspace_mib = 2", "workspace_mib = 1"),
+    )
+    .expect("config");
+    let _running = Running::start(&data);
+    let addr = std::fs::read_to_string(data.join("web.addr")).expect("web.addr");
+    let addr = addr.trim();
+    let url = format!("http://{addr}/api/v1/labs/{id}");
+    let (status, after) = call("GET", &url, Some(&token), None);
+    assert_eq!(
+        (status, after["state"].as_str()),
+        (200, Some("stopped")),
+        "{after}"
+    );
+    assert!(
+        after["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("stopped when its node stopped")),
+        "{after}"
+    );
+    // Over the lowered quota, it starts read-only, saying why, instead of failing.
     let (status, again) = call("POST", &format!("{url}/start"), Some(&token), None);
     assert_eq!(
         (status, again["state"].as_str()),
@@ -170,36 +219,6 @@ fn an_idle_lab_is_warned_then_culled_a_busy_one_never_and_the_workspace_stays() 
              (open('kept.txt').read(), probe(lambda: open('more.txt', 'w')))"
         ),
         "('work', 'OSError')"
-    );
-
-    // The node dies with the lab running (killed, as in a crash); started again, it has reaped
-    // the lab, lists it stopped, saying why, and starts it again with its workspace.
-    drop(running);
-    let _running = Running::start(&data);
-    let addr = std::fs::read_to_string(data.join("web.addr")).expect("web.addr");
-    let addr = addr.trim();
-    let url = format!("http://{addr}/api/v1/labs/{id}");
-    let (status, after) = call("GET", &url, Some(&token), None);
-    assert_eq!(
-        (status, after["state"].as_str()),
-        (200, Some("stopped")),
-        "{after}"
-    );
-    assert!(
-        after["notice"]
-            .as_str()
-            .is_some_and(|n| n.contains("stopped when its node stopped")),
-        "{after}"
-    );
-    let (status, again) = call("POST", &format!("{url}/start"), Some(&token), None);
-    assert_eq!(
-        (status, again["state"].as_str()),
-        (200, Some("running")),
-        "{again}"
-    );
-    assert_eq!(
-        cell(&python, addr, &id, &token, "open('kept.txt').read()"),
-        "'work'"
     );
     let (status, _) = call("DELETE", &url, Some(&token), None);
     assert_eq!(status, 200);

@@ -130,6 +130,13 @@ pub struct ExecArgs {
     /// The gid to run the sandbox as.
     #[arg(long)]
     gid: u32,
+    /// The lab's workspace image (ext4), mounted on `--workspace` inside the helper's own mount
+    /// namespace: the workspace's size is then a hard limit.
+    #[arg(long, requires = "workspace")]
+    workspace_image: Option<PathBuf>,
+    /// Where the workspace image is mounted (the workspace directory the sandbox binds).
+    #[arg(long)]
+    workspace: Option<PathBuf>,
     /// The sandbox program and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     command: Vec<OsString>,
@@ -193,6 +200,10 @@ fn exec(args: ExecArgs) -> Result<()> {
         .command
         .split_first()
         .context("no sandbox program given")?;
+    private_mounts()?;
+    if let (Some(image), Some(dir)) = (&args.workspace_image, &args.workspace) {
+        mount_image(image, dir)?;
+    }
     let rest = stage_binds(rest)?;
     // Only returns on failure.
     let err = std::process::Command::new(program)
@@ -223,13 +234,15 @@ fn confine(args: ConfineArgs) -> Result<()> {
 const STAGE: &str = "/run/orrery-lab-stage";
 
 /// Stages each of bubblewrap's `--bind`/`--ro-bind SRC DEST` sources (but `/usr`) under
-/// [`STAGE`], still as root, and points bubblewrap there. The helper first moves into a mount
-/// namespace of its own with private propagation, so nothing of this is seen outside the lab.
+/// [`STAGE`], still as root, and points bubblewrap there; the helper is in a mount namespace of
+/// its own by then ([`private_mounts`]), so nothing of this is seen outside the lab.
 /// The sandbox then starts as the lab's user without reaching SRC itself: a workspace inside
 /// the node's data directory (kept `0700`: it holds keys and the database) is bound without
 /// opening that directory to anyone.
-fn stage_binds(args: &[OsString]) -> Result<Vec<OsString>> {
-    use rustix::mount::{MountFlags, MountPropagationFlags, mount, mount_bind, mount_change};
+/// Moves the helper into a mount namespace of its own with private propagation, so nothing it
+/// mounts is seen outside the lab.
+fn private_mounts() -> Result<()> {
+    use rustix::mount::{MountPropagationFlags, mount_change};
     // Sound here: this process runs no other thread (the command line's `lab exec` mode starts
     // no runtime), and it execs bubblewrap right after.
     #[allow(deprecated)]
@@ -239,7 +252,32 @@ fn stage_binds(args: &[OsString]) -> Result<Vec<OsString>> {
         "/",
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )
-    .context("making the helper's mounts private")?;
+    .context("making the helper's mounts private")
+}
+
+/// Mounts the workspace image on `dir`, in the helper's namespace only: the mount (and its loop
+/// device, released automatically) lives exactly as long as the lab's processes.
+fn mount_image(image: &std::path::Path, dir: &std::path::Path) -> Result<()> {
+    let out = std::process::Command::new("mount")
+        .args(["-t", "ext4", "-o", "loop,nosuid,nodev"])
+        .arg(image)
+        .arg(dir)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .context("running mount for the workspace image")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "the workspace image {} could not be mounted: {}",
+            image.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn stage_binds(args: &[OsString]) -> Result<Vec<OsString>> {
+    use rustix::mount::{MountFlags, mount, mount_bind};
     std::fs::create_dir_all(STAGE).with_context(|| format!("creating {STAGE}"))?;
     mount(
         "tmpfs",

@@ -52,6 +52,9 @@ pub struct LabRequest {
     pub workspace: PathBuf,
     /// The workspace is over its quota: bound read-only this run.
     pub workspace_read_only: bool,
+    /// An ext4 image holding the workspace, mounted on [`LabRequest::workspace`] for the lab
+    /// only: its size is a hard quota.
+    pub workspace_image: Option<PathBuf>,
     /// Where the lab's Unix sockets go, `/run/lab` inside.
     pub run_dir: PathBuf,
     /// Directories needed read-only at the same path (the environment).
@@ -171,6 +174,14 @@ impl ComputeBackend for LocalSandbox {
                 "--gid",
                 &self.gid.to_string(),
             ])
+            .args(r.workspace_image.iter().flat_map(|image| {
+                [
+                    OsString::from("--workspace-image"),
+                    image.clone().into_os_string(),
+                    OsString::from("--workspace"),
+                    r.workspace.clone().into_os_string(),
+                ]
+            }))
             .arg("--")
             .arg(&self.bwrap)
             .args(args)

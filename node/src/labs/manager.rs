@@ -278,6 +278,10 @@ impl LabManager {
         self.config.dir.join("run").join(id)
     }
 
+    fn workspace_image_path(&self, id: &str) -> PathBuf {
+        self.config.dir.join("workspaces").join(format!("{id}.img"))
+    }
+
     fn data_root(&self, id: &str) -> PathBuf {
         self.config.dir.join("volumes").join(id)
     }

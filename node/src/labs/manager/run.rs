@@ -13,15 +13,41 @@ use crate::labs::jupyter;
 use crate::labs::sandbox::DataVolume;
 
 impl LabManager {
+    /// The lab's workspace image, made (sparse, ext4, owned by the lab's user) for a new lab
+    /// when there is a quota; `None` for a workspace that is a plain directory (no quota, or
+    /// made before images).
+    async fn workspace_image(&self, id: &str) -> Result<Option<PathBuf>, String> {
+        let image = self.workspace_image_path(id);
+        if image.exists() {
+            return Ok(Some(image));
+        }
+        let quota = self.config.workspace_bytes;
+        let dir = self.workspace(id);
+        let fresh = std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none());
+        if quota == 0 || !fresh {
+            return Ok(None);
+        }
+        let uid = self.config.uid;
+        tokio::task::spawn_blocking(move || make_image(&image, quota, uid).map(|()| Some(image)))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
     /// Whether the lab's workspace is over its quota; if so, the run gets it read-only and its
     /// owner is told why (a full workspace never keeps a lab from starting).
-    async fn over_quota(&self, id: &str, run: u64) -> bool {
+    /// An image holds at most its own size: it is over the quota only if the quota was lowered
+    /// since it was made. A plain directory (no quota when it was made) is measured.
+    async fn over_quota(&self, id: &str, run: u64, image: Option<&std::path::Path>) -> bool {
         let quota = self.config.workspace_bytes;
         if quota == 0 {
             return false;
         }
         let dir = self.workspace(id);
+        let image = image.map(std::path::Path::to_path_buf);
         let used = tokio::task::spawn_blocking(move || {
+            if let Some(image) = image {
+                return std::fs::metadata(image).map_or(0, |m| m.len());
+            }
             walkdir::WalkDir::new(dir)
                 .into_iter()
                 .filter_map(Result::ok)
@@ -100,7 +126,15 @@ impl LabManager {
             fail(format!("the lab's directories could not be made: {e}"));
             return self.get(id, None);
         }
-        let workspace_read_only = self.over_quota(id, run).await;
+        let workspace_image = self.workspace_image(id).await;
+        let workspace_image = match workspace_image {
+            Ok(image) => image,
+            Err(e) => {
+                fail(format!("its workspace could not be made: {e}"));
+                return self.get(id, None);
+            }
+        };
+        let workspace_read_only = self.over_quota(id, run, workspace_image.as_deref()).await;
         self.advance(id, run, LabState::Starting, None);
         let (command, env_vars) = jupyter::command(&provisioned, &base_url, &token);
         let request = LabRequest {
@@ -113,6 +147,7 @@ impl LabManager {
             data_root: Some(self.data_root(id)),
             workspace: self.workspace(id),
             workspace_read_only,
+            workspace_image,
             run_dir: self.run_dir(id),
             read_only: vec![provisioned.root.clone()],
             tmp_bytes: self.config.tmp_bytes,
@@ -229,4 +264,41 @@ impl LabManager {
         let _ = std::fs::remove_file(jupyter::socket_in(&run_dir));
         Ok(())
     }
+}
+
+/// A sparse ext4 image of `bytes`, its root owned by `uid`, made as one step (a half-made image
+/// is removed).
+fn make_image(image: &std::path::Path, bytes: u64, uid: u32) -> Result<(), String> {
+    let partial = image.with_extension("img.partial");
+    let made = (|| {
+        std::fs::File::create(&partial)
+            .and_then(|f| f.set_len(bytes))
+            .map_err(|e| format!("creating {}: {e}", partial.display()))?;
+        let out = std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-m", "0"])
+            // A small journal (none for a tiny workspace): the image's size is the workspace's.
+            .args(if bytes < 64 << 20 {
+                ["-O", "^has_journal"]
+            } else {
+                ["-J", "size=4"]
+            })
+            .arg("-E")
+            .arg(format!("root_owner={uid}:{uid}"))
+            .arg(&partial)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .output()
+            .map_err(|e| format!("mkfs.ext4 (Debian's e2fsprogs) did not run: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mkfs.ext4 failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        std::fs::rename(&partial, image).map_err(|e| e.to_string())
+    })();
+    if made.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    made
 }

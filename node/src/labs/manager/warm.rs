@@ -61,6 +61,7 @@ impl LabManager {
         };
         for id in gone {
             let _ = std::fs::remove_dir_all(self.workspace(&id));
+            let _ = std::fs::remove_file(self.workspace_image_path(&id));
             let _ = std::fs::remove_dir_all(self.run_dir(&id));
             let _ = std::fs::remove_dir_all(self.data_root(&id));
         }

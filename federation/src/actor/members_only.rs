@@ -141,31 +141,41 @@ impl NetworkBehaviour for MembersOnly {
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
-        match &event {
-            FromSwarm::ConnectionEstablished(e) => {
+        // Kademlia counts a peer's other connections to know when it connects first and leaves
+        // last; it must count only the connections that carry it, or a peer whose first
+        // connection was gated (it was not a member yet) never counts as connected to it.
+        match event {
+            FromSwarm::ConnectionEstablished(mut e) => {
                 if self.gated.contains(&e.connection_id) {
                     return;
                 }
-                self.open
-                    .entry(e.peer_id)
-                    .or_default()
-                    .push(e.connection_id);
+                let open = self.open.entry(e.peer_id).or_default();
+                e.other_established = open.len();
+                open.push(e.connection_id);
+                self.inner
+                    .on_swarm_event(FromSwarm::ConnectionEstablished(e));
             }
-            FromSwarm::ConnectionClosed(e) => {
+            FromSwarm::ConnectionClosed(mut e) => {
                 if self.gated.remove(&e.connection_id) {
                     return;
                 }
-                if let Some(c) = self.open.get_mut(&e.peer_id) {
-                    c.retain(|id| *id != e.connection_id);
-                    if c.is_empty() {
-                        self.open.remove(&e.peer_id);
+                let remaining = match self.open.get_mut(&e.peer_id) {
+                    Some(c) => {
+                        c.retain(|id| *id != e.connection_id);
+                        let n = c.len();
+                        if n == 0 {
+                            self.open.remove(&e.peer_id);
+                        }
+                        n
                     }
-                }
+                    None => 0,
+                };
+                e.remaining_established = remaining;
+                self.inner.on_swarm_event(FromSwarm::ConnectionClosed(e));
             }
-            FromSwarm::AddressChange(e) if self.gated.contains(&e.connection_id) => return,
-            _ => {}
+            FromSwarm::AddressChange(e) if self.gated.contains(&e.connection_id) => {}
+            event => self.inner.on_swarm_event(event),
         }
-        self.inner.on_swarm_event(event);
     }
 
     fn on_connection_handler_event(

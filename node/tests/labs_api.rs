@@ -472,13 +472,30 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     assert!(text.contains("orrery_labs{state=\"running\"} 0"), "{text}");
 
     // The operator's command line, as that user: no token of its own outlives a command.
-    let started = orrery(&data, &["lab", "start", "--data", "gaia", "--user", &user]);
-    assert!(started.contains("running"), "{started}");
+    // It shows the start's steps as they happen (on standard error), the result on its output.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orrery"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["lab", "start", "--data", "gaia", "--user", &user])
+        .output()
+        .expect("orrery runs");
+    let started = String::from_utf8_lossy(&out.stdout).into_owned();
+    let steps = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success() && started.contains("running"),
+        "{started}{steps}"
+    );
     let id = started
         .split_whitespace()
         .find(|w| w.starts_with("lab-"))
         .expect("the lab's id")
         .to_owned();
+    assert!(
+        steps
+            .lines()
+            .any(|l| l.contains(&id) && l.contains("running")),
+        "the start's steps were not shown: {steps}"
+    );
     let listed = orrery(&data, &["lab", "list", "--user", &user]);
     assert!(
         listed.contains(&id) && listed.contains("running"),

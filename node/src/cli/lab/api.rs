@@ -117,6 +117,8 @@ pub(super) fn start(
         out,
         "starting (the first lab of an environment provisions it first, which takes minutes)"
     )?;
+    out.flush()?;
+    let shown = follow(home, &token.secret, lab.map(str::to_owned));
     let made = match lab {
         Some(id) => call(
             home,
@@ -135,6 +137,17 @@ pub(super) fn start(
             START_TIMEOUT,
         )?,
     };
+    // The last step is shown before the answer (it is on its way when the answer comes).
+    if let (Some(steps), Some(id)) = (shown, made["id"].as_str()) {
+        let until = std::time::Instant::now() + Duration::from_secs(2);
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            match steps.recv_timeout(left) {
+                Ok((lab, state)) if lab == id && made["state"] == state.as_str() => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
     show(out, &made)?;
     if made["state"] != "running" {
         bail!(
@@ -143,6 +156,59 @@ pub(super) fn start(
         );
     }
     Ok(())
+}
+
+/// Prints the steps of the user's labs (of `lab` only, if given) on standard error as they
+/// happen, from the node's event stream, while the start runs; nothing if the stream does not
+/// open (the start's answer still says how it ended).
+/// Returns the steps shown, as they are shown.
+fn follow(
+    home: &Home,
+    secret: &str,
+    lab: Option<String>,
+) -> Option<std::sync::mpsc::Receiver<(String, String)>> {
+    let base = web_client::node_url(home)?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = agent
+        .get(&format!("{base}/api/v1/labs/events"))
+        .header("authorization", format!("Bearer {secret}"))
+        .call()
+        .ok()
+        .filter(|r| r.status().as_u16() == 200)?;
+    let reader = response.into_body().into_reader();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut last = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(reader)) {
+            let Ok(line) = line else { break };
+            let Some(step) = line
+                .strip_prefix("data:")
+                .and_then(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            else {
+                continue;
+            };
+            let id = step["lab"]["id"].as_str().unwrap_or("?");
+            if lab.as_deref().is_some_and(|l| l != id) {
+                continue;
+            }
+            let state = step["lab"]["state"].as_str().unwrap_or("?");
+            let shown = match step["detail"].as_str() {
+                Some(detail) => format!("  {id}  {state}: {detail}"),
+                None => format!("  {id}  {state}"),
+            };
+            if shown != last {
+                eprintln!("{shown}");
+                last = shown;
+            }
+            if tx.send((id.to_owned(), state.to_owned())).is_err() {
+                break;
+            }
+        }
+    });
+    Some(rx)
 }
 
 /// `orrery lab list`.

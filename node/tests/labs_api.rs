@@ -513,4 +513,85 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
         .filter(|l| l.contains(&user) && !l.contains("revoked"))
         .count();
     assert_eq!(live, 2, "the commands' tokens were not revoked:\n{tokens}");
+
+    // A fork bomb from inside a kernel (each process starts two and waits for them), in a
+    // session of its own so that it outlives the kernel, stops at the lab's process limit; the node keeps answering, and stopping the lab
+    // leaves none of its processes.
+    let (status, bombed) = call(
+        "POST",
+        &base,
+        Some(&labs),
+        Some(json!({ "environment": "jupyter" })),
+    );
+    assert_eq!(status, 201, "{bombed}");
+    let bomb_id = bombed["id"].as_str().expect("an id").to_owned();
+    let bomb_host = format!("{bomb_id}.localhost:{port}");
+    let out = std::process::Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/lab-cell.py"
+        ))
+        .args([
+            addr.trim(),
+            &bomb_id,
+            &bomb_host,
+            &labs,
+            "import subprocess as s; s.Popen(['sh', '-c', 'f() { f & f & wait; }; f'], \
+             stdout=s.DEVNULL, stderr=s.DEVNULL, start_new_session=True); 'lit'",
+        ])
+        .output()
+        .expect("python runs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "'lit'",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The lab's cgroup (pids controller), wherever this machine's hierarchy keeps it.
+    let pids_dir = walkdir::WalkDir::new("/sys/fs/cgroup")
+        .max_depth(5)
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| {
+            e.file_type().is_dir()
+                && e.path().ends_with(format!("labs/{bomb_id}"))
+                && e.path().join("pids.max").exists()
+        })
+        .map(|e| e.path().to_path_buf())
+        .expect("the lab's pids cgroup");
+    let limit: usize = std::fs::read_to_string(pids_dir.join("pids.max"))
+        .expect("pids.max")
+        .trim()
+        .parse()
+        .expect("a number");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let current: usize = std::fs::read_to_string(pids_dir.join("pids.current"))
+            .expect("pids.current")
+            .trim()
+            .parse()
+            .expect("a number");
+        assert!(
+            current <= limit,
+            "{current} processes past the limit {limit}"
+        );
+        if current + 16 >= limit {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bomb never reached the limit ({current} of {limit})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, _) = call("GET", &base, Some(&labs), None);
+    assert_eq!(status, 200, "the node answers beside the bomb");
+    let (status, stopped) = call("DELETE", &format!("{base}/{bomb_id}"), Some(&labs), None);
+    assert_eq!(
+        (status, stopped["state"].as_str()),
+        (200, Some("stopped")),
+        "{stopped}"
+    );
+    let left = std::fs::read_to_string(pids_dir.join("cgroup.procs")).unwrap_or_default();
+    assert!(left.trim().is_empty(), "processes outlived the lab: {left}");
 }

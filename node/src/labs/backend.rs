@@ -100,6 +100,8 @@ pub trait ComputeBackend: Send + Sync {
     fn stop(&self, lab: &str) -> Result<(), BackendError>;
     /// Kills every lab left from before (a node that crashed); returns their ids.
     fn reap_orphans(&self) -> Result<Vec<String>, BackendError>;
+    /// Releases what the backend holds for the node once every lab stopped (the node stops).
+    fn release(&self) {}
 }
 
 /// Labs on this node, in bubblewrap, each in its own cgroup.
@@ -260,5 +262,9 @@ impl ComputeBackend for LocalSandbox {
 
     fn reap_orphans(&self) -> Result<Vec<String>, BackendError> {
         Ok(self.cgroups.reap_orphans(STOP_DEADLINE)?)
+    }
+
+    fn release(&self) {
+        self.cgroups.release();
     }
 }

@@ -140,6 +140,25 @@ impl CgroupDriver {
         }
     }
 
+    /// Removes the (empty) directories labs live in, up the prefix, once no lab is left: a node
+    /// that stops leaves no cgroup behind. A directory still holding a lab stays.
+    pub fn release(&self) {
+        let bases: Vec<PathBuf> = match self.version {
+            CgroupVersion::V2 => vec![self.root.clone()],
+            CgroupVersion::V1 => V1_CONTROLLERS.iter().map(|c| self.root.join(c)).collect(),
+        };
+        for base in bases {
+            let mut dir = base.join(&self.prefix);
+            while dir.starts_with(&base) && dir != base {
+                if std::fs::remove_dir(&dir).is_err() {
+                    break;
+                }
+                let Some(up) = dir.parent() else { break };
+                dir = up.to_path_buf();
+            }
+        }
+    }
+
     /// The directory whose `cgroup.procs` lists every process of the lab.
     fn procs_dir(&self, lab: &str) -> PathBuf {
         match self.version {

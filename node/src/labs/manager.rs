@@ -555,5 +555,6 @@ impl LabManager {
         for id in ids {
             let _ = self.stop(&id, None).await;
         }
+        self.backend.release();
     }
 }

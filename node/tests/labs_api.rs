@@ -594,4 +594,44 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     );
     let left = std::fs::read_to_string(pids_dir.join("cgroup.procs")).unwrap_or_default();
     assert!(left.trim().is_empty(), "processes outlived the lab: {left}");
+
+    // Memory past the lab's limit, asked for from a kernel: the process that asked is killed
+    // (the kernel survives to say so), and the lab and the node go on.
+    let (status, hungry) = call(
+        "POST",
+        &base,
+        Some(&labs),
+        Some(json!({ "environment": "jupyter" })),
+    );
+    assert_eq!(status, 201, "{hungry}");
+    let hungry_id = hungry["id"].as_str().expect("an id").to_owned();
+    let out = std::process::Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/lab-cell.py"
+        ))
+        .args([
+            addr.trim(),
+            &hungry_id,
+            &format!("{hungry_id}.localhost:{port}"),
+            &labs,
+            "import subprocess, sys; \
+             subprocess.run([sys.executable, '-c', 'b = bytearray(3 << 30)']).returncode",
+        ])
+        .output()
+        .expect("python runs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "-9",
+        "killed past the 2 GiB limit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, shown) = call("GET", &format!("{base}/{hungry_id}"), Some(&labs), None);
+    assert_eq!(
+        (status, shown["state"].as_str()),
+        (200, Some("running")),
+        "{shown}"
+    );
+    let (status, _) = call("DELETE", &format!("{base}/{hungry_id}"), Some(&labs), None);
+    assert_eq!(status, 200);
 }

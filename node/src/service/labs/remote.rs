@@ -8,9 +8,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use orrery_federation::FederationHandle;
-use orrery_protocol::lab::{LabAction, LabRefusal, LabReply, LabSummary};
+use orrery_protocol::lab::{LabAction, LabOrder, LabRefusal, LabReply, LabSummary};
 use orrery_protocol::wire::{Request, Response};
-use orrery_protocol::{AuthorId, NodeId};
+use orrery_protocol::{AuthorId, NodeId, Signed, Unverified};
 use orrery_web::api::{LabAnswer, LabView};
 use orrery_web::{ApiError, Principal};
 use serde::{Deserialize, Serialize};
@@ -160,23 +160,7 @@ impl Remote {
         node: NodeId,
         action: LabAction,
     ) -> Result<LabReply, ApiError> {
-        let author: AuthorId = who
-            .author
-            .parse()
-            .map_err(|_| ApiError::unavailable("the signed-in user has no author key here"))?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Command::SignLabOrder {
-            author,
-            node,
-            action,
-            reply,
-        })
-        .await
-        .map_err(|_| ApiError::unavailable("the node is stopping"))?;
-        let order = rx
-            .await
-            .map_err(|_| ApiError::unavailable("the node is stopping"))?
-            .map_err(ApiError::unavailable)?;
+        let order = sign(tx, who, node, action).await?;
         let unreachable = |why: String| {
             warn!(peer = %node.short(), %why, "a lab order could not be delivered");
             ApiError::unavailable(format!(
@@ -326,6 +310,32 @@ impl Remote {
         }
         out
     }
+}
+
+/// `who`'s order to `node`, signed by the node actor with their author key (held here).
+pub(super) async fn sign(
+    tx: &mpsc::Sender<Command>,
+    who: &Principal,
+    node: NodeId,
+    action: LabAction,
+) -> Result<Signed<LabOrder, Unverified>, ApiError> {
+    let author: AuthorId = who
+        .author
+        .parse()
+        .map_err(|_| ApiError::unavailable("the signed-in user has no author key here"))?;
+    let stopping = || ApiError::unavailable("the node is stopping");
+    let (reply, rx) = oneshot::channel();
+    tx.send(Command::SignLabOrder {
+        author,
+        node,
+        action,
+        reply,
+    })
+    .await
+    .map_err(|_| stopping())?;
+    rx.await
+        .map_err(|_| stopping())?
+        .map_err(ApiError::unavailable)
 }
 
 fn view(l: LabSummary, node: NodeId) -> LabView {

@@ -194,30 +194,15 @@ impl Remote {
                 node.short()
             ))
         };
-        let author: orrery_protocol::AuthorId = who
-            .author
-            .parse()
-            .map_err(|_| ApiError::unavailable("the signed-in user has no author key here"))?;
         // A kept connection may be dead without knowing it yet (the other node restarted): the
         // opening is tried once more on a fresh connection, with a fresh order (the first may
         // have been seen, and an order is honoured once).
         let mut fresh = false;
         loop {
-            let (reply, rx) = oneshot::channel();
-            tx.send(Command::SignLabOrder {
-                author,
-                node,
-                action: LabAction::Open {
-                    lab: lab.to_owned(),
-                },
-                reply,
-            })
-            .await
-            .map_err(|_| ApiError::unavailable("the node is stopping"))?;
-            let order = rx
-                .await
-                .map_err(|_| ApiError::unavailable("the node is stopping"))?
-                .map_err(ApiError::unavailable)?;
+            let open = LabAction::Open {
+                lab: lab.to_owned(),
+            };
+            let order = super::remote::sign(tx, who, node, open).await?;
             let conn = self.connection(node, fresh).await.map_err(unavailable)?;
             let opened = async {
                 let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;

@@ -5,9 +5,12 @@
 
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/lab.rs"]
+mod lab;
 #[path = "support/run.rs"]
 mod run;
 use http::{call, call_at};
+use lab::{cell, env_python};
 use run::{Running, free_port, orrery, share_lab_envs, use_loopback};
 
 use serde_json::{Value, json};
@@ -254,29 +257,13 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
 
     // A kernel through the proxy's WebSocket tunnel reads the collection, computes, and cannot
     // write under /data (the client is the websocket-client package of the lab's environment).
-    let python = std::fs::read_dir(&envs)
-        .expect("environments")
-        .filter_map(Result::ok)
-        .map(|e| e.path().join("bin/python"))
-        .find(|p| p.exists())
-        .expect("the jupyter environment's Python");
+    let python = env_python(&envs);
     let code = "import os; (open('/data/gaia/sources.csv').read().splitlines()[1], 1+1, \
                 os.access('/data/gaia', os.W_OK))";
-    let out = std::process::Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/lab-cell.py"
-        ))
-        .args([addr.trim(), &id, &lab_host, &labs, code])
-        .output()
-        .expect("python runs");
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(
+        cell(&python, addr.trim(), &id, &lab_host, &labs, code),
+        "('83.6,22.0', 2, False)"
     );
-    assert_eq!(printed.trim(), "('83.6,22.0', 2, False)");
 
     // Escapes tried from inside the kernel: the node's key and database, the labs' workspaces,
     // the node's processes and its HTTP port, writing the collection.
@@ -295,22 +282,8 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
         db = data.join("orrery.db").display().to_string(),
         workspaces = data.join("labs/workspaces").display().to_string(),
     );
-    let out = std::process::Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/lab-cell.py"
-        ))
-        .args([addr.trim(), &id, &lab_host, &labs, &escape])
-        .output()
-        .expect("python runs");
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        printed.trim(),
+        cell(&python, addr.trim(), &id, &lab_host, &labs, &escape),
         "'key=FileNotFoundError db=FileNotFoundError workspaces=FileNotFoundError \
          port=ConnectionRefusedError write=OSError uid=65534 few_pids=True'"
     );
@@ -336,21 +309,10 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
                 def probe(f):\n    try:\n        f()\n        return 'open'\n    except OSError as e:\n        return errno.errorcode[e.errno]\n\
                 (open('/data/tycho/stars.csv').read().splitlines()[1], os.access('/data/tycho', os.W_OK), \
                  probe(lambda: open('/data/tycho/new.csv', 'w')), probe(lambda: open('/data/tycho/stars.csv', 'a')))";
-    let out = std::process::Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/lab-cell.py"
-        ))
-        .args([addr.trim(), &id, &lab_host, &labs, code])
-        .output()
-        .expect("python runs");
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(
+        cell(&python, addr.trim(), &id, &lab_host, &labs, code),
+        "('32349,-1.46', False, 'EROFS', 'EROFS')"
     );
-    assert_eq!(printed.trim(), "('32349,-1.46', False, 'EROFS', 'EROFS')");
     // The node's own mount namespace is untouched.
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     assert!(!mounts.contains("/data/tycho"), "{mounts}");
@@ -393,25 +355,16 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
         "{claimed_id} is not one of the labs that were waiting: {waiting:?}"
     );
     let claimed_host = format!("{claimed_id}.localhost:{port}");
-    let out = std::process::Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/lab-cell.py"
-        ))
-        .args([
+    assert_eq!(
+        cell(
+            &python,
             addr.trim(),
             &claimed_id,
             &claimed_host,
             &labs,
-            "open('/data/gaia/sources.csv').read().splitlines()[1]",
-        ])
-        .output()
-        .expect("python runs");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "'83.6,22.0'",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "open('/data/gaia/sources.csv').read().splitlines()[1]"
+        ),
+        "'83.6,22.0'"
     );
     let (status, _) = call("DELETE", &format!("{base}/{claimed_id}"), Some(&labs), None);
     assert_eq!(status, 200);
@@ -526,26 +479,17 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     assert_eq!(status, 201, "{bombed}");
     let bomb_id = bombed["id"].as_str().expect("an id").to_owned();
     let bomb_host = format!("{bomb_id}.localhost:{port}");
-    let out = std::process::Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/lab-cell.py"
-        ))
-        .args([
+    assert_eq!(
+        cell(
+            &python,
             addr.trim(),
             &bomb_id,
             &bomb_host,
             &labs,
             "import subprocess as s; s.Popen(['sh', '-c', 'f() { f & f & wait; }; f'], \
-             stdout=s.DEVNULL, stderr=s.DEVNULL, start_new_session=True); 'lit'",
-        ])
-        .output()
-        .expect("python runs");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "'lit'",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+             stdout=s.DEVNULL, stderr=s.DEVNULL, start_new_session=True); 'lit'"
+        ),
+        "'lit'"
     );
     // The lab's cgroup (pids controller), wherever this machine's hierarchy keeps it.
     let pids_dir = walkdir::WalkDir::new("/sys/fs/cgroup")
@@ -605,26 +549,17 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     );
     assert_eq!(status, 201, "{hungry}");
     let hungry_id = hungry["id"].as_str().expect("an id").to_owned();
-    let out = std::process::Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/lab-cell.py"
-        ))
-        .args([
+    assert_eq!(
+        cell(
+            &python,
             addr.trim(),
             &hungry_id,
             &format!("{hungry_id}.localhost:{port}"),
             &labs,
             "import subprocess, sys; \
-             subprocess.run([sys.executable, '-c', 'b = bytearray(3 << 30)']).returncode",
-        ])
-        .output()
-        .expect("python runs");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "-9",
-        "killed past the 2 GiB limit: {}",
-        String::from_utf8_lossy(&out.stderr)
+             subprocess.run([sys.executable, '-c', 'b = bytearray(3 << 30)']).returncode"
+        ),
+        "-9"
     );
     let (status, shown) = call("GET", &format!("{base}/{hungry_id}"), Some(&labs), None);
     assert_eq!(

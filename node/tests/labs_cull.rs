@@ -8,6 +8,8 @@
 
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/lab.rs"]
+mod lab;
 #[path = "support/run.rs"]
 mod run;
 use http::call;
@@ -21,21 +23,14 @@ use serde_json::{Value, json};
 /// Runs `code` in a new kernel of the lab through the node's proxy; what it printed.
 fn cell(python: &Path, addr: &str, lab: &str, token: &str, code: &str) -> String {
     let port = addr.rsplit(':').next().expect("a port");
-    let out = std::process::Command::new(python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/lab-cell.py"
-        ))
-        .args([addr, lab, &format!("{lab}.localhost:{port}"), token, code])
-        .output()
-        .expect("python runs");
-    let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert!(
-        out.status.success(),
-        "{code}: {printed}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    printed
+    lab::cell(
+        python,
+        addr,
+        lab,
+        &format!("{lab}.localhost:{port}"),
+        token,
+        code,
+    )
 }
 
 /// Asks for the lab until `done` holds of it, or `within` passed.
@@ -99,12 +94,7 @@ fn an_idle_lab_is_warned_then_culled_a_busy_one_never_and_the_workspace_stays() 
     );
     let id = lab["id"].as_str().expect("an id").to_owned();
     let url = format!("{base}/{id}");
-    let python = std::fs::read_dir(&envs)
-        .expect("environments")
-        .filter_map(Result::ok)
-        .map(|e| e.path().join("bin/python"))
-        .find(|p| p.exists())
-        .expect("the jupyter environment's Python");
+    let python = lab::env_python(&envs);
 
     assert_eq!(
         cell(

@@ -7,9 +7,12 @@
 
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/lab.rs"]
+mod lab;
 #[path = "support/run.rs"]
 mod run;
 use http::{call, call_at};
+use lab::{cell, env_python};
 use run::{Running, free_port, orrery, share_lab_envs, use_loopback};
 
 use std::path::Path;
@@ -31,15 +34,6 @@ fn fits(object: &str) -> Vec<u8> {
         header.push(' ');
     }
     header.into_bytes()
-}
-
-fn env_python(envs: &Path) -> std::path::PathBuf {
-    std::fs::read_dir(envs)
-        .expect("environments")
-        .filter_map(Result::ok)
-        .map(|e| e.path().join("bin/python"))
-        .find(|p| p.exists())
-        .expect("the jupyter environment's Python")
 }
 
 #[test]
@@ -184,22 +178,15 @@ fn a_lab_asked_for_at_esac_runs_at_heidelberg_where_the_data_is() {
           probe(lambda: open({key:?}).read()))",
         key = b.join("node.key").display().to_string(),
     );
-    let out = std::process::Command::new(env_python(&envs))
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/lab-cell.py"
-        ))
-        .args([addr.as_str(), &id, &lab_host, &token, &code])
-        .output()
-        .expect("python runs");
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        printed.trim(),
+        cell(
+            &env_python(&envs),
+            addr.as_str(),
+            &id,
+            &lab_host,
+            &token,
+            &code
+        ),
         "('Crab Nebula', False, 'FileNotFoundError')"
     );
 

@@ -83,10 +83,13 @@ impl LabManager {
                 if warm >= per_env || others >= self.config.quotas.labs {
                     break;
                 }
-                let Ok(id) = random_hex(6).map(|h| format!("lab-{h}")) else {
-                    return;
+                let (id, token) = match (random_hex(6), random_hex(24)) {
+                    (Ok(id), Ok(token)) => (format!("lab-{id}"), token),
+                    (Err(e), _) | (_, Err(e)) => {
+                        warn!(error = %e, "no warm lab can be made; new labs start cold");
+                        return;
+                    }
                 };
-                let Ok(token) = random_hex(24) else { return };
                 self.lock().insert(
                     id.clone(),
                     Lab {

@@ -221,10 +221,92 @@ impl Default for StoreSection {
     }
 }
 
+/// What runs a node's labs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LabBackend {
+    /// bubblewrap on this machine, each lab in its own cgroup.
+    #[default]
+    Local,
+    /// Pods of the cluster the node runs in (`[labs.kubernetes]`).
+    Kubernetes,
+}
+
+/// Labs as pods of a cluster (`[labs.kubernetes]`, with `[labs] backend = "kubernetes"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesSection {
+    /// The namespace labs run in (by default the node's own, from its service account or
+    /// kubeconfig).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The image labs run, with `jupyter-server` on its PATH (Jupyter's docker-stacks images
+    /// have it); pin it to a tag or digest: it is the environment other members are offered.
+    pub image: String,
+    /// The user (and group) id labs run as in their pods.
+    pub uid: u32,
+    /// A PersistentVolumeClaim (ReadOnlyMany or ReadWriteMany) holding the node's datasets,
+    /// mounted read-only in labs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_claim: Option<String>,
+    /// Where that claim is mounted in the node's own container: datasets labs see are under it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_mount: Option<std::path::PathBuf>,
+    /// The storage class of labs' workspace claims (by default the cluster's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// The labels of the node's own pods, as `key=value,…`: only they may reach a lab (its
+    /// NetworkPolicy).
+    pub node_pods: String,
+    /// How long a lab's pod may take to be scheduled, pull its image and run.
+    pub start_secs: u64,
+}
+
+impl KubernetesSection {
+    /// The labels of [`KubernetesSection::node_pods`], if they are well formed.
+    pub fn node_labels(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        let labels: Option<std::collections::BTreeMap<_, _>> = self
+            .node_pods
+            .split(',')
+            .map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                let (k, v) = (k.trim(), v.trim());
+                let fine = |s: &str, extra: &[char]| {
+                    s.len() <= 253
+                        && s.chars().all(|c| {
+                            c.is_ascii_alphanumeric() || "-_.".contains(c) || extra.contains(&c)
+                        })
+                };
+                (!k.is_empty() && fine(k, &['/']) && fine(v, &[]) && v.len() <= 63)
+                    .then(|| (k.to_owned(), v.to_owned()))
+            })
+            .collect();
+        labels.filter(|l| !l.is_empty())
+    }
+}
+
+impl Default for KubernetesSection {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            image: String::new(),
+            uid: 1000,
+            data_claim: None,
+            data_mount: None,
+            storage_class: None,
+            node_pods: "app.kubernetes.io/name=orrery".into(),
+            start_secs: 300,
+        }
+    }
+}
+
 /// Sandboxed labs on this node (`[labs]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LabsSection {
+    /// What runs labs: `local` (bubblewrap on this machine) or `kubernetes` (pods; see
+    /// `[labs.kubernetes]`).
+    pub backend: LabBackend,
     /// The bubblewrap binary: a name looked up on PATH, or a path.
     pub bwrap: std::path::PathBuf,
     /// The unprivileged uid (and gid) labs run as; by default `nobody` (65534).
@@ -266,6 +348,8 @@ pub struct LabsSection {
     /// nodes on one machine may share one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub envs: Option<std::path::PathBuf>,
+    /// Labs as pods, with `backend = "kubernetes"`.
+    pub kubernetes: KubernetesSection,
 }
 
 impl Default for LabsSection {
@@ -287,6 +371,8 @@ impl Default for LabsSection {
             landlock: true,
             helper: None,
             envs: None,
+            backend: LabBackend::Local,
+            kubernetes: KubernetesSection::default(),
         }
     }
 }
@@ -319,6 +405,33 @@ impl Config {
                 field: "store.compact_after_changes",
                 problem: "must be at least 1",
             });
+        }
+        if self.labs.backend == LabBackend::Kubernetes {
+            let k = &self.labs.kubernetes;
+            if k.image.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    field: "labs.kubernetes.image",
+                    problem: "must name the image labs run (one with jupyter-server on its PATH, pinned to a tag or digest)",
+                });
+            }
+            if k.uid == 0 {
+                return Err(ConfigError::Invalid {
+                    field: "labs.kubernetes.uid",
+                    problem: "must not be 0: labs run as an unprivileged user",
+                });
+            }
+            if k.data_claim.is_some() != k.data_mount.is_some() {
+                return Err(ConfigError::Invalid {
+                    field: "labs.kubernetes.data_claim, labs.kubernetes.data_mount",
+                    problem: "must be given together (the claim, and where the node mounts it)",
+                });
+            }
+            if k.node_labels().is_none() {
+                return Err(ConfigError::Invalid {
+                    field: "labs.kubernetes.node_pods",
+                    problem: "must be labels `key=value,…` naming the node's pods, the only ones that may reach a lab",
+                });
+            }
         }
         if self.labs.uid == 0 {
             return Err(ConfigError::Invalid {

@@ -141,6 +141,10 @@ fn the_annotated_example_documents_every_key() {
     full.web.tls_listen = Some("0.0.0.0:7443".parse().expect("addr"));
     full.web.tls_cert = Some("tls/fullchain.pem".into());
     full.web.tls_key = Some("tls/privkey.pem".into());
+    full.labs.kubernetes.namespace = Some("orrery-labs".into());
+    full.labs.kubernetes.data_claim = Some("orrery-archive".into());
+    full.labs.kubernetes.data_mount = Some("/archive".into());
+    full.labs.kubernetes.storage_class = Some("fast".into());
     full.compute = vec![orrery_protocol::advert::ComputeOffer {
         environment: "jupyter".into(),
         cores: 1,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use orrery_node::labs::backend::{ComputeBackend, LabRequest, LocalSandbox};
 use orrery_node::labs::cgroup::{CgroupDriver, Limits};
+use orrery_node::labs::endpoint::Endpoint;
 use orrery_node::labs::sandbox::DataVolume;
 
 const NOBODY: u32 = 65534;
@@ -75,6 +76,8 @@ impl Bench {
             tmp_bytes: 16 << 20,
             env: Vec::new(),
             command: ["sh", "-c", script].iter().map(OsString::from).collect(),
+            base_url: format!("/labs/{lab}/"),
+            token: String::new(),
             log: None,
         }
     }
@@ -125,8 +128,8 @@ fn stopping_a_lab_leaves_no_process_even_a_daemon() {
     bench.wait_for_processes("lab-a", 4);
     bench.backend.stop("lab-a").expect("stop");
     assert_eq!(bench.backend.processes("lab-a").expect("processes"), 0);
-    let status = launched.child.wait().expect("wait");
-    assert!(!status.success(), "the lab was killed: {status:?}");
+    let status = launched.process.wait();
+    assert_ne!(status, "exit status: 0", "the lab was not killed");
 }
 
 #[test]
@@ -150,7 +153,7 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
         std::thread::sleep(Duration::from_millis(20));
     }
     bench.backend.stop("lab-f").expect("stop");
-    let _ = launched.child.wait();
+    let _ = launched.process.wait();
 }
 
 #[test]
@@ -164,9 +167,9 @@ fn memory_past_the_limit_is_killed_and_reported() {
         "python3 -c 'b = bytearray(400 << 20); print(len(b))'",
     );
     let mut launched = bench.backend.launch(&req).expect("launch");
-    let status = launched.child.wait().expect("wait");
+    let status = launched.process.wait();
     assert!(
-        !status.success(),
+        status != "exit status: 0",
         "400 MiB fit in a 128 MiB lab: {status:?}"
     );
     assert!(
@@ -198,12 +201,12 @@ fn a_lab_the_node_forgot_is_reaped_from_its_cgroup() {
         vec!["lab-r".to_string()]
     );
     assert_eq!(fresh.processes("lab-r").expect("processes"), 0);
-    let _ = launched.child.wait();
+    let _ = launched.process.wait();
     // And the same lab starts again.
     let mut again = fresh.launch(&req).expect("relaunch");
     bench.wait_for_processes("lab-r", 3);
     fresh.stop("lab-r").expect("stop");
-    let _ = again.child.wait();
+    let _ = again.process.wait();
 }
 
 /// The `jupyter` environment, provisioned once per build directory (the first run downloads its
@@ -257,23 +260,25 @@ async fn a_jupyter_server_starts_in_the_sandbox_and_answers_only_on_its_socket()
     let started = Instant::now();
     let mut launched = bench.backend.launch(&req).expect("launch");
     let socket = jupyter::socket_in(&req.run_dir);
+    assert_eq!(launched.endpoint, Endpoint::Unix(socket.clone()));
+    let endpoint = launched.endpoint.clone();
     let ready = jupyter::ready(
-        &socket,
+        &endpoint,
         base_url,
         token,
         Duration::from_secs(60),
-        &mut || launched.child.try_wait().ok().flatten().is_none(),
+        &mut || launched.process.try_wait().is_none(),
     )
     .await;
     assert!(
         ready.is_ok(),
         "{ready:?} (the lab exited: {:?})",
-        launched.child.try_wait()
+        launched.process.try_wait()
     );
     eprintln!("Jupyter Server answered after {:?}", started.elapsed());
 
     // Its contents are the workspace; the dataset is at /data, outside it.
-    let (status, body) = jupyter::get(&socket, &format!("{base_url}api/contents"), token)
+    let (status, body) = jupyter::get(&endpoint, &format!("{base_url}api/contents"), token)
         .await
         .expect("contents");
     assert_eq!(status, 200);
@@ -286,7 +291,7 @@ async fn a_jupyter_server_starts_in_the_sandbox_and_answers_only_on_its_socket()
         .collect();
     assert_eq!(names, ["notes.txt"], "{listing}");
     // Without the token it answers nothing useful.
-    let (status, _) = jupyter::get(&socket, &format!("{base_url}api/contents"), "wrong")
+    let (status, _) = jupyter::get(&endpoint, &format!("{base_url}api/contents"), "wrong")
         .await
         .expect("an answer");
     assert_eq!(status, 403);
@@ -301,7 +306,7 @@ async fn a_jupyter_server_starts_in_the_sandbox_and_answers_only_on_its_socket()
 
     bench.backend.stop("lab-j").expect("stop");
     assert_eq!(bench.backend.processes("lab-j").expect("processes"), 0);
-    let _ = launched.child.wait();
+    let _ = launched.process.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,8 +367,9 @@ async fn a_lab_runs_fails_with_its_reason_restarts_with_its_workspace_and_stops(
     assert_eq!(seen, ["placed", "provisioning", "starting", "running"]);
 
     // Its server answers on its socket with its token, and only its owner finds it.
-    let (socket, token) = manager.upstream(&lab.id, "ada").expect("upstream");
-    let (status, _) = jupyter::get(&socket, &format!("{}api/status", lab.base_url), &token)
+    let (endpoint, token) = manager.upstream(&lab.id, "ada").expect("upstream");
+    assert!(matches!(endpoint, Endpoint::Unix(_)), "{endpoint}");
+    let (status, _) = jupyter::get(&endpoint, &format!("{}api/status", lab.base_url), &token)
         .await
         .expect("status");
     assert_eq!(status, 200);
@@ -412,8 +418,8 @@ async fn a_lab_runs_fails_with_its_reason_restarts_with_its_workspace_and_stops(
         .await
         .expect("restarted");
     assert_eq!(again.state, LabState::Running, "{again:?}");
-    let (socket, token) = manager.upstream(&lab.id, "ada").expect("upstream");
-    let (status, body) = jupyter::get(&socket, &format!("{}api/contents", lab.base_url), &token)
+    let (endpoint, token) = manager.upstream(&lab.id, "ada").expect("upstream");
+    let (status, body) = jupyter::get(&endpoint, &format!("{}api/contents", lab.base_url), &token)
         .await
         .expect("contents");
     assert_eq!(status, 200);

@@ -152,6 +152,23 @@ pub(crate) fn run(home: &Home, cmd: LabCmd, out: &mut dyn Write) -> Result<()> {
             } else {
                 LabsSection::default()
             };
+            if labs.backend == crate::config::LabBackend::Kubernetes {
+                let cluster = crate::labs::kubernetes::Kubernetes::from_config(&labs, "check")
+                    .map_err(|e| anyhow::anyhow!("labs cannot run in the cluster: {e}"))?;
+                let (running, namespace) = cluster.probe().map_err(|e| {
+                    anyhow::anyhow!("labs cannot run in the cluster: {e} (deploy/k8s/labs.yaml grants what the node needs)")
+                })?;
+                writeln!(
+                    out,
+                    "ok      cluster          the API answers; {running} lab pods run in namespace {namespace}"
+                )?;
+                writeln!(
+                    out,
+                    "labs run as pods of image {} (its pull is checked when a lab starts)",
+                    labs.kubernetes.image
+                )?;
+                return Ok(());
+            }
             let report = crate::labs::check::run(&labs.bwrap, labs.uid, labs.landlock);
             for layer in &report.layers {
                 let mark = if layer.ok { "ok  " } else { "MISSING" };

@@ -2,15 +2,17 @@
 //!
 //! [`ComputeBackend`] is what the lab actor drives: launch a lab's process tree with its
 //! limits, tell whether anything of it still runs, stop it, and reap what a crash left behind.
-//! [`LocalSandbox`] is the first implementation: bubblewrap on this node, in a per-lab cgroup.
-//! Labs on other nodes are reached through the node that runs them (`service::labs`), which
-//! drives its own backend; a Kubernetes backend would implement this same trait.
+//! [`LocalSandbox`] is the default: bubblewrap on this node, in a per-lab cgroup.
+//! [`super::kubernetes::Kubernetes`] runs labs as pods of a cluster the node is part of. Labs on
+//! other nodes are reached through the node that runs them (`service::labs`), which drives its
+//! own backend.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::cgroup::{CgroupDriver, CgroupError, Limits};
+use super::endpoint::Endpoint;
 use super::sandbox::{DataVolume, SandboxError, SandboxSpec};
 
 /// Why a backend could not do what it was asked.
@@ -25,6 +27,9 @@ pub enum BackendError {
     /// A dataset could not be added to a running lab.
     #[error("the dataset could not be added to the running lab: {0}")]
     Attach(String),
+    /// The cluster's API refused or could not be reached, or a pod did not come up.
+    #[error("{0}")]
+    Cluster(String),
     /// The sandbox process could not be started.
     #[error("cannot start the lab's sandbox ({program}): {source}")]
     Spawn {
@@ -63,17 +68,46 @@ pub struct LabRequest {
     pub tmp_bytes: u64,
     /// Environment variables inside.
     pub env: Vec<(String, String)>,
-    /// The program to run inside and its arguments.
+    /// The program to run inside and its arguments (for a backend that runs labs on this
+    /// machine; one that runs an image builds its own from [`LabRequest::base_url`]).
     pub command: Vec<OsString>,
+    /// The URL path the server is served under (`/labs/<id>/`).
+    pub base_url: String,
+    /// The server's token, which the node's proxy presents.
+    pub token: String,
     /// A file outside the lab that gets its output (standard output and error), if any.
     pub log: Option<PathBuf>,
 }
 
-/// A launched lab: the process the backend started (the caller waits on it).
-#[derive(Debug)]
+/// A launched lab: what the backend started (the caller waits on it) and where its server
+/// will listen.
 pub struct Launched {
-    /// The top process; when it exits, the lab is over (its other processes die with it).
-    pub child: std::process::Child,
+    /// The top process or pod; when it ends, the lab is over (its other processes die with it).
+    pub process: Box<dyn LabProcess>,
+    /// Where its server listens once it is up.
+    pub endpoint: Endpoint,
+}
+
+/// What a launched lab runs as: a process on this machine, or a pod.
+pub trait LabProcess: Send {
+    /// How it ended, if it has; never waits.
+    fn try_wait(&mut self) -> Option<String>;
+    /// Waits until it ends; how it ended.
+    fn wait(&mut self) -> String;
+}
+
+impl LabProcess for std::process::Child {
+    fn try_wait(&mut self) -> Option<String> {
+        match std::process::Child::try_wait(self) {
+            Ok(Some(status)) => Some(status.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    fn wait(&mut self) -> String {
+        std::process::Child::wait(self).map_or_else(|e| e.to_string(), |s| s.to_string())
+    }
 }
 
 /// Runs labs. Implementations must guarantee that after [`ComputeBackend::stop`] returns `Ok`
@@ -82,6 +116,17 @@ pub struct Launched {
 pub trait ComputeBackend: Send + Sync {
     /// A short name for logs and `orrery lab show`.
     fn name(&self) -> &'static str;
+    /// Whether labs run on this machine: their environment is provisioned here and their
+    /// workspace and output are files of the node. A backend that runs an image elsewhere
+    /// keeps them itself.
+    fn on_this_machine(&self) -> bool {
+        true
+    }
+    /// The last `lines` lines of a lab's output, when the backend keeps it (`None`: the node's
+    /// log file of the lab has it).
+    fn output(&self, _lab: &str, _lines: usize) -> Option<String> {
+        None
+    }
     /// Starts the lab's process tree within its limits.
     fn launch(&self, request: &LabRequest) -> Result<Launched, BackendError>;
     /// How many processes of the lab run now.
@@ -206,7 +251,10 @@ impl ComputeBackend for LocalSandbox {
             program: self.helper.clone(),
             source,
         })?;
-        Ok(Launched { child })
+        Ok(Launched {
+            process: Box::new(child),
+            endpoint: Endpoint::Unix(super::jupyter::socket_in(&r.run_dir)),
+        })
     }
 
     fn processes(&self, lab: &str) -> Result<usize, BackendError> {

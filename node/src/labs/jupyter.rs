@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 
+use super::endpoint::Endpoint;
 use super::env::Provisioned;
 use super::sandbox::RUN_DIR;
 
@@ -18,8 +19,8 @@ pub const SOCKET: &str = "jupyter.sock";
 /// Why the server could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum JupyterError {
-    /// Nothing answered on the socket before the deadline.
-    #[error("Jupyter Server did not answer on its socket within {0:?}")]
+    /// Nothing answered before the deadline.
+    #[error("Jupyter Server did not answer within {} s", .0.as_secs())]
     Timeout(Duration),
     /// The server answered, but not as expected.
     #[error("Jupyter Server answered {status} to {path}")]
@@ -76,12 +77,49 @@ pub fn command(
     (argv, vars)
 }
 
-/// Sends `GET path` to the server on `socket` (a host path) with the lab's token.
-pub async fn get(socket: &Path, path: &str, token: &str) -> Result<(u16, Bytes), JupyterError> {
+/// The port the server listens on in a pod.
+pub const POD_PORT: u16 = 8888;
+
+/// The program and arguments that run the server in a pod of the lab's image, listening on
+/// [`POD_PORT`] of the pod's address; its token comes from the environment (`JUPYTER_TOKEN`,
+/// from the lab's Secret), so it is not in the pod's description.
+pub fn pod_command(base_url: &str) -> Vec<String> {
+    vec![
+        "jupyter-server".into(),
+        "--ServerApp.ip=0.0.0.0".into(),
+        format!("--ServerApp.port={POD_PORT}"),
+        "--ServerApp.port_retries=0".into(),
+        format!("--ServerApp.base_url={base_url}"),
+        "--ServerApp.root_dir=/home/lab".into(),
+        "--ServerApp.allow_remote_access=True".into(),
+        "--ServerApp.open_browser=False".into(),
+        "--ServerApp.log_level=WARN".into(),
+    ]
+}
+
+/// The environment of the server in a pod (besides its token).
+pub fn pod_env() -> Vec<(String, String)> {
+    [
+        ("HOME", "/home/lab"),
+        ("USER", "lab"),
+        ("JUPYTER_RUNTIME_DIR", "/tmp/jupyter/runtime"),
+        ("JUPYTER_CONFIG_DIR", "/tmp/jupyter/config"),
+        ("IPYTHONDIR", "/tmp/ipython"),
+        ("MPLCONFIGDIR", "/tmp/matplotlib"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// Sends `GET path` to the server at `endpoint` with the lab's token.
+pub async fn get(
+    endpoint: &Endpoint,
+    path: &str,
+    token: &str,
+) -> Result<(u16, Bytes), JupyterError> {
     let http = |e: &dyn std::fmt::Display| JupyterError::Http(e.to_string());
-    let stream = tokio::net::UnixStream::connect(socket)
-        .await
-        .map_err(|e| http(&e))?;
+    let stream = endpoint.connect().await.map_err(|e| http(&e))?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -110,10 +148,10 @@ pub async fn get(socket: &Path, path: &str, token: &str) -> Result<(u16, Bytes),
     result
 }
 
-/// Waits until the server answers `api/status` on `socket`, or `deadline` passes, or `alive`
+/// Waits until the server answers `api/status` at `endpoint`, or `deadline` passes, or `alive`
 /// says the lab's process ended.
 pub async fn ready(
-    socket: &Path,
+    endpoint: &Endpoint,
     base_url: &str,
     token: &str,
     deadline: Duration,
@@ -122,8 +160,8 @@ pub async fn ready(
     let started = Instant::now();
     let path = format!("{base_url}api/status");
     loop {
-        if socket.exists() {
-            match get(socket, &path, token).await {
+        if endpoint.present() {
+            match get(endpoint, &path, token).await {
                 Ok((200, _)) => return Ok(()),
                 Ok((status, _)) => return Err(JupyterError::Status { path, status }),
                 Err(_) => {}

@@ -16,8 +16,8 @@ use tracing::{info, warn};
 
 use super::backend::ComputeBackend;
 use super::cgroup::Limits;
+use super::endpoint::Endpoint;
 use super::env::Environment;
-use super::jupyter;
 use super::state::LabState;
 
 mod culler;
@@ -121,6 +121,8 @@ struct Lab {
     run: u64,
     /// What waits for the running server to end.
     watcher: Option<tokio::task::JoinHandle<()>>,
+    /// Where the running server listens (none before its first start in this run of the node).
+    endpoint: Option<Endpoint>,
 }
 
 /// The labs of this node.
@@ -255,8 +257,8 @@ impl LabManager {
             .ok_or_else(|| LabError::NoLab(id.to_owned()))
     }
 
-    /// Where a running lab of `owner` is reached: its server's socket and token.
-    pub fn upstream(&self, id: &str, owner: &str) -> Result<(PathBuf, String), LabError> {
+    /// Where a running lab of `owner` is reached, and its server's token.
+    pub fn upstream(&self, id: &str, owner: &str) -> Result<(Endpoint, String), LabError> {
         let labs = self.lock();
         let lab = labs
             .get(id)
@@ -265,13 +267,23 @@ impl LabManager {
         if lab.info.state != LabState::Running {
             return Err(LabError::Busy(id.to_owned(), lab.info.state.name()));
         }
-        Ok((jupyter::socket_in(&self.run_dir(id)), lab.token.clone()))
+        let endpoint = lab.endpoint.clone().ok_or_else(|| {
+            LabError::Unavailable(format!("lab {id} runs, but where it listens is not known"))
+        })?;
+        Ok((endpoint, lab.token.clone()))
     }
 
     /// The last lines of a lab's server output.
     pub fn logs(&self, id: &str, owner: Option<&str>, lines: usize) -> Result<String, LabError> {
         self.get(id, owner)?;
-        Ok(tail(&self.log_path(id), lines))
+        Ok(self.output(id, lines))
+    }
+
+    /// The last `lines` lines of a lab's output: kept by the backend, or in the lab's log file.
+    fn output(&self, id: &str, lines: usize) -> String {
+        self.backend
+            .output(id, lines)
+            .unwrap_or_else(|| tail(&self.log_path(id), lines))
     }
 
     fn run_dir(&self, id: &str) -> PathBuf {
@@ -382,6 +394,7 @@ impl LabManager {
                     token,
                     run: 0,
                     watcher: None,
+                    endpoint: None,
                 },
             );
         }

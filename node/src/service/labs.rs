@@ -23,11 +23,14 @@ use orrery_web::{ApiError, LabConnection, Principal};
 use tokio::sync::{OnceCell, mpsc};
 
 use super::Command;
+use crate::config::LabBackend;
 use crate::config::LabsSection;
 use crate::home::Home;
-use crate::labs::backend::LocalSandbox;
+use crate::labs::backend::{ComputeBackend, LocalSandbox};
 use crate::labs::cgroup::{CgroupDriver, Limits};
+use crate::labs::endpoint::Endpoint;
 use crate::labs::env::Environment;
+use crate::labs::kubernetes::Kubernetes;
 use crate::labs::manager::{LabError, LabInfo, LabManager, LabsConfig, Quotas};
 use crate::labs::state::LabState;
 
@@ -87,8 +90,9 @@ impl Labs {
     /// Checks whether this machine can run labs (so their offer is advertised), then stops
     /// what an earlier run of this node left running (a crash): only if it left cgroups.
     pub(super) fn check_and_reap(&self) {
-        let usable =
-            crate::labs::check::run(&self.config.bwrap, self.config.uid, self.config.landlock)
+        // Pods are checked for, and reaped, when the cluster's client is first made.
+        let usable = self.config.backend == LabBackend::Kubernetes
+            || crate::labs::check::run(&self.config.bwrap, self.config.uid, self.config.landlock)
                 .refusal()
                 .is_none();
         let _ = self.usable.set(usable);
@@ -115,7 +119,12 @@ impl Labs {
             memory_mib: self.config.memory_mib,
             gpus: 0,
             free_slots: u32::try_from(free).unwrap_or(u32::MAX),
-            lock: Environment::jupyter().hash(),
+            lock: match self.config.backend {
+                LabBackend::Local => Environment::jupyter().hash(),
+                LabBackend::Kubernetes => {
+                    blake3::hash(self.config.kubernetes.image.as_bytes()).to_hex()[..16].to_owned()
+                }
+            },
         }]
     }
 
@@ -157,7 +166,11 @@ impl Labs {
                                 .then(|| Duration::from_secs(self.config.cull_idle_secs)),
                             warning: Duration::from_secs(self.config.cull_warning_secs),
                         });
-                        m.keep_warm(self.config.warm);
+                        if self.config.backend == LabBackend::Local {
+                            m.keep_warm(self.config.warm);
+                        } else if self.config.warm > 0 {
+                            tracing::warn!("no warm labs are kept on the Kubernetes backend (a pod's datasets are fixed when it is made); every start is cold");
+                        }
                         self.forward_steps(m);
                     }
                     Err(why) => tracing::warn!(%why, "labs cannot run on this node; every lab request is refused saying so (`orrery lab check` tells what is missing)"),
@@ -283,23 +296,20 @@ impl Labs {
             return self.remote.tunnel(&self.tx, who, node, lab).await;
         }
         let manager = self.manager().await?;
-        let (socket, token) = manager.upstream(lab, &who.author).map_err(refusal)?;
-        let stream = tokio::net::UnixStream::connect(&socket).await.map_err(|e| {
-            tracing::warn!(lab, error = %e, "a lab's server could not be reached on its socket");
+        let (endpoint, token) = manager.upstream(lab, &who.author).map_err(refusal)?;
+        let stream = endpoint.connect().await.map_err(|e| {
+            tracing::warn!(lab, %endpoint, error = %e, "a lab's server could not be reached");
             ApiError::unavailable("the lab's server does not answer; `orrery lab logs` shows why")
         })?;
-        Ok(LabConnection {
-            stream: Box::new(stream),
-            token,
-        })
+        Ok(LabConnection { stream, token })
     }
 
-    /// Where this node's own lab `lab` of `owner` is reached: its socket and token.
+    /// Where this node's own lab `lab` of `owner` is reached, and its token.
     pub(super) async fn local_upstream(
         &self,
         owner: &str,
         lab: &str,
-    ) -> Result<(PathBuf, String), (LabRefusal, String)> {
+    ) -> Result<(Endpoint, String), (LabRefusal, String)> {
         let manager = self
             .manager()
             .await
@@ -469,29 +479,15 @@ fn refusal(e: LabError) -> ApiError {
     }
 }
 
-/// The labs of this node, if this machine can run them.
+/// The labs of this node, if this machine (or its cluster) can run them.
 fn open(home: &Home, config: &LabsSection, node: &str) -> Result<Arc<LabManager>, String> {
-    let report = crate::labs::check::run(&config.bwrap, config.uid, config.landlock);
-    if let Some(why) = report.refusal() {
-        return Err(why);
-    }
-    let cgroups = CgroupDriver::detect_at(std::path::Path::new("/sys/fs/cgroup"), &prefix(node))
-        .map_err(|e| e.to_string())?;
-    let helper = match &config.helper {
-        Some(h) => h.clone(),
-        None => std::env::current_exe().map_err(|e| e.to_string())?,
-    };
-    let backend = LocalSandbox {
-        confine: config.landlock.then(|| helper.clone()),
-        helper,
-        bwrap: config.bwrap.clone(),
-        uid: config.uid,
-        gid: config.uid,
-        cgroups,
+    let backend: Arc<dyn ComputeBackend> = match config.backend {
+        LabBackend::Local => Arc::new(local(config, node)?),
+        LabBackend::Kubernetes => Arc::new(cluster(config, node)?),
     };
     let dir = home.root().join("labs");
     Ok(Arc::new(LabManager::new(
-        Arc::new(backend),
+        backend,
         LabsConfig {
             envs: config.envs.clone().unwrap_or_else(|| dir.join("envs")),
             dir,
@@ -512,4 +508,31 @@ fn open(home: &Home, config: &LabsSection, node: &str) -> Result<Arc<LabManager>
         },
         vec![Environment::jupyter()],
     )))
+}
+
+/// Labs as pods of the cluster the node runs in.
+fn cluster(config: &LabsSection, node: &str) -> Result<Kubernetes, String> {
+    Kubernetes::from_config(config, node).map_err(|e| e.to_string())
+}
+
+/// Labs in bubblewrap on this machine.
+fn local(config: &LabsSection, node: &str) -> Result<LocalSandbox, String> {
+    let report = crate::labs::check::run(&config.bwrap, config.uid, config.landlock);
+    if let Some(why) = report.refusal() {
+        return Err(why);
+    }
+    let cgroups = CgroupDriver::detect_at(std::path::Path::new("/sys/fs/cgroup"), &prefix(node))
+        .map_err(|e| e.to_string())?;
+    let helper = match &config.helper {
+        Some(h) => h.clone(),
+        None => std::env::current_exe().map_err(|e| e.to_string())?,
+    };
+    Ok(LocalSandbox {
+        confine: config.landlock.then(|| helper.clone()),
+        helper,
+        bwrap: config.bwrap.clone(),
+        uid: config.uid,
+        gid: config.uid,
+        cgroups,
+    })
 }

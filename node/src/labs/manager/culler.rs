@@ -34,18 +34,26 @@ impl LabManager {
 
     /// Looks at every running lab once.
     async fn cull_once(&self, policy: &CullPolicy) {
-        let running: Vec<(String, u64, String, String)> = self
+        let running: Vec<_> = self
             .lock()
             .iter()
             .filter(|(_, l)| l.info.state == LabState::Running && l.info.owner != super::warm::WARM)
-            .map(|(id, l)| (id.clone(), l.run, l.token.clone(), l.info.base_url.clone()))
+            .filter_map(|(id, l)| {
+                let endpoint = l.endpoint.clone()?;
+                Some((
+                    id.clone(),
+                    l.run,
+                    l.token.clone(),
+                    l.info.base_url.clone(),
+                    endpoint,
+                ))
+            })
             .collect();
-        for (id, run, token, base) in running {
-            let socket = jupyter::socket_in(&self.run_dir(&id));
-            let status = jupyter::get(&socket, &format!("{base}api/status"), &token).await;
+        for (id, run, token, base, endpoint) in running {
+            let status = jupyter::get(&endpoint, &format!("{base}api/status"), &token).await;
             // Asked so that the asking itself is not counted as use.
             let kernels = jupyter::get(
-                &socket,
+                &endpoint,
                 &format!("{base}api/kernels?no_track_activity=1"),
                 &token,
             )

@@ -52,6 +52,7 @@ impl LabManager {
                     token: String::new(),
                     run: 0,
                     watcher: None,
+                    endpoint: None,
                 };
                 (id, lab)
             })

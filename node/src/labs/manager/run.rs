@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use tracing::info;
 
-use super::{LabError, LabEvent, LabInfo, LabManager, LabState, tail};
-use crate::labs::backend::LabRequest;
+use super::{LabError, LabEvent, LabInfo, LabManager, LabState};
+use crate::labs::backend::{LabRequest, Launched};
 use crate::labs::env::{Environment, Progress, provision};
 use crate::labs::jupyter;
 use crate::labs::sandbox::DataVolume;
@@ -93,6 +93,134 @@ impl LabManager {
         };
         self.advance(id, run, LabState::Placed, None);
         self.advance(id, run, LabState::Provisioning, None);
+        let base_url = format!("/labs/{id}/");
+        let data: Vec<DataVolume> = datasets
+            .into_iter()
+            .map(|(collection, host)| DataVolume { collection, host })
+            .collect();
+        let request = if self.backend.on_this_machine() {
+            match self
+                .prepare_here(id, run, env, data, &base_url, &token)
+                .await
+            {
+                Ok(request) => request,
+                Err(why) => {
+                    fail(why);
+                    return self.get(id, None);
+                }
+            }
+        } else {
+            // The backend's image is the environment; the backend keeps workspace and output.
+            self.advance(id, run, LabState::Starting, None);
+            LabRequest {
+                lab: id.to_owned(),
+                limits: self.config.limits,
+                data,
+                data_root: None,
+                workspace: self.workspace(id),
+                workspace_read_only: false,
+                workspace_image: None,
+                run_dir: self.run_dir(id),
+                read_only: Vec::new(),
+                tmp_bytes: self.config.tmp_bytes,
+                env: jupyter::pod_env(),
+                command: Vec::new(),
+                base_url: base_url.clone(),
+                token: token.clone(),
+                log: None,
+            }
+        };
+        let backend = self.backend.clone();
+        let launched = tokio::task::spawn_blocking(move || backend.launch(&request)).await;
+        let Launched {
+            mut process,
+            endpoint,
+        } = match launched {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
+                fail(format!("the sandbox did not start: {e}"));
+                return self.get(id, None);
+            }
+            Err(e) => {
+                fail(format!("the sandbox did not start: {e}"));
+                return self.get(id, None);
+            }
+        };
+        if let Some(lab) = self.lock().get_mut(id).filter(|l| l.run == run) {
+            lab.endpoint = Some(endpoint.clone());
+        }
+        let mut exited = None;
+        let ready = jupyter::ready(
+            &endpoint,
+            &base_url,
+            &token,
+            self.config.start_deadline,
+            &mut || match process.try_wait() {
+                Some(how) => {
+                    exited = Some(how);
+                    false
+                }
+                None => true,
+            },
+        )
+        .await;
+        if let Err(e) = ready {
+            let why = match exited {
+                Some(how) => format!("its server ended ({how}) before answering"),
+                None => e.to_string(),
+            };
+            let output = self.output(id, 15);
+            let backend = self.backend.clone();
+            let lab_id = id.to_owned();
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = backend.stop(&lab_id);
+                process.wait()
+            })
+            .await;
+            fail(format!("{why}; its last output:\n{output}"));
+            return self.get(id, None);
+        }
+        self.advance(id, run, LabState::Running, None);
+        info!(lab = id, %endpoint, "a lab runs");
+        // Watch it: a lab whose server ends on its own has failed, and says why.
+        let me = self.clone();
+        let lab_id = id.to_owned();
+        let watcher = tokio::task::spawn_blocking(move || {
+            let how = process.wait();
+            let oom = me.backend.out_of_memory(&lab_id);
+            let output = me.output(&lab_id, 15);
+            let _ = me.backend.stop(&lab_id);
+            let reason = if oom {
+                "it ran out of memory (its limit is the node's [labs] memory_mib); start it again"
+                    .to_owned()
+            } else {
+                format!("its server ended ({how}); its last output:\n{output}")
+            };
+            // A lab being stopped ends as stopped; only an unasked end is a failure.
+            me.advance_from(
+                &lab_id,
+                run,
+                &LabState::Running,
+                LabState::Failed { reason },
+            );
+        });
+        if let Some(lab) = self.lock().get_mut(id) {
+            lab.watcher = Some(watcher);
+        }
+        self.get(id, None)
+    }
+
+    /// What a run on this machine needs: the environment provisioned, the lab's directories and
+    /// workspace image made; or why not.
+    async fn prepare_here(
+        self: &Arc<Self>,
+        id: &str,
+        run: u64,
+        env: Environment,
+        data: Vec<DataVolume>,
+        base_url: &str,
+        token: &str,
+    ) -> Result<LabRequest, String> {
         let (dir, python) = (self.config.envs.clone(), self.config.python.clone());
         let me = self.clone();
         let lab_id = id.to_owned();
@@ -111,39 +239,22 @@ impl LabManager {
         .await;
         let provisioned = match provisioned {
             Ok(Ok(p)) => p,
-            Ok(Err(e)) => {
-                fail(format!("the environment could not be provisioned: {e}"));
-                return self.get(id, None);
-            }
-            Err(e) => {
-                fail(format!("provisioning stopped: {e}"));
-                return self.get(id, None);
-            }
+            Ok(Err(e)) => return Err(format!("the environment could not be provisioned: {e}")),
+            Err(e) => return Err(format!("provisioning stopped: {e}")),
         };
-        let base_url = format!("/labs/{id}/");
-        let prepared = self.prepare_dirs(id);
-        if let Err(e) = prepared {
-            fail(format!("the lab's directories could not be made: {e}"));
-            return self.get(id, None);
-        }
-        let workspace_image = self.workspace_image(id).await;
-        let workspace_image = match workspace_image {
-            Ok(image) => image,
-            Err(e) => {
-                fail(format!("its workspace could not be made: {e}"));
-                return self.get(id, None);
-            }
-        };
+        self.prepare_dirs(id)
+            .map_err(|e| format!("the lab's directories could not be made: {e}"))?;
+        let workspace_image = self
+            .workspace_image(id)
+            .await
+            .map_err(|e| format!("its workspace could not be made: {e}"))?;
         let workspace_read_only = self.over_quota(id, run, workspace_image.as_deref()).await;
         self.advance(id, run, LabState::Starting, None);
-        let (command, env_vars) = jupyter::command(&provisioned, &base_url, &token);
-        let request = LabRequest {
+        let (command, env_vars) = jupyter::command(&provisioned, base_url, token);
+        Ok(LabRequest {
             lab: id.to_owned(),
             limits: self.config.limits,
-            data: datasets
-                .into_iter()
-                .map(|(collection, host)| DataVolume { collection, host })
-                .collect(),
+            data,
             data_root: Some(self.data_root(id)),
             workspace: self.workspace(id),
             workspace_read_only,
@@ -153,81 +264,10 @@ impl LabManager {
             tmp_bytes: self.config.tmp_bytes,
             env: env_vars,
             command,
+            base_url: base_url.to_owned(),
+            token: token.to_owned(),
             log: Some(self.log_path(id)),
-        };
-        let backend = self.backend.clone();
-        let launched = tokio::task::spawn_blocking(move || backend.launch(&request)).await;
-        let mut child = match launched {
-            Ok(Ok(l)) => l.child,
-            Ok(Err(e)) => {
-                fail(format!("the sandbox did not start: {e}"));
-                return self.get(id, None);
-            }
-            Err(e) => {
-                fail(format!("the sandbox did not start: {e}"));
-                return self.get(id, None);
-            }
-        };
-        let socket = jupyter::socket_in(&self.run_dir(id));
-        let mut exited = None;
-        let ready = jupyter::ready(
-            &socket,
-            &base_url,
-            &token,
-            self.config.start_deadline,
-            &mut || match child.try_wait() {
-                Ok(Some(status)) => {
-                    exited = Some(status);
-                    false
-                }
-                _ => true,
-            },
-        )
-        .await;
-        if let Err(e) = ready {
-            let why = match exited {
-                Some(status) => format!("its server ended ({status}) before answering"),
-                None => e.to_string(),
-            };
-            let _ = self.backend.stop(id);
-            let _ = child.wait();
-            fail(format!(
-                "{why}; its last output:\n{}",
-                tail(&self.log_path(id), 15)
-            ));
-            return self.get(id, None);
-        }
-        self.advance(id, run, LabState::Running, None);
-        info!(lab = id, "a lab runs");
-        // Watch it: a lab whose server ends on its own has failed, and says why.
-        let me = self.clone();
-        let lab_id = id.to_owned();
-        let watcher = tokio::task::spawn_blocking(move || {
-            let status = child.wait();
-            let oom = me.backend.out_of_memory(&lab_id);
-            let _ = me.backend.stop(&lab_id);
-            let reason = if oom {
-                "it ran out of memory (its limit is the node's [labs] memory_mib); start it again"
-                    .to_owned()
-            } else {
-                format!(
-                    "its server ended ({}); its last output:\n{}",
-                    status.map_or_else(|e| e.to_string(), |s| s.to_string()),
-                    tail(&me.log_path(&lab_id), 15)
-                )
-            };
-            // A lab being stopped ends as stopped; only an unasked end is a failure.
-            me.advance_from(
-                &lab_id,
-                run,
-                &LabState::Running,
-                LabState::Failed { reason },
-            );
-        });
-        if let Some(lab) = self.lock().get_mut(id) {
-            lab.watcher = Some(watcher);
-        }
-        self.get(id, None)
+        })
     }
 
     fn prepare_dirs(&self, id: &str) -> std::io::Result<()> {

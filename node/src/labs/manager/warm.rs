@@ -106,6 +106,7 @@ impl LabManager {
                         token,
                         run: 0,
                         watcher: None,
+                        endpoint: None,
                     },
                 );
                 let started = self.run(&id, env.clone(), Vec::new()).await;

@@ -148,7 +148,7 @@ async fn open_here(
     labs: &Labs,
     peer: NodeId,
     recv: &mut RecvStream,
-) -> Result<(tokio::net::UnixStream, String), (LabRefusal, String)> {
+) -> Result<(Box<dyn orrery_web::LabIo>, String), (LabRefusal, String)> {
     let forbidden = |why: String| (LabRefusal::Forbidden, why);
     let stopping = |_| (LabRefusal::Unavailable, "the node is stopping".to_owned());
     let bytes = read_frame(recv).await.map_err(forbidden)?;
@@ -165,16 +165,14 @@ async fn open_here(
             "a tunnel opens with an order to open a lab".into(),
         ));
     };
-    let (socket, token) = labs.local_upstream(&author.to_string(), &lab).await?;
-    let stream = tokio::net::UnixStream::connect(&socket)
-        .await
-        .map_err(|e| {
-            warn!(lab, error = %e, "a lab's server could not be reached on its socket");
-            (
-                LabRefusal::Unavailable,
-                format!("the lab's server does not answer ({e}); its logs say why"),
-            )
-        })?;
+    let (endpoint, token) = labs.local_upstream(&author.to_string(), &lab).await?;
+    let stream = endpoint.connect().await.map_err(|e| {
+        warn!(lab, %endpoint, error = %e, "a lab's server could not be reached");
+        (
+            LabRefusal::Unavailable,
+            format!("the lab's server does not answer ({e}); its logs say why"),
+        )
+    })?;
     Ok((stream, token))
 }
 

@@ -1,6 +1,11 @@
 // Debian's Chromium, headless, through playwright-core (no browser download), with the flags
 // this machine's closed network needs.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 export async function launch() {
   return chromium.launch({
@@ -15,5 +20,17 @@ export async function launch() {
       '--disable-component-update',
       '--disable-sync',
     ],
+  });
+}
+
+/// The accessibility violations axe-core finds on the page.
+export async function axe(page) {
+  // Evaluated through the DevTools protocol: the page's content security policy (which
+  // forbids inline scripts) stays in force for the page itself.
+  await page.evaluate(axeSource);
+  return page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help }));
   });
 }

@@ -3,27 +3,11 @@
 //
 // Usage: node search.mjs <node base URL> <screenshot dir>
 // Prints one JSON object with what it saw; the Rust test judges it.
-import { readFileSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { launch } from './chromium.mjs';
+import { mkdirSync } from 'node:fs';
+import { axe, launch } from './chromium.mjs';
 
 const [base, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
-const require = createRequire(import.meta.url);
-const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-
-async function axe(page) {
-  // Evaluated through the DevTools protocol: the page's content security policy (which
-  // forbids inline scripts) stays in force for the page itself.
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(async () => {
-    // eslint-disable-next-line no-undef
-    const r = await axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help }));
-  });
-  return result;
-}
-
 async function total(page) {
   const status = page.getByRole('status');
   await status.filter({ hasText: /products/ }).waitFor({ timeout: 15000 });

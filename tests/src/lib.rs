@@ -2,6 +2,8 @@
 //! own data directory, driven through [`NodeHandle`] and waited on through their events with
 //! timeouts — never with sleeps.
 
+pub mod oidc;
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -52,6 +52,12 @@ def call(operation, params=None, body=None, bearer=token, expect=None):
 me = call("me", expect=200).json()
 check(me["name"] == "Ada Lovelace", f"me: {me}")
 
+# The session a page's header shows: the same user with a credential, nobody without one.
+with_token = call("session", expect=200).json()
+check(with_token["signed_in"]["user"] == me["user"], f"session: {with_token}")
+anonymous_session = call("session", bearer=None, expect=200).json()
+check(anonymous_session["signed_in"] is None, f"anonymous session: {anonymous_session}")
+
 made = call("create", body={"title": "Crab pulsar timing", "visibility": "public",
                             "description": "Timing residuals"}, expect=201).json()
 project = made["id"]

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use orrery_tests::oidc::{free_port, node_signing_in_with, provider};
 use orrery_tests::two_archives;
 use serde_json::Value;
 
@@ -149,4 +150,45 @@ async fn a_researcher_searches_the_federation_from_a_browser() {
     ] {
         assert!(shots.join(shot).is_file(), "no {shot}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_researcher_signs_in_and_out_from_the_node_s_pages() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let op = provider(&format!("{base}/auth/callback/orcid"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_home, _node, task) = node_signing_in_with(dir.path(), "esac", port, &op).await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let seen = tokio::task::spawn_blocking(move || {
+        drive(
+            "signin.mjs",
+            &[&base, "0000-0002-1825-0097", shots.to_str().expect("utf-8")],
+        )
+    })
+    .await
+    .expect("browser");
+
+    assert_eq!(
+        seen["offered"],
+        serde_json::json!(["Sign in"]),
+        "one provider, offered by the header: {seen}"
+    );
+    assert!(
+        seen["landed"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/ui/")),
+        "{seen}"
+    );
+    // The provider vouched for an ORCID iD; the node verified it and the header shows it.
+    assert_eq!(seen["orcid"], "0000-0002-1825-0097", "{seen}");
+    assert!(
+        seen["name"].as_str().is_some_and(|n| !n.is_empty()),
+        "{seen}"
+    );
+    assert_eq!(seen["meAfter"], 401, "signed out on the node too: {seen}");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    assert!(serious(&seen["violationsSignedOut"]).is_empty(), "{seen}");
+    assert!(serious(&seen["violationsSignedIn"]).is_empty(), "{seen}");
+    task.abort();
 }

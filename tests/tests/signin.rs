@@ -12,56 +12,10 @@ use std::time::Duration;
 use orrery_node::config::Config;
 use orrery_node::home::Home;
 use orrery_tests::cli_at;
-use orrery_web::oidc::ProviderConfig;
+use orrery_tests::oidc::{free_port, node_signing_in_with, provider};
 use serde_json::Value;
 
 const ORCID: &str = "0000-0002-1825-0097";
-const SECRET: &str = "a secret the provider shares with the node";
-
-struct Provider(Child, String);
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn provider(redirect: &str) -> Provider {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    assert!(
-        Command::new(repo.join("scripts/oidc-env"))
-            .status()
-            .expect("oidc-env")
-            .success()
-    );
-    let clients = serde_json::json!([{
-        "client_id": "orrery-node",
-        "client_secret": SECRET,
-        "redirect_uris": [redirect],
-    }]);
-    let mut child = Command::new("node")
-        .arg(repo.join("tests/oidc/provider.mjs"))
-        .env("OIDC_CLIENTS", clients.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node starts the provider");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(issuer) = line.strip_prefix("ready ") {
-                let _ = tx.send(issuer.to_owned());
-            }
-        }
-    });
-    let issuer = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the provider is ready");
-    Provider(child, issuer)
-}
-
 /// A browser: follows redirects across the node and the provider, keeping cookies by host (as
 /// browsers do, whatever the port), posting the provider's login and consent forms as `login`.
 struct Browser {
@@ -163,31 +117,11 @@ fn me(base: &str, auth: Option<(&str, &str)>) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_researcher_signs_in_with_orcid_and_a_script_uses_a_token() {
     // The node's address must be registered with the provider before either starts.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let op = provider(&format!("{base}/auth/callback/orcid"));
-
     let dir = tempfile::tempdir().expect("tempdir");
-    let home = Home::new(dir.path().join("esac"));
-    let mut config = Config::default();
-    config.node.name = "esac".into();
-    config.network = orrery_federation::Config::loopback();
-    config.web.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    config.web.oidc = vec![ProviderConfig {
-        id: "orcid".into(),
-        display_name: "ORCID (test provider)".into(),
-        issuer: op.1.clone(),
-        client_id: "orrery-node".into(),
-        client_secret: Some(SECRET.into()),
-        orcid: true,
-    }];
-    orrery_node::setup::init(&home, &config).expect("init");
-    let (node, task) = orrery_node::service::start(home.clone())
-        .await
-        .expect("node starts");
+    let (home, node, task) = node_signing_in_with(dir.path(), "esac", port, &op).await;
 
     // Nobody yet.
     assert_eq!(me(&base, None).0, 401);

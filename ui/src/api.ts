@@ -121,3 +121,146 @@ export function bytes(n: number): string {
   }
   return `${v < 10 && i > 0 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
 }
+
+/// The signed-in user, as `GET /api/v1/me` tells.
+export interface Me {
+  user: string;
+  name: string;
+  author: string;
+  scopes: string[];
+  orcid: string | null;
+}
+
+/// A way to sign in (`GET /api/v1/providers`).
+export interface SignInProvider {
+  id: string;
+  name: string;
+  url: string;
+}
+
+/// This browser's session: who is signed in (`null`: nobody) and the ways to sign in.
+export interface SessionView {
+  signed_in: Me | null;
+  providers: SignInProvider[];
+}
+
+export async function session(): Promise<SessionView> {
+  const response = await fetch('/api/v1/session', { credentials: 'same-origin' });
+  if (!response.ok) throw new Error(`the node answered ${response.status} to /api/v1/session`);
+  return (await response.json()) as SessionView;
+}
+
+/// Ends this browser's session on the node.
+export async function signOut(): Promise<void> {
+  const response = await fetch('/api/v1/session', { method: 'DELETE', credentials: 'same-origin' });
+  if (!response.ok && response.status !== 401) {
+    const body = await response.json().catch(() => null);
+    throw new Error(String(body?.error?.message ?? `the node answered ${response.status}`));
+  }
+}
+
+// The federation as this node sees it (GET /api/federation).
+export interface Collection {
+  id: string;
+  title: string;
+  products: number;
+  bytes: number;
+  missions: string[] | null;
+  sky: number[];
+  time: [number, number] | null;
+  complete: boolean;
+}
+
+export interface Compute {
+  environment: string;
+  cores: number;
+  memory_mib: number;
+  gpus: number;
+  free_slots: number;
+}
+
+export type Reach = { state: 'this_node' } | { state: 'connected' } | { state: 'last_seen'; at: number } | { state: 'never_seen' };
+
+export interface Member {
+  node: string;
+  short: string;
+  name: string;
+  institution: string;
+  reach: Reach;
+  advert_issued_at: number | null;
+  collections: Collection[];
+  compute: Compute[];
+}
+
+export interface Federation {
+  name: string;
+  id: string;
+  this_node: string;
+  members: Member[];
+}
+
+
+export async function federation(signal?: AbortSignal): Promise<Federation> {
+  const r = await fetch('/api/federation', { signal });
+  const body = await r.json().catch(() => null);
+  if (!r.ok) throw new Error(body?.error?.message ?? body?.error ?? `the node answered ${r.status}`);
+  return body as Federation;
+}
+
+// Labs (the REST API's /api/v1/labs).
+
+export interface Lab {
+  id: string;
+  environment: string;
+  datasets: string[];
+  state: string;
+  reason: string | null;
+  created_at: number;
+  node: string;
+  notice: string | null;
+}
+
+export interface LabProgress {
+  lab: Lab;
+  detail: string | null;
+}
+
+/// Why a call failed, in the node's words.
+export class ApiFailure extends Error {}
+
+async function answer<T>(r: Response): Promise<T> {
+  const body = await r.json().catch(() => null);
+  if (!r.ok) throw new ApiFailure(String(body?.error?.message ?? body?.error ?? `the node answered ${r.status}`));
+  return body as T;
+}
+
+export async function labs(): Promise<Lab[]> {
+  return answer<Lab[]>(await fetch('/api/v1/labs', { credentials: 'same-origin' }));
+}
+
+export async function startLab(environment: string, datasets: string[]): Promise<Lab> {
+  return answer<Lab>(
+    await fetch('/api/v1/labs', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ environment, datasets }),
+    }),
+  );
+}
+
+export async function stopLab(id: string): Promise<Lab> {
+  return answer<Lab>(await fetch(`/api/v1/labs/${encodeURIComponent(id)}`, { method: 'DELETE', credentials: 'same-origin' }));
+}
+
+export async function restartLab(id: string): Promise<Lab> {
+  return answer<Lab>(
+    await fetch(`/api/v1/labs/${encodeURIComponent(id)}/start`, { method: 'POST', credentials: 'same-origin' }),
+  );
+}
+
+export async function labLogs(id: string): Promise<string> {
+  const r = await fetch(`/api/v1/labs/${encodeURIComponent(id)}/logs`, { credentials: 'same-origin' });
+  if (!r.ok) await answer<never>(r);
+  return r.text();
+}

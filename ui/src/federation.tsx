@@ -1,43 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-
-interface Collection {
-  id: string;
-  title: string;
-  products: number;
-  bytes: number;
-  missions: string[] | null;
-  sky: number[];
-  time: [number, number] | null;
-  complete: boolean;
-}
-
-interface Compute {
-  environment: string;
-  cores: number;
-  memory_mib: number;
-  gpus: number;
-  free_slots: number;
-}
-
-type Reach = { state: 'this_node' } | { state: 'connected' } | { state: 'last_seen'; at: number } | { state: 'never_seen' };
-
-interface Member {
-  node: string;
-  short: string;
-  name: string;
-  institution: string;
-  reach: Reach;
-  advert_issued_at: number | null;
-  collections: Collection[];
-  compute: Compute[];
-}
-
-interface Federation {
-  name: string;
-  id: string;
-  this_node: string;
-  members: Member[];
-}
+import { type Federation, type Member, type Reach, federation } from './api';
 
 // Colour-blind-safe palette (Okabe–Ito), one colour per member.
 const COLOURS = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#000000'];
@@ -109,12 +71,8 @@ export function FederationPage() {
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
     const controller = new AbortController();
-    fetch('/api/federation', { signal: controller.signal })
-      .then(async (r) => {
-        const body = await r.json().catch(() => null);
-        if (!r.ok) throw new Error(body?.error?.message ?? body?.error ?? `the node answered ${r.status}`);
-        setView(body as Federation);
-      })
+    federation(controller.signal)
+      .then(setView)
       .catch((e) => {
         if (!controller.signal.aborted) setError(e instanceof Error ? e.message : 'The node did not answer.');
       });

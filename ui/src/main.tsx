@@ -1,5 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
+import { Account, useSession } from './account';
+import { LabsPage } from './labs';
 import { FederationPage } from './federation';
 import { SearchPage } from './search';
 import './style.css';
@@ -12,15 +14,18 @@ function initialTheme(): Theme {
   return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
 }
 
-type Route = 'search' | 'federation';
+type Route = 'search' | 'federation' | 'labs';
 
 function route(): Route {
-  return location.hash.startsWith('#/federation') ? 'federation' : 'search';
+  if (location.hash.startsWith('#/federation')) return 'federation';
+  if (location.hash.startsWith('#/labs')) return 'labs';
+  return 'search';
 }
 
 function App() {
   const [theme, setTheme] = useState<Theme>(initialTheme);
   const [page, setPage] = useState<Route>(route);
+  const [session, reloadSession] = useSession();
   useEffect(() => {
     const onHash = () => setPage(route());
     addEventListener('hashchange', onHash);
@@ -38,7 +43,9 @@ function App() {
         <nav aria-label="Main">
           <a href="#/search" aria-current={page === 'search' ? 'page' : undefined}>Search</a>
           <a href="#/federation" aria-current={page === 'federation' ? 'page' : undefined}>Federation</a>
+          <a href="#/labs" aria-current={page === 'labs' ? 'page' : undefined}>Labs</a>
         </nav>
+        <Account state={session} reload={reloadSession} />
         <button
           type="button"
           class="theme"
@@ -49,7 +56,9 @@ function App() {
         </button>
       </header>
       <main id="main">
-        {page === 'search' ? <SearchPage /> : <FederationPage />}
+        {page === 'search' && <SearchPage />}
+        {page === 'federation' && <FederationPage />}
+        {page === 'labs' && <LabsPage session={session} />}
       </main>
     </>
   );

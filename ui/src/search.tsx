@@ -184,6 +184,9 @@ export function SearchPage() {
                   <th scope="col">Observed</th>
                   <th scope="col">Node</th>
                   <th scope="col">Size</th>
+                  <th scope="col">
+                    <span class="sr-only">Labs</span>
+                  </th>
                 </tr>
               </thead>
               <tbody>
@@ -198,6 +201,15 @@ export function SearchPage() {
                     <td>{isoDate(h.t_min)}</td>
                     <td>{h.node_name ?? h.node ?? ''}</td>
                     <td class="num">{bytes(h.size)}</td>
+                    <td>
+                      <a
+                        class="to-lab"
+                        href={`#/labs?data=${encodeURIComponent(h.collection)}`}
+                        aria-label={`Open collection ${h.collection} in a lab`}
+                      >
+                        Open in a lab
+                      </a>
+                    </td>
                   </tr>
                 ))}
               </tbody>

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::guard::{reader, writer};
-use super::model::{CreatedToken, NewToken, TokenView};
+use super::model::{CreatedToken, NewToken, SessionView, SignInProvider, TokenView};
 use super::{ApiError, ErrorBody};
 use crate::backend::Shared;
 use crate::{Credential, Principal};
@@ -19,7 +19,7 @@ pub(super) fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(me))
         .routes(routes!(tokens, create_token))
         .routes(routes!(revoke_token))
-        .routes(routes!(sign_out))
+        .routes(routes!(session, sign_out))
 }
 
 async fn signed_in(b: &Shared, headers: &HeaderMap) -> Result<Principal, ApiError> {
@@ -42,6 +42,35 @@ async fn signed_in(b: &Shared, headers: &HeaderMap) -> Result<Principal, ApiErro
 )]
 async fn me(State(b): State<Shared>, headers: HeaderMap) -> Result<Json<Principal>, ApiError> {
     signed_in(&b, &headers).await.map(Json)
+}
+
+/// This browser's session, for a page's header: who is signed in (none: nobody, or a session
+/// that ended), and the ways to sign in to this node (its OpenID providers; none: it has no
+/// sign-in, only tokens made on its command line). Never 401, so asking is no error.
+#[utoipa::path(
+    get,
+    path = "/api/v1/session",
+    tag = "account",
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "what was asked for", body = SessionView),
+    )
+)]
+async fn session(State(b): State<Shared>, headers: HeaderMap) -> Json<SessionView> {
+    let signed_in = reader(&b, &headers).await.ok().flatten();
+    let providers = b
+        .providers()
+        .into_iter()
+        .map(|p| SignInProvider {
+            url: format!("/auth/login/{}", p.id),
+            id: p.id,
+            name: p.display_name,
+        })
+        .collect();
+    Json(SessionView {
+        signed_in,
+        providers,
+    })
 }
 
 /// The caller's API tokens (never their secrets).

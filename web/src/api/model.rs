@@ -247,6 +247,26 @@ pub struct NewComment {
     pub text: String,
 }
 
+/// A way to sign in to the node: one of the OpenID providers it trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SignInProvider {
+    /// Its short name in the node's URLs.
+    pub id: String,
+    /// Its name for people.
+    pub name: String,
+    /// Where a browser goes to sign in with it (it comes back to the node's pages).
+    pub url: String,
+}
+
+/// A browser's session: who is signed in, and how one signs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    /// The signed-in user, if any.
+    pub signed_in: Option<crate::Principal>,
+    /// The ways to sign in.
+    pub providers: Vec<SignInProvider>,
+}
+
 /// An API token as listed (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenView {

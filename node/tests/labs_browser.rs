@@ -35,6 +35,8 @@ fn a_researcher_starts_opens_and_stops_a_lab_from_the_browser() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("node");
     orrery(&data, &["init", "--name", "Heidelberg"]);
+    // The page offers the federation's collections: this node founds one.
+    orrery(&data, &["federation", "create", "labs-in-a-browser"]);
     use_loopback(&data, free_port());
     share_lab_envs(&data);
     // Cold starts only, so that every step of a start is there to be shown (a warm lab is
@@ -114,9 +116,12 @@ fn a_researcher_starts_opens_and_stops_a_lab_from_the_browser() {
         "JupyterLab opens on the lab's own origin: {seen}"
     );
     assert!(
-        seen["labTitle"].as_str().is_some_and(|t| t.contains("JupyterLab")),
+        seen["labTitle"]
+            .as_str()
+            .is_some_and(|t| t.contains("JupyterLab")),
         "{seen}"
     );
+    assert_eq!(seen["newsPrompt"], 0, "{seen}");
     assert_eq!(seen["after"], "stopped", "{seen}");
     assert_eq!(seen["restartOffered"], true, "{seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");

@@ -23,7 +23,7 @@ try {
     if (m.type() === 'error') errors.push(m.text());
   });
   await page.goto(base + '/ui/#/labs?data=gaia');
-  out.who = (await page.locator('.account .who').innerText({ timeout: 15000 })).trim();
+  out.who = (await page.locator('.account .who .name').innerText({ timeout: 15000 })).trim();
   const gaia = page.getByRole('checkbox', { name: /gaia/ });
   await gaia.waitFor({ timeout: 15000 });
   // "Open in a lab" from a search result arrives with the collection chosen.
@@ -53,6 +53,8 @@ try {
   await lab.locator('#jp-main-dock-panel, .jp-LabShell').first().waitFor({ timeout: 90000 });
   out.labUrl = lab.url();
   out.labTitle = await lab.title();
+  // No news prompt: the lab has no network to fetch news with.
+  out.newsPrompt = await lab.getByText('official Jupyter news').count();
   await lab.screenshot({ path: `${shots}/lab-jupyterlab.png` });
   await lab.close();
 

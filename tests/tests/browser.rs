@@ -175,9 +175,7 @@ async fn a_researcher_signs_in_and_out_from_the_node_s_pages() {
         "one provider, offered by the header: {seen}"
     );
     assert!(
-        seen["landed"]
-            .as_str()
-            .is_some_and(|u| u.ends_with("/ui/")),
+        seen["landed"].as_str().is_some_and(|u| u.ends_with("/ui/")),
         "{seen}"
     );
     // The provider vouched for an ORCID iD; the node verified it and the header shows it.
@@ -186,7 +184,11 @@ async fn a_researcher_signs_in_and_out_from_the_node_s_pages() {
         seen["name"].as_str().is_some_and(|n| !n.is_empty()),
         "{seen}"
     );
-    assert_eq!(seen["meAfter"], 401, "signed out on the node too: {seen}");
+    assert_eq!(
+        seen["sessionAfter"],
+        Value::Null,
+        "signed out on the node too: {seen}"
+    );
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     assert!(serious(&seen["violationsSignedOut"]).is_empty(), "{seen}");
     assert!(serious(&seen["violationsSignedIn"]).is_empty(), "{seen}");

@@ -4,13 +4,8 @@
 //! attested, and API tokens made for that user work until revoked.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use orrery_node::config::Config;
-use orrery_node::home::Home;
 use orrery_tests::cli_at;
 use orrery_tests::oidc::{free_port, node_signing_in_with, provider};
 use serde_json::Value;

@@ -82,7 +82,7 @@ export function Account({ state, reload }: { state: SessionState; reload: () => 
       return (
         <div class="account">
           <span class="who" data-author={state.me.author}>
-            {state.me.name}
+            <span class="name">{state.me.name}</span>
             {state.me.orcid && (
               <a
                 class="orcid"

@@ -107,6 +107,7 @@ function YourLabs() {
     ...new Set((view?.members ?? []).flatMap((m) => m.compute.map((c) => c.environment)).concat('jupyter')),
   ];
   const offered = collections(view);
+  const nodeNames = new Map((view?.members ?? []).map((m) => [m.short, m.name]));
 
   const start = async (e: Event) => {
     e.preventDefault();
@@ -206,7 +207,7 @@ function YourLabs() {
                   <div class="sub">{lab.environment}</div>
                 </td>
                 <td>{lab.datasets.join(', ') || '—'}</td>
-                <td>{lab.node}</td>
+                <td title={`node ${lab.node}`}>{nodeNames.get(lab.node) ?? lab.node}</td>
                 <td>
                   <span class={`state state-${lab.state}`}>{lab.state}</span>
                   {!FINAL.has(lab.state) && steps[lab.id] && (

@@ -205,7 +205,7 @@ export function SearchPage() {
                       <a
                         class="to-lab"
                         href={`#/labs?data=${encodeURIComponent(h.collection)}`}
-                        aria-label={`Open collection ${h.collection} in a lab`}
+                        aria-label={`Open in a lab: collection ${h.collection}`}
                       >
                         Open in a lab
                       </a>

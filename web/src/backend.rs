@@ -58,6 +58,8 @@ pub(crate) trait Backend: Send + Sync {
     ) -> BoxFuture<'_, Result<CreatedToken, ApiError>>;
     fn revoke_token(&self, who: Principal, id: String) -> BoxFuture<'_, Result<(), ApiError>>;
     fn sign_out(&self, session: String) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// The OpenID providers users may sign in with.
+    fn providers(&self) -> Vec<crate::oidc::ProviderConfig>;
     fn labs(&self, who: Principal, call: LabCall) -> BoxFuture<'_, Result<LabAnswer, ApiError>>;
     fn lab_events(
         &self,
@@ -144,6 +146,9 @@ impl<P: Port> Backend for Over<P> {
     }
     fn sign_out(&self, session: String) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(self.0.port.sign_out(session))
+    }
+    fn providers(&self) -> Vec<crate::oidc::ProviderConfig> {
+        self.0.port.providers()
     }
     fn labs(&self, who: Principal, call: LabCall) -> BoxFuture<'_, Result<LabAnswer, ApiError>> {
         Box::pin(self.0.port.labs(who, call))

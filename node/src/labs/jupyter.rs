@@ -53,6 +53,9 @@ pub fn command(
         "--ServerApp.allow_remote_access=True".into(),
         "--ServerApp.open_browser=False".into(),
         "--ServerApp.log_level=WARN".into(),
+        // A lab has no network: JupyterLab is not to offer news or updates it cannot fetch.
+        "--LabApp.news_url=None".into(),
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate".into(),
     ]
     .into_iter()
     .collect();
@@ -94,6 +97,8 @@ pub fn pod_command(base_url: &str) -> Vec<String> {
         "--ServerApp.allow_remote_access=True".into(),
         "--ServerApp.open_browser=False".into(),
         "--ServerApp.log_level=WARN".into(),
+        "--LabApp.news_url=None".into(),
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate".into(),
     ]
 }
 

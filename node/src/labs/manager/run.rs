@@ -302,6 +302,25 @@ impl LabManager {
         }
         // A socket left by an earlier run would be mistaken for the new server's.
         let _ = std::fs::remove_file(jupyter::socket_in(&run_dir));
+        // A lab has no network: JupyterLab is not to ask whether to fetch news it cannot
+        // reach (its configuration directory is `config` in the run directory).
+        let labconfig = run_dir.join("config/labconfig");
+        std::fs::create_dir_all(&labconfig)?;
+        std::fs::write(
+            labconfig.join("page_config.json"),
+            r#"{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}"#,
+        )?;
+        for p in [
+            run_dir.join("config"),
+            labconfig.clone(),
+            labconfig.join("page_config.json"),
+        ] {
+            rustix::fs::chown(
+                &p,
+                Some(rustix::fs::Uid::from_raw(self.config.uid)),
+                Some(rustix::fs::Gid::from_raw(self.config.uid)),
+            )?;
+        }
         Ok(())
     }
 }

@@ -246,3 +246,41 @@ impl Project {
         }
     }
 }
+
+/// A run of a cell's source text inserted by one author (`None`: by no one known, e.g. a
+/// change whose author is not a member any more).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    /// Who inserted it.
+    pub author: Option<AuthorId>,
+    /// The text.
+    pub text: String,
+}
+
+impl Project {
+    /// Who wrote each part of a cell's source: its text cut into runs by the author of the
+    /// change that inserted each character (concatenated, the runs are the source).
+    pub fn authorship(&self, nb: &NotebookId, cell: &CellId) -> Result<Vec<Span>, crate::EditError> {
+        let text = self.source_obj(nb, cell)?;
+        let mut authors = AuthorCache::default();
+        let mut spans: Vec<Span> = Vec::new();
+        for item in self.doc.list_range(&text, ..) {
+            let author = match item.id() {
+                ObjId::Id(_, actor, _) => authors.of(&actor),
+                ObjId::Root => None,
+            };
+            let piece = match &item.value {
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(t)) => t.to_string(),
+                _ => continue,
+            };
+            match spans.last_mut() {
+                Some(last) if last.author == author => last.text.push_str(&piece),
+                _ => spans.push(Span {
+                    author,
+                    text: piece,
+                }),
+            }
+        }
+        Ok(spans)
+    }
+}

@@ -3,6 +3,7 @@
 //! timeouts — never with sleeps.
 
 pub mod oidc;
+pub mod rest;
 
 use std::future::Future;
 use std::time::Duration;

@@ -3,88 +3,11 @@
 //! whose role does not allow it, and to another site's page riding a signed-in browser's cookie.
 //! A Python client then drives the API from its document, every answer checked against it.
 
+use orrery_tests::rest::{Http, User, token, user};
 use orrery_tests::{TestNode, cli, python_client};
 use serde_json::{Value, json};
 
 /// A user of the node, with a token.
-struct User {
-    id: String,
-    author: String,
-    token: String,
-}
-
-/// Adds a user through the command line, with a token of `scopes`.
-fn user(node: &TestNode, name: &str, scopes: &str) -> User {
-    let made = cli(node, &["user", "add", "--name", name]);
-    let words: Vec<&str> = made.split_whitespace().collect();
-    let id = words[1].to_owned();
-    let author = words[words.iter().position(|w| *w == "author").expect("author") + 1].to_owned();
-    let token = token(node, &id, scopes);
-    User { id, author, token }
-}
-
-fn token(node: &TestNode, user: &str, scopes: &str) -> String {
-    let out = cli(
-        node,
-        &[
-            "token", "create", "--user", user, "--scope", scopes, "--days", "1",
-        ],
-    );
-    out.lines().nth(1).expect("the secret").trim().to_owned()
-}
-
-struct Http {
-    agent: ureq::Agent,
-    base: String,
-}
-
-impl Http {
-    fn new(node: &TestNode) -> Http {
-        Http {
-            // A new connection per request: a refusal answered before its body was read may
-            // close the connection, and a pooled one could then be reused after it closed.
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .max_idle_connections(0)
-                .build()
-                .new_agent(),
-            base: format!("http://{}", node.handle().web_addr().expect("serves HTTP")),
-        }
-    }
-
-    /// Sends a request; answers the status and the JSON body (null when there is none).
-    fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut req = ureq::http::Request::builder().method(method).uri(&url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let r = match body {
-            Some(b) => self.agent.run(
-                req.header("content-type", "application/json")
-                    .body(serde_json::to_vec(b).expect("json"))
-                    .expect("request"),
-            ),
-            None => self.agent.run(req.body(Vec::new()).expect("request")),
-        };
-        let mut r = r.expect("an answer");
-        let status = r.status().as_u16();
-        let text = r.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    fn as_user(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
-        let auth = format!("Bearer {token}");
-        self.send(method, path, &[("authorization", &auth)], body)
-    }
-}
-
 /// A body each change would accept, so that a refusal is the guard's and not the parser's.
 fn body_for(operation: &str, carol: &str) -> Value {
     match operation {

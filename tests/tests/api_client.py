@@ -75,6 +75,13 @@ call("add_cell", {"project": project, "notebook": nb["id"]},
 read = call("notebook", {"project": project, "notebook": nb["id"]}, expect=200).json()
 check([c["kind"] for c in read["cells"]] == ["markdown", "code"], f"cell order: {read}")
 
+# Who wrote each part: the runs of each cell, joined, are its source, and all are Ada's.
+authorship = call("authorship", {"project": project, "notebook": nb["id"]}, expect=200).json()
+check(["".join(s["text"] for s in c["spans"]) for c in authorship["cells"]]
+      == [c["source"] for c in read["cells"]], f"authorship: {authorship}")
+check({s["author"] for c in authorship["cells"] for s in c["spans"]} == {me["author"]},
+      f"authorship authors: {authorship}")
+
 # Out as a Jupyter notebook, valid by nbformat's own schema, and back in as a new notebook.
 exported = call("export_notebook", {"project": project, "notebook": nb["id"]}, expect=200)
 check(exported.headers["content-type"].startswith("application/x-ipynb+json"),

@@ -264,3 +264,95 @@ export async function labLogs(id: string): Promise<string> {
   if (!r.ok) await answer<never>(r);
   return r.text();
 }
+
+// Projects (the REST API's /api/v1/projects), read as the signed-in user or anonymously.
+
+export interface ProjectSummary {
+  id: string;
+  title: string;
+  visibility: string;
+  role: string | null;
+  notebooks: number;
+}
+
+export interface ProjectMember {
+  author: string;
+  name: string | null;
+  role: string;
+}
+
+export interface ProjectView {
+  id: string;
+  title: string;
+  description: string;
+  visibility: string;
+  created_at: number;
+  role: string | null;
+  members: ProjectMember[];
+  notebooks: { id: string; title: string }[];
+  heads: string[];
+}
+
+export interface CellView {
+  id: string;
+  kind: string;
+  source: string;
+  outputs: Record<string, unknown>[];
+  execution_count: number | null;
+}
+
+export interface NotebookView {
+  id: string;
+  title: string;
+  cells: CellView[];
+}
+
+export interface NotebookAuthorship {
+  notebook: string;
+  cells: { cell: string; spans: { author: string | null; text: string }[] }[];
+}
+
+export interface Share {
+  author: string;
+  name: string | null;
+  chars: number;
+  changes: number;
+  orcid_verified: string | null;
+}
+
+export interface CreditsView {
+  authors: Share[];
+  notebooks: { notebook: string; title: string; authors: Share[] }[];
+}
+
+export interface ChangeView {
+  hash: string;
+  author: string | null;
+  time: number;
+  seq: number;
+  ops: number;
+}
+
+export interface CommentView {
+  id: string;
+  target: string;
+  text: string;
+  author: string | null;
+  created_at: number;
+}
+
+async function get<T>(path: string): Promise<T> {
+  return answer<T>(await fetch(path, { credentials: 'same-origin' }));
+}
+
+const P = (id: string) => `/api/v1/projects/${encodeURIComponent(id)}`;
+
+export const projects = () => get<ProjectSummary[]>('/api/v1/projects');
+export const project = (id: string) => get<ProjectView>(P(id));
+export const notebook = (id: string, nb: string) => get<NotebookView>(`${P(id)}/notebooks/${encodeURIComponent(nb)}`);
+export const authorship = (id: string, nb: string) =>
+  get<NotebookAuthorship>(`${P(id)}/notebooks/${encodeURIComponent(nb)}/authorship`);
+export const credits = (id: string) => get<CreditsView>(`${P(id)}/credits`);
+export const history = (id: string) => get<ChangeView[]>(`${P(id)}/history`);
+export const comments = (id: string) => get<CommentView[]>(`${P(id)}/comments`);
+export const ipynbUrl = (id: string, nb: string) => `${P(id)}/notebooks/${encodeURIComponent(nb)}/ipynb`;

@@ -2,6 +2,7 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { Account, useSession } from './account';
 import { LabsPage } from './labs';
+import { ProjectPage, ProjectsPage } from './project';
 import { FederationPage } from './federation';
 import { SearchPage } from './search';
 import './style.css';
@@ -14,20 +15,25 @@ function initialTheme(): Theme {
   return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
 }
 
-type Route = 'search' | 'federation' | 'labs';
+type Route = { page: 'search' } | { page: 'federation' } | { page: 'labs' } | { page: 'projects' } | { page: 'project'; id: string };
 
 function route(): Route {
-  if (location.hash.startsWith('#/federation')) return 'federation';
-  if (location.hash.startsWith('#/labs')) return 'labs';
-  return 'search';
+  const h = location.hash;
+  if (h.startsWith('#/federation')) return { page: 'federation' };
+  if (h.startsWith('#/labs')) return { page: 'labs' };
+  const project = /^#\/projects\/([^/?]+)/.exec(h);
+  if (project) return { page: 'project', id: decodeURIComponent(project[1]) };
+  if (h.startsWith('#/projects')) return { page: 'projects' };
+  return { page: 'search' };
 }
 
 function App() {
   const [theme, setTheme] = useState<Theme>(initialTheme);
-  const [page, setPage] = useState<Route>(route);
+  const [at, setAt] = useState<Route>(route);
+  const page = at.page === 'project' ? 'projects' : at.page;
   const [session, reloadSession] = useSession();
   useEffect(() => {
-    const onHash = () => setPage(route());
+    const onHash = () => setAt(route());
     addEventListener('hashchange', onHash);
     return () => removeEventListener('hashchange', onHash);
   }, []);
@@ -42,6 +48,7 @@ function App() {
         <span class="brand">Orrery</span>
         <nav aria-label="Main">
           <a href="#/search" aria-current={page === 'search' ? 'page' : undefined}>Search</a>
+          <a href="#/projects" aria-current={page === 'projects' ? 'page' : undefined}>Projects</a>
           <a href="#/federation" aria-current={page === 'federation' ? 'page' : undefined}>Federation</a>
           <a href="#/labs" aria-current={page === 'labs' ? 'page' : undefined}>Labs</a>
         </nav>
@@ -56,7 +63,9 @@ function App() {
         </button>
       </header>
       <main id="main">
-        {page === 'search' && <SearchPage />}
+        {at.page === 'search' && <SearchPage />}
+        {at.page === 'projects' && <ProjectsPage />}
+        {at.page === 'project' && <ProjectPage id={at.id} key={at.id} />}
         {page === 'federation' && <FederationPage />}
         {page === 'labs' && <LabsPage session={session} />}
       </main>

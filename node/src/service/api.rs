@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use orrery_crdt::{EditError, Notebook, NotebookId, Project, Visibility};
 use orrery_protocol::{AuthorId, ProjectId};
 use orrery_web::api::{
-    CellView, ChangeView, CommentView, CreditsView, NewProject, NotebookCreditView,
-    NotebookSummary, NotebookView, ProjectAnswer, ProjectMember, ProjectRead, ProjectSummary,
-    ProjectView, ShareView,
+    CellAuthorship, CellView, ChangeView, CommentView, CreditsView, NewProject,
+    NotebookAuthorship, NotebookCreditView, NotebookSummary, NotebookView, ProjectAnswer,
+    ProjectMember, ProjectRead, ProjectSummary, ProjectView, ShareView, SpanView,
 };
 use orrery_web::{ApiError, Principal};
 
@@ -291,6 +291,31 @@ pub(super) async fn read(
                     serde_json::from_str(&text)
                         .map_err(|e| ApiError::unavailable(e.to_string()))?,
                 )
+            }
+            ProjectRead::Authorship(nb) => {
+                let nb: NotebookId = parse("notebook id", &nb)?;
+                let cells = p
+                    .cell_ids(&nb)
+                    .map_err(|e| edit_error(&e))?
+                    .into_iter()
+                    .map(|cell| {
+                        let spans = p.authorship(&nb, &cell).map_err(|e| edit_error(&e))?;
+                        Ok(CellAuthorship {
+                            cell: cell.to_string(),
+                            spans: spans
+                                .into_iter()
+                                .map(|s| SpanView {
+                                    author: s.author.map(|a| a.to_string()),
+                                    text: s.text,
+                                })
+                                .collect(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, ApiError>>()?;
+                ProjectAnswer::Authorship(NotebookAuthorship {
+                    notebook: nb.to_string(),
+                    cells,
+                })
             }
             ProjectRead::Credits => {
                 let orcids = trust.map_or_else(BTreeMap::new, |t| {

@@ -247,6 +247,33 @@ pub struct NewComment {
     pub text: String,
 }
 
+/// A run of a cell's source inserted by one author.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SpanView {
+    /// The author's key (none: an author no longer known).
+    pub author: Option<String>,
+    /// The text.
+    pub text: String,
+}
+
+/// Who wrote each part of one cell: its source, cut into runs by author.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CellAuthorship {
+    /// The cell.
+    pub cell: String,
+    /// Its source's runs, in order.
+    pub spans: Vec<SpanView>,
+}
+
+/// Who wrote each part of a notebook's cells, from the signed history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NotebookAuthorship {
+    /// The notebook.
+    pub notebook: String,
+    /// Its cells, in order.
+    pub cells: Vec<CellAuthorship>,
+}
+
 /// A way to sign in to the node: one of the OpenID providers it trusts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SignInProvider {
@@ -316,6 +343,8 @@ pub enum ProjectRead {
     Notebook(String),
     /// One notebook as a Jupyter notebook file.
     Ipynb(String),
+    /// Who wrote each part of a notebook's cells.
+    Authorship(String),
     /// Who wrote what.
     Credits,
     /// The newest changes, at most this many.
@@ -382,6 +411,8 @@ pub enum ProjectAnswer {
     Ipynb(serde_json::Value),
     /// A cell.
     Cell(CellView),
+    /// Who wrote each part of a notebook's cells.
+    Authorship(NotebookAuthorship),
     /// Credits.
     Credits(CreditsView),
     /// History, newest first.

@@ -25,6 +25,7 @@ pub(super) fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(import_notebook))
         .routes(routes!(notebook))
         .routes(routes!(export_notebook))
+        .routes(routes!(authorship))
         .routes(routes!(add_cell))
         .routes(routes!(set_source, delete_cell))
         .routes(routes!(credits))
@@ -326,6 +327,32 @@ async fn notebook(
 ) -> Result<Json<NotebookView>, ApiError> {
     let a = read(&b, &headers, project, ProjectRead::Notebook(nb)).await?;
     expect!(a, Notebook).map(Json)
+}
+
+/// Who wrote each part of a notebook's cells: each cell's source cut into runs by the author
+/// whose signed change inserted each character (the runs, joined, are the source).
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/notebooks/{notebook}/authorship",
+    tag = "projects",
+    security((), ("bearer" = []), ("session" = [])),
+    params(
+        ("project" = String, Path, description = "the project's id"),
+        ("notebook" = String, Path, description = "the notebook's id"),
+    ),
+    responses(
+        (status = 200, description = "what was asked for", body = NotebookAuthorship),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 404, description = "no such thing that the caller may see", body = ErrorBody),
+    )
+)]
+async fn authorship(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+    Path((project, nb)): Path<(String, String)>,
+) -> Result<Json<NotebookAuthorship>, ApiError> {
+    let a = read(&b, &headers, project, ProjectRead::Authorship(nb)).await?;
+    expect!(a, Authorship).map(Json)
 }
 
 /// A notebook as a Jupyter notebook file (nbformat 4.5).

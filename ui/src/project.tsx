@@ -1,0 +1,289 @@
+import { useEffect, useState } from 'preact/hooks';
+import {
+  type ChangeView,
+  type CommentView,
+  type CreditsView,
+  type NotebookAuthorship,
+  type NotebookView,
+  type ProjectSummary,
+  type ProjectView,
+  authorship,
+  comments,
+  credits,
+  history,
+  ipynbUrl,
+  notebook,
+  project,
+  projects,
+} from './api';
+import { highlight, markdown, output } from './render';
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/// The projects this browser may see: public ones, and the signed-in user's.
+export function ProjectsPage() {
+  const [list, setList] = useState<ProjectSummary[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    projects()
+      .then(setList)
+      .catch((e) => setError(message(e)));
+  }, []);
+  if (error) return <p class="error" role="alert">{error}</p>;
+  if (!list) return <p class="status" role="status">Loading projects…</p>;
+  return (
+    <section aria-labelledby="projects-title">
+      <h1 id="projects-title">Projects</h1>
+      {list.length === 0 && <p class="note">No projects you may see yet.</p>}
+      <ul class="projects">
+        {list.map((p) => (
+          <li key={p.id}>
+            <a href={`#/projects/${p.id}`}>{p.title}</a>{' '}
+            <span class="sub">
+              {p.visibility} · {p.notebooks} notebook{p.notebooks === 1 ? '' : 's'}
+              {p.role ? ` · you are ${p.role}` : ''}
+            </span>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+/// Colours for authors in the credit view (Okabe–Ito, colour-blind safe), as classes.
+const AUTHOR_CLASSES = 8;
+
+interface Names {
+  name(author: string | null): string;
+  orcid(author: string | null): string | null;
+  index(author: string | null): number;
+}
+
+function names(p: ProjectView, c: CreditsView | null): Names {
+  const order = (c?.authors ?? []).map((s) => s.author);
+  for (const m of p.members) if (!order.includes(m.author)) order.push(m.author);
+  const byAuthor = new Map<string, string>();
+  for (const m of p.members) if (m.name) byAuthor.set(m.author, m.name);
+  for (const s of c?.authors ?? []) if (s.name) byAuthor.set(s.author, s.name);
+  const orcids = new Map((c?.authors ?? []).filter((s) => s.orcid_verified).map((s) => [s.author, s.orcid_verified as string]));
+  return {
+    name: (a) => (a ? (byAuthor.get(a) ?? `author ${a.slice(0, 8)}`) : 'an author no longer known'),
+    orcid: (a) => (a ? (orcids.get(a) ?? null) : null),
+    index: (a) => (a ? order.indexOf(a) % AUTHOR_CLASSES : AUTHOR_CLASSES),
+  };
+}
+
+function Html({ html, class: cls }: { html: string; class?: string }) {
+  // The HTML was sanitised (or made from escaped text) where it was rendered.
+  return <div class={cls} dangerouslySetInnerHTML={{ __html: html }} />;
+}
+
+function Markdown({ source }: { source: string }) {
+  const [html, setHtml] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    void markdown(source).then((h) => live && setHtml(h));
+    return () => {
+      live = false;
+    };
+  }, [source]);
+  return html === null ? <div class="md pending">{source}</div> : <Html class="md" html={html} />;
+}
+
+function Outputs({ outputs }: { outputs: Record<string, unknown>[] }) {
+  const [rendered, setRendered] = useState<{ kind: string; html: string }[] | null>(null);
+  useEffect(() => {
+    let live = true;
+    void Promise.all(outputs.map(output)).then((r) => live && setRendered(r));
+    return () => {
+      live = false;
+    };
+  }, [outputs]);
+  if (outputs.length === 0 || rendered === null) return null;
+  return (
+    <div class="outputs">
+      {rendered.map((o, i) => (
+        <Html key={i} class={`output ${o.kind}`} html={o.html} />
+      ))}
+    </div>
+  );
+}
+
+/// A cell's source coloured by who wrote each part.
+function Credited({ spans, who }: { spans: { author: string | null; text: string }[]; who: Names }) {
+  return (
+    <pre class="source credited">
+      {spans.map((s, i) => (
+        <span key={i} class={`by by-${who.index(s.author)}`} title={`written by ${who.name(s.author)}`} data-author={s.author ?? ''}>
+          {s.text}
+        </span>
+      ))}
+    </pre>
+  );
+}
+
+function Notebook({ p, id, who, showCredit }: { p: ProjectView; id: string; who: Names; showCredit: boolean }) {
+  const [nb, setNb] = useState<NotebookView | null>(null);
+  const [spans, setSpans] = useState<NotebookAuthorship | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    notebook(p.id, id)
+      .then(setNb)
+      .catch((e) => setError(message(e)));
+  }, [p.id, id]);
+  useEffect(() => {
+    if (showCredit && !spans) {
+      authorship(p.id, id)
+        .then(setSpans)
+        .catch((e) => setError(message(e)));
+    }
+  }, [showCredit, p.id, id, spans]);
+  if (error) return <p class="error" role="alert">{error}</p>;
+  if (!nb) return <p class="status">Loading the notebook…</p>;
+  const spansOf = new Map((spans?.cells ?? []).map((c) => [c.cell, c.spans]));
+  return (
+    <article class="notebook" aria-labelledby={`nb-${nb.id}`}>
+      <header class="nb-head">
+        <h2 id={`nb-${nb.id}`}>{nb.title}</h2>
+        <a href={ipynbUrl(p.id, nb.id)} download={`${nb.title}.ipynb`}>
+          Download .ipynb
+        </a>
+      </header>
+      {nb.cells.map((c) => {
+        const credited = showCredit ? spansOf.get(c.id) : undefined;
+        return (
+          <section key={c.id} class={`cell ${c.kind}`} data-cell={c.id} aria-label={`${c.kind} cell`}>
+            {c.kind === 'code' && (
+              <div class="prompt" aria-hidden="true">
+                [{c.execution_count ?? ' '}]
+              </div>
+            )}
+            <div class="body">
+              {credited ? (
+                <Credited spans={credited} who={who} />
+              ) : c.kind === 'markdown' ? (
+                <Markdown source={c.source} />
+              ) : c.kind === 'code' ? (
+                <pre class="source">
+                  <code class="hljs language-python" dangerouslySetInnerHTML={{ __html: highlight(c.source) }} />
+                </pre>
+              ) : (
+                <pre class="source raw">{c.source}</pre>
+              )}
+              {c.kind === 'code' && <Outputs outputs={c.outputs} />}
+            </div>
+          </section>
+        );
+      })}
+    </article>
+  );
+}
+
+/// A project: its notebooks as Jupyter renders them, who is in it, who wrote what, what was
+/// said, and its signed history.
+export function ProjectPage({ id }: { id: string }) {
+  const [p, setP] = useState<ProjectView | null>(null);
+  const [c, setC] = useState<CreditsView | null>(null);
+  const [log, setLog] = useState<ChangeView[] | null>(null);
+  const [said, setSaid] = useState<CommentView[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [showCredit, setShowCredit] = useState(false);
+  useEffect(() => {
+    project(id)
+      .then(setP)
+      .catch((e) => setError(message(e)));
+    credits(id)
+      .then(setC)
+      .catch(() => setC(null));
+    history(id)
+      .then(setLog)
+      .catch(() => setLog([]));
+    comments(id)
+      .then(setSaid)
+      .catch(() => setSaid([]));
+  }, [id]);
+  if (error) return <p class="error" role="alert">{error}</p>;
+  if (!p) return <p class="status" role="status">Loading the project…</p>;
+  const who = names(p, c);
+  return (
+    <section aria-labelledby="project-title" class="project">
+      <h1 id="project-title">{p.title}</h1>
+      {p.description && <p>{p.description}</p>}
+      <p class="sub">
+        {p.visibility}
+        {p.role ? ` · you are ${p.role}` : ''} · made {new Date(p.created_at * 1000).toLocaleDateString()}
+      </p>
+      <div class="project-grid">
+        <div>
+          <label class="check credit-toggle">
+            <input type="checkbox" checked={showCredit} onChange={() => setShowCredit(!showCredit)} />
+            Show who wrote what
+          </label>
+          {showCredit && c && (
+            <ul class="legend-list" aria-label="Authors">
+              {c.authors.map((s) => (
+                <li key={s.author}>
+                  <span class={`swatch by-${who.index(s.author)}`} aria-hidden="true" /> {who.name(s.author)}
+                  {s.orcid_verified && (
+                    <a class="orcid" href={`https://orcid.org/${s.orcid_verified}`} title="ORCID iD verified" rel="noopener noreferrer">
+                      ORCID ✓ {s.orcid_verified}
+                    </a>
+                  )}{' '}
+                  <span class="sub">
+                    {s.chars} characters, {s.changes} changes
+                  </span>
+                </li>
+              ))}
+            </ul>
+          )}
+          {p.notebooks.length === 0 && <p class="note">No notebooks yet.</p>}
+          {p.notebooks.map((nb) => (
+            <Notebook key={nb.id} p={p} id={nb.id} who={who} showCredit={showCredit} />
+          ))}
+        </div>
+        <aside aria-label="About the project">
+          <h2>Members</h2>
+          <ul class="members-list">
+            {p.members.map((m) => (
+              <li key={m.author}>
+                {who.name(m.author)} <span class="sub">{m.role}</span>
+                {who.orcid(m.author) && <span class="sub"> · ORCID ✓</span>}
+              </li>
+            ))}
+          </ul>
+          <h2>Comments</h2>
+          {said === null ? (
+            <p class="status">Loading…</p>
+          ) : said.length === 0 ? (
+            <p class="note">None yet.</p>
+          ) : (
+            <ul class="comments">
+              {said.map((s) => (
+                <li key={s.id}>
+                  <strong>{who.name(s.author)}</strong> <span class="sub">{new Date(s.created_at * 1000).toLocaleString()}</span>
+                  <p>{s.text}</p>
+                </li>
+              ))}
+            </ul>
+          )}
+          <h2>History</h2>
+          <p class="note">Every change is signed by its author.</p>
+          {log === null ? (
+            <p class="status">Loading…</p>
+          ) : (
+            <ol class="history">
+              {log.map((e) => (
+                <li key={e.hash}>
+                  {who.name(e.author)} <span class="sub">{new Date(e.time * 1000).toLocaleString()} · {e.ops} operations</span>
+                  <div class="sub hash">{e.hash.slice(0, 16)}</div>
+                </li>
+              ))}
+            </ol>
+          )}
+        </aside>
+      </div>
+    </section>
+  );
+}

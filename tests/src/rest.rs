@@ -85,9 +85,14 @@ impl Http {
     }
 
     /// Sends a request with `token`.
-    pub fn as_user(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    pub fn as_user(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let auth = format!("Bearer {token}");
         self.send(method, path, &[("authorization", &auth)], body)
     }
 }
-

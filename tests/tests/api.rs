@@ -3,7 +3,7 @@
 //! whose role does not allow it, and to another site's page riding a signed-in browser's cookie.
 //! A Python client then drives the API from its document, every answer checked against it.
 
-use orrery_tests::rest::{Http, User, token, user};
+use orrery_tests::rest::{Http, token, user};
 use orrery_tests::{TestNode, cli, python_client};
 use serde_json::{Value, json};
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use orrery_tests::oidc::{free_port, node_signing_in_with, provider};
+use orrery_tests::rest::{Http, user};
 use orrery_tests::two_archives;
 use serde_json::Value;
 
@@ -193,4 +194,140 @@ async fn a_researcher_signs_in_and_out_from_the_node_s_pages() {
     assert!(serious(&seen["violationsSignedOut"]).is_empty(), "{seen}");
     assert!(serious(&seen["violationsSignedIn"]).is_empty(), "{seen}");
     task.abort();
+}
+
+/// A notebook as a Jupyter user would have saved it: Markdown with math, code with a printed
+/// line, a figure and HTML (with a script that must never run), and a traceback in colour.
+fn timing_notebook() -> Value {
+    // A 2×2 PNG.
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGOQj98PRAwQCgAgOgT1QJuqeQAAAABJRU5ErkJggg==";
+    serde_json::json!({
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [
+            { "id": "intro", "cell_type": "markdown", "metadata": {},
+              "source": "# Crab pulsar timing\n\nThe period $P = 33.5\\,\\mathrm{ms}$ slows down:\n\n$$\\dot{P} = 4.2 \\times 10^{-13}$$\n" },
+            { "id": "period", "cell_type": "code", "metadata": {}, "execution_count": 1,
+              "source": "import numpy as np\nperiod = 0.0334\nprint(period)",
+              "outputs": [
+                  { "output_type": "stream", "name": "stdout", "text": "0.0334\n" },
+                  { "output_type": "display_data", "metadata": {},
+                    "data": { "image/png": png, "text/plain": "<Figure>" } },
+                  { "output_type": "execute_result", "execution_count": 1, "metadata": {},
+                    "data": { "text/html": "<b>bold</b><script>alert('from an output')</script><img src=x onerror=alert(1)>",
+                              "text/plain": "bold" } }
+              ] },
+            { "id": "oops", "cell_type": "code", "metadata": {}, "execution_count": 2,
+              "source": "1 / 0",
+              "outputs": [
+                  { "output_type": "error", "ename": "ZeroDivisionError", "evalue": "division by zero",
+                    "traceback": ["\u{1b}[0;31mZeroDivisionError\u{1b}[0m: division by zero"] }
+              ] }
+        ]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_reads_as_jupyter_renders_it_with_each_author_s_part() {
+    let nodes = orrery_tests::federation(1).await;
+    let node = &nodes[0];
+    let http = Http::new(node);
+    let ada = user(node, "Ada Lovelace", "read,write");
+    let grace = user(node, "Grace Hopper", "read,write");
+    let (status, made) = http.as_user(
+        "POST",
+        "/api/v1/projects",
+        &ada.token,
+        Some(&serde_json::json!({ "title": "Crab pulsar timing", "visibility": "public" })),
+    );
+    assert_eq!(status, 201, "{made}");
+    let project = made["id"].as_str().expect("id").to_owned();
+    let (status, answer) = http.as_user(
+        "PUT",
+        &format!("/api/v1/projects/{project}/members/{}", grace.author),
+        &ada.token,
+        Some(&serde_json::json!({ "role": "editor" })),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, nb) = http.as_user(
+        "POST",
+        &format!("/api/v1/projects/{project}/notebooks/import"),
+        &ada.token,
+        Some(&serde_json::json!({ "title": "Residuals", "notebook": timing_notebook() })),
+    );
+    assert_eq!(status, 201, "{nb}");
+    let nb = nb["id"].as_str().expect("notebook id").to_owned();
+    // Grace adds a line to Ada's cell.
+    let (status, answer) = http.as_user(
+        "PUT",
+        &format!("/api/v1/projects/{project}/notebooks/{nb}/cells/period"),
+        &grace.token,
+        Some(&serde_json::json!({
+            "source": "import numpy as np\nperiod = 0.0334\nprint(period)\n# checked by Grace"
+        })),
+    );
+    assert_eq!(status, 200, "{answer}");
+
+    let base = http.base.clone();
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let seen = tokio::task::spawn_blocking(move || {
+        drive(
+            "project.mjs",
+            &[&base, &project, shots.to_str().expect("utf-8")],
+        )
+    })
+    .await
+    .expect("browser");
+
+    assert_eq!(seen["title"], "Crab pulsar timing", "{seen}");
+    assert_eq!(seen["heading"], "Crab pulsar timing", "{seen}");
+    assert_eq!(seen["math"], 2, "inline and display math as MathML: {seen}");
+    assert_eq!(seen["displayMath"], 1, "{seen}");
+    assert!(seen["keywords"].as_u64().is_some_and(|n| n >= 1), "{seen}");
+    assert_eq!(seen["images"], 1, "{seen}");
+    assert_eq!(seen["imageLoaded"], true, "{seen}");
+    assert_eq!(seen["stream"], "0.0334", "{seen}");
+    assert_eq!(seen["bold"], "bold", "{seen}");
+    assert_eq!(seen["scripts"], 0, "an output's script is removed: {seen}");
+    assert_eq!(seen["alerts"], 0, "no output's script ran: {seen}");
+    assert_eq!(
+        seen["handlers"], 0,
+        "an output's event handler is removed: {seen}"
+    );
+    assert!(
+        seen["blocked"].as_u64().is_some_and(|n| n <= 1),
+        "only the hostile handler was refused by the policy: {seen}"
+    );
+    assert!(seen["ansiRed"].as_u64().is_some_and(|n| n >= 1), "{seen}");
+    assert!(seen["history"].as_u64().is_some_and(|n| n >= 3), "{seen}");
+    // The credit view: Ada's text and Grace's line, each by its author.
+    let spans: Vec<(String, String)> = seen["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .map(|s| {
+            (
+                s["author"].as_str().unwrap_or_default().to_owned(),
+                s["text"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        spans,
+        vec![
+            (
+                ada.author.clone(),
+                "import numpy as np\nperiod = 0.0334\nprint(period)".to_owned()
+            ),
+            (grace.author.clone(), "\n# checked by Grace".to_owned()),
+        ],
+        "{seen}"
+    );
+    let legend = seen["legend"].to_string();
+    assert!(
+        legend.contains("Ada Lovelace") && legend.contains("Grace Hopper"),
+        "{seen}"
+    );
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    assert!(serious(&seen["violations"]).is_empty(), "{seen}");
+    assert!(serious(&seen["violationsCredit"]).is_empty(), "{seen}");
 }

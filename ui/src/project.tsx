@@ -154,7 +154,7 @@ function Notebook({ p, id, who, showCredit }: { p: ProjectView; id: string; who:
       {nb.cells.map((c) => {
         const credited = showCredit ? spansOf.get(c.id) : undefined;
         return (
-          <section key={c.id} class={`cell ${c.kind}`} data-cell={c.id} aria-label={`${c.kind} cell`}>
+          <div key={c.id} class={`cell ${c.kind}`} data-cell={c.id}>
             {c.kind === 'code' && (
               <div class="prompt" aria-hidden="true">
                 [{c.execution_count ?? ' '}]
@@ -174,7 +174,7 @@ function Notebook({ p, id, who, showCredit }: { p: ProjectView; id: string; who:
               )}
               {c.kind === 'code' && <Outputs outputs={c.outputs} />}
             </div>
-          </section>
+          </div>
         );
       })}
     </article>
@@ -276,7 +276,7 @@ export function ProjectPage({ id }: { id: string }) {
             <ol class="history">
               {log.map((e) => (
                 <li key={e.hash}>
-                  {who.name(e.author)} <span class="sub">{new Date(e.time * 1000).toLocaleString()} · {e.ops} operations</span>
+                  {who.name(e.author)} <span class="sub">{new Date(e.time * 1000).toLocaleString()} · {e.ops} operation{e.ops === 1 ? '' : 's'}</span>
                   <div class="sub hash">{e.hash.slice(0, 16)}</div>
                 </li>
               ))}

@@ -11,6 +11,11 @@ import { marked } from 'marked';
 
 hljs.registerLanguage('python', python);
 
+// An image in an output's HTML without a text alternative gets one.
+DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+  if (node.tagName === 'IMG' && !node.hasAttribute('alt')) node.setAttribute('alt', "An image from the cell's output");
+});
+
 /// KaTeX, loaded only for pages that show math.
 type Katex = typeof import('katex');
 let katex: Promise<Katex> | null = null;
@@ -70,33 +75,33 @@ function joined(v: unknown): string {
 export async function output(o: Output): Promise<{ kind: string; html: string }> {
   switch (o.output_type) {
     case 'stream':
-      return { kind: `stream ${o.name === 'stderr' ? 'stderr' : 'stdout'}`, html: `<pre>${ansi(joined(o.text))}</pre>` };
+      return { kind: `is-stream is-${o.name === 'stderr' ? 'stderr' : 'stdout'}`, html: `<pre>${ansi(joined(o.text))}</pre>` };
     case 'error': {
       const traceback = Array.isArray(o.traceback) ? (o.traceback as string[]).join('\n') : `${o.ename}: ${o.evalue}`;
-      return { kind: 'error', html: `<pre>${ansi(traceback)}</pre>` };
+      return { kind: 'is-error', html: `<pre>${ansi(traceback)}</pre>` };
     }
     case 'execute_result':
     case 'display_data': {
       const data = (o.data ?? {}) as Record<string, unknown>;
       const png = joined(data['image/png']);
-      if (png) return { kind: 'image', html: `<img alt="A figure from the cell's output" src="data:image/png;base64,${escapeHtml(png.replace(/\s/g, ''))}">` };
+      if (png) return { kind: 'is-image', html: `<img alt="A figure from the cell's output" src="data:image/png;base64,${escapeHtml(png.replace(/\s/g, ''))}">` };
       const jpeg = joined(data['image/jpeg']);
-      if (jpeg) return { kind: 'image', html: `<img alt="A figure from the cell's output" src="data:image/jpeg;base64,${escapeHtml(jpeg.replace(/\s/g, ''))}">` };
+      if (jpeg) return { kind: 'is-image', html: `<img alt="A figure from the cell's output" src="data:image/jpeg;base64,${escapeHtml(jpeg.replace(/\s/g, ''))}">` };
       const svg = joined(data['image/svg+xml']);
       if (svg) {
         // As an image: scripts in it never run.
         const uri = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
-        return { kind: 'image', html: `<img alt="A figure from the cell's output" src="${uri}">` };
+        return { kind: 'is-image', html: `<img alt="A figure from the cell's output" src="${uri}">` };
       }
       const html = joined(data['text/html']);
-      if (html) return { kind: 'html', html: DOMPurify.sanitize(html) };
+      if (html) return { kind: 'is-html', html: DOMPurify.sanitize(html) };
       const md = joined(data['text/markdown']);
-      if (md) return { kind: 'markdown', html: await markdown(md) };
+      if (md) return { kind: 'is-markdown', html: await markdown(md) };
       const latex = joined(data['text/latex']);
-      if (latex) return { kind: 'math', html: await markdown(latex.includes('$') ? latex : `$$${latex}$$`) };
-      return { kind: 'text', html: `<pre>${escapeHtml(joined(data['text/plain']))}</pre>` };
+      if (latex) return { kind: 'is-math', html: await markdown(latex.includes('$') ? latex : `$$${latex}$$`) };
+      return { kind: 'is-text', html: `<pre>${escapeHtml(joined(data['text/plain']))}</pre>` };
     }
     default:
-      return { kind: 'unknown', html: `<pre>${escapeHtml(JSON.stringify(o))}</pre>` };
+      return { kind: 'is-unknown', html: `<pre>${escapeHtml(JSON.stringify(o))}</pre>` };
   }
 }

@@ -260,7 +260,11 @@ pub struct Span {
 impl Project {
     /// Who wrote each part of a cell's source: its text cut into runs by the author of the
     /// change that inserted each character (concatenated, the runs are the source).
-    pub fn authorship(&self, nb: &NotebookId, cell: &CellId) -> Result<Vec<Span>, crate::EditError> {
+    pub fn authorship(
+        &self,
+        nb: &NotebookId,
+        cell: &CellId,
+    ) -> Result<Vec<Span>, crate::EditError> {
         let text = self.source_obj(nb, cell)?;
         let mut authors = AuthorCache::default();
         let mut spans: Vec<Span> = Vec::new();

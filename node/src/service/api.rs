@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use orrery_crdt::{EditError, Notebook, NotebookId, Project, Visibility};
 use orrery_protocol::{AuthorId, ProjectId};
 use orrery_web::api::{
-    CellAuthorship, CellView, ChangeView, CommentView, CreditsView, NewProject,
-    NotebookAuthorship, NotebookCreditView, NotebookSummary, NotebookView, ProjectAnswer,
-    ProjectMember, ProjectRead, ProjectSummary, ProjectView, ShareView, SpanView,
+    CellAuthorship, CellView, ChangeView, CommentView, CreditsView, NewProject, NotebookAuthorship,
+    NotebookCreditView, NotebookSummary, NotebookView, ProjectAnswer, ProjectMember, ProjectRead,
+    ProjectSummary, ProjectView, ShareView, SpanView,
 };
 use orrery_web::{ApiError, Principal};
 

@@ -18,6 +18,11 @@ fn repo() -> PathBuf {
 /// Runs `script` (in tests/browser) with `args`, after making sure the browser, its driver and
 /// the UI are there; returns what it printed.
 fn drive(script: &str, args: &[&str]) -> Value {
+    // One browser at a time: on two cores, browsers side by side starve each other's pages.
+    static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_BROWSER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for setup in ["scripts/browser-env", "scripts/ui-build"] {
         let status = Command::new(repo().join(setup))
             .status()

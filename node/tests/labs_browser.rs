@@ -63,6 +63,25 @@ fn a_researcher_starts_opens_and_stops_a_lab_from_the_browser() {
             "gaia",
         ],
     );
+    // A second collection, added to the running lab from a search result.
+    let tycho = tmp.path().join("tycho");
+    std::fs::create_dir_all(&tycho).expect("mkdir");
+    std::fs::write(tycho.join("stars.csv"), "hip,vmag\n32349,-1.46\n").expect("file");
+    std::fs::write(
+        tycho.join("stars.csv.meta.json"),
+        r#"{"title": "stars", "mission": "Hipparcos", "format": "text/csv"}"#,
+    )
+    .expect("sidecar");
+    orrery(
+        &data,
+        &[
+            "dataset",
+            "add",
+            tycho.to_str().expect("utf-8"),
+            "--collection",
+            "tycho",
+        ],
+    );
     let made = orrery(&data, &["user", "add", "--name", "Ada Lovelace"]);
     let user = made
         .split_whitespace()
@@ -122,6 +141,13 @@ fn a_researcher_starts_opens_and_stops_a_lab_from_the_browser() {
         "{seen}"
     );
     assert_eq!(seen["newsPrompt"], 0, "{seen}");
+    assert!(
+        seen["added"]
+            .as_str()
+            .is_some_and(|a| a.starts_with(&format!("tycho is in lab {lab}"))),
+        "{seen}"
+    );
+    assert_eq!(seen["data"], "gaia, tycho", "{seen}");
     assert_eq!(seen["after"], "stopped", "{seen}");
     assert_eq!(seen["restartOffered"], true, "{seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");

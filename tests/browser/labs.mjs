@@ -58,6 +58,16 @@ try {
   await lab.screenshot({ path: `${shots}/lab-jupyterlab.png` });
   await lab.close();
 
+  // From a search result, a second collection goes into the running lab's data volume.
+  await page.goto(base + '/ui/#/search');
+  await page.getByLabel('Text', { exact: true }).fill('stars');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByRole('button', { name: 'Add to data volume: collection tycho' }).first().click();
+  out.added = (await page.locator('.to-volume [role=status]').innerText({ timeout: 30000 })).trim();
+  await page.goto(base + '/ui/#/labs');
+  await row.locator('td').nth(1).filter({ hasText: 'tycho' }).waitFor({ timeout: 15000 });
+  out.data = (await row.locator('td').nth(1).innerText()).trim();
+
   // Logs, then stop: the state changes live.
   await row.getByRole('button', { name: 'Logs' }).click();
   await row.locator('pre.logs').waitFor({ timeout: 15000 });

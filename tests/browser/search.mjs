@@ -33,6 +33,16 @@ try {
   await page.getByRole('button', { name: 'Search' }).click();
   out.total = await total(page);
   out.rows = await page.locator('tbody tr').count();
+  // The page's hits on the sky; a click at the map's centre picks RA 180, Dec 0.
+  out.skyHits = await page.locator('.results-sky circle.hit').count();
+  const sky = page.locator('.results-sky svg[role=img]');
+  const box = await sky.boundingBox();
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  const coneFields = ['ra', 'dec', 'radius'].map((n) => page.locator(`form.search input[name=${n}]`));
+  out.picked = [];
+  for (const field of coneFields) out.picked.push(await field.inputValue());
+  // Back to no cone for what follows.
+  for (const field of coneFields) await field.fill('');
   out.nodes = [...new Set(await page.locator('tbody tr td:nth-child(5)').allTextContents())].sort();
   await page.screenshot({ path: `${shots}/search-light.png`, fullPage: true });
   out.violationsLight = await axe(page);

@@ -72,6 +72,20 @@ async fn a_researcher_searches_the_federation_from_a_browser() {
     assert_eq!(seen["total"], 10, "{seen}");
     assert_eq!(seen["rows"], 10, "{seen}");
     assert_eq!(
+        seen["skyHits"], 10,
+        "every hit has a place on the sky: {seen}"
+    );
+    let picked: Vec<f64> = seen["picked"]
+        .as_array()
+        .expect("picked")
+        .iter()
+        .map(|v| v.as_str().and_then(|s| s.parse().ok()).expect("a number"))
+        .collect();
+    assert!(
+        (picked[0] - 180.0).abs() < 2.0 && picked[1].abs() < 2.0 && picked[2] == 1.0,
+        "a click at the map's centre picks RA 180, Dec 0, radius 1: {seen}"
+    );
+    assert_eq!(
         seen["nodes"],
         serde_json::json!(["node0", "node1"]),
         "{seen}"

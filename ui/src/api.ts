@@ -356,3 +356,15 @@ export const credits = (id: string) => get<CreditsView>(`${P(id)}/credits`);
 export const history = (id: string) => get<ChangeView[]>(`${P(id)}/history`);
 export const comments = (id: string) => get<CommentView[]>(`${P(id)}/comments`);
 export const ipynbUrl = (id: string, nb: string) => `${P(id)}/notebooks/${encodeURIComponent(nb)}/ipynb`;
+
+/// Adds a collection to a running lab, read-only at `/data/<collection>`.
+export async function addToLab(id: string, dataset: string): Promise<Lab> {
+  return answer<Lab>(
+    await fetch(`/api/v1/labs/${encodeURIComponent(id)}/datasets`, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ dataset }),
+    }),
+  );
+}

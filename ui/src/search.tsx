@@ -3,13 +3,18 @@ import {
   FACETS,
   type Facet,
   type FederatedResults,
+  type Lab,
   type Query,
   SearchError,
+  addToLab,
   bytes,
   isoDate,
+  labs,
   mjd,
   search,
+  session,
 } from './api';
+import { ResultsSky } from './sky';
 
 const PAGE = 20;
 
@@ -56,6 +61,29 @@ export function SearchPage() {
   const [busy, setBusy] = useState(false);
   const [asked, setAsked] = useState(0);
   const inFlight = useRef<AbortController | null>(null);
+  // The signed-in user's running labs, which results can be added to.
+  const [running, setRunning] = useState<Lab[]>([]);
+  const [target, setTarget] = useState('');
+  const [added, setAdded] = useState<string | null>(null);
+  useEffect(() => {
+    session()
+      .then(async (s) => {
+        if (!s.signed_in) return;
+        const live = (await labs()).filter((l) => l.state === 'running');
+        setRunning(live);
+        if (live.length > 0) setTarget(live[0].id);
+      })
+      .catch(() => setRunning([]));
+  }, []);
+  const addTo = async (collection: string) => {
+    setAdded(null);
+    try {
+      const lab = await addToLab(target, collection);
+      setAdded(`${collection} is in lab ${lab.id}, read-only at /data/${collection}.`);
+    } catch (e) {
+      setAdded(`${collection} could not be added: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
 
   useEffect(() => {
     if (asked === 0) return;
@@ -174,6 +202,33 @@ export function SearchPage() {
             })}
           </aside>
           <div class="hits">
+            <ResultsSky
+              hits={results.hits}
+              cone={(() => {
+                const q = toQuery(form, filters, offset);
+                return typeof q === 'string' ? null : q.cone;
+              })()}
+              onPick={(ra, dec) => setForm({ ...form, ra: String(ra), dec: String(dec), radius: form.radius || '1' })}
+            />
+            {running.length > 0 && (
+              <div class="to-volume">
+                <label>
+                  Add results to the data volume of{' '}
+                  <select value={target} onChange={(e) => setTarget((e.target as HTMLSelectElement).value)}>
+                    {running.map((l) => (
+                      <option value={l.id} key={l.id}>
+                        {l.id} ({l.datasets.join(', ') || 'no data yet'})
+                      </option>
+                    ))}
+                  </select>
+                </label>
+                {added && (
+                  <span class="note" role="status">
+                    {added}
+                  </span>
+                )}
+              </div>
+            )}
             <table>
               <caption class="sr-only">Products found</caption>
               <thead>
@@ -209,6 +264,16 @@ export function SearchPage() {
                       >
                         Open in a lab
                       </a>
+                      {running.length > 0 && (
+                        <button
+                          type="button"
+                          class="add-volume"
+                          aria-label={`Add to data volume: collection ${h.collection}`}
+                          onClick={() => void addTo(h.collection)}
+                        >
+                          Add to data volume
+                        </button>
+                      )}
                     </td>
                   </tr>
                 ))}

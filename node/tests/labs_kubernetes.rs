@@ -4,8 +4,12 @@
 //! oldest and newest versions it ships). No cluster runs here: what a real one adds (a
 //! scheduler, a kubelet, a CNI enforcing the NetworkPolicy) is not tested.
 
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/python.rs"]
 mod python;
+#[path = "support/run.rs"]
+mod run;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -828,5 +832,63 @@ fn lab_check_without_a_cluster_says_so() {
         said.contains("labs cannot run in the cluster"),
         "{said}{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_node_whose_cluster_does_not_answer_refuses_labs_and_says_why() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("node");
+    run::orrery(&data, &["init", "--name", "ESAC"]);
+    run::use_loopback(&data, run::free_port());
+    let config = data.join("orrery.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text
+        .replace("backend = \"local\"", "backend = \"kubernetes\"")
+        .replace(
+            "image = \"\"",
+            "image = \"quay.io/jupyter/scipy-notebook:2026-11-30\"",
+        )
+        .replace("listen = \"127.0.0.1:7480\"", "listen = \"127.0.0.1:0\"")
+        .replace("listen = \"127.0.0.1:9480\"", "listen = \"127.0.0.1:0\"");
+    assert!(text.contains("scipy-notebook") && text.contains("backend = \"kubernetes\""));
+    std::fs::write(&config, text).expect("config");
+    let made = run::orrery(&data, &["user", "add", "--name", "Ada"]);
+    let user = made
+        .split_whitespace()
+        .nth(1)
+        .expect("a user id")
+        .to_owned();
+    let out = run::orrery(
+        &data,
+        &[
+            "token",
+            "create",
+            "--user",
+            &user,
+            "--scope",
+            "read,labs",
+            "--days",
+            "1",
+        ],
+    );
+    let token = out.lines().nth(1).expect("the secret").trim().to_owned();
+    // No cluster: no kubeconfig, and not in a pod.
+    let nothing = tmp.path().join("no-kubeconfig");
+    let _node = run::Running::start_with(&data, &[("KUBECONFIG", &nothing), ("HOME", tmp.path())]);
+    let addr = std::fs::read_to_string(data.join("web.addr")).expect("web.addr");
+    let (status, refused) = http::call(
+        "POST",
+        &format!("http://{}/api/v1/labs", addr.trim()),
+        Some(&token),
+        Some(json!({ "environment": "jupyter", "datasets": [] })),
+    );
+    assert_eq!(status, 503, "{refused}");
+    let said = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(said.contains("no cluster to run labs in"), "{refused}");
+    let log = std::fs::read_to_string(data.join("run.log")).unwrap_or_default();
+    assert!(
+        log.contains("labs cannot run on this node"),
+        "the node said nothing in its log: {log}"
     );
 }

@@ -90,9 +90,20 @@ impl Labs {
     /// Checks whether this machine can run labs (so their offer is advertised), then stops
     /// what an earlier run of this node left running (a crash): only if it left cgroups.
     pub(super) fn check_and_reap(&self) {
-        // Pods are checked for, and reaped, when the cluster's client is first made.
-        let usable = self.config.backend == LabBackend::Kubernetes
-            || crate::labs::check::run(&self.config.bwrap, self.config.uid, self.config.landlock)
+        if self.config.backend == LabBackend::Kubernetes {
+            // The cluster is asked at once: pods an earlier run left are reaped, and labs are
+            // offered only if it answers (a warning says why not). Called on a blocking thread.
+            let usable = tokio::runtime::Handle::current()
+                .block_on(self.manager())
+                .is_ok();
+            let _ = self.usable.set(usable);
+            if usable {
+                let _ = self.tx.try_send(Command::Readvertise);
+            }
+            return;
+        }
+        let usable =
+            crate::labs::check::run(&self.config.bwrap, self.config.uid, self.config.landlock)
                 .refusal()
                 .is_none();
         let _ = self.usable.set(usable);

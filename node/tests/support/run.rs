@@ -74,10 +74,16 @@ pub(crate) struct Running(pub(crate) Child);
 impl Running {
     /// Starts `orrery run` on `data` and waits until it says it is running.
     pub(crate) fn start(data: &Path) -> Self {
+        Self::start_with(data, &[])
+    }
+
+    /// Like [`Running::start`], with `env` set for the node.
+    pub(crate) fn start_with(data: &Path, env: &[(&str, &Path)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_orrery"))
             .arg("--data-dir")
             .arg(data)
             .arg("run")
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::piped())
             // Kept beside the data, for reading when a test fails.
             .stderr(

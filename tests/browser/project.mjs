@@ -62,6 +62,17 @@ try {
   out.legend = (await page.locator('.legend-list li').allInnerTexts()).map((t) => t.trim());
   await page.screenshot({ path: `${shots}/project-credit.png`, fullPage: true });
   out.violationsCredit = await axe(page);
+  // The same in the dark theme.
+  await page.getByRole('button', { name: 'Use the dark theme' }).click();
+  await page.locator('html[data-theme=dark]').waitFor({ state: 'attached', timeout: 5000 });
+  await page.screenshot({ path: `${shots}/project-credit-dark.png`, fullPage: true });
+  out.violationsDark = await axe(page);
+  // The list of projects.
+  await page.goto(`${base}/ui/#/projects`);
+  await page.locator('ul.projects li').first().waitFor({ timeout: 15000 });
+  out.listed = (await page.locator('ul.projects li a').allInnerTexts()).map((t) => t.trim());
+  await page.screenshot({ path: `${shots}/projects.png` });
+  out.violationsList = await axe(page);
   out.alerts = alerts;
   out.blocked = blocked.length;
   out.errors = errors;

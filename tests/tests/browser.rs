@@ -349,4 +349,11 @@ async fn a_project_reads_as_jupyter_renders_it_with_each_author_s_part() {
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     assert!(serious(&seen["violations"]).is_empty(), "{seen}");
     assert!(serious(&seen["violationsCredit"]).is_empty(), "{seen}");
+    assert!(serious(&seen["violationsDark"]).is_empty(), "{seen}");
+    assert_eq!(
+        seen["listed"],
+        serde_json::json!(["Crab pulsar timing"]),
+        "{seen}"
+    );
+    assert!(serious(&seen["violationsList"]).is_empty(), "{seen}");
 }

@@ -220,6 +220,7 @@ pub fn spawn(
         ban_reasons: HashMap::new(),
         connected: HashSet::new(),
         announced: HashSet::new(),
+        remembered: Vec::new(),
         strangers: Strangers::default(),
         remote_ip: HashMap::new(),
         refused: Refused::default(),
@@ -255,6 +256,9 @@ struct Actor {
     connected: HashSet<PeerId>,
     /// Connected peers reported to the node as connected members.
     announced: HashSet<PeerId>,
+    /// Addresses the node asked to dial (members it knew before it stopped): dialled again on
+    /// each tick while no member is connected, so that one failed window strands no one.
+    remembered: Vec<Multiaddr>,
     /// Connected non-members: their slots and the per-address budget of new ones.
     strangers: Strangers,
     /// The address each connected peer last connected from.
@@ -446,6 +450,14 @@ impl Actor {
             }
             let _ = self.swarm.dial(p);
         }
+        // Alone: the members this node knew are tried again (a node whose first dials failed,
+        // or a removed node not yet told of its removal, would otherwise never hear from
+        // anyone: adverts only come through members).
+        if self.announced.is_empty() {
+            for a in self.remembered.clone() {
+                let _ = self.swarm.dial(a);
+            }
+        }
     }
 
     fn on_command(&mut self, cmd: Command) {
@@ -534,6 +546,9 @@ impl Actor {
                 if self.removed_self() {
                     warn!(%addr, "not dialled: this node was removed from the federation");
                     return;
+                }
+                if !self.remembered.contains(&addr) && self.remembered.len() < 64 {
+                    self.remembered.push(addr.clone());
                 }
                 let _ = self.swarm.dial(addr);
             }

@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use http::call;
-use run::{Running, free_port, orrery, share_lab_envs, use_loopback};
+use run::{Running, add_user, free_port, orrery, share_lab_envs, token_for, use_loopback};
 use serde_json::{Value, json};
 
 fn root() -> &'static Path {
@@ -71,19 +71,8 @@ fn node(dir: &Path, name: &str, hold: usize) -> String {
         .replace("cull_idle_secs = 3600", "cull_idle_secs = 0")
         .replace("warm = 1", "warm = 0");
     std::fs::write(&config, text).expect("config");
-    let made = orrery(dir, &["user", "add", "--name", "Bench"]);
-    let user = made
-        .split_whitespace()
-        .nth(1)
-        .expect("a user id")
-        .to_owned();
-    let out = orrery(
-        dir,
-        &[
-            "token", "create", "--user", &user, "--scope", "labs", "--days", "1",
-        ],
-    );
-    out.lines().nth(1).expect("the secret").trim().to_owned()
+    let user = add_user(dir, "Bench");
+    token_for(dir, &user, "labs")
 }
 
 /// Sets how many warm labs the node in `dir` keeps (it reads it when it starts).

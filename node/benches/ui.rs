@@ -19,7 +19,7 @@ use std::process::Command;
 
 use http::call;
 use orrery_node::labs::env::{Environment, provision};
-use run::{Running, free_port, orrery, use_loopback};
+use run::{Running, add_user, free_port, orrery, token_for, use_loopback};
 use serde_json::{Value, json};
 
 const CELLS: usize = 200;
@@ -109,26 +109,8 @@ fn main() {
             .replace("listen = \"127.0.0.1:9480\"", "listen = \"127.0.0.1:0\""),
     )
     .expect("config");
-    let made = orrery(&data, &["user", "add", "--name", "Ada Lovelace"]);
-    let user = made
-        .split_whitespace()
-        .nth(1)
-        .expect("a user id")
-        .to_owned();
-    let out = orrery(
-        &data,
-        &[
-            "token",
-            "create",
-            "--user",
-            &user,
-            "--scope",
-            "read,write",
-            "--days",
-            "1",
-        ],
-    );
-    let token = out.lines().nth(1).expect("the secret").trim().to_owned();
+    let user = add_user(&data, "Ada Lovelace");
+    let token = token_for(&data, &user, "read,write");
     let _running = Running::start(&data);
     let addr = std::fs::read_to_string(data.join("web.addr")).expect("web.addr");
     let base = format!("http://{}", addr.trim());

@@ -11,7 +11,10 @@ mod lab;
 mod run;
 use http::{call, call_at};
 use lab::{cell, env_python};
-use run::{Running, free_port, orrery, share_lab_envs, use_loopback};
+use run::{
+    Running, add_csv_collection, add_user, free_port, orrery, share_lab_envs, token_for,
+    use_loopback,
+};
 
 use serde_json::{Value, json};
 
@@ -55,62 +58,28 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
     use_loopback(&data, free_port());
     let envs = share_lab_envs(&data);
 
-    let files = tmp.path().join("gaia");
-    std::fs::create_dir_all(&files).expect("mkdir");
-    std::fs::write(files.join("sources.csv"), "ra,dec\n83.6,22.0\n").expect("file");
-    std::fs::write(
-        files.join("sources.csv.meta.json"),
-        r#"{"title": "sources", "mission": "Gaia", "format": "text/csv"}"#,
-    )
-    .expect("sidecar");
-    orrery(
+    add_csv_collection(
         &data,
-        &[
-            "dataset",
-            "add",
-            files.to_str().expect("utf-8"),
-            "--collection",
-            "gaia",
-        ],
+        &tmp.path().join("gaia"),
+        "gaia",
+        ("sources.csv", "ra,dec\n83.6,22.0\n"),
+        ("sources", "Gaia"),
     );
     // A second collection, added to the running lab later.
     let tycho = tmp.path().join("tycho");
-    std::fs::create_dir_all(&tycho).expect("mkdir");
-    std::fs::write(tycho.join("stars.csv"), "hip,vmag\n32349,-1.46\n").expect("file");
+    add_csv_collection(
+        &data,
+        &tycho,
+        "tycho",
+        ("stars.csv", "hip,vmag\n32349,-1.46\n"),
+        ("stars", "Hipparcos"),
+    );
     // Writable by anyone as far as permissions go: only the read-only mount protects it.
     for (path, mode) in [(tycho.join("stars.csv"), 0o666), (tycho.clone(), 0o777)] {
         rustix::fs::chmod(&path, rustix::fs::Mode::from_raw_mode(mode)).expect("chmod");
     }
-    std::fs::write(
-        tycho.join("stars.csv.meta.json"),
-        r#"{"title": "stars", "mission": "Hipparcos", "format": "text/csv"}"#,
-    )
-    .expect("sidecar");
-    orrery(
-        &data,
-        &[
-            "dataset",
-            "add",
-            tycho.to_str().expect("utf-8"),
-            "--collection",
-            "tycho",
-        ],
-    );
-    let made = orrery(&data, &["user", "add", "--name", "Ada"]);
-    let user = made
-        .split_whitespace()
-        .nth(1)
-        .expect("a user id")
-        .to_owned();
-    let token = |scope: &str| {
-        let out = orrery(
-            &data,
-            &[
-                "token", "create", "--user", &user, "--scope", scope, "--days", "1",
-            ],
-        );
-        out.lines().nth(1).expect("the secret").trim().to_owned()
-    };
+    let user = add_user(&data, "Ada");
+    let token = |scope: &str| token_for(&data, &user, scope);
     let (labs, reads) = (token("read,labs"), token("read"));
 
     let _running = Running::start(&data);

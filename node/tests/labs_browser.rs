@@ -13,7 +13,7 @@ use std::process::Command;
 
 use orrery_node::home::Home;
 use orrery_node::store::Store;
-use run::{Running, free_port, orrery, share_lab_envs, use_loopback};
+use run::{Running, add_csv_collection, add_user, free_port, orrery, share_lab_envs, use_loopback};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -45,49 +45,22 @@ fn a_researcher_starts_opens_and_stops_a_lab_from_the_browser() {
     let text = std::fs::read_to_string(&config).expect("config");
     assert!(text.contains("warm = 1"), "{text}");
     std::fs::write(&config, text.replace("warm = 1", "warm = 0")).expect("config");
-    let files = tmp.path().join("gaia");
-    std::fs::create_dir_all(&files).expect("mkdir");
-    std::fs::write(files.join("sources.csv"), "ra,dec\n83.6,22.0\n").expect("file");
-    std::fs::write(
-        files.join("sources.csv.meta.json"),
-        r#"{"title": "sources", "mission": "Gaia", "format": "text/csv"}"#,
-    )
-    .expect("sidecar");
-    orrery(
+    add_csv_collection(
         &data,
-        &[
-            "dataset",
-            "add",
-            files.to_str().expect("utf-8"),
-            "--collection",
-            "gaia",
-        ],
+        &tmp.path().join("gaia"),
+        "gaia",
+        ("sources.csv", "ra,dec\n83.6,22.0\n"),
+        ("sources", "Gaia"),
     );
     // A second collection, added to the running lab from a search result.
-    let tycho = tmp.path().join("tycho");
-    std::fs::create_dir_all(&tycho).expect("mkdir");
-    std::fs::write(tycho.join("stars.csv"), "hip,vmag\n32349,-1.46\n").expect("file");
-    std::fs::write(
-        tycho.join("stars.csv.meta.json"),
-        r#"{"title": "stars", "mission": "Hipparcos", "format": "text/csv"}"#,
-    )
-    .expect("sidecar");
-    orrery(
+    add_csv_collection(
         &data,
-        &[
-            "dataset",
-            "add",
-            tycho.to_str().expect("utf-8"),
-            "--collection",
-            "tycho",
-        ],
+        &tmp.path().join("tycho"),
+        "tycho",
+        ("stars.csv", "hip,vmag\n32349,-1.46\n"),
+        ("stars", "Hipparcos"),
     );
-    let made = orrery(&data, &["user", "add", "--name", "Ada Lovelace"]);
-    let user = made
-        .split_whitespace()
-        .nth(1)
-        .expect("a user id")
-        .to_owned();
+    let user = add_user(&data, "Ada Lovelace");
     let session = Store::open(&Home::new(data.clone()).database())
         .expect("store")
         .create_session(&user)

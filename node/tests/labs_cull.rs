@@ -13,7 +13,7 @@ mod lab;
 #[path = "support/run.rs"]
 mod run;
 use http::call;
-use run::{Running, free_port, orrery, share_lab_envs, use_loopback};
+use run::{Running, add_user, free_port, orrery, share_lab_envs, token_for, use_loopback};
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -69,19 +69,8 @@ fn an_idle_lab_is_warned_then_culled_a_busy_one_never_and_the_workspace_stays() 
         .replace("workspace_mib = 10240", "workspace_mib = 2");
     assert!(text.contains("cull_idle_secs = 6"), "{text}");
     std::fs::write(&config, text).expect("config");
-    let made = orrery(&data, &["user", "add", "--name", "Ada"]);
-    let user = made
-        .split_whitespace()
-        .nth(1)
-        .expect("a user id")
-        .to_owned();
-    let out = orrery(
-        &data,
-        &[
-            "token", "create", "--user", &user, "--scope", "labs", "--days", "1",
-        ],
-    );
-    let token = out.lines().nth(1).expect("the secret").trim().to_owned();
+    let user = add_user(&data, "Ada");
+    let token = token_for(&data, &user, "labs");
     let running = Running::start(&data);
     let addr = std::fs::read_to_string(data.join("web.addr")).expect("web.addr");
     let addr = addr.trim();

@@ -853,26 +853,8 @@ fn a_node_whose_cluster_does_not_answer_refuses_labs_and_says_why() {
         .replace("listen = \"127.0.0.1:9480\"", "listen = \"127.0.0.1:0\"");
     assert!(text.contains("scipy-notebook") && text.contains("backend = \"kubernetes\""));
     std::fs::write(&config, text).expect("config");
-    let made = run::orrery(&data, &["user", "add", "--name", "Ada"]);
-    let user = made
-        .split_whitespace()
-        .nth(1)
-        .expect("a user id")
-        .to_owned();
-    let out = run::orrery(
-        &data,
-        &[
-            "token",
-            "create",
-            "--user",
-            &user,
-            "--scope",
-            "read,labs",
-            "--days",
-            "1",
-        ],
-    );
-    let token = out.lines().nth(1).expect("the secret").trim().to_owned();
+    let user = run::add_user(&data, "Ada");
+    let token = run::token_for(&data, &user, "read,labs");
     // No cluster: no kubeconfig, and not in a pod.
     let nothing = tmp.path().join("no-kubeconfig");
     let _node = run::Running::start_with(&data, &[("KUBECONFIG", &nothing), ("HOME", tmp.path())]);

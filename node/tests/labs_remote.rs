@@ -13,7 +13,7 @@ mod lab;
 mod run;
 use http::{call, call_at};
 use lab::{cell, env_python};
-use run::{Running, free_port, orrery, share_lab_envs, use_loopback};
+use run::{Running, add_user, free_port, orrery, share_lab_envs, token_for, use_loopback};
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -92,26 +92,8 @@ fn a_lab_asked_for_at_esac_runs_at_heidelberg_where_the_data_is() {
     );
 
     // The researcher signs in at ESAC.
-    let made = orrery(&a, &["user", "add", "--name", "Ada"]);
-    let user = made
-        .split_whitespace()
-        .nth(1)
-        .expect("a user id")
-        .to_owned();
-    let out = orrery(
-        &a,
-        &[
-            "token",
-            "create",
-            "--user",
-            &user,
-            "--scope",
-            "read,labs",
-            "--days",
-            "1",
-        ],
-    );
-    let token = out.lines().nth(1).expect("the secret").trim().to_owned();
+    let user = add_user(&a, "Ada");
+    let token = token_for(&a, &user, "read,labs");
 
     let a_running = Running::start(&a);
     let b_id = orrery(&b, &["id"]).trim().to_owned();

@@ -35,6 +35,18 @@ pub enum JupyterError {
     Http(String),
 }
 
+/// The server's settings wherever it runs.
+const SETTINGS: [&str; 6] = [
+    "--ServerApp.root_dir=/home/lab",
+    // The node's proxy is the only client; it sends the lab's own Host.
+    "--ServerApp.allow_remote_access=True",
+    "--ServerApp.open_browser=False",
+    "--ServerApp.log_level=WARN",
+    // A lab has no network: JupyterLab is not to offer news or updates it cannot fetch.
+    "--LabApp.news_url=None",
+    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+];
+
 /// The program and arguments that run the server inside the sandbox, and its environment.
 pub fn command(
     env: &Provisioned,
@@ -48,16 +60,9 @@ pub fn command(
         "--ServerApp.sock_mode=0600".into(),
         format!("--ServerApp.base_url={base_url}").into(),
         format!("--IdentityProvider.token={token}").into(),
-        "--ServerApp.root_dir=/home/lab".into(),
-        // The node's proxy is the only client; it sends the lab's own Host.
-        "--ServerApp.allow_remote_access=True".into(),
-        "--ServerApp.open_browser=False".into(),
-        "--ServerApp.log_level=WARN".into(),
-        // A lab has no network: JupyterLab is not to offer news or updates it cannot fetch.
-        "--LabApp.news_url=None".into(),
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate".into(),
     ]
     .into_iter()
+    .chain(SETTINGS.iter().map(OsString::from))
     .collect();
     let vars = vec![
         // No password database inside: Python asks USER instead.
@@ -87,19 +92,16 @@ pub const POD_PORT: u16 = 8888;
 /// [`POD_PORT`] of the pod's address; its token comes from the environment (`JUPYTER_TOKEN`,
 /// from the lab's Secret), so it is not in the pod's description.
 pub fn pod_command(base_url: &str) -> Vec<String> {
-    vec![
+    [
         "jupyter-server".into(),
         "--ServerApp.ip=0.0.0.0".into(),
         format!("--ServerApp.port={POD_PORT}"),
         "--ServerApp.port_retries=0".into(),
         format!("--ServerApp.base_url={base_url}"),
-        "--ServerApp.root_dir=/home/lab".into(),
-        "--ServerApp.allow_remote_access=True".into(),
-        "--ServerApp.open_browser=False".into(),
-        "--ServerApp.log_level=WARN".into(),
-        "--LabApp.news_url=None".into(),
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate".into(),
     ]
+    .into_iter()
+    .chain(SETTINGS.iter().map(|s| (*s).to_owned()))
+    .collect()
 }
 
 /// The environment of the server in a pod (besides its token).

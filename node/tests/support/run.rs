@@ -20,6 +20,57 @@ pub(crate) fn orrery(data: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// Adds a user named `name` to the node in `data`; their id.
+#[allow(dead_code)]
+pub(crate) fn add_user(data: &Path, name: &str) -> String {
+    let made = orrery(data, &["user", "add", "--name", name]);
+    made.split_whitespace()
+        .nth(1)
+        .expect("a user id")
+        .to_owned()
+}
+
+/// A one-day API token of `scopes` (comma-separated) for `user` of the node in `data`.
+#[allow(dead_code)]
+pub(crate) fn token_for(data: &Path, user: &str, scopes: &str) -> String {
+    let out = orrery(
+        data,
+        &[
+            "token", "create", "--user", user, "--scope", scopes, "--days", "1",
+        ],
+    );
+    out.lines().nth(1).expect("the secret").trim().to_owned()
+}
+
+/// Publishes `dir`, holding one CSV file `name` with `contents` described as `title` of
+/// `mission`, as the node's collection `collection`.
+#[allow(dead_code)]
+pub(crate) fn add_csv_collection(
+    data: &Path,
+    dir: &Path,
+    collection: &str,
+    (name, contents): (&str, &str),
+    (title, mission): (&str, &str),
+) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::write(dir.join(name), contents).expect("file");
+    std::fs::write(
+        dir.join(format!("{name}.meta.json")),
+        serde_json::json!({ "title": title, "mission": mission, "format": "text/csv" }).to_string(),
+    )
+    .expect("sidecar");
+    orrery(
+        data,
+        &[
+            "dataset",
+            "add",
+            dir.to_str().expect("utf-8"),
+            "--collection",
+            collection,
+        ],
+    );
+}
+
 /// A free TCP port on loopback.
 #[allow(dead_code)]
 pub(crate) fn free_port() -> u16 {

@@ -63,6 +63,8 @@ enum Pending {
         tries: u8,
     },
     PullAdverts,
+    /// A removed node told of its removal.
+    Told,
 }
 
 /// How many times a membership pull is sent to a connected member before it is left to the

@@ -10,8 +10,8 @@
 //! few stranger slots handed out oldest-first (a newcomer evicts the oldest stranger), each IP
 //! address has a budget of new stranger connections, and refused peers (removed, banned, or
 //! refused a join) wait out a doubling per-peer backoff during which their connections are
-//! closed at once. A removed node that connects is answered with its signed removal, records
-//! it ([`Status::removed_self`]) and stops dialling and asking members. Every refusal is logged
+//! closed at once. A removed node that connects is sent its signed removal (and answered with it
+//! if it asks), records it ([`Status::removed_self`]) and stops dialling and asking members. Every refusal is logged
 //! at `warn` with its reason.
 //!
 //! Kademlia is served to members only: a connection gets the Kademlia protocol only if its peer

@@ -83,6 +83,9 @@ pub enum Request {
     DataPlane,
     /// An author's order to your labs.
     Lab(Signed<crate::lab::LabOrder, Unverified>),
+    /// You were removed from the federation: the founder's signed removal. A member sends it
+    /// when a removed node connects, so the removed node learns it without having to ask.
+    Removed(MembershipEvent),
 }
 
 /// The answer to a [`Request`].

@@ -825,3 +825,70 @@ async fn an_outsider_learns_no_member_from_kademlia() {
         );
     }
 }
+
+/// The member tells a removed node of its removal as soon as it connects; a removed node that
+/// never asks (here, a swarm holding its key that sends nothing) still learns it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_node_that_never_asks_is_told_of_its_removal() {
+    use futures::StreamExt;
+    use libp2p::request_response::{self, ProtocolSupport};
+    use libp2p::swarm::SwarmEvent;
+    use orrery_federation::codec::{Codec, PROTOCOL};
+    use orrery_protocol::federation::MembershipEvent;
+    let mut nodes = federation(2).await;
+    let removed = nodes[1].id;
+    nodes[1].stop().await;
+    nodes[0].handle().remove(removed).await.expect("remove");
+    let key = orrery_node::home::read_key(&nodes[1].home.node_key()).expect("the node's key");
+    let mut silent =
+        libp2p::SwarmBuilder::with_existing_identity(orrery_federation::peer::keypair(&key))
+            .with_tokio()
+            .with_tcp(
+                libp2p::tcp::Config::default(),
+                libp2p::noise::Config::new,
+                libp2p::yamux::Config::default,
+            )
+            .expect("tcp")
+            .with_behaviour(|_| {
+                request_response::Behaviour::with_codec(
+                    Codec,
+                    [(PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default(),
+                )
+            })
+            .expect("behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(WAIT))
+            .build();
+    silent.dial(tcp_address(&nodes[0]).await).expect("dial");
+    let told = tokio::time::timeout(WAIT, async {
+        loop {
+            if let SwarmEvent::Behaviour(request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            }) = silent.select_next_some().await
+            {
+                let _ = silent
+                    .behaviour_mut()
+                    .send_response(channel, Response::Noted);
+                if let Request::Removed(event) = request {
+                    return event;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the member tells the removed node, unasked");
+    let MembershipEvent::Removal(removal) = told else {
+        panic!("not a removal: {told:?}");
+    };
+    let removal = removal.verify().expect("the removal is signed");
+    assert_eq!(removal.value().node, removed, "the removal names the node");
+    assert_eq!(
+        orrery_protocol::NodeId(*removal.signer()),
+        nodes[0].id,
+        "the founder signed it"
+    );
+}

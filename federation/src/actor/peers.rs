@@ -7,6 +7,8 @@ use libp2p::PeerId;
 use orrery_protocol::wire::Request;
 use tracing::{debug, warn};
 
+use orrery_protocol::federation::MembershipEvent;
+
 use super::{Actor, Admit, Pending, RefusalReason, TELL_REMOVED, Verdict};
 use crate::handle::Event;
 use crate::peer::node_id;
@@ -94,8 +96,8 @@ impl Actor {
     }
 
     /// Counts a connection from a refused peer and closes it, unless its backoff ended and it
-    /// was removed: then it may stay for [`TELL_REMOVED`] to hear of its removal (it asks every
-    /// member it connects to for membership events, and is answered with its removal).
+    /// was removed: then it is sent its removal and may stay for [`TELL_REMOVED`] (it also asks
+    /// every member it connects to for membership events, and is answered with its removal).
     pub(super) fn refuse(&mut self, peer: PeerId, reason: RefusalReason) {
         if !self.connected.contains(&peer) {
             return;
@@ -105,6 +107,19 @@ impl Actor {
             Verdict::Tell { attempts } if reason == RefusalReason::Removed => {
                 warn!(%peer, attempts, %reason, "connection refused: the peer is told of its removal, then disconnected");
                 self.leaving.insert(peer, Instant::now() + TELL_REMOVED);
+                // Told at once, not only when it asks: a removed node that does not ask (it
+                // may not count this node as connected yet) would otherwise never learn it.
+                let removal = node_id(&peer).and_then(|n| {
+                    let m = self.membership.as_ref()?;
+                    Some(MembershipEvent::Removal(
+                        m.removal(&n)?.clone().into_unverified(),
+                    ))
+                });
+                if let Some(removal) = removal {
+                    let rr = &mut self.swarm.behaviour_mut().rr;
+                    let id = rr.send_request(&peer, Request::Removed(removal));
+                    self.pending.insert(id, Pending::Told);
+                }
             }
             Verdict::Tell { attempts } => {
                 if reason == RefusalReason::JoinRefused {

@@ -53,7 +53,7 @@ impl Actor {
                         }
                     }
                 }
-                None => {}
+                Some(Pending::Told) | None => {}
             },
             request_response::Event::OutboundFailure {
                 request_id, error, ..
@@ -239,6 +239,16 @@ impl Actor {
                     .unwrap_or_default(),
             ),
             Request::Adverts => Response::Adverts(self.adverts.signed()),
+            Request::Removed(event) => {
+                // Checked as any membership event is: it holds only if the founder signed it.
+                if matches!(event, MembershipEvent::Removal(_)) {
+                    self.absorb(vec![event]);
+                }
+                if !self.removed_self() {
+                    warn!(peer = %from.short(), "a member said this node was removed, but sent no removal of it that holds; ignored");
+                }
+                Response::Noted
+            }
             request @ (Request::Sync(_)
             | Request::Search(_)
             | Request::Presence(_)

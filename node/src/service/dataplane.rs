@@ -139,13 +139,22 @@ impl NodeGate {
 
 impl NodeActor {
     /// Asks a newly connected member where its data plane listens and records it for the
-    /// command line (`orrery dataset fetch`).
+    /// command line (`orrery dataset fetch`). A member that does not answer yet (it may not
+    /// have counted this node as a member when asked) is asked again, up to five times over
+    /// about half a minute.
     pub(super) fn learn_data_addrs(&self, node: NodeId) {
         let (fed, store) = (self.fed.clone(), self.store.clone());
         tokio::spawn(async move {
-            if let Some(addrs) = addrs_of(&fed, node).await {
-                let _ = store.run(move |s| s.put_data_addrs(node, &addrs)).await;
+            let mut wait = std::time::Duration::from_secs(1);
+            for _ in 0..5 {
+                if let Some(addrs) = addrs_of(&fed, node).await {
+                    let _ = store.run(move |s| s.put_data_addrs(node, &addrs)).await;
+                    return;
+                }
+                tokio::time::sleep(wait).await;
+                wait *= 2;
             }
+            warn!(peer = %node.short(), "this member did not say where its data plane listens: `orrery dataset fetch --from` it fails until it reconnects");
         });
     }
 

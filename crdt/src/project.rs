@@ -23,7 +23,9 @@ pub(crate) use authors::ATTESTATION_SUFFIX;
 mod branch;
 mod edit;
 mod history;
+mod live;
 mod run;
+pub use live::{CellSplices, LiveCell, NotebookDelta, Splice};
 pub use run::{RunRecordError, VerifiedRun};
 
 pub(crate) use edit::{CHUNK_BYTES, cell_size, write_cell};
@@ -71,6 +73,12 @@ pub enum EditError {
     /// An identifier is already used.
     #[error("the id `{0}` is already used in this project")]
     DuplicateId(String),
+    /// An edit was made against a version this replica does not hold, or one that lacks the
+    /// session's own latest change: the editor must read the document again.
+    #[error(
+        "the edit was made against a version this node cannot edit from ({0}); read the notebook again"
+    )]
+    Stale(&'static str),
     /// The project has no genesis change yet (an empty replica waiting for sync).
     #[error("the project has not been received yet")]
     Empty,

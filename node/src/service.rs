@@ -99,6 +99,8 @@ enum Command {
     Edit {
         project: ProjectId,
         author: AuthorId,
+        /// The session part of the actor to edit under; `None`: the author's own on this node.
+        part: Option<[u8; orrery_crdt::session::SESSION_LEN]>,
         edit: EditFn,
         reply: oneshot::Sender<Result<(), NodeError>>,
     },

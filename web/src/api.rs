@@ -83,6 +83,10 @@ pub(crate) fn router(backend: Shared) -> (Router, utoipa::openapi::OpenApi) {
         .merge(account::routes())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
+    let router = router.route(
+        "/api/v1/projects/{project}/notebooks/{notebook}/live",
+        axum::routing::get(crate::live::live),
+    );
     (router.with_state(backend), doc)
 }
 

@@ -70,6 +70,12 @@ pub(crate) trait Backend: Send + Sync {
         who: Principal,
         lab: String,
     ) -> BoxFuture<'_, Result<crate::LabConnection, ApiError>>;
+    fn live(
+        &self,
+        who: Principal,
+        project: String,
+        notebook: String,
+    ) -> BoxFuture<'_, Result<Box<dyn crate::live::LiveNotebook>, ApiError>>;
 }
 
 /// The shared form the handlers hold.
@@ -166,5 +172,13 @@ impl<P: Port> Backend for Over<P> {
         lab: String,
     ) -> BoxFuture<'_, Result<crate::LabConnection, ApiError>> {
         Box::pin(self.0.port.lab_connect(who, lab))
+    }
+    fn live(
+        &self,
+        who: Principal,
+        project: String,
+        notebook: String,
+    ) -> BoxFuture<'_, Result<Box<dyn crate::live::LiveNotebook>, ApiError>> {
+        Box::pin(self.0.port.live(who, project, notebook))
     }
 }

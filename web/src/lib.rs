@@ -27,6 +27,7 @@ mod data;
 mod federation;
 mod graphql;
 mod lab_proxy;
+pub mod live;
 mod metrics;
 pub mod oidc;
 mod tap;
@@ -132,6 +133,13 @@ pub trait Port: Send + Sync + 'static {
         who: Principal,
         new: api::NewToken,
     ) -> impl Future<Output = Result<api::CreatedToken, ApiError>> + Send;
+    /// A live-editing session of `who` in a notebook (see [`live`]).
+    fn live(
+        &self,
+        who: Principal,
+        project: String,
+        notebook: String,
+    ) -> impl Future<Output = Result<Box<dyn live::LiveNotebook>, ApiError>> + Send;
     /// A connection to `who`'s running lab's server (on this node or, through the federation,
     /// on the node that runs it) and the token the server expects.
     fn lab_connect(

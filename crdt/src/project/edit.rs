@@ -34,6 +34,21 @@ impl Project {
         action: &'static str,
         f: impl FnOnce(&mut Transaction<'_>, &Roots) -> Result<T, EditError>,
     ) -> Result<T, EditError> {
+        self.edit_at(session, need, action, None, f)
+    }
+
+    /// Like [`Project::edit`], but the change is made as if at `base` (earlier heads): it
+    /// depends on them only, and merges with whatever happened since as a concurrent change.
+    /// The role is checked as it is now. The session's own changes must all be in `base`'s
+    /// past (else automerge would make the change under another actor).
+    pub(crate) fn edit_at<T>(
+        &mut self,
+        session: &Session,
+        need: Role,
+        action: &'static str,
+        base: Option<&[automerge::ChangeHash]>,
+        f: impl FnOnce(&mut Transaction<'_>, &Roots) -> Result<T, EditError>,
+    ) -> Result<T, EditError> {
         let heads = self.doc.get_heads();
         let role = self.require(session, need, action, &heads)?;
         // Borrowed, not cloned: the transaction borrows only `doc`.
@@ -46,16 +61,27 @@ impl Project {
             .get(session.actor())
             .is_none_or(|u| u.hashes.is_empty());
         let before = if first { heads } else { Vec::new() };
-        let mut tx = self.doc.transaction();
+        let mut tx = match base {
+            None => self.doc.transaction(),
+            Some(base) => self
+                .doc
+                .transaction_at(automerge::PatchLog::null(), base)
+                .map_err(|_| EditError::Malformed("an isolated transaction was refused"))?,
+        };
         match f(&mut tx, roots) {
             Ok(value) => {
                 let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now()));
                 if let Some(hash) = hash {
-                    // A local change depends on all heads, so it is now the only one.
+                    // A local change depends on all heads, so it is now the only one (unless
+                    // it was made at earlier heads).
+                    let now = match base {
+                        None => vec![hash],
+                        Some(_) => self.doc.get_heads(),
+                    };
                     self.role_memo = (need < Role::Owner).then(|| RoleMemo {
                         author: session.author(),
                         role,
-                        heads: vec![hash],
+                        heads: now,
                     });
                     let unsealed = match self.unsealed.get_mut(session.actor()) {
                         Some(u) => u,

@@ -144,10 +144,11 @@ impl NodeActor {
             Command::Edit {
                 project,
                 author,
+                part,
                 edit,
                 reply,
             } => {
-                let r = self.edit(project, author, edit).await;
+                let r = self.edit(project, author, part, edit).await;
                 let _ = reply.send(r);
             }
             Command::Read { project, read } => read(self.projects.get(&project)),

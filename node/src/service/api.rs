@@ -20,7 +20,9 @@ use super::{NodeError, NodeHandle};
 use crate::home::Home;
 
 mod edit;
+mod live;
 pub(super) use edit::edit;
+pub(super) use live::open as live;
 
 /// Longest title or notebook title accepted.
 const MAX_TITLE: usize = 200;

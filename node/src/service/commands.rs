@@ -80,9 +80,14 @@ impl NodeActor {
         &mut self,
         id: ProjectId,
         author: AuthorId,
+        part: Option<[u8; orrery_crdt::session::SESSION_LEN]>,
         edit: EditFn,
     ) -> Result<(), NodeError> {
         let session = self.session_of(author).await?;
+        let session = match part {
+            Some(part) => Session::with_session_part(session.key().clone(), part),
+            None => session,
+        };
         let project = self.projects.get_mut(&id).ok_or(NodeError::NoProject(id))?;
         let result = edit(project, &session);
         // Large outputs the edit moved out of the document are stored before the changes that

@@ -181,6 +181,27 @@ impl NodeHandle {
         self.call(|reply| Command::Edit {
             project,
             author,
+            part: None,
+            edit: Box::new(edit),
+            reply,
+        })
+        .await
+    }
+
+    /// Like [`NodeHandle::edit`], under the author's actor with session part `part`: a
+    /// browser's live session edits under an actor of its own, so that its changes never
+    /// share sequence numbers with the author's other sessions.
+    pub async fn edit_in(
+        &self,
+        project: ProjectId,
+        author: AuthorId,
+        part: [u8; orrery_crdt::session::SESSION_LEN],
+        edit: impl FnOnce(&mut Project, &Session) -> Result<(), EditError> + Send + 'static,
+    ) -> Result<(), NodeError> {
+        self.call(|reply| Command::Edit {
+            project,
+            author,
+            part: Some(part),
             edit: Box::new(edit),
             reply,
         })

@@ -166,6 +166,15 @@ impl Port for NodePort {
         Ok(self.labs.events(&who))
     }
 
+    async fn live(
+        &self,
+        who: Principal,
+        project: String,
+        notebook: String,
+    ) -> Result<Box<dyn orrery_web::live::LiveNotebook>, ApiError> {
+        super::api::live(&self.node, who, project, notebook).await
+    }
+
     async fn lab_connect(
         &self,
         who: Principal,

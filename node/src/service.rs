@@ -133,6 +133,10 @@ enum Command {
         active: bool,
         reply: oneshot::Sender<Result<(), NodeError>>,
     },
+    /// A user of this node authenticated: their author is hosted here from now on.
+    LearnAuthor {
+        author: AuthorId,
+    },
     WhoIsIn {
         project: ProjectId,
         reply: oneshot::Sender<Result<Vec<Presence>, NodeError>>,

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use orrery_tests::oidc::{free_port, node_signing_in_with, provider};
 use orrery_tests::rest::{Http, user};
@@ -356,4 +357,162 @@ async fn a_project_reads_as_jupyter_renders_it_with_each_author_s_part() {
         "{seen}"
     );
     assert!(serious(&seen["violationsList"]).is_empty(), "{seen}");
+}
+
+/// A session cookie for `user` at `node`, as signing in would make.
+fn session_of(node: &orrery_tests::TestNode, user: &str) -> String {
+    orrery_node::store::Store::open(&node.home.database())
+        .expect("store")
+        .create_session(user)
+        .expect("a session")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_researchers_at_two_nodes_type_into_one_cell_from_their_browsers() {
+    let nodes = orrery_tests::federation(2).await;
+    let (at_esac, at_heidelberg) = (Http::new(&nodes[0]), Http::new(&nodes[1]));
+    let ada = user(&nodes[0], "Ada Lovelace", "read,write");
+    let grace = user(&nodes[1], "Grace Hopper", "read,write");
+    let (status, made) = at_esac.as_user(
+        "POST",
+        "/api/v1/projects",
+        &ada.token,
+        Some(&serde_json::json!({ "title": "Crab pulsar timing", "visibility": "shared" })),
+    );
+    assert_eq!(status, 201, "{made}");
+    let project = made["id"].as_str().expect("id").to_owned();
+    let (status, answer) = at_esac.as_user(
+        "PUT",
+        &format!("/api/v1/projects/{project}/members/{}", grace.author),
+        &ada.token,
+        Some(&serde_json::json!({ "role": "editor" })),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, nb) = at_esac.as_user(
+        "POST",
+        &format!("/api/v1/projects/{project}/notebooks"),
+        &ada.token,
+        Some(&serde_json::json!({ "title": "Residuals" })),
+    );
+    assert_eq!(status, 201, "{nb}");
+    let nb = nb["id"].as_str().expect("notebook id").to_owned();
+    let (status, cell) = at_esac.as_user(
+        "POST",
+        &format!("/api/v1/projects/{project}/notebooks/{nb}/cells"),
+        &ada.token,
+        Some(&serde_json::json!({ "kind": "code", "source": "period = 0.0334" })),
+    );
+    assert_eq!(status, 201, "{cell}");
+    let cell = cell["id"].as_str().expect("cell id").to_owned();
+    // Heidelberg holds the project (it hosts Grace) with Ada's cell in it.
+    let path = format!("/api/v1/projects/{project}/notebooks/{nb}");
+    let reached = orrery_tests::within(
+        &orrery_tests::running(&nodes),
+        Duration::from_secs(30),
+        || {
+            let (status, view) = at_heidelberg.as_user("GET", &path, &grace.token, None);
+            async move { status == 200 && view.to_string().contains("period = 0.0334") }
+        },
+    )
+    .await;
+    assert!(reached, "the project does not reach Heidelberg");
+
+    let (a, b) = (at_esac.base.clone(), at_heidelberg.base.clone());
+    let (sa, sb) = (
+        session_of(&nodes[0], &ada.id),
+        session_of(&nodes[1], &grace.id),
+    );
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let (p, c) = (project.clone(), cell.clone());
+    let seen = tokio::task::spawn_blocking(move || {
+        drive(
+            "coedit.mjs",
+            &[&a, &sa, &b, &sb, &p, &c, shots.to_str().expect("utf-8")],
+        )
+    })
+    .await
+    .expect("browser");
+
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["before"], "period = 0.0334", "{seen}");
+    let merged = seen["merged"].as_str().expect("merged text");
+    assert!(
+        merged.starts_with("# Grace was here\nperiod = 0.0334") && merged.contains("# by Ada"),
+        "{seen}"
+    );
+    assert_eq!(seen["presenceA"], "Grace Hopper", "{seen}");
+    assert!(serious(&seen["violations"]).is_empty(), "{seen}");
+    println!(
+        "keystroke to the other browser, at the other node: {}",
+        seen["latency"]
+    );
+    // Both nodes hold what the browsers show.
+    let final_text = seen["final"].as_str().expect("final text").to_owned();
+    for (http, token) in [(&at_esac, &ada.token), (&at_heidelberg, &grace.token)] {
+        let path = path.clone();
+        let want = final_text.clone();
+        let same = orrery_tests::within(
+            &orrery_tests::running(&nodes),
+            Duration::from_secs(30),
+            || {
+                let (_, view) = http.as_user("GET", &path, token, None);
+                let got = view["cells"][0]["source"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let want = want.clone();
+                async move { got == want }
+            },
+        )
+        .await;
+        assert!(
+            same,
+            "{} does not hold the text the browsers show",
+            http.base
+        );
+    }
+    // The credit view attributes each part to who typed it.
+    let (_, spans) = at_esac.as_user(
+        "GET",
+        &format!("/api/v1/projects/{project}/notebooks/{nb}/authorship"),
+        &ada.token,
+        None,
+    );
+    let runs: Vec<(String, String)> = spans["cells"][0]["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .map(|s| {
+            (
+                s["author"].as_str().unwrap_or_default().to_owned(),
+                s["text"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        runs.first(),
+        Some(&(grace.author.clone(), "# Grace was here\n".to_owned())),
+        "{spans}"
+    );
+    assert!(
+        runs.iter()
+            .any(|(who, text)| who == &ada.author && text.contains("# by Ada")),
+        "{spans}"
+    );
+    // The history holds changes signed by each user's key.
+    let (_, log) = at_esac.as_user(
+        "GET",
+        &format!("/api/v1/projects/{project}/history?limit=1000"),
+        &ada.token,
+        None,
+    );
+    for who in [&ada.author, &grace.author] {
+        assert!(
+            log.as_array()
+                .expect("history")
+                .iter()
+                .any(|e| e["author"].as_str() == Some(who.as_str())),
+            "no change signed by {who}: {log}"
+        );
+    }
 }

@@ -368,3 +368,24 @@ export async function addToLab(id: string, dataset: string): Promise<Lab> {
     }),
   );
 }
+
+/// Adds a cell at `index` (the end if not given).
+export async function addCell(id: string, nb: string, kind: string, index?: number): Promise<CellView> {
+  return answer<CellView>(
+    await fetch(`${P(id)}/notebooks/${encodeURIComponent(nb)}/cells`, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ kind, source: '', index }),
+    }),
+  );
+}
+
+/// Deletes a cell.
+export async function deleteCell(id: string, nb: string, cell: string): Promise<void> {
+  const r = await fetch(`${P(id)}/notebooks/${encodeURIComponent(nb)}/cells/${encodeURIComponent(cell)}`, {
+    method: 'DELETE',
+    credentials: 'same-origin',
+  });
+  if (!r.ok) await answer<unknown>(r);
+}

@@ -16,6 +16,7 @@ import {
   project,
   projects,
 } from './api';
+import { LiveEditor } from './editor';
 import { highlight, markdown, output } from './render';
 
 function message(e: unknown): string {
@@ -124,7 +125,7 @@ function Credited({ spans, who }: { spans: { author: string | null; text: string
   );
 }
 
-function Notebook({ p, id, who, showCredit }: { p: ProjectView; id: string; who: Names; showCredit: boolean }) {
+function Notebook({ p, id, who, showCredit, onEdit }: { p: ProjectView; id: string; who: Names; showCredit: boolean; onEdit?: () => void }) {
   const [nb, setNb] = useState<NotebookView | null>(null);
   const [spans, setSpans] = useState<NotebookAuthorship | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -147,9 +148,16 @@ function Notebook({ p, id, who, showCredit }: { p: ProjectView; id: string; who:
     <article class="notebook" aria-labelledby={`nb-${nb.id}`}>
       <header class="nb-head">
         <h2 id={`nb-${nb.id}`}>{nb.title}</h2>
-        <a href={ipynbUrl(p.id, nb.id)} download={`${nb.title}.ipynb`}>
-          Download .ipynb
-        </a>
+        <span class="nb-actions">
+          {onEdit && (
+            <button type="button" onClick={onEdit}>
+              Edit together
+            </button>
+          )}
+          <a href={ipynbUrl(p.id, nb.id)} download={`${nb.title}.ipynb`}>
+            Download .ipynb
+          </a>
+        </span>
       </header>
       {nb.cells.map((c) => {
         const credited = showCredit ? spansOf.get(c.id) : undefined;
@@ -190,6 +198,7 @@ export function ProjectPage({ id }: { id: string }) {
   const [said, setSaid] = useState<CommentView[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [showCredit, setShowCredit] = useState(false);
+  const [editing, setEditing] = useState<string | null>(null);
   useEffect(() => {
     project(id)
       .then(setP)
@@ -239,9 +248,25 @@ export function ProjectPage({ id }: { id: string }) {
             </ul>
           )}
           {p.notebooks.length === 0 && <p class="note">No notebooks yet.</p>}
-          {p.notebooks.map((nb) => (
-            <Notebook key={nb.id} p={p} id={nb.id} who={who} showCredit={showCredit} />
-          ))}
+          {p.notebooks.map((nb) =>
+            editing === nb.id ? (
+              <div key={nb.id}>
+                <button type="button" onClick={() => setEditing(null)}>
+                  Done editing
+                </button>
+                <LiveEditor project={p.id} notebook={nb.id} title={nb.title} />
+              </div>
+            ) : (
+              <Notebook
+                key={nb.id}
+                p={p}
+                id={nb.id}
+                who={who}
+                showCredit={showCredit}
+                onEdit={p.role === 'editor' || p.role === 'owner' ? () => setEditing(nb.id) : undefined}
+              />
+            ),
+          )}
         </div>
         <aside aria-label="About the project">
           <h2>Members</h2>

@@ -75,6 +75,7 @@ pub(crate) trait Backend: Send + Sync {
         who: Principal,
         project: String,
         notebook: String,
+        resume: crate::live::Resume,
     ) -> BoxFuture<'_, Result<Box<dyn crate::live::LiveNotebook>, ApiError>>;
 }
 
@@ -178,7 +179,8 @@ impl<P: Port> Backend for Over<P> {
         who: Principal,
         project: String,
         notebook: String,
+        resume: crate::live::Resume,
     ) -> BoxFuture<'_, Result<Box<dyn crate::live::LiveNotebook>, ApiError>> {
-        Box::pin(self.0.port.live(who, project, notebook))
+        Box::pin(self.0.port.live(who, project, notebook, resume))
     }
 }

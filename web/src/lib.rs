@@ -139,6 +139,7 @@ pub trait Port: Send + Sync + 'static {
         who: Principal,
         project: String,
         notebook: String,
+        resume: live::Resume,
     ) -> impl Future<Output = Result<Box<dyn live::LiveNotebook>, ApiError>> + Send;
     /// A connection to `who`'s running lab's server (on this node or, through the federation,
     /// on the node that runs it) and the token the server expects.

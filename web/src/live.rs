@@ -73,6 +73,22 @@ pub struct LiveHello {
     pub notebook: NotebookView,
     /// The signed-in user's author key (changes are signed with it).
     pub author: String,
+    /// When the browser came back (`since` given): whether the edit it had in flight was made.
+    pub landed: bool,
+    /// When the browser came back: what changed from the version it held (with its edit in
+    /// flight, if that was made) to now. The notebook above is then only for reference.
+    pub delta: Option<LiveDelta>,
+}
+
+/// Where a browser's session picks up.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Resume {
+    /// The session part of the browser's actor (32 hexadecimal digits), kept across
+    /// reconnections; a fresh one if not given.
+    pub session: Option<String>,
+    /// The version the browser held when it lost its connection (change hashes, comma
+    /// separated).
+    pub since: Option<String>,
 }
 
 /// One browser's live session in one notebook, as the node runs it.
@@ -130,12 +146,13 @@ pub(crate) async fn live(
     State(b): State<Shared>,
     headers: HeaderMap,
     Path((project, notebook)): Path<(String, String)>,
+    axum::extract::Query(resume): axum::extract::Query<Resume>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     // A page of another site may open a WebSocket with this node's cookie: `writer` takes a
     // session cookie only from the node's own pages.
     let who = crate::api::guard::writer(&b, &headers, "write").await?;
-    let session = b.live(who, project, notebook).await?;
+    let session = b.live(who, project, notebook, resume).await?;
     Ok(ws
         .max_message_size(MAX_MESSAGE)
         .on_upgrade(move |socket| run(socket, session))

@@ -210,6 +210,28 @@ impl Project {
         Ok(delta)
     }
 
+    /// The latest change made in the session of `author` with session part `part` that is not
+    /// in `since`'s past, if any: a browser that lost its connection with an edit in flight
+    /// learns from it whether the edit was made.
+    pub fn session_change_since(
+        &self,
+        author: &AuthorId,
+        part: &[u8; crate::session::SESSION_LEN],
+        since: &[ChangeHash],
+    ) -> Result<Option<ChangeHash>, EditError> {
+        let since = self.known_heads(since)?;
+        let mut actor = author.key().as_bytes().to_vec();
+        actor.extend_from_slice(part);
+        let actor = ActorId::from(actor);
+        Ok(self
+            .doc
+            .get_changes(&since)
+            .iter()
+            .filter(|c| c.actor_id() == &actor)
+            .max_by_key(|c| c.seq())
+            .map(|c| to_hash(c.hash())))
+    }
+
     /// `heads` as automerge's hashes, if this replica holds every one.
     fn known_heads(&self, heads: &[ChangeHash]) -> Result<Vec<automerge::ChangeHash>, EditError> {
         if heads.is_empty() {

@@ -193,6 +193,11 @@ impl NodeActor {
                 let _ = reply.send(self.judge_lab_order(peer, order));
             }
             Command::Readvertise => self.publish_advert().await,
+            Command::LearnAuthor { author } => {
+                if let Err(e) = self.session_of(author).await {
+                    warn!(author = %author.short(), error = %e, "a user's author key could not be read: projects shared with them will not reach this node");
+                }
+            }
             Command::WhoIsIn { project, reply } => {
                 let _ = reply.send(Ok(self.presence.in_project(&project, now_ms())));
             }

@@ -36,6 +36,12 @@ impl NodeHandle {
         .await
     }
 
+    /// Tells the node that `author` is one of its users (a first sign-in, or a user made
+    /// beside the running node): it hosts them, and says so in its advert, from now on.
+    pub async fn learn_author(&self, author: AuthorId) {
+        let _ = self.tx.send(Command::LearnAuthor { author }).await;
+    }
+
     /// Who is in a project now, as far as this node knows.
     pub async fn presence(&self, project: ProjectId) -> Result<Vec<Presence>, NodeError> {
         self.call(|reply| Command::WhoIsIn { project, reply }).await

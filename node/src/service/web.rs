@@ -103,6 +103,9 @@ impl Port for NodePort {
             .map_err(|e| e.to_string())??;
         if let Some(p) = &found {
             self.auth.put(&credential, p);
+            if let Ok(author) = p.author.parse() {
+                self.node.learn_author(author).await;
+            }
         }
         Ok(found)
     }
@@ -171,8 +174,9 @@ impl Port for NodePort {
         who: Principal,
         project: String,
         notebook: String,
+        resume: orrery_web::live::Resume,
     ) -> Result<Box<dyn orrery_web::live::LiveNotebook>, ApiError> {
-        super::api::live(&self.node, who, project, notebook).await
+        super::api::live(&self.node, who, project, notebook, resume).await
     }
 
     async fn lab_connect(

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use orrery_crdt::{CellId, CellSplices, NotebookDelta, NotebookId, Splice};
 use orrery_protocol::{AuthorId, ChangeHash, ProjectId};
-use orrery_web::live::{LiveDelta, LiveHello, LiveNotebook, LivePresence, LiveSplices};
+use orrery_web::live::{LiveDelta, LiveHello, LiveNotebook, LivePresence, LiveSplices, Resume};
 use orrery_web::{ApiError, Principal};
 use tokio::sync::broadcast;
 
@@ -29,6 +29,8 @@ struct Live {
     events: broadcast::Receiver<NodeEvent>,
     /// Who else was in the notebook, as last told.
     present: Vec<LivePresence>,
+    /// The version the browser held when it came back, if it did.
+    since: Option<Vec<ChangeHash>>,
 }
 
 /// Opens `who`'s live session in a notebook they may see.
@@ -37,6 +39,7 @@ pub(in crate::service) async fn open(
     who: Principal,
     project: String,
     notebook: String,
+    resume: Resume,
 ) -> Result<Box<dyn LiveNotebook>, ApiError> {
     let project = project_id(&project)?;
     let notebook: NotebookId = parse("notebook id", &notebook)?;
@@ -51,7 +54,27 @@ pub(in crate::service) async fn open(
     .await
     .map_err(node_error)??;
     let mut part = [0u8; orrery_crdt::session::SESSION_LEN];
-    getrandom::fill(&mut part).map_err(|e| ApiError::unavailable(e.to_string()))?;
+    match resume.session.as_deref() {
+        Some(hex) => {
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    hex.get(i..i + 2)
+                        .and_then(|b| u8::from_str_radix(b, 16).ok())
+                })
+                .collect::<Option<Vec<u8>>>()
+                .filter(|b| b.len() == part.len())
+                .ok_or_else(|| ApiError::invalid("`session` must be 32 hexadecimal digits"))?;
+            part.copy_from_slice(&bytes);
+        }
+        None => getrandom::fill(&mut part).map_err(|e| ApiError::unavailable(e.to_string()))?,
+    }
+    let since = match resume.since.as_deref() {
+        Some(s) => Some(hashes(
+            &s.split(',').map(str::to_owned).collect::<Vec<_>>(),
+        )?),
+        None => None,
+    };
     let events = node.subscribe();
     Ok(Box::new(Live {
         node: node.clone(),
@@ -61,6 +84,7 @@ pub(in crate::service) async fn open(
         part,
         events,
         present: Vec::new(),
+        since,
     }))
 }
 
@@ -148,10 +172,31 @@ impl LiveNotebook for Live {
                 })
                 .await
                 .map_err(node_error)??;
+            let (mut landed, mut delta) = (false, None);
+            if let Some(since) = self.since.take() {
+                let (author, part, s) = (self.author, self.part, since.clone());
+                let own = self
+                    .node
+                    .read(project, move |p| {
+                        p.ok_or_else(|| not_found(project))?
+                            .session_change_since(&author, &part, &s)
+                            .map_err(|e| edit_error(&e))
+                    })
+                    .await
+                    .map_err(node_error)??;
+                landed = own.is_some();
+                delta = Some(to_web(self.delta(own.map_or(since, |o| vec![o])).await?));
+            }
+            let heads: Vec<String> = match &delta {
+                Some(d) => d.heads.clone(),
+                None => heads.iter().map(ToString::to_string).collect(),
+            };
             Ok(LiveHello {
-                heads: heads.iter().map(ToString::to_string).collect(),
+                heads,
                 notebook,
                 author: self.author.to_string(),
+                landed,
+                delta,
             })
         })
     }

@@ -1,0 +1,88 @@
+// Two researchers co-edit one cell from two nodes, each in a browser signed in at their own
+// node (session cookies the test made on the nodes): both type at once, both see the merged
+// text, and keystrokes reach the other browser quickly.
+//
+// Usage: node coedit.mjs <base A> <session A> <base B> <session B> <project> <cell> <screenshot dir>
+// Prints one JSON object with what it saw; the Rust test judges it.
+import { mkdirSync } from 'node:fs';
+import { axe, launch } from './chromium.mjs';
+
+const [baseA, secretA, baseB, secretB, project, cell, shots] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+
+async function open(browser, base, secret, errors) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.addCookies([{ name: 'orrery_session', value: secret, url: base, httpOnly: true, sameSite: 'Lax' }]);
+  const page = await context.newPage();
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  await page.goto(`${base}/ui/#/projects/${project}`);
+  await page.getByRole('button', { name: 'Edit together' }).first().click();
+  const area = page.locator(`textarea[data-cell="${cell}"]`);
+  await area.waitFor({ timeout: 15000 });
+  await page.locator('[data-state="live"]').waitFor({ timeout: 15000 });
+  return { page, area };
+}
+
+const value = (area) => area.inputValue();
+
+async function until(check, what, ms = 20000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const browser = await launch();
+const out = { errors: [] };
+try {
+  const a = await open(browser, baseA, secretA, out.errors);
+  const b = await open(browser, baseB, secretB, out.errors);
+  out.before = await value(a.area);
+  // Ada types at the end, Grace at the start, at the same time.
+  await a.area.click();
+  await a.page.keyboard.press('Control+End');
+  await b.area.click();
+  await b.page.keyboard.press('Control+Home');
+  await Promise.all([
+    a.page.keyboard.type('  # by Ada', { delay: 15 }),
+    b.page.keyboard.type('# Grace was here\n', { delay: 15 }),
+  ]);
+  await until(async () => {
+    const [x, y] = [await value(a.area), await value(b.area)];
+    return x === y && x.includes('# by Ada') && x.includes('# Grace was here');
+  }, 'both browsers show both edits');
+  out.merged = await value(a.area);
+  // Each sees the other in the cell.
+  await until(async () => (await a.page.locator('.in-cell .who').count()) > 0, 'Ada sees Grace in the cell');
+  out.presenceA = await a.page.locator('.in-cell .who').first().innerText();
+  await until(async () => (await a.page.locator('[data-pending="0"]').count()) > 0, "Ada's edits are saved");
+  await until(async () => (await b.page.locator('[data-pending="0"]').count()) > 0, "Grace's edits are saved");
+  await a.page.screenshot({ path: `${shots}/coedit-ada.png` });
+  await b.page.screenshot({ path: `${shots}/coedit-grace.png` });
+  out.violations = await axe(a.page);
+
+  // Keystroke to visible in the other browser, at the other node.
+  const times = [];
+  await a.area.click();
+  await a.page.keyboard.press('Control+End');
+  for (let i = 0; i < 30; i += 1) {
+    const ch = String.fromCharCode(97 + (i % 26));
+    const before = await value(b.area);
+    const t0 = Date.now();
+    await a.page.keyboard.type(ch);
+    await until(async () => (await value(b.area)).length > before.length, `keystroke ${i} reaches Grace`, 10000);
+    times.push(Date.now() - t0);
+  }
+  times.sort((x, y) => x - y);
+  out.latency = { p50: times[Math.floor(times.length * 0.5)], p95: times[Math.floor(times.length * 0.95)], n: times.length };
+  await until(async () => (await a.page.locator('[data-pending="0"]').count()) > 0, 'the last keystrokes are saved');
+  out.final = await value(a.area);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));

@@ -303,7 +303,30 @@ impl Actor {
                 _ = sweep.tick() => self.sweep_strangers(),
             }
         }
+        self.close_all().await;
         debug!(node = %self.me.short(), "federation actor stopped");
+    }
+
+    /// Closes every connection before the swarm goes, so that peers learn of it at once: a
+    /// QUIC connection dropped unclosed lingers at the peer until its idle timeout, and what
+    /// the peer sends over it meanwhile is lost.
+    async fn close_all(&mut self) {
+        let peers: Vec<PeerId> = self.connected.iter().copied().collect();
+        for p in peers {
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        let deadline = tokio::time::sleep(Duration::from_millis(500));
+        tokio::pin!(deadline);
+        while !self.connected.is_empty() {
+            tokio::select! {
+                _ = &mut deadline => break,
+                event = self.swarm.select_next_some() => {
+                    if let SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } = event {
+                        self.connected.remove(&peer_id);
+                    }
+                }
+            }
+        }
     }
 
     fn emit(&self, event: Event) {

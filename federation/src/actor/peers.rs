@@ -109,17 +109,7 @@ impl Actor {
                 self.leaving.insert(peer, Instant::now() + TELL_REMOVED);
                 // Told at once, not only when it asks: a removed node that does not ask (it
                 // may not count this node as connected yet) would otherwise never learn it.
-                let removal = node_id(&peer).and_then(|n| {
-                    let m = self.membership.as_ref()?;
-                    Some(MembershipEvent::Removal(
-                        m.removal(&n)?.clone().into_unverified(),
-                    ))
-                });
-                if let Some(removal) = removal {
-                    let rr = &mut self.swarm.behaviour_mut().rr;
-                    let id = rr.send_request(&peer, Request::Removed(removal));
-                    self.pending.insert(id, Pending::Told);
-                }
+                self.tell_removed(peer);
             }
             Verdict::Tell { attempts } => {
                 if reason == RefusalReason::JoinRefused {
@@ -141,6 +131,21 @@ impl Actor {
                 }
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+        }
+    }
+
+    /// Sends a removed peer its removal.
+    pub(super) fn tell_removed(&mut self, peer: PeerId) {
+        let removal = node_id(&peer).and_then(|n| {
+            let m = self.membership.as_ref()?;
+            Some(MembershipEvent::Removal(
+                m.removal(&n)?.clone().into_unverified(),
+            ))
+        });
+        if let Some(removal) = removal {
+            let rr = &mut self.swarm.behaviour_mut().rr;
+            let id = rr.send_request(&peer, Request::Removed(removal));
+            self.pending.insert(id, Pending::Told);
         }
     }
 

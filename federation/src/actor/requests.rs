@@ -56,7 +56,10 @@ impl Actor {
                 Some(Pending::Told) | None => {}
             },
             request_response::Event::OutboundFailure {
-                request_id, error, ..
+                peer,
+                request_id,
+                error,
+                ..
             } => match self.pending.remove(&request_id) {
                 Some(Pending::Request { to, reply }) => {
                     let _ = reply.send(Err(FederationError::Request {
@@ -66,6 +69,14 @@ impl Actor {
                 }
                 Some(Pending::Join { reply }) => {
                     let _ = reply.send(Err(FederationError::Join(error.to_string())));
+                }
+                // Sent over a connection that went (an older one, say): told again while the
+                // peer stays in its window.
+                Some(Pending::Told)
+                    if self.connected.contains(&peer) && self.leaving.contains_key(&peer) =>
+                {
+                    debug!(%peer, %error, "a removed node was not told; telling it again");
+                    self.tell_removed(peer);
                 }
                 Some(Pending::Pull { from, tries }) => {
                     if tries < super::PULL_TRIES && self.connected.contains(&from) {

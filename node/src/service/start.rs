@@ -68,7 +68,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     })?;
     let store = StoreHandle::spawn(store);
     let cancel = CancellationToken::new();
-    let (fed, fed_events, _fed_task) = orrery_federation::spawn(
+    let (fed, fed_events, fed_task) = orrery_federation::spawn(
         key.clone(),
         config.network.clone(),
         membership.clone(),
@@ -204,6 +204,10 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     });
     info!(addr = %web_addr, "serving TAP at http://{web_addr}/tap");
     metrics::serve(&actor.config.metrics, &home, handle.clone(), cancel.clone()).await?;
-    let task = tokio::spawn(async move { actor.run(rx, fed_events, cancel).await });
+    let task = tokio::spawn(async move {
+        actor.run(rx, fed_events, cancel).await;
+        // The node has stopped once its connections are closed (peers then learn it at once).
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), fed_task).await;
+    });
     Ok((handle, task))
 }

@@ -210,7 +210,12 @@ pub(crate) async fn callback<P: Port>(
             );
         }
     };
-    let secure = if s.config.base_url.starts_with("https://") {
+    signed_in(&s.config.base_url, &secret)
+}
+
+/// Off to the pages, with the session's cookie.
+fn signed_in(base_url: &str, secret: &str) -> Response {
+    let secure = if base_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
@@ -224,4 +229,37 @@ pub(crate) async fn callback<P: Port>(
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     response
+}
+
+/// `GET /auth/link/{code}`: a one-time sign-in link an operator made (`orrery user link`).
+pub(crate) async fn link<P: Port>(
+    State(s): State<Arc<AppState<P>>>,
+    Path(code): Path<String>,
+) -> Response {
+    if code.len() != 64 || !code.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "unknown_link",
+            "no such sign-in link",
+        );
+    }
+    match s.port.redeem_link(code).await {
+        Ok(Some(secret)) => signed_in(&s.config.base_url, &secret),
+        Ok(None) => {
+            warn!("a sign-in link was refused: used, expired or unknown");
+            api_error(
+                StatusCode::GONE,
+                "link_spent",
+                "this sign-in link was used or has expired: ask the node's operator for a new one (`orrery user link`)",
+            )
+        }
+        Err(e) => {
+            warn!(error = %e, "a sign-in link could not be checked");
+            api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the node could not check the link",
+            )
+        }
+    }
 }

@@ -93,6 +93,12 @@ pub trait Port: Send + Sync + 'static {
     /// Records a verified sign-in (creating the user and their author on first sign-in) and
     /// opens a session; returns the session's secret for the cookie.
     fn sign_in(&self, who: oidc::SignedIn) -> impl Future<Output = Result<String, String>> + Send;
+    /// Spends a one-time sign-in link: a new session's secret, or `None` if the link was used,
+    /// expired or never was.
+    fn redeem_link(
+        &self,
+        code: String,
+    ) -> impl Future<Output = Result<Option<String>, String>> + Send;
     /// The OpenID providers users may sign in with.
     fn providers(&self) -> Vec<oidc::ProviderConfig>;
     /// Ends a browser session.
@@ -290,6 +296,7 @@ pub fn router<P: Port>(port: P, config: WebConfig) -> Router {
         .route("/api/federation", get(federation::federation::<P>))
         .route("/auth/login/{provider}", get(auth::login::<P>))
         .route("/auth/callback/{provider}", get(auth::callback::<P>))
+        .route("/auth/link/{code}", get(auth::link::<P>))
         .route("/data/{collection}/{*path}", get(data::product::<P>))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(state)

@@ -30,6 +30,15 @@ pub enum UserCmd {
         /// The user's id.
         id: String,
     },
+    /// Print a one-time link that signs the user in to this node's pages (for a node without
+    /// an OpenID provider, or a user who cannot use it); it works once, within `--minutes`.
+    Link {
+        /// The user's id.
+        id: String,
+        /// Minutes until the link stops working (at most 1440).
+        #[arg(long, default_value_t = 60)]
+        minutes: i64,
+    },
 }
 
 /// `orrery token`.
@@ -117,6 +126,27 @@ pub(super) fn run_user(ctx: &mut Ctx, cmd: UserCmd, out: &mut dyn Write) -> Resu
                 })
                 .collect();
             writeln!(out, "{}", table(&["id", "name", "author", "ORCID"], rows))?;
+        }
+        UserCmd::Link { id, minutes } => {
+            if ctx.store.user(&id)?.is_none() {
+                bail!("no user `{id}`; `orrery user list` shows them");
+            }
+            if !(1..=1440).contains(&minutes) {
+                bail!("a sign-in link lives 1 to 1440 minutes, not {minutes}");
+            }
+            let code = ctx.store.create_sign_in_link(&id, minutes * 60)?;
+            let base = match &ctx.config.web.public_url {
+                Some(url) => url.trim_end_matches('/').to_owned(),
+                None => match std::fs::read_to_string(ctx.home.web_addr()) {
+                    Ok(addr) => format!("http://{}", addr.trim()),
+                    Err(_) => "http://<this node's web address>".into(),
+                },
+            };
+            writeln!(out, "{base}/auth/link/{code}")?;
+            writeln!(
+                out,
+                "it signs {id} in once, within {minutes} minutes; send it only to them"
+            )?;
         }
         UserCmd::Remove { id } => {
             if !ctx.store.remove_user(&id)? {

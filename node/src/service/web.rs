@@ -117,6 +117,17 @@ impl Port for NodePort {
             .map_err(|e| e.to_string())?
     }
 
+    async fn redeem_link(&self, code: String) -> Result<Option<String>, String> {
+        let home = self.home.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::store::Store::open(&home.database())
+                .and_then(|mut s| s.redeem_sign_in_link(&code))
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
     fn providers(&self) -> Vec<orrery_web::oidc::ProviderConfig> {
         self.config.web.oidc.clone()
     }

@@ -361,6 +361,39 @@ impl Store {
         Ok(user.map(|u| self.user(&u)).transpose()?.flatten())
     }
 
+    /// A one-time sign-in link's code for `user`, valid for `secs` seconds; only its hash is kept.
+    pub fn create_sign_in_link(&mut self, user: &str, secs: i64) -> Result<String, StoreError> {
+        let code = random_hex(32)?;
+        let t = now();
+        self.conn.execute(
+            "DELETE FROM sign_in_links WHERE expires_at <= ?1",
+            params![t],
+        )?;
+        self.conn.execute(
+            "INSERT INTO sign_in_links (hash, user, expires_at) VALUES (?1, ?2, ?3)",
+            params![hash(&code).as_slice(), user, t + secs],
+        )?;
+        Ok(code)
+    }
+
+    /// Spends a sign-in link: a new session's secret, or `None` if the code was used, has
+    /// expired or never was.
+    pub fn redeem_sign_in_link(&mut self, code: &str) -> Result<Option<String>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let user: Option<String> = tx
+            .query_row(
+                "DELETE FROM sign_in_links WHERE hash = ?1 AND expires_at > ?2 RETURNING user",
+                params![hash(code).as_slice(), now()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.commit()?;
+        match user {
+            Some(u) => self.create_session(&u).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Ends a session.
     pub fn end_session(&mut self, secret: &str) -> Result<(), StoreError> {
         self.conn.execute(
@@ -381,6 +414,30 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("db")).expect("store");
         (dir, store)
+    }
+
+    #[test]
+    fn a_sign_in_link_opens_one_session_once_and_not_after_it_expires() {
+        let (_dir, mut s) = store();
+        let author = AuthorId(SecretKey::generate().expect("random").public());
+        let u = s.add_user("Ada", author).expect("user");
+        let code = s.create_sign_in_link(&u.id, 600).expect("link");
+        let secret = s
+            .redeem_sign_in_link(&code)
+            .expect("redeem")
+            .expect("a session");
+        assert_eq!(
+            s.session_user(&secret).expect("user").map(|x| x.id),
+            Some(u.id.clone())
+        );
+        assert_eq!(
+            s.redeem_sign_in_link(&code).expect("again"),
+            None,
+            "used once"
+        );
+        let expired = s.create_sign_in_link(&u.id, -1).expect("link");
+        assert_eq!(s.redeem_sign_in_link(&expired).expect("expired"), None);
+        assert_eq!(s.redeem_sign_in_link("00").expect("unknown"), None);
     }
 
     #[test]

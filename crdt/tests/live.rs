@@ -263,3 +263,49 @@ fn a_reader_applying_deltas_holds_the_notebook_through_concurrent_edits() {
     reader.check(&p, &nb);
     assert!(p.notebook_delta(&nb, &p.heads()).expect("none").is_empty());
 }
+
+#[test]
+fn a_browser_back_from_a_lost_connection_learns_whether_its_edit_was_made() {
+    let (alice, bob) = (session(1), session(2));
+    let (mut p, _) = Project::create(&alice, "Timing", Visibility::Shared).expect("create");
+    p.set_member(&alice, bob.author(), Role::Editor)
+        .expect("bob");
+    let nb = p.add_notebook(&alice, "Residuals").expect("notebook");
+    let cell = p
+        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, "abc"))
+        .expect("cell");
+    let held = p.heads();
+    // Not made: nothing of Bob's browser session since the version it held.
+    assert_eq!(
+        p.session_change_since(&bob.author(), &[2; 16], &held)
+            .expect("ask"),
+        None
+    );
+    let own = p
+        .splice_at(
+            &bob,
+            &nb,
+            &held,
+            &[CellSplices {
+                cell: cell.clone(),
+                splices: vec![splice(3, 0, "d")],
+            }],
+        )
+        .expect("edit");
+    p.splice_source(&alice, &nb, &cell, 0, 0, "x")
+        .expect("alice");
+    // Made: the node names the change, and what changed from it is what the browser lacks.
+    assert_eq!(
+        p.session_change_since(&bob.author(), &[2; 16], &held)
+            .expect("ask"),
+        Some(own)
+    );
+    assert_eq!(
+        p.session_change_since(&bob.author(), &[9; 16], &held)
+            .expect("ask"),
+        None,
+        "another session"
+    );
+    let delta = p.notebook_delta(&nb, &[own]).expect("delta");
+    assert_eq!(apply("abcd", &delta.texts[0].splices), "xabcd");
+}

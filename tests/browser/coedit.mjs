@@ -1,23 +1,25 @@
 // Two researchers co-edit one cell from two nodes, each in a browser signed in at their own
-// node (session cookies the test made on the nodes): both type at once, both see the merged
-// text, and keystrokes reach the other browser quickly.
+// node (with a one-time sign-in link its operator made): both type at once, both see the
+// merged text, and keystrokes reach the other browser quickly.
 //
-// Usage: node coedit.mjs <base A> <session A> <base B> <session B> <project> <cell> <screenshot dir>
+// Usage: node coedit.mjs <link A> <link B> <project> <cell> <screenshot dir>
 // Prints one JSON object with what it saw; the Rust test judges it.
 import { mkdirSync } from 'node:fs';
 import { axe, launch } from './chromium.mjs';
 
-const [baseA, secretA, baseB, secretB, project, cell, shots] = process.argv.slice(2);
+const [linkA, linkB, project, cell, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
 
-async function open(browser, base, secret, errors) {
+async function open(browser, link, errors) {
+  const base = new URL(link).origin;
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.addCookies([{ name: 'orrery_session', value: secret, url: base, httpOnly: true, sameSite: 'Lax' }]);
   const page = await context.newPage();
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(m.text());
   });
+  await page.goto(link);
+  await page.locator('.account .who .name').waitFor({ timeout: 15000 });
   await page.goto(`${base}/ui/#/projects/${project}`);
   await page.getByRole('button', { name: 'Edit together' }).first().click();
   const area = page.locator(`textarea[data-cell="${cell}"]`);
@@ -40,8 +42,11 @@ async function until(check, what, ms = 20000) {
 const browser = await launch();
 const out = { errors: [] };
 try {
-  const a = await open(browser, baseA, secretA, out.errors);
-  const b = await open(browser, baseB, secretB, out.errors);
+  const a = await open(browser, linkA, out.errors);
+  const b = await open(browser, linkB, out.errors);
+  // A link signs in once.
+  const again = await (await browser.newContext()).newPage();
+  out.linkAgain = (await again.goto(linkA)).status();
   out.before = await value(a.area);
   // Ada types at the end, Grace at the start, at the same time.
   await a.area.click();

@@ -20,6 +20,10 @@ fn body_for(operation: &str, carol: &str) -> Value {
             "notebook": { "nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [] }
         }),
         "add_cell" => json!({ "source": "print('forged')" }),
+        "move_cell" => json!({ "index": 0 }),
+        "reimport_notebook" => {
+            json!({ "nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [] })
+        }
         "set_source" => json!({ "source": "print('forged')" }),
         "add_comment" => json!({ "text": "forged" }),
         "create_token" => json!({ "scopes": ["read", "write"] }),
@@ -241,4 +245,99 @@ async fn a_python_client_drives_the_api_from_its_document() {
     assert!(listed.contains("Crab pulsar timing"), "{listed}");
     let credits = cli(&node, &["project", "credits", "Crab pulsar timing"]);
     assert!(credits.contains("Ada Lovelace"), "{credits}");
+}
+
+/// A notebook file with one code cell per source, cell ids `c0`, `c1`…
+fn ipynb(sources: &[&str]) -> Value {
+    let cells: Vec<Value> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            json!({ "cell_type": "code", "id": format!("c{i}"), "metadata": {}, "source": s,
+                    "outputs": [], "execution_count": null })
+        })
+        .collect();
+    json!({ "nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cell_moves_and_a_notebook_updates_in_place_from_a_newer_file() {
+    let node = TestNode::create("api").await;
+    let http = Http::new(&node);
+    let ada = user(&node, "Ada Lovelace", "read,write");
+    let (s, p) = http.as_user(
+        "POST",
+        "/api/v1/projects",
+        &ada.token,
+        Some(&json!({ "title": "Pulsar timing" })),
+    );
+    assert_eq!(s, 201, "{p}");
+    let project = p["id"].as_str().expect("id").to_owned();
+    let (s, nb) = http.as_user(
+        "POST",
+        &format!("/api/v1/projects/{project}/notebooks/import"),
+        &ada.token,
+        Some(&json!({ "title": "Timing", "notebook": ipynb(&["a = 1", "b = 2", "c = 3"]) })),
+    );
+    assert_eq!(s, 201, "{nb}");
+    let nb = nb["id"].as_str().expect("id").to_owned();
+    let order = |v: &Value| -> Vec<String> {
+        v["cells"]
+            .as_array()
+            .expect("cells")
+            .iter()
+            .map(|c| c["source"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    // The last cell to the top.
+    let (s, moved) = http.as_user(
+        "POST",
+        &format!("/api/v1/projects/{project}/notebooks/{nb}/cells/c2/move"),
+        &ada.token,
+        Some(&json!({ "index": 0 })),
+    );
+    assert_eq!(s, 200, "{moved}");
+    assert_eq!(order(&moved), ["c = 3", "a = 1", "b = 2"]);
+    let (s, refused) = http.as_user(
+        "POST",
+        &format!("/api/v1/projects/{project}/notebooks/{nb}/cells/c2/move"),
+        &ada.token,
+        Some(&json!({ "index": 3 })),
+    );
+    assert_eq!(s, 400, "past the end: {refused}");
+    // A newer file: one cell edited, one added. What Ada did in the notebook (the move) stays.
+    let (s, updated) = http.as_user(
+        "PUT",
+        &format!("/api/v1/projects/{project}/notebooks/{nb}/ipynb"),
+        &ada.token,
+        Some(&ipynb(&["a = 1", "b = 20", "c = 3", "d = 4"])),
+    );
+    assert_eq!(s, 200, "{updated}");
+    let summary = updated["summary"].as_str().expect("summary");
+    assert!(
+        summary.contains("added") && summary.contains("edited"),
+        "{summary}"
+    );
+    let after = order(&updated["notebook"]);
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert_eq!(after[0], "c = 3", "the move is kept: {after:?}");
+    assert!(
+        after.contains(&"b = 20".to_owned()) && after.contains(&"d = 4".to_owned()),
+        "{after:?}"
+    );
+    // Not a notebook: refused, nothing changed.
+    let (s, refused) = http.as_user(
+        "PUT",
+        &format!("/api/v1/projects/{project}/notebooks/{nb}/ipynb"),
+        &ada.token,
+        Some(&json!({ "cells": "no" })),
+    );
+    assert_eq!(s, 400, "{refused}");
+    let (_, now) = http.as_user(
+        "GET",
+        &format!("/api/v1/projects/{project}/notebooks/{nb}"),
+        &ada.token,
+        None,
+    );
+    assert_eq!(order(&now), after);
 }

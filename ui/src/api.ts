@@ -389,3 +389,44 @@ export async function deleteCell(id: string, nb: string, cell: string): Promise<
   });
   if (!r.ok) await answer<unknown>(r);
 }
+
+/// Moves a cell to `index` in the order without it.
+export async function moveCell(id: string, nb: string, cell: string, index: number): Promise<NotebookView> {
+  return answer<NotebookView>(
+    await fetch(`${P(id)}/notebooks/${encodeURIComponent(nb)}/cells/${encodeURIComponent(cell)}/move`, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ index }),
+    }),
+  );
+}
+
+/// Imports a Jupyter notebook file as a new notebook.
+export async function importNotebook(id: string, title: string, file: unknown): Promise<NotebookView> {
+  return answer<NotebookView>(
+    await fetch(`${P(id)}/notebooks/import`, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ title, notebook: file }),
+    }),
+  );
+}
+
+export interface Reimported {
+  summary: string;
+  notebook: NotebookView;
+}
+
+/// Updates a notebook in place from a newer version of its file.
+export async function reimportNotebook(id: string, nb: string, file: unknown): Promise<Reimported> {
+  return answer<Reimported>(
+    await fetch(`${P(id)}/notebooks/${encodeURIComponent(nb)}/ipynb`, {
+      method: 'PUT',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(file),
+    }),
+  );
+}

@@ -1,5 +1,5 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { addCell, deleteCell } from './api';
+import { addCell, deleteCell, moveCell } from './api';
 import { LiveNotebook, type LiveView, type Presence } from './live';
 
 function message(e: unknown): string {
@@ -114,6 +114,16 @@ export function LiveEditor({ project, notebook, title }: { project: string; note
               <button type="button" onClick={() => act(addCell(project, notebook, 'markdown', i + 1))}>
                 Add Markdown cell below
               </button>
+              {i > 0 && (
+                <button type="button" onClick={() => act(moveCell(project, notebook, c.id, i - 1))}>
+                  Move cell {i + 1} up
+                </button>
+              )}
+              {i < view.cells.length - 1 && (
+                <button type="button" onClick={() => act(moveCell(project, notebook, c.id, i + 1))}>
+                  Move cell {i + 1} down
+                </button>
+              )}
               <button type="button" onClick={() => act(deleteCell(project, notebook, c.id))}>
                 Delete cell {i + 1}
               </button>

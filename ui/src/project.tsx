@@ -11,7 +11,9 @@ import {
   comments,
   credits,
   history,
+  importNotebook,
   ipynbUrl,
+  reimportNotebook,
   notebook,
   project,
   projects,
@@ -76,6 +78,18 @@ function names(p: ProjectView, c: CreditsView | null): Names {
   };
 }
 
+/** Reads a chosen .ipynb file as JSON. */
+async function ipynbOf(input: HTMLInputElement): Promise<{ name: string; json: unknown } | null> {
+  const file = input.files?.[0];
+  input.value = '';
+  if (!file) return null;
+  try {
+    return { name: file.name.replace(/\.ipynb$/i, ''), json: JSON.parse(await file.text()) };
+  } catch {
+    throw new Error(`${file.name} is not a notebook file (not JSON)`);
+  }
+}
+
 function Html({ html, class: cls }: { html: string; class?: string }) {
   // The HTML was sanitised (or made from escaped text) where it was rendered.
   return <div class={cls} dangerouslySetInnerHTML={{ __html: html }} />;
@@ -129,6 +143,7 @@ function Notebook({ p, id, who, showCredit, onEdit }: { p: ProjectView; id: stri
   const [nb, setNb] = useState<NotebookView | null>(null);
   const [spans, setSpans] = useState<NotebookAuthorship | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [updated, setUpdated] = useState<string | null>(null);
   useEffect(() => {
     notebook(p.id, id)
       .then(setNb)
@@ -157,8 +172,33 @@ function Notebook({ p, id, who, showCredit, onEdit }: { p: ProjectView; id: stri
           <a href={ipynbUrl(p.id, nb.id)} download={`${nb.title}.ipynb`}>
             Download .ipynb
           </a>
+          {onEdit && (
+            <label class="file-pick">
+              Update from .ipynb
+              <input
+                type="file"
+                accept=".ipynb,application/x-ipynb+json,application/json"
+                onChange={(e) =>
+                  ipynbOf(e.currentTarget)
+                    .then((f) => (f ? reimportNotebook(p.id, nb.id, f.json) : null))
+                    .then((r) => {
+                      if (r) {
+                        setNb(r.notebook);
+                        setUpdated(`Updated from the file: ${r.summary}.`);
+                      }
+                    })
+                    .catch((err) => setError(message(err)))
+                }
+              />
+            </label>
+          )}
         </span>
       </header>
+      {updated && (
+        <p class="status" role="status">
+          {updated}
+        </p>
+      )}
       {nb.cells.map((c) => {
         const credited = showCredit ? spansOf.get(c.id) : undefined;
         return (
@@ -248,6 +288,21 @@ export function ProjectPage({ id }: { id: string }) {
             </ul>
           )}
           {p.notebooks.length === 0 && <p class="note">No notebooks yet.</p>}
+          {(p.role === 'editor' || p.role === 'owner') && (
+            <label class="file-pick">
+              Add a notebook from a .ipynb file
+              <input
+                type="file"
+                accept=".ipynb,application/x-ipynb+json,application/json"
+                onChange={(e) =>
+                  ipynbOf(e.currentTarget)
+                    .then((f) => (f ? importNotebook(p.id, f.name || 'Notebook', f.json) : null))
+                    .then((made) => (made ? project(id).then(setP) : undefined))
+                    .catch((err) => setError(message(err)))
+                }
+              />
+            </label>
+          )}
           {p.notebooks.map((nb) =>
             editing === nb.id ? (
               <div key={nb.id}>

@@ -394,8 +394,40 @@ pub enum ProjectEdit {
         /// The cell.
         cell: String,
     },
+    /// A cell moved.
+    MoveCell {
+        /// The notebook.
+        notebook: String,
+        /// The cell.
+        cell: String,
+        /// Its place in the order without it (0 is first).
+        index: usize,
+    },
+    /// A notebook updated in place from a newer version of its file.
+    Reimport {
+        /// The notebook.
+        notebook: String,
+        /// The file's content (nbformat 4 JSON).
+        file: serde_json::Value,
+    },
     /// A comment.
     Comment(NewComment),
+}
+
+/// Where a cell goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CellPlace {
+    /// Its place in the order without it (0 is first).
+    pub index: usize,
+}
+
+/// What updating a notebook from a newer file did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Reimported {
+    /// For example `1 cell added, 2 edited (+14 −3 chars), 1 moved`, or `no change`.
+    pub summary: String,
+    /// The notebook now.
+    pub notebook: NotebookView,
 }
 
 /// What a project read or edit answers.
@@ -411,6 +443,8 @@ pub enum ProjectAnswer {
     Ipynb(serde_json::Value),
     /// A cell.
     Cell(CellView),
+    /// A notebook updated from a newer file.
+    Reimported(Reimported),
     /// Who wrote each part of a notebook's cells.
     Authorship(NotebookAuthorship),
     /// Credits.

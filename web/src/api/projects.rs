@@ -24,7 +24,8 @@ pub(super) fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(add_notebook))
         .routes(routes!(import_notebook))
         .routes(routes!(notebook))
-        .routes(routes!(export_notebook))
+        .routes(routes!(export_notebook, reimport_notebook))
+        .routes(routes!(move_cell))
         .routes(routes!(authorship))
         .routes(routes!(add_cell))
         .routes(routes!(set_source, delete_cell))
@@ -384,6 +385,72 @@ async fn export_notebook(
         Json(file),
     )
         .into_response())
+}
+
+/// Updates a notebook in place from a newer version of its file (editors): only what changed
+/// since the file it was imported from is applied, merged with what others did meanwhile.
+#[utoipa::path(
+    put,
+    path = "/api/v1/projects/{project}/notebooks/{notebook}/ipynb",
+    tag = "projects",
+    security(("bearer" = []), ("session" = [])),
+    params(
+        ("project" = String, Path, description = "the project's id"),
+        ("notebook" = String, Path, description = "the notebook's id"),
+    ),
+    request_body(content = Object, description = "the notebook file (nbformat 4 JSON)"),
+    responses(
+        (status = 200, description = "what changed", body = Reimported),
+        (status = 400, description = "not a notebook this node can import", body = ErrorBody),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 403, description = "the credential or the role does not allow it", body = ErrorBody),
+        (status = 404, description = "no such thing that the caller may see", body = ErrorBody),
+    )
+)]
+async fn reimport_notebook(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+    Path((project, notebook)): Path<(String, String)>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<Reimported>, ApiError> {
+    let update = |file| ProjectEdit::Reimport { notebook, file };
+    let a = edit_with(&b, &headers, project, body, update).await?;
+    expect!(a, Reimported).map(Json)
+}
+
+/// Moves a cell (editors).
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/notebooks/{notebook}/cells/{cell}/move",
+    tag = "projects",
+    security(("bearer" = []), ("session" = [])),
+    params(
+        ("project" = String, Path, description = "the project's id"),
+        ("notebook" = String, Path, description = "the notebook's id"),
+        ("cell" = String, Path, description = "the cell's id"),
+    ),
+    request_body = CellPlace,
+    responses(
+        (status = 200, description = "the notebook now", body = NotebookView),
+        (status = 400, description = "the request is malformed or impossible", body = ErrorBody),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 403, description = "the credential or the role does not allow it", body = ErrorBody),
+        (status = 404, description = "no such thing that the caller may see", body = ErrorBody),
+    )
+)]
+async fn move_cell(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+    Path((project, notebook, cell)): Path<(String, String, String)>,
+    body: Result<Json<CellPlace>, JsonRejection>,
+) -> Result<Json<NotebookView>, ApiError> {
+    let place = |CellPlace { index }| ProjectEdit::MoveCell {
+        notebook,
+        cell,
+        index,
+    };
+    let a = edit_with(&b, &headers, project, body, place).await?;
+    expect!(a, Notebook).map(Json)
 }
 
 /// Adds a cell (editors).

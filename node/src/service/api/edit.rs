@@ -20,6 +20,7 @@ enum Made {
     Members,
     Notebook(NotebookId),
     Cell(NotebookId, orrery_crdt::CellId),
+    Reimported(NotebookId, String),
     Comment(orrery_crdt::CommentId),
     Nothing,
 }
@@ -114,6 +115,26 @@ fn apply(
             p.delete_cell(s, &notebook, &cell)?;
             Made::Nothing
         }
+        Prepared::MoveCell {
+            notebook,
+            cell,
+            index,
+        } => {
+            let len = p.cell_ids(&notebook)?.len();
+            if index >= len {
+                return Err(refuse(ApiError::invalid(format!(
+                    "index {index} is past the last place ({} in a notebook of {len} cells)",
+                    len.saturating_sub(1)
+                ))));
+            }
+            p.move_cell(s, &notebook, &cell, index)?;
+            Made::Notebook(notebook)
+        }
+        Prepared::Reimport { notebook, file } => match p.update_from_ipynb(s, &notebook, &file) {
+            Ok(summary) => Made::Reimported(notebook, summary.to_string()),
+            Err(orrery_crdt::nbformat::NbformatError::Edit(e)) => return Err(e),
+            Err(e) => return Err(refuse(ApiError::invalid(e.to_string()))),
+        },
         Prepared::Comment { target, text } => Made::Comment(p.comment(s, &target, &text)?),
     })
 }
@@ -143,6 +164,15 @@ enum Prepared {
     DeleteCell {
         notebook: NotebookId,
         cell: orrery_crdt::CellId,
+    },
+    MoveCell {
+        notebook: NotebookId,
+        cell: orrery_crdt::CellId,
+        index: usize,
+    },
+    Reimport {
+        notebook: NotebookId,
+        file: Vec<u8>,
     },
     Comment {
         target: String,
@@ -206,6 +236,19 @@ fn prepare(edit: ProjectEdit) -> Result<Prepared, ApiError> {
             notebook: parse("notebook id", &notebook)?,
             cell: parse("cell id", &cell)?,
         },
+        ProjectEdit::MoveCell {
+            notebook,
+            cell,
+            index,
+        } => Prepared::MoveCell {
+            notebook: parse("notebook id", &notebook)?,
+            cell: parse("cell id", &cell)?,
+            index,
+        },
+        ProjectEdit::Reimport { notebook, file } => Prepared::Reimport {
+            notebook: parse("notebook id", &notebook)?,
+            file: serde_json::to_vec(&file).map_err(|e| ApiError::invalid(e.to_string()))?,
+        },
         ProjectEdit::Comment(c) => {
             let text = c.text.trim();
             if text.is_empty() || text.chars().count() > MAX_COMMENT {
@@ -268,6 +311,12 @@ pub(in crate::service) async fn edit(
             Made::Members => ProjectAnswer::Members(members(p)),
             Made::Notebook(nb) => {
                 ProjectAnswer::Notebook(notebook_view(p.notebook(&nb).map_err(|e| edit_error(&e))?))
+            }
+            Made::Reimported(nb, summary) => {
+                ProjectAnswer::Reimported(orrery_web::api::Reimported {
+                    summary,
+                    notebook: notebook_view(p.notebook(&nb).map_err(|e| edit_error(&e))?),
+                })
             }
             Made::Cell(nb, cell) => {
                 ProjectAnswer::Cell(cell_view(p.cell(&nb, &cell).map_err(|e| edit_error(&e))?))

@@ -10,10 +10,33 @@ import { axe, launch } from './chromium.mjs';
 const [linkA, linkB, project, cell, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
 
-async function open(browser, link, errors) {
+// Grace's connection to her node can be cut: the page's live socket goes through this route,
+// which closes it, and holds the page's attempts to reconnect until it is let through again.
+const line = { down: false, live: [], held: [] };
+function cuttable(ws) {
+  if (line.down) {
+    line.held.push(ws);
+    return;
+  }
+  line.live.push([ws, ws.connectToServer()]);
+}
+async function cut() {
+  line.down = true;
+  for (const [page, server] of line.live.splice(0)) {
+    await server.close().catch(() => {});
+    await page.close().catch(() => {});
+  }
+}
+function restore() {
+  line.down = false;
+  for (const ws of line.held.splice(0)) line.live.push([ws, ws.connectToServer()]);
+}
+
+async function open(browser, link, errors, route) {
   const base = new URL(link).origin;
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
+  if (route) await page.routeWebSocket(/\/live/, route);
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(m.text());
@@ -43,7 +66,7 @@ const browser = await launch();
 const out = { errors: [] };
 try {
   const a = await open(browser, linkA, out.errors);
-  const b = await open(browser, linkB, out.errors);
+  const b = await open(browser, linkB, out.errors, cuttable);
   // A link signs in once.
   const again = await (await browser.newContext()).newPage();
   out.linkAgain = (await again.goto(linkA)).status();
@@ -86,6 +109,28 @@ try {
   times.sort((x, y) => x - y);
   out.latency = { p50: times[Math.floor(times.length * 0.5)], p95: times[Math.floor(times.length * 0.95)], n: times.length };
   await until(async () => (await a.page.locator('[data-pending="0"]').count()) > 0, 'the last keystrokes are saved');
+  await until(async () => (await value(b.area)) === (await value(a.area)), 'Grace has the latency keystrokes');
+
+  // Grace loses her connection: she keeps typing, Ada types too; when the line is back both
+  // have both.
+  await cut();
+  await b.page.locator('[data-state="offline"]').waitFor({ timeout: 15000 });
+  out.offlineShown = await b.page.locator('.live-state').innerText();
+  await b.area.click();
+  await b.page.keyboard.press('Control+Home');
+  await b.page.keyboard.type('# typed offline\n', { delay: 5 });
+  await a.area.click();
+  await a.page.keyboard.press('Control+End');
+  await a.page.keyboard.type(' # while Grace was away', { delay: 5 });
+  await until(async () => (await a.page.locator('[data-pending="0"]').count()) > 0, "Ada's words are saved");
+  out.offlineGrace = await value(b.area);
+  restore();
+  await until(async () => {
+    const [x, y] = [await value(a.area), await value(b.area)];
+    return x === y && x.includes('# typed offline') && x.includes('# while Grace was away');
+  }, 'both have both after the outage');
+  await until(async () => (await b.page.locator('[data-pending="0"][data-state="live"]').count()) > 0, "Grace's offline words are saved");
+  await b.page.screenshot({ path: `${shots}/coedit-after-outage.png` });
   out.final = await value(a.area);
 } finally {
   await browser.close();

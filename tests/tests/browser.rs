@@ -440,6 +440,18 @@ async fn two_researchers_at_two_nodes_type_into_one_cell_from_their_browsers() {
         "{seen}"
     );
     assert_eq!(seen["presenceA"], "Grace Hopper", "{seen}");
+    // Offline, Grace kept typing, and was told so; nothing of Ada's reached her meanwhile.
+    assert!(
+        seen["offlineShown"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Offline")),
+        "{seen}"
+    );
+    let offline = seen["offlineGrace"].as_str().expect("Grace's text offline");
+    assert!(
+        offline.starts_with("# typed offline\n") && !offline.contains("while Grace was away"),
+        "{seen}"
+    );
     assert!(serious(&seen["violations"]).is_empty(), "{seen}");
     // Both nodes hold what the browsers show.
     let final_text = seen["final"].as_str().expect("final text").to_owned();
@@ -486,7 +498,10 @@ async fn two_researchers_at_two_nodes_type_into_one_cell_from_their_browsers() {
         .collect();
     assert_eq!(
         runs.first(),
-        Some(&(grace.author.clone(), "# Grace was here\n".to_owned())),
+        Some(&(
+            grace.author.clone(),
+            "# typed offline\n# Grace was here\n".to_owned()
+        )),
         "{spans}"
     );
     assert!(

@@ -93,6 +93,10 @@ try {
   await a.page.screenshot({ path: `${shots}/coedit-ada.png` });
   await b.page.screenshot({ path: `${shots}/coedit-grace.png` });
   out.violations = await axe(a.page);
+  await a.page.emulateMedia({ colorScheme: 'dark' });
+  await a.page.screenshot({ path: `${shots}/coedit-ada-dark.png` });
+  out.violationsDark = await axe(a.page);
+  await a.page.emulateMedia({ colorScheme: 'light' });
 
   // Keystroke to visible in the other browser, at the other node.
   const times = [];

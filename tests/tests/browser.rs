@@ -453,6 +453,7 @@ async fn two_researchers_at_two_nodes_type_into_one_cell_from_their_browsers() {
         "{seen}"
     );
     assert!(serious(&seen["violations"]).is_empty(), "{seen}");
+    assert!(serious(&seen["violationsDark"]).is_empty(), "{seen}");
     // Both nodes hold what the browsers show.
     let final_text = seen["final"].as_str().expect("final text").to_owned();
     for (http, token) in [(&at_esac, &ada.token), (&at_heidelberg, &grace.token)] {

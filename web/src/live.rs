@@ -12,6 +12,7 @@
 //! browser keeps what it typed and sends it against its last version when it is back.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
@@ -141,6 +142,31 @@ const BASES: usize = 64;
 /// Largest message accepted from a browser.
 const MAX_MESSAGE: usize = 1 << 20;
 
+/// Live sessions a node runs at once; more are refused, saying so.
+const MAX_SESSIONS: usize = 512;
+
+/// Live sessions running now.
+static SESSIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// One running session, counted while it lives.
+struct Counted;
+
+impl Counted {
+    fn take() -> Option<Counted> {
+        let taken = SESSIONS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_SESSIONS).then(|| n + 1)
+        });
+        // Made only when counted: dropping one uncounts it.
+        taken.is_ok().then(|| Counted)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        SESSIONS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// `GET /api/v1/projects/{project}/notebooks/{notebook}/live`: a WebSocket for live editing.
 pub(crate) async fn live(
     State(b): State<Shared>,
@@ -152,10 +178,22 @@ pub(crate) async fn live(
     // A page of another site may open a WebSocket with this node's cookie: `writer` takes a
     // session cookie only from the node's own pages.
     let who = crate::api::guard::writer(&b, &headers, "write").await?;
+    let Some(counted) = Counted::take() else {
+        warn!(
+            limit = MAX_SESSIONS,
+            "live editing refused: the node runs as many live sessions as it may"
+        );
+        return Err(ApiError::unavailable(
+            "this node is running as many live editing sessions as it may; try again in a minute",
+        ));
+    };
     let session = b.live(who, project, notebook, resume).await?;
     Ok(ws
         .max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| run(socket, session))
+        .on_upgrade(move |socket| async move {
+            run(socket, session).await;
+            drop(counted);
+        })
         .into_response())
 }
 
@@ -265,4 +303,19 @@ fn refused(e: &ApiError, resync: bool) -> ToBrowser<'static> {
 async fn send(socket: &mut WebSocket, m: &ToBrowser<'_>) -> Result<(), axum::Error> {
     let text = serde_json::to_string(m).unwrap_or_default();
     socket.send(Message::Text(text.into())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_beyond_the_limit_are_refused_until_one_ends() {
+        let held: Vec<Counted> = (0..MAX_SESSIONS)
+            .map(|_| Counted::take().expect("room"))
+            .collect();
+        assert!(Counted::take().is_none(), "one more than the limit");
+        drop(held);
+        assert!(Counted::take().is_some(), "room again once they end");
+    }
 }

@@ -136,6 +136,31 @@ try {
   await until(async () => (await b.page.locator('[data-pending="0"][data-state="live"]').count()) > 0, "Grace's offline words are saved");
   await b.page.screenshot({ path: `${shots}/coedit-after-outage.png` });
   out.final = await value(a.area);
+
+  // Ada adds a notebook from a .ipynb file, then updates it in place from a newer one.
+  const nbFile = (sources) =>
+    Buffer.from(
+      JSON.stringify({
+        nbformat: 4,
+        nbformat_minor: 5,
+        metadata: {},
+        cells: sources.map((s, i) => ({ cell_type: 'code', id: `u${i}`, metadata: {}, source: s, outputs: [], execution_count: null })),
+      }),
+    );
+  await a.page.getByRole('button', { name: 'Done editing' }).click();
+  await a.page
+    .getByLabel('Add a notebook from a .ipynb file')
+    .setInputFiles({ name: 'Folding.ipynb', mimeType: 'application/json', buffer: nbFile(['fold = 1']) });
+  const added = a.page.locator('article.notebook', { has: a.page.getByRole('heading', { name: 'Folding' }) });
+  await added.waitFor({ timeout: 15000 });
+  out.uploaded = await added.locator('.cell').count();
+  await added
+    .getByLabel('Update from .ipynb')
+    .setInputFiles({ name: 'Folding.ipynb', mimeType: 'application/json', buffer: nbFile(['fold = 2', 'plot(fold)']) });
+  const status = added.getByRole('status');
+  await status.waitFor({ timeout: 15000 });
+  out.reimported = await status.innerText();
+  out.reimportedCells = await added.locator('.cell').count();
 } finally {
   await browser.close();
 }

@@ -454,6 +454,15 @@ async fn two_researchers_at_two_nodes_type_into_one_cell_from_their_browsers() {
     );
     assert!(serious(&seen["violations"]).is_empty(), "{seen}");
     assert!(serious(&seen["violationsDark"]).is_empty(), "{seen}");
+    // A notebook added from a file, then updated in place from a newer one.
+    assert_eq!(seen["uploaded"], 1, "{seen}");
+    assert_eq!(seen["reimportedCells"], 2, "{seen}");
+    assert!(
+        seen["reimported"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Updated from the file") && s.contains("added")),
+        "{seen}"
+    );
     // Both nodes hold what the browsers show.
     let final_text = seen["final"].as_str().expect("final text").to_owned();
     for (http, token) in [(&at_esac, &ada.token), (&at_heidelberg, &grace.token)] {

@@ -54,7 +54,7 @@ enum Pending {
         reply: oneshot::Sender<Result<Response, FederationError>>,
     },
     Join {
-        reply: oneshot::Sender<Result<(), FederationError>>,
+        reply: oneshot::Sender<Result<Vec<MembershipEvent>, FederationError>>,
     },
     /// Membership events asked of a member; asked again (up to [`PULL_TRIES`] in all) if the
     /// request fails while the member is still connected.

@@ -151,7 +151,7 @@ pub(crate) enum Command {
         request: Signed<JoinRequest, Unverified>,
         inviter: NodeId,
         addrs: Vec<Multiaddr>,
-        reply: oneshot::Sender<Result<(), FederationError>>,
+        reply: oneshot::Sender<Result<Vec<MembershipEvent>, FederationError>>,
     },
     Invite {
         invitee: Option<NodeId>,
@@ -241,13 +241,14 @@ impl FederationHandle {
             .map_err(|_| FederationError::Stopped)
     }
 
-    /// Joins a federation through an inviter reachable at `addrs`.
+    /// Joins a federation through an inviter reachable at `addrs`; answers with the
+    /// federation's membership events, for the caller to keep before it says it joined.
     pub async fn join(
         &self,
         request: Signed<JoinRequest, Unverified>,
         inviter: NodeId,
         addrs: Vec<Multiaddr>,
-    ) -> Result<(), FederationError> {
+    ) -> Result<Vec<MembershipEvent>, FederationError> {
         self.call(|reply| Command::Join {
             request,
             inviter,

@@ -892,3 +892,26 @@ async fn a_removed_node_that_never_asks_is_told_of_its_removal() {
         "the founder signed it"
     );
 }
+
+/// A node stopped the moment its join returns comes back a member: the join is kept before it
+/// is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_right_after_joining_comes_back_a_member() {
+    let nodes = federation(1).await;
+    let mut joiner = orrery_tests::TestNode::create("joiner").await;
+    let token = nodes[0]
+        .handle()
+        .invite(Some(joiner.id), None, 3600)
+        .await
+        .expect("invite");
+    joiner.handle().join(token).await.expect("join");
+    joiner.stop().await;
+    joiner.start().await;
+    let status = joiner.handle().status().await.expect("status");
+    assert_eq!(
+        status.members.len(),
+        2,
+        "the restarted node knows its federation: {:?}",
+        status.members
+    );
+}

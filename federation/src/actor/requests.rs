@@ -138,7 +138,7 @@ impl Actor {
         }
     }
 
-    fn finish_join(&mut self, response: Response) -> Result<(), FederationError> {
+    fn finish_join(&mut self, response: Response) -> Result<Vec<MembershipEvent>, FederationError> {
         let events = match response {
             Response::Membership(events) => events,
             Response::Refused(r) => return Err(FederationError::Join(format!("refused: {r:?}"))),
@@ -172,7 +172,11 @@ impl Actor {
         }
         self.enter(m);
         self.after_membership_change();
-        Ok(())
+        Ok(self
+            .membership
+            .as_ref()
+            .map(Membership::events)
+            .unwrap_or_default())
     }
 
     fn on_request(

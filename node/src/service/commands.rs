@@ -30,9 +30,21 @@ impl NodeActor {
             },
         );
         let addrs = token.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-        self.fed
+        let events = self
+            .fed
             .join(request.into_unverified(), inviter, addrs)
             .await?;
+        // Kept before the join is reported: a node stopped at once must come back a member.
+        self.store
+            .run(move |s| s.add_membership_events(&events).map(|_| ()))
+            .await?;
+        if let Some(m) = self.store.run(|s| s.membership()).await? {
+            let entered = self.membership.is_none();
+            self.membership = Some(m);
+            if entered {
+                self.publish_advert().await;
+            }
+        }
         // Remember where the inviter is, to reconnect after a restart. The member list itself
         // arrives as a federation event and is stored there.
         let addrs = token.addrs.clone();

@@ -19,9 +19,13 @@ function moved(before: string, after: string, at: number): number {
 
 function CellText({ id, text, label, live }: { id: string; text: string; label: string; live: LiveNotebook }) {
   const ref = useRef<HTMLTextAreaElement>(null);
+  // What the text area showed before the user's latest input.
+  const shown = useRef(text);
   useLayoutEffect(() => {
     const area = ref.current;
-    if (!area || area.value === text) return;
+    if (!area) return;
+    shown.current = text;
+    if (area.value === text) return;
     // A remote change: the caret stays where it was in the text around it.
     const [s, e] = [area.selectionStart, area.selectionEnd];
     const before = area.value;
@@ -38,7 +42,12 @@ function CellText({ id, text, label, live }: { id: string; text: string; label: 
       spellcheck={false}
       rows={lines}
       defaultValue={text}
-      onInput={(e) => live.type(id, (e.currentTarget as HTMLTextAreaElement).value)}
+      onInput={(e) => {
+        const after = (e.currentTarget as HTMLTextAreaElement).value;
+        const before = shown.current;
+        shown.current = after;
+        live.type(id, before, after);
+      }}
       onFocus={() => live.focus(id)}
     />
   );

@@ -192,16 +192,25 @@ export class LiveNotebook {
     this.state = 'stopped';
   }
 
-  /** The user changed a cell's text to `text`. */
-  type(cell: string, text: string) {
-    const before = this.local.get(cell);
-    if (before === undefined) return;
-    const s = spliceOf(before, text);
+  /**
+   * The user changed a cell's text from `before` (what the text area showed) to `after`. Others'
+   * edits may have arrived since the text area last showed the cell: the user's change is then
+   * rebased onto them, never undoing them.
+   */
+  type(cell: string, before: string, after: string) {
+    const current = this.local.get(cell);
+    if (current === undefined) return;
+    const s = spliceOf(before, after);
     if (!s) return;
+    let mine: Splice[] = [s];
+    if (current !== before) {
+      const theirs = spliceOf(before, current);
+      if (theirs) mine = rebase(before, mine, [theirs]);
+    }
     const list = this.buffer.get(cell) ?? [];
-    list.push(s);
+    list.push(...mine);
     this.buffer.set(cell, list);
-    this.local.set(cell, text);
+    this.local.set(cell, apply(current, mine));
     this.flush();
     this.emit();
   }

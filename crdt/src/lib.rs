@@ -99,8 +99,8 @@ pub use ingest::{IngestError, IngestReport, Origin, Refused};
 pub use nbformat::UpdateSummary;
 pub use outputs::{Blob, BlobError, BlobRef, BlobSource, NoBlobs};
 pub use project::{
-    Batch, Cell, CellSplices, Comment, DatasetRef, EditError, LiveCell, LogEntry, Member, NewCell,
-    Notebook, NotebookDelta, Project, RunRecordError, Sealed, Splice, VerifiedRun,
+    Batch, Cell, CellSplices, Comment, DatasetRef, EditError, LogEntry, Member, NewCell, Notebook,
+    NotebookDelta, Project, RunRecordError, Sealed, Splice, VerifiedRun,
 };
 pub use schema::{CellKind, Role, Visibility};
 pub use session::Session;

@@ -25,7 +25,7 @@ mod edit;
 mod history;
 mod live;
 mod run;
-pub use live::{CellSplices, LiveCell, NotebookDelta, Splice};
+pub use live::{CellSplices, NotebookDelta, Splice};
 pub use run::{RunRecordError, VerifiedRun};
 
 pub(crate) use edit::{CHUNK_BYTES, cell_size, write_cell};

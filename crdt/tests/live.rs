@@ -14,6 +14,15 @@ fn session(i: u8) -> Session {
     Session::with_session_part(key, [i; 16])
 }
 
+/// A project of Alice's with Bob an editor, and an empty notebook in it.
+fn shared_notebook(alice: &Session, bob: &Session) -> (Project, orrery_crdt::NotebookId) {
+    let (mut p, _) = Project::create(alice, "Timing", Visibility::Shared).expect("create");
+    p.set_member(alice, bob.author(), Role::Editor)
+        .expect("bob");
+    let nb = p.add_notebook(alice, "Residuals").expect("notebook");
+    (p, nb)
+}
+
 fn splice(pos: usize, delete: usize, insert: &str) -> Splice {
     Splice {
         pos,
@@ -46,8 +55,8 @@ impl Reader {
         }
         for c in &d.cells {
             self.texts
-                .entry(c.cell.id.clone())
-                .or_insert_with(|| c.cell.source.clone());
+                .entry(c.id.clone())
+                .or_insert_with(|| c.source.clone());
         }
         for r in &d.removed {
             self.texts.remove(r);
@@ -71,10 +80,7 @@ impl Reader {
 #[test]
 fn splices_made_at_an_older_version_merge_with_what_happened_since() {
     let (alice, bob) = (session(1), session(2));
-    let (mut p, _) = Project::create(&alice, "Timing", Visibility::Shared).expect("create");
-    p.set_member(&alice, bob.author(), Role::Editor)
-        .expect("bob");
-    let nb = p.add_notebook(&alice, "Residuals").expect("notebook");
+    let (mut p, nb) = shared_notebook(&alice, &bob);
     let cell = p
         .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, "hello world"))
         .expect("cell");
@@ -164,10 +170,7 @@ impl Lcg {
 #[test]
 fn a_reader_applying_deltas_holds_the_notebook_through_concurrent_edits() {
     let (alice, bob) = (session(1), session(2));
-    let (mut p, _) = Project::create(&alice, "Timing", Visibility::Shared).expect("create");
-    p.set_member(&alice, bob.author(), Role::Editor)
-        .expect("bob");
-    let nb = p.add_notebook(&alice, "Residuals").expect("notebook");
+    let (mut p, nb) = shared_notebook(&alice, &bob);
     for (i, text) in ["import numpy as np", "x = 1", "# Notes ✓ é"]
         .iter()
         .enumerate()
@@ -267,10 +270,7 @@ fn a_reader_applying_deltas_holds_the_notebook_through_concurrent_edits() {
 #[test]
 fn a_browser_back_from_a_lost_connection_learns_whether_its_edit_was_made() {
     let (alice, bob) = (session(1), session(2));
-    let (mut p, _) = Project::create(&alice, "Timing", Visibility::Shared).expect("create");
-    p.set_member(&alice, bob.author(), Role::Editor)
-        .expect("bob");
-    let nb = p.add_notebook(&alice, "Residuals").expect("notebook");
+    let (mut p, nb) = shared_notebook(&alice, &bob);
     let cell = p
         .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, "abc"))
         .expect("cell");

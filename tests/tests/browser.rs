@@ -216,6 +216,32 @@ async fn a_researcher_signs_in_and_out_from_the_node_s_pages() {
     task.abort();
 }
 
+/// "Crab pulsar timing", made by `owner` through `http` with `visibility`, with `editor` an
+/// editor; its id.
+fn project_with_an_editor(
+    http: &Http,
+    owner: &orrery_tests::rest::User,
+    editor: &orrery_tests::rest::User,
+    visibility: &str,
+) -> String {
+    let (status, made) = http.as_user(
+        "POST",
+        "/api/v1/projects",
+        &owner.token,
+        Some(&serde_json::json!({ "title": "Crab pulsar timing", "visibility": visibility })),
+    );
+    assert_eq!(status, 201, "{made}");
+    let project = made["id"].as_str().expect("id").to_owned();
+    let (status, answer) = http.as_user(
+        "PUT",
+        &format!("/api/v1/projects/{project}/members/{}", editor.author),
+        &owner.token,
+        Some(&serde_json::json!({ "role": "editor" })),
+    );
+    assert_eq!(status, 200, "{answer}");
+    project
+}
+
 /// A notebook as a Jupyter user would have saved it: Markdown with math, code with a printed
 /// line, a figure and HTML (with a script that must never run), and a traceback in colour.
 fn timing_notebook() -> Value {
@@ -253,21 +279,7 @@ async fn a_project_reads_as_jupyter_renders_it_with_each_author_s_part() {
     let http = Http::new(node);
     let ada = user(node, "Ada Lovelace", "read,write");
     let grace = user(node, "Grace Hopper", "read,write");
-    let (status, made) = http.as_user(
-        "POST",
-        "/api/v1/projects",
-        &ada.token,
-        Some(&serde_json::json!({ "title": "Crab pulsar timing", "visibility": "public" })),
-    );
-    assert_eq!(status, 201, "{made}");
-    let project = made["id"].as_str().expect("id").to_owned();
-    let (status, answer) = http.as_user(
-        "PUT",
-        &format!("/api/v1/projects/{project}/members/{}", grace.author),
-        &ada.token,
-        Some(&serde_json::json!({ "role": "editor" })),
-    );
-    assert_eq!(status, 200, "{answer}");
+    let project = project_with_an_editor(&http, &ada, &grace, "public");
     let (status, nb) = http.as_user(
         "POST",
         &format!("/api/v1/projects/{project}/notebooks/import"),
@@ -371,21 +383,7 @@ async fn two_researchers_at_two_nodes_type_into_one_cell_from_their_browsers() {
     let (at_esac, at_heidelberg) = (Http::new(&nodes[0]), Http::new(&nodes[1]));
     let ada = user(&nodes[0], "Ada Lovelace", "read,write");
     let grace = user(&nodes[1], "Grace Hopper", "read,write");
-    let (status, made) = at_esac.as_user(
-        "POST",
-        "/api/v1/projects",
-        &ada.token,
-        Some(&serde_json::json!({ "title": "Crab pulsar timing", "visibility": "shared" })),
-    );
-    assert_eq!(status, 201, "{made}");
-    let project = made["id"].as_str().expect("id").to_owned();
-    let (status, answer) = at_esac.as_user(
-        "PUT",
-        &format!("/api/v1/projects/{project}/members/{}", grace.author),
-        &ada.token,
-        Some(&serde_json::json!({ "role": "editor" })),
-    );
-    assert_eq!(status, 200, "{answer}");
+    let project = project_with_an_editor(&at_esac, &ada, &grace, "shared");
     let (status, nb) = at_esac.as_user(
         "POST",
         &format!("/api/v1/projects/{project}/notebooks"),

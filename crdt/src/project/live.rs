@@ -28,14 +28,6 @@ pub struct CellSplices {
     pub splices: Vec<Splice>,
 }
 
-/// A cell as it is now, for a reader that must add or update it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LiveCell {
-    /// The cell. A reader that already holds it keeps its own source: source changes come as
-    /// splices.
-    pub cell: Cell,
-}
-
 /// What changed in a notebook between two versions.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NotebookDelta {
@@ -43,8 +35,9 @@ pub struct NotebookDelta {
     pub heads: Vec<ChangeHash>,
     /// Source splices of cells present at both versions.
     pub texts: Vec<CellSplices>,
-    /// Cells added, or whose kind, place, outputs or metadata changed.
-    pub cells: Vec<LiveCell>,
+    /// Cells added, or whose kind, place, outputs or metadata changed, as they are now. A
+    /// reader that already holds one keeps its own source: source changes come as splices.
+    pub cells: Vec<Cell>,
     /// Cells deleted.
     pub removed: Vec<CellId>,
     /// The cells' order now, when a cell was added, deleted or moved.
@@ -191,20 +184,20 @@ impl Project {
                 }
             }
         }
-        let moved = !added.is_empty() || !delta.removed.is_empty() || !changed.is_empty();
+        let reshaped = !added.is_empty() || !delta.removed.is_empty() || !changed.is_empty();
         delta.texts = texts
             .into_iter()
             .filter(|t| !added.contains(&t.cell) && !delta.removed.contains(&t.cell))
             .collect();
         for id in added.iter().chain(changed.iter()) {
-            if delta.removed.contains(id) || delta.cells.iter().any(|c| &c.cell.id == id) {
+            if delta.removed.contains(id) || delta.cells.iter().any(|c| &c.id == id) {
                 continue;
             }
             if let Ok(cell) = self.cell(nb, id) {
-                delta.cells.push(LiveCell { cell });
+                delta.cells.push(cell);
             }
         }
-        if moved {
+        if reshaped {
             delta.order = Some(self.cell_ids(nb)?);
         }
         Ok(delta)

@@ -152,7 +152,7 @@ fn to_web(d: NotebookDelta) -> LiveDelta {
                     .collect(),
             })
             .collect(),
-        cells: d.cells.into_iter().map(|c| cell_view(c.cell)).collect(),
+        cells: d.cells.into_iter().map(cell_view).collect(),
         removed: d.removed.iter().map(ToString::to_string).collect(),
         order: d.order.map(|o| o.iter().map(ToString::to_string).collect()),
         presence: None,

@@ -53,10 +53,10 @@ impl Reader {
             let text = self.texts.get_mut(&t.cell).expect("a known cell");
             *text = apply(text, &t.splices);
         }
+        // A whole cell's source is its source now (equal to the spliced text, unless the text
+        // was replaced whole).
         for c in &d.cells {
-            self.texts
-                .entry(c.id.clone())
-                .or_insert_with(|| c.source.clone());
+            self.texts.insert(c.id.clone(), c.source.clone());
         }
         for r in &d.removed {
             self.texts.remove(r);
@@ -308,4 +308,73 @@ fn a_browser_back_from_a_lost_connection_learns_whether_its_edit_was_made() {
     );
     let delta = p.notebook_delta(&nb, &[own]).expect("delta");
     assert_eq!(apply("abcd", &delta.texts[0].splices), "xabcd");
+}
+
+#[test]
+fn a_caret_stays_beside_its_character_as_others_edit() {
+    let (alice, bob) = (session(1), session(2));
+    let (mut p, nb) = shared_notebook(&alice, &bob);
+    let cell = p
+        .insert_cell(&alice, &nb, 0, NewCell::new(CellKind::Code, "x = 1\ny = 2"))
+        .expect("cell");
+    let seen = p.heads();
+    // Bob's caret before "y", and at the end; an empty cell's caret is at its start.
+    let before_y = p.caret_at(&nb, &cell, 6, &seen).expect("caret");
+    let at_end = p.caret_at(&nb, &cell, 11, &seen).expect("caret");
+    assert!(p.caret_at(&nb, &cell, 12, &seen).is_err(), "past the end");
+    // Alice types before both, and appends after the end.
+    p.splice_source(&alice, &nb, &cell, 0, 0, "# fit\n")
+        .expect("alice");
+    p.splice_source(&alice, &nb, &cell, 17, 0, " # more")
+        .expect("alice");
+    let now = p.heads();
+    assert_eq!(
+        p.cell(&nb, &cell).expect("cell").source,
+        "# fit\nx = 1\ny = 2 # more"
+    );
+    assert_eq!(p.caret_position(&nb, &cell, &before_y, &now), Some(12));
+    assert_eq!(
+        p.caret_position(&nb, &cell, &at_end, &now),
+        Some(17),
+        "text appended after the caret does not carry it"
+    );
+    // At the version it was made, it is where it was put.
+    assert_eq!(p.caret_position(&nb, &cell, &before_y, &seen), Some(6));
+    // Its character deleted, it stays where the character was.
+    p.splice_source(&alice, &nb, &cell, 12, 1, "")
+        .expect("alice");
+    assert_eq!(
+        p.caret_position(&nb, &cell, &before_y, &p.heads()),
+        Some(12)
+    );
+    // A caret of another cell, or bytes that name nothing, resolve to nothing; none panics.
+    let other = p
+        .insert_cell(&alice, &nb, 1, NewCell::new(CellKind::Code, "z"))
+        .expect("cell");
+    let heads = p.heads();
+    assert_eq!(p.caret_position(&nb, &other, &before_y, &heads), None);
+    // Characters that are not there (another actor, another counter) name nothing.
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let right = before_y.right.clone().expect("a character after");
+    for round in 0..500_u64 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut actor = right.actor.clone();
+        if round % 2 == 0 {
+            let i = (rng as usize) % actor.len();
+            actor[i] ^= 1 + (rng >> 8) as u8 % 255;
+        } else {
+            actor.truncate((rng as usize) % actor.len());
+        }
+        let forged = orrery_protocol::presence::CharId {
+            actor,
+            counter: right.counter + rng % 3,
+        };
+        let caret = orrery_protocol::presence::Caret {
+            left: Some(forged.clone()),
+            right: Some(forged),
+        };
+        assert_eq!(p.caret_position(&nb, &cell, &caret, &heads), None);
+    }
 }

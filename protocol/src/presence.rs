@@ -1,4 +1,4 @@
-//! Presence: who is in a notebook and in which cell, right now.
+//! Presence: who is in a notebook, in which cell and where their caret is, right now.
 //!
 //! A presence statement is signed by the author it is about and sent to the nodes that hold the
 //! project; it is never written into the project document or stored. Each author's statements
@@ -18,6 +18,8 @@ pub const PRESENCE_TTL_MS: i64 = 30_000;
 pub const MAX_SKEW_MS: i64 = 60_000;
 /// Longest notebook or cell id in a statement.
 pub const MAX_ID_BYTES: usize = 128;
+/// Longest actor id in a caret.
+pub const MAX_ACTOR_BYTES: usize = 64;
 /// Most statements a book keeps (oldest dropped first).
 pub const MAX_ENTRIES: usize = 4096;
 
@@ -34,12 +36,42 @@ pub struct Presence {
     pub notebook: Option<String>,
     /// The cell the cursor is in, if any.
     pub cell: Option<String>,
+    /// Where in that cell's source the caret is, if known.
+    pub caret: Option<Caret>,
     /// False when the author leaves the project.
     pub active: bool,
     /// Rises with every statement of this author.
     pub seq: u64,
     /// When it was made (milliseconds since the epoch).
     pub at_ms: i64,
+}
+
+/// A caret in a cell's source that stays put as others edit: it names the characters either
+/// side of it, not an offset, so an offset is worked out at whatever version the reader holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caret {
+    /// The character before it (`None`: the caret is at the start).
+    pub left: Option<CharId>,
+    /// The character after it (`None`: the caret is at the end).
+    pub right: Option<CharId>,
+}
+
+/// A character of a text as the document names it: the actor that inserted it, and that
+/// actor's counter for the insertion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharId {
+    /// The actor (at most [`MAX_ACTOR_BYTES`]).
+    pub actor: Vec<u8>,
+    /// The counter.
+    pub counter: u64,
+}
+
+impl Caret {
+    fn oversized(&self) -> bool {
+        [&self.left, &self.right]
+            .iter()
+            .any(|c| c.as_ref().is_some_and(|c| c.actor.len() > MAX_ACTOR_BYTES))
+    }
 }
 
 impl SignedPayload for Presence {
@@ -57,8 +89,10 @@ pub enum PresenceError {
     /// Signed by someone other than the author it names.
     #[error("a presence statement for one author signed by another key")]
     NotTheAuthor,
-    /// A notebook or cell id is too long.
-    #[error("a presence statement with an id over {MAX_ID_BYTES} bytes")]
+    /// A notebook or cell id, or a caret, is too long.
+    #[error(
+        "a presence statement with an id over {MAX_ID_BYTES} bytes or an actor over {MAX_ACTOR_BYTES}"
+    )]
     Oversize,
     /// Its clock is too far from ours.
     #[error("a presence statement made {0} ms away from this node's clock")]
@@ -88,6 +122,7 @@ impl PresenceBook {
         if [&p.notebook, &p.cell]
             .iter()
             .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_ID_BYTES))
+            || p.caret.as_ref().is_some_and(Caret::oversized)
         {
             return Err(PresenceError::Oversize);
         }
@@ -154,6 +189,7 @@ mod tests {
                 node: NodeId(key.public()),
                 notebook: Some("nb".into()),
                 cell: Some(format!("cell-{seq}")),
+                caret: None,
                 active: true,
                 seq,
                 at_ms,
@@ -211,5 +247,49 @@ mod tests {
             Err(PresenceError::Skewed(_))
         ));
         assert!(book.in_project(&ProjectId([7; 32]), now).is_empty());
+    }
+
+    #[test]
+    fn a_caret_travels_and_an_oversized_one_is_refused() {
+        let key = SecretKey::generate().expect("key");
+        let author = AuthorId(key.public());
+        let mut book = PresenceBook::default();
+        let now = 1_000_000;
+        let caret = |len: usize| Caret {
+            left: None,
+            right: Some(CharId {
+                actor: vec![1; len],
+                counter: 9,
+            }),
+        };
+        let with = |c: Caret, seq: u64| {
+            let mut p = statement(&key, author, seq, now)
+                .verify()
+                .expect("ok")
+                .value()
+                .clone();
+            p.caret = Some(c);
+            Signed::sign(&key, p).into_unverified()
+        };
+        let big = with(caret(MAX_ACTOR_BYTES + 1), 1);
+        assert!(matches!(book.offer(big, now), Err(PresenceError::Oversize)));
+        let kept = book
+            .offer(with(caret(48), 2), now)
+            .expect("ok")
+            .expect("news");
+        assert_eq!(kept.caret, Some(caret(48)));
+        // The largest statement allowed fits the limit of its kind.
+        let mut p = statement(&key, author, 3, now)
+            .verify()
+            .expect("ok")
+            .value()
+            .clone();
+        p.notebook = Some("n".repeat(MAX_ID_BYTES));
+        p.cell = Some("c".repeat(MAX_ID_BYTES));
+        p.caret = Some(Caret {
+            left: caret(MAX_ACTOR_BYTES).right,
+            right: caret(MAX_ACTOR_BYTES).right,
+        });
+        assert!(crate::encoding::encode(&p).len() <= Presence::MAX_BYTES);
     }
 }

@@ -58,7 +58,14 @@ async fn presence_travels_between_nodes_and_is_never_stored() {
 
     // Bob opens a cell at node 1; Alice's node sees him there.
     handles[1]
-        .set_presence(bob, p, Some("nb-1".into()), Some("cell-7".into()), true)
+        .set_presence(
+            bob,
+            p,
+            Some("nb-1".into()),
+            Some("cell-7".into()),
+            None,
+            true,
+        )
         .await
         .expect("presence");
     let a = handles[0].clone();
@@ -72,22 +79,38 @@ async fn presence_travels_between_nodes_and_is_never_stored() {
         }
     })
     .await;
-    // He moves on; then leaves.
+    // He moves on, his caret with him; then leaves.
+    let caret = orrery_protocol::presence::Caret {
+        left: Some(orrery_protocol::presence::CharId {
+            actor: vec![1, 3, 7, 9],
+            counter: 12,
+        }),
+        right: None,
+    };
     handles[1]
-        .set_presence(bob, p, Some("nb-1".into()), Some("cell-9".into()), true)
+        .set_presence(
+            bob,
+            p,
+            Some("nb-1".into()),
+            Some("cell-9".into()),
+            Some(caret.clone()),
+            true,
+        )
         .await
         .expect("presence");
     eventually(&handles, WAIT, "node 0 follows Bob to cell-9", || {
-        let a = a.clone();
+        let (a, caret) = (a.clone(), caret.clone());
         async move {
-            a.presence(p)
-                .await
-                .is_ok_and(|who| who.len() == 1 && who[0].cell.as_deref() == Some("cell-9"))
+            a.presence(p).await.is_ok_and(|who| {
+                who.len() == 1
+                    && who[0].cell.as_deref() == Some("cell-9")
+                    && who[0].caret.as_ref() == Some(&caret)
+            })
         }
     })
     .await;
     handles[1]
-        .set_presence(bob, p, None, None, false)
+        .set_presence(bob, p, None, None, None, false)
         .await
         .expect("presence");
     eventually(&handles, WAIT, "node 0 sees Bob leave", || {
@@ -104,14 +127,14 @@ async fn presence_travels_between_nodes_and_is_never_stored() {
     // A local author who does not exist, or a project not held, is refused.
     assert!(
         handles[0]
-            .set_presence(bob, p, None, None, true)
+            .set_presence(bob, p, None, None, None, true)
             .await
             .is_err(),
         "Bob's key is not at node 0"
     );
     assert!(
         handles[0]
-            .set_presence(alice, ProjectId([9; 32]), None, None, true)
+            .set_presence(alice, ProjectId([9; 32]), None, None, None, true)
             .await
             .is_err()
     );
@@ -141,6 +164,7 @@ async fn forged_presence_from_a_member_is_refused() {
         node,
         notebook: Some("nb".into()),
         cell: Some("cell".into()),
+        caret: None,
         active: true,
         seq,
         at_ms: now_ms(),

@@ -3,7 +3,8 @@
 //! everything since as any concurrent edit does. What changed between two versions is told
 //! back as splices of cell sources and whole cells.
 
-use automerge::{Prop, patches::PatchAction};
+use automerge::{ObjId as ExId, Prop, patches::PatchAction};
+use orrery_protocol::presence::{Caret, CharId};
 
 use super::*;
 
@@ -125,6 +126,8 @@ impl Project {
         let mut added: Vec<CellId> = Vec::new();
         let mut changed: Vec<CellId> = Vec::new();
         let mut texts: Vec<CellSplices> = Vec::new();
+        // Cells whose source text was replaced whole: their splices are of the new text.
+        let mut replaced: Vec<CellId> = Vec::new();
         for patch in self.doc.diff(&from, &now) {
             if patch.obj == cells {
                 match &patch.action {
@@ -152,6 +155,11 @@ impl Project {
             let Ok(cell) = key.parse::<CellId>() else {
                 continue;
             };
+            if patch.path.len() == at + 1
+                && matches!(&patch.action, PatchAction::PutMap { key, .. } if key == K_SOURCE)
+            {
+                replaced.push(cell.clone());
+            }
             let under = patch.path.get(at + 1).map(|(_, p)| p);
             let is_source =
                 patch.path.len() == at + 2 && matches!(under, Some(Prop::Map(k)) if k == K_SOURCE);
@@ -187,7 +195,11 @@ impl Project {
         let reshaped = !added.is_empty() || !delta.removed.is_empty() || !changed.is_empty();
         delta.texts = texts
             .into_iter()
-            .filter(|t| !added.contains(&t.cell) && !delta.removed.contains(&t.cell))
+            .filter(|t| {
+                ![&added, &delta.removed, &replaced]
+                    .iter()
+                    .any(|l| l.contains(&t.cell))
+            })
             .collect();
         for id in added.iter().chain(changed.iter()) {
             if delta.removed.contains(id) || delta.cells.iter().any(|c| &c.id == id) {
@@ -201,6 +213,82 @@ impl Project {
             delta.order = Some(self.cell_ids(nb)?);
         }
         Ok(delta)
+    }
+
+    /// A caret at `pos` (code points) in the source of `cell`, as the text is at `at`: it
+    /// names the characters either side, so it stays between them as others edit.
+    pub fn caret_at(
+        &self,
+        nb: &NotebookId,
+        cell: &CellId,
+        pos: usize,
+        at: &[ChangeHash],
+    ) -> Result<Caret, EditError> {
+        let at = self.known_heads(at)?;
+        let obj = self.source_obj(nb, cell)?;
+        let len = self.doc.length_at(&obj, &at);
+        if pos > len {
+            return Err(EditError::OutOfRange {
+                what: "source",
+                index: pos,
+                len,
+            });
+        }
+        let mut caret = Caret {
+            left: None,
+            right: None,
+        };
+        for item in self
+            .doc
+            .list_range_at(&obj, pos.saturating_sub(1)..(pos + 1).min(len), &at)
+        {
+            let ExId::Id(counter, actor, _) = item.id() else {
+                continue;
+            };
+            let id = CharId {
+                actor: actor.to_bytes().to_vec(),
+                counter,
+            };
+            if item.index + 1 == pos {
+                caret.left = Some(id);
+            } else if item.index == pos {
+                caret.right = Some(id);
+            }
+        }
+        Ok(caret)
+    }
+
+    /// Where `caret` is in the source of `cell` at `at` (code points): before its right-hand
+    /// character, or else after its left-hand one; `None` if neither is in that text at `at`.
+    pub fn caret_position(
+        &self,
+        nb: &NotebookId,
+        cell: &CellId,
+        caret: &Caret,
+        at: &[ChangeHash],
+    ) -> Option<usize> {
+        let at = self.known_heads(at).ok()?;
+        let obj = self.source_obj(nb, cell).ok()?;
+        let is = |c: &Option<CharId>, id: &ExId| {
+            matches!((c, id), (Some(c), ExId::Id(counter, actor, _))
+                if c.counter == *counter && c.actor == actor.to_bytes())
+        };
+        let mut after_left = None;
+        for item in self.doc.list_range_at(&obj, .., &at) {
+            let id = item.id();
+            if is(&caret.right, &id) {
+                return Some(item.index);
+            }
+            if is(&caret.left, &id) {
+                after_left = Some(item.index + 1);
+            }
+        }
+        match (after_left, &caret.left, &caret.right) {
+            (Some(p), _, _) => Some(p),
+            (None, _, None) => Some(self.doc.length_at(&obj, &at)),
+            (None, None, _) => Some(0),
+            _ => None,
+        }
     }
 
     /// The latest change made in the session of `author` with session part `part` that is not
@@ -239,5 +327,36 @@ impl Project {
         } else {
             Err(EditError::Stale("a version this node does not hold"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::transaction::Transactable;
+    use orrery_protocol::SecretKey;
+
+    use super::*;
+    use crate::{CellKind, NewCell, Visibility};
+
+    #[test]
+    fn a_source_replaced_whole_comes_as_the_cell_not_as_splices_of_the_new_text() {
+        let key = SecretKey::from_bytes(&[1; 32]).expect("key");
+        let s = Session::with_session_part(key, [1; 16]);
+        let (mut p, _) = Project::create(&s, "Timing", Visibility::Shared).expect("create");
+        let nb = p.add_notebook(&s, "Residuals").expect("notebook");
+        let cell = p
+            .insert_cell(&s, &nb, 0, NewCell::new(CellKind::Code, "old text"))
+            .expect("cell");
+        let before = p.heads();
+        // As a peer's change could: a new text object under the cell's source.
+        let obj = p.cell_obj(&nb, &cell).expect("cell");
+        let mut tx = p.doc.transaction();
+        let text = tx.put_object(&obj, K_SOURCE, ObjType::Text).expect("put");
+        tx.splice_text(&text, 0, 0, "new").expect("splice");
+        tx.commit();
+        let d = p.notebook_delta(&nb, &before).expect("delta");
+        assert!(d.texts.is_empty(), "{:?}", d.texts);
+        assert_eq!(d.cells.len(), 1);
+        assert_eq!(d.cells[0].source, "new");
     }
 }

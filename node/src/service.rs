@@ -130,6 +130,7 @@ enum Command {
         project: ProjectId,
         notebook: Option<String>,
         cell: Option<String>,
+        caret: Option<orrery_protocol::presence::Caret>,
         active: bool,
         reply: oneshot::Sender<Result<(), NodeError>>,
     },

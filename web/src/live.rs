@@ -48,7 +48,8 @@ pub struct LiveDelta {
     pub removed: Vec<String>,
     /// The cells' order, when it changed.
     pub order: Option<Vec<String>>,
-    /// Who else is in the notebook, when that changed.
+    /// Who else is in the notebook (carets at `heads`): always in an answer to an edit, and in
+    /// an update when it changed.
     pub presence: Option<Vec<LivePresence>>,
 }
 
@@ -63,6 +64,18 @@ pub struct LivePresence {
     pub node: String,
     /// The cell they are in, if any.
     pub cell: Option<String>,
+    /// Where their caret is in that cell's text, at the version of the message that tells it
+    /// (code points), if known.
+    pub caret: Option<usize>,
+}
+
+/// Where the user's caret is: a position (code points) in a cell's text as it is at `base`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaretAt {
+    /// The position.
+    pub pos: usize,
+    /// The version it is a position in (one the session sent).
+    pub base: Vec<String>,
 }
 
 /// The notebook as the browser first sees it.
@@ -104,8 +117,12 @@ pub trait LiveNotebook: Send {
     ) -> BoxFuture<'_, Result<LiveDelta, ApiError>>;
     /// Waits until the notebook (or who is in it) changes after `from`; answers with what changed.
     fn changed(&mut self, from: Vec<String>) -> BoxFuture<'_, Result<LiveDelta, ApiError>>;
-    /// Says which cell the user is in (`None`: none).
-    fn presence(&mut self, cell: Option<String>) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// Says which cell the user is in (`None`: none), and where their caret is in it.
+    fn presence(
+        &mut self,
+        cell: Option<String>,
+        caret: Option<CaretAt>,
+    ) -> BoxFuture<'_, Result<(), ApiError>>;
 }
 
 /// What the browser sends.
@@ -118,6 +135,8 @@ enum FromBrowser {
     },
     Presence {
         cell: Option<String>,
+        #[serde(default)]
+        caret: Option<CaretAt>,
     },
 }
 
@@ -273,8 +292,8 @@ async fn run(mut socket: WebSocket, mut live: Box<dyn LiveNotebook>) {
                     }
                 }
             }
-            Ok(FromBrowser::Presence { cell }) => {
-                if let Err(e) = live.presence(cell).await {
+            Ok(FromBrowser::Presence { cell, caret }) => {
+                if let Err(e) = live.presence(cell, caret).await {
                     let _ = send(&mut socket, &refused(&e, false)).await;
                 }
             }

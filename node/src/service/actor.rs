@@ -158,10 +158,11 @@ impl NodeActor {
                 project,
                 notebook,
                 cell,
+                caret,
                 active,
                 reply,
             } => {
-                let r = self.set_presence(author, project, notebook, cell, active);
+                let r = self.set_presence(author, project, notebook, cell, caret, active);
                 let _ = reply.send(r);
             }
             Command::BlobDone {

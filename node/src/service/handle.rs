@@ -15,14 +15,16 @@ impl NodeHandle {
         rx.await.map_err(|_| NodeError::Stopped)?
     }
 
-    /// Says where a local author is in a project (a notebook, a cell, or gone when `active` is
-    /// false): signed by the author and sent to the nodes that hold the project; never stored.
+    /// Says where a local author is in a project (a notebook, a cell, the caret in it, or gone
+    /// when `active` is false): signed by the author and sent to the nodes that hold the
+    /// project; never stored.
     pub async fn set_presence(
         &self,
         author: AuthorId,
         project: ProjectId,
         notebook: Option<String>,
         cell: Option<String>,
+        caret: Option<orrery_protocol::presence::Caret>,
         active: bool,
     ) -> Result<(), NodeError> {
         self.call(|reply| Command::SetPresence {
@@ -30,6 +32,7 @@ impl NodeHandle {
             project,
             notebook,
             cell,
+            caret,
             active,
             reply,
         })

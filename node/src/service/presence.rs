@@ -1,6 +1,8 @@
 //! Presence: who is in which project and notebook, set locally and heard from peers (never
 //! stored).
 
+use orrery_protocol::presence::Caret;
+
 use super::*;
 
 impl NodeActor {
@@ -10,6 +12,7 @@ impl NodeActor {
         project: ProjectId,
         notebook: Option<String>,
         cell: Option<String>,
+        caret: Option<Caret>,
         active: bool,
     ) -> Result<(), NodeError> {
         let key = self
@@ -33,6 +36,7 @@ impl NodeActor {
                 node: self.me,
                 notebook,
                 cell,
+                caret,
                 active,
                 seq: self.presence_seq,
                 at_ms: now,

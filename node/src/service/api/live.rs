@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use orrery_crdt::{CellId, CellSplices, NotebookDelta, NotebookId, Splice};
 use orrery_protocol::{AuthorId, ChangeHash, ProjectId};
-use orrery_web::live::{LiveDelta, LiveHello, LiveNotebook, LivePresence, LiveSplices, Resume};
+use orrery_web::live::{
+    CaretAt, LiveDelta, LiveHello, LiveNotebook, LivePresence, LiveSplices, Resume,
+};
 use orrery_web::{ApiError, Principal};
 use tokio::sync::broadcast;
 
@@ -102,29 +104,48 @@ impl Live {
             .map_err(node_error)?
     }
 
-    /// Who else is in the notebook now (at this node or another).
-    async fn who_is_in(&self) -> Result<Vec<LivePresence>, ApiError> {
+    /// Who else is in the notebook now (at this node or another), with their carets where
+    /// they are in the version `at`.
+    async fn who_is_in(&self, at: &[String]) -> Result<Vec<LivePresence>, ApiError> {
         let statements = self.node.presence(self.project).await.map_err(node_error)?;
-        let project = self.project;
-        let named = self
-            .node
-            .read(project, |p| p.map(|p| p.profiles()))
-            .await
-            .map_err(node_error)?
-            .unwrap_or_default();
-        let nb = self.notebook.to_string();
-        let mut out: Vec<LivePresence> = statements
+        let nb_text = self.notebook.to_string();
+        let statements: Vec<_> = statements
             .into_iter()
-            .filter(|s| s.active && s.author != self.author && s.notebook.as_deref() == Some(&nb))
-            .map(|s| LivePresence {
-                author: s.author.to_string(),
-                name: named
-                    .get(&s.author)
-                    .map_or_else(|| s.author.short(), |p| p.name.clone()),
-                node: s.node.to_string(),
-                cell: s.cell,
+            .filter(|s| {
+                s.active && s.author != self.author && s.notebook.as_deref() == Some(&nb_text)
             })
             .collect();
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (project, nb, at) = (self.project, self.notebook.clone(), hashes(at)?);
+        let mut out = self
+            .node
+            .read(project, move |p| {
+                let named = p.map(|p| p.profiles()).unwrap_or_default();
+                statements
+                    .into_iter()
+                    .map(|s| {
+                        let caret = p.zip(s.cell.as_deref()).zip(s.caret.as_ref()).and_then(
+                            |((p, cell), caret)| {
+                                let cell = cell.parse::<CellId>().ok()?;
+                                p.caret_position(&nb, &cell, caret, &at)
+                            },
+                        );
+                        LivePresence {
+                            author: s.author.to_string(),
+                            name: named
+                                .get(&s.author)
+                                .map_or_else(|| s.author.short(), |p| p.name.clone()),
+                            node: s.node.to_string(),
+                            cell: s.cell,
+                            caret,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(node_error)?;
         out.sort_by(|a, b| a.author.cmp(&b.author));
         Ok(out)
     }
@@ -246,7 +267,12 @@ impl LiveNotebook for Live {
             let own = made.lock().ok().and_then(|mut m| m.take()).ok_or_else(|| {
                 ApiError::unavailable("the edit was made but its version was lost")
             })?;
-            Ok(to_web(self.delta(vec![own]).await?))
+            let mut out = to_web(self.delta(vec![own]).await?);
+            // Others' carets, where they are in the version the browser now holds.
+            let present = self.who_is_in(&out.heads).await?;
+            self.present = present.clone();
+            out.presence = Some(present);
+            Ok(out)
         })
     }
 
@@ -254,11 +280,12 @@ impl LiveNotebook for Live {
         Box::pin(async move {
             let from = hashes(&from)?;
             loop {
-                let present = self.who_is_in().await?;
-                let moved = present != self.present;
                 let delta = self.delta(from.clone()).await?;
-                if delta.heads != from || moved {
-                    let mut out = to_web(delta);
+                let newer = delta.heads != from;
+                let mut out = to_web(delta);
+                let present = self.who_is_in(&out.heads).await?;
+                let moved = present != self.present;
+                if newer || moved {
                     if moved {
                         self.present = present.clone();
                         out.presence = Some(present);
@@ -285,14 +312,34 @@ impl LiveNotebook for Live {
         })
     }
 
-    fn presence(&mut self, cell: Option<String>) -> BoxFuture<'_, Result<(), ApiError>> {
+    fn presence(
+        &mut self,
+        cell: Option<String>,
+        caret: Option<CaretAt>,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
+            // A caret at a version this node no longer knows, or outside the text, is left out:
+            // the cell still says where the user is.
+            let caret = match (cell.as_deref().map(str::parse::<CellId>), caret) {
+                (Some(Ok(id)), Some(c)) => {
+                    let (project, nb, base) =
+                        (self.project, self.notebook.clone(), hashes(&c.base)?);
+                    self.node
+                        .read(project, move |p| {
+                            p.and_then(|p| p.caret_at(&nb, &id, c.pos, &base).ok())
+                        })
+                        .await
+                        .map_err(node_error)?
+                }
+                _ => None,
+            };
             self.node
                 .set_presence(
                     self.author,
                     self.project,
                     Some(self.notebook.to_string()),
                     cell,
+                    caret,
                     true,
                 )
                 .await
@@ -307,7 +354,9 @@ impl Drop for Live {
         let (node, author, project) = (self.node.clone(), self.author, self.project);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let _ = node.set_presence(author, project, None, None, false).await;
+                let _ = node
+                    .set_presence(author, project, None, None, None, false)
+                    .await;
             });
         }
     }

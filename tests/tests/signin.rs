@@ -219,6 +219,64 @@ async fn a_researcher_signs_in_with_orcid_and_a_script_uses_a_token() {
         .unwrap_or_else(|| panic!("no ORCID in:\n{cff}"));
     assert!(line.contains("# verified by"), "{cff}");
 
+    // The operator adds a colleague before her first sign-in, bound to her ORCID iD (so that
+    // projects can be shared with her at once); her sign-in is that user, not a new one.
+    const GRACE: &str = "0000-0001-5109-3700";
+    let made = cli_at(
+        &data,
+        &[
+            "user",
+            "add",
+            "--name",
+            "Grace Hopper",
+            "--sign-in",
+            &format!("orcid:{GRACE}"),
+        ],
+    );
+    assert!(
+        made.contains(&format!("signs in with orcid as {GRACE}")),
+        "{made}"
+    );
+    let grace = made.split_whitespace().nth(1).expect("an id").to_owned();
+    let start = format!("{base}/auth/login/orcid");
+    let hers = tokio::task::spawn_blocking(move || {
+        let mut b = Browser::new();
+        b.sign_in(&start, GRACE);
+        b.cookies.get("orrery_session").cloned().expect("a session")
+    })
+    .await
+    .expect("browser");
+    let (_, who_grace) = me(&base, Some(("cookie", &format!("orrery_session={hers}"))));
+    assert_eq!(who_grace["user"], grace.as_str(), "{who_grace}");
+    assert_eq!(who_grace["name"], "Grace Hopper", "{who_grace}");
+    // A sign-in already bound, an unknown provider, and a malformed one are refused, and no
+    // user is made for them.
+    for bad in [
+        format!("orcid:{GRACE}"),
+        "gitlab:ada".into(),
+        "orcid".into(),
+    ] {
+        let argv = [
+            "orrery",
+            "--data-dir",
+            &data,
+            "user",
+            "add",
+            "--name",
+            "Someone",
+            "--sign-in",
+            &bad,
+        ];
+        let mut out = Vec::new();
+        let refused = orrery_node::cli::run(
+            <orrery_node::cli::Cli as clap::Parser>::parse_from(argv),
+            &mut out,
+        );
+        assert!(refused.is_err(), "{bad} was taken");
+    }
+    let users = cli_at(&data, &["user", "list"]);
+    assert!(!users.contains("Someone"), "{users}");
+
     node.shutdown();
     let _ = task.await;
 }

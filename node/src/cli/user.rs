@@ -22,6 +22,11 @@ pub enum UserCmd {
         /// An existing local author (id or a unique prefix) to edit as.
         #[arg(long)]
         author: Option<String>,
+        /// An OpenID sign-in that is this user, as `PROVIDER:SUBJECT` (a provider id of the
+        /// configuration; for ORCID the subject is the ORCID iD): they can be added to projects
+        /// before they first sign in. May be repeated.
+        #[arg(long = "sign-in", value_name = "PROVIDER:SUBJECT")]
+        sign_in: Vec<String>,
     },
     /// List the users.
     List,
@@ -87,10 +92,50 @@ fn local_author(ctx: &Ctx, query: &str) -> Result<AuthorId> {
     }
 }
 
+/// A `PROVIDER:SUBJECT` sign-in, checked against the configured providers and the identities
+/// already bound: the provider's id, issuer and the subject.
+fn identity(ctx: &Ctx, given: &str) -> Result<(String, String, String)> {
+    let Some((provider, subject)) = given
+        .split_once(':')
+        .filter(|(p, s)| !p.is_empty() && !s.trim().is_empty())
+    else {
+        bail!(
+            "--sign-in takes PROVIDER:SUBJECT (for example orcid:0000-0002-1825-0097), not `{given}`"
+        );
+    };
+    let Some(config) = ctx.config.web.oidc.iter().find(|p| p.id == provider) else {
+        let known: Vec<&str> = ctx.config.web.oidc.iter().map(|p| p.id.as_str()).collect();
+        bail!(
+            "no sign-in provider `{provider}` in this node's configuration (it has: {})",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        );
+    };
+    if let Some(u) = ctx.store.user_by_identity(&config.issuer, subject)? {
+        bail!("{given} already signs in as user {} ({})", u.id, u.name);
+    }
+    Ok((
+        provider.to_owned(),
+        config.issuer.clone(),
+        subject.to_owned(),
+    ))
+}
+
 /// Runs `orrery user`.
 pub(super) fn run_user(ctx: &mut Ctx, cmd: UserCmd, out: &mut dyn Write) -> Result<()> {
     match cmd {
-        UserCmd::Add { name, author } => {
+        UserCmd::Add {
+            name,
+            author,
+            sign_in,
+        } => {
+            let identities = sign_in
+                .iter()
+                .map(|s| identity(ctx, s))
+                .collect::<Result<Vec<_>>>()?;
             let author = match author {
                 Some(q) => local_author(ctx, &q)?,
                 None => crate::setup::new_author(&ctx.home, &mut ctx.store, &name, None, None)?,
@@ -101,6 +146,10 @@ pub(super) fn run_user(ctx: &mut Ctx, cmd: UserCmd, out: &mut dyn Write) -> Resu
                 "user {} ({}) edits as author {}",
                 user.id, user.name, author
             )?;
+            for (provider, issuer, subject) in identities {
+                ctx.store.add_identity(&user.id, &issuer, &subject)?;
+                writeln!(out, "signs in with {provider} as {subject}")?;
+            }
             writeln!(
                 out,
                 "next: `orrery token create --user {}` for scripts",

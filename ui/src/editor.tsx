@@ -1,56 +1,40 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { addCell, deleteCell, moveCell } from './api';
+import { CellEditor, type RemoteCaret } from './cell_editor';
 import { LiveNotebook, type LiveView, type Presence } from './live';
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Where a caret at `at` in `before` goes once the text is `after` (one changed region). */
-function moved(before: string, after: string, at: number): number {
-  let start = 0;
-  while (start < before.length && start < after.length && before[start] === after[start]) start++;
-  let end = 0;
-  while (end < before.length - start && end < after.length - start && before[before.length - 1 - end] === after[after.length - 1 - end]) end++;
-  if (at <= start) return at;
-  if (at >= before.length - end) return at + after.length - before.length;
-  return after.length - end;
-}
-
-function CellText({ id, text, label, live }: { id: string; text: string; label: string; live: LiveNotebook }) {
-  const ref = useRef<HTMLTextAreaElement>(null);
-  // What the text area showed before the user's latest input.
-  const shown = useRef(text);
+/** A cell's source, editable, with others' carets in it. */
+function CellText({ id, kind, text, label, carets, live }: { id: string; kind: string; text: string; label: string; carets: RemoteCaret[]; live: LiveNotebook }) {
+  const host = useRef<HTMLDivElement>(null);
+  const editor = useRef<CellEditor | null>(null);
   useLayoutEffect(() => {
-    const area = ref.current;
-    if (!area) return;
-    shown.current = text;
-    if (area.value === text) return;
-    // A remote change: the caret stays where it was in the text around it.
-    const [s, e] = [area.selectionStart, area.selectionEnd];
-    const before = area.value;
-    area.value = text;
-    if (document.activeElement === area) area.setSelectionRange(moved(before, text, s), moved(before, text, e));
-  }, [text]);
-  const lines = Math.max(2, text.split('\n').length);
-  return (
-    <textarea
-      ref={ref}
-      class="source-edit"
-      aria-label={label}
-      data-cell={id}
-      spellcheck={false}
-      rows={lines}
-      defaultValue={text}
-      onInput={(e) => {
-        const after = (e.currentTarget as HTMLTextAreaElement).value;
-        const before = shown.current;
-        shown.current = after;
-        live.type(id, before, after);
-      }}
-      onFocus={() => live.focus(id)}
-    />
-  );
+    if (!host.current) return;
+    const e = new CellEditor(host.current, {
+      id,
+      text,
+      kind,
+      label,
+      onType: (before, after) => live.type(id, before, after),
+      onCaret: (pos) => live.caret(id, pos),
+    });
+    editor.current = e;
+    return () => {
+      e.destroy();
+      editor.current = null;
+    };
+    // One editor per cell, for the life of the component; what changes is pushed below.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [id, live]);
+  useLayoutEffect(() => editor.current?.setText(text), [text]);
+  useLayoutEffect(() => editor.current?.setKind(kind), [kind]);
+  useLayoutEffect(() => editor.current?.setLabel(id, label), [id, label]);
+  const key = carets.map((c) => `${c.author}:${c.pos}:${c.colour}`).join(',');
+  useLayoutEffect(() => editor.current?.setCarets(carets), [key, text]);
+  return <div ref={host} class="source-edit" />;
 }
 
 const STATE_TEXT = {
@@ -73,6 +57,9 @@ export function LiveEditor({ project, notebook, title }: { project: string; note
   }, [project, notebook]);
   if (!live || !view) return <p class="status">Opening the notebook for editing…</p>;
   const here = (cell: string): Presence[] => view.presence.filter((p) => p.cell === cell);
+  // Each person keeps one colour in this notebook (the credit view's palette).
+  const colour = (author: string) => view.presence.findIndex((p) => p.author === author) % 8;
+  const caretsIn = (cell: string): RemoteCaret[] => view.carets(cell).map((c) => ({ ...c, colour: colour(c.author) }));
   const act = (f: Promise<unknown>) => f.catch((e) => setError(message(e)));
   return (
     <article class="notebook editing" aria-labelledby={`nb-edit-${notebook}`}>
@@ -109,13 +96,13 @@ export function LiveEditor({ project, notebook, title }: { project: string; note
             {here(c.id).length > 0 && (
               <p class="in-cell">
                 {here(c.id).map((p) => (
-                  <span key={p.author} class="who">
+                  <span key={p.author} class={`who by-${colour(p.author)}`}>
                     {p.name}
                   </span>
                 ))}
               </p>
             )}
-            <CellText id={c.id} text={view.text(c.id)} label={`Cell ${i + 1} (${c.kind})`} live={live} />
+            <CellText id={c.id} kind={c.kind} text={view.text(c.id)} label={`Cell ${i + 1} (${c.kind})`} carets={caretsIn(c.id)} live={live} />
             <div class="cell-tools">
               <button type="button" onClick={() => act(addCell(project, notebook, 'code', i + 1))}>
                 Add code cell below

@@ -32,6 +32,15 @@ export interface Presence {
   name: string;
   node: string;
   cell: string | null;
+  /** Their caret in the cell's text at the version the message that told it brought. */
+  caret: number | null;
+}
+
+/** Someone's caret where this page shows it: a position (code points) in the text shown. */
+export interface ShownCaret {
+  author: string;
+  name: string;
+  pos: number;
 }
 
 interface Hello {
@@ -48,6 +57,9 @@ type FromNode =
   | ({ type: 'update' } & Delta)
   | { type: 'refused'; message: string; resync: boolean };
 
+/** How often, at most, the caret's place is said while it moves (milliseconds). */
+const CARET_MS = 150;
+
 export type LiveState = 'connecting' | 'live' | 'offline' | 'stopped';
 
 /** Applies splices, in order, to a text (code points). */
@@ -55,6 +67,28 @@ export function apply(text: string, splices: Splice[]): string {
   const chars = Array.from(text);
   for (const [pos, del, ins] of splices) chars.splice(pos, del, ...Array.from(ins));
   return chars.join('');
+}
+
+/** Where a position in a text is once `splices` are applied to it. */
+export function forward(pos: number, splices: Splice[]): number {
+  for (const [at, del, ins] of splices) {
+    if (pos <= at) continue;
+    pos = pos >= at + del ? pos - del + Array.from(ins).length : at;
+  }
+  return pos;
+}
+
+/** Where a position in a text made by `splices` was before they were applied (a position in
+ * inserted text goes to just after the insertion, so that it stays beside the same character
+ * once the insertion is made). */
+export function backward(pos: number, splices: Splice[]): number {
+  for (let i = splices.length - 1; i >= 0; i--) {
+    const [at, del, ins] = splices[i];
+    const n = Array.from(ins).length;
+    if (pos <= at) continue;
+    pos = pos >= at + n ? pos - n + del : at + del;
+  }
+  return pos;
 }
 
 /** The one splice that turns `before` into `after` (a single typed or pasted change). */
@@ -153,6 +187,8 @@ export interface LiveView {
   cells: CellView[];
   text: (cell: string) => string;
   presence: Presence[];
+  /** Others' carets in a cell, where the text shown has them. */
+  carets: (cell: string) => ShownCaret[];
   /** Edits not yet confirmed by the node. */
   pending: number;
   notice: Notice | null;
@@ -175,6 +211,11 @@ export class LiveNotebook {
   private timer: number | undefined;
   private stopped = false;
   private myCell: string | null = null;
+  /** The user's caret (code points in the text shown), sent at most every CARET_MS. */
+  private myCaret: number | null = null;
+  private caretTimer: number | undefined;
+  /** Whether the caret last sent was worked out through edits the node had not yet made. */
+  private caretRough = false;
 
   constructor(
     private project: string,
@@ -188,6 +229,7 @@ export class LiveNotebook {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.caretTimer);
     this.ws?.close();
     this.state = 'stopped';
   }
@@ -215,10 +257,35 @@ export class LiveNotebook {
     this.emit();
   }
 
-  /** The user's cursor is in `cell` (or in none). */
-  focus(cell: string | null) {
+  /** The user's caret is at `pos` (code points) in `cell`'s text as shown. */
+  caret(cell: string, pos: number) {
+    const moved = cell !== this.myCell;
     this.myCell = cell;
-    this.send({ type: 'presence', cell });
+    this.myCaret = pos;
+    if (moved) this.sendCaret();
+    else this.scheduleCaret();
+  }
+
+  private scheduleCaret() {
+    if (this.caretTimer !== undefined) return;
+    this.caretTimer = window.setTimeout(() => {
+      this.caretTimer = undefined;
+      this.sendCaret();
+    }, CARET_MS);
+  }
+
+  /** Says where the caret is, as a position in the text of the version this page holds. */
+  private sendCaret() {
+    const cell = this.myCell;
+    if (!cell || !this.known) return;
+    let caret = null;
+    if (this.myCaret !== null && this.confirmed.has(cell)) {
+      const typed = this.buffer.get(cell) ?? [];
+      const sent = this.inflight?.get(cell) ?? [];
+      caret = { pos: backward(backward(this.myCaret, typed), sent), base: this.known };
+      this.caretRough = typed.length + sent.length > 0;
+    }
+    this.send({ type: 'presence', cell, caret });
   }
 
   private connect() {
@@ -272,16 +339,26 @@ export class LiveNotebook {
         } else {
           this.start(m.notebook, m.heads);
         }
-        if (this.myCell) this.send({ type: 'presence', cell: this.myCell });
+        this.sendCaret();
         this.flush();
         break;
       case 'ack':
         this.acked(m);
         this.flush();
+        // The caret said while the edit was in flight is now known exactly.
+        if (this.caretRough) this.scheduleCaret();
         break;
       case 'update':
-        if (m.presence) this.presence = m.presence;
         if (!this.inflight) this.updated(m);
+        else if (m.presence) {
+          // Its carets are in a version this page does not hold yet: keep the ones shown
+          // until the answer to the edit says them again.
+          const old = new Map(this.presence.map((p) => [p.author, p]));
+          this.presence = m.presence.map((p) => {
+            const before = old.get(p.author);
+            return { ...p, caret: before && before.cell === p.cell ? before.caret : null };
+          });
+        }
         this.flush();
         break;
       case 'refused':
@@ -338,7 +415,16 @@ export class LiveNotebook {
       this.confirmed.set(t.cell, apply(base, t.splices));
     }
     for (const c of d.cells) {
-      if (!this.confirmed.has(c.id)) this.confirmed.set(c.id, c.source);
+      // A cell comes whole when it is new, or something besides its text changed; its source
+      // is then the same as the spliced text, unless the text was replaced whole. Then what
+      // was typed here is rebased onto the replacement.
+      const base = this.confirmed.get(c.id);
+      if (base !== undefined && base !== c.source) {
+        const mine = this.buffer.get(c.id);
+        const theirs = spliceOf(base, c.source);
+        if (mine && theirs) this.buffer.set(c.id, rebase(base, mine, [theirs]));
+      }
+      this.confirmed.set(c.id, c.source);
       const i = this.cells.findIndex((x) => x.id === c.id);
       if (i >= 0) this.cells[i] = { ...c, source: this.cells[i].source };
       else this.cells.push(c);
@@ -379,6 +465,14 @@ export class LiveNotebook {
       cells: this.cells,
       text: (cell) => this.local.get(cell) ?? '',
       presence: this.presence,
+      carets: (cell) =>
+        this.presence
+          .filter((p) => p.cell === cell && p.caret !== null)
+          .map((p) => ({
+            author: p.author,
+            name: p.name,
+            pos: forward(forward(p.caret as number, this.inflight?.get(cell) ?? []), this.buffer.get(cell) ?? []),
+          })),
       pending,
       notice: this.notice,
     });

@@ -18,7 +18,6 @@ import {
   project,
   projects,
 } from './api';
-import { LiveEditor } from './editor';
 import { highlight, markdown, output } from './render';
 
 function message(e: unknown): string {
@@ -53,6 +52,25 @@ export function ProjectsPage() {
       </ul>
     </section>
   );
+}
+
+/// The live editor (with CodeMirror), loaded only when someone edits.
+type Editor = typeof import('./editor').LiveEditor;
+let editorModule: Promise<Editor> | null = null;
+
+function LazyLiveEditor(props: { project: string; notebook: string; title: string }) {
+  const [editor, setEditor] = useState<{ E: Editor } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    editorModule ??= import('./editor').then((m) => m.LiveEditor);
+    editorModule.then((E) => setEditor({ E })).catch((e) => {
+      editorModule = null;
+      setError(message(e));
+    });
+  }, []);
+  if (error) return <p class="error" role="alert">The editor could not be loaded ({error}); reload the page to try again.</p>;
+  if (!editor) return <p class="status">Opening the notebook for editing…</p>;
+  return <editor.E {...props} />;
 }
 
 /// Colours for authors in the credit view (Okabe–Ito, colour-blind safe), as classes.
@@ -309,7 +327,7 @@ export function ProjectPage({ id }: { id: string }) {
                 <button type="button" onClick={() => setEditing(null)}>
                   Done editing
                 </button>
-                <LiveEditor project={p.id} notebook={nb.id} title={nb.title} />
+                <LazyLiveEditor project={p.id} notebook={nb.id} title={nb.title} />
               </div>
             ) : (
               <Notebook

@@ -19,6 +19,26 @@ struct Assets;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
+
+/// The application's page: as [`CSP`], except that a style element carrying this response's
+/// nonce may apply (the cell editor, CodeMirror, mounts its own styles so). No other inline
+/// style, and no inline script, is allowed.
+fn app_csp(nonce: &str) -> String {
+    CSP.replacen(
+        "style-src 'self';",
+        &format!("style-src 'self' 'nonce-{nonce}';"),
+        1,
+    )
+}
+
+/// A fresh nonce for one response (24 hexadecimal digits); `None` when the system has no
+/// randomness to give, and the page then goes without (its editor's styles are refused, and
+/// the browser says so).
+fn nonce() -> Option<String> {
+    let mut b = [0u8; 12];
+    getrandom::fill(&mut b).ok()?;
+    Some(b.iter().map(|x| format!("{x:02x}")).collect())
+}
 /// GraphiQL's and Swagger UI's bundles carry fonts and icons as `data:` URLs and set inline
 /// styles: allowed on those two pages alone. Scripts stay the node's own.
 const TOOL_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
@@ -56,9 +76,37 @@ fn secured_with(mut response: Response, csp: &'static str) -> Response {
     response
 }
 
-/// `/ui/`: the application's page.
+/// `/ui/`: the application's page, with a nonce for its editor's styles, which the page
+/// reads from `<meta name="style-nonce">`.
 pub(crate) async fn index() -> Response {
-    page("index.html").await
+    let Some(file) = Assets::get("index.html") else {
+        return page("index.html").await;
+    };
+    let Some(nonce) = nonce() else {
+        tracing::warn!("no randomness for a page's style nonce: its editor will be unstyled");
+        return page("index.html").await;
+    };
+    let html = String::from_utf8_lossy(&file.data).replacen(
+        "<head>",
+        &format!("<head><meta name=\"style-nonce\" content=\"{nonce}\">"),
+        1,
+    );
+    let mut response = secured(
+        (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            html,
+        )
+            .into_response(),
+    );
+    if let Ok(v) = HeaderValue::from_str(&app_csp(&nonce)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
 }
 
 /// One of the built pages (`index.html`, `graphiql.html`, `apidocs.html`).
@@ -123,4 +171,20 @@ pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_application_s_styles_need_the_response_s_nonce() {
+        let csp = app_csp("00ff");
+        assert!(csp.contains("style-src 'self' 'nonce-00ff';"), "{csp}");
+        assert!(csp.contains("script-src 'self';"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        let (a, b) = (nonce().expect("random"), nonce().expect("random"));
+        assert_eq!(a.len(), 24);
+        assert_ne!(a, b);
+    }
 }

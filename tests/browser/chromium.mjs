@@ -34,3 +34,24 @@ export async function axe(page) {
     return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help }));
   });
 }
+
+/// Signs `page` in at the node `base` through its OpenID provider, filling in the provider's
+/// login (as `login`) and consent pages as a person would; resolves once the node's page shows
+/// who is signed in.
+export async function signInThroughProvider(page, base, login) {
+  await page.goto(base + '/');
+  const signIn = page.getByRole('link', { name: /^Sign in/ });
+  await signIn.first().click();
+  for (let step = 0; step < 6 && !page.url().startsWith(base); step += 1) {
+    await page.locator('form').first().waitFor({ timeout: 15000 });
+    const name = page.locator('input[name=login]');
+    if (await name.count()) {
+      await name.fill(login);
+      await page.locator('input[name=password]').fill('anything');
+    }
+    const before = page.url();
+    await page.locator('form [type=submit]').first().click();
+    await page.waitForURL((u) => u.href !== before, { timeout: 15000 });
+  }
+  await page.locator('.account .who .name').waitFor({ timeout: 15000 });
+}

@@ -1,13 +1,13 @@
 // Two researchers co-edit one cell from two nodes, each in a browser signed in at their own
-// node (with a one-time sign-in link its operator made): both type at once, both see the
-// merged text, and keystrokes reach the other browser quickly.
+// node through its OpenID provider: both type at once, both see the merged text and each
+// other's caret, and keystrokes reach the other browser quickly.
 //
-// Usage: node coedit.mjs <link A> <link B> <project> <cell> <screenshot dir>
+// Usage: node coedit.mjs <node A> <login A> <node B> <login B> <project> <cell> <screenshot dir>
 // Prints one JSON object with what it saw; the Rust test judges it.
 import { mkdirSync } from 'node:fs';
-import { axe, launch } from './chromium.mjs';
+import { axe, launch, signInThroughProvider } from './chromium.mjs';
 
-const [linkA, linkB, project, cell, shots] = process.argv.slice(2);
+const [baseA, loginA, baseB, loginB, project, cell, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
 
 // Grace's connection to her node can be cut: the page's live socket goes through this route,
@@ -32,26 +32,46 @@ function restore() {
   for (const ws of line.held.splice(0)) line.live.push([ws, ws.connectToServer()]);
 }
 
-async function open(browser, link, errors, route) {
-  const base = new URL(link).origin;
+async function open(browser, base, login, errors, route) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   if (route) await page.routeWebSocket(/\/live/, route);
   page.on('pageerror', (e) => errors.push(String(e)));
+  // Only the node's own pages are judged (the provider's are not ours).
   page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
+    if (m.type() === 'error' && (m.location().url ?? '').startsWith(base)) errors.push(m.text());
   });
-  await page.goto(link);
-  await page.locator('.account .who .name').waitFor({ timeout: 15000 });
+  await signInThroughProvider(page, base, login);
+  const name = (await page.locator('.account .who .name').innerText()).trim();
   await page.goto(`${base}/ui/#/projects/${project}`);
   await page.getByRole('button', { name: 'Edit together' }).first().click();
-  const area = page.locator(`textarea[data-cell="${cell}"]`);
+  const area = page.locator(`.cm-content[data-cell="${cell}"]`);
   await area.waitFor({ timeout: 15000 });
   await page.locator('[data-state="live"]').waitFor({ timeout: 15000 });
-  return { page, area };
+  return { page, area, name };
 }
 
-const value = (area) => area.inputValue();
+// The editor's text: its lines (a cell this small is drawn whole).
+const value = (area) => area.evaluate((el) => Array.from(el.querySelectorAll('.cm-line'), (l) => l.textContent).join('\n'));
+
+// Where the other person's caret is drawn in `area`'s editor: the line it is on and how far
+// from that line's start (pixels), with the name it carries.
+const remoteCaret = (area) =>
+  area.evaluate((el) => {
+    const editor = el.closest('.cm-editor');
+    const caret = editor.querySelector('.cm-remote-caret');
+    if (!caret) return null;
+    const box = caret.getBoundingClientRect();
+    const mid = box.top + box.height / 2;
+    const lines = Array.from(el.querySelectorAll('.cm-line'));
+    const line = lines.findIndex((l) => {
+      const r = l.getBoundingClientRect();
+      return mid >= r.top && mid <= r.bottom;
+    });
+    // The text's start: the line's left edge plus its padding.
+    const start = line >= 0 ? lines[line].getBoundingClientRect().left + parseFloat(getComputedStyle(lines[line]).paddingLeft) : 0;
+    return { line, x: Math.round(box.left - start), name: caret.textContent };
+  });
 
 async function until(check, what, ms = 20000) {
   const end = Date.now() + ms;
@@ -65,11 +85,9 @@ async function until(check, what, ms = 20000) {
 const browser = await launch();
 const out = { errors: [] };
 try {
-  const a = await open(browser, linkA, out.errors);
-  const b = await open(browser, linkB, out.errors, cuttable);
-  // A link signs in once.
-  const again = await (await browser.newContext()).newPage();
-  out.linkAgain = (await again.goto(linkA)).status();
+  const a = await open(browser, baseA, loginA, out.errors);
+  const b = await open(browser, baseB, loginB, out.errors, cuttable);
+  out.names = [a.name, b.name];
   out.before = await value(a.area);
   // Ada types at the end, Grace at the start, at the same time.
   await a.area.click();
@@ -88,15 +106,32 @@ try {
   // Each sees the other in the cell.
   await until(async () => (await a.page.locator('.in-cell .who').count()) > 0, 'Ada sees Grace in the cell');
   out.presenceA = await a.page.locator('.in-cell .who').first().innerText();
+  // Grace's caret is drawn in Ada's editor where Grace left it: at the start of the second
+  // line, after the line she typed.
+  await until(async () => {
+    const c = await remoteCaret(a.area);
+    return c !== null && c.line === 1 && Math.abs(c.x) <= 2;
+  }, "Ada sees Grace's caret after Grace's line").catch(() => {});
+  out.graceCaret = await remoteCaret(a.area);
+  // Grace moves her caret to the end of her line; Ada sees it move there.
+  await b.page.keyboard.press('ArrowUp');
+  await b.page.keyboard.press('End');
+  await until(async () => {
+    const c = await remoteCaret(a.area);
+    return c !== null && c.line === 0 && c.x > 50;
+  }, "Ada sees Grace's caret move").catch(() => {});
+  out.graceCaretMoved = await remoteCaret(a.area);
   await until(async () => (await a.page.locator('[data-pending="0"]').count()) > 0, "Ada's edits are saved");
   await until(async () => (await b.page.locator('[data-pending="0"]').count()) > 0, "Grace's edits are saved");
   await a.page.screenshot({ path: `${shots}/coedit-ada.png` });
   await b.page.screenshot({ path: `${shots}/coedit-grace.png` });
   out.violations = await axe(a.page);
-  await a.page.emulateMedia({ colorScheme: 'dark' });
+  // The page keeps the theme it started with; its toggle changes it.
+  await a.page.getByRole('button', { name: 'Use the dark theme' }).click();
+  await a.page.locator('html[data-theme="dark"]').waitFor({ timeout: 5000 });
   await a.page.screenshot({ path: `${shots}/coedit-ada-dark.png` });
   out.violationsDark = await axe(a.page);
-  await a.page.emulateMedia({ colorScheme: 'light' });
+  await a.page.getByRole('button', { name: 'Use the light theme' }).click();
 
   // Keystroke to visible in the other browser, at the other node.
   const times = [];

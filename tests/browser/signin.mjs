@@ -6,7 +6,7 @@
 // Usage: node signin.mjs <node base URL> <login> <screenshot dir>
 // Prints one JSON object with what it saw; the Rust test judges it.
 import { mkdirSync } from 'node:fs';
-import { axe, launch } from './chromium.mjs';
+import { axe, launch, signInThroughProvider } from './chromium.mjs';
 
 const [base, login, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
@@ -29,19 +29,8 @@ try {
   await page.screenshot({ path: `${shots}/signed-out.png` });
   out.violationsSignedOut = await axe(page);
 
-  await signIn.first().click();
   // The provider's pages: its login form, then its consent form (if it asks).
-  for (let step = 0; step < 6 && !page.url().startsWith(base); step += 1) {
-    await page.locator('form').first().waitFor({ timeout: 15000 });
-    const name = page.locator('input[name=login]');
-    if (await name.count()) {
-      await name.fill(login);
-      await page.locator('input[name=password]').fill('anything');
-    }
-    const before = page.url();
-    await page.locator('form [type=submit]').first().click();
-    await page.waitForURL((u) => u.href !== before, { timeout: 15000 });
-  }
+  await signInThroughProvider(page, base, login);
   out.landed = page.url();
   const who = page.locator('.account .who .name');
   await who.waitFor({ timeout: 15000 });

@@ -38,6 +38,11 @@ impl TestNode {
     /// Initialises a node named `name` with one author, on loopback with ephemeral ports, and
     /// starts it.
     pub async fn create(name: &str) -> TestNode {
+        Self::create_with(name, |_| {}).await
+    }
+
+    /// As [`TestNode::create`], with `configure` changing the configuration first.
+    pub async fn create_with(name: &str, configure: impl FnOnce(&mut Config)) -> TestNode {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_env("ORRERY_LOG")
@@ -54,6 +59,7 @@ impl TestNode {
         config.web.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         config.network.advert_interval_secs = 2;
         config.network.advert_ttl_secs = 30;
+        configure(&mut config);
         let id = orrery_node::setup::init(&home, &config).expect("init");
         let mut store = Store::open(&home.database()).expect("store");
         let author = orrery_node::setup::new_author(
@@ -128,9 +134,14 @@ impl TestNode {
 /// Forms a federation of `n` fresh nodes: the first founds it and invites each other node by
 /// its key; returns once every node holds every member's advert.
 pub async fn federation(n: usize) -> Vec<TestNode> {
+    federation_with(n, |_, _| {}).await
+}
+
+/// As [`federation`], with `configure` changing node `i`'s configuration first.
+pub async fn federation_with(n: usize, configure: impl Fn(usize, &mut Config)) -> Vec<TestNode> {
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
-        nodes.push(TestNode::create(&format!("node{i}")).await);
+        nodes.push(TestNode::create_with(&format!("node{i}"), |c| configure(i, c)).await);
     }
     nodes[0]
         .handle()

@@ -30,6 +30,11 @@ impl Drop for Provider {
 
 /// Starts a provider that knows one client, the node, coming back at `redirect`.
 pub fn provider(redirect: &str) -> Provider {
+    provider_for(&[redirect])
+}
+
+/// Starts a provider that knows one client, the nodes, coming back at any of `redirects`.
+pub fn provider_for(redirects: &[&str]) -> Provider {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     assert!(
         Command::new(repo.join("scripts/oidc-env"))
@@ -40,7 +45,7 @@ pub fn provider(redirect: &str) -> Provider {
     let clients = serde_json::json!([{
         "client_id": "orrery-node",
         "client_secret": SECRET,
-        "redirect_uris": [redirect],
+        "redirect_uris": redirects,
     }]);
     let mut child = Command::new("node")
         .arg(repo.join("tests/oidc/provider.mjs"))
@@ -85,6 +90,17 @@ pub async fn node_signing_in_with(
     let mut config = Config::default();
     config.node.name = name.into();
     config.network = orrery_federation::Config::loopback();
+    signing_in_with(&mut config, port, op);
+    orrery_node::setup::init(&home, &config).expect("init");
+    let (node, task) = orrery_node::service::start(home.clone())
+        .await
+        .expect("node starts");
+    (home, node, task)
+}
+
+/// Configures a node to serve its web face on `port` and sign researchers in with `op` (as
+/// `orcid`, an ORCID-vouching provider).
+pub fn signing_in_with(config: &mut Config, port: u16, op: &Provider) {
     config.web.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     config.web.oidc = vec![ProviderConfig {
         id: "orcid".into(),
@@ -94,9 +110,4 @@ pub async fn node_signing_in_with(
         client_secret: Some(SECRET.into()),
         orcid: true,
     }];
-    orrery_node::setup::init(&home, &config).expect("init");
-    let (node, task) = orrery_node::service::start(home.clone())
-        .await
-        .expect("node starts");
-    (home, node, task)
 }

@@ -16,7 +16,14 @@ pub struct User {
 
 /// A new user `name` of `node` with a token of `scopes`.
 pub fn user(node: &TestNode, name: &str, scopes: &str) -> User {
-    let made = cli(node, &["user", "add", "--name", name]);
+    user_with(node, name, scopes, &[])
+}
+
+/// As [`user`], with more arguments to `orrery user add` (such as `--sign-in`).
+pub fn user_with(node: &TestNode, name: &str, scopes: &str, more: &[&str]) -> User {
+    let mut args = vec!["user", "add", "--name", name];
+    args.extend_from_slice(more);
+    let made = cli(node, &args);
     let words: Vec<&str> = made.split_whitespace().collect();
     let id = words[1].to_owned();
     let author = words[words.iter().position(|w| *w == "author").expect("author") + 1].to_owned();

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use orrery_tests::oidc::{free_port, node_signing_in_with, provider};
-use orrery_tests::rest::{Http, user};
+use orrery_tests::oidc::{
+    free_port, node_signing_in_with, provider, provider_for, signing_in_with,
+};
+use orrery_tests::rest::{Http, user, user_with};
 use orrery_tests::two_archives;
 use serde_json::Value;
 
@@ -377,12 +379,44 @@ fn sign_in_link(node: &orrery_tests::TestNode, user: &str) -> String {
     out.lines().next().expect("the link").trim().to_owned()
 }
 
+/// The status of a GET of `url`, redirects not followed.
+fn status_of(url: &str) -> u16 {
+    ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+        .get(url)
+        .call()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+const ADA_ORCID: &str = "0000-0002-1825-0097";
+const GRACE_ORCID: &str = "0000-0001-5109-3700";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_researchers_at_two_nodes_type_into_one_cell_from_their_browsers() {
-    let nodes = orrery_tests::federation(2).await;
+    // Both nodes sign researchers in with one OpenID provider, which must know their addresses
+    // before any starts.
+    let ports = [free_port(), free_port()];
+    let callbacks = ports.map(|p| format!("http://127.0.0.1:{p}/auth/callback/orcid"));
+    let op = provider_for(&[&callbacks[0], &callbacks[1]]);
+    let nodes = orrery_tests::federation_with(2, |i, c| signing_in_with(c, ports[i], &op)).await;
     let (at_esac, at_heidelberg) = (Http::new(&nodes[0]), Http::new(&nodes[1]));
-    let ada = user(&nodes[0], "Ada Lovelace", "read,write");
-    let grace = user(&nodes[1], "Grace Hopper", "read,write");
+    // Each is a user of their node before they first sign in, bound to their ORCID iD.
+    let ada = user_with(
+        &nodes[0],
+        "Ada Lovelace",
+        "read,write",
+        &["--sign-in", &format!("orcid:{ADA_ORCID}")],
+    );
+    let grace = user_with(
+        &nodes[1],
+        "Grace Hopper",
+        "read,write",
+        &["--sign-in", &format!("orcid:{GRACE_ORCID}")],
+    );
     let project = project_with_an_editor(&at_esac, &ada, &grace, "shared");
     let (status, nb) = at_esac.as_user(
         "POST",
@@ -413,31 +447,56 @@ async fn two_researchers_at_two_nodes_type_into_one_cell_from_their_browsers() {
     .await;
     assert!(reached, "the project does not reach Heidelberg");
 
-    let (a, b) = (
-        sign_in_link(&nodes[0], &ada.id),
-        sign_in_link(&nodes[1], &grace.id),
-    );
-    assert!(a.starts_with(&at_esac.base), "{a}");
+    // An operator's one-time sign-in link (for a researcher who cannot use the provider)
+    // works once.
+    let link = sign_in_link(&nodes[0], &ada.id);
+    assert!(link.starts_with(&at_esac.base), "{link}");
+    assert_eq!(status_of(&link), 303, "{link}");
+    assert_eq!(status_of(&link), 410, "a sign-in link works once");
+
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     let (p, c) = (project.clone(), cell.clone());
+    let (a, b) = (at_esac.base.clone(), at_heidelberg.base.clone());
     let seen = tokio::task::spawn_blocking(move || {
         drive(
             "coedit.mjs",
-            &[&a, &b, &p, &c, shots.to_str().expect("utf-8")],
+            &[
+                &a,
+                ADA_ORCID,
+                &b,
+                GRACE_ORCID,
+                &p,
+                &c,
+                shots.to_str().expect("utf-8"),
+            ],
         )
     })
     .await
     .expect("browser");
 
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    // Each signed in through the provider as the user made for them.
+    assert_eq!(
+        seen["names"],
+        serde_json::json!(["Ada Lovelace", "Grace Hopper"]),
+        "{seen}"
+    );
     assert_eq!(seen["before"], "period = 0.0334", "{seen}");
-    assert_eq!(seen["linkAgain"], 410, "a sign-in link works once: {seen}");
     let merged = seen["merged"].as_str().expect("merged text");
     assert!(
         merged.starts_with("# Grace was here\nperiod = 0.0334") && merged.contains("# by Ada"),
         "{seen}"
     );
     assert_eq!(seen["presenceA"], "Grace Hopper", "{seen}");
+    // Ada sees Grace's caret, named, where Grace left it (the start of the second line), and
+    // then where Grace moved it (the end of the first).
+    let caret = &seen["graceCaret"];
+    assert_eq!(caret["name"], "Grace Hopper", "{seen}");
+    assert_eq!(caret["line"], 1, "{seen}");
+    assert!(caret["x"].as_i64().is_some_and(|x| x.abs() <= 2), "{seen}");
+    let moved = &seen["graceCaretMoved"];
+    assert_eq!(moved["line"], 0, "{seen}");
+    assert!(moved["x"].as_i64().is_some_and(|x| x > 50), "{seen}");
     // Offline, Grace kept typing, and was told so; nothing of Ada's reached her meanwhile.
     assert!(
         seen["offlineShown"]

@@ -34,6 +34,7 @@ pub mod cull;
 pub mod endpoint;
 pub mod env;
 pub mod jupyter;
+pub mod kernel;
 pub mod kubernetes;
 pub mod landlock;
 pub mod manager;

@@ -232,17 +232,15 @@ fn jupyter_env() -> orrery_node::labs::env::Provisioned {
     .expect("the jupyter environment provisions")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_jupyter_server_starts_in_the_sandbox_and_answers_only_on_its_socket() {
+/// A lab `lab` of `bench` running Jupyter Server on its socket (with `notes.txt` in its
+/// workspace), once it answers; the launched lab and its run directory.
+async fn jupyter_lab(bench: &Bench, lab: &str) -> (orrery_node::labs::backend::Launched, PathBuf) {
     use orrery_node::labs::jupyter;
-    let Some(bench) = Bench::new("jupyter") else {
-        return;
-    };
     let env = tokio::task::spawn_blocking(jupyter_env)
         .await
         .expect("provisioning");
     let mut req = bench.request(
-        "lab-j",
+        lab,
         Limits {
             memory_bytes: 1 << 30,
             pids: 256,
@@ -250,22 +248,18 @@ async fn a_jupyter_server_starts_in_the_sandbox_and_answers_only_on_its_socket()
         },
         "",
     );
-    let token = "t0ken-of-the-lab";
-    let base_url = "/lab/lab-j/";
-    let (argv, vars) = jupyter::command(&env, base_url, token);
+    let (argv, vars) = jupyter::command(&env, &base_url(lab), TOKEN);
     req.command = argv;
     req.env = vars;
     req.read_only = vec![env.root.clone()];
     std::fs::write(req.workspace.join("notes.txt"), "kept").expect("a workspace file");
     let started = Instant::now();
     let mut launched = bench.backend.launch(&req).expect("launch");
-    let socket = jupyter::socket_in(&req.run_dir);
-    assert_eq!(launched.endpoint, Endpoint::Unix(socket.clone()));
     let endpoint = launched.endpoint.clone();
     let ready = jupyter::ready(
         &endpoint,
-        base_url,
-        token,
+        &base_url(lab),
+        TOKEN,
         Duration::from_secs(60),
         &mut || launched.process.try_wait().is_none(),
     )
@@ -276,6 +270,27 @@ async fn a_jupyter_server_starts_in_the_sandbox_and_answers_only_on_its_socket()
         launched.process.try_wait()
     );
     eprintln!("Jupyter Server answered after {:?}", started.elapsed());
+    (launched, req.run_dir)
+}
+
+/// The token of the test labs' servers.
+const TOKEN: &str = "t0ken-of-the-lab";
+
+fn base_url(lab: &str) -> String {
+    format!("/lab/{lab}/")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jupyter_server_starts_in_the_sandbox_and_answers_only_on_its_socket() {
+    use orrery_node::labs::jupyter;
+    let Some(bench) = Bench::new("jupyter") else {
+        return;
+    };
+    let (mut launched, run_dir) = jupyter_lab(&bench, "lab-j").await;
+    let (token, base_url) = (TOKEN, base_url("lab-j"));
+    let socket = jupyter::socket_in(&run_dir);
+    assert_eq!(launched.endpoint, Endpoint::Unix(socket.clone()));
+    let endpoint = launched.endpoint.clone();
 
     // Its contents are the workspace; the dataset is at /data, outside it.
     let (status, body) = jupyter::get(&endpoint, &format!("{base_url}api/contents"), token)
@@ -306,6 +321,124 @@ async fn a_jupyter_server_starts_in_the_sandbox_and_answers_only_on_its_socket()
 
     bench.backend.stop("lab-j").expect("stop");
     assert_eq!(bench.backend.processes("lab-j").expect("processes"), 0);
+    let _ = launched.process.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_runs_cells_keeps_its_state_streams_and_is_interrupted_and_restarted() {
+    use orrery_node::labs::kernel::{Ended, Kernel, KernelError};
+    use serde_json::json;
+    let Some(bench) = Bench::new("kernel") else {
+        return;
+    };
+    let (mut launched, _) = jupyter_lab(&bench, "lab-k").await;
+    let kernel = Kernel::start(&launched.endpoint, &base_url("lab-k"), TOKEN)
+        .await
+        .expect("a kernel");
+    let long = Duration::from_secs(60);
+    let run = |code: &'static str| {
+        let kernel = kernel.clone();
+        async move { kernel.execute(code, long, &mut |_| {}).await.expect("runs") }
+    };
+    let error_name = |e: &Ended| match e {
+        Ended::Error { ename, .. } => ename.clone(),
+        other => format!("{other:?}"),
+    };
+
+    // A result, as nbformat stores it; then state kept from one cell to the next.
+    let two = run("1 + 1").await;
+    assert_eq!(two.ended, Ended::Ok);
+    assert_eq!(two.execution_count, Some(1));
+    assert_eq!(
+        two.outputs,
+        vec![json!({
+            "output_type": "execute_result",
+            "execution_count": 1,
+            "data": { "text/plain": "2" },
+            "metadata": {},
+        })]
+    );
+    run("x = 21").await;
+    let printed = run("print(x * 2)\nprint('done')").await;
+    assert_eq!(
+        printed.outputs,
+        vec![json!({ "output_type": "stream", "name": "stdout", "text": "42\ndone\n" })]
+    );
+    // Rich output, and an exception with its traceback.
+    let shown = run("from IPython.display import HTML, display\ndisplay(HTML('<b>hi</b>'))").await;
+    assert_eq!(shown.outputs[0]["output_type"], "display_data");
+    assert_eq!(shown.outputs[0]["data"]["text/html"], "<b>hi</b>");
+    let failed = run("1 / 0").await;
+    assert_eq!(error_name(&failed.ended), "ZeroDivisionError");
+    assert_eq!(failed.outputs[0]["output_type"], "error");
+    assert!(
+        !failed.outputs[0]["traceback"]
+            .as_array()
+            .expect("a traceback")
+            .is_empty()
+    );
+
+    // Output is handed over while the cell runs: the first line long before the end.
+    let t0 = Instant::now();
+    let mut first = None;
+    let streamed = kernel
+        .execute(
+            "import time\nprint('a', flush=True)\ntime.sleep(1.5)\nprint('b')",
+            long,
+            &mut |_| {
+                first.get_or_insert(t0.elapsed());
+            },
+        )
+        .await
+        .expect("runs");
+    let (first, total) = (first.expect("an output"), t0.elapsed());
+    assert_eq!(streamed.outputs[0]["text"], "a\nb\n");
+    assert!(
+        total - first >= Duration::from_secs(1),
+        "{first:?} of {total:?}"
+    );
+
+    // Interrupted, a cell ends with KeyboardInterrupt, and the kernel runs the next one.
+    let (busy, is_busy) = tokio::sync::oneshot::channel();
+    let sleeper = kernel.clone();
+    let sleeping = tokio::spawn(async move {
+        let mut busy = Some(busy);
+        sleeper
+            .execute(
+                "import time\nprint('sleeping', flush=True)\ntime.sleep(600)",
+                long,
+                &mut |_| {
+                    if let Some(b) = busy.take() {
+                        let _ = b.send(());
+                    }
+                },
+            )
+            .await
+    });
+    is_busy.await.expect("the cell started");
+    let asked = Instant::now();
+    kernel.interrupt().await.expect("interrupt");
+    let interrupted = sleeping.await.expect("task").expect("ends");
+    assert_eq!(error_name(&interrupted.ended), "KeyboardInterrupt");
+    assert!(asked.elapsed() < Duration::from_secs(30));
+    assert_eq!(run("x").await.outputs[0]["data"]["text/plain"], "21");
+    // A cell past its deadline is given up, and interrupted.
+    let over = kernel
+        .execute(
+            "import time\ntime.sleep(600)",
+            Duration::from_secs(2),
+            &mut |_| {},
+        )
+        .await;
+    assert!(matches!(over, Err(KernelError::Timeout(_))), "{over:?}");
+    assert_eq!(run("x + 1").await.outputs[0]["data"]["text/plain"], "22");
+
+    // Restarted, its variables are gone.
+    kernel.restart().await.expect("restart");
+    assert_eq!(error_name(&run("x").await.ended), "NameError");
+    kernel.shutdown().await.expect("shutdown");
+
+    bench.backend.stop("lab-k").expect("stop");
     let _ = launched.process.wait();
 }
 

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 
 use super::endpoint::Endpoint;
@@ -34,6 +34,9 @@ pub enum JupyterError {
     #[error("talking to Jupyter Server: {0}")]
     Http(String),
 }
+
+/// Largest answer taken from a lab's server.
+const MAX_ANSWER: usize = 8 << 20;
 
 /// The server's settings wherever it runs.
 const SETTINGS: [&str; 6] = [
@@ -125,6 +128,18 @@ pub async fn get(
     path: &str,
     token: &str,
 ) -> Result<(u16, Bytes), JupyterError> {
+    call(endpoint, hyper::Method::GET, path, token, None).await
+}
+
+/// Sends `method path` to the server at `endpoint` with the lab's token, and `json` as the body
+/// if given; the answer's status and body.
+pub async fn call(
+    endpoint: &Endpoint,
+    method: hyper::Method,
+    path: &str,
+    token: &str,
+    json: Option<&serde_json::Value>,
+) -> Result<(u16, Bytes), JupyterError> {
     let http = |e: &dyn std::fmt::Display| JupyterError::Http(e.to_string());
     let stream = endpoint.connect().await.map_err(|e| http(&e))?;
     let (mut sender, connection) =
@@ -132,17 +147,23 @@ pub async fn get(
             .await
             .map_err(|e| http(&e))?;
     let driver = tokio::spawn(connection);
-    let request = hyper::Request::get(path)
+    let body = json.map(|j| Bytes::from(j.to_string())).unwrap_or_default();
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header(hyper::header::HOST, "lab")
-        .header(hyper::header::AUTHORIZATION, format!("token {token}"))
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| http(&e))?;
+        .header(hyper::header::AUTHORIZATION, format!("token {token}"));
+    if json.is_some() {
+        request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    let request = request.body(Full::new(body)).map_err(|e| http(&e))?;
     let answer = sender.send_request(request).await.map_err(|e| http(&e));
     let result = match answer {
         Ok(r) => {
             let status = r.status().as_u16();
-            let body = r
-                .into_body()
+            // The server runs beside the lab's own code: its answers are bounded like any
+            // peer's.
+            let body = Limited::new(r.into_body(), MAX_ANSWER)
                 .collect()
                 .await
                 .map_err(|e| http(&e))?

@@ -31,6 +31,15 @@ use refusal::{Refused, Verdict};
 /// How long a removed node that connected may stay, to hear of its removal.
 const TELL_REMOVED: Duration = Duration::from_secs(5);
 
+/// A removed node that connected, being told of its removal.
+#[derive(Debug, Clone, Copy)]
+struct Leaving {
+    /// When it is disconnected.
+    until: Instant,
+    /// Whether it answered the telling (until then it is told again every second).
+    heard: bool,
+}
+
 use crate::codec::{Codec, PROTOCOL};
 use crate::config::Config;
 use crate::handle::{
@@ -267,9 +276,9 @@ struct Actor {
     remote_ip: HashMap<PeerId, std::net::IpAddr>,
     /// Refused peers and their backoff.
     refused: Refused,
-    /// Removed nodes allowed to stay connected until then, to hear of their removal (at most
-    /// one entry per refused peer whose backoff ended, each for a few seconds).
-    leaving: HashMap<PeerId, Instant>,
+    /// Removed nodes allowed to stay connected for a few seconds, to hear of their removal (at
+    /// most one entry per refused peer whose backoff ended).
+    leaving: HashMap<PeerId, Leaving>,
     /// When members were last asked for membership because a stranger connected.
     stranger_pull: Option<Instant>,
     /// Whose turn it is to be asked for adverts.

@@ -9,7 +9,7 @@ use tracing::{debug, warn};
 
 use orrery_protocol::federation::MembershipEvent;
 
-use super::{Actor, Admit, Pending, RefusalReason, TELL_REMOVED, Verdict};
+use super::{Actor, Admit, Leaving, Pending, RefusalReason, TELL_REMOVED, Verdict};
 use crate::handle::Event;
 use crate::peer::node_id;
 
@@ -106,7 +106,13 @@ impl Actor {
         match verdict {
             Verdict::Tell { attempts } if reason == RefusalReason::Removed => {
                 warn!(%peer, attempts, %reason, "connection refused: the peer is told of its removal, then disconnected");
-                self.leaving.insert(peer, Instant::now() + TELL_REMOVED);
+                self.leaving.insert(
+                    peer,
+                    Leaving {
+                        until: Instant::now() + TELL_REMOVED,
+                        heard: false,
+                    },
+                );
                 // Told at once, not only when it asks: a removed node that does not ask (it
                 // may not count this node as connected yet) would otherwise never learn it.
                 self.tell_removed(peer);
@@ -167,13 +173,26 @@ impl Actor {
         }
     }
 
-    /// Disconnects non-members that stayed past the grace period without becoming members.
+    /// Disconnects non-members that stayed past the grace period without becoming members, and
+    /// removed nodes whose window to hear of it ended; tells again those that have not
+    /// answered yet (a telling can be lost with no failure reported, as a stream that never
+    /// opens).
     pub(super) fn sweep_strangers(&mut self) {
         let now = Instant::now();
+        let unheard: Vec<PeerId> = self
+            .leaving
+            .iter()
+            .filter(|(p, l)| l.until > now && !l.heard && self.connected.contains(p))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in unheard {
+            debug!(%peer, "a removed node has not answered its telling; telling it again");
+            self.tell_removed(peer);
+        }
         let told: Vec<PeerId> = self
             .leaving
             .iter()
-            .filter(|(_, until)| **until <= now)
+            .filter(|(_, l)| l.until <= now)
             .map(|(p, _)| *p)
             .collect();
         for peer in told {

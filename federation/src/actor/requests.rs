@@ -28,6 +28,7 @@ impl Actor {
                 ..
             } => self.on_request(peer, request, channel),
             request_response::Event::Message {
+                peer,
                 message:
                     request_response::Message::Response {
                         request_id,
@@ -53,7 +54,13 @@ impl Actor {
                         }
                     }
                 }
-                Some(Pending::Told) | None => {}
+                // It heard: no need to tell it again.
+                Some(Pending::Told) => {
+                    if let Some(l) = self.leaving.get_mut(&peer) {
+                        l.heard = true;
+                    }
+                }
+                None => {}
             },
             request_response::Event::OutboundFailure {
                 peer,

@@ -6,11 +6,13 @@
 mod author;
 mod dataset;
 mod doctor;
+mod ephemeral;
 mod federation;
 mod lab;
 mod project;
 mod provenance;
 mod render;
+mod run;
 mod user;
 
 use std::io::Write;

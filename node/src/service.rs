@@ -28,6 +28,8 @@ mod metrics;
 mod poll;
 mod presence;
 mod replication;
+mod runs;
+pub use runs::RunOutcome;
 mod search;
 mod search_cache;
 mod start;
@@ -134,6 +136,23 @@ enum Command {
         active: bool,
         reply: oneshot::Sender<Result<(), NodeError>>,
     },
+    /// An author's request that this node run a cell, to sign.
+    RequestRun {
+        author: AuthorId,
+        project: ProjectId,
+        notebook: orrery_crdt::NotebookId,
+        cell: orrery_crdt::CellId,
+        reply: oneshot::Sender<Result<runs::RunOrder, NodeError>>,
+    },
+    /// A run's outputs and record, to write into its project signed by this node.
+    RecordRun {
+        request:
+            orrery_protocol::Signed<orrery_protocol::run::RunRequest, orrery_protocol::Verified>,
+        outputs: Vec<serde_json::Value>,
+        execution_count: Option<i64>,
+        provenance: orrery_protocol::run::Provenance,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
     /// A user of this node authenticated: their author is hosted here from now on.
     LearnAuthor {
         author: AuthorId,
@@ -188,6 +207,7 @@ pub struct NodeHandle {
     web_addr: Option<SocketAddr>,
     metrics: Arc<crate::metrics::Metrics>,
     labs: Arc<labs::Labs>,
+    runs: Arc<runs::Kernels>,
 }
 
 impl std::fmt::Debug for NodeHandle {

@@ -71,6 +71,20 @@ pub enum ProjectCmd {
         /// Cell id (or a unique prefix).
         cell: String,
     },
+    /// Run code cells at the data, through the running node: in a kernel of your lab there
+    /// (kept between runs, as a notebook's session keeps it). Each cell's outputs are written
+    /// into the project signed by the node, with your signed request and the run's provenance.
+    Run {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// Notebook id or title.
+        notebook: String,
+        /// Cells (ids or unique prefixes), run in this order; every code cell if none.
+        cells: Vec<String>,
+        /// Run as this user of the node (by default, the user of its default author).
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Write a CITATION.cff listing the project's authors.
     Cite {
         /// Project id (or a unique prefix) or exact title.
@@ -241,6 +255,29 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
             let cell = resolve_cell(&p, &nb, &cell)?;
             let name = namer(ctx, &p)?;
             super::provenance::provenance(ctx, &p, &nb, &cell, &name, out)
+        }
+        ProjectCmd::Run {
+            project,
+            notebook,
+            cells,
+            user,
+        } => {
+            let p = load(ctx, &project)?;
+            let nb = resolve_notebook(&p, &notebook)?;
+            let cells = if cells.is_empty() {
+                p.notebook(&nb)?
+                    .cells
+                    .into_iter()
+                    .filter(|c| c.kind == orrery_crdt::CellKind::Code)
+                    .map(|c| c.id)
+                    .collect()
+            } else {
+                cells
+                    .iter()
+                    .map(|c| resolve_cell(&p, &nb, c))
+                    .collect::<Result<Vec<_>>>()?
+            };
+            super::run::run(&ctx.home, p.id(), &nb, &cells, user.as_deref(), out)
         }
         ProjectCmd::Cite { project, output } => {
             let p = load(ctx, &project)?;

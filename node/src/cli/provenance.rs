@@ -11,8 +11,15 @@ use orrery_protocol::run::RunStatus;
 use super::Ctx;
 use super::render::time;
 
-/// A node's name as the federation knows it, else its short id.
+/// A node's name as the federation knows it (this node's from its configuration), else its
+/// short id.
 fn node_name(ctx: &Ctx, node: &orrery_protocol::NodeId) -> String {
+    let me = crate::home::read_key(&ctx.home.node_key())
+        .ok()
+        .map(|k| orrery_protocol::NodeId(k.public()));
+    if me.as_ref() == Some(node) {
+        return format!("{} ({}, this node)", ctx.config.node.name, node.short());
+    }
     ctx.store
         .membership()
         .ok()

@@ -153,6 +153,28 @@ impl NodeActor {
             }
             Command::Read { project, read } => read(self.projects.get(&project)),
             Command::ReadAll { read } => read(&mut self.projects.values()),
+            Command::RequestRun {
+                author,
+                project,
+                notebook,
+                cell,
+                reply,
+            } => {
+                let r = self.request_run(author, project, notebook, cell).await;
+                let _ = reply.send(r);
+            }
+            Command::RecordRun {
+                request,
+                outputs,
+                execution_count,
+                provenance,
+                reply,
+            } => {
+                let r = self
+                    .record_run(request, outputs, execution_count, provenance)
+                    .await;
+                let _ = reply.send(r);
+            }
             Command::SetPresence {
                 author,
                 project,

@@ -21,6 +21,7 @@ use crate::home::Home;
 
 mod edit;
 mod live;
+mod run;
 pub(super) use edit::edit;
 pub(super) use live::open as live;
 

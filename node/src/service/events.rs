@@ -29,6 +29,10 @@ pub enum NodeError {
     /// An invitation token does not decode.
     #[error("the invitation token is not valid: {0}")]
     BadToken(String),
+    /// A cell could not be run (its lab or kernel could not be had, or the record was
+    /// refused); nothing was recorded.
+    #[error("the cell could not be run: {0}")]
+    Run(String),
     /// The configuration is invalid.
     #[error("configuration: {0}")]
     Config(String),

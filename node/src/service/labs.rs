@@ -444,6 +444,49 @@ impl Labs {
         Ok(answer)
     }
 
+    /// Whether `owner`'s lab `lab` runs here now.
+    pub(super) fn is_running(&self, owner: &str, lab: &str) -> bool {
+        matches!(self.manager.get(), Some(Ok(m))
+            if m.get(lab, Some(owner)).is_ok_and(|l| l.state == LabState::Running))
+    }
+
+    /// A lab of `owner` running here in `environment` that sees every one of `collections`
+    /// (started if there is none), for running cells in: its id, where its server is reached,
+    /// its token and its base URL.
+    pub(super) async fn lab_for_runs(
+        &self,
+        owner: &str,
+        environment: &str,
+        collections: &[String],
+    ) -> Result<(String, Endpoint, String, String), ApiError> {
+        let manager = self.manager().await?;
+        let running = manager.list(Some(owner)).into_iter().find(|l| {
+            l.state == LabState::Running
+                && l.environment == environment
+                && collections.iter().all(|c| l.datasets.contains(c))
+        });
+        let lab = match running {
+            Some(l) => l,
+            None => {
+                let datasets = self.datasets(collections).await?;
+                let made = manager
+                    .create(owner, environment, datasets)
+                    .await
+                    .map_err(refusal);
+                self.readvertise();
+                made?
+            }
+        };
+        if lab.state != LabState::Running {
+            return Err(ApiError::unavailable(format!(
+                "lab {} did not start ({:?}); `orrery lab logs {}` shows why",
+                lab.id, lab.state, lab.id
+            )));
+        }
+        let (endpoint, token) = manager.upstream(&lab.id, owner).map_err(refusal)?;
+        Ok((lab.id, endpoint, token, lab.base_url))
+    }
+
     /// Where this node holds each collection.
     async fn datasets(&self, names: &[String]) -> Result<Vec<(String, PathBuf)>, ApiError> {
         let (home, names) = (self.home.clone(), names.to_vec());

@@ -169,6 +169,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         web_addr: Some(web_addr),
         metrics,
         labs: labs.clone(),
+        runs: Arc::default(),
     };
     {
         let labs = labs.clone();

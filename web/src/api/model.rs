@@ -403,6 +403,13 @@ pub enum ProjectEdit {
         /// Its place in the order without it (0 is first).
         index: usize,
     },
+    /// A code cell run at the data, its outputs written by this node.
+    Run {
+        /// The notebook.
+        notebook: String,
+        /// The cell.
+        cell: String,
+    },
     /// A notebook updated in place from a newer version of its file.
     Reimport {
         /// The notebook.
@@ -455,8 +462,27 @@ pub enum ProjectAnswer {
     Comments(Vec<CommentView>),
     /// A comment.
     Comment(CommentView),
+    /// A cell run at the data.
+    Run(RunView),
     /// Done; nothing to show.
     Done,
+}
+
+/// A cell run at the data: what it produced and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunView {
+    /// The cell as the run left it (its outputs and execution count).
+    pub cell: CellView,
+    /// The node that ran it and signed its outputs.
+    pub node: String,
+    /// The lab it ran in (the caller's, on that node).
+    pub lab: String,
+    /// `ok`, or the exception the cell raised (`ZeroDivisionError: division by zero`).
+    pub status: String,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_at_ms: i64,
+    /// When it ended.
+    pub ended_at_ms: i64,
 }
 
 /// A lab as shown to its owner.

@@ -26,6 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(notebook))
         .routes(routes!(export_notebook, reimport_notebook))
         .routes(routes!(move_cell))
+        .routes(routes!(run_cell))
         .routes(routes!(authorship))
         .routes(routes!(add_cell))
         .routes(routes!(set_source, delete_cell))
@@ -451,6 +452,45 @@ async fn move_cell(
     };
     let a = edit_with(&b, &headers, project, body, place).await?;
     expect!(a, Notebook).map(Json)
+}
+
+/// Runs a code cell at the data (editors, with a credential of both the `labs` and `write`
+/// scopes): in a kernel of the caller's lab on this node, kept between runs of the notebook as a
+/// notebook session keeps it. The outputs are written into the project signed by this node,
+/// with the caller's signed request and the run's provenance, which every replica checks.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/notebooks/{notebook}/cells/{cell}/run",
+    tag = "projects",
+    security(("bearer" = []), ("session" = [])),
+    params(
+        ("project" = String, Path, description = "the project's id"),
+        ("notebook" = String, Path, description = "the notebook's id"),
+        ("cell" = String, Path, description = "the cell's id"),
+    ),
+    responses(
+        (status = 200, description = "the run, recorded (a cell that raised is a run too)", body = RunView),
+        (status = 401, description = "no valid credential", body = ErrorBody),
+        (status = 403, description = "the credential or the role does not allow it", body = ErrorBody),
+        (status = 404, description = "no such thing that the caller may see", body = ErrorBody),
+        (status = 503, description = "no lab or kernel could be had here; nothing was recorded", body = ErrorBody),
+    )
+)]
+async fn run_cell(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+    Path((project, notebook, cell)): Path<(String, String, String)>,
+) -> Result<Json<RunView>, ApiError> {
+    let who = writer(&b, &headers, "labs").await?;
+    if !who.scopes.iter().any(|s| s == "write") {
+        return Err(ApiError::forbidden(
+            "a run writes the cell's outputs: the credential needs the `write` scope as well as `labs`",
+        ));
+    }
+    let a = b
+        .edit_project(who, project, ProjectEdit::Run { notebook, cell })
+        .await?;
+    expect!(a, Run).map(Json)
 }
 
 /// Adds a cell (editors).

@@ -6,75 +6,17 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
+use super::super::ephemeral::{Ephemeral, call};
 use crate::home::Home;
-use crate::store::{Scope, Store};
+use crate::store::Scope;
 use crate::web_client;
 
 /// How long a start may take: the first lab of an environment provisions it.
 const START_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A token for `user` (or the user of this node's default author), revoked when dropped.
-struct Ephemeral {
-    home: Home,
-    id: String,
-    secret: String,
-}
-
-impl Ephemeral {
-    fn make(home: &Home, user: Option<&str>) -> Result<Self> {
-        let mut store = Store::open(&home.database())?;
-        let user = match user {
-            Some(u) => store
-                .user(u)?
-                .with_context(|| format!("no user `{u}`; `orrery user list` shows them"))?,
-            None => {
-                let author = store
-                    .authors()?
-                    .into_iter()
-                    .find(|a| a.is_default)
-                    .context("this node has no author yet: `orrery author new`")?;
-                store
-                    .users()?
-                    .into_iter()
-                    .find(|u| u.author == author.id)
-                    .context("no user edits as this node's default author: `orrery user add --name <name> --author <id>`, or pass --user")?
-            }
-        };
-        let (id, secret) = store.create_token(&user.id, &[Scope::Read, Scope::Labs], 3600)?;
-        Ok(Self {
-            home: home.clone(),
-            id,
-            secret,
-        })
-    }
-}
-
-impl Drop for Ephemeral {
-    fn drop(&mut self) {
-        match Store::open(&self.home.database()).and_then(|mut s| s.revoke_token(&self.id)) {
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(token = %self.id, error = %e, "the command's token could not be revoked; `orrery token revoke` it")
-            }
-        }
-    }
-}
-
-fn call(
-    home: &Home,
-    token: &Ephemeral,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    timeout: Duration,
-) -> Result<Value> {
-    web_client::api(home, method, path, &token.secret, body.as_ref(), timeout)
-        .with_context(|| format!("{method} {path}"))
-}
 
 fn show(out: &mut dyn Write, lab: &Value) -> Result<()> {
     let datasets: Vec<&str> = lab["datasets"]
@@ -112,7 +54,7 @@ pub(super) fn start(
     data: &[String],
     out: &mut dyn Write,
 ) -> Result<()> {
-    let token = Ephemeral::make(home, user)?;
+    let token = Ephemeral::make(home, user, &[Scope::Read, Scope::Labs])?;
     writeln!(
         out,
         "starting (the first lab of an environment provisions it first, which takes minutes)"
@@ -213,7 +155,7 @@ fn follow(
 
 /// `orrery lab list`.
 pub(super) fn list(home: &Home, user: Option<&str>, out: &mut dyn Write) -> Result<()> {
-    let token = Ephemeral::make(home, user)?;
+    let token = Ephemeral::make(home, user, &[Scope::Read, Scope::Labs])?;
     let labs = call(home, &token, "GET", "/api/v1/labs", None, CALL_TIMEOUT)?;
     let labs = labs.as_array().cloned().unwrap_or_default();
     if labs.is_empty() {
@@ -235,7 +177,7 @@ pub(super) fn show_one(
     id: &str,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let token = Ephemeral::make(home, user)?;
+    let token = Ephemeral::make(home, user, &[Scope::Read, Scope::Labs])?;
     let lab = call(
         home,
         &token,
@@ -249,7 +191,7 @@ pub(super) fn show_one(
 
 /// `orrery lab stop`.
 pub(super) fn stop(home: &Home, user: Option<&str>, id: &str, out: &mut dyn Write) -> Result<()> {
-    let token = Ephemeral::make(home, user)?;
+    let token = Ephemeral::make(home, user, &[Scope::Read, Scope::Labs])?;
     let lab = call(
         home,
         &token,
@@ -269,7 +211,7 @@ pub(super) fn add_data(
     collection: &str,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let token = Ephemeral::make(home, user)?;
+    let token = Ephemeral::make(home, user, &[Scope::Read, Scope::Labs])?;
     let lab = call(
         home,
         &token,
@@ -283,7 +225,7 @@ pub(super) fn add_data(
 
 /// `orrery lab logs`.
 pub(super) fn logs(home: &Home, user: Option<&str>, id: &str, out: &mut dyn Write) -> Result<()> {
-    let token = Ephemeral::make(home, user)?;
+    let token = Ephemeral::make(home, user, &[Scope::Read, Scope::Labs])?;
     let text = call(
         home,
         &token,

@@ -236,6 +236,12 @@ fn prepare(edit: ProjectEdit) -> Result<Prepared, ApiError> {
             notebook: parse("notebook id", &notebook)?,
             cell: parse("cell id", &cell)?,
         },
+        // Taken before any edit is prepared (`edit` runs it); never an edit of its own.
+        ProjectEdit::Run { .. } => {
+            return Err(ApiError::unavailable(
+                "a run is not an edit of the document",
+            ));
+        }
         ProjectEdit::MoveCell {
             notebook,
             cell,
@@ -279,6 +285,9 @@ pub(in crate::service) async fn edit(
         .map_err(node_error)?;
     if !seen {
         return Err(not_found(id));
+    }
+    if let ProjectEdit::Run { notebook, cell } = what {
+        return super::run::run(node, who, id, notebook, cell).await;
     }
     let prepared = prepare(what)?;
     let made = Arc::new(Mutex::new(None));

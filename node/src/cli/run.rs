@@ -1,0 +1,99 @@
+//! `orrery project run`: cells run at the data through the running node's REST API, their
+//! outputs shown as a terminal can show them.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use orrery_crdt::{CellId, NotebookId};
+use orrery_protocol::ProjectId;
+use serde_json::Value;
+
+use super::ephemeral::{Ephemeral, call};
+use crate::home::Home;
+use crate::store::Scope;
+
+/// How long one cell may take, its lab's start included (the node interrupts a cell after an
+/// hour).
+const RUN_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
+
+/// Runs `cells` of `nb` in order, stopping at the first that raises.
+pub(super) fn run(
+    home: &Home,
+    project: ProjectId,
+    nb: &NotebookId,
+    cells: &[CellId],
+    user: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if cells.is_empty() {
+        bail!("the notebook has no code cell to run");
+    }
+    let token = Ephemeral::make(home, user, &[Scope::Read, Scope::Write, Scope::Labs])?;
+    for (i, cell) in cells.iter().enumerate() {
+        let path = format!("/api/v1/projects/{project}/notebooks/{nb}/cells/{cell}/run");
+        let run = call(home, &token, "POST", &path, None, RUN_TIMEOUT)?;
+        let took =
+            run["ended_at_ms"].as_i64().unwrap_or(0) - run["started_at_ms"].as_i64().unwrap_or(0);
+        let status = run["status"].as_str().unwrap_or("?");
+        writeln!(
+            out,
+            "cell {cell}  [{}]  {status}  ({:.2} s, lab {} at node {})",
+            run["cell"]["execution_count"]
+                .as_i64()
+                .map_or(" ".into(), |n| n.to_string()),
+            took as f64 / 1000.0,
+            run["lab"].as_str().unwrap_or("?"),
+            run["node"]
+                .as_str()
+                .map_or("?", |n| n.get(..12).unwrap_or(n)),
+        )?;
+        for o in run["cell"]["outputs"].as_array().into_iter().flatten() {
+            show(o, out)?;
+        }
+        if status != "ok" {
+            let left = cells.len() - i - 1;
+            if left > 0 {
+                bail!("cell {cell} raised {status}; the {left} cell(s) after it were not run");
+            }
+            bail!("cell {cell} raised {status}");
+        }
+    }
+    writeln!(
+        out,
+        "outputs are signed by the node; `orrery project provenance` shows a cell's record"
+    )?;
+    Ok(())
+}
+
+/// One output as text: streams and plain-text results as they are, errors with their
+/// traceback, anything else by its kinds and sizes.
+fn show(o: &Value, out: &mut dyn Write) -> Result<()> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Array(lines) => lines.iter().filter_map(Value::as_str).collect(),
+        _ => String::new(),
+    };
+    match o["output_type"].as_str() {
+        Some("stream") => write!(out, "{}", text(&o["text"]))?,
+        Some("error") => {
+            for line in o["traceback"].as_array().into_iter().flatten() {
+                writeln!(out, "{}", line.as_str().unwrap_or_default())?;
+            }
+        }
+        Some("execute_result" | "display_data") => match o["data"].get("text/plain") {
+            Some(plain) => writeln!(out, "{}", text(plain))?,
+            None => {
+                let kinds: Vec<String> = o["data"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}, {} bytes", text(v).len()))
+                    .collect();
+                writeln!(out, "[{}]", kinds.join("; "))?;
+            }
+        },
+        _ => {}
+    }
+    Ok(())
+}

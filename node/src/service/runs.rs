@@ -195,10 +195,14 @@ impl NodeHandle {
                     .labs
                     .lab_for_runs(&owner, &environment.id, &collections)
                     .await
-                    .map_err(|e| run_error(e.message))?;
-                let k = Kernel::start(&endpoint, &base, &token)
-                    .await
-                    .map_err(run_error)?;
+                    .map_err(|e| {
+                        tracing::warn!(error = %e.message, "no lab to run a cell in");
+                        run_error(e.message)
+                    })?;
+                let k = Kernel::start(&endpoint, &base, &token).await.map_err(|e| {
+                    tracing::warn!(lab, error = %e, "no kernel to run a cell in");
+                    run_error(e)
+                })?;
                 kernels.insert(key.clone(), (lab.clone(), k.clone()));
                 (lab, k)
             }
@@ -210,13 +214,16 @@ impl NodeHandle {
             .await
         {
             Ok(e) => e,
-            Err(KernelError::Gone) => {
-                // The kernel died with the cell (out of memory, a crash): the next run starts
-                // a fresh one.
-                self.runs.running.lock().await.remove(&key);
-                return Err(run_error(KernelError::Gone));
+            Err(e) => {
+                // A kernel that died with the cell (out of memory, a crash) or cannot be
+                // reached is forgotten: the next run starts a fresh one. One past its deadline
+                // was interrupted and stays.
+                if !matches!(e, KernelError::Timeout(_)) {
+                    self.runs.running.lock().await.remove(&key);
+                }
+                tracing::warn!(lab, error = %e, "a cell could not be run; nothing was recorded");
+                return Err(run_error(e));
             }
-            Err(e) => return Err(run_error(e)),
         };
         let provenance = Provenance {
             source_blake3: *blake3::hash(order.source.as_bytes()).as_bytes(),

@@ -10,12 +10,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     let web_config = config.clone();
     let key = read_key(&home.node_key())?;
     let me = NodeId(key.public());
-    let run_lock = crate::home::RunLock::acquire(&home)
-        .map_err(|source| NodeError::Lock {
-            path: home.run_lock(),
-            source,
-        })?
-        .ok_or_else(|| NodeError::Running(home.root().to_path_buf()))?;
+    let run_lock = run_lock(&home).await?;
     let metrics = Arc::new(crate::metrics::Metrics::new(&me.to_string()));
     let db = home.database();
     let store = tokio::task::spawn_blocking(move || Store::open(&db))
@@ -211,4 +206,25 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), fed_task).await;
     });
     Ok((handle, task))
+}
+
+/// The data directory's run lock. A lock just let go can stay held for an instant: a process
+/// forked in that instant (by anything in this process) holds the lock's file until it runs its
+/// own program. So a held lock is tried again for up to a second before the node is refused as
+/// a second one.
+async fn run_lock(home: &Home) -> Result<crate::home::RunLock, NodeError> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let taken = crate::home::RunLock::acquire(home).map_err(|source| NodeError::Lock {
+            path: home.run_lock(),
+            source,
+        })?;
+        match taken {
+            Some(lock) => return Ok(lock),
+            None if tokio::time::Instant::now() >= deadline => {
+                return Err(NodeError::Running(home.root().to_path_buf()));
+            }
+            None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
 }

@@ -48,10 +48,25 @@ pub struct RunOutcome {
 /// Whose runs a kernel is for: an editor, in one notebook of one project.
 type KernelKey = (AuthorId, ProjectId, NotebookId);
 
-/// The kernels of runs: one per editor and notebook, in that editor's lab (its id beside it).
+/// A run's kernel, once started, with its lab's id; locked while it is being started, so that
+/// one editor's slow lab start holds up no one else's runs.
+type Slot = std::sync::Arc<Mutex<Option<(String, Kernel)>>>;
+
+/// The kernels of runs: one per editor and notebook, in that editor's lab.
 #[derive(Default)]
 pub(super) struct Kernels {
-    running: Mutex<HashMap<KernelKey, (String, Kernel)>>,
+    running: Mutex<HashMap<KernelKey, Slot>>,
+}
+
+impl Kernels {
+    async fn slot(&self, key: &KernelKey) -> Slot {
+        self.running
+            .lock()
+            .await
+            .entry(key.clone())
+            .or_default()
+            .clone()
+    }
 }
 
 fn now_ms() -> i64 {
@@ -187,8 +202,9 @@ impl NodeHandle {
             c
         };
         let key = (author, project, nb);
-        let mut kernels = self.runs.running.lock().await;
-        let (lab, kernel) = match kernels.get(&key) {
+        let slot = self.runs.slot(&key).await;
+        let mut held = slot.lock().await;
+        let (lab, kernel) = match held.as_ref() {
             Some((lab, k)) if self.labs.is_running(&owner, lab) => (lab.clone(), k.clone()),
             _ => {
                 let (lab, endpoint, token, base) = self
@@ -203,11 +219,11 @@ impl NodeHandle {
                     tracing::warn!(lab, error = %e, "no kernel to run a cell in");
                     run_error(e)
                 })?;
-                kernels.insert(key.clone(), (lab.clone(), k.clone()));
+                *held = Some((lab.clone(), k.clone()));
                 (lab, k)
             }
         };
-        drop(kernels);
+        drop(held);
         let started_at_ms = now_ms();
         let execution = match kernel
             .execute(&order.source, RUN_DEADLINE, &mut |_| {})
@@ -219,7 +235,7 @@ impl NodeHandle {
                 // reached is forgotten: the next run starts a fresh one. One past its deadline
                 // was interrupted and stays.
                 if !matches!(e, KernelError::Timeout(_)) {
-                    self.runs.running.lock().await.remove(&key);
+                    *slot.lock().await = None;
                 }
                 tracing::warn!(lab, error = %e, "a cell could not be run; nothing was recorded");
                 return Err(run_error(e));

@@ -5,30 +5,37 @@ use std::io::Write;
 
 use anyhow::{Result, bail};
 use orrery_crdt::{CellId, NotebookId, Project, VerifiedRun};
-use orrery_protocol::AuthorId;
+use orrery_protocol::{AuthorId, NodeId};
 use orrery_protocol::run::RunStatus;
 
 use super::Ctx;
 use super::render::time;
 
-/// A node's name as the federation knows it (this node's from its configuration), else its
-/// short id.
-fn node_name(ctx: &Ctx, node: &orrery_protocol::NodeId) -> String {
+/// Names nodes as the federation knows them (this node by its configured name), else by short
+/// id; this node's key and the membership are read once.
+fn node_namer(ctx: &Ctx) -> impl Fn(&NodeId) -> String + '_ {
     let me = crate::home::read_key(&ctx.home.node_key())
         .ok()
-        .map(|k| orrery_protocol::NodeId(k.public()));
-    if me.as_ref() == Some(node) {
-        return format!("{} ({}, this node)", ctx.config.node.name, node.short());
-    }
-    ctx.store
+        .map(|k| NodeId(k.public()));
+    let members = ctx
+        .store
         .membership()
         .ok()
         .flatten()
-        .and_then(|m| m.members().into_iter().find(|(n, _)| n == node))
-        .map_or_else(
-            || node.short(),
-            |(_, name)| format!("{name} ({})", node.short()),
-        )
+        .map(|m| m.members())
+        .unwrap_or_default();
+    move |node| {
+        if me.as_ref() == Some(node) {
+            return format!("{} ({}, this node)", ctx.config.node.name, node.short());
+        }
+        members
+            .iter()
+            .find(|(n, _)| n == node)
+            .map_or_else(
+                || node.short(),
+                |(_, name)| format!("{name} ({})", node.short()),
+            )
+    }
 }
 
 fn status(run: &VerifiedRun) -> String {
@@ -40,13 +47,14 @@ fn status(run: &VerifiedRun) -> String {
 
 /// Every cell of `p` whose outputs a node computed, as lines for `orrery project credits`.
 pub(super) fn run_lines(ctx: &Ctx, p: &Project, name: &dyn Fn(&AuthorId) -> String) -> Vec<String> {
+    let node_name = node_namer(ctx);
     let mut lines = Vec::new();
     for (nb, title) in p.notebook_ids() {
         for cell in p.cell_ids(&nb).unwrap_or_default() {
             if let Some(run) = p.run_record(&nb, &cell) {
                 lines.push(format!(
                     "  {title} / cell {cell}: outputs computed by {} for {}{} ({})",
-                    node_name(ctx, &run.node),
+                    node_name(&run.node),
                     name(&run.requester),
                     if run.outputs_current {
                         ""
@@ -76,9 +84,10 @@ pub(super) fn provenance(
              (`orrery project credits` shows who)"
         );
     };
+    let node_name = node_namer(ctx);
     let pr = &run.provenance;
     writeln!(out, "cell          {cell}")?;
-    writeln!(out, "computed by   {}", node_name(ctx, &run.node))?;
+    writeln!(out, "computed by   {}", node_name(&run.node))?;
     writeln!(out, "asked by      {}", name(&run.requester))?;
     writeln!(out, "request       {}", hex::encode(run.request.id))?;
     writeln!(
@@ -125,7 +134,7 @@ pub(super) fn provenance(
             out,
             "dataset read  {} at {} (blake3 {})",
             d.product,
-            node_name(ctx, &d.node),
+            node_name(&d.node),
             hex::encode(d.blake3)
         )?;
     }

@@ -37,7 +37,7 @@ fn app_csp(nonce: &str) -> String {
 fn nonce() -> Option<String> {
     let mut b = [0u8; 12];
     getrandom::fill(&mut b).ok()?;
-    Some(b.iter().map(|x| format!("{x:02x}")).collect())
+    Some(hex::encode(b))
 }
 /// GraphiQL's and Swagger UI's bundles carry fonts and icons as `data:` URLs and set inline
 /// styles: allowed on those two pages alone. Scripts stay the node's own.
@@ -76,6 +76,19 @@ fn secured_with(mut response: Response, csp: &'static str) -> Response {
     response
 }
 
+/// A built page's answer: HTML, asked for again on every visit (the assets it names carry a
+/// hash in their names and are kept for good).
+fn html(body: impl IntoResponse) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// `/ui/`: the application's page, with a nonce for its editor's styles, which the page
 /// reads from `<meta name="style-nonce">`.
 pub(crate) async fn index() -> Response {
@@ -86,21 +99,12 @@ pub(crate) async fn index() -> Response {
         tracing::warn!("no randomness for a page's style nonce: its editor will be unstyled");
         return page("index.html").await;
     };
-    let html = String::from_utf8_lossy(&file.data).replacen(
+    let html_text = String::from_utf8_lossy(&file.data).replacen(
         "<head>",
         &format!("<head><meta name=\"style-nonce\" content=\"{nonce}\">"),
         1,
     );
-    let mut response = secured(
-        (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            html,
-        )
-            .into_response(),
-    );
+    let mut response = secured(html(html_text));
     if let Ok(v) = HeaderValue::from_str(&app_csp(&nonce)) {
         response
             .headers_mut()
@@ -112,14 +116,7 @@ pub(crate) async fn index() -> Response {
 /// One of the built pages (`index.html`, `graphiql.html`, `apidocs.html`).
 pub(crate) async fn page(name: &str) -> Response {
     let response = match Assets::get(name) {
-        Some(file) => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            file.data.into_owned(),
-        )
-            .into_response(),
+        Some(file) => html(file.data.into_owned()),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],

@@ -86,10 +86,19 @@ pub struct Kernel {
     session: String,
 }
 
+/// The server refused `what`: its status and the start of what it said.
+fn refused(what: &'static str, status: u16, body: &[u8]) -> KernelError {
+    KernelError::Refused {
+        what,
+        status,
+        body: String::from_utf8_lossy(body).chars().take(500).collect(),
+    }
+}
+
 fn random_hex() -> Result<String, KernelError> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| KernelError::Channels(format!("no randomness: {e}")))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(hex::encode(b))
 }
 
 impl Kernel {
@@ -108,18 +117,14 @@ impl Kernel {
             Some(&json!({ "name": "python3" })),
         )
         .await?;
-        let refused = |status| KernelError::Refused {
-            what: "start a kernel",
-            status,
-            body: String::from_utf8_lossy(&body).chars().take(500).collect(),
-        };
+        let what = "start a kernel";
         if !(200..300).contains(&status) {
-            return Err(refused(status));
+            return Err(refused(what, status, &body));
         }
         let id = serde_json::from_slice::<Value>(&body)
             .ok()
             .and_then(|v| v["id"].as_str().map(str::to_owned))
-            .ok_or_else(|| refused(status))?;
+            .ok_or_else(|| refused(what, status, &body))?;
         Ok(Kernel {
             endpoint: endpoint.clone(),
             base: base_url.to_owned(),
@@ -134,57 +139,47 @@ impl Kernel {
         &self.id
     }
 
-    async fn post(&self, what: &'static str, verb: &str) -> Result<(), KernelError> {
-        let path = format!("{}api/kernels/{}/{verb}", self.base, self.id);
-        let (status, body) = jupyter::call(
-            &self.endpoint,
-            hyper::Method::POST,
-            &path,
-            &self.token,
-            Some(&json!({})),
-        )
-        .await?;
-        if (200..300).contains(&status) {
+    /// Asks the server `method` on this kernel (`path` after its URL, if any); an answer
+    /// outside 2xx, or `also`, is a refusal of `what`.
+    async fn ask(
+        &self,
+        what: &'static str,
+        method: hyper::Method,
+        path: &str,
+        also: Option<u16>,
+    ) -> Result<(), KernelError> {
+        let path = format!("{}api/kernels/{}{path}", self.base, self.id);
+        let json = (method == hyper::Method::POST).then(|| json!({}));
+        let (status, body) =
+            jupyter::call(&self.endpoint, method, &path, &self.token, json.as_ref()).await?;
+        if (200..300).contains(&status) || also == Some(status) {
             Ok(())
         } else {
-            Err(KernelError::Refused {
-                what,
-                status,
-                body: String::from_utf8_lossy(&body).chars().take(500).collect(),
-            })
+            Err(refused(what, status, &body))
         }
     }
 
     /// Interrupts what the kernel runs (the cell ends with `KeyboardInterrupt`).
     pub async fn interrupt(&self) -> Result<(), KernelError> {
-        self.post("interrupt the kernel", "interrupt").await
+        self.ask(
+            "interrupt the kernel",
+            hyper::Method::POST,
+            "/interrupt",
+            None,
+        )
+        .await
     }
 
     /// Restarts the kernel: its variables are gone, its id stays.
     pub async fn restart(&self) -> Result<(), KernelError> {
-        self.post("restart the kernel", "restart").await
+        self.ask("restart the kernel", hyper::Method::POST, "/restart", None)
+            .await
     }
 
-    /// Shuts the kernel down.
+    /// Shuts the kernel down (one already gone is shut down).
     pub async fn shutdown(&self) -> Result<(), KernelError> {
-        let path = format!("{}api/kernels/{}", self.base, self.id);
-        let (status, body) = jupyter::call(
-            &self.endpoint,
-            hyper::Method::DELETE,
-            &path,
-            &self.token,
-            None,
-        )
-        .await?;
-        if (200..300).contains(&status) || status == 404 {
-            Ok(())
-        } else {
-            Err(KernelError::Refused {
-                what: "shut the kernel down",
-                status,
-                body: String::from_utf8_lossy(&body).chars().take(500).collect(),
-            })
-        }
+        self.ask("shut the kernel down", hyper::Method::DELETE, "", Some(404))
+            .await
     }
 
     /// Runs `code`, handing each output to `seen` as it arrives; gives up after `deadline`

@@ -57,18 +57,8 @@ pub(in crate::service) async fn open(
     .map_err(node_error)??;
     let mut part = [0u8; orrery_crdt::session::SESSION_LEN];
     match resume.session.as_deref() {
-        Some(hex) => {
-            let bytes = (0..hex.len())
-                .step_by(2)
-                .map(|i| {
-                    hex.get(i..i + 2)
-                        .and_then(|b| u8::from_str_radix(b, 16).ok())
-                })
-                .collect::<Option<Vec<u8>>>()
-                .filter(|b| b.len() == part.len())
-                .ok_or_else(|| ApiError::invalid("`session` must be 32 hexadecimal digits"))?;
-            part.copy_from_slice(&bytes);
-        }
+        Some(given) => hex::decode_to_slice(given, &mut part)
+            .map_err(|_| ApiError::invalid("`session` must be 32 hexadecimal digits"))?,
         None => getrandom::fill(&mut part).map_err(|e| ApiError::unavailable(e.to_string()))?,
     }
     let since = match resume.since.as_deref() {

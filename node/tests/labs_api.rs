@@ -11,10 +11,7 @@ mod lab;
 mod run;
 use http::{call, call_at};
 use lab::{cell, env_python};
-use run::{
-    Running, add_csv_collection, add_user, free_port, orrery, share_lab_envs, token_for,
-    use_loopback,
-};
+use run::{Running, add_csv_collection, add_user, lab_node, orrery, token_for};
 
 use serde_json::{Value, json};
 
@@ -48,15 +45,9 @@ fn browse(url: &str, host: &str, cookie: &str) -> (u16, String, String) {
 
 #[test]
 fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
-    assert!(
-        rustix::process::getuid().is_root() && std::path::Path::new("/usr/bin/bwrap").exists(),
-        "the lab tests need root and /usr/bin/bwrap: run scripts/lab-env as root"
-    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("node");
-    orrery(&data, &["init", "--name", "Heidelberg"]);
-    use_loopback(&data, free_port());
-    let envs = share_lab_envs(&data);
+    let envs = lab_node(&data, "Heidelberg");
 
     add_csv_collection(
         &data,

@@ -11,21 +11,15 @@ mod http;
 #[path = "support/run.rs"]
 mod run;
 use http::call;
-use run::{Running, add_user, free_port, orrery, share_lab_envs, token_for, use_loopback};
+use run::{Running, add_user, lab_node, orrery, token_for};
 
 use serde_json::{Value, json};
 
 #[test]
 fn cells_run_in_the_caller_s_lab_keep_their_state_and_their_outputs_are_signed_by_the_node() {
-    assert!(
-        rustix::process::getuid().is_root() && std::path::Path::new("/usr/bin/bwrap").exists(),
-        "the lab tests need root and /usr/bin/bwrap: run scripts/lab-env as root"
-    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("node");
-    orrery(&data, &["init", "--name", "Heidelberg"]);
-    use_loopback(&data, free_port());
-    share_lab_envs(&data);
+    lab_node(&data, "Heidelberg");
     let (ada, bob) = (add_user(&data, "Ada"), add_user(&data, "Bob"));
     let token = |user: &str, scope: &str| token_for(&data, user, scope);
     let (runs, no_labs, bobs) = (

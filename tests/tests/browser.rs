@@ -46,6 +46,21 @@ fn drive(script: &str, args: &[&str]) -> Value {
     serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script prints JSON")
 }
 
+/// A credit view's spans as (author, text) pairs.
+fn authored(spans: &Value) -> Vec<(String, String)> {
+    spans
+        .as_array()
+        .expect("spans")
+        .iter()
+        .map(|s| {
+            (
+                s["author"].as_str().unwrap_or_default().to_owned(),
+                s["text"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// Serious or critical accessibility violations in an axe-core report.
 fn serious(report: &Value) -> Vec<&Value> {
     report
@@ -334,17 +349,7 @@ async fn a_project_reads_as_jupyter_renders_it_with_each_author_s_part() {
     assert!(seen["ansiRed"].as_u64().is_some_and(|n| n >= 1), "{seen}");
     assert!(seen["history"].as_u64().is_some_and(|n| n >= 3), "{seen}");
     // The credit view: Ada's text and Grace's line, each by its author.
-    let spans: Vec<(String, String)> = seen["spans"]
-        .as_array()
-        .expect("spans")
-        .iter()
-        .map(|s| {
-            (
-                s["author"].as_str().unwrap_or_default().to_owned(),
-                s["text"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let spans = authored(&seen["spans"]);
     assert_eq!(
         spans,
         vec![
@@ -552,17 +557,7 @@ async fn two_researchers_at_two_nodes_type_into_one_cell_from_their_browsers() {
         &ada.token,
         None,
     );
-    let runs: Vec<(String, String)> = spans["cells"][0]["spans"]
-        .as_array()
-        .expect("spans")
-        .iter()
-        .map(|s| {
-            (
-                s["author"].as_str().unwrap_or_default().to_owned(),
-                s["text"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let runs = authored(&spans["cells"][0]["spans"]);
     assert_eq!(
         runs.first(),
         Some(&(

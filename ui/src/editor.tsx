@@ -27,7 +27,6 @@ function CellText({ id, kind, text, label, carets, live }: { id: string; kind: s
       editor.current = null;
     };
     // One editor per cell, for the life of the component; what changes is pushed below.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [id, live]);
   useLayoutEffect(() => editor.current?.setText(text), [text]);
   useLayoutEffect(() => editor.current?.setKind(kind), [kind]);

@@ -117,6 +117,19 @@ pub(crate) fn share_lab_envs(data: &Path) -> std::path::PathBuf {
     envs
 }
 
+/// Initialises a node named `name` in `data`, on loopback, with this build's shared lab
+/// environments; returns where they are. Panics unless labs can run here (root, bubblewrap).
+#[allow(dead_code)]
+pub(crate) fn lab_node(data: &Path, name: &str) -> std::path::PathBuf {
+    assert!(
+        rustix::process::getuid().is_root() && Path::new("/usr/bin/bwrap").exists(),
+        "the lab tests need root and /usr/bin/bwrap: run scripts/lab-env as root"
+    );
+    orrery(data, &["init", "--name", name]);
+    use_loopback(data, free_port());
+    share_lab_envs(data)
+}
+
 /// A running `orrery run`, killed when dropped.
 #[allow(dead_code)]
 pub(crate) struct Running(pub(crate) Child);

@@ -5,8 +5,8 @@ use std::io::Write;
 
 use anyhow::{Result, bail};
 use orrery_crdt::{CellId, NotebookId, Project, VerifiedRun};
-use orrery_protocol::{AuthorId, NodeId};
 use orrery_protocol::run::RunStatus;
+use orrery_protocol::{AuthorId, NodeId};
 
 use super::Ctx;
 use super::render::time;
@@ -28,13 +28,10 @@ fn node_namer(ctx: &Ctx) -> impl Fn(&NodeId) -> String + '_ {
         if me.as_ref() == Some(node) {
             return format!("{} ({}, this node)", ctx.config.node.name, node.short());
         }
-        members
-            .iter()
-            .find(|(n, _)| n == node)
-            .map_or_else(
-                || node.short(),
-                |(_, name)| format!("{name} ({})", node.short()),
-            )
+        members.iter().find(|(n, _)| n == node).map_or_else(
+            || node.short(),
+            |(_, name)| format!("{name} ({})", node.short()),
+        )
     }
 }
 

@@ -261,24 +261,7 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
             notebook,
             cells,
             user,
-        } => {
-            let p = load(ctx, &project)?;
-            let nb = resolve_notebook(&p, &notebook)?;
-            let cells = if cells.is_empty() {
-                p.notebook(&nb)?
-                    .cells
-                    .into_iter()
-                    .filter(|c| c.kind == orrery_crdt::CellKind::Code)
-                    .map(|c| c.id)
-                    .collect()
-            } else {
-                cells
-                    .iter()
-                    .map(|c| resolve_cell(&p, &nb, c))
-                    .collect::<Result<Vec<_>>>()?
-            };
-            super::run::run(&ctx.home, p.id(), &nb, &cells, user.as_deref(), out)
-        }
+        } => super::run::run(ctx, &project, &notebook, &cells, user.as_deref(), out),
         ProjectCmd::Cite { project, output } => {
             let p = load(ctx, &project)?;
             let text = citation_cff(&p, &local_profiles(ctx)?, &trusted_orcids(ctx, &p)?);
@@ -452,7 +435,7 @@ fn publish_author(
     Ok(())
 }
 
-fn load(ctx: &Ctx, query: &str) -> Result<Project> {
+pub(super) fn load(ctx: &Ctx, query: &str) -> Result<Project> {
     let row = ctx.store.resolve(query)?;
     Ok(ctx.store.load(row.id)?)
 }
@@ -486,7 +469,7 @@ fn emit(out: &mut dyn Write, output: Option<PathBuf>, text: &str) -> Result<()> 
     Ok(())
 }
 
-fn resolve_notebook(p: &Project, query: &str) -> Result<NotebookId> {
+pub(super) fn resolve_notebook(p: &Project, query: &str) -> Result<NotebookId> {
     let all = p.notebook_ids();
     let exact: Vec<&(NotebookId, String)> = all.iter().filter(|(_, t)| t == query).collect();
     let found: Vec<&(NotebookId, String)> = if exact.is_empty() {
@@ -780,7 +763,11 @@ fn credits(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
 }
 
 /// The one cell of `nb` whose id starts with `query`.
-fn resolve_cell(p: &Project, nb: &NotebookId, query: &str) -> Result<orrery_crdt::CellId> {
+pub(super) fn resolve_cell(
+    p: &Project,
+    nb: &NotebookId,
+    query: &str,
+) -> Result<orrery_crdt::CellId> {
     let cells: Vec<_> = p
         .cell_ids(nb)?
         .into_iter()

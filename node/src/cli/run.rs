@@ -5,27 +5,44 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use orrery_crdt::{CellId, NotebookId};
-use orrery_protocol::ProjectId;
+use orrery_crdt::{CellId, CellKind};
 use serde_json::Value;
 
+use super::Ctx;
 use super::ephemeral::{Ephemeral, call};
-use crate::home::Home;
+use super::project::{load, resolve_cell, resolve_notebook};
 use crate::store::Scope;
 
 /// How long one cell may take, its lab's start included (the node interrupts a cell after an
 /// hour).
 const RUN_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
 
-/// Runs `cells` of `nb` in order, stopping at the first that raises.
+/// Runs `cells` (every code cell if none) of `notebook` in `project`, in order, stopping at
+/// the first that raises.
 pub(super) fn run(
-    home: &Home,
-    project: ProjectId,
-    nb: &NotebookId,
-    cells: &[CellId],
+    ctx: &Ctx,
+    project: &str,
+    notebook: &str,
+    cells: &[String],
     user: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<()> {
+    let p = load(ctx, project)?;
+    let nb = resolve_notebook(&p, notebook)?;
+    let cells: Vec<CellId> = if cells.is_empty() {
+        p.notebook(&nb)?
+            .cells
+            .into_iter()
+            .filter(|c| c.kind == CellKind::Code)
+            .map(|c| c.id)
+            .collect()
+    } else {
+        cells
+            .iter()
+            .map(|c| resolve_cell(&p, &nb, c))
+            .collect::<Result<_>>()?
+    };
+    let (home, project) = (&ctx.home, p.id());
     if cells.is_empty() {
         bail!("the notebook has no code cell to run");
     }

@@ -142,7 +142,16 @@ enum Command {
         project: ProjectId,
         notebook: orrery_crdt::NotebookId,
         cell: orrery_crdt::CellId,
-        reply: oneshot::Sender<Result<runs::RunOrder, NodeError>>,
+        reply: oneshot::Sender<Result<runs::Placed, NodeError>>,
+    },
+    /// How a run sent to another node ended: the change recording it, to take in.
+    TakeRun {
+        from: NodeId,
+        request: orrery_protocol::run::RunRequest,
+        change: Vec<u8>,
+        seals: Vec<Signed<orrery_protocol::ChangeSeal, Unverified>>,
+        blobs: Vec<Vec<u8>>,
+        reply: oneshot::Sender<Result<orrery_protocol::run::Provenance, NodeError>>,
     },
     /// A run's outputs and record, to write into its project signed by this node.
     RecordRun {
@@ -207,7 +216,7 @@ pub struct NodeHandle {
     web_addr: Option<SocketAddr>,
     metrics: Arc<crate::metrics::Metrics>,
     labs: Arc<labs::Labs>,
-    runs: Arc<runs::Kernels>,
+    runs: Arc<runs::Runs>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -281,8 +290,10 @@ struct NodeActor {
     metrics: Arc<crate::metrics::Metrics>,
     /// The node's labs (their offers go in the advert; orders from other nodes reach them).
     labs: Arc<labs::Labs>,
-    /// Lab orders from other nodes already honoured (replays are refused).
+    /// Lab and run orders from other nodes already honoured (replays are refused).
     lab_orders_seen: crate::labs::order::Seen,
+    /// Runs: the kernels, and the runs made here for other nodes.
+    runs: Arc<runs::Runs>,
     /// Held while the node runs; released when the actor is dropped.
     _run_lock: crate::home::RunLock,
 }

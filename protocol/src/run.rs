@@ -12,8 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::NodeId;
 use crate::limits::{MAX_NAME_BYTES, MAX_SEAL_HEADS, MAX_SIGNED_PAYLOAD};
-use crate::seal::{ChangeHash, ProjectId};
+use crate::seal::{ChangeHash, ChangeSeal, ProjectId};
 use crate::signing::{Domain, Signed, SignedPayload, Unverified};
+
+/// How long a request may be honoured by another node after it was made (and how far ahead
+/// its clock may be).
+pub const RUN_ORDER_LIFETIME_SECS: i64 = crate::lab::ORDER_LIFETIME_SECS;
 
 /// Most datasets a run record may name.
 pub const MAX_DATASETS_READ: usize = 256;
@@ -96,6 +100,64 @@ pub struct RunRecord {
     pub provenance: Provenance,
 }
 
+/// A requester's home node asking the node its request names to run it: the request, and the
+/// project as of the request's heads (a snapshot and its seals). The computing node judges the
+/// request as it judges a lab order (a member sent it, for an author it hosts; fresh; not seen
+/// before), verifies the snapshot as any replica verifies one, runs the cell, and keeps the
+/// project only for the run: it answers with the one change that records the outputs, which the
+/// home node takes in like any replica.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunOrder {
+    /// The author's request.
+    pub request: Signed<RunRequest, Unverified>,
+    /// The project as of the request's heads (`orrery_crdt`'s snapshot).
+    #[serde(with = "crate::wire::bytes")]
+    pub snapshot: Vec<u8>,
+    /// The seals covering the snapshot's changes.
+    pub seals: Vec<Signed<ChangeSeal, Unverified>>,
+}
+
+/// The computing node's answer to a run order, or to a question about one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum RunReply {
+    /// Taken: the cell runs; ask for its progress.
+    Accepted,
+    /// The outputs since the ones asked from (nbformat JSON, one per output), and, once the
+    /// run ended, how.
+    Progress {
+        /// The outputs from the index asked for.
+        outputs: Vec<String>,
+        /// How the run ended, once it did.
+        ended: Option<RunEnd>,
+    },
+    /// Refused, and why: nothing ran.
+    Refused(String),
+}
+
+/// How a run on another node ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum RunEnd {
+    /// The run was made and recorded: the one change writing its outputs and record (sealed by
+    /// the computing node), and the stored outputs it refers to.
+    Recorded {
+        /// The change.
+        #[serde(with = "crate::wire::bytes")]
+        change: Vec<u8>,
+        /// Its seals.
+        seals: Vec<Signed<ChangeSeal, Unverified>>,
+        /// The stored outputs (large outputs are kept beside the project by their BLAKE3).
+        blobs: Vec<BlobBytes>,
+        /// The lab it ran in, on the computing node.
+        lab: String,
+    },
+    /// The run could not be made (no lab, no kernel, a kernel that died): nothing recorded.
+    Failed(String),
+}
+
+/// A stored output's bytes (encoded as one byte string).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobBytes(#[serde(with = "crate::wire::bytes")] pub Vec<u8>);
+
 /// Why a run request or record is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunError {
@@ -105,6 +167,11 @@ pub enum RunError {
 }
 
 impl RunRequest {
+    /// Whether the request may still be honoured by another node at `now`.
+    pub fn fresh_at(&self, now: i64) -> bool {
+        (now - RUN_ORDER_LIFETIME_SECS..=now + RUN_ORDER_LIFETIME_SECS).contains(&self.issued_at)
+    }
+
     /// Checks the request's limits.
     pub fn validate(&self) -> Result<(), RunError> {
         let id_ok = |s: &str| !s.is_empty() && s.len() <= MAX_NAME_BYTES;

@@ -86,6 +86,23 @@ pub enum Request {
     /// You were removed from the federation: the founder's signed removal. A member sends it
     /// when a removed node connects, so the removed node learns it without having to ask.
     Removed(MembershipEvent),
+    /// Run a cell of a project for one of my authors (see [`crate::run`]).
+    Run(crate::run::RunOrder),
+    /// What the run of this request (its id) produced, from output `from` on; answered when
+    /// there is something new, when it ends, or after a few seconds with nothing.
+    RunProgress {
+        /// The request's id.
+        id: [u8; 16],
+        /// How many outputs the asker already has.
+        from: u32,
+    },
+    /// Interrupt the run of this request (its id), or restart the kernel it ran in.
+    RunControl {
+        /// The request's id.
+        id: [u8; 16],
+        /// Restart the kernel (its variables are lost) instead of interrupting it.
+        restart: bool,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -106,18 +123,20 @@ pub enum Response {
     DataPlane(Vec<std::net::SocketAddr>),
     /// The answer to a lab order.
     Lab(crate::lab::LabReply),
+    /// The answer to a run order, or to a question about one.
+    Run(crate::run::RunReply),
     /// The request was refused.
     Refused(Refusal),
 }
 
-mod bytes {
+pub(crate) mod bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(v)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let v: &[u8] = Deserialize::deserialize(d)?;
         Ok(v.to_vec())
     }

@@ -28,6 +28,12 @@ fn body_for(operation: &str, carol: &str) -> Value {
         "add_comment" => json!({ "text": "forged" }),
         "create_token" => json!({ "scopes": ["read", "write"] }),
         "add_dataset" => json!({ "dataset": "gaia" }),
+        "reference_dataset" => json!({
+            // The Ed25519 base point: a valid key.
+            "node": format!("58{}", "66".repeat(31)),
+            "product": "gaia/dr4.fits",
+            "checksum": "0".repeat(64),
+        }),
         _ => {
             let _ = carol;
             json!({})

@@ -291,6 +291,31 @@ export interface ProjectView {
   members: ProjectMember[];
   notebooks: { id: string; title: string }[];
   heads: string[];
+  datasets: { id: string; node: string; product: string; checksum: string; added_by: string | null }[];
+}
+
+/// The checked record of the run that wrote a cell's outputs.
+export interface RunRecordView {
+  node: string;
+  requester: string;
+  status: string;
+  started_at_ms: number;
+  ended_at_ms: number;
+  environment: string;
+  environment_lock: string;
+  source_blake3: string;
+  source_current: boolean;
+  outputs_current: boolean;
+  datasets: { node: string; product: string; blake3: string }[];
+}
+
+export interface RunView {
+  cell: CellView;
+  node: string;
+  lab: string;
+  status: string;
+  started_at_ms: number;
+  ended_at_ms: number;
 }
 
 export interface CellView {
@@ -299,6 +324,7 @@ export interface CellView {
   source: string;
   outputs: Record<string, unknown>[];
   execution_count: number | null;
+  run?: RunRecordView | null;
 }
 
 export interface NotebookView {
@@ -429,4 +455,48 @@ export async function reimportNotebook(id: string, nb: string, file: unknown): P
       body: JSON.stringify(file),
     }),
   );
+}
+
+/// Runs a code cell at the data (at the node holding the project's datasets), handing each
+/// output to `seen` as it arrives; answers with the run once it is recorded.
+export async function runCell(
+  id: string,
+  nb: string,
+  cell: string,
+  seen: (output: Record<string, unknown>) => void,
+): Promise<RunView> {
+  const r = await fetch(`${P(id)}/notebooks/${encodeURIComponent(nb)}/cells/${encodeURIComponent(cell)}/run`, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { accept: 'application/x-ndjson' },
+  });
+  if (!r.ok || !r.body) return answer<RunView>(r);
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffered += value;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = JSON.parse(buffered.slice(0, nl)) as
+        | { output: Record<string, unknown> }
+        | { run: RunView }
+        | { error: { status: number; error: string } };
+      buffered = buffered.slice(nl + 1);
+      if ('output' in line) seen(line.output);
+      else if ('run' in line) return line.run;
+      else throw new ApiFailure(line.error.error);
+    }
+  }
+  throw new ApiFailure('the node stopped answering before the run ended; its outputs, if any, are recorded in the project');
+}
+
+/// Interrupts what the caller's kernel for a notebook runs, or restarts it.
+export async function kernel(id: string, nb: string, action: 'interrupt' | 'restart'): Promise<void> {
+  const r = await fetch(`${P(id)}/notebooks/${encodeURIComponent(nb)}/kernel/${action}`, {
+    method: 'POST',
+    credentials: 'same-origin',
+  });
+  if (!r.ok) await answer<unknown>(r);
 }

@@ -7,16 +7,20 @@ import {
   type NotebookView,
   type ProjectSummary,
   type ProjectView,
+  type RunRecordView,
   authorship,
   comments,
   credits,
+  federation,
   history,
+  kernel,
   importNotebook,
   ipynbUrl,
   reimportNotebook,
   notebook,
   project,
   projects,
+  runCell,
 } from './api';
 import { highlight, markdown, output } from './render';
 
@@ -144,6 +148,55 @@ function Outputs({ outputs }: { outputs: Record<string, unknown>[] }) {
   );
 }
 
+/// Node names by node id, as the federation's members advertise them.
+type NodeNames = Map<string, string>;
+
+function seconds(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/// Where and how a cell's outputs were computed: the record the computing node signed, with
+/// its requester's signed request, both checked by this node before it took them in.
+function Provenance({ run, who, nodes }: { run: RunRecordView; who: Names; nodes: NodeNames }) {
+  const at = nodes.get(run.node) ?? `node ${run.node.slice(0, 8)}`;
+  return (
+    <details class="provenance">
+      <summary>
+        Computed at <strong>{at}</strong> for {who.name(run.requester)} · {run.status === 'ok' ? 'ok' : run.status} ·{' '}
+        {seconds(run.ended_at_ms - run.started_at_ms)}
+        {!run.source_current && <span class="stale"> · the source has changed since</span>}
+        {!run.outputs_current && <span class="stale"> · these outputs were replaced since</span>}
+      </summary>
+      <dl>
+        <dt>Signed by</dt>
+        <dd>
+          {at} (its node key), for the request {who.name(run.requester)} signed; both signatures were checked here
+        </dd>
+        <dt>Ran</dt>
+        <dd>
+          {new Date(run.started_at_ms).toLocaleString()}, for {seconds(run.ended_at_ms - run.started_at_ms)}
+        </dd>
+        <dt>Environment</dt>
+        <dd>
+          {run.environment} <span class="hash">lock {run.environment_lock}</span>
+        </dd>
+        <dt>Source</dt>
+        <dd class="hash">blake3 {run.source_blake3.slice(0, 16)}…</dd>
+        <dt>Data read</dt>
+        <dd>
+          {run.datasets.length === 0
+            ? 'none recorded'
+            : run.datasets.map((d) => (
+                <div key={`${d.node}/${d.product}`}>
+                  {d.product} at {nodes.get(d.node) ?? d.node.slice(0, 8)} <span class="hash">blake3 {d.blake3.slice(0, 16)}…</span>
+                </div>
+              ))}
+        </dd>
+      </dl>
+    </details>
+  );
+}
+
 /// A cell's source coloured by who wrote each part.
 function Credited({ spans, who }: { spans: { author: string | null; text: string }[]; who: Names }) {
   return (
@@ -157,8 +210,25 @@ function Credited({ spans, who }: { spans: { author: string | null; text: string
   );
 }
 
-function Notebook({ p, id, who, showCredit, onEdit }: { p: ProjectView; id: string; who: Names; showCredit: boolean; onEdit?: () => void }) {
+function Notebook({
+  p,
+  id,
+  who,
+  nodes,
+  showCredit,
+  onEdit,
+}: {
+  p: ProjectView;
+  id: string;
+  who: Names;
+  nodes: NodeNames;
+  showCredit: boolean;
+  onEdit?: () => void;
+}) {
   const [nb, setNb] = useState<NotebookView | null>(null);
+  // Cells running now, with the outputs that arrived so far.
+  const [running, setRunning] = useState<Map<string, Record<string, unknown>[]>>(new Map());
+  const [ran, setRan] = useState<string | null>(null);
   const [spans, setSpans] = useState<NotebookAuthorship | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [updated, setUpdated] = useState<string | null>(null);
@@ -174,8 +244,34 @@ function Notebook({ p, id, who, showCredit, onEdit }: { p: ProjectView; id: stri
         .catch((e) => setError(message(e)));
     }
   }, [showCredit, p.id, id, spans]);
-  if (error) return <p class="error" role="alert">{error}</p>;
+  if (error && !nb) return <p class="error" role="alert">{error}</p>;
   if (!nb) return <p class="status">Loading the notebook…</p>;
+  const run = (cell: string) => {
+    setError(null);
+    setRan(null);
+    setRunning((r) => new Map(r).set(cell, []));
+    const arrived: Record<string, unknown>[] = [];
+    runCell(p.id, nb.id, cell, (o) => {
+      arrived.push(o);
+      setRunning((r) => new Map(r).set(cell, [...arrived]));
+    })
+      .then((v) => {
+        setNb((old) => old && { ...old, cells: old.cells.map((c) => (c.id === cell ? v.cell : c)) });
+        setRan(`Ran at ${nodes.get(v.node) ?? v.node.slice(0, 8)} in ${seconds(v.ended_at_ms - v.started_at_ms)}: ${v.status}.`);
+      })
+      .catch((e) => setError(`The cell did not run: ${message(e)}`))
+      .finally(() =>
+        setRunning((r) => {
+          const next = new Map(r);
+          next.delete(cell);
+          return next;
+        }),
+      );
+  };
+  const control = (action: 'interrupt' | 'restart') =>
+    kernel(p.id, nb.id, action)
+      .then(() => setRan(action === 'interrupt' ? 'Interrupted.' : 'The kernel was restarted: its variables are gone.'))
+      .catch((e) => setError(message(e)));
   const spansOf = new Map((spans?.cells ?? []).map((c) => [c.cell, c.spans]));
   return (
     <article class="notebook" aria-labelledby={`nb-${nb.id}`}>
@@ -185,6 +281,11 @@ function Notebook({ p, id, who, showCredit, onEdit }: { p: ProjectView; id: stri
           {onEdit && (
             <button type="button" onClick={onEdit}>
               Edit together
+            </button>
+          )}
+          {onEdit && (
+            <button type="button" onClick={() => void control('restart')} title="Start the notebook's kernel afresh: its variables are lost">
+              Restart kernel
             </button>
           )}
           <a href={ipynbUrl(p.id, nb.id)} download={`${nb.title}.ipynb`}>
@@ -217,13 +318,39 @@ function Notebook({ p, id, who, showCredit, onEdit }: { p: ProjectView; id: stri
           {updated}
         </p>
       )}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {ran && (
+        <p class="status" role="status">
+          {ran}
+        </p>
+      )}
       {nb.cells.map((c) => {
         const credited = showCredit ? spansOf.get(c.id) : undefined;
         return (
           <div key={c.id} class={`cell ${c.kind}`} data-cell={c.id}>
             {c.kind === 'code' && (
-              <div class="prompt" aria-hidden="true">
-                [{c.execution_count ?? ' '}]
+              <div class="prompt">
+                <span aria-hidden="true">[{running.has(c.id) ? '*' : (c.execution_count ?? ' ')}]</span>
+                {onEdit &&
+                  (running.has(c.id) ? (
+                    <button type="button" class="run" onClick={() => void control('interrupt')} aria-label="Interrupt the cell">
+                      ■
+                    </button>
+                  ) : (
+                    <button
+                      type="button"
+                      class="run"
+                      onClick={() => run(c.id)}
+                      aria-label="Run the cell at the data"
+                      title="Run at the node holding the project's data"
+                    >
+                      ▶
+                    </button>
+                  ))}
               </div>
             )}
             <div class="body">
@@ -238,7 +365,8 @@ function Notebook({ p, id, who, showCredit, onEdit }: { p: ProjectView; id: stri
               ) : (
                 <pre class="source raw">{c.source}</pre>
               )}
-              {c.kind === 'code' && <Outputs outputs={c.outputs} />}
+              {c.kind === 'code' && <Outputs outputs={running.get(c.id) ?? c.outputs} />}
+              {c.kind === 'code' && c.run && !running.has(c.id) && <Provenance run={c.run} who={who} nodes={nodes} />}
             </div>
           </div>
         );
@@ -257,7 +385,11 @@ export function ProjectPage({ id }: { id: string }) {
   const [error, setError] = useState<string | null>(null);
   const [showCredit, setShowCredit] = useState(false);
   const [editing, setEditing] = useState<string | null>(null);
+  const [nodes, setNodes] = useState<NodeNames>(new Map());
   useEffect(() => {
+    federation()
+      .then((f) => setNodes(new Map(f.members.map((m) => [m.node, m.name]))))
+      .catch(() => setNodes(new Map()));
     project(id)
       .then(setP)
       .catch((e) => setError(message(e)));
@@ -335,6 +467,7 @@ export function ProjectPage({ id }: { id: string }) {
                 p={p}
                 id={nb.id}
                 who={who}
+                nodes={nodes}
                 showCredit={showCredit}
                 onEdit={p.role === 'editor' || p.role === 'owner' ? () => setEditing(nb.id) : undefined}
               />

@@ -50,6 +50,12 @@ pub(crate) trait Backend: Send + Sync {
         project: String,
         edit: ProjectEdit,
     ) -> BoxFuture<'_, Result<ProjectAnswer, ApiError>>;
+    fn run_cell(
+        &self,
+        who: Principal,
+        cell: crate::api::CellAddress,
+        outputs: futures::channel::mpsc::UnboundedSender<serde_json::Value>,
+    ) -> BoxFuture<'_, Result<crate::api::RunView, ApiError>>;
     fn tokens(&self, who: Principal) -> BoxFuture<'_, Result<Vec<TokenView>, ApiError>>;
     fn create_token(
         &self,
@@ -137,6 +143,14 @@ impl<P: Port> Backend for Over<P> {
         edit: ProjectEdit,
     ) -> BoxFuture<'_, Result<ProjectAnswer, ApiError>> {
         Box::pin(self.0.port.edit_project(who, project, edit))
+    }
+    fn run_cell(
+        &self,
+        who: Principal,
+        cell: crate::api::CellAddress,
+        outputs: futures::channel::mpsc::UnboundedSender<serde_json::Value>,
+    ) -> BoxFuture<'_, Result<crate::api::RunView, ApiError>> {
+        Box::pin(self.0.port.run_cell(who, cell, outputs))
     }
     fn tokens(&self, who: Principal) -> BoxFuture<'_, Result<Vec<TokenView>, ApiError>> {
         Box::pin(self.0.port.tokens(who))

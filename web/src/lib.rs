@@ -128,6 +128,14 @@ pub trait Port: Send + Sync + 'static {
         project: String,
         edit: api::ProjectEdit,
     ) -> impl Future<Output = Result<api::ProjectAnswer, ApiError>> + Send;
+    /// Runs a code cell at the data as `who` (see [`api::RunView`]), handing each output to
+    /// `outputs` as it arrives; answers once the run is recorded.
+    fn run_cell(
+        &self,
+        who: Principal,
+        cell: api::CellAddress,
+        outputs: futures::channel::mpsc::UnboundedSender<serde_json::Value>,
+    ) -> impl Future<Output = Result<api::RunView, ApiError>> + Send;
     /// `who`'s API tokens.
     fn tokens(
         &self,

@@ -154,7 +154,8 @@ impl Actor {
             | Response::Search(_)
             | Response::Noted
             | Response::DataPlane(_)
-            | Response::Lab(_) => {
+            | Response::Lab(_)
+            | Response::Run(_) => {
                 return Err(FederationError::Join("unexpected answer".into()));
             }
         };
@@ -275,7 +276,10 @@ impl Actor {
             | Request::Search(_)
             | Request::Presence(_)
             | Request::DataPlane
-            | Request::Lab(_)) => {
+            | Request::Lab(_)
+            | Request::Run(_)
+            | Request::RunProgress { .. }
+            | Request::RunControl { .. }) => {
                 let (reply, rx) = oneshot::channel();
                 self.emit(Event::Request {
                     from,

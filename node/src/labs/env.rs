@@ -56,11 +56,13 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// The default environment: Jupyter Server and JupyterLab, ipykernel, numpy, astropy, pyvo.
+    /// The default environment: Jupyter Server and JupyterLab, ipykernel, numpy, astropy,
+    /// matplotlib, pyvo.
     pub fn jupyter() -> Self {
         Self {
             id: "jupyter".into(),
-            description: "JupyterLab with a Python kernel, numpy, astropy and pyvo".into(),
+            description: "JupyterLab with a Python kernel, numpy, astropy, matplotlib and pyvo"
+                .into(),
             lock: JUPYTER_LOCK.into(),
         }
     }

@@ -1,13 +1,15 @@
-//! Judging an author's lab order from another node, before anything starts: the sender is a
-//! member, the author's signature holds, the order is meant for this federation and this node,
-//! was sent by a node that hosts its author, is fresh, and was not seen before.
+//! Judging an author's order from another node (to its labs, or to run a cell) before anything
+//! starts: the sender is a member, the author's signature holds, the order is meant for this
+//! node (and a lab order for this federation), was sent by a node that hosts its author, is
+//! fresh, and was not seen before.
 
 use std::collections::HashMap;
 
 use orrery_protocol::advert::NodeAdvert;
 use orrery_protocol::federation::FederationId;
 use orrery_protocol::lab::{LabAction, LabOrder, ORDER_LIFETIME_SECS};
-use orrery_protocol::{AuthorId, NodeId, Signed, Unverified};
+use orrery_protocol::run::{RUN_ORDER_LIFETIME_SECS, RunRequest};
+use orrery_protocol::{AuthorId, NodeId, Signed, Unverified, Verified};
 
 /// Most order ids remembered (an order is remembered for its lifetime).
 const MAX_SEEN: usize = 100_000;
@@ -56,12 +58,7 @@ impl Judge<'_> {
         order: Signed<LabOrder, Unverified>,
         seen: &mut Seen,
     ) -> Result<(AuthorId, LabAction), String> {
-        if !(self.is_member)(&peer) {
-            return Err(format!(
-                "{} is not a member of this federation",
-                peer.short()
-            ));
-        }
+        self.member(peer)?;
         let order = order
             .verify()
             .map_err(|e| format!("the order's signature does not hold: {e}"))?;
@@ -71,12 +68,6 @@ impl Judge<'_> {
         if Some(o.federation) != self.federation {
             return Err("the order is meant for another federation".into());
         }
-        if o.node != self.me {
-            return Err(format!(
-                "the order is meant for node {}, not this one",
-                o.node.short()
-            ));
-        }
         if o.home != peer {
             return Err(format!(
                 "the order was made for node {} to send, but {} sent it",
@@ -84,7 +75,61 @@ impl Judge<'_> {
                 peer.short()
             ));
         }
-        if !o.fresh_at(self.now) {
+        let fresh = o.fresh_at(self.now);
+        let until = o.issued_at + ORDER_LIFETIME_SECS + 1;
+        self.admit(peer, author, o.node, fresh, (o.id, until), seen)?;
+        Ok((author, o.action.clone()))
+    }
+
+    /// A run request sent by `peer`, verified, or why it is refused: the same rules as a lab
+    /// order's (the author's home sends it, for this node, fresh, once).
+    pub fn judge_run(
+        &self,
+        peer: NodeId,
+        request: Signed<RunRequest, Unverified>,
+        seen: &mut Seen,
+    ) -> Result<Signed<RunRequest, Verified>, String> {
+        self.member(peer)?;
+        let request = request
+            .verify()
+            .map_err(|e| format!("the request's signature does not hold: {e}"))?;
+        let author = AuthorId(*request.signer());
+        let r = request.value();
+        r.validate().map_err(|e| e.to_string())?;
+        let fresh = r.fresh_at(self.now);
+        let until = r.issued_at + RUN_ORDER_LIFETIME_SECS + 1;
+        self.admit(peer, author, r.node, fresh, (r.id, until), seen)?;
+        Ok(request)
+    }
+
+    fn member(&self, peer: NodeId) -> Result<(), String> {
+        if !(self.is_member)(&peer) {
+            return Err(format!(
+                "{} is not a member of this federation",
+                peer.short()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The checks every author's order passes: meant for this node, fresh, sent by a node that
+    /// hosts its author, and not seen before (it is then remembered until `once.1`).
+    fn admit(
+        &self,
+        peer: NodeId,
+        author: AuthorId,
+        node: NodeId,
+        fresh: bool,
+        once: ([u8; 16], i64),
+        seen: &mut Seen,
+    ) -> Result<(), String> {
+        if node != self.me {
+            return Err(format!(
+                "the order is meant for node {}, not this one",
+                node.short()
+            ));
+        }
+        if !fresh {
             return Err(format!(
                 "the order is stale or from the future (orders last {ORDER_LIFETIME_SECS} s; check both nodes' clocks)"
             ));
@@ -97,14 +142,14 @@ impl Judge<'_> {
             ));
         }
         seen.0.retain(|_, until| *until > self.now);
-        if seen.0.contains_key(&o.id) {
+        if seen.0.contains_key(&once.0) {
             return Err("the order was used before (a replay)".into());
         }
         if seen.0.len() >= MAX_SEEN {
-            return Err("too many lab orders at once; try again in a few minutes".into());
+            return Err("too many orders at once; try again in a few minutes".into());
         }
-        seen.0.insert(o.id, o.issued_at + ORDER_LIFETIME_SECS + 1);
-        Ok((author, o.action.clone()))
+        seen.0.insert(once.0, once.1);
+        Ok(())
     }
 }
 

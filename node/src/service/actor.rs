@@ -163,6 +163,17 @@ impl NodeActor {
                 let r = self.request_run(author, project, notebook, cell).await;
                 let _ = reply.send(r);
             }
+            Command::TakeRun {
+                from,
+                request,
+                change,
+                seals,
+                blobs,
+                reply,
+            } => {
+                let r = self.take_run(from, request, change, seals, blobs).await;
+                let _ = reply.send(r);
+            }
             Command::RecordRun {
                 request,
                 outputs,

@@ -21,7 +21,7 @@ use crate::home::Home;
 
 mod edit;
 mod live;
-mod run;
+pub(super) mod run;
 pub(super) use edit::edit;
 pub(super) use live::open as live;
 
@@ -133,9 +133,21 @@ fn view(p: &Project, who: Option<&AuthorId>) -> ProjectView {
             })
             .collect(),
         heads: p.heads().iter().map(ToString::to_string).collect(),
+        datasets: p
+            .datasets()
+            .into_iter()
+            .map(|d| orrery_web::api::DatasetRefView {
+                id: d.id.to_string(),
+                node: d.node,
+                product: d.dataset,
+                checksum: d.checksum,
+                added_by: d.added_by.map(|a| a.to_string()),
+            })
+            .collect(),
     }
 }
 
+/// A cell as the API shows it, without its run record.
 fn cell_view(c: orrery_crdt::Cell) -> CellView {
     CellView {
         id: c.id.to_string(),
@@ -143,14 +155,55 @@ fn cell_view(c: orrery_crdt::Cell) -> CellView {
         source: c.source,
         outputs: c.outputs,
         execution_count: c.execution_count,
+        run: None,
     }
 }
 
-fn notebook_view(nb: Notebook) -> NotebookView {
+/// A cell of `nb` in `p` as the API shows it, with the checked record of its last run.
+fn cell_view_in(p: &Project, nb: &orrery_crdt::NotebookId, c: orrery_crdt::Cell) -> CellView {
+    let run = p.run_record(nb, &c.id).map(|r| {
+        let pr = r.provenance;
+        let source_current = *blake3::hash(c.source.as_bytes()).as_bytes() == pr.source_blake3;
+        orrery_web::api::RunRecordView {
+            node: r.node.to_string(),
+            requester: r.requester.to_string(),
+            status: match pr.status {
+                orrery_protocol::run::RunStatus::Ok => "ok".into(),
+                orrery_protocol::run::RunStatus::Error(e) => e,
+            },
+            started_at_ms: pr.started_at_ms,
+            ended_at_ms: pr.ended_at_ms,
+            environment: pr.environment,
+            environment_lock: pr.environment_lock,
+            source_blake3: hex::encode(pr.source_blake3),
+            source_current,
+            outputs_current: r.outputs_current,
+            datasets: pr
+                .datasets
+                .into_iter()
+                .map(|d| orrery_web::api::DatasetReadView {
+                    node: d.node.to_string(),
+                    product: d.product,
+                    blake3: hex::encode(d.blake3),
+                })
+                .collect(),
+        }
+    });
+    CellView {
+        run,
+        ..cell_view(c)
+    }
+}
+
+fn notebook_view(p: &Project, nb: Notebook) -> NotebookView {
     NotebookView {
         id: nb.id.to_string(),
         title: nb.title,
-        cells: nb.cells.into_iter().map(cell_view).collect(),
+        cells: nb
+            .cells
+            .into_iter()
+            .map(|c| cell_view_in(p, &nb.id, c))
+            .collect(),
     }
 }
 
@@ -283,7 +336,10 @@ pub(super) async fn read(
             ProjectRead::Members => ProjectAnswer::Members(members(p)),
             ProjectRead::Notebook(nb) => {
                 let nb: NotebookId = parse("notebook id", &nb)?;
-                ProjectAnswer::Notebook(notebook_view(p.notebook(&nb).map_err(|e| edit_error(&e))?))
+                ProjectAnswer::Notebook(notebook_view(
+                    p,
+                    p.notebook(&nb).map_err(|e| edit_error(&e))?,
+                ))
             }
             ProjectRead::Ipynb(nb) => {
                 let nb: NotebookId = parse("notebook id", &nb)?;

@@ -118,6 +118,26 @@ impl NodeActor {
                         self.answer_lab_order(from, order, reply);
                         return;
                     }
+                    Request::Run(order) => {
+                        self.answer_run_order(from, order, reply);
+                        return;
+                    }
+                    Request::RunProgress { id, from: seen } => {
+                        let runs = self.runs.clone();
+                        tokio::spawn(async move {
+                            let answer = runs.progress(from, id, seen).await;
+                            let _ = reply.send(Response::Run(answer));
+                        });
+                        return;
+                    }
+                    Request::RunControl { id, restart } => {
+                        let runs = self.runs.clone();
+                        tokio::spawn(async move {
+                            let answer = runs.control(from, id, restart).await;
+                            let _ = reply.send(Response::Run(answer));
+                        });
+                        return;
+                    }
                     Request::Search(query) => {
                         if query.validate().is_err() {
                             Response::Refused(Refusal::Malformed)

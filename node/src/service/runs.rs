@@ -1,16 +1,29 @@
-//! Running a cell at the data, on this node. An editor asks; the node signs the request with
-//! the editor's author key ([`Project::request_run`]), runs the cell's source as of that request
-//! in a kernel of the editor's lab here (one kernel per editor and notebook, kept between runs
-//! as a notebook's session keeps it), and writes the outputs into the project as a change signed
-//! with its own key, carrying the request and the run's provenance ([`Project::record_run`]),
-//! which every replica checks before it takes it.
+//! Running a cell at the data. An editor asks at their home node; the node places the run at
+//! the member holding the project's datasets (as labs are placed), signs the request with the
+//! editor's author key naming that member ([`Project::request_run`]), and either runs it here or
+//! sends it there. The computing node runs the cell's source as of the request in a kernel of the
+//! editor's lab (one kernel per editor and notebook, kept between runs as a notebook's session
+//! keeps it) and writes the outputs into the project as a change signed with its own key,
+//! carrying the request and the run's provenance ([`Project::record_run`]), which every replica
+//! checks before it takes it.
+//!
+//! - [`actor`]: the node actor's part: placing and signing a request, recording a run made here,
+//!   taking in one made elsewhere.
+//! - [`hosted`]: runs this node makes for other nodes' authors.
+//! - [`follow`]: following a run sent to another node.
+
+mod actor;
+mod follow;
+mod hosted;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use orrery_crdt::{CellId, NotebookId};
+use orrery_federation::FederationHandle;
 use orrery_protocol::run::{DatasetRead, Provenance, RunRequest, RunStatus};
-use orrery_protocol::{AuthorId, ProjectId, Signed, Verified};
+use orrery_protocol::{AuthorId, NodeId, ProjectId, Signed, Verified};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -18,10 +31,12 @@ use super::*;
 use crate::labs::env::Environment;
 use crate::labs::kernel::{Ended, Execution, Kernel, KernelError};
 
+pub(super) use actor::Placed;
+
 /// Longest a cell may run before it is interrupted.
 pub(super) const RUN_DEADLINE: Duration = Duration::from_secs(3600);
 
-/// What the node needs to run a cell: the signed request, and the cell as of its heads.
+/// What the node needs to run a cell here: the signed request, and the cell as of its heads.
 #[derive(Debug, Clone)]
 pub(super) struct RunOrder {
     /// The editor's signed request.
@@ -37,11 +52,11 @@ pub(super) struct RunOrder {
 pub struct RunOutcome {
     /// What was asked.
     pub request: RunRequest,
-    /// What the kernel produced.
-    pub execution: Execution,
+    /// The node that ran it and signed its outputs.
+    pub node: NodeId,
     /// What the record says of it.
     pub provenance: Provenance,
-    /// The lab it ran in.
+    /// The lab it ran in, on that node.
     pub lab: String,
 }
 
@@ -50,23 +65,23 @@ type KernelKey = (AuthorId, ProjectId, NotebookId);
 
 /// A run's kernel, once started, with its lab's id; locked while it is being started, so that
 /// one editor's slow lab start holds up no one else's runs.
-type Slot = std::sync::Arc<Mutex<Option<(String, Kernel)>>>;
+type Slot = Arc<Mutex<Option<(String, Kernel)>>>;
 
-/// The kernels of runs: one per editor and notebook, in that editor's lab.
-#[derive(Default)]
-pub(super) struct Kernels {
-    running: Mutex<HashMap<KernelKey, Slot>>,
+/// What a cell's run in a kernel here gave.
+struct Ran {
+    execution: Execution,
+    provenance: Provenance,
+    lab: String,
 }
 
-impl Kernels {
-    async fn slot(&self, key: &KernelKey) -> Slot {
-        self.running
-            .lock()
-            .await
-            .entry(key.clone())
-            .or_default()
-            .clone()
-    }
+/// The runs of a node: the kernels they use (one per editor and notebook, in that editor's
+/// lab), the runs it makes for other nodes, and the way to reach the nodes it sends runs to.
+pub(super) struct Runs {
+    labs: Arc<labs::Labs>,
+    fed: FederationHandle,
+    kernels: Mutex<HashMap<KernelKey, Slot>>,
+    hosted: hosted::Hosted,
+    following: follow::Following,
 }
 
 fn now_ms() -> i64 {
@@ -79,118 +94,52 @@ fn run_error(what: impl std::fmt::Display) -> NodeError {
     NodeError::Run(what.to_string())
 }
 
-impl NodeActor {
-    /// Signs `author`'s request that this node run `cell` of `nb` as the project stands now.
-    pub(super) async fn request_run(
-        &mut self,
-        author: AuthorId,
-        project: ProjectId,
-        nb: NotebookId,
-        cell: CellId,
-    ) -> Result<RunOrder, NodeError> {
-        let session = self.session_of(author).await?;
-        let me = self.me;
-        let p = self
-            .projects
-            .get(&project)
-            .ok_or(NodeError::NoProject(project))?;
-        let request = p.request_run(&session, &nb, &cell, me)?;
-        let source = p.cell(&nb, &cell)?.source;
-        let here = me.to_string();
-        let datasets = p
-            .datasets()
-            .into_iter()
-            .filter(|d| d.node == here)
-            .filter_map(|d| {
-                let mut blake3 = [0u8; 32];
-                hex::decode_to_slice(&d.checksum, &mut blake3).ok()?;
-                Some(DatasetRead {
-                    node: me,
-                    product: d.dataset,
-                    blake3,
-                })
-            })
-            .collect();
-        Ok(RunOrder {
-            request,
-            source,
-            datasets,
-        })
-    }
-
-    /// Writes a run's outputs and record into its project, signed with this node's key, and
-    /// stores and sends the change as any edit's.
-    pub(super) async fn record_run(
-        &mut self,
-        request: Signed<RunRequest, Verified>,
-        outputs: Vec<Value>,
-        execution_count: Option<i64>,
-        provenance: Provenance,
-    ) -> Result<(), NodeError> {
-        let id = request.value().project;
-        let project = self.projects.get_mut(&id).ok_or(NodeError::NoProject(id))?;
-        let (_, batch) = project
-            .record_run(&self.key, &request, &outputs, execution_count, provenance)
-            .map_err(run_error)?;
-        let blobs = project.take_blobs();
-        if !blobs.is_empty() {
-            let store = self.blobs.for_project(id);
-            tokio::task::spawn_blocking(move || store.put_all(&blobs))
-                .await
-                .map_err(|_| NodeError::Stopped)??;
-        }
-        let title = project.title();
-        self.store
-            .run(move |s| s.append_raw(id, &title, &batch))
-            .await?;
-        self.note_own_write(id).await;
-        if let Some(p) = self.projects.get(&id) {
-            self.emit(NodeEvent::ProjectChanged {
-                project: id,
-                heads: p.heads(),
-            });
-        }
-        self.kick_all(id);
-        Ok(())
-    }
+/// The collections named by a run's datasets, each once.
+fn collections_of(datasets: &[DatasetRead]) -> Vec<String> {
+    let mut c: Vec<String> = datasets
+        .iter()
+        .filter_map(|d| d.product.split('/').next().map(str::to_owned))
+        .collect();
+    c.sort();
+    c.dedup();
+    c
 }
 
-impl NodeHandle {
-    /// Runs `cell` of `nb` for `author` (an editor of the project, hosted here) on this node:
-    /// in a kernel of the author's lab here (started if need be, with the project's datasets
-    /// held here), then recorded in the project with the node's signature. A kernel error in
-    /// the cell is a run like any (its traceback is an output); a lab or kernel that cannot be
-    /// reached is an error, and nothing is recorded.
-    pub async fn run_cell(
+impl Runs {
+    pub(super) fn new(labs: Arc<labs::Labs>, fed: FederationHandle) -> Self {
+        Self {
+            labs,
+            fed,
+            kernels: Mutex::default(),
+            hosted: hosted::Hosted::default(),
+            following: follow::Following::default(),
+        }
+    }
+
+    async fn slot(&self, key: &KernelKey) -> Slot {
+        self.kernels
+            .lock()
+            .await
+            .entry(key.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Runs `source` for the editor of `key` in a kernel of their lab here (started if need
+    /// be, seeing the collections of `datasets`), handing each output to `seen` as it arrives.
+    /// A kernel error in the cell is a run like any (its traceback is an output); a lab or
+    /// kernel that cannot be reached is an error.
+    async fn execute(
         &self,
-        author: AuthorId,
-        project: ProjectId,
-        nb: NotebookId,
-        cell: CellId,
-    ) -> Result<RunOutcome, NodeError> {
-        let order: RunOrder = self
-            .call(|reply| Command::RequestRun {
-                author,
-                project,
-                notebook: nb.clone(),
-                cell,
-                reply,
-            })
-            .await?;
+        key: KernelKey,
+        source: &str,
+        datasets: &[DatasetRead],
+        seen: &mut (dyn FnMut(&Value) + Send),
+    ) -> Result<Ran, NodeError> {
         let environment = Environment::jupyter();
-        let owner = author.to_string();
-        let collections: Vec<String> = {
-            let mut c: Vec<String> = order
-                .datasets
-                .iter()
-                .filter_map(|d| d.product.split('/').next().map(str::to_owned))
-                .collect();
-            c.sort();
-            c.dedup();
-            c
-        };
-        let key = (author, project, nb);
-        let slot = self.runs.slot(&key).await;
+        let owner = key.0.to_string();
+        let collections = collections_of(datasets);
+        let slot = self.slot(&key).await;
         let mut held = slot.lock().await;
         let (lab, kernel) = match held.as_ref() {
             Some((lab, k)) if self.labs.is_running(&owner, lab) => (lab.clone(), k.clone()),
@@ -213,10 +162,7 @@ impl NodeHandle {
         };
         drop(held);
         let started_at_ms = now_ms();
-        let execution = match kernel
-            .execute(&order.source, RUN_DEADLINE, &mut |_| {})
-            .await
-        {
+        let execution = match kernel.execute(source, RUN_DEADLINE, seen).await {
             Ok(e) => e,
             Err(e) => {
                 // A kernel that died with the cell (out of memory, a crash) or cannot be
@@ -230,10 +176,10 @@ impl NodeHandle {
             }
         };
         let provenance = Provenance {
-            source_blake3: *blake3::hash(order.source.as_bytes()).as_bytes(),
+            source_blake3: *blake3::hash(source.as_bytes()).as_bytes(),
             environment: environment.id.clone(),
             environment_lock: environment.hash(),
-            datasets: order.datasets.clone(),
+            datasets: datasets.to_vec(),
             started_at_ms,
             ended_at_ms: now_ms(),
             status: match &execution.ended {
@@ -247,12 +193,88 @@ impl NodeHandle {
                 Ended::Aborted => RunStatus::Error("the kernel did not run the cell".into()),
             },
         };
-        let (outputs, count) = (execution.outputs.clone(), execution.execution_count);
+        Ok(Ran {
+            execution,
+            provenance,
+            lab,
+        })
+    }
+
+    /// Interrupts what the kernel of `key` runs, if it has one here.
+    async fn interrupt(&self, key: &KernelKey) -> Result<bool, NodeError> {
+        let kernel = match self.kernels.lock().await.get(key) {
+            Some(slot) => slot.clone(),
+            None => return Ok(false),
+        };
+        // A kernel being started is not running anything yet.
+        let Ok(held) = kernel.try_lock() else {
+            return Ok(false);
+        };
+        match held.as_ref() {
+            Some((_, k)) => k.interrupt().await.map(|()| true).map_err(run_error),
+            None => Ok(false),
+        }
+    }
+
+    /// Restarts the kernel of `key` (its state is lost), if it has one here.
+    async fn restart(&self, key: &KernelKey) -> Result<bool, NodeError> {
+        let slot = match self.kernels.lock().await.get(key) {
+            Some(slot) => slot.clone(),
+            None => return Ok(false),
+        };
+        let held = slot.lock().await;
+        match held.as_ref() {
+            Some((_, k)) => k.restart().await.map(|()| true).map_err(run_error),
+            None => Ok(false),
+        }
+    }
+}
+
+impl NodeHandle {
+    /// Runs `cell` of `nb` for `author` (an editor of the project, hosted here) at the member
+    /// holding the project's datasets (here when it holds them, or the project has none): in a
+    /// kernel of the author's lab there, then recorded in the project with that node's
+    /// signature. `seen` gets each output as it arrives. A kernel error in the cell is a run
+    /// like any (its traceback is an output); a lab, kernel or node that cannot be reached is
+    /// an error, and nothing is recorded.
+    pub async fn run_cell(
+        &self,
+        author: AuthorId,
+        project: ProjectId,
+        nb: NotebookId,
+        cell: CellId,
+        seen: &mut (dyn FnMut(&Value) + Send),
+    ) -> Result<RunOutcome, NodeError> {
+        let placed: Placed = self
+            .call(|reply| Command::RequestRun {
+                author,
+                project,
+                notebook: nb.clone(),
+                cell,
+                reply,
+            })
+            .await?;
+        let order = match placed {
+            Placed::Here(order) => order,
+            Placed::There { node, order } => {
+                return self.runs.follow(self, node, order, seen).await;
+            }
+        };
+        let key = (author, project, nb);
+        let ran = self
+            .runs
+            .execute(key, &order.source, &order.datasets, seen)
+            .await?;
+        let Ran {
+            execution,
+            provenance,
+            lab,
+        } = ran;
         let (request, p) = (order.request.clone(), provenance.clone());
         self.call(|reply| Command::RecordRun {
             request,
-            outputs,
-            execution_count: count,
+            outputs: execution.outputs,
+            execution_count: execution.execution_count,
             provenance: p,
             reply,
         })
@@ -262,9 +284,37 @@ impl NodeHandle {
         })?;
         Ok(RunOutcome {
             request: order.request.value().clone(),
-            execution,
+            node: self.id,
             provenance,
             lab,
         })
+    }
+
+    /// Interrupts what `author`'s kernel for `nb` runs here; whether there was one.
+    pub async fn interrupt_run(
+        &self,
+        author: AuthorId,
+        project: ProjectId,
+        nb: NotebookId,
+    ) -> Result<bool, NodeError> {
+        let key = (author, project, nb);
+        if self.runs.interrupt(&key).await? {
+            return Ok(true);
+        }
+        self.runs.control_elsewhere(&key, false).await
+    }
+
+    /// Restarts `author`'s kernel for `nb` here (its variables are lost); whether there was one.
+    pub async fn restart_kernel(
+        &self,
+        author: AuthorId,
+        project: ProjectId,
+        nb: NotebookId,
+    ) -> Result<bool, NodeError> {
+        let key = (author, project, nb);
+        if self.runs.restart(&key).await? {
+            return Ok(true);
+        }
+        self.runs.control_elsewhere(&key, true).await
     }
 }

@@ -102,6 +102,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         );
         profiles.insert(a.id, a.profile.clone());
     }
+    let runs = Arc::new(runs::Runs::new(labs.clone(), fed.clone()));
     let mut actor = NodeActor {
         me,
         home: home.clone(),
@@ -141,6 +142,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         metrics: metrics.clone(),
         labs: labs.clone(),
         lab_orders_seen: Default::default(),
+        runs: runs.clone(),
         _run_lock: run_lock,
     };
     actor.publish_advert().await;
@@ -164,7 +166,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         web_addr: Some(web_addr),
         metrics,
         labs: labs.clone(),
-        runs: Arc::default(),
+        runs,
     };
     {
         let labs = labs.clone();

@@ -169,6 +169,15 @@ impl Port for NodePort {
         super::api::edit(&self.node, who, project, edit).await
     }
 
+    async fn run_cell(
+        &self,
+        who: Principal,
+        cell: api::CellAddress,
+        outputs: futures::channel::mpsc::UnboundedSender<serde_json::Value>,
+    ) -> Result<api::RunView, ApiError> {
+        super::api::run::run(&self.node, who, cell, outputs).await
+    }
+
     async fn labs(&self, who: Principal, call: api::LabCall) -> Result<api::LabAnswer, ApiError> {
         self.labs.call(who, call).await
     }

@@ -43,6 +43,37 @@ pub struct ProjectView {
     pub notebooks: Vec<NotebookSummary>,
     /// The current heads of its history.
     pub heads: Vec<String>,
+    /// The datasets it references (a run is placed at the member holding them).
+    pub datasets: Vec<DatasetRefView>,
+}
+
+/// A dataset a project references, where it is held.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, async_graphql::SimpleObject,
+)]
+pub struct DatasetRefView {
+    /// The reference's id in the project.
+    pub id: String,
+    /// The node holding it.
+    pub node: String,
+    /// The product there (`collection/path`).
+    pub product: String,
+    /// Its BLAKE3, hex.
+    pub checksum: String,
+    /// Who added the reference.
+    pub added_by: Option<String>,
+}
+
+/// A dataset to reference, as a federated search shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDatasetRef {
+    /// The node holding it (its id).
+    pub node: String,
+    /// The product there (`collection/path`).
+    pub product: String,
+    /// Its BLAKE3, hex (64 digits).
+    pub checksum: String,
 }
 
 /// A member of a project.
@@ -98,6 +129,52 @@ pub struct CellView {
     pub outputs: Vec<serde_json::Value>,
     /// Its execution count, for code cells that ran.
     pub execution_count: Option<i64>,
+    /// The record of the run that wrote its outputs, checked, if a node ran it at the data.
+    #[serde(default)]
+    pub run: Option<RunRecordView>,
+}
+
+/// What a referee asks of a cell's outputs: the node that computed and signed them, who asked,
+/// on what, and how it ended. Every replica checked both signatures before taking it in.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, async_graphql::SimpleObject,
+)]
+pub struct RunRecordView {
+    /// The node that ran the cell and signed its outputs (its id).
+    pub node: String,
+    /// The author who asked for the run (their key).
+    pub requester: String,
+    /// `ok`, or the exception the cell raised.
+    pub status: String,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_at_ms: i64,
+    /// When it ended.
+    pub ended_at_ms: i64,
+    /// The lab environment (`jupyter`) and the hash of its package lock.
+    pub environment: String,
+    /// The hash of the environment's package lock.
+    pub environment_lock: String,
+    /// BLAKE3 of the source that ran, hex.
+    pub source_blake3: String,
+    /// Whether the cell's source is still the one that ran.
+    pub source_current: bool,
+    /// Whether the outputs shown are still the ones this run wrote.
+    pub outputs_current: bool,
+    /// The datasets it read.
+    pub datasets: Vec<DatasetReadView>,
+}
+
+/// A dataset a run read.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, async_graphql::SimpleObject,
+)]
+pub struct DatasetReadView {
+    /// The node holding it.
+    pub node: String,
+    /// The product (`collection/path`).
+    pub product: String,
+    /// BLAKE3 of its bytes, hex.
+    pub blake3: String,
 }
 
 /// Who wrote what, from the verified history.
@@ -353,6 +430,35 @@ pub enum ProjectRead {
     Comments,
 }
 
+/// A cell of a project's notebook, as a path names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellAddress {
+    /// The project's id.
+    pub project: String,
+    /// The notebook's id.
+    pub notebook: String,
+    /// The cell's id.
+    pub cell: String,
+}
+
+/// One line of a streamed run (`application/x-ndjson`): an output as it arrives, then the run,
+/// or why it could not be made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunLine {
+    /// An output (nbformat), as the kernel produced it.
+    Output(serde_json::Value),
+    /// The run, recorded.
+    Run(Box<RunView>),
+    /// The run could not be made or recorded: the status the plain answer would have had.
+    Error {
+        /// The HTTP status.
+        status: u16,
+        /// Why.
+        error: String,
+    },
+}
+
 /// A change to a project.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProjectEdit {
@@ -403,13 +509,15 @@ pub enum ProjectEdit {
         /// Its place in the order without it (0 is first).
         index: usize,
     },
-    /// A code cell run at the data, its outputs written by this node.
-    Run {
+    /// Interrupt what the caller's kernel for a notebook runs, or restart that kernel.
+    Kernel {
         /// The notebook.
         notebook: String,
-        /// The cell.
-        cell: String,
+        /// Restart (the kernel's variables are lost) instead of interrupting.
+        restart: bool,
     },
+    /// A dataset referenced.
+    AddDataset(NewDatasetRef),
     /// A notebook updated in place from a newer version of its file.
     Reimport {
         /// The notebook.

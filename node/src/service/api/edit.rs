@@ -10,8 +10,8 @@ use orrery_web::{ApiError, Principal};
 
 use super::super::NodeHandle;
 use super::{
-    author_of, cell_view, comment_view, edit_error, members, node_error, not_found, notebook_view,
-    parse, project_id, title, view, visible,
+    author_of, cell_view_in, comment_view, edit_error, members, node_error, not_found,
+    notebook_view, parse, project_id, title, view, visible,
 };
 
 /// What an edit made, to answer with.
@@ -136,6 +136,14 @@ fn apply(
             Err(e) => return Err(refuse(ApiError::invalid(e.to_string()))),
         },
         Prepared::Comment { target, text } => Made::Comment(p.comment(s, &target, &text)?),
+        Prepared::AddDataset {
+            node,
+            product,
+            checksum,
+        } => {
+            p.add_dataset_ref(s, &node, &product, &checksum)?;
+            Made::Project
+        }
     })
 }
 
@@ -177,6 +185,11 @@ enum Prepared {
     Comment {
         target: String,
         text: String,
+    },
+    AddDataset {
+        node: String,
+        product: String,
+        checksum: String,
     },
 }
 
@@ -236,10 +249,28 @@ fn prepare(edit: ProjectEdit) -> Result<Prepared, ApiError> {
             notebook: parse("notebook id", &notebook)?,
             cell: parse("cell id", &cell)?,
         },
+        ProjectEdit::AddDataset(d) => {
+            let checksum = d.checksum.to_ascii_lowercase();
+            if checksum.len() != 64 || !checksum.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ApiError::invalid(
+                    "a dataset's checksum is its BLAKE3 as 64 hex digits (a federated search shows it)",
+                ));
+            }
+            let node: orrery_protocol::NodeId = parse("node id", &d.node)?;
+            let product = d.product.trim();
+            if product.is_empty() || product.len() > orrery_protocol::limits::MAX_NAME_BYTES {
+                return Err(ApiError::invalid("a product id is `collection/path`"));
+            }
+            Prepared::AddDataset {
+                node: node.to_string(),
+                product: product.to_owned(),
+                checksum,
+            }
+        }
         // Taken before any edit is prepared (`edit` runs it); never an edit of its own.
-        ProjectEdit::Run { .. } => {
+        ProjectEdit::Kernel { .. } => {
             return Err(ApiError::unavailable(
-                "a run is not an edit of the document",
+                "a kernel's interrupt or restart is not an edit of the document",
             ));
         }
         ProjectEdit::MoveCell {
@@ -286,8 +317,8 @@ pub(in crate::service) async fn edit(
     if !seen {
         return Err(not_found(id));
     }
-    if let ProjectEdit::Run { notebook, cell } = what {
-        return super::run::run(node, who, id, notebook, cell).await;
+    if let ProjectEdit::Kernel { notebook, restart } = what {
+        return super::run::kernel(node, author, id, notebook, restart).await;
     }
     let prepared = prepare(what)?;
     let made = Arc::new(Mutex::new(None));
@@ -318,18 +349,21 @@ pub(in crate::service) async fn edit(
         Ok(match made {
             Made::Project => ProjectAnswer::Project(view(p, Some(&author))),
             Made::Members => ProjectAnswer::Members(members(p)),
-            Made::Notebook(nb) => {
-                ProjectAnswer::Notebook(notebook_view(p.notebook(&nb).map_err(|e| edit_error(&e))?))
-            }
+            Made::Notebook(nb) => ProjectAnswer::Notebook(notebook_view(
+                p,
+                p.notebook(&nb).map_err(|e| edit_error(&e))?,
+            )),
             Made::Reimported(nb, summary) => {
                 ProjectAnswer::Reimported(orrery_web::api::Reimported {
                     summary,
-                    notebook: notebook_view(p.notebook(&nb).map_err(|e| edit_error(&e))?),
+                    notebook: notebook_view(p, p.notebook(&nb).map_err(|e| edit_error(&e))?),
                 })
             }
-            Made::Cell(nb, cell) => {
-                ProjectAnswer::Cell(cell_view(p.cell(&nb, &cell).map_err(|e| edit_error(&e))?))
-            }
+            Made::Cell(nb, cell) => ProjectAnswer::Cell(cell_view_in(
+                p,
+                &nb,
+                p.cell(&nb, &cell).map_err(|e| edit_error(&e))?,
+            )),
             Made::Comment(c) => p
                 .comments()
                 .into_iter()

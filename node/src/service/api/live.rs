@@ -179,7 +179,7 @@ impl LiveNotebook for Live {
                 .read(project, move |p| {
                     let p = p.ok_or_else(|| not_found(project))?;
                     let notebook = p.notebook(&nb).map_err(|e| edit_error(&e))?;
-                    Ok::<_, ApiError>((p.heads(), notebook_view(notebook)))
+                    Ok::<_, ApiError>((p.heads(), notebook_view(p, notebook)))
                 })
                 .await
                 .map_err(node_error)??;

@@ -93,6 +93,20 @@ impl Labs {
         }
     }
 
+    /// Whether this node holds `collections` and their policies let `home`'s researchers read
+    /// them (for a run ordered through `home`), or why not.
+    pub(in crate::service) async fn readable_by(
+        &self,
+        home: NodeId,
+        collections: &[String],
+    ) -> Result<(), String> {
+        match self.datasets_for(home, collections).await {
+            Ok(_) => Ok(()),
+            Err(LabReply::Refused { reason, .. }) => Err(reason),
+            Err(_) => Err("the collections cannot be read here".into()),
+        }
+    }
+
     /// The collections a lab ordered through `home` sees, if this node holds them and their
     /// policies let `home`'s researchers read them.
     async fn datasets_for(

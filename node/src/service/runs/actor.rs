@@ -1,0 +1,242 @@
+//! The node actor's part of runs: placing a run and signing its request, recording a run made
+//! here, and taking in the change that records a run made on another node.
+
+use orrery_crdt::{Batch, BlobRef, Origin};
+
+use super::*;
+use crate::labs::placement::place;
+
+/// Where a run goes, with what it needs there.
+#[derive(Debug)]
+pub(in crate::service) enum Placed {
+    /// Here.
+    Here(RunOrder),
+    /// On another member: the order to send it.
+    There {
+        node: NodeId,
+        order: orrery_protocol::run::RunOrder,
+    },
+}
+
+/// The project's datasets `node` holds, as a run there reads them.
+pub(super) fn datasets_at(project: &Project, node: NodeId) -> Vec<DatasetRead> {
+    let at = node.to_string();
+    project
+        .datasets()
+        .into_iter()
+        .filter(|d| d.node == at)
+        .filter_map(|d| {
+            let mut blake3 = [0u8; 32];
+            hex::decode_to_slice(&d.checksum, &mut blake3).ok()?;
+            Some(DatasetRead {
+                node,
+                product: d.dataset,
+                blake3,
+            })
+        })
+        .collect()
+}
+
+impl NodeActor {
+    /// Places `author`'s run of `cell` of `nb` (at the member holding the project's datasets,
+    /// here if none) and signs their request naming that member, as the project stands now.
+    pub(in crate::service) async fn request_run(
+        &mut self,
+        author: AuthorId,
+        project: ProjectId,
+        nb: NotebookId,
+        cell: CellId,
+    ) -> Result<Placed, NodeError> {
+        let session = self.session_of(author).await?;
+        let p = self
+            .projects
+            .get(&project)
+            .ok_or(NodeError::NoProject(project))?;
+        let wanted: Vec<String> = {
+            let mut c: Vec<String> = p
+                .datasets()
+                .iter()
+                .filter_map(|d| d.dataset.split('/').next().map(str::to_owned))
+                .collect();
+            c.sort();
+            c.dedup();
+            c
+        };
+        let node = if wanted.is_empty() {
+            self.me
+        } else {
+            let environment = Environment::jupyter();
+            place(self.me, &self.lab_candidates(), &environment.id, &wanted).map_err(|e| {
+                warn!(project = %project.short(), error = %e, "a run could not be placed");
+                run_error(e)
+            })?
+        };
+        let request = p.request_run(&session, &nb, &cell, node)?;
+        if node != self.me {
+            let snapshot = p.snapshot();
+            if snapshot.len() > orrery_protocol::wire::MAX_FRAME_BYTES - (1 << 20) {
+                return Err(run_error(format!(
+                    "the project is too large ({} MiB compressed) to send to {} for a run; run the cell there, from a lab",
+                    snapshot.len() >> 20,
+                    node.short()
+                )));
+            }
+            return Ok(Placed::There {
+                node,
+                order: orrery_protocol::run::RunOrder {
+                    request: request.into_unverified(),
+                    snapshot,
+                    seals: p.seals(),
+                },
+            });
+        }
+        let source = p.cell(&nb, &cell)?.source;
+        let datasets = datasets_at(p, self.me);
+        Ok(Placed::Here(RunOrder {
+            request,
+            source,
+            datasets,
+        }))
+    }
+
+    /// Writes a run's outputs and record into its project, signed with this node's key, and
+    /// stores and sends the change as any edit's.
+    pub(in crate::service) async fn record_run(
+        &mut self,
+        request: Signed<RunRequest, Verified>,
+        outputs: Vec<Value>,
+        execution_count: Option<i64>,
+        provenance: Provenance,
+    ) -> Result<(), NodeError> {
+        let id = request.value().project;
+        let project = self.projects.get_mut(&id).ok_or(NodeError::NoProject(id))?;
+        let (_, batch) = project
+            .record_run(&self.key, &request, &outputs, execution_count, provenance)
+            .map_err(run_error)?;
+        let blobs = project.take_blobs();
+        self.commit_run(id, batch, blobs).await
+    }
+
+    /// Takes in how a run sent to `from` for `request` ended: the change recording it, judged
+    /// as any replica judges it, must be the record of that very request. Returns its
+    /// provenance.
+    pub(in crate::service) async fn take_run(
+        &mut self,
+        from: NodeId,
+        request: RunRequest,
+        change: Vec<u8>,
+        seals: Vec<Signed<orrery_protocol::ChangeSeal, Unverified>>,
+        blobs: Vec<Vec<u8>>,
+    ) -> Result<Provenance, NodeError> {
+        let id = request.project;
+        let refused = |why: String| {
+            warn!(peer = %from.short(), project = %id.short(), %why, "the record of a run on another node was refused");
+            run_error(format!(
+                "{} ran the cell, but its record was refused here: {why}",
+                from.short()
+            ))
+        };
+        let project = self.projects.get_mut(&id).ok_or(NodeError::NoProject(id))?;
+        let batch = Batch {
+            changes: vec![change],
+            seals,
+        };
+        let report = project
+            .ingest_from(batch.clone(), Origin(*from.0.as_bytes()))
+            .map_err(|e| refused(e.to_string()))?;
+        if report.applied.len() != 1 {
+            return Err(refused(
+                "it is not one change built on the notebook the request named".into(),
+            ));
+        }
+        let blobs: Vec<orrery_crdt::Blob> = blobs
+            .into_iter()
+            .map(|bytes| orrery_crdt::Blob {
+                id: BlobRef::of(&bytes),
+                bytes,
+            })
+            .collect();
+        // Judged and applied: it is kept whatever the cell now shows.
+        self.commit_run(id, batch, blobs).await?;
+        let recorded = match (request.notebook.parse(), request.cell.parse()) {
+            (Ok(nb), Ok(cell)) => self
+                .projects
+                .get(&id)
+                .and_then(|p| p.run_record(&nb, &cell))
+                .filter(|r| r.request.id == request.id && r.node == from),
+            _ => None,
+        };
+        let Some(recorded) = recorded else {
+            return Err(run_error(format!(
+                "{} ran the cell and its record was kept, but the cell now shows another run's outputs (run concurrently)",
+                from.short()
+            )));
+        };
+        Ok(recorded.provenance)
+    }
+
+    /// Stores a run's change and the outputs it keeps beside the project, and sends it on.
+    async fn commit_run(
+        &mut self,
+        id: ProjectId,
+        batch: Batch,
+        blobs: Vec<orrery_crdt::Blob>,
+    ) -> Result<(), NodeError> {
+        if !blobs.is_empty() {
+            let store = self.blobs.for_project(id);
+            tokio::task::spawn_blocking(move || store.put_all(&blobs))
+                .await
+                .map_err(|_| NodeError::Stopped)??;
+        }
+        let title = self
+            .projects
+            .get(&id)
+            .map(Project::title)
+            .unwrap_or_default();
+        self.store
+            .run(move |s| s.append_raw(id, &title, &batch))
+            .await?;
+        self.note_own_write(id).await;
+        if let Some(p) = self.projects.get(&id) {
+            self.emit(NodeEvent::ProjectChanged {
+                project: id,
+                heads: p.heads(),
+            });
+        }
+        self.kick_all(id);
+        Ok(())
+    }
+
+    /// Answers `peer`'s order to run a cell: judged here as a lab order is (the project it
+    /// carries is judged by the run itself), then run off the loop.
+    pub(in crate::service) fn answer_run_order(
+        &mut self,
+        peer: NodeId,
+        order: orrery_protocol::run::RunOrder,
+        reply: oneshot::Sender<Response>,
+    ) {
+        let membership = self.membership.as_ref();
+        let is_member = |n: &NodeId| membership.is_some_and(|m| m.is_member(n));
+        let judged = crate::labs::order::Judge {
+            me: self.me,
+            federation: membership.map(Membership::id),
+            is_member: &is_member,
+            adverts: &self.adverts,
+            now: now(),
+        }
+        .judge_run(peer, order.request, &mut self.lab_orders_seen);
+        let request = match judged {
+            Ok(r) => r,
+            Err(why) => {
+                warn!(peer = %peer.short(), %why, "a run order was refused; nothing ran");
+                let _ = reply.send(Response::Run(orrery_protocol::run::RunReply::Refused(why)));
+                return;
+            }
+        };
+        let (runs, key, me) = (self.runs.clone(), self.key.clone(), self.me);
+        tokio::spawn(async move {
+            runs.host(me, key, peer, request, order.snapshot, order.seals, reply)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,178 @@
+//! Following a run sent to another member: the order goes out, the outputs are asked for as
+//! they come (each question is answered when there is something new), and the change that
+//! records the run is taken in by the actor, judged as any replica judges it.
+
+use std::time::Instant;
+
+use orrery_protocol::run::{RunEnd, RunReply};
+
+use super::*;
+
+/// How long the computing node may stay unreachable during a run before the run is given up
+/// here (its outcome, if it comes, is then not taken in).
+const UNREACHABLE_FOR: Duration = Duration::from_secs(60);
+
+/// The runs this node's authors have on other nodes: the last one per kernel, for interrupting
+/// it or restarting its kernel.
+#[derive(Default)]
+pub(super) struct Following(std::sync::Mutex<HashMap<KernelKey, (NodeId, [u8; 16])>>);
+
+impl Following {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<KernelKey, (NodeId, [u8; 16])>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Runs {
+    /// Sends `order` to `node`, hands each output to `seen` as it arrives, and has the actor
+    /// take in the change that records the run.
+    pub(super) async fn follow(
+        &self,
+        handle: &NodeHandle,
+        node: NodeId,
+        order: orrery_protocol::run::RunOrder,
+        seen: &mut (dyn FnMut(&Value) + Send),
+    ) -> Result<RunOutcome, NodeError> {
+        // The request was signed here a moment ago.
+        let verified = order.request.clone().verify().map_err(run_error)?;
+        let author = AuthorId(*verified.signer());
+        let request = verified.value().clone();
+        let failed = |why: String| {
+            warn!(peer = %node.short(), project = %request.project.short(), %why, "a run on another node failed; nothing was recorded");
+            run_error(why)
+        };
+        match self.fed.request(node, Request::Run(order)).await {
+            Ok(Response::Run(RunReply::Accepted)) => {}
+            Ok(Response::Run(RunReply::Refused(why))) => {
+                return Err(failed(format!("{} refused the run: {why}", node.short())));
+            }
+            Ok(other) => {
+                return Err(failed(format!(
+                    "{} answered the run with {other:?}",
+                    node.short()
+                )));
+            }
+            Err(e) => {
+                return Err(failed(format!("{} could not be asked: {e}", node.short())));
+            }
+        }
+        let nb: NotebookId = request
+            .notebook
+            .parse()
+            .map_err(|_| run_error("the request's notebook id"))?;
+        let key: KernelKey = (author, request.project, nb);
+        self.following.lock().insert(key, (node, request.id));
+        let mut outputs = 0u32;
+        let mut reached = Instant::now();
+        let end = loop {
+            let asked = Request::RunProgress {
+                id: request.id,
+                from: outputs,
+            };
+            match self.fed.request(node, asked).await {
+                Ok(Response::Run(RunReply::Progress {
+                    outputs: new,
+                    ended,
+                })) => {
+                    reached = Instant::now();
+                    for o in &new {
+                        match serde_json::from_str::<Value>(o) {
+                            Ok(v) => seen(&v),
+                            Err(_) => {
+                                return Err(failed(format!(
+                                    "{} sent an output that is not JSON",
+                                    node.short()
+                                )));
+                            }
+                        }
+                    }
+                    outputs = outputs.saturating_add(new.len() as u32);
+                    if let Some(end) = ended {
+                        break end;
+                    }
+                }
+                Ok(Response::Run(RunReply::Refused(why))) => {
+                    return Err(failed(format!("{} lost the run: {why}", node.short())));
+                }
+                Ok(other) => {
+                    return Err(failed(format!(
+                        "{} answered a question about the run with {other:?}",
+                        node.short()
+                    )));
+                }
+                Err(e) if reached.elapsed() < UNREACHABLE_FOR => {
+                    tracing::debug!(peer = %node.short(), error = %e, "a run's node did not answer; asking again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    return Err(failed(format!(
+                        "{} stopped answering during the run ({e}); if it finishes, its outputs are not taken in",
+                        node.short()
+                    )));
+                }
+            }
+        };
+        let (change, seals, blobs, lab) = match end {
+            RunEnd::Recorded {
+                change,
+                seals,
+                blobs,
+                lab,
+            } => (change, seals, blobs, lab),
+            RunEnd::Failed(why) => {
+                return Err(failed(format!(
+                    "{} could not run the cell: {why}",
+                    node.short()
+                )));
+            }
+        };
+        let asked = request.clone();
+        let provenance = handle
+            .call(|reply| Command::TakeRun {
+                from: node,
+                request: asked,
+                change,
+                seals,
+                blobs: blobs.into_iter().map(|b| b.0).collect(),
+                reply,
+            })
+            .await?;
+        Ok(RunOutcome {
+            request,
+            node,
+            provenance,
+            lab,
+        })
+    }
+
+    /// Interrupts the last run of `key` on another node, or restarts its kernel there.
+    pub(super) async fn control_elsewhere(
+        &self,
+        key: &KernelKey,
+        restart: bool,
+    ) -> Result<bool, NodeError> {
+        let Some((node, id)) = self.following.lock().get(key).copied() else {
+            return Ok(false);
+        };
+        match self
+            .fed
+            .request(node, Request::RunControl { id, restart })
+            .await
+        {
+            Ok(Response::Run(RunReply::Accepted)) => Ok(true),
+            Ok(Response::Run(RunReply::Refused(why))) => {
+                Err(run_error(format!("{}: {why}", node.short())))
+            }
+            Ok(other) => Err(run_error(format!(
+                "{} answered with {other:?}",
+                node.short()
+            ))),
+            Err(e) => Err(run_error(format!(
+                "{} could not be asked: {e}",
+                node.short()
+            ))),
+        }
+    }
+}

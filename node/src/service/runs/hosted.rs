@@ -1,0 +1,272 @@
+//! Runs this node makes for other nodes' authors. The order was judged by the actor (a member
+//! sent it for an author it hosts, fresh, once); here the project it carries is verified as any
+//! replica verifies a snapshot, the requester must be an editor of it as of the request's heads,
+//! and the collections read must be ones their policies let the home node's researchers read.
+//! The project is kept only for the run: the answer is the one change recording it. The home
+//! node asks for the outputs as they come (a long poll), and may interrupt the run or restart
+//! its kernel; a run is forgotten some minutes after it ended.
+
+use std::time::Instant;
+
+use orrery_crdt::Role;
+use orrery_protocol::run::{BlobBytes, RunEnd, RunReply};
+use orrery_protocol::{ChangeSeal, SecretKey, Unverified};
+use tokio::sync::watch;
+
+use super::actor::datasets_at;
+use super::*;
+
+/// How long a progress question waits for something new before it is answered with nothing.
+const PROGRESS_WAIT: Duration = Duration::from_secs(10);
+/// How long a run's outcome is kept for its home node after it ended.
+const KEEP_ENDED: Duration = Duration::from_secs(600);
+/// Most bytes of outputs one progress answer carries (the rest go in the next).
+const MAX_PROGRESS_BYTES: usize = 16 << 20;
+/// Most runs kept at once for other nodes.
+const MAX_HOSTED: usize = 1024;
+
+/// A run's outputs so far and, once it ended, how.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    outputs: Vec<String>,
+    ended: Option<RunEnd>,
+}
+
+struct HostedRun {
+    home: NodeId,
+    key: KernelKey,
+    progress: watch::Receiver<Progress>,
+    ended_at: Option<Instant>,
+}
+
+/// The runs made here for other nodes, by request id.
+#[derive(Default)]
+pub(super) struct Hosted(std::sync::Mutex<HashMap<[u8; 16], HostedRun>>);
+
+impl Hosted {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 16], HostedRun>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A verified run order: the project as of the request, the cell's source, what it reads here.
+struct Prepared {
+    project: Project,
+    source: String,
+    datasets: Vec<DatasetRead>,
+}
+
+/// Verifies the project a run order carries and finds the cell to run in it.
+fn prepare(
+    me: NodeId,
+    request: &Signed<RunRequest, Verified>,
+    snapshot: &[u8],
+    seals: Vec<Signed<ChangeSeal, Unverified>>,
+) -> Result<Prepared, String> {
+    let r = request.value();
+    let mut project = Project::empty(r.project);
+    project
+        .receive_snapshot(snapshot, seals)
+        .map_err(|e| format!("the project sent with the request does not verify: {e}"))?;
+    let mut heads = project.heads();
+    let mut asked = r.heads.clone();
+    heads.sort_unstable();
+    asked.sort_unstable();
+    asked.dedup();
+    if heads != asked {
+        return Err("the project sent is not the one the request names (other heads)".into());
+    }
+    let requester = AuthorId(*request.signer());
+    if project.role_of(&requester).is_none_or(|r| r < Role::Editor) {
+        return Err(format!(
+            "{} may not run cells of this project: they are not an editor of it",
+            requester.short()
+        ));
+    }
+    let (nb, cell): (NotebookId, CellId) = match (r.notebook.parse(), r.cell.parse()) {
+        (Ok(nb), Ok(cell)) => (nb, cell),
+        _ => return Err("the request's notebook or cell id does not parse".into()),
+    };
+    let cell = project
+        .cell(&nb, &cell)
+        .map_err(|e| format!("the request names no cell of the project: {e}"))?;
+    if cell.kind != orrery_crdt::CellKind::Code {
+        return Err("only code cells run".into());
+    }
+    let datasets = datasets_at(&project, me);
+    Ok(Prepared {
+        project,
+        source: cell.source,
+        datasets,
+    })
+}
+
+impl Runs {
+    /// Runs `request` for `home`'s author with the project it carries, answering `reply` once
+    /// the run is taken (or refused) and keeping its progress for `home` to ask.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::service) async fn host(
+        &self,
+        me: NodeId,
+        node_key: SecretKey,
+        home: NodeId,
+        request: Signed<RunRequest, Verified>,
+        snapshot: Vec<u8>,
+        seals: Vec<Signed<ChangeSeal, Unverified>>,
+        reply: oneshot::Sender<Response>,
+    ) {
+        let refuse = |reply: oneshot::Sender<Response>, why: String| {
+            warn!(peer = %home.short(), %why, "a run order was refused; nothing ran");
+            let _ = reply.send(Response::Run(RunReply::Refused(why)));
+        };
+        let asked = request.clone();
+        let prepared =
+            tokio::task::spawn_blocking(move || prepare(me, &asked, &snapshot, seals)).await;
+        let Prepared {
+            mut project,
+            source,
+            datasets,
+        } = match prepared {
+            Ok(Ok(p)) => p,
+            Ok(Err(why)) => return refuse(reply, why),
+            Err(_) => return refuse(reply, "the node is stopping".into()),
+        };
+        let collections = collections_of(&datasets);
+        if let Err(why) = self.labs.readable_by(home, &collections).await {
+            return refuse(reply, why);
+        }
+        let r = request.value().clone();
+        let Ok(nb) = r.notebook.parse::<NotebookId>() else {
+            return refuse(reply, "the request's notebook id does not parse".into());
+        };
+        let key: KernelKey = (AuthorId(*request.signer()), r.project, nb);
+        let (tx, rx) = watch::channel(Progress::default());
+        {
+            let mut hosted = self.hosted.lock();
+            hosted.retain(|_, h| h.ended_at.is_none_or(|t| t.elapsed() < KEEP_ENDED));
+            if hosted.len() >= MAX_HOSTED {
+                drop(hosted);
+                return refuse(
+                    reply,
+                    "this node runs too many cells for other nodes now; try again later".into(),
+                );
+            }
+            hosted.insert(
+                r.id,
+                HostedRun {
+                    home,
+                    key: key.clone(),
+                    progress: rx,
+                    ended_at: None,
+                },
+            );
+        }
+        let _ = reply.send(Response::Run(RunReply::Accepted));
+        let mut seen = |v: &Value| {
+            tx.send_modify(|p| p.outputs.push(v.to_string()));
+        };
+        let ended = match self.execute(key, &source, &datasets, &mut seen).await {
+            Err(e) => RunEnd::Failed(e.to_string()),
+            Ok(ran) => {
+                let recorded = project.record_run(
+                    &node_key,
+                    &request,
+                    &ran.execution.outputs,
+                    ran.execution.execution_count,
+                    ran.provenance,
+                );
+                match recorded {
+                    Ok((_, mut batch)) if batch.changes.len() == 1 => RunEnd::Recorded {
+                        change: batch.changes.remove(0),
+                        seals: batch.seals,
+                        blobs: project
+                            .take_blobs()
+                            .into_iter()
+                            .map(|b| BlobBytes(b.bytes))
+                            .collect(),
+                        lab: ran.lab,
+                    },
+                    Ok(_) => RunEnd::Failed("the run's record is not one change".into()),
+                    Err(e) => {
+                        warn!(peer = %home.short(), error = %e, "a cell ran for another node but could not be recorded");
+                        RunEnd::Failed(format!("the cell ran but could not be recorded: {e}"))
+                    }
+                }
+            }
+        };
+        if let RunEnd::Failed(why) = &ended {
+            warn!(peer = %home.short(), %why, "a run for another node failed; nothing was recorded");
+        }
+        tx.send_modify(|p| p.ended = Some(ended));
+        if let Some(h) = self.hosted.lock().get_mut(&r.id) {
+            h.ended_at = Some(Instant::now());
+        }
+    }
+
+    /// What the run `id` made for `home` produced from output `from` on: answered when there is
+    /// something new, when it ended, or after [`PROGRESS_WAIT`].
+    pub(in crate::service) async fn progress(
+        &self,
+        home: NodeId,
+        id: [u8; 16],
+        from: u32,
+    ) -> RunReply {
+        let rx = match self.hosted.lock().get(&id) {
+            Some(h) if h.home == home => h.progress.clone(),
+            _ => return RunReply::Refused("this node runs no cell by that request for your node (it ended long ago, or never was)".into()),
+        };
+        let from = from as usize;
+        let mut rx = rx;
+        let _ = tokio::time::timeout(
+            PROGRESS_WAIT,
+            rx.wait_for(|p| p.outputs.len() > from || p.ended.is_some()),
+        )
+        .await;
+        let p = rx.borrow();
+        let mut outputs = Vec::new();
+        let mut bytes = 0;
+        for o in p.outputs.iter().skip(from) {
+            if bytes + o.len() > MAX_PROGRESS_BYTES && !outputs.is_empty() {
+                break;
+            }
+            bytes += o.len();
+            outputs.push(o.clone());
+        }
+        // The end goes alone or with little else, so no answer carries both many outputs and
+        // the record that repeats them.
+        let all = from + outputs.len() >= p.outputs.len();
+        let ended = (all && bytes < (1 << 20))
+            .then(|| p.ended.clone())
+            .flatten();
+        RunReply::Progress { outputs, ended }
+    }
+
+    /// Interrupts the run `id` made for `home`, or restarts its kernel.
+    pub(in crate::service) async fn control(
+        &self,
+        home: NodeId,
+        id: [u8; 16],
+        restart: bool,
+    ) -> RunReply {
+        let key = match self.hosted.lock().get(&id) {
+            Some(h) if h.home == home => h.key.clone(),
+            _ => {
+                return RunReply::Refused(
+                    "this node runs no cell by that request for your node".into(),
+                );
+            }
+        };
+        let done = if restart {
+            self.restart(&key).await
+        } else {
+            self.interrupt(&key).await
+        };
+        match done {
+            Ok(true) => RunReply::Accepted,
+            Ok(false) => RunReply::Refused("the run's kernel is not running".into()),
+            Err(e) => RunReply::Refused(e.to_string()),
+        }
+    }
+}

@@ -217,6 +217,8 @@ pub struct NodeHandle {
     metrics: Arc<crate::metrics::Metrics>,
     labs: Arc<labs::Labs>,
     runs: Arc<runs::Runs>,
+    /// The node's name, as its operator set it.
+    name: Arc<str>,
 }
 
 impl std::fmt::Debug for NodeHandle {

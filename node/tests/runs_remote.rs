@@ -125,6 +125,7 @@ fn a_cell_run_at_esac_runs_at_heidelberg_where_the_data_is_and_madrid_verifies_i
     );
     assert_eq!(status, 201, "{referenced}");
     assert_eq!(referenced["datasets"][0]["product"], "crab/crab.fits");
+    assert_eq!(referenced["datasets"][0]["node_name"], "Heidelberg");
     let (status, nb) = post(
         &format!("/projects/{p}/notebooks"),
         Some(json!({ "title": "Image" })),
@@ -165,6 +166,11 @@ fn a_cell_run_at_esac_runs_at_heidelberg_where_the_data_is_and_madrid_verifies_i
         plotted["node"],
         b_id.as_str(),
         "run at the holder: {plotted}"
+    );
+    assert_eq!(plotted["node_name"], "Heidelberg", "{plotted}");
+    assert_eq!(
+        plotted["cell"]["run"]["datasets"][0]["blake3"], checksum,
+        "{plotted}"
     );
     let png = plotted["cell"]["outputs"]
         .as_array()

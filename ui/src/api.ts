@@ -291,12 +291,13 @@ export interface ProjectView {
   members: ProjectMember[];
   notebooks: { id: string; title: string }[];
   heads: string[];
-  datasets: { id: string; node: string; product: string; checksum: string; added_by: string | null }[];
+  datasets: { id: string; node: string; node_name: string | null; product: string; checksum: string; added_by: string | null }[];
 }
 
 /// The checked record of the run that wrote a cell's outputs.
 export interface RunRecordView {
   node: string;
+  node_name: string | null;
   requester: string;
   status: string;
   started_at_ms: number;
@@ -312,6 +313,7 @@ export interface RunRecordView {
 export interface RunView {
   cell: CellView;
   node: string;
+  node_name: string | null;
   lab: string;
   status: string;
   started_at_ms: number;

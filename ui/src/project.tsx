@@ -11,7 +11,6 @@ import {
   authorship,
   comments,
   credits,
-  federation,
   history,
   kernel,
   importNotebook,
@@ -148,8 +147,9 @@ function Outputs({ outputs }: { outputs: Record<string, unknown>[] }) {
   );
 }
 
-/// Node names by node id, as the federation's members advertise them.
-type NodeNames = Map<string, string>;
+function nodeName(id: string, name: string | null): string {
+  return name ?? `node ${id.slice(0, 8)}`;
+}
 
 function seconds(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
@@ -157,8 +157,8 @@ function seconds(ms: number): string {
 
 /// Where and how a cell's outputs were computed: the record the computing node signed, with
 /// its requester's signed request, both checked by this node before it took them in.
-function Provenance({ run, who, nodes }: { run: RunRecordView; who: Names; nodes: NodeNames }) {
-  const at = nodes.get(run.node) ?? `node ${run.node.slice(0, 8)}`;
+function Provenance({ run, who }: { run: RunRecordView; who: Names }) {
+  const at = nodeName(run.node, run.node_name);
   return (
     <details class="provenance">
       <summary>
@@ -188,7 +188,7 @@ function Provenance({ run, who, nodes }: { run: RunRecordView; who: Names; nodes
             ? 'none recorded'
             : run.datasets.map((d) => (
                 <div key={`${d.node}/${d.product}`}>
-                  {d.product} at {nodes.get(d.node) ?? d.node.slice(0, 8)} <span class="hash">blake3 {d.blake3.slice(0, 16)}…</span>
+                  {d.product} at {d.node === run.node ? at : `node ${d.node.slice(0, 8)}`} <span class="hash">blake3 {d.blake3.slice(0, 16)}…</span>
                 </div>
               ))}
         </dd>
@@ -214,14 +214,12 @@ function Notebook({
   p,
   id,
   who,
-  nodes,
   showCredit,
   onEdit,
 }: {
   p: ProjectView;
   id: string;
   who: Names;
-  nodes: NodeNames;
   showCredit: boolean;
   onEdit?: () => void;
 }) {
@@ -257,7 +255,7 @@ function Notebook({
     })
       .then((v) => {
         setNb((old) => old && { ...old, cells: old.cells.map((c) => (c.id === cell ? v.cell : c)) });
-        setRan(`Ran at ${nodes.get(v.node) ?? v.node.slice(0, 8)} in ${seconds(v.ended_at_ms - v.started_at_ms)}: ${v.status}.`);
+        setRan(`Ran at ${nodeName(v.node, v.node_name)} in ${seconds(v.ended_at_ms - v.started_at_ms)}: ${v.status}.`);
       })
       .catch((e) => setError(`The cell did not run: ${message(e)}`))
       .finally(() =>
@@ -366,7 +364,7 @@ function Notebook({
                 <pre class="source raw">{c.source}</pre>
               )}
               {c.kind === 'code' && <Outputs outputs={running.get(c.id) ?? c.outputs} />}
-              {c.kind === 'code' && c.run && !running.has(c.id) && <Provenance run={c.run} who={who} nodes={nodes} />}
+              {c.kind === 'code' && c.run && !running.has(c.id) && <Provenance run={c.run} who={who} />}
             </div>
           </div>
         );
@@ -385,11 +383,7 @@ export function ProjectPage({ id }: { id: string }) {
   const [error, setError] = useState<string | null>(null);
   const [showCredit, setShowCredit] = useState(false);
   const [editing, setEditing] = useState<string | null>(null);
-  const [nodes, setNodes] = useState<NodeNames>(new Map());
   useEffect(() => {
-    federation()
-      .then((f) => setNodes(new Map(f.members.map((m) => [m.node, m.name]))))
-      .catch(() => setNodes(new Map()));
     project(id)
       .then(setP)
       .catch((e) => setError(message(e)));
@@ -467,7 +461,6 @@ export function ProjectPage({ id }: { id: string }) {
                 p={p}
                 id={nb.id}
                 who={who}
-                nodes={nodes}
                 showCredit={showCredit}
                 onEdit={p.role === 'editor' || p.role === 'owner' ? () => setEditing(nb.id) : undefined}
               />
@@ -484,6 +477,22 @@ export function ProjectPage({ id }: { id: string }) {
               </li>
             ))}
           </ul>
+          <h2>Data</h2>
+          {p.datasets.length === 0 ? (
+            <p class="note">No datasets referenced: cells run on this node.</p>
+          ) : (
+            <>
+              <p class="note">Cells run at the node holding these.</p>
+              <ul class="datasets-list">
+                {p.datasets.map((d) => (
+                  <li key={d.id}>
+                    {d.product} <span class="sub">at {nodeName(d.node, d.node_name)}</span>
+                    <div class="sub hash">blake3 {d.checksum.slice(0, 16)}…</div>
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
           <h2>Comments</h2>
           {said === null ? (
             <p class="status">Loading…</p>

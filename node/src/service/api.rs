@@ -139,6 +139,7 @@ fn view(p: &Project, who: Option<&AuthorId>) -> ProjectView {
             .map(|d| orrery_web::api::DatasetRefView {
                 id: d.id.to_string(),
                 node: d.node,
+                node_name: None,
                 product: d.dataset,
                 checksum: d.checksum,
                 added_by: d.added_by.map(|a| a.to_string()),
@@ -166,6 +167,7 @@ fn cell_view_in(p: &Project, nb: &orrery_crdt::NotebookId, c: orrery_crdt::Cell)
         let source_current = *blake3::hash(c.source.as_bytes()).as_bytes() == pr.source_blake3;
         orrery_web::api::RunRecordView {
             node: r.node.to_string(),
+            node_name: None,
             requester: r.requester.to_string(),
             status: match pr.status {
                 orrery_protocol::run::RunStatus::Ok => "ok".into(),
@@ -294,6 +296,39 @@ pub(super) async fn create(
         .ok_or_else(|| not_found(id))
 }
 
+/// `answer` with the computing nodes of its cells' run records named (a member by the name it
+/// joined under, this node by its own).
+pub(super) async fn named(node: &NodeHandle, mut answer: ProjectAnswer) -> ProjectAnswer {
+    fn runs<'a>(
+        cells: impl Iterator<Item = &'a mut CellView>,
+    ) -> Vec<(&'a String, &'a mut Option<String>)> {
+        cells
+            .filter_map(|c| c.run.as_mut())
+            .map(|r| (&r.node, &mut r.node_name))
+            .collect()
+    }
+    // Every node id with the name it should get.
+    let slots = match &mut answer {
+        ProjectAnswer::Notebook(nb) => runs(nb.cells.iter_mut()),
+        ProjectAnswer::Reimported(r) => runs(r.notebook.cells.iter_mut()),
+        ProjectAnswer::Cell(c) => runs(std::iter::once(c)),
+        ProjectAnswer::Project(p) => p
+            .datasets
+            .iter_mut()
+            .map(|d| (&d.node, &mut d.node_name))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if slots.is_empty() {
+        return answer;
+    }
+    let names = node.node_names().await;
+    for (id, name) in slots {
+        *name = id.parse().ok().and_then(|n| names.get(&n).cloned());
+    }
+    answer
+}
+
 /// What a read needs from outside the project: the nodes whose ORCID attestations count.
 pub(super) struct Trust {
     pub(super) me: orrery_protocol::NodeId,
@@ -327,80 +362,82 @@ pub(super) async fn read(
         _ => None,
     };
     let blobs = crate::blobs::BlobStore::new(home.blobs()).for_project(id);
-    node.read(id, move |p| {
-        let p = p
-            .filter(|p| p.founder().is_some() && visible(p, me.as_ref()))
-            .ok_or_else(|| not_found(id))?;
-        Ok(match what {
-            ProjectRead::Project => ProjectAnswer::Project(view(p, me.as_ref())),
-            ProjectRead::Members => ProjectAnswer::Members(members(p)),
-            ProjectRead::Notebook(nb) => {
-                let nb: NotebookId = parse("notebook id", &nb)?;
-                ProjectAnswer::Notebook(notebook_view(
-                    p,
-                    p.notebook(&nb).map_err(|e| edit_error(&e))?,
-                ))
-            }
-            ProjectRead::Ipynb(nb) => {
-                let nb: NotebookId = parse("notebook id", &nb)?;
-                let text = p
-                    .export_ipynb_as(&nb, &blobs, true)
-                    .map_err(|e| edit_error(&e))?;
-                ProjectAnswer::Ipynb(
-                    serde_json::from_str(&text)
-                        .map_err(|e| ApiError::unavailable(e.to_string()))?,
-                )
-            }
-            ProjectRead::Authorship(nb) => {
-                let nb: NotebookId = parse("notebook id", &nb)?;
-                let cells = p
-                    .cell_ids(&nb)
-                    .map_err(|e| edit_error(&e))?
-                    .into_iter()
-                    .map(|cell| {
-                        let spans = p.authorship(&nb, &cell).map_err(|e| edit_error(&e))?;
-                        Ok(CellAuthorship {
-                            cell: cell.to_string(),
-                            spans: spans
-                                .into_iter()
-                                .map(|s| SpanView {
-                                    author: s.author.map(|a| a.to_string()),
-                                    text: s.text,
-                                })
-                                .collect(),
+    let answer = node
+        .read(id, move |p| {
+            let p = p
+                .filter(|p| p.founder().is_some() && visible(p, me.as_ref()))
+                .ok_or_else(|| not_found(id))?;
+            Ok::<_, ApiError>(match what {
+                ProjectRead::Project => ProjectAnswer::Project(view(p, me.as_ref())),
+                ProjectRead::Members => ProjectAnswer::Members(members(p)),
+                ProjectRead::Notebook(nb) => {
+                    let nb: NotebookId = parse("notebook id", &nb)?;
+                    ProjectAnswer::Notebook(notebook_view(
+                        p,
+                        p.notebook(&nb).map_err(|e| edit_error(&e))?,
+                    ))
+                }
+                ProjectRead::Ipynb(nb) => {
+                    let nb: NotebookId = parse("notebook id", &nb)?;
+                    let text = p
+                        .export_ipynb_as(&nb, &blobs, true)
+                        .map_err(|e| edit_error(&e))?;
+                    ProjectAnswer::Ipynb(
+                        serde_json::from_str(&text)
+                            .map_err(|e| ApiError::unavailable(e.to_string()))?,
+                    )
+                }
+                ProjectRead::Authorship(nb) => {
+                    let nb: NotebookId = parse("notebook id", &nb)?;
+                    let cells = p
+                        .cell_ids(&nb)
+                        .map_err(|e| edit_error(&e))?
+                        .into_iter()
+                        .map(|cell| {
+                            let spans = p.authorship(&nb, &cell).map_err(|e| edit_error(&e))?;
+                            Ok(CellAuthorship {
+                                cell: cell.to_string(),
+                                spans: spans
+                                    .into_iter()
+                                    .map(|s| SpanView {
+                                        author: s.author.map(|a| a.to_string()),
+                                        text: s.text,
+                                    })
+                                    .collect(),
+                            })
                         })
+                        .collect::<Result<Vec<_>, ApiError>>()?;
+                    ProjectAnswer::Authorship(NotebookAuthorship {
+                        notebook: nb.to_string(),
+                        cells,
                     })
-                    .collect::<Result<Vec<_>, ApiError>>()?;
-                ProjectAnswer::Authorship(NotebookAuthorship {
-                    notebook: nb.to_string(),
-                    cells,
-                })
-            }
-            ProjectRead::Credits => {
-                let orcids = trust.map_or_else(BTreeMap::new, |t| {
-                    crate::citation::verified_orcids(p, t.membership.as_ref(), t.me)
-                });
-                ProjectAnswer::Credits(credits(p, &orcids))
-            }
-            ProjectRead::History(limit) => ProjectAnswer::History(
-                p.log()
-                    .into_iter()
-                    .rev()
-                    .take(limit)
-                    .map(|e| ChangeView {
-                        hash: e.hash.to_string(),
-                        author: e.author.map(|a| a.to_string()),
-                        time: e.time,
-                        seq: e.seq,
-                        ops: e.ops,
-                    })
-                    .collect(),
-            ),
-            ProjectRead::Comments => {
-                ProjectAnswer::Comments(p.comments().into_iter().map(comment_view).collect())
-            }
+                }
+                ProjectRead::Credits => {
+                    let orcids = trust.map_or_else(BTreeMap::new, |t| {
+                        crate::citation::verified_orcids(p, t.membership.as_ref(), t.me)
+                    });
+                    ProjectAnswer::Credits(credits(p, &orcids))
+                }
+                ProjectRead::History(limit) => ProjectAnswer::History(
+                    p.log()
+                        .into_iter()
+                        .rev()
+                        .take(limit)
+                        .map(|e| ChangeView {
+                            hash: e.hash.to_string(),
+                            author: e.author.map(|a| a.to_string()),
+                            time: e.time,
+                            seq: e.seq,
+                            ops: e.ops,
+                        })
+                        .collect(),
+                ),
+                ProjectRead::Comments => {
+                    ProjectAnswer::Comments(p.comments().into_iter().map(comment_view).collect())
+                }
+            })
         })
-    })
-    .await
-    .map_err(node_error)?
+        .await
+        .map_err(node_error)??;
+    Ok(named(node, answer).await)
 }

@@ -255,6 +255,18 @@ impl NodeHandle {
         self.call(|reply| Command::Status { reply }).await
     }
 
+    /// The names of the nodes this node knows: the members, by the names they joined under,
+    /// and itself.
+    pub async fn node_names(&self) -> HashMap<NodeId, String> {
+        let mut names: HashMap<NodeId, String> = self
+            .status()
+            .await
+            .map(|s| s.members.into_iter().map(|m| (m.node, m.name)).collect())
+            .unwrap_or_default();
+        names.insert(self.id, self.name.to_string());
+        names
+    }
+
     /// Stops the node (the federation actor and the node actor).
     pub fn shutdown(&self) {
         self.cancel.cancel();

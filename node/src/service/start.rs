@@ -103,6 +103,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         profiles.insert(a.id, a.profile.clone());
     }
     let runs = Arc::new(runs::Runs::new(labs.clone(), fed.clone()));
+    let name = config.node.name.clone();
     let mut actor = NodeActor {
         me,
         home: home.clone(),
@@ -167,6 +168,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         metrics,
         labs: labs.clone(),
         runs,
+        name: name.into(),
     };
     {
         let labs = labs.clone();

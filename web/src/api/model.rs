@@ -56,6 +56,9 @@ pub struct DatasetRefView {
     pub id: String,
     /// The node holding it.
     pub node: String,
+    /// That node's name, if this node knows it.
+    #[serde(default)]
+    pub node_name: Option<String>,
     /// The product there (`collection/path`).
     pub product: String,
     /// Its BLAKE3, hex.
@@ -142,6 +145,9 @@ pub struct CellView {
 pub struct RunRecordView {
     /// The node that ran the cell and signed its outputs (its id).
     pub node: String,
+    /// That node's name, if this node knows it (a member's, or its own).
+    #[serde(default)]
+    pub node_name: Option<String>,
     /// The author who asked for the run (their key).
     pub requester: String,
     /// `ok`, or the exception the cell raised.
@@ -583,6 +589,9 @@ pub struct RunView {
     pub cell: CellView,
     /// The node that ran it and signed its outputs.
     pub node: String,
+    /// That node's name, if this node knows it.
+    #[serde(default)]
+    pub node_name: Option<String>,
     /// The lab it ran in (the caller's, on that node).
     pub lab: String,
     /// `ok`, or the exception the cell raised (`ZeroDivisionError: division by zero`).

@@ -344,35 +344,39 @@ pub(in crate::service) async fn edit(
         .ok()
         .and_then(|mut m| m.take())
         .ok_or_else(|| ApiError::unavailable("the edit was made but its result was lost"))?;
-    node.read(id, move |p| {
-        let p = p.ok_or_else(|| not_found(id))?;
-        Ok(match made {
-            Made::Project => ProjectAnswer::Project(view(p, Some(&author))),
-            Made::Members => ProjectAnswer::Members(members(p)),
-            Made::Notebook(nb) => ProjectAnswer::Notebook(notebook_view(
-                p,
-                p.notebook(&nb).map_err(|e| edit_error(&e))?,
-            )),
-            Made::Reimported(nb, summary) => {
-                ProjectAnswer::Reimported(orrery_web::api::Reimported {
-                    summary,
-                    notebook: notebook_view(p, p.notebook(&nb).map_err(|e| edit_error(&e))?),
-                })
-            }
-            Made::Cell(nb, cell) => ProjectAnswer::Cell(cell_view_in(
-                p,
-                &nb,
-                p.cell(&nb, &cell).map_err(|e| edit_error(&e))?,
-            )),
-            Made::Comment(c) => p
-                .comments()
-                .into_iter()
-                .find(|x| x.id == c)
-                .map(|c| ProjectAnswer::Comment(comment_view(c)))
-                .ok_or_else(|| ApiError::unavailable("the comment was made but is not found"))?,
-            Made::Nothing => ProjectAnswer::Done,
+    let answer = node
+        .read(id, move |p| {
+            let p = p.ok_or_else(|| not_found(id))?;
+            Ok::<_, ApiError>(match made {
+                Made::Project => ProjectAnswer::Project(view(p, Some(&author))),
+                Made::Members => ProjectAnswer::Members(members(p)),
+                Made::Notebook(nb) => ProjectAnswer::Notebook(notebook_view(
+                    p,
+                    p.notebook(&nb).map_err(|e| edit_error(&e))?,
+                )),
+                Made::Reimported(nb, summary) => {
+                    ProjectAnswer::Reimported(orrery_web::api::Reimported {
+                        summary,
+                        notebook: notebook_view(p, p.notebook(&nb).map_err(|e| edit_error(&e))?),
+                    })
+                }
+                Made::Cell(nb, cell) => ProjectAnswer::Cell(cell_view_in(
+                    p,
+                    &nb,
+                    p.cell(&nb, &cell).map_err(|e| edit_error(&e))?,
+                )),
+                Made::Comment(c) => p
+                    .comments()
+                    .into_iter()
+                    .find(|x| x.id == c)
+                    .map(|c| ProjectAnswer::Comment(comment_view(c)))
+                    .ok_or_else(|| {
+                        ApiError::unavailable("the comment was made but is not found")
+                    })?,
+                Made::Nothing => ProjectAnswer::Done,
+            })
         })
-    })
-    .await
-    .map_err(node_error)?
+        .await
+        .map_err(node_error)??;
+    Ok(super::named(node, answer).await)
 }

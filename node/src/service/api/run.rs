@@ -40,7 +40,8 @@ pub(in crate::service) async fn run(
         .run_cell(author, id, nb.clone(), cell.clone(), &mut each)
         .await
         .map_err(node_error)?;
-    let view = node
+    let names = node.node_names().await;
+    let mut view = node
         .read(id, move |p| {
             let p = p.ok_or_else(|| not_found(id))?;
             p.cell(&nb, &cell)
@@ -49,10 +50,14 @@ pub(in crate::service) async fn run(
         })
         .await
         .map_err(node_error)??;
+    if let Some(r) = view.run.as_mut() {
+        r.node_name = r.node.parse().ok().and_then(|n| names.get(&n).cloned());
+    }
     let p = &outcome.provenance;
     Ok(RunView {
         cell: view,
         node: outcome.node.to_string(),
+        node_name: names.get(&outcome.node).cloned(),
         lab: outcome.lab,
         status: match &p.status {
             RunStatus::Ok => "ok".into(),

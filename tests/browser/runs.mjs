@@ -1,0 +1,46 @@
+// A cell run from the project page in a real browser, signed in (a session cookie the test made
+// on the node): the Run button sends it to the data; the first output shows while the cell still
+// runs; the result and its provenance (the computing node, the requester, how it ended) show
+// beside the outputs once recorded. The page is checked for accessibility and photographed.
+//
+// Usage: node runs.mjs <node base URL> <session secret> <project id> <screenshot dir>
+// Prints one JSON object with what it saw; the Rust test judges it.
+import { mkdirSync } from 'node:fs';
+import { axe, launch } from './chromium.mjs';
+
+const [base, secret, project, shots] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+
+const browser = await launch();
+const out = {};
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+  await context.addCookies([{ name: 'orrery_session', value: secret, url: base, httpOnly: true, sameSite: 'Lax' }]);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  await page.goto(`${base}/ui/#/projects/${project}`);
+  const cell = page.locator('.cell.code').first();
+  const run = cell.getByRole('button', { name: 'Run the cell at the data' });
+  await run.waitFor({ timeout: 15000 });
+  await run.click();
+  // The first output arrives while the cell runs (it sleeps after printing).
+  await cell.locator('.output').filter({ hasText: 'streamed' }).waitFor({ timeout: 120000 });
+  out.streamedWhileRunning = (await cell.locator('.prompt').innerText()).includes('*');
+  await cell.locator('.provenance').waitFor({ timeout: 60000 });
+  out.outputs = (await cell.locator('.outputs').innerText()).trim();
+  out.provenance = (await cell.locator('.provenance summary').innerText()).trim();
+  out.prompt = (await cell.locator('.prompt span').innerText()).trim();
+  await cell.locator('.provenance summary').click();
+  out.record = (await cell.locator('.provenance dl').innerText()).trim();
+  out.status = (await page.locator('.notebook [role=status]').last().innerText()).trim();
+  await page.screenshot({ path: `${shots}/run-at-the-data.png`, fullPage: true });
+  out.violations = await axe(page);
+  out.errors = errors;
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));

@@ -11,6 +11,7 @@ mod federation;
 mod lab;
 mod project;
 mod provenance;
+mod reference;
 mod render;
 mod run;
 mod user;

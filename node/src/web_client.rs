@@ -83,6 +83,53 @@ pub fn api(
     body: Option<&serde_json::Value>,
     timeout: Duration,
 ) -> Result<serde_json::Value, ClientError> {
+    let mut response = send(home, method, path, token, body, None, timeout)?;
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| ClientError::Http(e.to_string()))?;
+    Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+/// A call whose answer streams as JSON lines (`application/x-ndjson`): each line is handed to
+/// `each` as it arrives.
+pub fn api_lines(
+    home: &Home,
+    method: &str,
+    path: &str,
+    token: &str,
+    timeout: Duration,
+    each: &mut dyn FnMut(serde_json::Value) -> Result<(), ClientError>,
+) -> Result<(), ClientError> {
+    use std::io::BufRead;
+    let response = send(
+        home,
+        method,
+        path,
+        token,
+        None,
+        Some("application/x-ndjson"),
+        timeout,
+    )?;
+    for line in std::io::BufReader::new(response.into_body().into_reader()).lines() {
+        let line = line.map_err(|e| ClientError::Http(e.to_string()))?;
+        let value = serde_json::from_str(&line)
+            .map_err(|e| ClientError::Http(format!("a line of the answer is not JSON: {e}")))?;
+        each(value)?;
+    }
+    Ok(())
+}
+
+/// Sends a call; the response if it succeeded, else the API's refusal.
+fn send(
+    home: &Home,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&serde_json::Value>,
+    accept: Option<&str>,
+    timeout: Duration,
+) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
     let Some(base) = node_url(home) else {
         return Err(ClientError::NotRunning(
             "web.addr (no address written)".into(),
@@ -97,11 +144,15 @@ pub fn api(
         .map(|b| serde_json::to_vec(b).map_err(|e| ClientError::Http(e.to_string())))
         .transpose()?
         .unwrap_or_default();
-    let request = ureq::http::Request::builder()
+    let mut request = ureq::http::Request::builder()
         .method(method)
         .uri(format!("{base}{path}"))
         .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
+        .header("content-type", "application/json");
+    if let Some(a) = accept {
+        request = request.header("accept", a);
+    }
+    let request = request
         .body(bytes)
         .map_err(|e| ClientError::Http(e.to_string()))?;
     let mut response = match agent.run(request) {
@@ -113,17 +164,17 @@ pub fn api(
         Err(e) => return Err(ClientError::Http(e.to_string())),
     };
     let status = response.status();
-    let text = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| ClientError::Http(e.to_string()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     if !status.is_success() {
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
         let message = value["error"]["message"]
             .as_str()
             .map_or_else(|| status.to_string(), str::to_owned);
         return Err(ClientError::Refused(message));
     }
-    Ok(value)
+    Ok(response)
 }

@@ -119,11 +119,12 @@ fn a_cell_run_at_esac_runs_at_heidelberg_where_the_data_is_and_madrid_verifies_i
     );
     assert_eq!(status, 201, "{project}");
     let p = project["id"].as_str().expect("id").to_owned();
-    let (status, referenced) = post(
-        &format!("/projects/{p}/datasets"),
-        Some(json!({ "node": b_id, "product": "crab/crab.fits", "checksum": checksum })),
-    );
-    assert_eq!(status, 201, "{referenced}");
+    // Referenced from the command line, which finds the holder through ESAC's search.
+    let said = orrery(&a, &["project", "reference", &p, "crab/crab.fits", "--user", &ada]);
+    assert!(said.contains("at Heidelberg"), "{said}");
+    let (status, referenced) = call("GET", &format!("{api}/projects/{p}"), Some(&token), None);
+    assert_eq!(status, 200, "{referenced}");
+    assert_eq!(referenced["datasets"][0]["checksum"], checksum.as_str());
     assert_eq!(referenced["datasets"][0]["product"], "crab/crab.fits");
     assert_eq!(referenced["datasets"][0]["node_name"], "Heidelberg");
     let (status, nb) = post(

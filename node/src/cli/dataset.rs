@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use orrery_catalog::{Cone, Facet, Page, Query, Sort, TimeRange};
 
-mod fetch;
+pub(super) mod fetch;
 
 use super::Ctx;
 use super::render::table;

@@ -85,6 +85,20 @@ pub enum ProjectCmd {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Reference a dataset found in the federation (a product `collection/path`), through the
+    /// running node: the project's cells then run at the node holding it.
+    Reference {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// The product, as a federated search shows it (`collection/path`).
+        product: String,
+        /// The holder to reference (a node's name or id prefix), when several hold it.
+        #[arg(long)]
+        from: Option<String>,
+        /// Reference as this user of the node (by default, the user of its default author).
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Write a CITATION.cff listing the project's authors.
     Cite {
         /// Project id (or a unique prefix) or exact title.
@@ -262,6 +276,19 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
             cells,
             user,
         } => super::run::run(ctx, &project, &notebook, &cells, user.as_deref(), out),
+        ProjectCmd::Reference {
+            project,
+            product,
+            from,
+            user,
+        } => super::reference::reference(
+            ctx,
+            &project,
+            &product,
+            from.as_deref(),
+            user.as_deref(),
+            out,
+        ),
         ProjectCmd::Cite { project, output } => {
             let p = load(ctx, &project)?;
             let text = citation_cff(&p, &local_profiles(ctx)?, &trusted_orcids(ctx, &p)?);

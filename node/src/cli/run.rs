@@ -1,17 +1,18 @@
 //! `orrery project run`: cells run at the data through the running node's REST API, their
-//! outputs shown as a terminal can show them.
+//! outputs shown as a terminal can show them, as they arrive.
 
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use orrery_crdt::{CellId, CellKind};
 use serde_json::Value;
 
 use super::Ctx;
-use super::ephemeral::{Ephemeral, call};
+use super::ephemeral::Ephemeral;
 use super::project::{load, resolve_cell, resolve_notebook};
 use crate::store::Scope;
+use crate::web_client;
 
 /// How long one cell may take, its lab's start included (the node interrupts a cell after an
 /// hour).
@@ -49,25 +50,41 @@ pub(super) fn run(
     let token = Ephemeral::make(home, user, &[Scope::Read, Scope::Write, Scope::Labs])?;
     for (i, cell) in cells.iter().enumerate() {
         let path = format!("/api/v1/projects/{project}/notebooks/{nb}/cells/{cell}/run");
-        let run = call(home, &token, "POST", &path, None, RUN_TIMEOUT)?;
+        // Each output as it arrives, then the run.
+        let mut run = Value::Null;
+        let mut each = |line: Value| -> Result<(), web_client::ClientError> {
+            if let Some(o) = line.get("output") {
+                show(o, out).map_err(|e| web_client::ClientError::Http(e.to_string()))?;
+            } else if let Some(r) = line.get("run") {
+                run = r.clone();
+            } else if let Some(e) = line.get("error") {
+                return Err(web_client::ClientError::Refused(
+                    e["error"].as_str().unwrap_or("the run failed").to_owned(),
+                ));
+            }
+            Ok(())
+        };
+        web_client::api_lines(home, "POST", &path, &token.secret, RUN_TIMEOUT, &mut each)
+            .with_context(|| format!("POST {path}"))?;
+        if run.is_null() {
+            bail!("the node stopped answering before cell {cell} ended; its outputs, if any, are recorded in the project");
+        }
         let took =
             run["ended_at_ms"].as_i64().unwrap_or(0) - run["started_at_ms"].as_i64().unwrap_or(0);
         let status = run["status"].as_str().unwrap_or("?");
         writeln!(
             out,
-            "cell {cell}  [{}]  {status}  ({:.2} s, lab {} at node {})",
+            "cell {cell}  [{}]  {status}  ({:.2} s, lab {} at {})",
             run["cell"]["execution_count"]
                 .as_i64()
                 .map_or(" ".into(), |n| n.to_string()),
             took as f64 / 1000.0,
             run["lab"].as_str().unwrap_or("?"),
-            run["node"]
-                .as_str()
-                .map_or("?", |n| n.get(..12).unwrap_or(n)),
+            run["node_name"].as_str().map_or_else(
+                || format!("node {}", run["node"].as_str().map_or("?", |n| n.get(..12).unwrap_or(n))),
+                str::to_owned
+            ),
         )?;
-        for o in run["cell"]["outputs"].as_array().into_iter().flatten() {
-            show(o, out)?;
-        }
         if status != "ok" {
             let left = cells.len() - i - 1;
             if left > 0 {

@@ -190,7 +190,12 @@ async fn fetch_from(
 
 /// Every hit for `product` in the federation, paging through `collection` (bounded by the
 /// query's depth limit).
-fn holders(ctx: &Ctx, collection: &str, product: &str, timeout: Duration) -> Result<Vec<Hit>> {
+pub(in crate::cli) fn holders(
+    ctx: &Ctx,
+    collection: &str,
+    product: &str,
+    timeout: Duration,
+) -> Result<Vec<Hit>> {
     let mut found = Vec::new();
     let mut offset = 0;
     loop {
@@ -223,7 +228,7 @@ fn holders(ctx: &Ctx, collection: &str, product: &str, timeout: Duration) -> Res
 }
 
 /// Whether `--from` names the hit's node.
-fn names(hit: &Hit, from: &str) -> bool {
+pub(in crate::cli) fn names(hit: &Hit, from: &str) -> bool {
     hit.node_name.as_deref() == Some(from)
         || hit
             .node

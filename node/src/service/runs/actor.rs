@@ -141,9 +141,18 @@ impl NodeActor {
             changes: vec![change],
             seals,
         };
-        let report = project
-            .ingest_from(batch.clone(), Origin(*from.0.as_bytes()))
-            .map_err(|e| refused(e.to_string()))?;
+        let report = match project.ingest_from(batch.clone(), Origin(*from.0.as_bytes())) {
+            Ok(r) => r,
+            Err(e) => {
+                // Sent in answer to this node's own order: the sender is to blame.
+                let detail = e.to_string();
+                let offence = orrery_federation::Offence::BadChanges {
+                    detail: detail.clone(),
+                };
+                let _ = self.fed.penalise(from, offence).await;
+                return Err(refused(detail));
+            }
+        };
         if report.applied.len() != 1 {
             return Err(refused(
                 "it is not one change built on the notebook the request named".into(),

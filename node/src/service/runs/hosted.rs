@@ -39,13 +39,28 @@ struct HostedRun {
     ended_at: Option<Instant>,
 }
 
+/// Most orders whose projects are verified at once (each verification checks every change of
+/// a project); more are refused as busy.
+const MAX_VERIFYING: usize = 2;
+
 /// The runs made here for other nodes, by request id.
-#[derive(Default)]
-pub(super) struct Hosted(std::sync::Mutex<HashMap<[u8; 16], HostedRun>>);
+pub(super) struct Hosted {
+    runs: std::sync::Mutex<HashMap<[u8; 16], HostedRun>>,
+    verifying: tokio::sync::Semaphore,
+}
+
+impl Default for Hosted {
+    fn default() -> Self {
+        Self {
+            runs: std::sync::Mutex::default(),
+            verifying: tokio::sync::Semaphore::new(MAX_VERIFYING),
+        }
+    }
+}
 
 impl Hosted {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 16], HostedRun>> {
-        self.0
+        self.runs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -121,6 +136,12 @@ impl Runs {
             warn!(peer = %home.short(), %why, "a run order was refused; nothing ran");
             let _ = reply.send(Response::Run(RunReply::Refused(why)));
         };
+        let Ok(turn) = self.hosted.verifying.try_acquire() else {
+            return refuse(
+                reply,
+                "this node is verifying other run orders' projects; try again in a moment".into(),
+            );
+        };
         let asked = request.clone();
         let prepared =
             tokio::task::spawn_blocking(move || prepare(me, &asked, &snapshot, seals)).await;
@@ -133,6 +154,7 @@ impl Runs {
             Ok(Err(why)) => return refuse(reply, why),
             Err(_) => return refuse(reply, "the node is stopping".into()),
         };
+        drop(turn);
         let collections = collections_of(&datasets);
         if let Err(why) = self.labs.readable_by(home, &collections).await {
             return refuse(reply, why);

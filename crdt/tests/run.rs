@@ -127,6 +127,36 @@ fn a_requested_run_is_recorded_and_verified_by_every_replica() {
     assert!(!run.outputs_current);
 }
 
+#[test]
+fn a_run_whose_outputs_are_stored_beside_the_project_is_recorded_everywhere() {
+    let mut w = world();
+    let mut other = replica(&w.project);
+    let request = w
+        .project
+        .request_run(&w.alice, &w.nb, &w.cell, NodeId(w.node.public()))
+        .expect("alice may ask");
+    // A 1 MB image: kept as a blob, the document holding its reference.
+    let png = "A".repeat(1 << 20);
+    let big = vec![serde_json::json!({
+        "output_type": "display_data",
+        "data": { "image/png": png },
+        "metadata": {},
+    })];
+    let (report, batch) = w
+        .project
+        .record_run(&w.node, &request, &big, Some(2), provenance())
+        .expect("recorded");
+    assert_eq!(report.applied.len(), 1);
+    let blobs = w.project.take_blobs();
+    assert_eq!(blobs.len(), 1, "the image is stored beside the project");
+    other.ingest(batch).expect("another replica accepts it");
+    let run = other.run_record(&w.nb, &w.cell).expect("a verified run");
+    assert!(run.outputs_current);
+    let cell = other.cell(&w.nb, &w.cell).expect("cell");
+    assert_eq!(cell.outputs.len(), 1);
+    assert_ne!(cell.outputs, big, "the replica holds the reference, not the bytes");
+}
+
 /// A request as an attacker would craft it: any signer, any node, any heads.
 fn request(
     signer: &SecretKey,

@@ -136,7 +136,12 @@ fn main() {
         .expect("bash runs");
     assert!(status.success(), "scripts/lab-env failed");
 
-    let tmp = tempfile::tempdir().expect("tempdir");
+    // Kept when the run fails, for its nodes' logs (`run.log` in each).
+    let tmp = tempfile::Builder::new()
+        .prefix("orrery-bench-runs")
+        .disable_cleanup(true)
+        .tempdir()
+        .expect("tempdir");
     let (a, b) = (tmp.path().join("esac"), tmp.path().join("heidelberg"));
     lab_node(&a, "ESAC");
     lab_node(&b, "Heidelberg");
@@ -263,4 +268,6 @@ fn main() {
     println!("| placed at the other node, request → stored at the requester | {} |", ms(image_there));
     println!("| recorded here → a replica at the other node holds it | {} |", ms(to_replica));
     println!("| plain TCP transfer of the same {bytes} bytes on loopback (baseline) | {} |", ms(plain));
+    drop((_a, _b));
+    let _ = std::fs::remove_dir_all(tmp.path());
 }

@@ -4,7 +4,8 @@
 //! A change that writes a cell's `run` record is a *run change*, whoever made it, and must:
 //! carry a [`RunRecord`] whose request is signed and well formed; be made by the node the
 //! request names; be built directly on the request's heads (its dependencies are exactly those);
-//! and write nothing but that cell's `outputs` (a new list of JSON strings), `execution_count`,
+//! and write nothing but that cell's `outputs` (a new list of JSON strings and references to
+//! stored outputs), `execution_count`,
 //! `execution` and `run`. Once the document is at hand, the judge also checks that the request
 //! is for this project, that the cell is the one the request names (as of its heads), and that
 //! the requester was an editor or owner as of those heads: the role is the requester's, not the
@@ -100,10 +101,19 @@ pub(crate) fn run_claim(
                 true
             }
             (Key::Map(k), OpType::Put(ScalarValue::Str(_))) if on_cell && k == K_EXECUTION => true,
-            (Key::Seq(_), OpType::Put(ScalarValue::Str(_))) if op.insert => matches!(
-                (&op.obj, outputs_list),
-                (ObjectId::Id(o), Some(list)) if o.0 == list && o.1 == *actor
-            ),
+            // An output, as JSON text or as the reference to a stored blob (large outputs).
+            (Key::Seq(_), OpType::Put(value)) if op.insert => {
+                let output = match value {
+                    ScalarValue::Str(_) => true,
+                    ScalarValue::Bytes(b) => crate::outputs::BlobRef::decode_any(b).is_some(),
+                    _ => false,
+                };
+                output
+                    && matches!(
+                        (&op.obj, outputs_list),
+                        (ObjectId::Id(o), Some(list)) if o.0 == list && o.1 == *actor
+                    )
+            }
             _ => false,
         };
         if !ok {

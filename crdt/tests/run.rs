@@ -154,7 +154,10 @@ fn a_run_whose_outputs_are_stored_beside_the_project_is_recorded_everywhere() {
     assert!(run.outputs_current);
     let cell = other.cell(&w.nb, &w.cell).expect("cell");
     assert_eq!(cell.outputs.len(), 1);
-    assert_ne!(cell.outputs, big, "the replica holds the reference, not the bytes");
+    assert_ne!(
+        cell.outputs, big,
+        "the replica holds the reference, not the bytes"
+    );
 }
 
 /// A request as an attacker would craft it: any signer, any node, any heads.

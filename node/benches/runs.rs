@@ -56,7 +56,8 @@ fn project(
     dataset: Option<Value>,
     cells: &[&str],
 ) -> (String, String, Vec<String>) {
-    let post = |path: &str, body: Value| call("POST", &format!("{api}{path}"), Some(token), Some(body));
+    let post =
+        |path: &str, body: Value| call("POST", &format!("{api}{path}"), Some(token), Some(body));
     let (status, p) = post(
         "/projects",
         json!({ "title": title, "visibility": "public" }),
@@ -183,7 +184,10 @@ fn main() {
         {
             break h;
         }
-        assert!(Instant::now() < deadline, "Heidelberg's catalog never showed");
+        assert!(
+            Instant::now() < deadline,
+            "Heidelberg's catalog never showed"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let reference = json!({ "node": b_id, "product": "crab/crab.csv", "checksum": hit["blake3"] });
@@ -225,24 +229,28 @@ fn main() {
     // A 5 MB image: the run here and there, then until Heidelberg (a replica of the public
     // project made here) holds it.
     eprintln!("== a 5 MB PNG");
-    let (image_here, ran) = run(&api, &token, &here.0, &here.1, &here.2[1]);
-    let png = ran["cell"]["outputs"][0]["data"]["image/png"]
+    let (image_here, _) = run(&api, &token, &here.0, &here.1, &here.2[1]);
+    let recorded = Instant::now();
+    // The output is stored beside the project; a notebook file carries it inline.
+    let ipynb = |node: &str, t: &str| {
+        let url = format!(
+            "http://{node}/api/v1/projects/{}/notebooks/{}/ipynb",
+            here.0, here.1
+        );
+        let (status, file) = call("GET", &url, Some(t), None);
+        (status == 200).then(|| file["cells"][1]["outputs"][0].clone())
+    };
+    let image = ipynb(&node_a, &token).expect("the notebook file");
+    let png = image["data"]["image/png"]
         .as_str()
         .expect("a PNG")
         .to_owned();
-    let recorded = Instant::now();
-    let url = format!(
-        "http://{node_b}/api/v1/projects/{}/notebooks/{}",
-        here.0, here.1
-    );
     let replica_deadline = recorded + Duration::from_secs(120);
-    loop {
-        let (status, nb) = call("GET", &url, Some(&token_b), None);
-        if status == 200 && nb["cells"][1]["outputs"][0]["data"]["image/png"].as_str() == Some(&png)
-        {
-            break;
-        }
-        assert!(Instant::now() < replica_deadline, "the replica never held the image");
+    while ipynb(&node_b, &token_b).as_ref() != Some(&image) {
+        assert!(
+            Instant::now() < replica_deadline,
+            "the replica never held the image"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let to_replica = recorded.elapsed().as_secs_f64();
@@ -251,23 +259,47 @@ fn main() {
     let plain = tcp_transfer(png.as_bytes());
 
     let (d50, d95) = (percentile(&direct, 0.5), percentile(&direct, 0.95));
-    println!("| `1+1`, request → signed outputs stored at the requester ({runs} runs each) | p50 | p95 | p50 − direct p50 |");
+    println!(
+        "| `1+1`, request → signed outputs stored at the requester ({runs} runs each) | p50 | p95 | p50 − direct p50 |"
+    );
     println!("|---|---|---|---|");
     for (what, s) in [
         ("run on the researcher's node", &local),
-        ("placed at the node holding the data, over loopback", &remote),
+        (
+            "placed at the node holding the data, over loopback",
+            &remote,
+        ),
     ] {
         let (p50, p95) = (percentile(s, 0.5), percentile(s, 0.95));
         println!("| {what} | {} | {} | {} |", ms(p50), ms(p95), ms(p50 - d50));
     }
-    println!("| directly on a Jupyter kernel of the same lab (baseline) | {} | {} | — |", ms(d50), ms(d95));
+    println!(
+        "| directly on a Jupyter kernel of the same lab (baseline) | {} | {} | — |",
+        ms(d50),
+        ms(d95)
+    );
     println!();
-    println!("| a PNG of {:.1} MB (base64 in the notebook, {bytes} bytes) | time |", bytes as f64 * 3.0 / 4.0 / 1e6);
+    println!(
+        "| a PNG of {:.1} MB (base64 in the notebook, {bytes} bytes) | time |",
+        bytes as f64 * 3.0 / 4.0 / 1e6
+    );
     println!("|---|---|");
-    println!("| run on the researcher's node, request → stored | {} |", ms(image_here));
-    println!("| placed at the other node, request → stored at the requester | {} |", ms(image_there));
-    println!("| recorded here → a replica at the other node holds it | {} |", ms(to_replica));
-    println!("| plain TCP transfer of the same {bytes} bytes on loopback (baseline) | {} |", ms(plain));
+    println!(
+        "| run on the researcher's node, request → stored | {} |",
+        ms(image_here)
+    );
+    println!(
+        "| placed at the other node, request → stored at the requester | {} |",
+        ms(image_there)
+    );
+    println!(
+        "| recorded here → a replica at the other node holds it | {} |",
+        ms(to_replica)
+    );
+    println!(
+        "| plain TCP transfer of the same {bytes} bytes on loopback (baseline) | {} |",
+        ms(plain)
+    );
     drop((_a, _b));
     let _ = std::fs::remove_dir_all(tmp.path());
 }

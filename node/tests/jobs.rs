@@ -43,10 +43,14 @@ fn notebooks_run_whole_as_jobs_with_parameters_on_a_schedule_and_survive_a_resta
     let running = Running::start(&data);
     let addr = std::fs::read_to_string(data.join("web.addr")).expect("web.addr");
     let api = format!("http://{}/api/v1", addr.trim());
-    let post = |path: &str, body: Value| call("POST", &format!("{api}{path}"), Some(&token), Some(body));
+    let post =
+        |path: &str, body: Value| call("POST", &format!("{api}{path}"), Some(&token), Some(body));
     let get = |path: &str| call("GET", &format!("{api}{path}"), Some(&token), None);
 
-    let (status, p) = post("/projects", json!({ "title": "Folding", "visibility": "shared" }));
+    let (status, p) = post(
+        "/projects",
+        json!({ "title": "Folding", "visibility": "shared" }),
+    );
     assert_eq!(status, 201, "{p}");
     let p = p["id"].as_str().expect("id").to_owned();
     let notebook = json!({ "nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
@@ -91,14 +95,30 @@ fn notebooks_run_whole_as_jobs_with_parameters_on_a_schedule_and_survive_a_resta
         assert_eq!(r["run"], i + 1);
         assert_eq!(r["status"], "ok", "{r}");
         assert_eq!(r["verified"], true, "{r}");
-        assert_eq!(r["parameters"], json!([["label", "\"crab\""], ["period", "4"]]), "{r}");
-        let cells: Vec<&str> = r["cells"].as_array().expect("cells").iter().filter_map(|c| c["cell"].as_str()).collect();
-        assert_eq!(cells, ["setup", "params", "injected-parameters", "fold", "after"], "{r}");
+        assert_eq!(
+            r["parameters"],
+            json!([["label", "\"crab\""], ["period", "4"]]),
+            "{r}"
+        );
+        let cells: Vec<&str> = r["cells"]
+            .as_array()
+            .expect("cells")
+            .iter()
+            .filter_map(|c| c["cell"].as_str())
+            .collect();
+        assert_eq!(
+            cells,
+            ["setup", "params", "injected-parameters", "fold", "after"],
+            "{r}"
+        );
         assert_eq!(r["cells"][3]["outputs"][0]["text"], "crab 2.5\n", "{r}");
     }
     let compared = orrery(&data, &["job", "compare", &id, "1", "2", "--user", &ada]);
     assert!(compared.contains("parameters        same"), "{compared}");
-    assert!(compared.contains("every cell's outputs are the same"), "{compared}");
+    assert!(
+        compared.contains("every cell's outputs are the same"),
+        "{compared}"
+    );
 
     // A run that raises keeps its error and what ran before it; the job fails, saying so.
     let (status, job) = post(&jobs, json!({ "parameters": { "period": 0 } }));
@@ -108,10 +128,20 @@ fn notebooks_run_whole_as_jobs_with_parameters_on_a_schedule_and_survive_a_resta
         let (_, j) = get(&format!("/jobs/{failing}"));
         (j["state"] == "failed").then_some(j)
     });
-    assert!(j["note"].as_str().is_some_and(|n| n.contains("ZeroDivisionError")), "{j}");
+    assert!(
+        j["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("ZeroDivisionError")),
+        "{j}"
+    );
     let (_, runs) = get(&format!("/jobs/{failing}/runs"));
     let r = &runs[0];
-    assert!(r["status"].as_str().is_some_and(|s| s.starts_with("ZeroDivisionError")), "{r}");
+    assert!(
+        r["status"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("ZeroDivisionError")),
+        "{r}"
+    );
     assert_eq!(r["cells"][0]["status"], "ok", "{r}");
     assert_eq!(r["cells"][3]["outputs"][0]["output_type"], "error", "{r}");
     assert_eq!(r["cells"][4]["status"], "not run", "{r}");
@@ -138,9 +168,15 @@ fn notebooks_run_whole_as_jobs_with_parameters_on_a_schedule_and_survive_a_resta
     let _again = Running::start(&data);
     let (_, j) = get(&format!("/jobs/{long}"));
     assert_eq!(j["state"], "failed", "{j}");
-    assert!(j["note"].as_str().is_some_and(|n| n.contains("stopped")), "{j}");
+    assert!(
+        j["note"].as_str().is_some_and(|n| n.contains("stopped")),
+        "{j}"
+    );
     let (_, j) = get(&format!("/jobs/{later}"));
     assert_eq!(j["state"], "queued", "{j}");
     let listed = orrery(&data, &["job", "list", "--user", &ada]);
-    assert!(listed.contains(&long) && listed.contains("failed"), "{listed}");
+    assert!(
+        listed.contains(&long) && listed.contains("failed"),
+        "{listed}"
+    );
 }

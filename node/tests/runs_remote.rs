@@ -120,7 +120,10 @@ fn a_cell_run_at_esac_runs_at_heidelberg_where_the_data_is_and_madrid_verifies_i
     assert_eq!(status, 201, "{project}");
     let p = project["id"].as_str().expect("id").to_owned();
     // Referenced from the command line, which finds the holder through ESAC's search.
-    let said = orrery(&a, &["project", "reference", &p, "crab/crab.fits", "--user", &ada]);
+    let said = orrery(
+        &a,
+        &["project", "reference", &p, "crab/crab.fits", "--user", &ada],
+    );
     assert!(said.contains("at Heidelberg"), "{said}");
     let (status, referenced) = call("GET", &format!("{api}/projects/{p}"), Some(&token), None);
     assert_eq!(status, 200, "{referenced}");

@@ -393,6 +393,14 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Small writes go out at once: a kernel's messages through the lab proxy and live edits
+    // would otherwise wait for the peer's delayed acknowledgement (40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set on a connection");
+        }
+    });
     // The peer address is recorded for per-client limits (TAP asynchronous jobs).
     axum::serve(
         listener,

@@ -123,11 +123,13 @@ pub async fn serve_tls(
         shutdown.await;
         stopper.graceful_shutdown(Some(DRAIN));
     });
-    axum_server::from_tcp_rustls(
-        listener.into_std()?,
-        RustlsConfig::from_config(identity.config),
-    )?
-    .handle(handle)
-    .serve(router.into_make_service_with_connect_info::<SocketAddr>())
-    .await
+    // TCP_NODELAY under TLS too (see `serve`).
+    let acceptor =
+        axum_server::tls_rustls::RustlsAcceptor::new(RustlsConfig::from_config(identity.config))
+            .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    axum_server::from_tcp(listener.into_std()?)?
+        .acceptor(acceptor)
+        .handle(handle)
+        .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+        .await
 }

@@ -51,7 +51,10 @@ pub(super) fn reference(
         .node
         .clone()
         .context("the holder's answer named no node")?;
-    let who = hit.node_name.clone().unwrap_or_else(|| node[..8].to_owned());
+    let who = hit
+        .node_name
+        .clone()
+        .unwrap_or_else(|| node[..8].to_owned());
     let token = Ephemeral::make(&ctx.home, user, &[Scope::Read, Scope::Write])?;
     let path = format!("/api/v1/projects/{}/datasets", p.id());
     let body = json!({ "node": node, "product": product, "checksum": hit.blake3 });

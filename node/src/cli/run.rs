@@ -67,7 +67,9 @@ pub(super) fn run(
         web_client::api_lines(home, "POST", &path, &token.secret, RUN_TIMEOUT, &mut each)
             .with_context(|| format!("POST {path}"))?;
         if run.is_null() {
-            bail!("the node stopped answering before cell {cell} ended; its outputs, if any, are recorded in the project");
+            bail!(
+                "the node stopped answering before cell {cell} ended; its outputs, if any, are recorded in the project"
+            );
         }
         let took =
             run["ended_at_ms"].as_i64().unwrap_or(0) - run["started_at_ms"].as_i64().unwrap_or(0);
@@ -81,7 +83,12 @@ pub(super) fn run(
             took as f64 / 1000.0,
             run["lab"].as_str().unwrap_or("?"),
             run["node_name"].as_str().map_or_else(
-                || format!("node {}", run["node"].as_str().map_or("?", |n| n.get(..12).unwrap_or(n))),
+                || format!(
+                    "node {}",
+                    run["node"]
+                        .as_str()
+                        .map_or("?", |n| n.get(..12).unwrap_or(n))
+                ),
                 str::to_owned
             ),
         )?;

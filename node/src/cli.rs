@@ -8,6 +8,7 @@ mod dataset;
 mod doctor;
 mod ephemeral;
 mod federation;
+mod job;
 mod lab;
 mod project;
 mod provenance;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Sandboxed labs on this node: `orrery lab check` says whether this machine can run them.
     #[command(subcommand)]
     Lab(lab::LabCmd),
+    /// Notebooks run whole as jobs at the data (pipelines): submit, list, runs, compare, cancel.
+    #[command(subcommand)]
+    Job(job::JobCmd),
     /// Run the node: join the federation's network, publish adverts, sync projects.
     Run,
     /// Print this node's id (what another node's operator needs to invite it).
@@ -140,6 +144,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Search(args) => dataset::search_cmd(&Ctx::open(home)?, *args, out),
         Command::Federation(cmd) => federation::run(&mut Ctx::open(home)?, cmd, out),
         Command::Lab(cmd) => lab::run(&home, cmd, out),
+        Command::Job(cmd) => job::run(&Ctx::open(home)?, cmd, out),
         Command::Run => federation::run_node(&Ctx::open(home)?, out),
         Command::Doctor(args) => doctor::run(&home, args, out),
         Command::Id => {

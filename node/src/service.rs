@@ -22,6 +22,7 @@ mod events;
 mod federation_events;
 mod handle;
 mod invite;
+mod jobs;
 mod lab_orders;
 mod labs;
 mod metrics;

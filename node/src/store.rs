@@ -11,6 +11,7 @@
 mod accounts;
 mod bans;
 mod data_addrs;
+mod jobs;
 mod replication;
 
 use std::collections::HashSet;
@@ -29,6 +30,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub use accounts::{MAX_TOKEN_SECS, SESSION_SECS, Scope, TokenInfo, User};
 pub use bans::PeerBan;
+pub use jobs::{Job, JobState};
 pub use replication::{Direction, ReplicationProblem};
 
 /// The schema version this build runs: the number of its migrations.
@@ -46,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008.sql"),
     include_str!("../migrations/0009.sql"),
     include_str!("../migrations/0010.sql"),
+    include_str!("../migrations/0011.sql"),
 ];
 
 /// Why the store failed.

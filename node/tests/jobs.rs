@@ -97,7 +97,7 @@ fn notebooks_run_whole_as_jobs_with_parameters_on_a_schedule_and_survive_a_resta
         assert_eq!(r["verified"], true, "{r}");
         assert_eq!(
             r["parameters"],
-            json!([["label", "\"crab\""], ["period", "4"]]),
+            json!([["period", "4"], ["label", "\"crab\""]]),
             "{r}"
         );
         let cells: Vec<&str> = r["cells"]
@@ -166,6 +166,9 @@ fn notebooks_run_whole_as_jobs_with_parameters_on_a_schedule_and_survive_a_resta
     });
     drop(running);
     let _again = Running::start(&data);
+    let addr = std::fs::read_to_string(data.join("web.addr")).expect("web.addr");
+    let api = format!("http://{}/api/v1", addr.trim());
+    let get = |path: &str| call("GET", &format!("{api}{path}"), Some(&token), None);
     let (_, j) = get(&format!("/jobs/{long}"));
     assert_eq!(j["state"], "failed", "{j}");
     assert!(

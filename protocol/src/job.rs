@@ -79,7 +79,9 @@ impl SignedPayload for JobRecord {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParameterError {
     /// Too many, or a value over its limit.
-    #[error("a job takes at most {MAX_PARAMETERS} parameters of at most {MAX_PARAMETER_BYTES} bytes each")]
+    #[error(
+        "a job takes at most {MAX_PARAMETERS} parameters of at most {MAX_PARAMETER_BYTES} bytes each"
+    )]
     Limit,
     /// A name that is not a Python identifier.
     #[error("`{0}` is not a Python identifier")]
@@ -89,7 +91,9 @@ pub enum ParameterError {
 /// Checks parameter names (Python identifiers) and sizes.
 pub fn check_parameters(parameters: &[(String, String)]) -> Result<(), ParameterError> {
     if parameters.len() > MAX_PARAMETERS
-        || parameters.iter().any(|(_, v)| v.len() > MAX_PARAMETER_BYTES)
+        || parameters
+            .iter()
+            .any(|(_, v)| v.len() > MAX_PARAMETER_BYTES)
     {
         return Err(ParameterError::Limit);
     }

@@ -14,6 +14,7 @@ pub mod advert;
 pub mod encoding;
 pub mod federation;
 pub mod identity;
+pub mod job;
 pub mod lab;
 pub mod limits;
 pub mod presence;

@@ -49,6 +49,8 @@ pub enum Domain {
     RunRequest,
     /// An author's order to a node's labs.
     LabOrder,
+    /// A node's record of a job it ran.
+    JobRecord,
 }
 
 impl Domain {
@@ -70,6 +72,7 @@ impl Domain {
             Domain::PreservationPolicy => "orrery/v1/preservation-policy",
             Domain::RunRequest => "orrery/v1/run-request",
             Domain::LabOrder => "orrery/v1/lab-order",
+            Domain::JobRecord => "orrery/v1/job-record",
         }
     }
 }

@@ -11,6 +11,7 @@ mod account;
 mod catalog;
 mod error;
 pub(crate) mod guard;
+mod jobs;
 mod labs;
 mod model;
 mod projects;
@@ -45,6 +46,7 @@ const SESSION: &str = "session";
         (name = "federation", description = "The federation and its catalogs"),
         (name = "projects", description = "Projects, notebooks, cells, members, credits"),
         (name = "labs", description = "Sandboxed Jupyter labs next to this node's data"),
+        (name = "jobs", description = "Notebooks run whole as jobs at the data (pipelines)"),
         (name = "account", description = "The signed-in user and their API tokens"),
     )
 )]
@@ -80,6 +82,7 @@ pub(crate) fn router(backend: Shared) -> (Router, utoipa::openapi::OpenApi) {
         .merge(catalog::routes())
         .merge(projects::routes())
         .merge(labs::routes())
+        .merge(jobs::routes())
         .merge(account::routes())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").into();

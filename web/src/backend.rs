@@ -56,6 +56,11 @@ pub(crate) trait Backend: Send + Sync {
         cell: crate::api::CellAddress,
         outputs: futures::channel::mpsc::UnboundedSender<serde_json::Value>,
     ) -> BoxFuture<'_, Result<crate::api::RunView, ApiError>>;
+    fn jobs(
+        &self,
+        who: Principal,
+        call: crate::api::JobCall,
+    ) -> BoxFuture<'_, Result<crate::api::JobAnswer, ApiError>>;
     fn tokens(&self, who: Principal) -> BoxFuture<'_, Result<Vec<TokenView>, ApiError>>;
     fn create_token(
         &self,
@@ -151,6 +156,13 @@ impl<P: Port> Backend for Over<P> {
         outputs: futures::channel::mpsc::UnboundedSender<serde_json::Value>,
     ) -> BoxFuture<'_, Result<crate::api::RunView, ApiError>> {
         Box::pin(self.0.port.run_cell(who, cell, outputs))
+    }
+    fn jobs(
+        &self,
+        who: Principal,
+        call: crate::api::JobCall,
+    ) -> BoxFuture<'_, Result<crate::api::JobAnswer, ApiError>> {
+        Box::pin(self.0.port.jobs(who, call))
     }
     fn tokens(&self, who: Principal) -> BoxFuture<'_, Result<Vec<TokenView>, ApiError>> {
         Box::pin(self.0.port.tokens(who))

@@ -128,6 +128,12 @@ pub trait Port: Send + Sync + 'static {
         project: String,
         edit: api::ProjectEdit,
     ) -> impl Future<Output = Result<api::ProjectAnswer, ApiError>> + Send;
+    /// Submits, lists, shows or cancels `who`'s jobs, or reads a job's runs.
+    fn jobs(
+        &self,
+        who: Principal,
+        call: api::JobCall,
+    ) -> impl Future<Output = Result<api::JobAnswer, ApiError>> + Send;
     /// Runs a code cell at the data as `who` (see [`api::RunView`]), handing each output to
     /// `outputs` as it arrives; answers once the run is recorded.
     fn run_cell(

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
@@ -102,7 +102,13 @@ fn params(r: &Value) -> String {
         .as_array()
         .map(|p| {
             p.iter()
-                .map(|kv| format!("{}={}", kv[0].as_str().unwrap_or("?"), kv[1].as_str().unwrap_or("?")))
+                .map(|kv| {
+                    format!(
+                        "{}={}",
+                        kv[0].as_str().unwrap_or("?"),
+                        kv[1].as_str().unwrap_or("?")
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         })
@@ -122,9 +128,10 @@ fn text_of(outputs: &Value) -> String {
         .map(|o| match o["output_type"].as_str() {
             Some("stream") => text(&o["text"]),
             Some("error") => format!("{}: {}\n", text(&o["ename"]), text(&o["evalue"])),
-            _ => o["data"]
-                .get("text/plain")
-                .map_or_else(|| "[non-text output]\n".to_owned(), |t| format!("{}\n", text(t))),
+            _ => o["data"].get("text/plain").map_or_else(
+                || "[non-text output]\n".to_owned(),
+                |t| format!("{}\n", text(t)),
+            ),
         })
         .collect()
 }
@@ -138,11 +145,20 @@ fn show_run(out: &mut dyn Write, r: &Value) -> Result<()> {
         r["status"].as_str().unwrap_or("?"),
         took as f64 / 1000.0,
         r["node"].as_str().map_or("?", |n| n.get(..12).unwrap_or(n)),
-        if r["verified"] == true { "signature checked" } else { "SIGNATURE DOES NOT HOLD" },
+        if r["verified"] == true {
+            "signature checked"
+        } else {
+            "SIGNATURE DOES NOT HOLD"
+        },
         params(r),
     )?;
     for c in r["cells"].as_array().into_iter().flatten() {
-        writeln!(out, "  cell {}  {}", c["cell"].as_str().unwrap_or("?"), c["status"].as_str().unwrap_or("?"))?;
+        writeln!(
+            out,
+            "  cell {}  {}",
+            c["cell"].as_str().unwrap_or("?"),
+            c["status"].as_str().unwrap_or("?")
+        )?;
         for l in text_of(&c["outputs"]).lines() {
             writeln!(out, "    {l}")?;
         }
@@ -170,15 +186,21 @@ pub(super) fn run(ctx: &Ctx, cmd: JobCmd, out: &mut dyn Write) -> Result<()> {
         } => {
             let p = load(ctx, &project)?;
             let nb = resolve_notebook(&p, &notebook)?;
-            let parameters: Map<String, Value> =
-                parameters.iter().map(|t| parameter(t)).collect::<Result<_>>()?;
+            let parameters: Map<String, Value> = parameters
+                .iter()
+                .map(|t| parameter(t))
+                .collect::<Result<_>>()?;
             let every = every.map(|d| d.as_secs() as i64);
             let body = json!({ "parameters": parameters, "every_secs": every });
             let t = token(user.as_deref(), true)?;
             let path = format!("/api/v1/projects/{}/notebooks/{nb}/jobs", p.id());
             let job = call(home, &t, "POST", &path, Some(body), CALL)?;
             line(out, &job)?;
-            writeln!(out, "`orrery job runs {}` shows its runs", job["id"].as_str().unwrap_or("?"))?;
+            writeln!(
+                out,
+                "`orrery job runs {}` shows its runs",
+                job["id"].as_str().unwrap_or("?")
+            )?;
         }
         JobCmd::List { user } => {
             let t = token(user.as_deref(), false)?;
@@ -193,7 +215,14 @@ pub(super) fn run(ctx: &Ctx, cmd: JobCmd, out: &mut dyn Write) -> Result<()> {
         }
         JobCmd::Runs { job, user } => {
             let t = token(user.as_deref(), false)?;
-            let runs = call(home, &t, "GET", &format!("/api/v1/jobs/{job}/runs"), None, CALL)?;
+            let runs = call(
+                home,
+                &t,
+                "GET",
+                &format!("/api/v1/jobs/{job}/runs"),
+                None,
+                CALL,
+            )?;
             let runs = runs.as_array().cloned().unwrap_or_default();
             if runs.is_empty() {
                 writeln!(out, "no run kept yet")?;
@@ -204,7 +233,14 @@ pub(super) fn run(ctx: &Ctx, cmd: JobCmd, out: &mut dyn Write) -> Result<()> {
         }
         JobCmd::Compare { job, a, b, user } => {
             let t = token(user.as_deref(), false)?;
-            let runs = call(home, &t, "GET", &format!("/api/v1/jobs/{job}/runs"), None, CALL)?;
+            let runs = call(
+                home,
+                &t,
+                "GET",
+                &format!("/api/v1/jobs/{job}/runs"),
+                None,
+                CALL,
+            )?;
             let find = |n: u32| {
                 runs.as_array()
                     .and_then(|r| r.iter().find(|r| r["run"] == n).cloned())
@@ -214,21 +250,40 @@ pub(super) fn run(ctx: &Ctx, cmd: JobCmd, out: &mut dyn Write) -> Result<()> {
             for (what, x, y) in [
                 ("parameters", params(&ra), params(&rb)),
                 ("status", ra["status"].to_string(), rb["status"].to_string()),
-                ("environment lock", ra["environment_lock"].to_string(), rb["environment_lock"].to_string()),
-                ("notebook heads", ra["heads"].to_string(), rb["heads"].to_string()),
+                (
+                    "environment lock",
+                    ra["environment_lock"].to_string(),
+                    rb["environment_lock"].to_string(),
+                ),
+                (
+                    "notebook heads",
+                    ra["heads"].to_string(),
+                    rb["heads"].to_string(),
+                ),
             ] {
                 let same = if x == y { "same" } else { "differs" };
                 writeln!(out, "{what:<17} {same}: run {a} {x} | run {b} {y}")?;
             }
-            let took = |r: &Value| r["ended_at_ms"].as_i64().unwrap_or(0) - r["started_at_ms"].as_i64().unwrap_or(0);
-            writeln!(out, "{:<17} run {a} {:.2} s | run {b} {:.2} s", "duration", took(&ra) as f64 / 1000.0, took(&rb) as f64 / 1000.0)?;
+            let took = |r: &Value| {
+                r["ended_at_ms"].as_i64().unwrap_or(0) - r["started_at_ms"].as_i64().unwrap_or(0)
+            };
+            writeln!(
+                out,
+                "{:<17} run {a} {:.2} s | run {b} {:.2} s",
+                "duration",
+                took(&ra) as f64 / 1000.0,
+                took(&rb) as f64 / 1000.0
+            )?;
             let cells = |r: &Value| r["cells"].as_array().cloned().unwrap_or_default();
             let (ca, cb) = (cells(&ra), cells(&rb));
             let mut differ = 0;
             for c in &ca {
                 let id = &c["cell"];
                 let other = cb.iter().find(|o| &o["cell"] == id);
-                let (x, y) = (text_of(&c["outputs"]), other.map(|o| text_of(&o["outputs"])).unwrap_or_default());
+                let (x, y) = (
+                    text_of(&c["outputs"]),
+                    other.map(|o| text_of(&o["outputs"])).unwrap_or_default(),
+                );
                 if x != y {
                     differ += 1;
                     writeln!(out, "cell {} differs:", id.as_str().unwrap_or("?"))?;
@@ -246,7 +301,14 @@ pub(super) fn run(ctx: &Ctx, cmd: JobCmd, out: &mut dyn Write) -> Result<()> {
         }
         JobCmd::Cancel { job, user } => {
             let t = token(user.as_deref(), true)?;
-            let j = call(home, &t, "DELETE", &format!("/api/v1/jobs/{job}"), None, CALL)?;
+            let j = call(
+                home,
+                &t,
+                "DELETE",
+                &format!("/api/v1/jobs/{job}"),
+                None,
+                CALL,
+            )?;
             line(out, &j)?;
         }
     }
@@ -259,9 +321,15 @@ mod tests {
 
     #[test]
     fn parameters_read_as_json_else_as_strings() {
-        assert_eq!(parameter("n=3").unwrap(), ("n".into(), json!(3)));
-        assert_eq!(parameter("name=crab").unwrap(), ("name".into(), json!("crab")));
-        assert_eq!(parameter("xs=[1, 2]").unwrap(), ("xs".into(), json!([1, 2])));
+        assert_eq!(parameter("n=3").expect("parses"), ("n".into(), json!(3)));
+        assert_eq!(
+            parameter("name=crab").expect("parses"),
+            ("name".into(), json!("crab"))
+        );
+        assert_eq!(
+            parameter("xs=[1, 2]").expect("parses"),
+            ("xs".into(), json!([1, 2]))
+        );
         assert!(parameter("nothing").is_err());
     }
 }

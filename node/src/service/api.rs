@@ -20,6 +20,7 @@ use super::{NodeError, NodeHandle};
 use crate::home::Home;
 
 mod edit;
+pub(super) mod jobs;
 mod live;
 pub(super) mod run;
 pub(super) use edit::edit;

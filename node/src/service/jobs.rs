@@ -103,10 +103,33 @@ fn with_parameters(
     if !parameters.is_empty() {
         out.insert(
             at,
-            ("injected-parameters".to_owned(), parameters_cell(parameters)),
+            (
+                "injected-parameters".to_owned(),
+                parameters_cell(parameters),
+            ),
         );
     }
     out
+}
+
+impl Jobs {
+    /// After a (re)start, before anyone can ask: jobs that were running are failed, saying so
+    /// (or queued again if they repeat), and queued jobs go on.
+    pub(crate) async fn recover(&self) {
+        match self.store(|s| s.fail_interrupted_jobs()).await {
+            Ok((lost, queued)) => {
+                for id in &lost {
+                    warn!(job = %id, "a job was running when the node stopped; that run was lost (the job says so)");
+                }
+                if queued > 0 {
+                    info!(queued, "queued jobs go on after the restart");
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "the job queue could not be read; jobs left running are shown as running until it can")
+            }
+        }
+    }
 }
 
 /// Works through the queue until the node stops.
@@ -116,17 +139,6 @@ pub(crate) async fn work(
     key: SecretKey,
     cancel: CancellationToken,
 ) {
-    match jobs.store(|s| s.fail_interrupted_jobs()).await {
-        Ok((lost, queued)) => {
-            for id in &lost {
-                warn!(job = %id, "a job was running when the node stopped; that run was lost (the job says so)");
-            }
-            if queued > 0 {
-                info!(queued, "queued jobs go on after the restart");
-            }
-        }
-        Err(e) => warn!(error = %e, "the job queue could not be read; no job runs until the node restarts"),
-    }
     loop {
         let due = jobs.store(|s| s.take_due_job(now())).await;
         match due {

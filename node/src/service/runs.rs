@@ -31,7 +31,7 @@ use super::*;
 use crate::labs::env::Environment;
 use crate::labs::kernel::{Ended, Execution, Kernel, KernelError};
 
-pub(super) use actor::Placed;
+pub(super) use actor::{Placed, datasets_at};
 
 /// Longest a cell may run before it is interrupted.
 pub(super) const RUN_DEADLINE: Duration = Duration::from_secs(3600);
@@ -200,6 +200,29 @@ impl Runs {
         })
     }
 
+    /// A fresh kernel in `author`'s lab here (started if need be, seeing the collections of
+    /// `datasets`), for a job: not kept for later runs.
+    async fn fresh_kernel(
+        &self,
+        author: AuthorId,
+        datasets: &[DatasetRead],
+    ) -> Result<(String, Kernel), NodeError> {
+        let environment = Environment::jupyter();
+        let (lab, endpoint, token, base) = self
+            .labs
+            .lab_for_runs(
+                &author.to_string(),
+                &environment.id,
+                &collections_of(datasets),
+            )
+            .await
+            .map_err(|e| run_error(e.message))?;
+        let kernel = Kernel::start(&endpoint, &base, &token)
+            .await
+            .map_err(run_error)?;
+        Ok((lab, kernel))
+    }
+
     /// Interrupts what the kernel of `key` runs, if it has one here.
     async fn interrupt(&self, key: &KernelKey) -> Result<bool, NodeError> {
         let kernel = match self.kernels.lock().await.get(key) {
@@ -288,6 +311,15 @@ impl NodeHandle {
             provenance,
             lab,
         })
+    }
+
+    /// A fresh kernel in `author`'s lab here, for a job, and the lab's id.
+    pub(super) async fn runs_fresh_kernel(
+        &self,
+        author: AuthorId,
+        datasets: &[DatasetRead],
+    ) -> Result<(String, Kernel), NodeError> {
+        self.runs.fresh_kernel(author, datasets).await
     }
 
     /// Interrupts what `author`'s kernel for `nb` runs here; whether there was one.

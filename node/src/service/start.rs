@@ -104,6 +104,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     }
     let runs = Arc::new(runs::Runs::new(labs.clone(), fed.clone()));
     let name = config.node.name.clone();
+    let job_key = key.clone();
     let mut actor = NodeActor {
         me,
         home: home.clone(),
@@ -182,6 +183,18 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
             labs.stop_all().await;
         });
     }
+    // Pipelines: one worker takes the queued jobs in turn.
+    let jobs = Arc::new(jobs::Jobs {
+        home: home.clone(),
+        wake: tokio::sync::Notify::new(),
+    });
+    jobs.recover().await;
+    tokio::spawn(jobs::work(
+        jobs.clone(),
+        handle.clone(),
+        job_key,
+        cancel.clone(),
+    ));
     let router = orrery_web::router(
         web::NodePort {
             node: handle.clone(),
@@ -191,6 +204,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
             view: Default::default(),
             auth: Default::default(),
             labs,
+            jobs: jobs.clone(),
         },
         orrery_web::WebConfig::new(&base_url),
     );

@@ -26,6 +26,8 @@ pub(super) struct NodePort {
     pub(super) auth: super::auth_cache::AuthCache,
     /// The node's labs.
     pub(super) labs: std::sync::Arc<super::labs::Labs>,
+    /// The job queue's worker.
+    pub(super) jobs: std::sync::Arc<super::jobs::Jobs>,
 }
 
 /// How long a read federation view is served before it is read again.
@@ -176,6 +178,10 @@ impl Port for NodePort {
         outputs: futures::channel::mpsc::UnboundedSender<serde_json::Value>,
     ) -> Result<api::RunView, ApiError> {
         super::api::run::run(&self.node, who, cell, outputs).await
+    }
+
+    async fn jobs(&self, who: Principal, call: api::JobCall) -> Result<api::JobAnswer, ApiError> {
+        super::api::jobs::call(&self.node, &self.jobs, who, call).await
     }
 
     async fn labs(&self, who: Principal, call: api::LabCall) -> Result<api::LabAnswer, ApiError> {

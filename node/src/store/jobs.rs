@@ -89,8 +89,19 @@ const COLUMNS: &str =
     "id, project, notebook, author, parameters, every_secs, next_at, state, runs, note, created_at";
 
 fn job(row: Row) -> Option<Job> {
-    let (id, project, notebook, author, parameters, every_secs, next_at, state, runs, note, created_at) =
-        row;
+    let (
+        id,
+        project,
+        notebook,
+        author,
+        parameters,
+        every_secs,
+        next_at,
+        state,
+        runs,
+        note,
+        created_at,
+    ) = row;
     Some(Job {
         id,
         project: ProjectId(project.try_into().ok()?),
@@ -272,8 +283,8 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// After a restart: jobs that were running are failed, saying so; returns them, and how
-    /// many queued jobs go on.
+    /// After a restart: jobs that were running are failed, saying so (a repeating one is queued
+    /// again, saying its run was lost); returns them, and how many queued jobs go on.
     pub fn fail_interrupted_jobs(&mut self) -> Result<(Vec<String>, usize), StoreError> {
         let tx = self.conn.transaction()?;
         let interrupted: Vec<String> = {
@@ -284,11 +295,20 @@ impl Store {
         tx.execute(
             "UPDATE jobs SET state = 'failed',
                  note = 'the node stopped while it ran; that run was lost: submit the job again'
-             WHERE state = 'running'",
+             WHERE state = 'running' AND every_secs IS NULL",
             [],
         )?;
-        let queued: i64 =
-            tx.query_row("SELECT count(*) FROM jobs WHERE state = 'queued'", [], |r| r.get(0))?;
+        tx.execute(
+            "UPDATE jobs SET state = 'queued', next_at = ?1,
+                 note = 'the node stopped during a run, which was lost; the job goes on'
+             WHERE state = 'running'",
+            params![now()],
+        )?;
+        let queued: i64 = tx.query_row(
+            "SELECT count(*) FROM jobs WHERE state = 'queued'",
+            [],
+            |r| r.get(0),
+        )?;
         tx.commit()?;
         Ok((interrupted, queued as usize))
     }
@@ -302,7 +322,11 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let bytes = row?;
-            if let Ok(r) = orrery_protocol::encoding::decode("a job record", &bytes, orrery_protocol::job::MAX_JOB_RECORD_BYTES * 2) {
+            if let Ok(r) = orrery_protocol::encoding::decode(
+                "a job record",
+                &bytes,
+                orrery_protocol::job::MAX_JOB_RECORD_BYTES * 2,
+            ) {
                 out.push(r);
             }
         }

@@ -684,3 +684,118 @@ pub enum LabAnswer {
     /// Output lines.
     Logs(String),
 }
+
+/// A notebook to run whole as a job (a pipeline), once or on a schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewJob {
+    /// Values injected as Python assignments after the cell tagged `parameters` (as papermill
+    /// does): numbers, strings, booleans, null, lists and objects.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Run again this many seconds after each run starts, until cancelled.
+    #[serde(default)]
+    pub every_secs: Option<i64>,
+}
+
+/// A job: a notebook run whole at the data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    /// Its id.
+    pub id: String,
+    /// The project.
+    pub project: String,
+    /// The notebook.
+    pub notebook: String,
+    /// The parameters: names and the Python literals injected.
+    pub parameters: Vec<(String, String)>,
+    /// Seconds between runs, if it repeats.
+    pub every_secs: Option<i64>,
+    /// When it runs next, if queued (seconds since the Unix epoch).
+    pub next_at: Option<i64>,
+    /// `queued`, `running`, `done`, `failed` or `cancelled`.
+    pub state: String,
+    /// How many runs it has kept.
+    pub runs: u32,
+    /// Why it is where it is, when that needs saying.
+    pub note: String,
+    /// When it was asked for.
+    pub created_at: i64,
+}
+
+/// One cell of a job's run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobCellView {
+    /// The cell (`injected-parameters` for the cell the job added).
+    pub cell: String,
+    /// `ok`, the error it raised, or `not run`.
+    pub status: String,
+    /// The kernel's counter for it.
+    pub execution_count: Option<i64>,
+    /// Its outputs (nbformat).
+    #[schema(value_type = Vec<Object>)]
+    pub outputs: Vec<serde_json::Value>,
+}
+
+/// One run of a job, from the record the computing node signed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobRunView {
+    /// Which run (1 is the first).
+    pub run: u32,
+    /// The node that ran it and signed the record.
+    pub node: String,
+    /// Whether the record's signature holds (it is checked each time it is read).
+    pub verified: bool,
+    /// `ok`, or the first error.
+    pub status: String,
+    /// The parameters injected.
+    pub parameters: Vec<(String, String)>,
+    /// The notebook's heads it ran on.
+    pub heads: Vec<String>,
+    /// The environment and the hash of its lock.
+    pub environment: String,
+    /// The hash of the environment's package lock.
+    pub environment_lock: String,
+    /// The datasets it could read, each `product blake3`.
+    pub datasets: Vec<String>,
+    /// Start, in milliseconds since the Unix epoch.
+    pub started_at_ms: i64,
+    /// End.
+    pub ended_at_ms: i64,
+    /// Every code cell in order.
+    pub cells: Vec<JobCellView>,
+}
+
+/// What the jobs API is asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobCall {
+    /// Run a notebook of a project as a job.
+    Submit {
+        /// The project.
+        project: String,
+        /// The notebook.
+        notebook: String,
+        /// What to run it with.
+        job: NewJob,
+    },
+    /// The caller's jobs.
+    List,
+    /// One job.
+    Show(String),
+    /// A job's runs.
+    Runs(String),
+    /// Cancel a job.
+    Cancel(String),
+}
+
+/// What a jobs call answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobAnswer {
+    /// A job.
+    Job(JobView),
+    /// Jobs.
+    Jobs(Vec<JobView>),
+    /// A job's runs.
+    Runs(Vec<JobRunView>),
+}

@@ -27,7 +27,11 @@ fn python_literal(v: &Value) -> String {
         Value::String(_) => v.to_string(),
         Value::Array(items) => format!(
             "[{}]",
-            items.iter().map(python_literal).collect::<Vec<_>>().join(", ")
+            items
+                .iter()
+                .map(python_literal)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Value::Object(m) => format!(
             "{{{}}}",
@@ -74,7 +78,8 @@ fn run_view(record: orrery_protocol::Signed<JobRecord, orrery_protocol::Unverifi
             run: 0,
             node: String::new(),
             verified: false,
-            status: "this record's signature does not hold: it was altered after it was signed".into(),
+            status: "this record's signature does not hold: it was altered after it was signed"
+                .into(),
             parameters: Vec::new(),
             heads: Vec::new(),
             environment: String::new(),
@@ -147,11 +152,17 @@ pub(in crate::service) async fn call(
         }
         JobCall::Runs(id) => {
             let asked = id.clone();
-            let j = jobs.store(move |s| s.job(&asked)).await.map_err(store_error)?;
+            let j = jobs
+                .store(move |s| s.job(&asked))
+                .await
+                .map_err(store_error)?;
             if mine(&j).is_none() {
                 return Err(ApiError::not_found("no such job of yours"));
             }
-            let runs = jobs.store(move |s| s.job_runs(&id)).await.map_err(store_error)?;
+            let runs = jobs
+                .store(move |s| s.job_runs(&id))
+                .await
+                .map_err(store_error)?;
             Ok(JobAnswer::Runs(runs.into_iter().map(run_view).collect()))
         }
         JobCall::Cancel(id) => {
@@ -226,7 +237,10 @@ async fn submit(
         .map_err(node_error)?
     };
     checked?;
-    let job_id = format!("job-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let mut random = [0u8; 6];
+    getrandom::fill(&mut random)
+        .map_err(|e| ApiError::unavailable(format!("no randomness for a job id: {e}")))?;
+    let job_id = format!("job-{}", hex::encode(random));
     let (p, n, every) = (id, notebook.to_owned(), new.every_secs);
     let queued = jobs
         .store(move |s| s.queue_job(&job_id, p, &n, author, &parameters, every, JOB_QUOTA))

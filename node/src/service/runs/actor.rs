@@ -19,7 +19,7 @@ pub(in crate::service) enum Placed {
 }
 
 /// The project's datasets `node` holds, as a run there reads them.
-pub(super) fn datasets_at(project: &Project, node: NodeId) -> Vec<DatasetRead> {
+pub(in crate::service) fn datasets_at(project: &Project, node: NodeId) -> Vec<DatasetRead> {
     let at = node.to_string();
     project
         .datasets()

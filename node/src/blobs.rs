@@ -115,6 +115,13 @@ impl BlobStore {
             .join(format!("{}-{}", id.hex(), id.len))
     }
 
+    /// The reference of the blob held here under `hash`, if one is (its length from its file).
+    pub fn by_hash(&self, hash: [u8; 32]) -> Option<BlobRef> {
+        let probe = BlobRef { hash, len: 0 };
+        let len = fs::metadata(self.path(&probe)).ok()?.len();
+        Some(BlobRef { hash, len })
+    }
+
     /// Whether the blob is held (by its file's presence and length).
     pub fn has(&self, id: &BlobRef) -> bool {
         fs::metadata(self.path(id)).is_ok_and(|m| m.len() == id.len)

@@ -68,6 +68,14 @@ fn a_researcher_runs_a_cell_from_the_project_page_and_sees_where_it_ran() {
         json!({ "source": "import time\nprint('streamed', flush=True)\ntime.sleep(2)\n6 * 7" }),
     );
     assert_eq!(status, 201, "{cell}");
+    // A plot-sized image (about 90 KB as base64): kept beside the project, not in it.
+    let (status, cell) = post(
+        &format!("/projects/{p}/notebooks/{nb}/cells"),
+        json!({ "source": "import io, numpy as np\nfrom PIL import Image as P\nfrom IPython.display import Image, display\n\
+            a = np.random.default_rng(2).integers(0, 256, (150, 150, 3), dtype=np.uint8)\n\
+            b = io.BytesIO()\nP.fromarray(a).save(b, 'PNG')\ndisplay(Image(data=b.getvalue()))" }),
+    );
+    assert_eq!(status, 201, "{cell}");
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     let out = Command::new("node")
@@ -112,6 +120,10 @@ fn a_researcher_runs_a_cell_from_the_project_page_and_sees_where_it_ran() {
             .as_str()
             .is_some_and(|s| s.starts_with("Ran at Heidelberg")),
         "{seen}"
+    );
+    assert_eq!(
+        seen["storedImage"], 150,
+        "the stored image is drawn on the page: {seen}"
     );
     assert_eq!(seen["errors"], json!([]), "{seen}");
     let serious: Vec<&Value> = seen["violations"]

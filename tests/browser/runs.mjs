@@ -37,6 +37,13 @@ try {
   await cell.locator('.provenance summary').click();
   out.record = (await cell.locator('.provenance dl').innerText()).trim();
   out.status = (await page.locator('.notebook [role=status]').last().innerText()).trim();
+  // A large output is stored beside the project; the page fetches and draws it.
+  const second = page.locator('.cell.code').nth(1);
+  await second.getByRole('button', { name: 'Run the cell at the data' }).click();
+  await second.locator('.provenance').waitFor({ timeout: 60000 });
+  const img = second.locator('.output img');
+  await img.waitFor({ timeout: 15000 });
+  out.storedImage = await img.evaluate((i) => i.decode().then(() => i.naturalWidth));
   await page.screenshot({ path: `${shots}/run-at-the-data.png`, fullPage: true });
   out.violations = await axe(page);
   out.errors = errors;

@@ -383,6 +383,8 @@ export const authorship = (id: string, nb: string) =>
 export const credits = (id: string) => get<CreditsView>(`${P(id)}/credits`);
 export const history = (id: string) => get<ChangeView[]>(`${P(id)}/history`);
 export const comments = (id: string) => get<CommentView[]>(`${P(id)}/comments`);
+export const storedOutput = (id: string, blake3: string) =>
+  get<Record<string, unknown> | Record<string, unknown>[]>(`${P(id)}/outputs/${encodeURIComponent(blake3)}`);
 export const ipynbUrl = (id: string, nb: string) => `${P(id)}/notebooks/${encodeURIComponent(nb)}/ipynb`;
 
 /// Adds a collection to a running lab, read-only at `/data/<collection>`.

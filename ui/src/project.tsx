@@ -20,6 +20,7 @@ import {
   project,
   projects,
   runCell,
+  storedOutput,
 } from './api';
 import { highlight, markdown, output } from './render';
 
@@ -128,15 +129,37 @@ function Markdown({ source }: { source: string }) {
   return html === null ? <div class="md pending">{source}</div> : <Html class="md" html={html} />;
 }
 
-function Outputs({ outputs }: { outputs: Record<string, unknown>[] }) {
+/// Outputs with those stored beside the project (large ones) fetched in their place; one that
+/// cannot be had says so where it would be.
+async function resolved(project: string, outputs: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  for (const o of outputs) {
+    if (o.output_type !== 'orrery:stored' && o.output_type !== 'orrery:stored-list') {
+      out.push(o);
+      continue;
+    }
+    try {
+      const stored = await storedOutput(project, String(o.blake3));
+      if (Array.isArray(stored)) out.push(...stored);
+      else out.push(stored);
+    } catch (e) {
+      out.push({ output_type: 'stream', name: 'stderr', text: `An output of ${String(o.bytes)} bytes cannot be shown: ${message(e)}\n` });
+    }
+  }
+  return out;
+}
+
+function Outputs({ project: id, outputs }: { project: string; outputs: Record<string, unknown>[] }) {
   const [rendered, setRendered] = useState<{ kind: string; html: string }[] | null>(null);
   useEffect(() => {
     let live = true;
-    void Promise.all(outputs.map(output)).then((r) => live && setRendered(r));
+    void resolved(id, outputs)
+      .then((all) => Promise.all(all.map(output)))
+      .then((r) => live && setRendered(r));
     return () => {
       live = false;
     };
-  }, [outputs]);
+  }, [id, outputs]);
   if (outputs.length === 0 || rendered === null) return null;
   return (
     <div class="outputs">
@@ -363,7 +386,7 @@ function Notebook({
               ) : (
                 <pre class="source raw">{c.source}</pre>
               )}
-              {c.kind === 'code' && <Outputs outputs={running.get(c.id) ?? c.outputs} />}
+              {c.kind === 'code' && <Outputs project={p.id} outputs={running.get(c.id) ?? c.outputs} />}
               {c.kind === 'code' && c.run && !running.has(c.id) && <Provenance run={c.run} who={who} />}
             </div>
           </div>

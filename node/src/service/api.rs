@@ -330,6 +330,25 @@ pub(super) async fn named(node: &NodeHandle, mut answer: ProjectAnswer) -> Proje
     answer
 }
 
+/// The output (or list of outputs) stored in `blobs` under the BLAKE3 `hex`.
+fn stored_output(
+    blobs: &crate::blobs::BlobStore,
+    hex: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(hex, &mut hash)
+        .map_err(|_| ApiError::invalid("a stored output is named by its BLAKE3, 64 hex digits"))?;
+    let missing = || {
+        ApiError::not_found(
+            "this node does not hold that output (yet: it fetches outputs from the node that wrote them)",
+        )
+    };
+    let id = blobs.by_hash(hash).ok_or_else(missing)?;
+    let bytes = blobs.get(&id).ok_or_else(missing)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::unavailable(format!("a stored output does not parse: {e}")))
+}
+
 /// What a read needs from outside the project: the nodes whose ORCID attestations count.
 pub(super) struct Trust {
     pub(super) me: orrery_protocol::NodeId,
@@ -435,6 +454,9 @@ pub(super) async fn read(
                 ),
                 ProjectRead::Comments => {
                     ProjectAnswer::Comments(p.comments().into_iter().map(comment_view).collect())
+                }
+                ProjectRead::StoredOutput(hex) => {
+                    ProjectAnswer::Stored(stored_output(&blobs, &hex)?)
                 }
             })
         })

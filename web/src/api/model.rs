@@ -434,6 +434,9 @@ pub enum ProjectRead {
     History(usize),
     /// Its comments.
     Comments,
+    /// An output stored beside the project (large ones are), by its BLAKE3 in hex: the output,
+    /// or the list of outputs stored together.
+    StoredOutput(String),
 }
 
 /// A cell of a project's notebook, as a path names it.
@@ -578,6 +581,8 @@ pub enum ProjectAnswer {
     Comment(CommentView),
     /// A cell run at the data.
     Run(RunView),
+    /// An output (or a list of outputs) stored beside the project.
+    Stored(serde_json::Value),
     /// Done; nothing to show.
     Done,
 }

@@ -31,6 +31,7 @@ pub(super) fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(interrupt_kernel))
         .routes(routes!(restart_kernel))
         .routes(routes!(reference_dataset))
+        .routes(routes!(stored_output))
         .routes(routes!(authorship))
         .routes(routes!(add_cell))
         .routes(routes!(set_source, delete_cell))
@@ -837,4 +838,32 @@ async fn reference_dataset(
 ) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
     let a = edit_with(&b, &headers, project, body, ProjectEdit::AddDataset).await?;
     Ok((StatusCode::CREATED, Json(expect!(a, Project)?)))
+}
+
+/// An output stored beside the project, as a notebook's cells name it (`{"output_type":
+/// "orrery:stored", "blake3": …}`; large outputs are kept so): the nbformat output, or for
+/// `orrery:stored-list` the list of outputs stored together.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/outputs/{blake3}",
+    tag = "projects",
+    security((), ("bearer" = []), ("session" = [])),
+    params(
+        ("project" = String, Path, description = "the project's id"),
+        ("blake3" = String, Path, description = "the output's BLAKE3, 64 hex digits"),
+    ),
+    responses(
+        (status = 200, description = "the output, or the list of outputs", body = Object),
+        (status = 400, description = "not a BLAKE3", body = ErrorBody),
+        (status = 401, description = "a credential was sent and is not valid", body = ErrorBody),
+        (status = 404, description = "no such project the caller may see, or the output is not held here (yet: it is fetched from the node that wrote it)", body = ErrorBody),
+    )
+)]
+async fn stored_output(
+    State(b): State<Shared>,
+    headers: HeaderMap,
+    Path((project, blake3)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let a = read(&b, &headers, project, ProjectRead::StoredOutput(blake3)).await?;
+    expect!(a, Stored).map(Json)
 }

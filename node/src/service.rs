@@ -145,6 +145,11 @@ enum Command {
         cell: orrery_crdt::CellId,
         reply: oneshot::Sender<Result<runs::Placed, NodeError>>,
     },
+    /// Where a job's next run goes, with the order to send if elsewhere.
+    PlaceJob {
+        job: crate::store::Job,
+        reply: oneshot::Sender<Result<Option<(NodeId, orrery_protocol::job::JobOrder)>, NodeError>>,
+    },
     /// How a run sent to another node ended: the change recording it, to take in.
     TakeRun {
         from: NodeId,

@@ -220,6 +220,47 @@ fn a_cell_run_at_esac_runs_at_heidelberg_where_the_data_is_and_madrid_verifies_i
     });
     assert!(at_madrid.contains("Heidelberg"), "{at_madrid}");
 
+    // A notebook run whole as a job from ESAC runs at Heidelberg too, with its parameter
+    // injected; the record Heidelberg signed carries Ada's request.
+    let header = json!({ "nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        { "cell_type": "code", "id": "params", "metadata": { "tags": ["parameters"] },
+          "outputs": [], "execution_count": null, "source": "card = 'SIMPLE'" },
+        { "cell_type": "code", "id": "read", "metadata": {}, "outputs": [],
+          "execution_count": null,
+          "source": "from astropy.io import fits\nfits.getheader('/data/crab/crab.fits')[card]" },
+    ]});
+    let (status, imported) = post(
+        &format!("/projects/{p}/notebooks/import"),
+        Some(json!({ "title": "Header", "notebook": header })),
+    );
+    assert_eq!(status, 201, "{imported}");
+    let header_nb = imported["id"].as_str().expect("id").to_owned();
+    let (status, job) = post(
+        &format!("/projects/{p}/notebooks/{header_nb}/jobs"),
+        Some(json!({ "parameters": { "card": "OBJECT" } })),
+    );
+    assert_eq!(status, 201, "{job}");
+    let job = job["id"].as_str().expect("id").to_owned();
+    let job_state = wait_for("the job's run at Heidelberg", || {
+        let (_, j) = call("GET", &format!("{api}/jobs/{job}"), Some(&token), None);
+        matches!(j["state"].as_str(), Some("done" | "failed")).then_some(j)
+    });
+    assert_eq!(job_state["state"], "done", "{job_state}");
+    let (status, runs) = call("GET", &format!("{api}/jobs/{job}/runs"), Some(&token), None);
+    assert_eq!(status, 200, "{runs}");
+    let r = &runs[0];
+    assert_eq!(r["node"], b_id.as_str(), "ran where the data is: {r}");
+    assert_eq!(r["verified"], true, "{r}");
+    assert_eq!(
+        r["cells"][2]["outputs"][0]["data"]["text/plain"], "'Crab Nebula'",
+        "{r}"
+    );
+    assert_eq!(
+        r["datasets"][0],
+        format!("crab/crab.fits {checksum}"),
+        "{r}"
+    );
+
     // A long cell, run with its outputs streamed: its first line arrives while it runs; it is
     // then interrupted through ESAC, and the run ends, recorded as interrupted.
     let url = format!("{api}/projects/{p}/notebooks/{nb}/cells/{}/run", cells[2]);

@@ -7,10 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{AuthorId, NodeId};
-use crate::limits::MAX_NAME_BYTES;
-use crate::run::{DatasetRead, RunStatus};
-use crate::seal::{ChangeHash, ProjectId};
-use crate::signing::{Domain, SignedPayload};
+use crate::limits::{MAX_NAME_BYTES, MAX_SEAL_HEADS};
+use crate::run::{DatasetRead, RUN_ORDER_LIFETIME_SECS, RunStatus};
+use crate::seal::{ChangeHash, ChangeSeal, ProjectId};
+use crate::signing::{Domain, Signed, SignedPayload, Unverified};
 
 /// Most parameters one job takes.
 pub const MAX_PARAMETERS: usize = 64;
@@ -67,6 +67,9 @@ pub struct JobRecord {
     pub status: RunStatus,
     /// Every code cell, in order, the injected parameters among them.
     pub cells: Vec<JobCell>,
+    /// The author's signed request, when the job's own node sent the run here (the notebook's
+    /// data is here); `None` when the job ran on the node it was submitted to.
+    pub request: Option<Signed<JobRequest, Unverified>>,
 }
 
 impl SignedPayload for JobRecord {
@@ -118,4 +121,73 @@ pub fn parameters_cell(parameters: &[(String, String)]) -> String {
         source.push_str(&format!("{name} = {value}\n"));
     }
     source
+}
+
+/// Largest job request (its parameters).
+pub const MAX_JOB_REQUEST_BYTES: usize = 512 * 1024;
+
+/// An author's request that `node` make one run of a job: run a notebook of a project whole,
+/// as of `heads`, with `parameters`. The node holding the job (the author's home) signs it with
+/// the author's key when the notebook's data is held by another member, and sends it there in a
+/// [`JobOrder`]; that member judges it as a run request (see [`crate::run`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRequest {
+    /// The project.
+    pub project: ProjectId,
+    /// The notebook's id.
+    pub notebook: String,
+    /// The project's heads: the notebook to run.
+    pub heads: Vec<ChangeHash>,
+    /// The parameters to inject: names and Python literals.
+    pub parameters: Vec<(String, String)>,
+    /// The node asked to run it.
+    pub node: NodeId,
+    /// The job, at its home node.
+    pub job: String,
+    /// Which run of the job.
+    pub run: u32,
+    /// Random: tells apart two requests.
+    pub id: [u8; 16],
+    /// When it was made, in seconds since the Unix epoch.
+    pub issued_at: i64,
+}
+
+impl SignedPayload for JobRequest {
+    const DOMAIN: Domain = Domain::JobRequest;
+    const MAX_BYTES: usize = MAX_JOB_REQUEST_BYTES;
+    const NAME: &'static str = "job request";
+}
+
+impl JobRequest {
+    /// Whether another node may still honour it at `now`.
+    pub fn fresh_at(&self, now: i64) -> bool {
+        (now - RUN_ORDER_LIFETIME_SECS..=now + RUN_ORDER_LIFETIME_SECS).contains(&self.issued_at)
+    }
+
+    /// Checks its limits.
+    pub fn validate(&self) -> Result<(), String> {
+        let id_ok = |s: &str| !s.is_empty() && s.len() <= MAX_NAME_BYTES;
+        if !id_ok(&self.notebook) || !id_ok(&self.job) {
+            return Err("a job request's notebook or job id is empty or too long".into());
+        }
+        if self.heads.is_empty() || self.heads.len() > MAX_SEAL_HEADS {
+            return Err("a job request's heads are empty or too many".into());
+        }
+        check_parameters(&self.parameters).map_err(|e| e.to_string())
+    }
+}
+
+/// The home node asking the member holding a job's data to make one run of it: the author's
+/// request and the project as of its heads (a snapshot and its seals), as a run order carries
+/// them. The answer comes as a run's does (`RunProgress`), ending with the signed
+/// [`JobRecord`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobOrder {
+    /// The author's request.
+    pub request: Signed<JobRequest, Unverified>,
+    /// The project as of the request's heads.
+    #[serde(with = "crate::wire::bytes")]
+    pub snapshot: Vec<u8>,
+    /// The seals covering the snapshot's changes.
+    pub seals: Vec<Signed<ChangeSeal, Unverified>>,
 }

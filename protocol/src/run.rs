@@ -152,6 +152,8 @@ pub enum RunEnd {
     },
     /// The run could not be made (no lab, no kernel, a kernel that died): nothing recorded.
     Failed(String),
+    /// A job's run was made: the record the computing node signed.
+    Job(Box<Signed<crate::job::JobRecord, Unverified>>),
 }
 
 /// A stored output's bytes (encoded as one byte string).

@@ -51,6 +51,8 @@ pub enum Domain {
     LabOrder,
     /// A node's record of a job it ran.
     JobRecord,
+    /// An author's request that a node make a run of a job.
+    JobRequest,
 }
 
 impl Domain {
@@ -73,6 +75,7 @@ impl Domain {
             Domain::RunRequest => "orrery/v1/run-request",
             Domain::LabOrder => "orrery/v1/lab-order",
             Domain::JobRecord => "orrery/v1/job-record",
+            Domain::JobRequest => "orrery/v1/job-request",
         }
     }
 }

@@ -96,6 +96,8 @@ pub enum Request {
         /// How many outputs the asker already has.
         from: u32,
     },
+    /// Make a run of a job for one of my authors (see [`crate::job`]); asked about as a run.
+    Job(crate::job::JobOrder),
     /// Interrupt the run of this request (its id), or restart the kernel it ran in.
     RunControl {
         /// The request's id.

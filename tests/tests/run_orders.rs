@@ -1,5 +1,5 @@
-//! Run orders between nodes, from a hostile member: a node runs nothing for a request that is
-//! replayed, stale, meant for another node, relayed by a node that does not host its author,
+//! Run and job orders between nodes, from a hostile member: a node runs nothing for a request
+//! that is replayed, stale, meant for another node, relayed by a node that does not host its author,
 //! made by someone who is no editor, or sent with a project that does not verify; it answers
 //! questions about a run only to the node that sent it; and outputs written by a node the
 //! request does not name are refused by every replica.
@@ -11,6 +11,7 @@ use automerge::{Automerge, ReadDoc};
 use orrery_crdt::{CellKind, NewCell, Project, Session, Visibility};
 use orrery_node::home::read_key;
 use orrery_protocol::advert::Hosting;
+use orrery_protocol::job::{JobOrder, JobRequest};
 use orrery_protocol::run::{RunOrder, RunReply, RunRequest};
 use orrery_protocol::wire::{Refusal, Request, Response, SyncFrame};
 use orrery_protocol::{AuthorId, ChangeHash, ChangeSeal, NodeId, SecretKey, Signed, Verified};
@@ -159,6 +160,34 @@ async fn run_orders_are_judged_before_anything_runs_and_forged_outputs_are_refus
         matches!(ended, orrery_protocol::run::RunEnd::Failed(_)),
         "{ended:?}"
     );
+
+    // A job's run is judged alike: taken once, refused as a replay.
+    let job = Signed::sign(
+        &eve,
+        JobRequest {
+            project: eves.id(),
+            notebook: eves.notebook_ids().remove(0).0.to_string(),
+            heads: eves.heads(),
+            parameters: vec![("n".into(), "3".into())],
+            node: b.id,
+            job: "job-eve".into(),
+            run: 1,
+            id: rand_id(),
+            issued_at: now(),
+        },
+    );
+    let job_order = || {
+        Request::Job(JobOrder {
+            request: job.clone().into_unverified(),
+            snapshot: eves.snapshot(),
+            seals: eves.seals(),
+        })
+    };
+    match ask(job_order()).await {
+        Response::Run(RunReply::Accepted) => {}
+        other => panic!("Eve's job was not taken: {other:?}"),
+    }
+    refused(ask(job_order()).await, "replay");
 
     // Stale, or from the future.
     refused(

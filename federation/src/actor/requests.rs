@@ -278,6 +278,7 @@ impl Actor {
             | Request::DataPlane
             | Request::Lab(_)
             | Request::Run(_)
+            | Request::Job(_)
             | Request::RunProgress { .. }
             | Request::RunControl { .. }) => {
                 let (reply, rx) = oneshot::channel();

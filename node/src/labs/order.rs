@@ -7,9 +7,50 @@ use std::collections::HashMap;
 
 use orrery_protocol::advert::NodeAdvert;
 use orrery_protocol::federation::FederationId;
+use orrery_protocol::job::JobRequest;
 use orrery_protocol::lab::{LabAction, LabOrder, ORDER_LIFETIME_SECS};
 use orrery_protocol::run::{RUN_ORDER_LIFETIME_SECS, RunRequest};
 use orrery_protocol::{AuthorId, NodeId, Signed, Unverified, Verified};
+
+/// What an author's request to run something on another node says of itself: whom it is for,
+/// when it was made, its id, and whether it is well formed.
+pub trait AuthorRequest: orrery_protocol::signing::SignedPayload {
+    /// The node asked.
+    fn to(&self) -> NodeId;
+    /// When it was made (seconds since the Unix epoch).
+    fn issued(&self) -> i64;
+    /// Whether it may be honoured at `now`.
+    fn fresh(&self, now: i64) -> bool;
+    /// Its random id.
+    fn once(&self) -> [u8; 16];
+    /// Its limits.
+    fn check(&self) -> Result<(), String>;
+}
+
+/// Both kinds of request carry the same fields for this.
+macro_rules! author_request {
+    ($t:ty) => {
+        impl AuthorRequest for $t {
+            fn to(&self) -> NodeId {
+                self.node
+            }
+            fn issued(&self) -> i64 {
+                self.issued_at
+            }
+            fn fresh(&self, now: i64) -> bool {
+                self.fresh_at(now)
+            }
+            fn once(&self) -> [u8; 16] {
+                self.id
+            }
+            fn check(&self) -> Result<(), String> {
+                self.validate().map_err(|e| e.to_string())
+            }
+        }
+    };
+}
+author_request!(RunRequest);
+author_request!(JobRequest);
 
 /// Most order ids remembered (an order is remembered for its lifetime).
 const MAX_SEEN: usize = 100_000;
@@ -81,24 +122,24 @@ impl Judge<'_> {
         Ok((author, o.action.clone()))
     }
 
-    /// A run request sent by `peer`, verified, or why it is refused: the same rules as a lab
-    /// order's (the author's home sends it, for this node, fresh, once).
-    pub fn judge_run(
+    /// A run or job request sent by `peer`, verified, or why it is refused: the same rules as a
+    /// lab order's (the author's home sends it, for this node, fresh, once).
+    pub fn judge_request<T: AuthorRequest>(
         &self,
         peer: NodeId,
-        request: Signed<RunRequest, Unverified>,
+        request: Signed<T, Unverified>,
         seen: &mut Seen,
-    ) -> Result<Signed<RunRequest, Verified>, String> {
+    ) -> Result<Signed<T, Verified>, String> {
         self.member(peer)?;
         let request = request
             .verify()
             .map_err(|e| format!("the request's signature does not hold: {e}"))?;
         let author = AuthorId(*request.signer());
         let r = request.value();
-        r.validate().map_err(|e| e.to_string())?;
-        let fresh = r.fresh_at(self.now);
-        let until = r.issued_at + RUN_ORDER_LIFETIME_SECS + 1;
-        self.admit(peer, author, r.node, fresh, (r.id, until), seen)?;
+        r.check()?;
+        let fresh = r.fresh(self.now);
+        let until = r.issued() + RUN_ORDER_LIFETIME_SECS + 1;
+        self.admit(peer, author, r.to(), fresh, (r.once(), until), seen)?;
         Ok(request)
     }
 

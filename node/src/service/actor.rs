@@ -163,6 +163,10 @@ impl NodeActor {
                 let r = self.request_run(author, project, notebook, cell).await;
                 let _ = reply.send(r);
             }
+            Command::PlaceJob { job, reply } => {
+                let r = self.place_job(job).await;
+                let _ = reply.send(r);
+            }
             Command::TakeRun {
                 from,
                 request,

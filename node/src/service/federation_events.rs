@@ -122,6 +122,10 @@ impl NodeActor {
                         self.answer_run_order(from, order, reply);
                         return;
                     }
+                    Request::Job(order) => {
+                        self.answer_job_order(from, order, reply);
+                        return;
+                    }
                     Request::RunProgress { id, from: seen } => {
                         let runs = self.runs.clone();
                         tokio::spawn(async move {

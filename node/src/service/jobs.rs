@@ -21,7 +21,6 @@ use tracing::{info, warn};
 use super::NodeHandle;
 use crate::home::Home;
 use crate::labs::env::Environment;
-use crate::labs::kernel::Ended;
 use crate::store::{Job, Store, StoreError};
 
 /// Most jobs one author may have queued or running at once.
@@ -64,13 +63,13 @@ impl Jobs {
 
 /// A notebook as a job reads it: its code cells (with whether each is the parameters cell), the
 /// heads it was read at, and the datasets this node holds for it.
-struct Read {
+pub(super) struct Read {
     heads: Vec<orrery_protocol::ChangeHash>,
     cells: Vec<(String, String, bool)>,
-    datasets: Vec<DatasetRead>,
+    pub(super) datasets: Vec<DatasetRead>,
 }
 
-fn read_notebook(p: &Project, nb: &NotebookId, me: NodeId) -> Result<Read, String> {
+pub(super) fn read_notebook(p: &Project, nb: &NotebookId, me: NodeId) -> Result<Read, String> {
     let notebook = p
         .notebook(nb)
         .map_err(|e| format!("the notebook cannot be read: {e}"))?;
@@ -129,6 +128,18 @@ impl Jobs {
                 warn!(error = %e, "the job queue could not be read; jobs left running are shown as running until it can")
             }
         }
+    }
+}
+
+impl NodeHandle {
+    /// Where `job`'s next run goes: `None` for here, or the member holding its notebook's data
+    /// with the order to send it.
+    async fn place_job(
+        &self,
+        job: Job,
+    ) -> Result<Option<(NodeId, orrery_protocol::job::JobOrder)>, super::NodeError> {
+        self.call(|reply| super::Command::PlaceJob { job, reply })
+            .await
     }
 }
 
@@ -202,28 +213,72 @@ async fn execute(
         .notebook
         .parse()
         .map_err(|_| "the job's notebook id does not parse".to_owned())?;
+    // Where the notebook's data is held, if not here: the run goes there.
+    if let Some((at, order)) = node
+        .place_job(job.clone())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return node.runs.follow_job(at, order).await;
+    }
     let me = node.id();
-    let read = {
-        let nb = nb.clone();
-        node.read(job.project, move |p| match p {
+    let read = node
+        .read(job.project, move |p| match p {
             Some(p) => read_notebook(p, &nb, me),
             None => Err("the project is no longer held here".into()),
         })
         .await
-        .map_err(|e| e.to_string())??
-    };
+        .map_err(|e| e.to_string())??;
+    let record = make_run(&node.runs, header(job, me, None), read).await?;
+    Ok(Signed::sign(key, record))
+}
+
+/// A record of one run of `job` on `node`, before the run: what the run fills in is empty.
+pub(super) fn header(
+    job: &Job,
+    node: NodeId,
+    request: Option<
+        orrery_protocol::Signed<orrery_protocol::job::JobRequest, orrery_protocol::Unverified>,
+    >,
+) -> JobRecord {
+    JobRecord {
+        job: job.id.clone(),
+        run: job.runs + 1,
+        project: job.project,
+        notebook: job.notebook.clone(),
+        heads: Vec::new(),
+        requester: job.author,
+        parameters: job.parameters.clone(),
+        node,
+        environment: String::new(),
+        environment_lock: String::new(),
+        datasets: Vec::new(),
+        started_at_ms: 0,
+        ended_at_ms: 0,
+        status: RunStatus::Ok,
+        cells: Vec::new(),
+        request,
+    }
+}
+
+/// Makes one run of a job here, in a fresh kernel of its requester's lab: every code cell of
+/// the notebook `read` in order with the parameters injected, stopping at the first that
+/// raises; `record` filled in with what ran and how.
+pub(super) async fn make_run(
+    runs: &super::runs::Runs,
+    mut record: JobRecord,
+    read: Read,
+) -> Result<JobRecord, String> {
     let environment = Environment::jupyter();
-    let started_at_ms = now_ms();
-    let (lab, kernel) = node
-        .runs_fresh_kernel(job.author, &read.datasets)
+    record.started_at_ms = now_ms();
+    let (lab, kernel) = runs
+        .fresh_kernel(record.requester, &read.datasets)
         .await
         .map_err(|e| e.to_string())?;
-    let mut cells = Vec::new();
-    let mut status = RunStatus::Ok;
-    for (cell, source) in with_parameters(read.cells, &job.parameters) {
+    for (cell, source) in with_parameters(read.cells, &record.parameters) {
         let source_blake3 = *blake3::hash(source.as_bytes()).as_bytes();
-        if status != RunStatus::Ok {
-            cells.push(JobCell {
+        if record.status != RunStatus::Ok {
+            record.cells.push(JobCell {
                 cell,
                 source_blake3,
                 execution_count: None,
@@ -237,24 +292,15 @@ async fn execute(
             .await;
         let (outputs, count, cell_status) = match ran {
             Ok(e) => {
-                let s = match e.ended {
-                    Ended::Ok => RunStatus::Ok,
-                    Ended::Error { ename, evalue } => RunStatus::Error(
-                        format!("{ename}: {evalue}")
-                            .chars()
-                            .take(orrery_protocol::run::MAX_ERROR_BYTES / 4)
-                            .collect(),
-                    ),
-                    Ended::Aborted => RunStatus::Error("the kernel did not run the cell".into()),
-                };
-                (e.outputs, e.execution_count, s)
+                let status = super::runs::status_of(&e.ended);
+                (e.outputs, e.execution_count, status)
             }
             Err(e) => (Vec::new(), None, RunStatus::Error(e.to_string())),
         };
         if cell_status != RunStatus::Ok {
-            status = cell_status.clone();
+            record.status = cell_status.clone();
         }
-        cells.push(JobCell {
+        record.cells.push(JobCell {
             cell,
             source_blake3,
             execution_count: count,
@@ -265,22 +311,10 @@ async fn execute(
     if let Err(e) = kernel.shutdown().await {
         warn!(lab, error = %e, "a job's kernel could not be shut down; the lab's culler will");
     }
-    let record = JobRecord {
-        job: job.id.clone(),
-        run: job.runs + 1,
-        project: job.project,
-        notebook: job.notebook.clone(),
-        heads: read.heads,
-        requester: job.author,
-        parameters: job.parameters.clone(),
-        node: me,
-        environment: environment.id.clone(),
-        environment_lock: environment.hash(),
-        datasets: read.datasets,
-        started_at_ms,
-        ended_at_ms: now_ms(),
-        status,
-        cells,
-    };
-    Ok(Signed::sign(key, record))
+    record.heads = read.heads;
+    record.datasets = read.datasets;
+    record.environment = environment.id.clone();
+    record.environment_lock = environment.hash();
+    record.ended_at_ms = now_ms();
+    Ok(record)
 }

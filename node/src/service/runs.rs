@@ -15,6 +15,8 @@
 mod actor;
 mod follow;
 mod hosted;
+mod hosted_job;
+mod job_orders;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,6 +94,20 @@ fn now_ms() -> i64 {
 
 fn run_error(what: impl std::fmt::Display) -> NodeError {
     NodeError::Run(what.to_string())
+}
+
+/// How a run ended, as its record says it.
+pub(super) fn status_of(ended: &Ended) -> RunStatus {
+    match ended {
+        Ended::Ok => RunStatus::Ok,
+        Ended::Error { ename, evalue } => RunStatus::Error(
+            format!("{ename}: {evalue}")
+                .chars()
+                .take(orrery_protocol::run::MAX_ERROR_BYTES / 4)
+                .collect(),
+        ),
+        Ended::Aborted => RunStatus::Error("the kernel did not run the cell".into()),
+    }
 }
 
 /// The collections named by a run's datasets, each once.
@@ -182,16 +198,7 @@ impl Runs {
             datasets: datasets.to_vec(),
             started_at_ms,
             ended_at_ms: now_ms(),
-            status: match &execution.ended {
-                Ended::Ok => RunStatus::Ok,
-                Ended::Error { ename, evalue } => RunStatus::Error(
-                    format!("{ename}: {evalue}")
-                        .chars()
-                        .take(orrery_protocol::run::MAX_ERROR_BYTES / 4)
-                        .collect(),
-                ),
-                Ended::Aborted => RunStatus::Error("the kernel did not run the cell".into()),
-            },
+            status: status_of(&execution.ended),
         };
         Ok(Ran {
             execution,
@@ -202,7 +209,7 @@ impl Runs {
 
     /// A fresh kernel in `author`'s lab here (started if need be, seeing the collections of
     /// `datasets`), for a job: not kept for later runs.
-    async fn fresh_kernel(
+    pub(super) async fn fresh_kernel(
         &self,
         author: AuthorId,
         datasets: &[DatasetRead],
@@ -311,15 +318,6 @@ impl NodeHandle {
             provenance,
             lab,
         })
-    }
-
-    /// A fresh kernel in `author`'s lab here, for a job, and the lab's id.
-    pub(super) async fn runs_fresh_kernel(
-        &self,
-        author: AuthorId,
-        datasets: &[DatasetRead],
-    ) -> Result<(String, Kernel), NodeError> {
-        self.runs.fresh_kernel(author, datasets).await
     }
 
     /// Interrupts what `author`'s kernel for `nb` runs here; whether there was one.

@@ -205,7 +205,6 @@ async fn submit(
             "a job repeats at most every {MIN_EVERY_SECS} s"
         )));
     }
-    let me = node.id().to_string();
     let checked = {
         let nb = nb.clone();
         node.read(id, move |p| {
@@ -219,18 +218,6 @@ async fn submit(
             }
             p.notebook(&nb)
                 .map_err(|_| ApiError::not_found("no such notebook in the project"))?;
-            let elsewhere: Vec<String> = p
-                .datasets()
-                .into_iter()
-                .filter(|d| d.node != me)
-                .map(|d| d.dataset)
-                .collect();
-            if !elsewhere.is_empty() {
-                return Err(ApiError::conflict(format!(
-                    "the project reads {} held by another node: a pipeline runs on the node holding its data, and sending one there is not built yet; run its cells instead (they are placed there)",
-                    elsewhere.join(", ")
-                )));
-            }
             Ok(())
         })
         .await

@@ -37,7 +37,46 @@ pub(in crate::service) fn datasets_at(project: &Project, node: NodeId) -> Vec<Da
         .collect()
 }
 
+/// A project as an order carries it: a snapshot and the seals covering its changes.
+type Sendable = (
+    Vec<u8>,
+    Vec<Signed<orrery_protocol::ChangeSeal, Unverified>>,
+);
+
+/// The project as a run order carries it to `node`, unless it is too large to send.
+pub(in crate::service) fn sendable(p: &Project, node: NodeId) -> Result<Sendable, NodeError> {
+    let snapshot = p.snapshot();
+    if snapshot.len() > orrery_protocol::wire::MAX_FRAME_BYTES - (1 << 20) {
+        return Err(run_error(format!(
+            "the project is too large ({} MiB compressed) to send to {} for a run; run it there, from a lab",
+            snapshot.len() >> 20,
+            node.short()
+        )));
+    }
+    Ok((snapshot, p.seals()))
+}
+
 impl NodeActor {
+    /// Where a run of `p` goes: the member holding every collection it references (this node
+    /// when it does, or when there are none), as a lab over them would be placed.
+    pub(in crate::service) fn place_project(&self, p: &Project) -> Result<NodeId, NodeError> {
+        let mut wanted: Vec<String> = p
+            .datasets()
+            .iter()
+            .filter_map(|d| d.dataset.split('/').next().map(str::to_owned))
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(self.me);
+        }
+        let environment = Environment::jupyter();
+        place(self.me, &self.lab_candidates(), &environment.id, &wanted).map_err(|e| {
+            warn!(project = %p.id().short(), error = %e, "a run could not be placed");
+            run_error(e)
+        })
+    }
+
     /// Places `author`'s run of `cell` of `nb` (at the member holding the project's datasets,
     /// here if none) and signs their request naming that member, as the project stands now.
     pub(in crate::service) async fn request_run(
@@ -52,41 +91,16 @@ impl NodeActor {
             .projects
             .get(&project)
             .ok_or(NodeError::NoProject(project))?;
-        let wanted: Vec<String> = {
-            let mut c: Vec<String> = p
-                .datasets()
-                .iter()
-                .filter_map(|d| d.dataset.split('/').next().map(str::to_owned))
-                .collect();
-            c.sort();
-            c.dedup();
-            c
-        };
-        let node = if wanted.is_empty() {
-            self.me
-        } else {
-            let environment = Environment::jupyter();
-            place(self.me, &self.lab_candidates(), &environment.id, &wanted).map_err(|e| {
-                warn!(project = %project.short(), error = %e, "a run could not be placed");
-                run_error(e)
-            })?
-        };
+        let node = self.place_project(p)?;
         let request = p.request_run(&session, &nb, &cell, node)?;
         if node != self.me {
-            let snapshot = p.snapshot();
-            if snapshot.len() > orrery_protocol::wire::MAX_FRAME_BYTES - (1 << 20) {
-                return Err(run_error(format!(
-                    "the project is too large ({} MiB compressed) to send to {} for a run; run the cell there, from a lab",
-                    snapshot.len() >> 20,
-                    node.short()
-                )));
-            }
+            let (snapshot, seals) = sendable(p, node)?;
             return Ok(Placed::There {
                 node,
                 order: orrery_protocol::run::RunOrder {
                     request: request.into_unverified(),
                     snapshot,
-                    seals: p.seals(),
+                    seals,
                 },
             });
         }
@@ -216,6 +230,25 @@ impl NodeActor {
         Ok(())
     }
 
+    /// An author's request that `peer` sent, judged as a lab order is (see
+    /// [`crate::labs::order`]); refusals are logged by the caller.
+    pub(in crate::service) fn judge_request<T: crate::labs::order::AuthorRequest>(
+        &mut self,
+        peer: NodeId,
+        request: Signed<T, Unverified>,
+    ) -> Result<Signed<T, Verified>, String> {
+        let membership = self.membership.as_ref();
+        let is_member = |n: &NodeId| membership.is_some_and(|m| m.is_member(n));
+        crate::labs::order::Judge {
+            me: self.me,
+            federation: membership.map(Membership::id),
+            is_member: &is_member,
+            adverts: &self.adverts,
+            now: now(),
+        }
+        .judge_request(peer, request, &mut self.lab_orders_seen)
+    }
+
     /// Answers `peer`'s order to run a cell: judged here as a lab order is (the project it
     /// carries is judged by the run itself), then run off the loop.
     pub(in crate::service) fn answer_run_order(
@@ -224,17 +257,7 @@ impl NodeActor {
         order: orrery_protocol::run::RunOrder,
         reply: oneshot::Sender<Response>,
     ) {
-        let membership = self.membership.as_ref();
-        let is_member = |n: &NodeId| membership.is_some_and(|m| m.is_member(n));
-        let judged = crate::labs::order::Judge {
-            me: self.me,
-            federation: membership.map(Membership::id),
-            is_member: &is_member,
-            adverts: &self.adverts,
-            now: now(),
-        }
-        .judge_run(peer, order.request, &mut self.lab_orders_seen);
-        let request = match judged {
+        let request = match self.judge_request(peer, order.request) {
             Ok(r) => r,
             Err(why) => {
                 warn!(peer = %peer.short(), %why, "a run order was refused; nothing ran");

@@ -64,56 +64,10 @@ impl Runs {
             .map_err(|_| run_error("the request's notebook id"))?;
         let key: KernelKey = (author, request.project, nb);
         self.following.lock().insert(key, (node, request.id));
-        let mut outputs = 0u32;
-        let mut reached = Instant::now();
-        let end = loop {
-            let asked = Request::RunProgress {
-                id: request.id,
-                from: outputs,
-            };
-            match self.fed.request(node, asked).await {
-                Ok(Response::Run(RunReply::Progress {
-                    outputs: new,
-                    ended,
-                })) => {
-                    reached = Instant::now();
-                    for o in &new {
-                        match serde_json::from_str::<Value>(o) {
-                            Ok(v) => seen(&v),
-                            Err(_) => {
-                                return Err(failed(format!(
-                                    "{} sent an output that is not JSON",
-                                    node.short()
-                                )));
-                            }
-                        }
-                    }
-                    outputs = outputs.saturating_add(new.len() as u32);
-                    if let Some(end) = ended {
-                        break end;
-                    }
-                }
-                Ok(Response::Run(RunReply::Refused(why))) => {
-                    return Err(failed(format!("{} lost the run: {why}", node.short())));
-                }
-                Ok(other) => {
-                    return Err(failed(format!(
-                        "{} answered a question about the run with {other:?}",
-                        node.short()
-                    )));
-                }
-                Err(e) if reached.elapsed() < UNREACHABLE_FOR => {
-                    tracing::debug!(peer = %node.short(), error = %e, "a run's node did not answer; asking again");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => {
-                    return Err(failed(format!(
-                        "{} stopped answering during the run ({e}); if it finishes, its outputs are not taken in",
-                        node.short()
-                    )));
-                }
-            }
-        };
+        let end = self
+            .until_end(node, request.id, seen)
+            .await
+            .map_err(failed)?;
         let (change, seals, blobs, lab) = match end {
             RunEnd::Recorded {
                 change,
@@ -124,6 +78,12 @@ impl Runs {
             RunEnd::Failed(why) => {
                 return Err(failed(format!(
                     "{} could not run the cell: {why}",
+                    node.short()
+                )));
+            }
+            RunEnd::Job(_) => {
+                return Err(failed(format!(
+                    "{} answered a cell's run with a job's record",
                     node.short()
                 )));
             }
@@ -145,6 +105,109 @@ impl Runs {
             provenance,
             lab,
         })
+    }
+
+    /// Asks `node` what the run `id` it makes for this node produced, handing each new output
+    /// to `seen`, until it ended; gives up if `node` stays unreachable.
+    async fn until_end(
+        &self,
+        node: NodeId,
+        id: [u8; 16],
+        seen: &mut (dyn FnMut(&Value) + Send),
+    ) -> Result<RunEnd, String> {
+        let mut outputs = 0u32;
+        let mut reached = Instant::now();
+        loop {
+            let asked = Request::RunProgress { id, from: outputs };
+            match self.fed.request(node, asked).await {
+                Ok(Response::Run(RunReply::Progress {
+                    outputs: new,
+                    ended,
+                })) => {
+                    reached = Instant::now();
+                    for o in &new {
+                        let Ok(v) = serde_json::from_str::<Value>(o) else {
+                            return Err(format!(
+                                "{} sent an output that is not JSON",
+                                node.short()
+                            ));
+                        };
+                        seen(&v);
+                    }
+                    outputs = outputs.saturating_add(new.len() as u32);
+                    if let Some(end) = ended {
+                        return Ok(end);
+                    }
+                }
+                Ok(Response::Run(RunReply::Refused(why))) => {
+                    return Err(format!("{} lost the run: {why}", node.short()));
+                }
+                Ok(other) => {
+                    return Err(format!(
+                        "{} answered a question about the run with {other:?}",
+                        node.short()
+                    ));
+                }
+                Err(e) if reached.elapsed() < UNREACHABLE_FOR => {
+                    tracing::debug!(peer = %node.short(), error = %e, "a run's node did not answer; asking again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "{} stopped answering during the run ({e}); if it finishes, its outputs are not taken in",
+                        node.short()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Sends a job's run to `node` (which holds its data) and waits for the record it signs:
+    /// it must be signed by `node`, for this very request.
+    pub(in crate::service) async fn follow_job(
+        &self,
+        node: NodeId,
+        order: orrery_protocol::job::JobOrder,
+    ) -> Result<Signed<orrery_protocol::job::JobRecord, Verified>, String> {
+        let asked = order
+            .request
+            .clone()
+            .verify()
+            .map_err(|e| e.to_string())?
+            .value()
+            .clone();
+        match self.fed.request(node, Request::Job(order)).await {
+            Ok(Response::Run(RunReply::Accepted)) => {}
+            Ok(Response::Run(RunReply::Refused(why))) => {
+                return Err(format!("{} refused the job's run: {why}", node.short()));
+            }
+            Ok(other) => {
+                return Err(format!("{} answered the job with {other:?}", node.short()));
+            }
+            Err(e) => return Err(format!("{} could not be asked: {e}", node.short())),
+        }
+        match self.until_end(node, asked.id, &mut |_| {}).await? {
+            RunEnd::Job(record) => {
+                let record = (*record).verify().map_err(|e| {
+                    format!("{}'s record of the run does not verify: {e}", node.short())
+                })?;
+                let r = record.value();
+                let ours = r.request.as_ref().and_then(|q| q.clone().verify().ok());
+                let same = ours.is_some_and(|q| q.value() == &asked);
+                if record.signer() != node.key() || r.node != node || !same {
+                    return Err(format!(
+                        "{} answered with a record that is not its run of this job",
+                        node.short()
+                    ));
+                }
+                Ok(record)
+            }
+            RunEnd::Failed(why) => Err(format!("{} could not run the job: {why}", node.short())),
+            RunEnd::Recorded { .. } => Err(format!(
+                "{} answered a job with a cell's record",
+                node.short()
+            )),
+        }
     }
 
     /// Interrupts the last run of `key` on another node, or restarts its kernel there.

@@ -27,7 +27,7 @@ const MAX_HOSTED: usize = 1024;
 
 /// A run's outputs so far and, once it ended, how.
 #[derive(Debug, Clone, Default)]
-struct Progress {
+pub(super) struct Progress {
     outputs: Vec<String>,
     ended: Option<RunEnd>,
 }
@@ -73,6 +73,36 @@ struct Prepared {
     datasets: Vec<DatasetRead>,
 }
 
+/// The project an order carries, verified as an empty replica verifies a snapshot: it must be
+/// `id` as of `heads`, and `requester` an editor of it.
+pub(super) fn editable(
+    id: ProjectId,
+    heads: &[orrery_protocol::ChangeHash],
+    requester: AuthorId,
+    snapshot: &[u8],
+    seals: Vec<Signed<ChangeSeal, Unverified>>,
+) -> Result<Project, String> {
+    let mut project = Project::empty(id);
+    project
+        .receive_snapshot(snapshot, seals)
+        .map_err(|e| format!("the project sent with the request does not verify: {e}"))?;
+    let mut held = project.heads();
+    let mut asked = heads.to_vec();
+    held.sort_unstable();
+    asked.sort_unstable();
+    asked.dedup();
+    if held != asked {
+        return Err("the project sent is not the one the request names (other heads)".into());
+    }
+    if project.role_of(&requester).is_none_or(|r| r < Role::Editor) {
+        return Err(format!(
+            "{} may not run this project's notebooks: they are not an editor of it",
+            requester.short()
+        ));
+    }
+    Ok(project)
+}
+
 /// Verifies the project a run order carries and finds the cell to run in it.
 fn prepare(
     me: NodeId,
@@ -81,25 +111,13 @@ fn prepare(
     seals: Vec<Signed<ChangeSeal, Unverified>>,
 ) -> Result<Prepared, String> {
     let r = request.value();
-    let mut project = Project::empty(r.project);
-    project
-        .receive_snapshot(snapshot, seals)
-        .map_err(|e| format!("the project sent with the request does not verify: {e}"))?;
-    let mut heads = project.heads();
-    let mut asked = r.heads.clone();
-    heads.sort_unstable();
-    asked.sort_unstable();
-    asked.dedup();
-    if heads != asked {
-        return Err("the project sent is not the one the request names (other heads)".into());
-    }
-    let requester = AuthorId(*request.signer());
-    if project.role_of(&requester).is_none_or(|r| r < Role::Editor) {
-        return Err(format!(
-            "{} may not run cells of this project: they are not an editor of it",
-            requester.short()
-        ));
-    }
+    let project = editable(
+        r.project,
+        &r.heads,
+        AuthorId(*request.signer()),
+        snapshot,
+        seals,
+    )?;
     let (nb, cell): (NotebookId, CellId) = match (r.notebook.parse(), r.cell.parse()) {
         (Ok(nb), Ok(cell)) => (nb, cell),
         _ => return Err("the request's notebook or cell id does not parse".into()),
@@ -136,25 +154,18 @@ impl Runs {
             warn!(peer = %home.short(), %why, "a run order was refused; nothing ran");
             let _ = reply.send(Response::Run(RunReply::Refused(why)));
         };
-        let Ok(turn) = self.hosted.verifying.try_acquire() else {
-            return refuse(
-                reply,
-                "this node is verifying other run orders' projects; try again in a moment".into(),
-            );
-        };
         let asked = request.clone();
-        let prepared =
-            tokio::task::spawn_blocking(move || prepare(me, &asked, &snapshot, seals)).await;
+        let prepared = self
+            .verified(move || prepare(me, &asked, &snapshot, seals))
+            .await;
         let Prepared {
             mut project,
             source,
             datasets,
         } = match prepared {
-            Ok(Ok(p)) => p,
-            Ok(Err(why)) => return refuse(reply, why),
-            Err(_) => return refuse(reply, "the node is stopping".into()),
+            Ok(p) => p,
+            Err(why) => return refuse(reply, why),
         };
-        drop(turn);
         let collections = collections_of(&datasets);
         if let Err(why) = self.labs.readable_by(home, &collections).await {
             return refuse(reply, why);
@@ -164,27 +175,10 @@ impl Runs {
             return refuse(reply, "the request's notebook id does not parse".into());
         };
         let key: KernelKey = (AuthorId(*request.signer()), r.project, nb);
-        let (tx, rx) = watch::channel(Progress::default());
-        {
-            let mut hosted = self.hosted.lock();
-            hosted.retain(|_, h| h.ended_at.is_none_or(|t| t.elapsed() < KEEP_ENDED));
-            if hosted.len() >= MAX_HOSTED {
-                drop(hosted);
-                return refuse(
-                    reply,
-                    "this node runs too many cells for other nodes now; try again later".into(),
-                );
-            }
-            hosted.insert(
-                r.id,
-                HostedRun {
-                    home,
-                    key: key.clone(),
-                    progress: rx,
-                    ended_at: None,
-                },
-            );
-        }
+        let tx = match self.register(r.id, home, key.clone()) {
+            Ok(tx) => tx,
+            Err(why) => return refuse(reply, why),
+        };
         let _ = reply.send(Response::Run(RunReply::Accepted));
         let mut seen = |v: &Value| {
             tx.send_modify(|p| p.outputs.push(v.to_string()));
@@ -218,11 +212,63 @@ impl Runs {
                 }
             }
         };
+        self.end(r.id, home, &tx, ended);
+    }
+
+    /// Runs `prepare` (which verifies the project an order carries) off the async threads, if
+    /// fewer than [`MAX_VERIFYING`] orders are being verified.
+    pub(super) async fn verified<T: Send + 'static>(
+        &self,
+        prepare: impl FnOnce() -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let Ok(_turn) = self.hosted.verifying.try_acquire() else {
+            return Err(
+                "this node is verifying other orders' projects; try again in a moment".into(),
+            );
+        };
+        tokio::task::spawn_blocking(prepare)
+            .await
+            .map_err(|_| "the node is stopping".to_owned())?
+    }
+
+    /// Keeps the progress of the run `id` made for `home` in the kernel of `key`.
+    pub(super) fn register(
+        &self,
+        id: [u8; 16],
+        home: NodeId,
+        key: KernelKey,
+    ) -> Result<watch::Sender<Progress>, String> {
+        let (tx, rx) = watch::channel(Progress::default());
+        let mut hosted = self.hosted.lock();
+        hosted.retain(|_, h| h.ended_at.is_none_or(|t| t.elapsed() < KEEP_ENDED));
+        if hosted.len() >= MAX_HOSTED {
+            return Err("this node runs too much for other nodes now; try again later".into());
+        }
+        hosted.insert(
+            id,
+            HostedRun {
+                home,
+                key,
+                progress: rx,
+                ended_at: None,
+            },
+        );
+        Ok(tx)
+    }
+
+    /// Says how the run `id` ended, to be asked for some minutes.
+    pub(super) fn end(
+        &self,
+        id: [u8; 16],
+        home: NodeId,
+        tx: &watch::Sender<Progress>,
+        ended: RunEnd,
+    ) {
         if let RunEnd::Failed(why) = &ended {
             warn!(peer = %home.short(), %why, "a run for another node failed; nothing was recorded");
         }
         tx.send_modify(|p| p.ended = Some(ended));
-        if let Some(h) = self.hosted.lock().get_mut(&r.id) {
+        if let Some(h) = self.hosted.lock().get_mut(&id) {
             h.ended_at = Some(Instant::now());
         }
     }

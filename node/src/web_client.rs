@@ -18,6 +18,9 @@ pub enum ClientError {
     /// The node answered with an error.
     #[error("the node refused: {0}")]
     Refused(String),
+    /// The node does not know (or will not show) what was asked for.
+    #[error("the node refused: {0}")]
+    NotFound(String),
     /// The request failed on the way.
     #[error("asking the node failed: {0}")]
     Http(String),
@@ -174,6 +177,9 @@ fn send(
         let message = value["error"]["message"]
             .as_str()
             .map_or_else(|| status.to_string(), str::to_owned);
+        if status == ureq::http::StatusCode::NOT_FOUND {
+            return Err(ClientError::NotFound(message));
+        }
         return Err(ClientError::Refused(message));
     }
     Ok(response)

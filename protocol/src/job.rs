@@ -16,8 +16,11 @@ use crate::signing::{Domain, Signed, SignedPayload, Unverified};
 pub const MAX_PARAMETERS: usize = 64;
 /// Longest parameter value (a Python literal, as JSON writes it).
 pub const MAX_PARAMETER_BYTES: usize = 4096;
-/// Largest job record (its outputs included).
-pub const MAX_JOB_RECORD_BYTES: usize = 64 * 1024 * 1024;
+/// Largest job record (its outputs included): it must fit a frame between nodes.
+pub const MAX_JOB_RECORD_BYTES: usize = 48 * 1024 * 1024;
+/// Most bytes of outputs one run's record keeps (beyond, a cell's outputs are replaced by a
+/// note saying so).
+pub const MAX_JOB_OUTPUT_BYTES: usize = 32 * 1024 * 1024;
 
 /// How one cell of a job's run went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

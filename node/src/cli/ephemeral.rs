@@ -59,6 +59,23 @@ impl Drop for Ephemeral {
     }
 }
 
+/// Runs `call` (about something this command line wrote to the store a moment ago) until the
+/// running node knows of it: the node notices the store's changes within a poll (250 ms), so a
+/// "not found" is asked again for a few seconds before it is believed.
+pub(super) fn once_known<T>(
+    mut call: impl FnMut() -> Result<T, web_client::ClientError>,
+) -> Result<T, web_client::ClientError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match call() {
+            Err(web_client::ClientError::NotFound(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A call to the running node's REST API with `token`.
 pub(super) fn call(
     home: &Home,

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::Ctx;
 use super::dataset::fetch::{holders, names};
-use super::ephemeral::{Ephemeral, call};
+use super::ephemeral::{Ephemeral, once_known};
 use super::project::load;
 use crate::store::Scope;
 
@@ -58,7 +58,10 @@ pub(super) fn reference(
     let token = Ephemeral::make(&ctx.home, user, &[Scope::Read, Scope::Write])?;
     let path = format!("/api/v1/projects/{}/datasets", p.id());
     let body = json!({ "node": node, "product": product, "checksum": hit.blake3 });
-    call(&ctx.home, &token, "POST", &path, Some(body), SEARCH)?;
+    once_known(|| {
+        crate::web_client::api(&ctx.home, "POST", &path, &token.secret, Some(&body), SEARCH)
+    })
+    .with_context(|| format!("POST {path}"))?;
     writeln!(
         out,
         "{product} at {who} (blake3 {}…) is referenced by {}; its cells run at {who} from now on",

@@ -64,8 +64,10 @@ pub(super) fn run(
             }
             Ok(())
         };
-        web_client::api_lines(home, "POST", &path, &token.secret, RUN_TIMEOUT, &mut each)
-            .with_context(|| format!("POST {path}"))?;
+        super::ephemeral::once_known(|| {
+            web_client::api_lines(home, "POST", &path, &token.secret, RUN_TIMEOUT, &mut each)
+        })
+        .with_context(|| format!("POST {path}"))?;
         if run.is_null() {
             bail!(
                 "the node stopped answering before cell {cell} ended; its outputs, if any, are recorded in the project"

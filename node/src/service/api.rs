@@ -382,6 +382,22 @@ pub(super) async fn read(
         _ => None,
     };
     let blobs = crate::blobs::BlobStore::new(home.blobs()).for_project(id);
+    // A stored output is read off the node's loop: it may be tens of megabytes.
+    if let ProjectRead::StoredOutput(hex) = what {
+        let seen = node
+            .read(id, move |p| {
+                p.is_some_and(|p| p.founder().is_some() && visible(p, me.as_ref()))
+            })
+            .await
+            .map_err(node_error)?;
+        if !seen {
+            return Err(not_found(id));
+        }
+        return tokio::task::spawn_blocking(move || stored_output(&blobs, &hex))
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?
+            .map(ProjectAnswer::Stored);
+    }
     let answer = node
         .read(id, move |p| {
             let p = p
@@ -455,8 +471,8 @@ pub(super) async fn read(
                 ProjectRead::Comments => {
                     ProjectAnswer::Comments(p.comments().into_iter().map(comment_view).collect())
                 }
-                ProjectRead::StoredOutput(hex) => {
-                    ProjectAnswer::Stored(stored_output(&blobs, &hex)?)
+                ProjectRead::StoredOutput(_) => {
+                    return Err(ApiError::unavailable("a stored output is read apart"));
                 }
             })
         })

@@ -27,6 +27,8 @@ use crate::store::{Job, Store, StoreError};
 pub(crate) const JOB_QUOTA: usize = 16;
 /// Shortest time between two runs of a repeating job.
 pub(crate) const MIN_EVERY_SECS: i64 = 1;
+/// Longest time between two runs of a repeating job (a year).
+pub(crate) const MAX_EVERY_SECS: i64 = 366 * 24 * 3600;
 /// Longest a worker sleeps before looking at the queue again when nothing wakes it.
 const IDLE: Duration = Duration::from_secs(30);
 
@@ -221,10 +223,19 @@ async fn execute(
     {
         return node.runs.follow_job(at, order).await;
     }
-    let me = node.id();
+    let (me, author) = (node.id(), job.author);
     let read = node
         .read(job.project, move |p| match p {
-            Some(p) => read_notebook(p, &nb, me),
+            Some(p)
+                if p.role_of(&author)
+                    .is_some_and(|r| r >= orrery_crdt::Role::Editor) =>
+            {
+                read_notebook(p, &nb, me)
+            }
+            Some(_) => Err(
+                "the job's requester is no longer an editor of the project; the job was not run"
+                    .into(),
+            ),
             None => Err("the project is no longer held here".into()),
         })
         .await
@@ -275,6 +286,7 @@ pub(super) async fn make_run(
         .fresh_kernel(record.requester, &read.datasets)
         .await
         .map_err(|e| e.to_string())?;
+    let mut kept = 0usize;
     for (cell, source) in with_parameters(read.cells, &record.parameters) {
         let source_blake3 = *blake3::hash(source.as_bytes()).as_bytes();
         if record.status != RunStatus::Ok {
@@ -300,11 +312,29 @@ pub(super) async fn make_run(
         if cell_status != RunStatus::Ok {
             record.status = cell_status.clone();
         }
+        let mut outputs: Vec<String> = outputs.iter().map(ToString::to_string).collect();
+        let bytes: usize = outputs.iter().map(String::len).sum();
+        if kept + bytes > orrery_protocol::job::MAX_JOB_OUTPUT_BYTES {
+            warn!(
+                cell,
+                bytes, "a job's outputs passed what its record keeps; this cell's were left out"
+            );
+            let note = serde_json::json!({
+                "output_type": "stream",
+                "name": "stderr",
+                "text": format!(
+                    "{bytes} bytes of outputs were not kept: a run's record keeps at most {} MiB\n",
+                    orrery_protocol::job::MAX_JOB_OUTPUT_BYTES >> 20
+                ),
+            });
+            outputs = vec![note.to_string()];
+        }
+        kept += outputs.iter().map(String::len).sum::<usize>();
         record.cells.push(JobCell {
             cell,
             source_blake3,
             execution_count: count,
-            outputs: outputs.iter().map(ToString::to_string).collect(),
+            outputs,
             status: Some(cell_status),
         });
     }

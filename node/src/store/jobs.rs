@@ -258,9 +258,15 @@ impl Store {
                 params![id, runs, orrery_protocol::encoding::encode(record)],
             )?;
         }
+        let cancelled = state == "cancelled";
+        let note = match (cancelled, note.is_empty()) {
+            (true, true) => "cancelled by its requester".to_owned(),
+            (true, false) => format!("cancelled by its requester; its last run: {note}"),
+            _ => note.to_owned(),
+        };
         let (state, next_at) = match (state.as_str(), every) {
-            ("cancelled", _) => ("cancelled", None),
-            (_, Some(every)) => ("queued", Some(now() + every)),
+            _ if cancelled => ("cancelled", None),
+            (_, Some(every)) => ("queued", Some(now().saturating_add(every))),
             _ if failed => ("failed", None),
             _ => ("done", None),
         };

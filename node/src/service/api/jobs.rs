@@ -9,7 +9,7 @@ use orrery_web::{ApiError, Principal};
 use serde_json::Value;
 
 use super::super::NodeHandle;
-use super::super::jobs::{JOB_QUOTA, Jobs, MIN_EVERY_SECS};
+use super::super::jobs::{JOB_QUOTA, Jobs, MAX_EVERY_SECS, MIN_EVERY_SECS};
 use super::{author_of, node_error, not_found, parse, project_id, visible};
 use crate::store::{Job, JobState, StoreError};
 
@@ -200,9 +200,12 @@ async fn submit(
         .map(|(k, v)| (k.clone(), python_literal(v)))
         .collect();
     check_parameters(&parameters).map_err(|e| ApiError::invalid(e.to_string()))?;
-    if new.every_secs.is_some_and(|e| e < MIN_EVERY_SECS) {
+    if new
+        .every_secs
+        .is_some_and(|e| !(MIN_EVERY_SECS..=MAX_EVERY_SECS).contains(&e))
+    {
         return Err(ApiError::invalid(format!(
-            "a job repeats at most every {MIN_EVERY_SECS} s"
+            "a job repeats every {MIN_EVERY_SECS} s to {MAX_EVERY_SECS} s"
         )));
     }
     let checked = {

@@ -172,12 +172,30 @@ impl NodeActor {
                 "it is not one change built on the notebook the request named".into(),
             ));
         }
+        // Only what the cell's outputs name is kept (a node sending more gets nothing stored).
+        let named: Vec<BlobRef> = match (request.notebook.parse(), request.cell.parse()) {
+            (Ok(nb), Ok(cell)) => self
+                .projects
+                .get(&id)
+                .and_then(|p| p.cell(&nb, &cell).ok())
+                .map(|c| {
+                    c.outputs
+                        .iter()
+                        .filter_map(|o| {
+                            BlobRef::from_stub(o).or_else(|| BlobRef::from_list_stub(o))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let blobs: Vec<orrery_crdt::Blob> = blobs
             .into_iter()
             .map(|bytes| orrery_crdt::Blob {
                 id: BlobRef::of(&bytes),
                 bytes,
             })
+            .filter(|b| named.contains(&b.id))
             .collect();
         // Judged and applied: it is kept whatever the cell now shows.
         self.commit_run(id, batch, blobs).await?;

@@ -11,6 +11,8 @@ use super::*;
 /// How long the computing node may stay unreachable during a run before the run is given up
 /// here (its outcome, if it comes, is then not taken in).
 const UNREACHABLE_FOR: Duration = Duration::from_secs(60);
+/// Longest a run (a job's whole notebook included) on another node is followed.
+const FOLLOW_FOR: Duration = Duration::from_secs(24 * 3600);
 
 /// The runs this node's authors have on other nodes: the last one per kernel, for interrupting
 /// it or restarting its kernel.
@@ -117,14 +119,29 @@ impl Runs {
     ) -> Result<RunEnd, String> {
         let mut outputs = 0u32;
         let mut reached = Instant::now();
+        let deadline = Instant::now() + FOLLOW_FOR;
         loop {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} did not finish the run within {} h; it is no longer followed",
+                    node.short(),
+                    FOLLOW_FOR.as_secs() / 3600
+                ));
+            }
             let asked = Request::RunProgress { id, from: outputs };
+            let sent = Instant::now();
             match self.fed.request(node, asked).await {
                 Ok(Response::Run(RunReply::Progress {
                     outputs: new,
                     ended,
                 })) => {
                     reached = Instant::now();
+                    // An answer with nothing should have waited for something; one that did
+                    // not is not asked again at once.
+                    if new.is_empty() && ended.is_none() && sent.elapsed() < Duration::from_secs(1)
+                    {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                     for o in &new {
                         let Ok(v) = serde_json::from_str::<Value>(o) else {
                             return Err(format!(
@@ -169,8 +186,8 @@ impl Runs {
         node: NodeId,
         order: orrery_protocol::job::JobOrder,
     ) -> Result<Signed<orrery_protocol::job::JobRecord, Verified>, String> {
-        let asked = order
-            .request
+        let sent = order.request.clone();
+        let asked = sent
             .clone()
             .verify()
             .map_err(|e| e.to_string())?
@@ -192,9 +209,25 @@ impl Runs {
                     format!("{}'s record of the run does not verify: {e}", node.short())
                 })?;
                 let r = record.value();
-                let ours = r.request.as_ref().and_then(|q| q.clone().verify().ok());
-                let same = ours.is_some_and(|q| q.value() == &asked);
-                if record.signer() != node.key() || r.node != node || !same {
+                // The very request sent (same signer, same bytes), and a record that says what
+                // it asked.
+                let same = r
+                    .request
+                    .as_ref()
+                    .is_some_and(|q| q.signer() == sent.signer() && q.payload() == sent.payload());
+                let sorted = |h: &[orrery_protocol::ChangeHash]| {
+                    let mut h = h.to_vec();
+                    h.sort_unstable();
+                    h
+                };
+                let matches = r.project == asked.project
+                    && r.notebook == asked.notebook
+                    && sorted(&r.heads) == sorted(&asked.heads)
+                    && r.parameters == asked.parameters
+                    && r.job == asked.job
+                    && r.run == asked.run
+                    && r.requester.key() == sent.signer();
+                if record.signer() != node.key() || r.node != node || !same || !matches {
                     return Err(format!(
                         "{} answered with a record that is not its run of this job",
                         node.short()

@@ -24,6 +24,8 @@ const KEEP_ENDED: Duration = Duration::from_secs(600);
 const MAX_PROGRESS_BYTES: usize = 16 << 20;
 /// Most runs kept at once for other nodes.
 const MAX_HOSTED: usize = 1024;
+/// Most runs going on at once for any one node.
+const MAX_HOSTED_PER_NODE: usize = 32;
 
 /// A run's outputs so far and, once it ended, how.
 #[derive(Debug, Clone, Default)]
@@ -241,6 +243,18 @@ impl Runs {
         let (tx, rx) = watch::channel(Progress::default());
         let mut hosted = self.hosted.lock();
         hosted.retain(|_, h| h.ended_at.is_none_or(|t| t.elapsed() < KEEP_ENDED));
+        if hosted.contains_key(&id) {
+            return Err("a run by that request's id is already here".into());
+        }
+        let theirs = hosted
+            .values()
+            .filter(|h| h.home == home && h.ended_at.is_none())
+            .count();
+        if theirs >= MAX_HOSTED_PER_NODE {
+            return Err(format!(
+                "this node already runs {theirs} cells or jobs for yours, the most it takes from one node; try again when they end"
+            ));
+        }
         if hosted.len() >= MAX_HOSTED {
             return Err("this node runs too much for other nodes now; try again later".into());
         }

@@ -21,6 +21,13 @@ impl NodeActor {
             .projects
             .get(&job.project)
             .ok_or(NodeError::NoProject(job.project))?;
+        if p.role_of(&job.author)
+            .is_none_or(|r| r < orrery_crdt::Role::Editor)
+        {
+            return Err(run_error(
+                "the job's requester is no longer an editor of the project; the job was not run",
+            ));
+        }
         let node = self.place_project(p)?;
         if node == self.me {
             return Ok(None);

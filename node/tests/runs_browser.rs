@@ -68,6 +68,12 @@ fn a_researcher_runs_a_cell_from_the_project_page_and_sees_where_it_ran() {
         json!({ "source": "import time\nprint('streamed', flush=True)\ntime.sleep(2)\n6 * 7" }),
     );
     assert_eq!(status, 201, "{cell}");
+    // A cell that uses a job's parameter (`factor`, 1 unless a job injects another).
+    let (status, cell) = post(
+        &format!("/projects/{p}/notebooks/{nb}/cells"),
+        json!({ "source": "factor = globals().get('factor', 1)\nprint('folded', 14 * factor)" }),
+    );
+    assert_eq!(status, 201, "{cell}");
     // A plot-sized image (about 90 KB as base64): kept beside the project, not in it.
     let (status, cell) = post(
         &format!("/projects/{p}/notebooks/{nb}/cells"),
@@ -125,6 +131,32 @@ fn a_researcher_runs_a_cell_from_the_project_page_and_sees_where_it_ran() {
         seen["storedImage"], 150,
         "the stored image is drawn on the page: {seen}"
     );
+    assert!(
+        seen["queued"]
+            .as_str()
+            .is_some_and(|q| q.starts_with("Job job-")),
+        "{seen}"
+    );
+    assert!(
+        seen["jobRun"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("Run 1 · ok") && r.ends_with("signature checked")),
+        "{seen}"
+    );
+    assert!(
+        seen["jobParameters"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("factor = 3")),
+        "{seen}"
+    );
+    assert_eq!(seen["jobOutput"], "folded 42", "{seen}");
+    let serious: Vec<&Value> = seen["jobViolations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .collect();
+    assert!(serious.is_empty(), "{serious:?}");
     assert_eq!(seen["errors"], json!([]), "{seen}");
     let serious: Vec<&Value> = seen["violations"]
         .as_array()

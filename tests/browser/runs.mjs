@@ -38,7 +38,7 @@ try {
   out.record = (await cell.locator('.provenance dl').innerText()).trim();
   out.status = (await page.locator('.notebook [role=status]').last().innerText()).trim();
   // A large output is stored beside the project; the page fetches and draws it.
-  const second = page.locator('.cell.code').nth(1);
+  const second = page.locator('.cell.code').nth(2);
   await second.getByRole('button', { name: 'Run the cell at the data' }).click();
   await second.locator('.provenance').waitFor({ timeout: 60000 });
   const img = second.locator('.output img');
@@ -46,6 +46,21 @@ try {
   out.storedImage = await img.evaluate((i) => i.decode().then(() => i.naturalWidth));
   await page.screenshot({ path: `${shots}/run-at-the-data.png`, fullPage: true });
   out.violations = await axe(page);
+
+  // The notebook run whole as a job, with a parameter; its run read on the Jobs page.
+  await page.getByText('Run as a job').click();
+  await page.getByLabel(/Parameters, one/).fill('factor = 3');
+  await page.getByRole('button', { name: 'Queue the job' }).click();
+  out.queued = (await page.locator('.job-form [role=status]').innerText({ timeout: 15000 })).trim();
+  await page.getByRole('link', { name: 'Jobs' }).last().click();
+  const kept = page.locator('.job-run[data-run="1"]');
+  await kept.waitFor({ timeout: 120000 });
+  await kept.locator('summary').click();
+  out.jobRun = (await kept.locator('summary').innerText()).trim();
+  out.jobParameters = (await kept.locator('p.sub').innerText()).trim();
+  out.jobOutput = (await kept.locator('.job-cell').filter({ hasText: 'folded' }).locator('.outputs').innerText()).trim();
+  await page.screenshot({ path: `${shots}/jobs.png`, fullPage: true });
+  out.jobViolations = await axe(page);
   out.errors = errors;
 } finally {
   await browser.close();

@@ -504,3 +504,58 @@ export async function kernel(id: string, nb: string, action: 'interrupt' | 'rest
   });
   if (!r.ok) await answer<unknown>(r);
 }
+
+// Pipelines (the REST API's /api/v1/jobs).
+
+export interface JobView {
+  id: string;
+  project: string;
+  notebook: string;
+  parameters: [string, string][];
+  every_secs: number | null;
+  next_at: number | null;
+  state: string;
+  runs: number;
+  note: string;
+  created_at: number;
+}
+
+export interface JobRunView {
+  run: number;
+  node: string;
+  verified: boolean;
+  status: string;
+  parameters: [string, string][];
+  heads: string[];
+  environment: string;
+  environment_lock: string;
+  datasets: string[];
+  started_at_ms: number;
+  ended_at_ms: number;
+  cells: { cell: string; status: string; execution_count: number | null; outputs: Record<string, unknown>[] }[];
+}
+
+export const jobs = () => get<JobView[]>('/api/v1/jobs');
+export const jobRuns = (id: string) => get<JobRunView[]>(`/api/v1/jobs/${encodeURIComponent(id)}/runs`);
+
+/// Runs a notebook whole as a job at the data, once or every `everySecs` seconds.
+export async function submitJob(
+  id: string,
+  nb: string,
+  parameters: Record<string, unknown>,
+  everySecs: number | null,
+): Promise<JobView> {
+  return answer<JobView>(
+    await fetch(`${P(id)}/notebooks/${encodeURIComponent(nb)}/jobs`, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ parameters, every_secs: everySecs }),
+    }),
+  );
+}
+
+/// Cancels a job: no further run starts.
+export async function cancelJob(id: string): Promise<JobView> {
+  return answer<JobView>(await fetch(`/api/v1/jobs/${encodeURIComponent(id)}`, { method: 'DELETE', credentials: 'same-origin' }));
+}

@@ -1,6 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { Account, useSession } from './account';
+import { JobsPage } from './jobs';
 import { LabsPage } from './labs';
 import { ProjectPage, ProjectsPage } from './project';
 import { FederationPage } from './federation';
@@ -15,12 +16,13 @@ function initialTheme(): Theme {
   return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
 }
 
-type Route = { page: 'search' } | { page: 'federation' } | { page: 'labs' } | { page: 'projects' } | { page: 'project'; id: string };
+type Route = { page: 'search' } | { page: 'federation' } | { page: 'labs' } | { page: 'jobs' } | { page: 'projects' } | { page: 'project'; id: string };
 
 function route(): Route {
   const h = location.hash;
   if (h.startsWith('#/federation')) return { page: 'federation' };
   if (h.startsWith('#/labs')) return { page: 'labs' };
+  if (h.startsWith('#/jobs')) return { page: 'jobs' };
   const project = /^#\/projects\/([^/?]+)/.exec(h);
   if (project) return { page: 'project', id: decodeURIComponent(project[1]) };
   if (h.startsWith('#/projects')) return { page: 'projects' };
@@ -51,6 +53,7 @@ function App() {
           <a href="#/projects" aria-current={page === 'projects' ? 'page' : undefined}>Projects</a>
           <a href="#/federation" aria-current={page === 'federation' ? 'page' : undefined}>Federation</a>
           <a href="#/labs" aria-current={page === 'labs' ? 'page' : undefined}>Labs</a>
+          <a href="#/jobs" aria-current={page === 'jobs' ? 'page' : undefined}>Jobs</a>
         </nav>
         <Account state={session} reload={reloadSession} />
         <button
@@ -68,6 +71,7 @@ function App() {
         {at.page === 'project' && <ProjectPage id={at.id} key={at.id} />}
         {page === 'federation' && <FederationPage />}
         {page === 'labs' && <LabsPage session={session} />}
+        {page === 'jobs' && <JobsPage />}
       </main>
     </>
   );

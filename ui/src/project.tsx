@@ -21,6 +21,7 @@ import {
   projects,
   runCell,
   storedOutput,
+  submitJob,
 } from './api';
 import { highlight, markdown, output } from './render';
 
@@ -220,6 +221,59 @@ function Provenance({ run, who }: { run: RunRecordView; who: Names }) {
   );
 }
 
+/// `name = value` lines as a job's parameters: each value read as JSON, else as text.
+function parameters(text: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const line of text.split('\n')) {
+    const at = line.indexOf('=');
+    if (at < 0) continue;
+    const name = line.slice(0, at).trim();
+    const value = line.slice(at + 1).trim();
+    if (!name) continue;
+    try {
+      out[name] = JSON.parse(value);
+    } catch {
+      out[name] = value;
+    }
+  }
+  return out;
+}
+
+/// "Run as a job": the notebook run whole at the data, once or on a schedule.
+function JobForm({ project: id, notebook: nb }: { project: string; notebook: string }) {
+  const [text, setText] = useState('');
+  const [every, setEvery] = useState('');
+  const [said, setSaid] = useState<{ ok: boolean; text: string } | null>(null);
+  const submit = (e: Event) => {
+    e.preventDefault();
+    const secs = every.trim() === '' ? null : Number(every);
+    submitJob(id, nb, parameters(text), secs)
+      .then((j) => setSaid({ ok: true, text: `Job ${j.id} is queued; its runs show on the Jobs page.` }))
+      .catch((err) => setSaid({ ok: false, text: message(err) }));
+  };
+  return (
+    <details class="job-form">
+      <summary>Run as a job</summary>
+      <form onSubmit={submit}>
+        <label>
+          Parameters, one <code>name = value</code> a line (injected after the cell tagged <code>parameters</code>)
+          <textarea rows={3} value={text} onInput={(e) => setText(e.currentTarget.value)} />
+        </label>
+        <label>
+          Repeat every (seconds; empty: once)
+          <input inputMode="numeric" value={every} onInput={(e) => setEvery(e.currentTarget.value)} />
+        </label>
+        <button type="submit">Queue the job</button>
+      </form>
+      {said && (
+        <p class={said.ok ? 'status' : 'error'} role={said.ok ? 'status' : 'alert'}>
+          {said.text} {said.ok && <a href="#/jobs">Jobs</a>}
+        </p>
+      )}
+    </details>
+  );
+}
+
 /// A cell's source coloured by who wrote each part.
 function Credited({ spans, who }: { spans: { author: string | null; text: string }[]; who: Names }) {
   return (
@@ -334,6 +388,7 @@ function Notebook({
           )}
         </span>
       </header>
+      {onEdit && <JobForm project={p.id} notebook={nb.id} />}
       {updated && (
         <p class="status" role="status">
           {updated}

@@ -5,6 +5,8 @@
 //! `tests/tests/browser.rs`; here the session is made on the node directly. Screenshots go to
 //! `target/tmp/screenshots/`.
 
+#[path = "support/browser.rs"]
+mod browser;
 #[path = "support/run.rs"]
 mod run;
 
@@ -124,11 +126,6 @@ fn a_researcher_starts_opens_and_stops_a_lab_from_the_browser() {
     assert_eq!(seen["after"], "stopped", "{seen}");
     assert_eq!(seen["restartOffered"], true, "{seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
-    let serious: Vec<&Value> = seen["violations"]
-        .as_array()
-        .expect("violations")
-        .iter()
-        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
-        .collect();
+    let serious = browser::serious(&seen["violations"]);
     assert!(serious.is_empty(), "{serious:?}");
 }

@@ -115,35 +115,29 @@ fn params(r: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// Outputs as a terminal shows them (as `orrery project run` prints them).
 fn text_of(outputs: &Value) -> String {
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Array(lines) => lines.iter().filter_map(Value::as_str).collect(),
-        _ => String::new(),
-    };
-    outputs
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|o| match o["output_type"].as_str() {
-            Some("stream") => text(&o["text"]),
-            Some("error") => format!("{}: {}\n", text(&o["ename"]), text(&o["evalue"])),
-            _ => o["data"].get("text/plain").map_or_else(
-                || "[non-text output]\n".to_owned(),
-                |t| format!("{}\n", text(t)),
-            ),
-        })
-        .collect()
+    let mut text = Vec::new();
+    for o in outputs.as_array().into_iter().flatten() {
+        // Writing into memory cannot fail.
+        let _ = super::run::show(o, &mut text);
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// How long a run took, in seconds.
+fn took(r: &Value) -> f64 {
+    (r["ended_at_ms"].as_i64().unwrap_or(0) - r["started_at_ms"].as_i64().unwrap_or(0)) as f64
+        / 1000.0
 }
 
 fn show_run(out: &mut dyn Write, r: &Value) -> Result<()> {
-    let took = r["ended_at_ms"].as_i64().unwrap_or(0) - r["started_at_ms"].as_i64().unwrap_or(0);
     writeln!(
         out,
         "run {}  {}  {:.2} s  at node {}  {}  [{}]",
         r["run"],
         r["status"].as_str().unwrap_or("?"),
-        took as f64 / 1000.0,
+        took(r),
         r["node"].as_str().map_or("?", |n| n.get(..12).unwrap_or(n)),
         if r["verified"] == true {
             "signature checked"
@@ -175,6 +169,12 @@ pub(super) fn run(ctx: &Ctx, cmd: JobCmd, out: &mut dyn Write) -> Result<()> {
             &[Scope::Read, Scope::Labs]
         };
         Ephemeral::make(home, user, scopes)
+    };
+    let runs_of = |job: &str, user: Option<&str>| -> Result<Vec<Value>> {
+        let t = token(user, false)?;
+        let path = format!("/api/v1/jobs/{job}/runs");
+        let runs = call(home, &t, "GET", &path, None, CALL)?;
+        Ok(runs.as_array().cloned().unwrap_or_default())
     };
     match cmd {
         JobCmd::Submit {
@@ -214,16 +214,7 @@ pub(super) fn run(ctx: &Ctx, cmd: JobCmd, out: &mut dyn Write) -> Result<()> {
             }
         }
         JobCmd::Runs { job, user } => {
-            let t = token(user.as_deref(), false)?;
-            let runs = call(
-                home,
-                &t,
-                "GET",
-                &format!("/api/v1/jobs/{job}/runs"),
-                None,
-                CALL,
-            )?;
-            let runs = runs.as_array().cloned().unwrap_or_default();
+            let runs = runs_of(&job, user.as_deref())?;
             if runs.is_empty() {
                 writeln!(out, "no run kept yet")?;
             }
@@ -232,18 +223,11 @@ pub(super) fn run(ctx: &Ctx, cmd: JobCmd, out: &mut dyn Write) -> Result<()> {
             }
         }
         JobCmd::Compare { job, a, b, user } => {
-            let t = token(user.as_deref(), false)?;
-            let runs = call(
-                home,
-                &t,
-                "GET",
-                &format!("/api/v1/jobs/{job}/runs"),
-                None,
-                CALL,
-            )?;
+            let runs = runs_of(&job, user.as_deref())?;
             let find = |n: u32| {
-                runs.as_array()
-                    .and_then(|r| r.iter().find(|r| r["run"] == n).cloned())
+                runs.iter()
+                    .find(|r| r["run"] == n)
+                    .cloned()
                     .with_context(|| format!("job {job} kept no run {n}"))
             };
             let (ra, rb) = (find(a)?, find(b)?);
@@ -264,15 +248,12 @@ pub(super) fn run(ctx: &Ctx, cmd: JobCmd, out: &mut dyn Write) -> Result<()> {
                 let same = if x == y { "same" } else { "differs" };
                 writeln!(out, "{what:<17} {same}: run {a} {x} | run {b} {y}")?;
             }
-            let took = |r: &Value| {
-                r["ended_at_ms"].as_i64().unwrap_or(0) - r["started_at_ms"].as_i64().unwrap_or(0)
-            };
             writeln!(
                 out,
                 "{:<17} run {a} {:.2} s | run {b} {:.2} s",
                 "duration",
-                took(&ra) as f64 / 1000.0,
-                took(&rb) as f64 / 1000.0
+                took(&ra),
+                took(&rb)
             )?;
             let cells = |r: &Value| r["cells"].as_array().cloned().unwrap_or_default();
             let (ca, cb) = (cells(&ra), cells(&rb));

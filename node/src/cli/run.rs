@@ -111,7 +111,7 @@ pub(super) fn run(
 
 /// One output as text: streams and plain-text results as they are, errors with their
 /// traceback, anything else by its kinds and sizes.
-fn show(o: &Value, out: &mut dyn Write) -> Result<()> {
+pub(super) fn show(o: &Value, out: &mut dyn Write) -> Result<()> {
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
         Value::Array(lines) => lines.iter().filter_map(Value::as_str).collect(),

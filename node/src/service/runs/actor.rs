@@ -195,7 +195,13 @@ impl NodeActor {
                 id: BlobRef::of(&bytes),
                 bytes,
             })
-            .filter(|b| named.contains(&b.id))
+            .filter(|b| {
+                let kept = named.contains(&b.id);
+                if !kept {
+                    warn!(peer = %from.short(), blob = %b.id.hex(), "a run's answer carried a stored output its change does not name; it was not kept");
+                }
+                kept
+            })
             .collect();
         // Judged and applied: it is kept whatever the cell now shows.
         self.commit_run(id, batch, blobs).await?;
@@ -277,11 +283,7 @@ impl NodeActor {
     ) {
         let request = match self.judge_request(peer, order.request) {
             Ok(r) => r,
-            Err(why) => {
-                warn!(peer = %peer.short(), %why, "a run order was refused; nothing ran");
-                let _ = reply.send(Response::Run(orrery_protocol::run::RunReply::Refused(why)));
-                return;
-            }
+            Err(why) => return super::hosted::refuse(reply, peer, "run", why),
         };
         let (runs, key, me) = (self.runs.clone(), self.key.clone(), self.me);
         tokio::spawn(async move {

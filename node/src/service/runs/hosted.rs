@@ -68,6 +68,12 @@ impl Hosted {
     }
 }
 
+/// Refuses `peer`'s order (`what`: "run", "job") with `why`, logged: nothing ran.
+pub(super) fn refuse(reply: oneshot::Sender<Response>, peer: NodeId, what: &str, why: String) {
+    warn!(peer = %peer.short(), %why, "a {what} order was refused; nothing ran");
+    let _ = reply.send(Response::Run(RunReply::Refused(why)));
+}
+
 /// A verified run order: the project as of the request, the cell's source, what it reads here.
 struct Prepared {
     project: Project,
@@ -152,10 +158,7 @@ impl Runs {
         seals: Vec<Signed<ChangeSeal, Unverified>>,
         reply: oneshot::Sender<Response>,
     ) {
-        let refuse = |reply: oneshot::Sender<Response>, why: String| {
-            warn!(peer = %home.short(), %why, "a run order was refused; nothing ran");
-            let _ = reply.send(Response::Run(RunReply::Refused(why)));
-        };
+        let refuse = |reply, why| refuse(reply, home, "run", why);
         let asked = request.clone();
         let prepared = self
             .verified(move || prepare(me, &asked, &snapshot, seals))

@@ -7,7 +7,7 @@ use orrery_protocol::job::JobRequest;
 use orrery_protocol::run::{RunEnd, RunReply};
 use orrery_protocol::{ChangeSeal, SecretKey, Unverified};
 
-use super::hosted::editable;
+use super::hosted::{editable, refuse};
 use super::*;
 use crate::service::jobs::{Read, header, make_run, read_notebook};
 use crate::store::{Job, JobState};
@@ -26,10 +26,7 @@ impl Runs {
         seals: Vec<Signed<ChangeSeal, Unverified>>,
         reply: oneshot::Sender<Response>,
     ) {
-        let refuse = |reply: oneshot::Sender<Response>, why: String| {
-            warn!(peer = %home.short(), %why, "a job order was refused; nothing ran");
-            let _ = reply.send(Response::Run(RunReply::Refused(why)));
-        };
+        let refuse = |reply, why| refuse(reply, home, "job", why);
         let r = request.value().clone();
         let author = AuthorId(*request.signer());
         let Ok(nb) = r.notebook.parse::<NotebookId>() else {

@@ -3,7 +3,6 @@
 //! another node before its run is made here.
 
 use orrery_protocol::job::{JobOrder, JobRequest};
-use orrery_protocol::run::RunReply;
 
 use super::actor::sendable;
 use super::*;
@@ -69,11 +68,7 @@ impl NodeActor {
     ) {
         let request = match self.judge_request(peer, order.request) {
             Ok(r) => r,
-            Err(why) => {
-                warn!(peer = %peer.short(), %why, "a job order was refused; nothing ran");
-                let _ = reply.send(Response::Run(RunReply::Refused(why)));
-                return;
-            }
+            Err(why) => return super::hosted::refuse(reply, peer, "job", why),
         };
         let (runs, key, me) = (self.runs.clone(), self.key.clone(), self.me);
         tokio::spawn(async move {

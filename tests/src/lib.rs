@@ -362,6 +362,29 @@ pub async fn hostile_member_advertising(
     HostileMember,
     tokio::sync::mpsc::Receiver<orrery_federation::Event>,
 ) {
+    hostile_member_with_advert(a, collections, &[]).await
+}
+
+/// Mallory joins through `a` and says in her advert that she hosts `authors` (with their
+/// signed consent, as an honest node does); `a` holds her advert and is connected to her.
+pub async fn hostile_member_hosting(
+    a: &TestNode,
+    authors: &[&orrery_protocol::SecretKey],
+) -> (
+    HostileMember,
+    tokio::sync::mpsc::Receiver<orrery_federation::Event>,
+) {
+    hostile_member_with_advert(a, Vec::new(), authors).await
+}
+
+async fn hostile_member_with_advert(
+    a: &TestNode,
+    collections: Vec<orrery_protocol::advert::CollectionSummary>,
+    authors: &[&orrery_protocol::SecretKey],
+) -> (
+    HostileMember,
+    tokio::sync::mpsc::Receiver<orrery_federation::Event>,
+) {
     let (mallory, events) = hostile_member_with_events(a).await;
     let (_, federation_id) = a
         .handle()
@@ -382,7 +405,21 @@ pub async fn hostile_member_advertising(
             institution: String::new(),
             contact: String::new(),
             addresses: Vec::new(),
-            authors: Vec::new(),
+            authors: authors
+                .iter()
+                .map(|key| {
+                    orrery_protocol::Signed::sign(
+                        key,
+                        orrery_protocol::advert::Hosting {
+                            author: orrery_protocol::AuthorId(key.public()),
+                            node: mallory.id,
+                            federation: federation_id,
+                            expires_at: i64::MAX,
+                        },
+                    )
+                    .into_unverified()
+                })
+                .collect(),
             collections,
             compute: Vec::new(),
         })

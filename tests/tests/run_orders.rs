@@ -10,12 +10,11 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{Automerge, ReadDoc};
 use orrery_crdt::{CellKind, NewCell, Project, Session, Visibility};
 use orrery_node::home::read_key;
-use orrery_protocol::advert::Hosting;
 use orrery_protocol::job::{JobOrder, JobRequest};
 use orrery_protocol::run::{RunOrder, RunReply, RunRequest};
 use orrery_protocol::wire::{Refusal, Request, Response, SyncFrame};
-use orrery_protocol::{AuthorId, ChangeHash, ChangeSeal, NodeId, SecretKey, Signed, Verified};
-use orrery_tests::{converged, eventually, federation, heads, hostile_member_with_events, running};
+use orrery_protocol::{ChangeHash, ChangeSeal, NodeId, SecretKey, Signed, Verified};
+use orrery_tests::{converged, federation, heads, hostile_member_hosting, running};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -80,51 +79,10 @@ async fn run_orders_are_judged_before_anything_runs_and_forged_outputs_are_refus
     let nodes = federation(2).await;
     let all = running(&nodes);
     let (a, b) = (&nodes[0], &nodes[1]);
-    let (mallory, _events) = hostile_member_with_events(b).await;
-    let fed = mallory.fed.clone();
-
-    // Mallory hosts Eve, and says so in her advert, as an honest node does.
+    // Mallory hosts Eve, and says so in her advert (with Eve's consent), as an honest node does.
     let eve = SecretKey::generate().expect("random");
-    let (_, federation_id) = b
-        .handle()
-        .status()
-        .await
-        .expect("status")
-        .federation
-        .expect("a member");
-    let hosting = Signed::sign(
-        &eve,
-        Hosting {
-            author: AuthorId(eve.public()),
-            node: mallory.id,
-            federation: federation_id,
-            expires_at: now() + 3600,
-        },
-    );
-    fed.set_advert(orrery_protocol::advert::NodeAdvert {
-        federation: federation_id,
-        node: mallory.id,
-        seq: 0,
-        issued_at: 0,
-        expires_at: 0,
-        name: "Mallory".into(),
-        institution: String::new(),
-        contact: String::new(),
-        addresses: Vec::new(),
-        authors: vec![hosting.into_unverified()],
-        collections: Vec::new(),
-        compute: Vec::new(),
-    })
-    .await
-    .expect("advert");
-    eventually(&all, WAIT, "B holds Mallory's advert", || async {
-        b.handle().status().await.is_ok_and(|s| {
-            s.members
-                .iter()
-                .any(|m| m.node == mallory.id && m.advert.is_some() && m.connected)
-        })
-    })
-    .await;
+    let (mallory, _events) = hostile_member_hosting(b, &[&eve]).await;
+    let fed = mallory.fed.clone();
 
     let eves = project_of(&eve);
     let ask = |r: Request| {

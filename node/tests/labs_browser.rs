@@ -15,12 +15,10 @@ use std::process::Command;
 
 use orrery_node::home::Home;
 use orrery_node::store::Store;
-use run::{Running, add_csv_collection, add_user, free_port, orrery, share_lab_envs, use_loopback};
+use run::{
+    Running, add_csv_collection, add_user, free_port, orrery, repo, share_lab_envs, use_loopback,
+};
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 #[test]
 fn a_researcher_starts_opens_and_stops_a_lab_from_the_browser() {

@@ -17,12 +17,8 @@ use std::process::Command;
 use http::call;
 use orrery_node::home::Home;
 use orrery_node::store::Store;
-use run::{Running, add_user, lab_node, token_for};
+use run::{Running, add_user, lab_node, repo, token_for};
 use serde_json::{Value, json};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 #[test]
 fn a_researcher_runs_a_cell_from_the_project_page_and_sees_where_it_ran() {

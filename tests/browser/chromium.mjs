@@ -23,6 +23,20 @@ export async function launch() {
   });
 }
 
+/// A page signed in at the node `base` with a session cookie the test made on the node, and
+/// the errors it reports (uncaught exceptions, console errors) as they happen.
+export async function signedInPage(browser, base, secret, viewport) {
+  const context = await browser.newContext({ viewport, colorScheme: 'light' });
+  await context.addCookies([{ name: 'orrery_session', value: secret, url: base, httpOnly: true, sameSite: 'Lax' }]);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  return { context, page, errors };
+}
+
 /// The accessibility violations axe-core finds on the page.
 export async function axe(page) {
   // Evaluated through the DevTools protocol: the page's content security policy (which

@@ -6,7 +6,7 @@
 // Usage: node labs.mjs <node base URL> <session secret> <screenshot dir>
 // Prints one JSON object with what it saw; the Rust test judges it.
 import { mkdirSync } from 'node:fs';
-import { axe, launch } from './chromium.mjs';
+import { axe, launch, signedInPage } from './chromium.mjs';
 
 const [base, secret, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
@@ -14,14 +14,7 @@ mkdirSync(shots, { recursive: true });
 const browser = await launch();
 const out = {};
 try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
-  await context.addCookies([{ name: 'orrery_session', value: secret, url: base, httpOnly: true, sameSite: 'Lax' }]);
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
+  const { context, page, errors } = await signedInPage(browser, base, secret, { width: 1280, height: 800 });
   await page.goto(base + '/ui/#/labs?data=gaia');
   out.who = (await page.locator('.account .who .name').innerText({ timeout: 15000 })).trim();
   const gaia = page.getByRole('checkbox', { name: /gaia/ });

@@ -6,7 +6,7 @@
 // Usage: node runs.mjs <node base URL> <session secret> <project id> <screenshot dir>
 // Prints one JSON object with what it saw; the Rust test judges it.
 import { mkdirSync } from 'node:fs';
-import { axe, launch } from './chromium.mjs';
+import { axe, launch, signedInPage } from './chromium.mjs';
 
 const [base, secret, project, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
@@ -14,14 +14,7 @@ mkdirSync(shots, { recursive: true });
 const browser = await launch();
 const out = {};
 try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
-  await context.addCookies([{ name: 'orrery_session', value: secret, url: base, httpOnly: true, sameSite: 'Lax' }]);
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
+  const { page, errors } = await signedInPage(browser, base, secret, { width: 1280, height: 900 });
   await page.goto(`${base}/ui/#/projects/${project}`);
   const cell = page.locator('.cell.code').first();
   const run = cell.getByRole('button', { name: 'Run the cell at the data' });

@@ -1,42 +1,17 @@
 import { useEffect, useState } from 'preact/hooks';
 import { type JobRunView, type JobView, cancelJob, jobRuns, jobs } from './api';
-import { output } from './render';
+import { Outputs, seconds } from './project';
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-function seconds(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 function params(p: [string, string][]): string {
   return p.length === 0 ? 'no parameters' : p.map(([k, v]) => `${k} = ${v}`).join(', ');
 }
 
-/// One cell's outputs in a run's record, rendered as the project page renders them.
-function CellOutputs({ outputs }: { outputs: Record<string, unknown>[] }) {
-  const [html, setHtml] = useState<{ kind: string; html: string }[] | null>(null);
-  useEffect(() => {
-    let live = true;
-    void Promise.all(outputs.map(output)).then((r) => live && setHtml(r));
-    return () => {
-      live = false;
-    };
-  }, [outputs]);
-  if (!html || html.length === 0) return null;
-  return (
-    <div class="outputs">
-      {html.map((o, i) => (
-        // The HTML was sanitised (or made from escaped text) where it was rendered.
-        <div key={i} class={`output ${o.kind}`} dangerouslySetInnerHTML={{ __html: o.html }} />
-      ))}
-    </div>
-  );
-}
-
 /// A run as the node that made it signed it.
-function Run({ r }: { r: JobRunView }) {
+function Run({ project, r }: { project: string; r: JobRunView }) {
   return (
     <details class="job-run" data-run={r.run}>
       <summary>
@@ -52,7 +27,7 @@ function Run({ r }: { r: JobRunView }) {
           <div class="sub">
             cell {c.cell} · {c.status}
           </div>
-          <CellOutputs outputs={c.outputs} />
+          <Outputs project={project} outputs={c.outputs} />
         </div>
       ))}
     </details>
@@ -91,7 +66,7 @@ function Job({ job, onChange }: { job: JobView; onChange: (j: JobView) => void }
           {error}
         </p>
       )}
-      {runs?.map((r) => <Run key={r.run} r={r} />)}
+      {runs?.map((r) => <Run key={r.run} project={job.project} r={r} />)}
     </li>
   );
 }

@@ -150,7 +150,7 @@ async function resolved(project: string, outputs: Record<string, unknown>[]): Pr
   return out;
 }
 
-function Outputs({ project: id, outputs }: { project: string; outputs: Record<string, unknown>[] }) {
+export function Outputs({ project: id, outputs }: { project: string; outputs: Record<string, unknown>[] }) {
   const [rendered, setRendered] = useState<{ kind: string; html: string }[] | null>(null);
   useEffect(() => {
     let live = true;
@@ -175,7 +175,7 @@ function nodeName(id: string, name: string | null): string {
   return name ?? `node ${id.slice(0, 8)}`;
 }
 
-function seconds(ms: number): string {
+export function seconds(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 

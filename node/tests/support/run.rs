@@ -172,3 +172,18 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+/// The repository's root.
+#[allow(dead_code)]
+pub(crate) fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Where the node in `data` serves HTTP (`host:port`, as it wrote it when it started).
+#[allow(dead_code)]
+pub(crate) fn web_addr(data: &Path) -> String {
+    std::fs::read_to_string(data.join("web.addr"))
+        .expect("web.addr")
+        .trim()
+        .to_owned()
+}

@@ -20,16 +20,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use http::call;
-use run::{Running, add_user, free_port, orrery, share_lab_envs, token_for, use_loopback};
+use run::{
+    Running, add_user, free_port, orrery, repo, share_lab_envs, token_for, use_loopback, web_addr,
+};
 use serde_json::{Value, json};
-
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
 
 fn script(name: &str) {
     let status = Command::new("bash")
-        .arg(root().join("scripts").join(name))
+        .arg(repo().join("scripts").join(name))
         .status()
         .expect("bash runs");
     assert!(status.success(), "scripts/{name} failed");
@@ -37,9 +35,9 @@ fn script(name: &str) {
 
 /// Runs a benchmark script with the bench venv's Python; its JSON answer.
 fn python(script: &str, args: &[&str]) -> Value {
-    let py = root().join("target/bench-hub/venv/bin/python");
+    let py = repo().join("target/bench-hub/venv/bin/python");
     let out = Command::new(py)
-        .arg(root().join("node/benches").join(script))
+        .arg(repo().join("node/benches").join(script))
         .args(args)
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -98,13 +96,6 @@ fn until_warm(dir: &Path, n: usize) {
         assert!(Instant::now() < deadline, "{n} warm labs never waited");
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn addr(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("web.addr"))
-        .expect("web.addr")
-        .trim()
-        .to_owned()
 }
 
 /// Starts and stops one lab at `node` over `data` once it can be placed: the environment is
@@ -184,7 +175,7 @@ fn main() {
     let invite = orrery(&a, &["federation", "invite", "--node", &b_id]);
     orrery(&b, &["federation", "join", invite.trim()]);
     let b_running = Running::start(&b);
-    let (node_a, node_b) = (addr(&a), addr(&b));
+    let (node_a, node_b) = (web_addr(&a), web_addr(&b));
     warm(&node_b, &token_b, &["crab"]);
     warm(&node_a, &token_a, &["crab"]);
 
@@ -216,7 +207,7 @@ fn main() {
     drop(b_running);
     set_warm(&b, 0, runs);
     let _b = Running::start(&b);
-    let node_b = addr(&b);
+    let node_b = web_addr(&b);
     warm(&node_a, &token_a, &["crab"]);
     until_warm(&b, runs);
     let spawn = |node: &str, token: &str| {

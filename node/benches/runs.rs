@@ -1,7 +1,8 @@
 //! Runs at the data: `1+1` from the request at the researcher's node to signed outputs stored
 //! there, with a warm kernel, run on that node and placed on another node over loopback; beside
 //! it, in the same run, the same cell executed directly on a Jupyter kernel in the same lab
-//! (`runs_kernel.py`: an execute_request until idle, through the node's lab proxy). Then a 5 MB
+//! (`runs_kernel.py`: an execute_request until idle, on the lab server's Unix socket as the
+//! node's kernel client goes, and through the node's lab proxy). Then a 5 MB
 //! PNG output: the run here and there, and the time until a replica holds it after it was
 //! recorded, against a plain TCP transfer of as many bytes on loopback.
 //!
@@ -14,29 +15,17 @@ mod http;
 mod run;
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use http::call;
-use run::{Running, add_user, lab_node, orrery, token_for};
+use run::{Running, add_user, lab_node, orrery, repo, token_for, web_addr};
 use serde_json::{Value, json};
 
 /// A cell making a 5 MB PNG (random pixels do not compress) and showing it.
 const IMAGE: &str = "import io, numpy as np\nfrom PIL import Image as P\nfrom IPython.display import Image, display\n\
      a = np.random.default_rng(1).integers(0, 256, (1300, 1300, 3), dtype=np.uint8)\n\
      b = io.BytesIO()\nP.fromarray(a).save(b, 'PNG')\ndisplay(Image(data=b.getvalue()))";
-
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn addr(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("web.addr"))
-        .expect("web.addr")
-        .trim()
-        .to_owned()
-}
 
 fn percentile(samples: &[f64], q: f64) -> f64 {
     let mut s = samples.to_vec();
@@ -132,7 +121,7 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(20);
     let status = Command::new("bash")
-        .arg(root().join("scripts/lab-env"))
+        .arg(repo().join("scripts/lab-env"))
         .status()
         .expect("bash runs");
     assert!(status.success(), "scripts/lab-env failed");
@@ -166,7 +155,7 @@ fn main() {
     let invite = orrery(&a, &["federation", "invite", "--node", &b_id]);
     orrery(&b, &["federation", "join", invite.trim()]);
     let _b = Running::start(&b);
-    let (node_a, node_b) = (addr(&a), addr(&b));
+    let (node_a, node_b) = (web_addr(&a), web_addr(&b));
     let api = format!("http://{node_a}/api/v1");
 
     // The product's checksum, once ESAC knows Heidelberg's catalog.
@@ -209,22 +198,30 @@ fn main() {
     let local = series(&here);
     eprintln!("== 1+1 placed at Heidelberg");
     let remote = series(&there);
+    // The baseline: the same cell on a kernel of the same lab, straight to its server's Unix
+    // socket as the node's own kernel client goes; and, beside it, through the lab proxy.
+    let kernel = |how: &[&str]| -> Vec<f64> {
+        let out = Command::new(repo().join(".venv/bin/python"))
+            .arg(repo().join("node/benches/runs_kernel.py"))
+            .args(["--lab", &lab, "--runs", &runs.to_string(), "--code", "1+1"])
+            .args(how)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("python runs");
+        assert!(out.status.success(), "runs_kernel.py failed");
+        let answer: Value = serde_json::from_slice(&out.stdout).expect("a JSON line");
+        answer["samples_s"]
+            .as_array()
+            .expect("samples")
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect()
+    };
     eprintln!("== 1+1 directly on a kernel of the same lab");
-    let out = Command::new(root().join(".venv/bin/python"))
-        .arg(root().join("node/benches/runs_kernel.py"))
-        .args(["--node", &node_a, "--token", &token, "--lab", &lab])
-        .args(["--runs", &runs.to_string(), "--code", "1+1"])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("python runs");
-    assert!(out.status.success(), "runs_kernel.py failed");
-    let direct: Value = serde_json::from_slice(&out.stdout).expect("a JSON line");
-    let direct: Vec<f64> = direct["samples_s"]
-        .as_array()
-        .expect("samples")
-        .iter()
-        .filter_map(Value::as_f64)
-        .collect();
+    let socket = a.join("labs/run").join(&lab).join("jupyter.sock");
+    let direct = kernel(&["--socket", socket.to_str().expect("utf-8")]);
+    eprintln!("== 1+1 on the same kernel through the lab proxy");
+    let proxied = kernel(&["--node", &node_a, "--token", &token]);
 
     // A 5 MB image: the run here and there, then until Heidelberg (a replica of the public
     // project made here) holds it.
@@ -274,9 +271,15 @@ fn main() {
         println!("| {what} | {} | {} | {} |", ms(p50), ms(p95), ms(p50 - d50));
     }
     println!(
-        "| directly on a Jupyter kernel of the same lab (baseline) | {} | {} | — |",
+        "| directly on a Jupyter kernel of the same lab, on its server's socket (baseline) | {} | {} | — |",
         ms(d50),
         ms(d95)
+    );
+    println!(
+        "| the same kernel through the node's lab proxy (as JupyterLab reaches it) | {} | {} | {} |",
+        ms(percentile(&proxied, 0.5)),
+        ms(percentile(&proxied, 0.95)),
+        ms(percentile(&proxied, 0.5) - d50)
     );
     println!();
     println!(

@@ -19,14 +19,10 @@ use std::process::Command;
 
 use http::call;
 use orrery_node::labs::env::{Environment, provision};
-use run::{Running, add_user, free_port, orrery, token_for, use_loopback};
+use run::{Running, add_user, free_port, orrery, repo, token_for, use_loopback};
 use serde_json::{Value, json};
 
 const CELLS: usize = 200;
-
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
 
 /// A 48×48 figure, different per cell.
 fn figure(i: usize) -> String {
@@ -90,7 +86,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     for setup in ["scripts/browser-env", "scripts/ui-build"] {
-        let status = Command::new(root().join(setup)).status().expect(setup);
+        let status = Command::new(repo().join(setup)).status().expect(setup);
         assert!(status.success(), "{setup} failed");
     }
     let runs: usize = std::env::var("ORRERY_BENCH_RUNS")
@@ -153,7 +149,7 @@ fn main() {
 
     let figures = (CELLS / 2).to_string();
     let out = Command::new("node")
-        .arg(root().join("tests/browser/bench-notebook.mjs"))
+        .arg(repo().join("tests/browser/bench-notebook.mjs"))
         .arg(format!("{base}/ui/#/projects/{project}"))
         .arg(&html)
         .args([&CELLS.to_string(), &figures, &runs.to_string()])
@@ -197,7 +193,7 @@ fn main() {
 
     // The UI's JavaScript as sent (gzip -9): the pages' own, and the math renderer loaded
     // only where math is shown.
-    let assets = root().join("ui/dist/assets");
+    let assets = repo().join("ui/dist/assets");
     for (prefix, what) in [("main-", "the pages"), ("katex-", "math, on demand")] {
         let file = std::fs::read_dir(&assets)
             .expect("assets")

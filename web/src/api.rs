@@ -15,6 +15,7 @@ mod jobs;
 mod labs;
 mod model;
 mod projects;
+mod runs;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -81,6 +82,7 @@ pub(crate) fn router(backend: Shared) -> (Router, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(catalog::routes())
         .merge(projects::routes())
+        .merge(runs::routes())
         .merge(labs::routes())
         .merge(jobs::routes())
         .merge(account::routes())

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { type JobRunView, type JobView, cancelJob, jobRuns, jobs } from './api';
-import { Outputs, seconds } from './project';
+import { Outputs, seconds } from './runs';
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

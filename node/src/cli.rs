@@ -144,6 +144,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Search(args) => dataset::search_cmd(&Ctx::open(home)?, *args, out),
         Command::Federation(cmd) => federation::run(&mut Ctx::open(home)?, cmd, out),
         Command::Lab(cmd) => lab::run(&home, cmd, out),
+        Command::Job(job::JobCmd::Exec { spec }) => crate::batch::exec::run(&spec),
         Command::Job(cmd) => job::run(&Ctx::open(home)?, cmd, out),
         Command::Run => federation::run_node(&Ctx::open(home)?, out),
         Command::Doctor(args) => doctor::run(&home, args, out),

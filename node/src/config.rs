@@ -60,6 +60,8 @@ pub struct Config {
     pub compute: Vec<ComputeOffer>,
     /// Sandboxed labs on this node.
     pub labs: LabsSection,
+    /// Where pipelines (jobs) run: in labs here, or through a batch system.
+    pub jobs: JobsSection,
     /// The data plane (iroh): where it listens.
     pub data: crate::dataplane::DataSection,
 }
@@ -300,6 +302,78 @@ impl Default for KubernetesSection {
     }
 }
 
+/// What runs a node's jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum JobBackend {
+    /// A fresh kernel in the requester's lab on this node, one job at a time.
+    #[default]
+    Local,
+    /// Batch jobs of the centre's Slurm cluster (`[jobs.slurm]`), each run in the labs' sandbox
+    /// on the compute node Slurm picks.
+    Slurm,
+}
+
+/// Where pipelines run (`[jobs]`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsSection {
+    /// `local` (the default) or `slurm`.
+    pub backend: JobBackend,
+    /// The Slurm cluster, with `backend = "slurm"`.
+    pub slurm: SlurmSection,
+}
+
+/// Jobs as Slurm batch jobs (`[jobs.slurm]`). The node submits with `sbatch`, follows with
+/// `squeue` and reads how each ended with `sacct`; Slurm's own configuration (`SLURM_CONF`, or
+/// its default) says which cluster. The spool directory, the lab environments (`[labs] envs`),
+/// the datasets and the `orrery` binary must be at the same paths on the compute nodes (a
+/// shared filesystem), and jobs must run as root there, as labs do here, to enter the sandbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlurmSection {
+    /// The partition jobs go to (none: the cluster's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// The account jobs are charged to (none: the submitting user's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Each run's time limit, in minutes: Slurm ends a run that passes it.
+    pub time_limit_mins: u64,
+    /// Memory per run, in MiB.
+    pub memory_mib: u64,
+    /// Cores per run.
+    pub cpus: u32,
+    /// Runs of this node in Slurm at once (queued or running there); more wait in the node's
+    /// queue.
+    pub max_submitted: usize,
+    /// Seconds between two looks at a submitted run's state.
+    pub poll_secs: u64,
+    /// Where each run's files go (its notebook, sandbox and result); by default `jobs/slurm` in
+    /// the data directory. Compute nodes must see it at the same path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool: Option<std::path::PathBuf>,
+    /// The directory holding `sbatch`, `squeue`, `sacct` and `scancel` (none: looked up on PATH).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bin: Option<std::path::PathBuf>,
+}
+
+impl Default for SlurmSection {
+    fn default() -> Self {
+        Self {
+            partition: None,
+            account: None,
+            time_limit_mins: 60,
+            memory_mib: 2048,
+            cpus: 1,
+            max_submitted: 32,
+            poll_secs: 2,
+            spool: None,
+            bin: None,
+        }
+    }
+}
+
 /// Sandboxed labs on this node (`[labs]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -432,6 +506,29 @@ impl Config {
                     problem: "must be labels `key=value,…` naming the node's pods, the only ones that may reach a lab",
                 });
             }
+        }
+        let slurm = &self.jobs.slurm;
+        if slurm.time_limit_mins == 0
+            || slurm.memory_mib < 64
+            || slurm.cpus == 0
+            || slurm.max_submitted == 0
+            || slurm.poll_secs == 0
+        {
+            return Err(ConfigError::Invalid {
+                field: "jobs.slurm",
+                problem: "needs time_limit_mins, cpus, max_submitted and poll_secs >= 1, and memory_mib >= 64",
+            });
+        }
+        if slurm.partition.iter().chain(&slurm.account).any(|v| {
+            v.is_empty()
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        }) {
+            return Err(ConfigError::Invalid {
+                field: "jobs.slurm.partition, jobs.slurm.account",
+                problem: "must be names of letters, digits, '-', '_' and '.'",
+            });
         }
         if self.labs.uid == 0 {
             return Err(ConfigError::Invalid {

@@ -5,6 +5,7 @@
 //! the project document before they are committed, and foreign changes go through
 //! `Project::ingest`.
 
+pub mod batch;
 pub mod blobs;
 pub mod catalog;
 pub mod citation;

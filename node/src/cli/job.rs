@@ -36,6 +36,14 @@ pub enum JobCmd {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Internal: a run inside a batch job of the centre's cluster (the whole batch script).
+    /// Not meant to be typed.
+    #[command(hide = true)]
+    Exec {
+        /// The run's spec, written by the node.
+        #[arg(long)]
+        spec: std::path::PathBuf,
+    },
     /// The user's jobs on this node.
     List {
         #[arg(long)]
@@ -292,6 +300,7 @@ pub(super) fn run(ctx: &Ctx, cmd: JobCmd, out: &mut dyn Write) -> Result<()> {
             )?;
             line(out, &j)?;
         }
+        JobCmd::Exec { spec } => crate::batch::exec::run(&spec)?,
     }
     Ok(())
 }

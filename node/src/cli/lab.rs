@@ -115,15 +115,16 @@ pub struct ConfineArgs {
 /// Arguments of the hidden `orrery lab exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The lab (its cgroup's name).
-    #[arg(long)]
-    lab: String,
+    /// The lab (its cgroup's name). None: the sandbox stays in the cgroup it was started in
+    /// (a batch system's allocation).
+    #[arg(long, requires_all = ["cgroup_root", "cgroup_prefix"])]
+    lab: Option<String>,
     /// The cgroup filesystem's mount point.
-    #[arg(long)]
-    cgroup_root: PathBuf,
+    #[arg(long, requires = "lab")]
+    cgroup_root: Option<PathBuf>,
     /// Where labs live inside each hierarchy.
-    #[arg(long)]
-    cgroup_prefix: PathBuf,
+    #[arg(long, requires = "lab")]
+    cgroup_prefix: Option<PathBuf>,
     /// The uid to run the sandbox as.
     #[arg(long)]
     uid: u32,
@@ -209,10 +210,13 @@ pub(crate) fn run(home: &Home, cmd: LabCmd, out: &mut dyn Write) -> Result<()> {
 }
 
 fn exec(args: ExecArgs) -> Result<()> {
-    let driver = CgroupDriver::detect_at(&args.cgroup_root, &args.cgroup_prefix)?;
-    driver
-        .add(&args.lab, std::process::id())
-        .context("joining the lab's cgroup")?;
+    if let (Some(lab), Some(root), Some(prefix)) =
+        (&args.lab, &args.cgroup_root, &args.cgroup_prefix)
+    {
+        CgroupDriver::detect_at(root, prefix)?
+            .add(lab, std::process::id())
+            .context("joining the lab's cgroup")?;
+    }
     let (program, rest) = args
         .command
         .split_first()

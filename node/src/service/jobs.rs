@@ -7,18 +7,27 @@
 //! was running is failed saying so (or, if it repeats, queued again saying its run was lost),
 //! and queued jobs go on.
 
+//!
+//! Where the node's jobs go to the centre's Slurm cluster ([`slurm`]), each run is a batch job
+//! there, as many at once as `[jobs.slurm] max_submitted` allows, and runs still in Slurm when
+//! the node restarts are followed again.
+
+pub(super) mod slurm;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use orrery_crdt::{CellKind, NotebookId, Project};
-use orrery_protocol::job::{JobCell, JobRecord, parameters_cell};
+use orrery_protocol::job::JobRecord;
 use orrery_protocol::run::{DatasetRead, RunStatus};
 use orrery_protocol::{NodeId, SecretKey, Signed};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::NodeHandle;
+use crate::batch::cells::{run_cells, with_parameters};
 use crate::home::Home;
 use crate::labs::env::Environment;
 use crate::store::{Job, Store, StoreError};
@@ -36,6 +45,49 @@ const IDLE: Duration = Duration::from_secs(30);
 pub(crate) struct Jobs {
     pub(crate) home: Home,
     pub(crate) wake: Notify,
+    /// Runs at once: one in labs here, `[jobs.slurm] max_submitted` in Slurm.
+    pub(crate) slots: Arc<Semaphore>,
+}
+
+/// The job a run is made for: a job of this node's, whose run says where it is in its note and
+/// stops when it is cancelled; or one made for another node's job, which that node follows.
+pub(super) enum Watch {
+    /// A job in this node's queue.
+    Home {
+        /// The node's database.
+        db: PathBuf,
+        /// The job's id.
+        job: String,
+    },
+    /// A run made here for another node's job.
+    Hosted,
+}
+
+impl Watch {
+    /// Says where the run is, in the job's note.
+    pub(super) async fn note(&self, note: &str) {
+        if let Watch::Home { db, job } = self {
+            let (db, job, note) = (db.clone(), job.clone(), note.to_owned());
+            let kept = tokio::task::spawn_blocking(move || {
+                Store::open(&db).and_then(|mut s| s.set_job_note(&job, &note))
+            })
+            .await;
+            if let Ok(Err(e)) = kept {
+                warn!(error = %e, "a job's note could not be kept");
+            }
+        }
+    }
+
+    /// Whether the job was cancelled.
+    pub(super) async fn cancelled(&self) -> bool {
+        let Watch::Home { db, job } = self else {
+            return false;
+        };
+        let (db, job) = (db.clone(), job.clone());
+        tokio::task::spawn_blocking(move || Store::open(&db).and_then(|s| s.job_cancelled(&job)))
+            .await
+            .is_ok_and(|c| c.unwrap_or(false))
+    }
 }
 
 fn now() -> i64 {
@@ -93,31 +145,54 @@ pub(super) fn read_notebook(p: &Project, nb: &NotebookId, me: NodeId) -> Result<
     })
 }
 
-/// The cells a run executes: the notebook's code cells, with the parameters injected after
-/// the cell tagged `parameters` (first if none is), as papermill does.
-fn with_parameters(
-    cells: Vec<(String, String, bool)>,
-    parameters: &[(String, String)],
-) -> Vec<(String, String)> {
-    let at = cells.iter().position(|c| c.2).map_or(0, |i| i + 1);
-    let mut out: Vec<(String, String)> = cells.into_iter().map(|(id, s, _)| (id, s)).collect();
-    if !parameters.is_empty() {
-        out.insert(
-            at,
-            (
-                "injected-parameters".to_owned(),
-                parameters_cell(parameters),
-            ),
-        );
-    }
-    out
-}
-
 impl Jobs {
     /// After a (re)start, before anyone can ask: jobs that were running are failed, saying so
-    /// (or queued again if they repeat), and queued jobs go on.
-    pub(crate) async fn recover(&self) {
-        match self.store(|s| s.fail_interrupted_jobs()).await {
+    /// (or queued again if they repeat), and queued jobs go on; runs still in Slurm are followed
+    /// again (and runs made there for other nodes, which no one follows now, are cancelled).
+    pub(crate) async fn recover(&self, node: &NodeHandle, key: &SecretKey) {
+        let mut resumed = Vec::new();
+        if let Some(batch) = node.runs.batch.clone() {
+            let submitted = tokio::task::spawn_blocking({
+                let batch = batch.clone();
+                move || batch.submitted()
+            })
+            .await
+            .unwrap_or_default();
+            for run in submitted {
+                let job = run.record.job.clone();
+                let ours = run.record.request.is_none()
+                    && self
+                        .store({
+                            let job = job.clone();
+                            move |s| s.job(&job)
+                        })
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some_and(|j| j.state == crate::store::JobState::Running);
+                if !ours {
+                    batch.abandon(run).await;
+                    continue;
+                }
+                info!(
+                    job,
+                    slurm = run.slurm_id,
+                    "a job's run is still in Slurm; it is followed again"
+                );
+                resumed.push(job.clone());
+                let (watch, key, batch) = (self.db_watch(&job), key.clone(), batch.clone());
+                let (slots, home) = (self.slots.clone(), self.home.clone());
+                tokio::spawn(async move {
+                    let _slot = slots.acquire_owned().await;
+                    let signed = batch
+                        .follow(run, &watch)
+                        .await
+                        .map(|record| Signed::sign(&key, record));
+                    finish(&home, &job, signed).await;
+                });
+            }
+        }
+        match self.store(move |s| s.fail_interrupted_jobs(&resumed)).await {
             Ok((lost, queued)) => {
                 for id in &lost {
                     warn!(job = %id, "a job was running when the node stopped; that run was lost (the job says so)");
@@ -145,7 +220,16 @@ impl NodeHandle {
     }
 }
 
-/// Works through the queue until the node stops.
+impl Jobs {
+    fn db_watch(&self, job: &str) -> Watch {
+        Watch::Home {
+            db: self.home.database(),
+            job: job.to_owned(),
+        }
+    }
+}
+
+/// Works through the queue until the node stops, as many runs at once as it has slots.
 pub(crate) async fn work(
     jobs: Arc<Jobs>,
     node: NodeHandle,
@@ -153,10 +237,22 @@ pub(crate) async fn work(
     cancel: CancellationToken,
 ) {
     loop {
+        let slot = tokio::select! {
+            () = cancel.cancelled() => return,
+            slot = jobs.slots.clone().acquire_owned() => slot,
+        };
+        let Ok(slot) = slot else { return };
         let due = jobs.store(|s| s.take_due_job(now())).await;
         match due {
-            Ok(Some(job)) => run_one(&jobs, &node, &key, job).await,
+            Ok(Some(job)) => {
+                let (jobs, node, key) = (jobs.clone(), node.clone(), key.clone());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    run_one(&jobs, &node, &key, job).await;
+                });
+            }
             Ok(None) => {
+                drop(slot);
                 let next = jobs.store(|s| s.next_job_at()).await.ok().flatten();
                 let wait = next.map_or(IDLE, |at| {
                     Duration::from_secs(u64::try_from(at - now()).unwrap_or(0)).min(IDLE)
@@ -168,6 +264,7 @@ pub(crate) async fn work(
                 }
             }
             Err(e) => {
+                drop(slot);
                 warn!(error = %e, "the job queue could not be read; trying again shortly");
                 tokio::select! {
                     () = cancel.cancelled() => return,
@@ -183,12 +280,23 @@ pub(crate) async fn work(
 
 /// One run of `job`: recorded, signed, kept; a run that could not start is a failed run too.
 async fn run_one(jobs: &Jobs, node: &NodeHandle, key: &SecretKey, job: Job) {
-    let id = job.id.clone();
-    let (record, note) = match execute(node, key, &job).await {
+    let watch = jobs.db_watch(&job.id);
+    let signed = execute(node, key, &job, &watch).await;
+    finish(&jobs.home, &job.id, signed).await;
+}
+
+/// Keeps how a run of job `id` ended.
+async fn finish(
+    home: &Home,
+    id: &str,
+    signed: Result<Signed<JobRecord, orrery_protocol::Verified>, String>,
+) {
+    let id = id.to_owned();
+    let (record, note) = match signed {
         Ok(record) => {
             let note = match &record.value().status {
                 RunStatus::Ok => String::new(),
-                RunStatus::Error(e) => format!("run {} raised {e}", record.value().run),
+                RunStatus::Error(e) => format!("run {} failed: {e}", record.value().run),
             };
             (Some(record.into_unverified()), note)
         }
@@ -198,11 +306,14 @@ async fn run_one(jobs: &Jobs, node: &NodeHandle, key: &SecretKey, job: Job) {
     if failed {
         warn!(job = %id, why = %note, "a job's run failed");
     }
-    let done = jobs
-        .store(move |s| s.finish_job_run(&id, record.as_ref(), failed, &note))
-        .await;
-    if let Err(e) = done {
-        warn!(job = %job.id, error = %e, "a job ran but its record could not be kept");
+    let db = home.database();
+    let job = id.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        Store::open(&db)?.finish_job_run(&id, record.as_ref(), failed, &note)
+    })
+    .await;
+    if !matches!(done, Ok(Ok(()))) {
+        warn!(job, "a job ran but its record could not be kept");
     }
 }
 
@@ -210,6 +321,7 @@ async fn execute(
     node: &NodeHandle,
     key: &SecretKey,
     job: &Job,
+    watch: &Watch,
 ) -> Result<Signed<JobRecord, orrery_protocol::Verified>, String> {
     let nb: NotebookId = job
         .notebook
@@ -240,7 +352,7 @@ async fn execute(
         })
         .await
         .map_err(|e| e.to_string())??;
-    let record = make_run(&node.runs, header(job, me, None), read).await?;
+    let record = make_run(&node.runs, header(job, me, None), read, watch).await?;
     Ok(Signed::sign(key, record))
 }
 
@@ -272,75 +384,37 @@ pub(super) fn header(
     }
 }
 
-/// Makes one run of a job here, in a fresh kernel of its requester's lab: every code cell of
-/// the notebook `read` in order with the parameters injected, stopping at the first that
-/// raises; `record` filled in with what ran and how.
+/// Makes one run of a job here, in a fresh kernel of its requester's lab (or in Slurm, where
+/// the node's jobs go there): every code cell of the notebook `read` in order with the
+/// parameters injected, stopping at the first that raises; `record` filled in with what ran
+/// and how.
 pub(super) async fn make_run(
     runs: &super::runs::Runs,
     mut record: JobRecord,
     read: Read,
+    watch: &Watch,
 ) -> Result<JobRecord, String> {
+    if let Some(batch) = &runs.batch {
+        return batch.make_run(runs, record, read, watch).await;
+    }
     let environment = Environment::jupyter();
     record.started_at_ms = now_ms();
     let (lab, kernel) = runs
         .fresh_kernel(record.requester, &read.datasets)
         .await
         .map_err(|e| e.to_string())?;
-    let mut kept = 0usize;
-    for (cell, source) in with_parameters(read.cells, &record.parameters) {
-        let source_blake3 = *blake3::hash(source.as_bytes()).as_bytes();
-        if record.status != RunStatus::Ok {
-            record.cells.push(JobCell {
-                cell,
-                source_blake3,
-                execution_count: None,
-                outputs: Vec::new(),
-                status: None,
-            });
-            continue;
-        }
-        let ran = kernel
-            .execute(&source, super::runs::RUN_DEADLINE, &mut |_| {})
-            .await;
-        let (outputs, count, cell_status) = match ran {
-            Ok(e) => {
-                let status = super::runs::status_of(&e.ended);
-                (e.outputs, e.execution_count, status)
-            }
-            Err(e) => (Vec::new(), None, RunStatus::Error(e.to_string())),
-        };
-        if cell_status != RunStatus::Ok {
-            record.status = cell_status.clone();
-        }
-        let mut outputs: Vec<String> = outputs.iter().map(ToString::to_string).collect();
-        let bytes: usize = outputs.iter().map(String::len).sum();
-        if kept + bytes > orrery_protocol::job::MAX_JOB_OUTPUT_BYTES {
-            warn!(
-                cell,
-                bytes, "a job's outputs passed what its record keeps; this cell's were left out"
-            );
-            let note = serde_json::json!({
-                "output_type": "stream",
-                "name": "stderr",
-                "text": format!(
-                    "{bytes} bytes of outputs were not kept: a run's record keeps at most {} MiB\n",
-                    orrery_protocol::job::MAX_JOB_OUTPUT_BYTES >> 20
-                ),
-            });
-            outputs = vec![note.to_string()];
-        }
-        kept += outputs.iter().map(String::len).sum::<usize>();
-        record.cells.push(JobCell {
-            cell,
-            source_blake3,
-            execution_count: count,
-            outputs,
-            status: Some(cell_status),
-        });
-    }
+    let (cells, status) = run_cells(
+        &kernel,
+        with_parameters(read.cells, &record.parameters),
+        super::runs::RUN_DEADLINE,
+        &mut |_, _| {},
+    )
+    .await;
     if let Err(e) = kernel.shutdown().await {
         warn!(lab, error = %e, "a job's kernel could not be shut down; the lab's culler will");
     }
+    record.cells = cells;
+    record.status = status;
     record.heads = read.heads;
     record.datasets = read.datasets;
     record.environment = environment.id.clone();

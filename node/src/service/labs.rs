@@ -8,6 +8,7 @@
 //! data plane ([`tunnel`]). Orders from other nodes are judged by the node actor and carried out
 //! by [`Labs::order`].
 
+mod batch;
 mod orders;
 mod remote;
 pub(super) mod tunnel;

@@ -24,14 +24,14 @@ use std::time::{Duration, SystemTime};
 
 use orrery_crdt::{CellId, NotebookId};
 use orrery_federation::FederationHandle;
-use orrery_protocol::run::{DatasetRead, Provenance, RunRequest, RunStatus};
+use orrery_protocol::run::{DatasetRead, Provenance, RunRequest};
 use orrery_protocol::{AuthorId, NodeId, ProjectId, Signed, Verified};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::*;
 use crate::labs::env::Environment;
-use crate::labs::kernel::{Ended, Execution, Kernel, KernelError};
+use crate::labs::kernel::{Execution, Kernel, KernelError};
 
 pub(super) use actor::{Placed, datasets_at};
 
@@ -79,7 +79,9 @@ struct Ran {
 /// The runs of a node: the kernels they use (one per editor and notebook, in that editor's
 /// lab), the runs it makes for other nodes, and the way to reach the nodes it sends runs to.
 pub(super) struct Runs {
-    labs: Arc<labs::Labs>,
+    pub(super) labs: Arc<labs::Labs>,
+    /// The centre's batch system jobs go to, if they go to one.
+    pub(super) batch: Option<Arc<super::jobs::slurm::Batch>>,
     fed: FederationHandle,
     kernels: Mutex<HashMap<KernelKey, Slot>>,
     hosted: hosted::Hosted,
@@ -96,22 +98,10 @@ fn run_error(what: impl std::fmt::Display) -> NodeError {
     NodeError::Run(what.to_string())
 }
 
-/// How a run ended, as its record says it.
-pub(super) fn status_of(ended: &Ended) -> RunStatus {
-    match ended {
-        Ended::Ok => RunStatus::Ok,
-        Ended::Error { ename, evalue } => RunStatus::Error(
-            format!("{ename}: {evalue}")
-                .chars()
-                .take(orrery_protocol::run::MAX_ERROR_BYTES / 4)
-                .collect(),
-        ),
-        Ended::Aborted => RunStatus::Error("the kernel did not run the cell".into()),
-    }
-}
+pub(super) use crate::batch::cells::status_of;
 
 /// The collections named by a run's datasets, each once.
-fn collections_of(datasets: &[DatasetRead]) -> Vec<String> {
+pub(super) fn collections_of(datasets: &[DatasetRead]) -> Vec<String> {
     let mut c: Vec<String> = datasets
         .iter()
         .filter_map(|d| d.product.split('/').next().map(str::to_owned))
@@ -122,9 +112,14 @@ fn collections_of(datasets: &[DatasetRead]) -> Vec<String> {
 }
 
 impl Runs {
-    pub(super) fn new(labs: Arc<labs::Labs>, fed: FederationHandle) -> Self {
+    pub(super) fn new(
+        labs: Arc<labs::Labs>,
+        fed: FederationHandle,
+        batch: Option<Arc<super::jobs::slurm::Batch>>,
+    ) -> Self {
         Self {
             labs,
+            batch,
             fed,
             kernels: Mutex::default(),
             hosted: hosted::Hosted::default(),

@@ -102,7 +102,15 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         );
         profiles.insert(a.id, a.profile.clone());
     }
-    let runs = Arc::new(runs::Runs::new(labs.clone(), fed.clone()));
+    let batch = jobs::slurm::Batch::from_config(&config, &home);
+    if let Some(b) = batch.clone() {
+        tokio::spawn(async move { b.check().await });
+    }
+    let job_slots = match &batch {
+        Some(_) => config.jobs.slurm.max_submitted,
+        None => 1,
+    };
+    let runs = Arc::new(runs::Runs::new(labs.clone(), fed.clone(), batch));
     let name = config.node.name.clone();
     let job_key = key.clone();
     let mut actor = NodeActor {
@@ -183,12 +191,13 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
             labs.stop_all().await;
         });
     }
-    // Pipelines: one worker takes the queued jobs in turn.
+    // Pipelines: one worker takes the queued jobs in turn, as many at once as it has slots.
     let jobs = Arc::new(jobs::Jobs {
         home: home.clone(),
         wake: tokio::sync::Notify::new(),
+        slots: Arc::new(tokio::sync::Semaphore::new(job_slots)),
     });
-    jobs.recover().await;
+    jobs.recover(&handle, &job_key).await;
     tokio::spawn(jobs::work(
         jobs.clone(),
         handle.clone(),

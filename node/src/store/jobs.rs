@@ -278,8 +278,8 @@ impl Store {
         Ok(())
     }
 
-    /// Cancels a job of `author`'s (a running one finishes its run first). Whether it was theirs
-    /// and not over.
+    /// Cancels a job of `author`'s (a run in a lab here finishes first; one in Slurm is
+    /// cancelled there when the node next looks at it). Whether it was theirs and not over.
     pub fn cancel_job(&mut self, id: &str, author: AuthorId) -> Result<bool, StoreError> {
         let n = self.conn.execute(
             "UPDATE jobs SET state = 'cancelled', note = 'cancelled by its requester'
@@ -289,27 +289,57 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Says where a running job's run is (`note`), if the job still runs.
+    pub fn set_job_note(&mut self, id: &str, note: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET note = ?2 WHERE id = ?1 AND state = 'running'",
+            params![id, note],
+        )?;
+        Ok(())
+    }
+
+    /// Whether job `id` was cancelled.
+    pub fn job_cancelled(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT state = 'cancelled' FROM jobs WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(false))
+    }
+
     /// After a restart: jobs that were running are failed, saying so (a repeating one is queued
-    /// again, saying its run was lost); returns them, and how many queued jobs go on.
-    pub fn fail_interrupted_jobs(&mut self) -> Result<(Vec<String>, usize), StoreError> {
+    /// again, saying its run was lost), but those in `resumed` (whose runs go on elsewhere, in a
+    /// batch system, and are followed again); returns the failed ones, and how many queued jobs
+    /// go on.
+    pub fn fail_interrupted_jobs(
+        &mut self,
+        resumed: &[String],
+    ) -> Result<(Vec<String>, usize), StoreError> {
         let tx = self.conn.transaction()?;
         let interrupted: Vec<String> = {
             let mut stmt = tx.prepare("SELECT id FROM jobs WHERE state = 'running'")?;
-            let ids = stmt.query_map([], |r| r.get(0))?;
-            ids.collect::<Result<_, _>>()?
+            let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            ids.filter(|id| id.as_ref().map_or(true, |id| !resumed.contains(id)))
+                .collect::<Result<_, _>>()?
         };
-        tx.execute(
-            "UPDATE jobs SET state = 'failed',
-                 note = 'the node stopped while it ran; that run was lost: submit the job again'
-             WHERE state = 'running' AND every_secs IS NULL",
-            [],
-        )?;
-        tx.execute(
-            "UPDATE jobs SET state = 'queued', next_at = ?1,
-                 note = 'the node stopped during a run, which was lost; the job goes on'
-             WHERE state = 'running'",
-            params![now()],
-        )?;
+        for id in &interrupted {
+            tx.execute(
+                "UPDATE jobs SET state = 'failed',
+                     note = 'the node stopped while it ran; that run was lost: submit the job again'
+                 WHERE id = ?1 AND every_secs IS NULL",
+                params![id],
+            )?;
+            tx.execute(
+                "UPDATE jobs SET state = 'queued', next_at = ?2,
+                     note = 'the node stopped during a run, which was lost; the job goes on'
+                 WHERE id = ?1 AND state = 'running'",
+                params![id, now()],
+            )?;
+        }
         let queued: i64 = tx.query_row(
             "SELECT count(*) FROM jobs WHERE state = 'queued'",
             [],

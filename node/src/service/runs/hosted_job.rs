@@ -9,7 +9,7 @@ use orrery_protocol::{ChangeSeal, SecretKey, Unverified};
 
 use super::hosted::{editable, refuse};
 use super::*;
-use crate::service::jobs::{Read, header, make_run, read_notebook};
+use crate::service::jobs::{Read, Watch, header, make_run, read_notebook};
 use crate::store::{Job, JobState};
 
 impl Runs {
@@ -69,7 +69,7 @@ impl Runs {
             created_at: 0,
         };
         let record = header(&job, me, Some(request.into_unverified()));
-        let ended = match make_run(self, record, read).await {
+        let ended = match make_run(self, record, read, &Watch::Hosted).await {
             Ok(record) => RunEnd::Job(Box::new(Signed::sign(&node_key, record).into_unverified())),
             Err(why) => RunEnd::Failed(why),
         };

@@ -606,6 +606,22 @@ mod tests {
             })
         ));
         assert!(matches!(
+            Config::parse("[jobs.slurm]\ncpus = 0\n", "t"),
+            Err(ConfigError::Invalid {
+                field: "jobs.slurm",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Config::parse("[jobs.slurm]\npartition = \"a b\"\n", "t"),
+            Err(ConfigError::Invalid {
+                field: "jobs.slurm.partition, jobs.slurm.account",
+                ..
+            })
+        ));
+        let slurm = Config::parse("[jobs]\nbackend = \"slurm\"\n", "t").expect("parses");
+        assert_eq!(slurm.jobs.backend, JobBackend::Slurm);
+        assert!(matches!(
             Config::parse("[nod]\nname = \"x\"\n", "t"),
             Err(ConfigError::Parse { .. })
         ));

@@ -148,6 +148,36 @@ fn notebooks_run_whole_as_jobs_with_parameters_on_a_schedule_and_survive_a_resta
     let shown = orrery(&data, &["job", "runs", &failing, "--user", &ada]);
     assert!(shown.contains("ZeroDivisionError"), "{shown}");
 
+    // A job cancelled while it runs has its cell interrupted; its record says so.
+    let (status, stopped) = post(&jobs, json!({ "parameters": { "pause": 600 } }));
+    assert_eq!(status, 201, "{stopped}");
+    let stopped = stopped["id"].as_str().expect("id").to_owned();
+    wait_for("the job to cancel runs", || {
+        let (_, j) = get(&format!("/jobs/{stopped}"));
+        (j["state"] == "running").then_some(())
+    });
+    let (status, j) = call(
+        "DELETE",
+        &format!("{api}/jobs/{stopped}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{j}");
+    let j = wait_for("the cancelled run ends", || {
+        let (_, j) = get(&format!("/jobs/{stopped}"));
+        (j["runs"] == 1).then_some(j)
+    });
+    assert_eq!(j["state"], "cancelled", "{j}");
+    let (_, runs) = get(&format!("/jobs/{stopped}/runs"));
+    let r = &runs[0];
+    assert!(
+        r["status"].as_str().is_some_and(
+            |s| s.starts_with("cancelled while it ran") && s.contains("KeyboardInterrupt")
+        ),
+        "{r}"
+    );
+    assert_eq!(r["cells"][4]["status"], "not run", "{r}");
+
     // The node stops while a job runs: after the restart that job has failed, saying so; a
     // job waiting for its next time is still queued.
     let (status, later) = post(&jobs, json!({ "every_secs": 3600 }));

@@ -40,6 +40,8 @@ pub(crate) const MIN_EVERY_SECS: i64 = 1;
 pub(crate) const MAX_EVERY_SECS: i64 = 366 * 24 * 3600;
 /// Longest a worker sleeps before looking at the queue again when nothing wakes it.
 const IDLE: Duration = Duration::from_secs(30);
+/// How often a running job is looked at for a cancel.
+const CANCEL_LOOK: Duration = Duration::from_secs(2);
 
 /// What the worker needs, and what wakes it when a job is queued.
 pub(crate) struct Jobs {
@@ -403,13 +405,39 @@ pub(super) async fn make_run(
         .fresh_kernel(record.requester, &read.datasets)
         .await
         .map_err(|e| e.to_string())?;
-    let (cells, status) = run_cells(
+    let mut ran = |_: &[orrery_protocol::job::JobCell], _: &RunStatus| {};
+    let run = run_cells(
         &kernel,
         with_parameters(read.cells, &record.parameters),
         super::runs::RUN_DEADLINE,
-        &mut |_, _| {},
-    )
-    .await;
+        &mut ran,
+    );
+    tokio::pin!(run);
+    // A job cancelled while it runs has its cell interrupted (again until the run stops: an
+    // interrupt between two cells reaches neither).
+    let mut cancelled = false;
+    let (cells, mut status) = loop {
+        tokio::select! {
+            ended = &mut run => break ended,
+            () = tokio::time::sleep(CANCEL_LOOK) => {
+                if cancelled || watch.cancelled().await {
+                    cancelled = true;
+                    if let Err(e) = kernel.interrupt().await {
+                        warn!(lab, error = %e, "a cancelled job's cell could not be interrupted");
+                    }
+                }
+            }
+        }
+    };
+    if cancelled && status != RunStatus::Ok {
+        status = RunStatus::Error(format!(
+            "cancelled while it ran ({})",
+            match &status {
+                RunStatus::Error(e) => e.as_str(),
+                RunStatus::Ok => "",
+            }
+        ));
+    }
     if let Err(e) = kernel.shutdown().await {
         warn!(lab, error = %e, "a job's kernel could not be shut down; the lab's culler will");
     }

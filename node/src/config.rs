@@ -367,7 +367,7 @@ impl Default for SlurmSection {
             memory_mib: 2048,
             cpus: 1,
             max_submitted: 32,
-            poll_secs: 2,
+            poll_secs: 5,
             spool: None,
             bin: None,
         }

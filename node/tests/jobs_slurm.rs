@@ -57,7 +57,7 @@ fn site(root: &Path, name: &str, slurm: bool) -> Site {
         let text = std::fs::read_to_string(&config).expect("config");
         let slurm = text
             .replace("[jobs]\nbackend = \"local\"", "[jobs]\nbackend = \"slurm\"")
-            .replace("poll_secs = 2", "poll_secs = 1");
+            .replace("poll_secs = 5", "poll_secs = 1");
         assert!(slurm.contains("backend = \"slurm\"") && slurm.contains("poll_secs = 1"));
         std::fs::write(&config, slurm).expect("config");
     }
@@ -229,13 +229,15 @@ fn jobs_run_as_slurm_batch_jobs_and_their_records_match_local_runs() {
     assert_eq!(r["cells"][3]["outputs"][0]["output_type"], "error", "{r}");
     assert_eq!(r["cells"][4]["status"], "not run", "{r}");
 
-    // A cancelled job is cancelled in Slurm too.
+    // A cancelled job is cancelled in Slurm too; its record keeps the cells that ran.
     let long = batch.submit(json!({ "pause": 600 }));
-    wait_for("the long job runs in Slurm", || {
-        let j = batch.get(&format!("/jobs/{long}"));
-        j["note"]
-            .as_str()?
-            .contains("running in Slurm")
+    let spool = batch.data.join("jobs").join("slurm");
+    wait_for("the long job's first cells have run in Slurm", || {
+        std::fs::read_dir(&spool)
+            .ok()?
+            .flatten()
+            // A run in Slurm now (a failed run's kept directory has no Slurm id).
+            .any(|d| d.path().join("slurm.id").exists() && d.path().join("result.partial").exists())
             .then_some(())
     });
     let (status, cancelled) = call(
@@ -260,21 +262,29 @@ fn jobs_run_as_slurm_batch_jobs_and_their_records_match_local_runs() {
             .any(|l| l.starts_with("orrery-job-") && l.contains("|CANCELLED"))
             .then_some(())
     });
-    // The job says how its run ended.
-    let j = wait_for("the cancelled job says its run was cancelled", || {
+    let j = wait_for("the cancelled run's record is kept", || {
         let j = batch.get(&format!("/jobs/{long}"));
-        j["note"].as_str()?.contains("was cancelled").then_some(j)
+        (j["runs"] == 1).then_some(j)
     });
     assert_eq!(j["state"], "cancelled", "{j}");
+    let r = &batch.get(&format!("/jobs/{long}/runs"))[0];
+    assert!(
+        r["status"]
+            .as_str()
+            .is_some_and(|s| s.contains("was cancelled")),
+        "{r}"
+    );
+    assert_eq!(r["cells"][0]["status"], "ok", "{r}");
+    assert_eq!(r["cells"][4]["status"], "not run", "{r}");
 
     // The node stops while a run is in Slurm: started again, it follows the run and keeps its
     // record.
-    let resumed = batch.submit(json!({ "pause": 4 }));
-    wait_for("the run is in Slurm", || {
+    let resumed = batch.submit(json!({ "pause": 12 }));
+    wait_for("the run runs in Slurm", || {
         let j = batch.get(&format!("/jobs/{resumed}"));
         j["note"]
             .as_str()?
-            .contains("in Slurm as job")
+            .contains("running in Slurm as job")
             .then_some(())
     });
     drop(running);

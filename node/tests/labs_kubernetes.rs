@@ -844,7 +844,10 @@ fn a_node_whose_cluster_does_not_answer_refuses_labs_and_says_why() {
     let config = data.join("orrery.toml");
     let text = std::fs::read_to_string(&config).expect("config");
     let text = text
-        .replace("backend = \"local\"", "backend = \"kubernetes\"")
+        .replace(
+            "[labs]\nbackend = \"local\"",
+            "[labs]\nbackend = \"kubernetes\"",
+        )
         .replace(
             "image = \"\"",
             "image = \"quay.io/jupyter/scipy-notebook:2026-11-30\"",

@@ -7,6 +7,7 @@
 //! in the batch job holds a key.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use orrery_protocol::job::JobCell;
@@ -65,18 +66,51 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// The last `lines` lines of the file at `path` (empty if it cannot be read).
+/// Most bytes of the sandbox's own output kept in its log; the rest is dropped (a notebook
+/// decides how much it writes there).
+const MAX_LOG_BYTES: u64 = 16 << 20;
+
+/// The last `lines` lines of the file at `path`, from its last 64 KiB (empty if it cannot be
+/// read).
 pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text[text.len().saturating_sub(64 << 10)..]).into_owned();
+    use std::io::{Read, Seek, SeekFrom};
+    let mut text = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let len = f.metadata().map_or(0, |m| m.len());
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 << 10)));
+        let _ = f.take(64 << 10).read_to_end(&mut text);
+    }
+    let text = String::from_utf8_lossy(&text).into_owned();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Copies what `from` says into `log` until it ends, keeping at most [`MAX_LOG_BYTES`] of it.
+fn drain(mut from: impl std::io::Read + Send + 'static, log: Arc<Mutex<std::fs::File>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 << 10];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let mut log = log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let written = log.metadata().map_or(u64::MAX, |m| m.len());
+            if written < MAX_LOG_BYTES {
+                let _ = std::io::Write::write_all(&mut *log, &buf[..n]);
+            }
+        }
+    });
 }
 
 /// `orrery job exec --spec FILE`: the run, its result written beside the spec (whole or not at
 /// all). Fails only when the spec cannot be read or the result cannot be written.
 pub fn run(spec: &Path) -> anyhow::Result<()> {
     use anyhow::Context;
+    // Nothing this run writes is for other users of the cluster.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let text = std::fs::read(spec).with_context(|| format!("reading {}", spec.display()))?;
     let spec: BatchSpec = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not a run's spec", spec.display()))?;
@@ -106,15 +140,16 @@ async fn run_in(spec: &BatchSpec) -> BatchResult {
         status: RunStatus::Error(why),
         cells: Vec::new(),
     };
-    let log = || {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log)
-    };
-    let (out, err) = match (log(), log()) {
-        (Ok(o), Ok(e)) => (o, e),
-        (Err(e), _) | (_, Err(e)) => {
+    // What an earlier attempt of this batch job left (Slurm may start it again) is not this
+    // run's.
+    let _ = std::fs::remove_file(spec.result.with_extension("partial"));
+    let log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log)
+    {
+        Ok(log) => Arc::new(Mutex::new(log)),
+        Err(e) => {
             return failed(format!(
                 "the sandbox's log {} could not be opened: {e}",
                 spec.log.display()
@@ -138,8 +173,8 @@ async fn run_in(spec: &BatchSpec) -> BatchResult {
         .args(args)
         .env_clear()
         .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
     {
         Ok(c) => c,
@@ -150,6 +185,12 @@ async fn run_in(spec: &BatchSpec) -> BatchResult {
             ));
         }
     };
+    if let Some(out) = child.stdout.take() {
+        drain(out, log.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        drain(err, log);
+    }
     let endpoint = Endpoint::Unix(spec.socket.clone());
     let mut ended = None;
     let ready = crate::labs::jupyter::ready(

@@ -133,6 +133,9 @@ impl Slurm {
             format!("--cpus-per-task={}", self.cpus),
             "--ntasks=1".to_owned(),
             "--export=NONE".to_owned(),
+            // A run Slurm would start again after a node failure starts from nothing; the job
+            // says it failed, and its next run (if it repeats) goes on.
+            "--no-requeue".to_owned(),
         ];
         args.extend(self.partition.iter().map(|p| format!("--partition={p}")));
         args.extend(self.account.iter().map(|a| format!("--account={a}")));
@@ -194,11 +197,19 @@ impl Slurm {
                             id.to_string(),
                         ],
                     )
-                    .await?;
-                parse_scontrol(&said).ok_or(SlurmError::Unparsable {
-                    command: "scontrol show job".into(),
-                    said,
-                })
+                    .await;
+                match said {
+                    Ok(said) => parse_scontrol(&said).ok_or(SlurmError::Unparsable {
+                        command: "scontrol show job".into(),
+                        said,
+                    }),
+                    // Forgotten by the controller too (past its MinJobAge): how it ended is
+                    // known nowhere; the caller gives it up after a while.
+                    Err(SlurmError::Refused { said, .. }) if said.contains("Invalid job id") => {
+                        Ok(BatchState::Leaving)
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(e),
         }

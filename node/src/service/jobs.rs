@@ -60,15 +60,26 @@ pub(super) enum Watch {
         db: PathBuf,
         /// The job's id.
         job: String,
+        /// A run's directory in a batch system's spool, to clean once its record is kept, and
+        /// whether the run ended well.
+        left: std::sync::Mutex<Option<(PathBuf, bool)>>,
     },
     /// A run made here for another node's job.
     Hosted,
 }
 
 impl Watch {
+    fn home(db: PathBuf, job: &str) -> Self {
+        Watch::Home {
+            db,
+            job: job.to_owned(),
+            left: std::sync::Mutex::default(),
+        }
+    }
+
     /// Says where the run is, in the job's note.
     pub(super) async fn note(&self, note: &str) {
-        if let Watch::Home { db, job } = self {
+        if let Watch::Home { db, job, .. } = self {
             let (db, job, note) = (db.clone(), job.clone(), note.to_owned());
             let kept = tokio::task::spawn_blocking(move || {
                 Store::open(&db).and_then(|mut s| s.set_job_note(&job, &note))
@@ -82,13 +93,47 @@ impl Watch {
 
     /// Whether the job was cancelled.
     pub(super) async fn cancelled(&self) -> bool {
-        let Watch::Home { db, job } = self else {
+        let Watch::Home { db, job, .. } = self else {
             return false;
         };
         let (db, job) = (db.clone(), job.clone());
-        tokio::task::spawn_blocking(move || Store::open(&db).and_then(|s| s.job_cancelled(&job)))
-            .await
-            .is_ok_and(|c| c.unwrap_or(false))
+        match tokio::task::spawn_blocking(move || {
+            Store::open(&db).and_then(|s| s.job_cancelled(&job))
+        })
+        .await
+        {
+            Ok(Ok(cancelled)) => cancelled,
+            Ok(Err(e)) => {
+                warn!(error = %e, "whether a job was cancelled could not be read; its run goes on");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A batch run's directory, cleaned once the run's record is kept (here at once, for a run
+    /// made for another node, which keeps the record itself).
+    pub(super) fn leave(&self, dir: PathBuf, ok: bool) {
+        match self {
+            Watch::Home { left, .. } => {
+                *left
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((dir, ok));
+            }
+            Watch::Hosted => slurm::clean(&dir, ok),
+        }
+    }
+
+    /// Cleans what the run left, once its record is kept.
+    fn clean(&self) {
+        if let Watch::Home { left, .. } = self
+            && let Some((dir, ok)) = left
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        {
+            slurm::clean(&dir, ok);
+        }
     }
 }
 
@@ -160,20 +205,31 @@ impl Jobs {
             })
             .await
             .unwrap_or_default();
+            let mut abandoned = Vec::new();
             for run in submitted {
                 let job = run.record.job.clone();
-                let ours = run.record.request.is_none()
-                    && self
-                        .store({
-                            let job = job.clone();
-                            move |s| s.job(&job)
-                        })
-                        .await
-                        .ok()
-                        .flatten()
-                        .is_some_and(|j| j.state == crate::store::JobState::Running);
+                if run.record.request.is_some() {
+                    abandoned.push(run);
+                    continue;
+                }
+                let found = self
+                    .store({
+                        let job = job.clone();
+                        move |s| s.job(&job)
+                    })
+                    .await;
+                let ours = match found {
+                    Ok(Some(j)) => {
+                        j.state == crate::store::JobState::Running && run.record.run == j.runs + 1
+                    }
+                    Ok(None) => false,
+                    Err(e) => {
+                        warn!(job, error = %e, "a run in Slurm could not be matched with its job; it is left for the next start");
+                        continue;
+                    }
+                };
                 if !ours {
-                    batch.abandon(run).await;
+                    abandoned.push(run);
                     continue;
                 }
                 info!(
@@ -183,15 +239,23 @@ impl Jobs {
                 );
                 resumed.push(job.clone());
                 let (watch, key, batch) = (self.db_watch(&job), key.clone(), batch.clone());
-                let (slots, home) = (self.slots.clone(), self.home.clone());
+                // Followed at once: it runs in Slurm whether or not a slot is free here.
+                let (slot, home) = (
+                    self.slots.clone().try_acquire_owned().ok(),
+                    self.home.clone(),
+                );
                 tokio::spawn(async move {
-                    let _slot = slots.acquire_owned().await;
+                    let _slot = slot;
                     let signed = batch
                         .follow(run, &watch)
                         .await
                         .map(|record| Signed::sign(&key, record));
                     finish(&home, &job, signed).await;
+                    watch.clean();
                 });
+            }
+            if !abandoned.is_empty() {
+                tokio::spawn(async move { batch.abandon(abandoned).await });
             }
         }
         match self.store(move |s| s.fail_interrupted_jobs(&resumed)).await {
@@ -224,10 +288,7 @@ impl NodeHandle {
 
 impl Jobs {
     fn db_watch(&self, job: &str) -> Watch {
-        Watch::Home {
-            db: self.home.database(),
-            job: job.to_owned(),
-        }
+        Watch::home(self.home.database(), job)
     }
 }
 
@@ -285,6 +346,7 @@ async fn run_one(jobs: &Jobs, node: &NodeHandle, key: &SecretKey, job: Job) {
     let watch = jobs.db_watch(&job.id);
     let signed = execute(node, key, &job, &watch).await;
     finish(&jobs.home, &job.id, signed).await;
+    watch.clean();
 }
 
 /// Keeps how a run of job `id` ended.
@@ -314,8 +376,10 @@ async fn finish(
         Store::open(&db)?.finish_job_run(&id, record.as_ref(), failed, &note)
     })
     .await;
-    if !matches!(done, Ok(Ok(()))) {
-        warn!(job, "a job ran but its record could not be kept");
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(job, error = %e, "a job ran but its record could not be kept"),
+        Err(e) => warn!(job, error = %e, "a job ran but its record could not be kept"),
     }
 }
 

@@ -112,6 +112,19 @@ impl Cluster {
             .expect("the host's name")
             .trim()
             .to_owned();
+        // The node as slurmd finds it: a node configured with more than it has is drained.
+        let found = Command::new(sbin("slurmd"))
+            .arg("-C")
+            .output()
+            .expect("slurmd -C runs");
+        let found = String::from_utf8_lossy(&found.stdout).into_owned();
+        let field = |name: &str| -> u64 {
+            found
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(name)?.parse().ok())
+                .unwrap_or_else(|| panic!("slurmd -C names no {name}: {found}"))
+        };
+        let (cpus, memory) = (field("CPUs="), field("RealMemory="));
         let d = dir.display();
         let dbd = format!(
             "AuthType=auth/none\nDbdHost=localhost\nDbdAddr=127.0.0.1\nDbdPort={dbd_port}\nSlurmUser=root\n\
@@ -129,7 +142,7 @@ impl Cluster {
              SlurmctldLogFile={d}/log/slurmctld.log\nSlurmdLogFile={d}/log/slurmd.log\n\
              AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=127.0.0.1\n\
              AccountingStoragePort={dbd_port}\nJobAcctGatherType=jobacct_gather/none\n\
-             NodeName={host} NodeAddr=127.0.0.1 CPUs=2 RealMemory=8000 State=UNKNOWN\n\
+             NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} State=UNKNOWN\n\
              PartitionName=batch Nodes={host} Default=YES MaxTime=INFINITE State=UP\n"
         );
         // slurmdbd reads slurmdbd.conf beside slurm.conf, and only if no one else may read it.

@@ -1,15 +1,16 @@
 //! Jobs as batch jobs of the centre's Slurm cluster (`[jobs] backend = "slurm"`). Each run gets
-//! a directory in the spool: the notebook's cells with the parameters injected and the labs'
-//! sandbox described (`spec.json`), the record as far as the node knows it before the run
-//! (`record.json`), and a one-line batch script. `sbatch` submits it; the node asks `squeue`
-//! every few seconds whether it waits or runs (and says so in the job's note), and `sacct` how
-//! it ended. Inside the batch job, `orrery job exec` runs the cells as a local run does and
-//! writes what came of them after each cell; the node fills the record from that, signs it and
-//! keeps it. A run Slurm ended early (its time limit, memory, a cancel) keeps the cells that
-//! ran and says how it ended.
+//! a directory of its own in the spool, readable by the node alone: the notebook's cells with the
+//! parameters injected and the labs' sandbox described (`spec.json`), the record as far as the
+//! node knows it before the run (`record.json`), and a one-line batch script. `sbatch` submits
+//! it; the node asks `squeue` every few seconds whether it waits or runs (and says so in the
+//! job's note), and `sacct` how it ended. Inside the batch job, `orrery job exec` runs the cells
+//! as a local run does and writes what came of them after each cell; the node fills the record
+//! from that, signs it and keeps it. A run Slurm ended early (its time limit, memory, a cancel)
+//! keeps the cells that ran and says how it ended.
 //!
 //! The spool holds everything needed to follow a run, so a node that restarts while runs are in
-//! Slurm follows them again instead of losing them.
+//! Slurm follows them again instead of losing them. A run's directory goes once its record is
+//! kept; a failed run's output stays for the operator for a week.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use orrery_protocol::job::{JobCell, JobRecord, MAX_JOB_RECORD_BYTES};
 use orrery_protocol::run::RunStatus;
+use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use super::{Read, Watch};
@@ -30,19 +32,25 @@ use crate::service::runs::Runs;
 
 /// Longest the sandbox's server may take to answer on a compute node.
 const START_DEADLINE_SECS: u64 = 120;
-/// How many times in a row the accounting may not know a job that left the queue before the
-/// run is taken as ended without a state (slurmdbd lags behind the controller by seconds).
+/// How many looks in a row a job that left the queue may stay unknown to the accounting before
+/// the run is given up (slurmdbd lags behind the controller by seconds).
 const LEAVING_LOOKS: u32 = 60;
+/// How many looks a completed run's result may take to show (a shared filesystem's caches).
+const RESULT_LOOKS: u32 = 10;
+/// How long a failed run's directory is kept for the operator.
+const KEEP_FAILED: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The node's Slurm cluster, and where its runs' files go.
 pub(in crate::service) struct Batch {
     slurm: Slurm,
     spool: PathBuf,
     poll: Duration,
+    /// Runs in Slurm at once, this node's jobs and other nodes' together.
+    submitted: Arc<Semaphore>,
 }
 
-/// A run in Slurm that a restarted node follows again.
-pub(in crate::service) struct Resumed {
+/// A run in Slurm, followed until it ends.
+pub(in crate::service) struct Submitted {
     pub(in crate::service) dir: PathBuf,
     pub(in crate::service) slurm_id: u64,
     pub(in crate::service) record: JobRecord,
@@ -62,6 +70,7 @@ impl Batch {
                 .clone()
                 .unwrap_or_else(|| home.root().join("jobs").join("slurm")),
             poll: Duration::from_secs(s.poll_secs),
+            submitted: Arc::new(Semaphore::new(s.max_submitted)),
         }))
     }
 
@@ -76,8 +85,9 @@ impl Batch {
         }
     }
 
-    /// Makes `record`'s run of the notebook `read` in Slurm: submitted, followed until it
-    /// ends, and filled in from what its batch job wrote.
+    /// Makes `record`'s run of the notebook `read` in Slurm: submitted (once fewer than
+    /// `max_submitted` runs are there), followed until it ends, and filled in from what its
+    /// batch job wrote.
     pub(in crate::service) async fn make_run(
         &self,
         runs: &Runs,
@@ -85,21 +95,69 @@ impl Batch {
         read: Read,
         watch: &Watch,
     ) -> Result<JobRecord, String> {
+        let _permit = self.submitted.clone().acquire_owned().await;
         let environment = Environment::jupyter();
         record.heads = read.heads.clone();
         record.datasets = read.datasets.clone();
         record.environment = environment.id.clone();
         record.environment_lock = environment.hash();
-        let dir = self.spool.join(run_dir_name(&record));
-        fresh_dir(&dir).map_err(|e| format!("{} could not be made: {e}", dir.display()))?;
         let token = random_hex()?;
+        let dir = self
+            .spool
+            .join(format!("{}-{}", run_name(&record), &token[..8]));
+        new_dir(&dir).map_err(|e| format!("{} could not be made: {e}", dir.display()))?;
+        let prepared = self.prepare(runs, &mut record, read, &dir, token).await;
+        let script = match prepared {
+            Ok(script) => script,
+            Err(why) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(why);
+            }
+        };
+        let name = format!("orrery-job-{}", run_name(&record));
+        let id = match self.slurm.submit(&name, &script, &dir).await {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!("Slurm did not take the run: {e}"));
+            }
+        };
+        if let Err(e) = std::fs::write(dir.join("slurm.id"), id.to_string()) {
+            // Not followed after a restart, so not left running.
+            let _ = self.slurm.cancel(id).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(format!(
+                "the run went to Slurm as job {id}, but its id could not be kept ({e}); it was cancelled"
+            ));
+        }
+        info!(job = %record.job, run = record.run, slurm = id, "a job's run went to Slurm");
+        self.follow(
+            Submitted {
+                dir,
+                slurm_id: id,
+                record,
+            },
+            watch,
+        )
+        .await
+    }
+
+    /// Writes the run's files in `dir`; the batch script.
+    async fn prepare(
+        &self,
+        runs: &Runs,
+        record: &mut JobRecord,
+        read: Read,
+        dir: &Path,
+        token: String,
+    ) -> Result<PathBuf, String> {
         let base_url = "/batch/";
         let sandbox = runs
             .labs
             .batch_sandbox(
                 record.requester,
                 &super::super::runs::collections_of(&read.datasets),
-                &dir,
+                dir,
                 base_url,
                 &token,
             )
@@ -141,29 +199,12 @@ impl Batch {
                 dir.display()
             )
         })?;
-        let name = format!("orrery-job-{}", &run_dir_name(&record)[..12]);
-        let id = self
-            .slurm
-            .submit(&name, &script, &dir)
-            .await
-            .map_err(|e| format!("Slurm did not take the run: {e}"))?;
-        std::fs::write(dir.join("slurm.id"), id.to_string()).map_err(|e| {
-            format!("the run went to Slurm as job {id}, but its id could not be kept: {e}")
-        })?;
-        info!(job = %record.job, run = record.run, slurm = id, "a job's run went to Slurm");
-        self.follow(
-            Resumed {
-                dir,
-                slurm_id: id,
-                record,
-            },
-            watch,
-        )
-        .await
+        Ok(script)
     }
 
-    /// Runs in Slurm an earlier run of this node submitted: every run directory with a Slurm id.
-    pub(in crate::service) fn submitted(&self) -> Vec<Resumed> {
+    /// Runs in Slurm an earlier run of this node submitted (every run directory with a Slurm
+    /// id); failed runs' directories past their week are removed on the way.
+    pub(in crate::service) fn submitted(&self) -> Vec<Submitted> {
         let Ok(entries) = std::fs::read_dir(&self.spool) else {
             return Vec::new();
         };
@@ -172,84 +213,134 @@ impl Batch {
             let id = std::fs::read_to_string(dir.join("slurm.id"))
                 .ok()
                 .and_then(|s| s.trim().parse().ok());
+            let Some(slurm_id) = id else {
+                let old = std::fs::metadata(&dir)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > KEEP_FAILED);
+                if old && let Err(e) = std::fs::remove_dir_all(&dir) {
+                    warn!(dir = %dir.display(), error = %e, "a failed run's directory could not be removed");
+                }
+                continue;
+            };
             let record = read_bounded(&dir.join("record.json"))
                 .and_then(|b| serde_json::from_slice::<JobRecord>(&b).ok());
-            if let (Some(slurm_id), Some(record)) = (id, record) {
-                out.push(Resumed {
+            match record {
+                Some(record) => out.push(Submitted {
                     dir,
                     slurm_id,
                     record,
-                });
+                }),
+                None => {
+                    warn!(dir = %dir.display(), slurm = slurm_id, "a run in Slurm has no readable record beside it; it is not followed (cancel it with scancel)")
+                }
             }
         }
         out
     }
 
-    /// Gives up a run that no one follows any more: cancelled in Slurm, its files removed.
-    pub(in crate::service) async fn abandon(&self, run: Resumed) {
-        if let Err(e) = self.slurm.cancel(run.slurm_id).await {
-            warn!(slurm = run.slurm_id, error = %e, "a run no one follows could not be cancelled in Slurm");
+    /// Gives up runs no one follows any more (made for other nodes before a restart, or of jobs
+    /// no longer running): cancelled in Slurm, their files removed.
+    pub(in crate::service) async fn abandon(&self, runs: Vec<Submitted>) {
+        for run in runs {
+            warn!(
+                job = %run.record.job,
+                run = run.record.run,
+                slurm = run.slurm_id,
+                "a run in Slurm that no one follows after the restart is cancelled"
+            );
+            if let Err(e) = self.slurm.cancel(run.slurm_id).await {
+                warn!(slurm = run.slurm_id, error = %e, "a run no one follows could not be cancelled in Slurm; cancel it with scancel");
+            }
+            clean(&run.dir, false);
         }
-        let _ = std::fs::remove_dir_all(&run.dir);
     }
 
     /// Follows a submitted run until Slurm says it has ended (cancelling it if its job is
-    /// cancelled meanwhile), then fills its record from what its batch job wrote.
+    /// cancelled meanwhile), then fills its record from what its batch job wrote. Its directory
+    /// is left to `watch` to clean once the record is kept.
     pub(in crate::service) async fn follow(
         &self,
-        run: Resumed,
+        run: Submitted,
         watch: &Watch,
     ) -> Result<JobRecord, String> {
-        let Resumed {
+        let Submitted {
             dir,
             slurm_id: id,
-            mut record,
+            record,
         } = run;
-        let mut said = String::new();
-        let mut leaving = 0;
-        let mut cancelled = false;
-        let (state, exit) = loop {
+        let (mut said, mut leaving, mut cancelled) = (String::new(), 0, false);
+        let mut result_looks = 0;
+        let outcome = loop {
             if !cancelled && watch.cancelled().await {
-                cancelled = true;
-                info!(
-                    slurm = id,
-                    "a job was cancelled; its run in Slurm is cancelled"
-                );
-                if let Err(e) = self.slurm.cancel(id).await {
-                    warn!(slurm = id, error = %e, "a cancelled job's run could not be cancelled in Slurm");
+                match self.slurm.cancel(id).await {
+                    Ok(()) => {
+                        cancelled = true;
+                        info!(slurm = id, "a job was cancelled; so is its run in Slurm");
+                    }
+                    Err(e) => {
+                        warn!(slurm = id, error = %e, "a cancelled job's run could not be cancelled in Slurm; trying again")
+                    }
                 }
             }
             let note = match self.slurm.state(id).await {
-                Ok(BatchState::Ended { state, exit }) => break (state, exit),
+                Ok(BatchState::Ended { state, exit }) => {
+                    let finished = dir.join("result.json").exists();
+                    // A completed run's result may take a moment to show on a shared filesystem.
+                    if state == "COMPLETED" && !finished && result_looks < RESULT_LOOKS {
+                        result_looks += 1;
+                        tokio::time::sleep(self.poll).await;
+                        continue;
+                    }
+                    break self.outcome(id, &dir, record, &state, &exit);
+                }
                 Ok(BatchState::Leaving) => {
                     leaving += 1;
                     if leaving > LEAVING_LOOKS {
                         warn!(
                             slurm = id,
-                            "a run left Slurm's queue and its accounting never said how it ended"
+                            "a run left Slurm's queue and neither its accounting nor its controller says how it ended; it is given up"
                         );
-                        break ("UNKNOWN".to_owned(), "?".to_owned());
+                        let _ = self.slurm.cancel(id).await;
+                        break self.outcome(id, &dir, record, "UNKNOWN", "?");
                     }
                     format!("ending in Slurm as job {id}")
                 }
                 Ok(BatchState::Queued(why)) => format!("waiting in Slurm as job {id} ({why})"),
                 Ok(BatchState::Running(_)) => format!("running in Slurm as job {id}"),
                 Err(e) => {
-                    warn!(slurm = id, error = %e, "Slurm could not be asked about a run; asking again");
                     format!("Slurm does not answer about job {id} ({e}); the node asks again")
                 }
             };
             if note != said {
+                if note.starts_with("Slurm does not answer") {
+                    warn!(slurm = id, %note, "Slurm could not be asked about a run");
+                }
                 watch.note(&note).await;
                 said = note;
             }
             tokio::time::sleep(self.poll).await;
         };
-        let result = [dir.join("result.json"), dir.join("result.partial")]
-            .iter()
-            .find_map(|p| read_bounded(p))
-            .map(|b| serde_json::from_slice::<BatchResult>(&b));
-        let ended_early = || match state.as_str() {
+        let ok = matches!(&outcome, Ok(r) if r.status == RunStatus::Ok);
+        if !ok {
+            warn!(slurm = id, dir = %dir.display(), "a run in Slurm did not end well; its output is kept there for a week");
+        }
+        watch.leave(dir, ok);
+        outcome
+    }
+
+    /// The record of run `id`, which Slurm says ended in `state` with `exit`, from what its
+    /// batch job wrote in `dir`.
+    fn outcome(
+        &self,
+        id: u64,
+        dir: &Path,
+        mut record: JobRecord,
+        state: &str,
+        exit: &str,
+    ) -> Result<JobRecord, String> {
+        let ended_early = || match state {
             "TIMEOUT" => format!(
                 "the Slurm job {id} reached its time limit (`[jobs.slurm] time_limit_mins`)"
             ),
@@ -259,16 +350,21 @@ impl Batch {
             "CANCELLED" => format!("the Slurm job {id} was cancelled"),
             _ => format!("the Slurm job {id} ended {state} (exit {exit})"),
         };
+        // The whole result if the run finished, else what it kept after its last cell.
+        let (finished, result) = match read_bounded(&dir.join("result.json")) {
+            Some(bytes) => (true, Some(bytes)),
+            None => (false, read_bounded(&dir.join("result.partial"))),
+        };
+        let result = result.map(|b| serde_json::from_slice::<BatchResult>(&b));
         let outcome = match result {
-            Some(Ok(r)) if r.cells.is_empty() => Err(match r.status {
+            Some(Ok(r)) if r.cells.is_empty() && r.status != RunStatus::Ok => Err(match r.status {
                 RunStatus::Error(why) => why,
-                RunStatus::Ok => "the run in Slurm ran no cell".into(),
+                RunStatus::Ok => unreachable!("matched above"),
             }),
             Some(Ok(r)) => {
-                let done = dir.join("result.json").exists();
                 record.started_at_ms = r.started_at_ms;
                 record.ended_at_ms = r.ended_at_ms;
-                record.status = if done {
+                record.status = if finished {
                     r.status
                 } else {
                     RunStatus::Error(ended_early())
@@ -288,35 +384,41 @@ impl Batch {
                 tail(&dir.join("sandbox.log"), 10),
             )),
         };
-        match &outcome {
-            Ok(r) if r.status == RunStatus::Ok => {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            _ => {
-                // Its output is kept for the operator; what the run worked in goes.
-                let _ = std::fs::remove_file(dir.join("slurm.id"));
-                let _ = std::fs::remove_file(dir.join("spec.json"));
-                let _ = std::fs::remove_dir_all(dir.join("workspace"));
-                let _ = std::fs::remove_dir_all(dir.join("run"));
-                warn!(slurm = id, dir = %dir.display(), "a run in Slurm did not end well; its output is kept there");
-            }
-        }
-        if record_too_large(&outcome) {
+        if outcome.as_ref().is_ok_and(|r| {
+            r.cells
+                .iter()
+                .flat_map(|c| &c.outputs)
+                .map(String::len)
+                .sum::<usize>()
+                > MAX_JOB_RECORD_BYTES
+        }) {
             return Err("the run's record passes what a record may hold".into());
         }
         outcome
     }
 }
 
-fn record_too_large(outcome: &Result<JobRecord, String>) -> bool {
-    outcome.as_ref().is_ok_and(|r| {
-        r.cells
-            .iter()
-            .flat_map(|c| &c.outputs)
-            .map(String::len)
-            .sum::<usize>()
-            > MAX_JOB_RECORD_BYTES
-    })
+/// Removes a run's directory once its record is kept; a failed run's output stays (its
+/// workspace, spec and Slurm id go).
+pub(super) fn clean(dir: &Path, ok: bool) {
+    // First, so that a directory half removed is never followed again.
+    if let Err(e) = std::fs::remove_file(dir.join("slurm.id"))
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        warn!(dir = %dir.display(), error = %e, "a finished run's Slurm id could not be removed; a restart would follow it again");
+    }
+    let removed = if ok {
+        std::fs::remove_dir_all(dir)
+    } else {
+        let _ = std::fs::remove_file(dir.join("spec.json"));
+        let _ = std::fs::remove_dir_all(dir.join("workspace"));
+        std::fs::remove_dir_all(dir.join("run"))
+    };
+    if let Err(e) = removed
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        warn!(dir = %dir.display(), error = %e, "a finished run's files could not all be removed");
+    }
 }
 
 fn not_run(cell: &str, source: &str) -> JobCell {
@@ -329,22 +431,24 @@ fn not_run(cell: &str, source: &str) -> JobCell {
     }
 }
 
-/// The run's directory name: a hash of what names the run (a job id from another node is not
-/// a file name this node would choose).
-fn run_dir_name(record: &JobRecord) -> String {
+/// A name for the run: a hash of what names it (a job id from another node is not a file name
+/// this node would choose).
+fn run_name(record: &JobRecord) -> String {
     let mut h = blake3::Hasher::new();
     h.update(record.job.as_bytes());
     h.update(&record.run.to_le_bytes());
     h.update(record.requester.key().as_bytes());
-    h.finalize().to_hex()[..32].to_owned()
+    h.finalize().to_hex()[..16].to_owned()
 }
 
-fn fresh_dir(dir: &Path) -> std::io::Result<()> {
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir)?;
-    // Passable by the lab's user (its workspace and run directory are inside), readable by no
-    // one but the node: the spec holds the server's token.
-    rustix::fs::chmod(dir, rustix::fs::Mode::from_raw_mode(0o711))?;
+/// Makes a run's directory, which must not exist yet; readable by the node alone (the lab's
+/// binds are staged by the sandbox's helper as root, so the lab's user needs no way in).
+fn new_dir(dir: &Path) -> std::io::Result<()> {
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::create_dir(dir)?;
+    rustix::fs::chmod(dir, rustix::fs::Mode::from_raw_mode(0o700))?;
     Ok(())
 }
 
@@ -352,8 +456,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .write(true)
         .mode(0o600)
         .open(path)?
@@ -369,7 +472,7 @@ fn batch_script(helper: &Path, spec: &Path) -> std::io::Result<String> {
         Ok(format!("'{s}'"))
     };
     Ok(format!(
-        "#!/bin/sh\n# A run of an Orrery job; the node follows it and reads its result.\nexec {} job exec --spec {}\n",
+        "#!/bin/sh\n# A run of an Orrery job; the node follows it and reads its result.\numask 077\nexec {} job exec --spec {}\n",
         quote(helper)?,
         quote(spec)?
     ))

@@ -65,6 +65,10 @@ impl Labs {
                         )
                         .map_err(Into::into)
                     })
+                    .and_then(|()| {
+                        rustix::fs::chmod(d, rustix::fs::Mode::from_raw_mode(0o700))
+                            .map_err(Into::into)
+                    })
                     .map_err(|e| format!("{} could not be made for the run: {e}", d.display()))?;
             }
             let helper = match &config.helper {

@@ -136,6 +136,9 @@ async fn adverts(n: usize, rounds: usize) -> (Duration, Duration, Duration, usiz
             free_slots: slots,
             lock: String::new(),
         }],
+        spare_bytes: 0,
+        policies: vec![],
+        held: vec![],
     };
     // Warm-up: every node advertises (again, twice a second) until every node has heard every
     // other — connections and the gossip mesh form in the meantime.

@@ -10,6 +10,7 @@ mod ephemeral;
 mod federation;
 mod job;
 mod lab;
+mod preservation;
 mod project;
 mod provenance;
 mod reference;
@@ -76,6 +77,9 @@ pub enum Command {
     /// Notebooks run whole as jobs at the data (pipelines): submit, list, runs, compare, cancel.
     #[command(subcommand)]
     Job(job::JobCmd),
+    /// Copies of collections across the federation: set a policy, see where copies stand.
+    #[command(subcommand)]
+    Preservation(preservation::PreservationCmd),
     /// Run the node: join the federation's network, publish adverts, sync projects.
     Run,
     /// Print this node's id (what another node's operator needs to invite it).
@@ -146,6 +150,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Lab(cmd) => lab::run(&home, cmd, out),
         Command::Job(job::JobCmd::Exec { spec }) => crate::batch::exec::run(&spec),
         Command::Job(cmd) => job::run(&Ctx::open(home)?, cmd, out),
+        Command::Preservation(cmd) => preservation::run(&mut Ctx::open(home)?, cmd, out),
         Command::Run => federation::run_node(&Ctx::open(home)?, out),
         Command::Doctor(args) => doctor::run(&home, args, out),
         Command::Id => {

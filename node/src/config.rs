@@ -62,6 +62,8 @@ pub struct Config {
     pub labs: LabsSection,
     /// Where pipelines (jobs) run: in labs here, or through a batch system.
     pub jobs: JobsSection,
+    /// Copies this node keeps of other members' collections.
+    pub preservation: PreservationSection,
     /// The data plane (iroh): where it listens.
     pub data: crate::dataplane::DataSection,
 }
@@ -302,6 +304,37 @@ impl Default for KubernetesSection {
     }
 }
 
+/// Copies of other members' collections (`[preservation]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PreservationSection {
+    /// Room offered for copies of other members' collections, in GiB (0: none; this node then
+    /// holds no copies, but its own collections can still be preserved elsewhere).
+    pub spare_gib: u64,
+    /// Seconds between two looks at which copies this node should hold.
+    pub check_secs: u64,
+    /// Where copies are kept (by default `preserved` in the data directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl Default for PreservationSection {
+    fn default() -> Self {
+        Self {
+            spare_gib: 0,
+            check_secs: 60,
+            dir: None,
+        }
+    }
+}
+
+impl PreservationSection {
+    /// The room offered, in bytes.
+    pub fn spare_bytes(&self) -> u64 {
+        self.spare_gib.saturating_mul(1 << 30)
+    }
+}
+
 /// What runs a node's jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -506,6 +539,12 @@ impl Config {
                     problem: "must be labels `key=value,…` naming the node's pods, the only ones that may reach a lab",
                 });
             }
+        }
+        if self.preservation.check_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "preservation.check_secs",
+                problem: "must be at least 1",
+            });
         }
         let slurm = &self.jobs.slurm;
         if slurm.time_limit_mins == 0

@@ -28,6 +28,7 @@ mod labs;
 mod metrics;
 mod poll;
 mod presence;
+pub(crate) mod preservation;
 mod replication;
 mod runs;
 pub use runs::RunOutcome;
@@ -281,6 +282,8 @@ struct NodeActor {
     readers: Arc<Readers>,
     collections: Vec<CollectionSummary>,
     catalog_generation: i64,
+    /// The preservation policies this node set, as last advertised (how many, their seqs).
+    preservation_mark: (i64, i64),
     presence: PresenceBook,
     presence_seq: u64,
     blobs: crate::blobs::BlobStore,

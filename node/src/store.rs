@@ -12,6 +12,7 @@ mod accounts;
 mod bans;
 mod data_addrs;
 mod jobs;
+mod preservation;
 mod replication;
 
 use std::collections::HashSet;
@@ -31,6 +32,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use accounts::{MAX_TOKEN_SECS, SESSION_SECS, Scope, TokenInfo, User};
 pub use bans::PeerBan;
 pub use jobs::{Job, JobState};
+pub use preservation::PreservedFile;
 pub use replication::{Direction, ReplicationProblem};
 
 /// The schema version this build runs: the number of its migrations.
@@ -49,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009.sql"),
     include_str!("../migrations/0010.sql"),
     include_str!("../migrations/0011.sql"),
+    include_str!("../migrations/0012.sql"),
 ];
 
 /// Why the store failed.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::federation::{FederationId, Membership};
 use crate::identity::{AuthorId, NodeId};
+use crate::preservation::{HeldCopy, MAX_HELD, MAX_POLICIES, PreservationPolicy};
 use crate::signing::{Domain, SignatureError, Signed, SignedPayload, Unverified, Verified};
 
 /// Largest encoded advert.
@@ -163,9 +164,31 @@ pub struct NodeAdvert {
     pub collections: Vec<CollectionSummary>,
     /// Compute offered.
     pub compute: Vec<ComputeOffer>,
+    /// Bytes it offers for copies of other members' collections (0: none).
+    pub spare_bytes: u64,
+    /// How its own collections are to be preserved, each policy signed by it.
+    pub policies: Vec<Signed<PreservationPolicy, Unverified>>,
+    /// The copies it keeps of other members' collections.
+    pub held: Vec<HeldCopy>,
 }
 
 impl NodeAdvert {
+    /// The preservation policies it carries. Only meaningful on an advert accepted by an
+    /// [`AdvertBook`], which verified every one.
+    pub fn preservation_policies(&self) -> Vec<PreservationPolicy> {
+        self.policies
+            .iter()
+            .filter_map(|p| {
+                crate::encoding::decode::<PreservationPolicy>(
+                    "preservation policy",
+                    p.payload(),
+                    crate::limits::MAX_SIGNED_PAYLOAD,
+                )
+                .ok()
+            })
+            .collect()
+    }
+
     /// The authors this node hosts. Only meaningful on an advert accepted by an
     /// [`AdvertBook`], which verified every hosting statement.
     pub fn hosted_authors(&self) -> Vec<AuthorId> {
@@ -226,6 +249,14 @@ pub enum AdvertError {
         /// The advertising node.
         node: NodeId,
     },
+    /// A preservation policy does not verify, is not the node's to set, or is malformed.
+    #[error(
+        "the advert of {node} carries a preservation policy it may not set or that is malformed"
+    )]
+    BadPolicy {
+        /// The advertising node.
+        node: NodeId,
+    },
 }
 
 /// The newest valid advert of every member.
@@ -257,6 +288,19 @@ impl AdvertBook {
             || !a.collections.iter().all(CollectionSummary::within_limits)
         {
             return Err(AdvertError::Oversize { node: a.node });
+        }
+        if a.policies.len() > MAX_POLICIES || a.held.len() > MAX_HELD {
+            return Err(AdvertError::Oversize { node: a.node });
+        }
+        for p in &a.policies {
+            let ok = p.clone().verify().is_ok_and(|v| {
+                v.signer() == a.node.key()
+                    && v.value().set_by(&a.node)
+                    && v.value().validate().is_ok()
+            });
+            if !ok {
+                return Err(AdvertError::BadPolicy { node: a.node });
+            }
         }
         for h in &a.authors {
             let ok = h.clone().verify().is_ok_and(|v| {
@@ -338,9 +382,63 @@ mod tests {
                 authors: vec![],
                 collections: vec![],
                 compute: vec![],
+                spare_bytes: 0,
+                policies: vec![],
+                held: vec![],
             },
         )
         .into_unverified()
+    }
+
+    /// An advert of `key`'s carrying `policy`, signed by `signer`.
+    fn with_policy(
+        key: &SecretKey,
+        m: &Membership,
+        signer: &SecretKey,
+        policy: PreservationPolicy,
+    ) -> Signed<NodeAdvert> {
+        let mut a: NodeAdvert =
+            crate::encoding::decode("advert", advert(key, m, 1, 100).payload(), MAX_ADVERT_BYTES)
+                .expect("decodes");
+        a.policies = vec![Signed::sign(signer, policy).into_unverified()];
+        Signed::sign(key, a).into_unverified()
+    }
+
+    #[test]
+    fn only_a_collection_s_publisher_may_carry_its_preservation_policy() {
+        use crate::preservation::Subject;
+        let founder = SecretKey::generate().expect("random");
+        let m = Membership::found(&founder, "esa", 0).expect("found");
+        let other = SecretKey::generate().expect("random");
+        let policy = |publisher: &SecretKey, copies| PreservationPolicy {
+            subject: Subject::Collection {
+                publisher: NodeId(publisher.public()),
+                id: "xmm-crab".into(),
+            },
+            copies,
+            distinct_institutions: true,
+            pinned: vec![],
+            seq: 1,
+            issued_at: 0,
+        };
+        let mut book = AdvertBook::default();
+        let ok = with_policy(&founder, &m, &founder, policy(&founder, 3));
+        assert_eq!(book.offer(ok, &m, 1).expect("ok"), AdvertOutcome::Accepted);
+        let kept = book.get(&NodeId(founder.public())).expect("kept");
+        assert_eq!(kept.preservation_policies(), vec![policy(&founder, 3)]);
+        for bad in [
+            // Signed by another key.
+            with_policy(&founder, &m, &other, policy(&founder, 3)),
+            // About another node's collection.
+            with_policy(&founder, &m, &founder, policy(&other, 3)),
+            // Malformed.
+            with_policy(&founder, &m, &founder, policy(&founder, 0)),
+        ] {
+            assert!(matches!(
+                AdvertBook::default().offer(bad, &m, 1),
+                Err(AdvertError::BadPolicy { .. })
+            ));
+        }
     }
 
     #[test]

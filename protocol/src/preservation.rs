@@ -114,6 +114,34 @@ impl PreservationPolicy {
     }
 }
 
+/// Most policies one advert carries.
+pub const MAX_POLICIES: usize = 256;
+/// Most copies one advert lists.
+pub const MAX_HELD: usize = 1024;
+
+/// A copy a node keeps of another node's collection, as of its last look at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldCopy {
+    /// What it is a copy of.
+    pub subject: Subject,
+    /// Files held.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Whether every file of the subject is held, each matching its BLAKE3 when last checked.
+    pub complete: bool,
+    /// When the copy was last checked against its hashes (seconds since the epoch).
+    pub checked_at: i64,
+}
+
+impl PreservationPolicy {
+    /// Whether `signer` may set this policy: a collection's publisher (a project's owners are
+    /// checked by the caller, who knows the project).
+    pub fn set_by(&self, signer: &NodeId) -> bool {
+        matches!(&self.subject, Subject::Collection { publisher, .. } if publisher == signer)
+    }
+}
+
 /// A node that could hold a copy, as its advert and reachability describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {

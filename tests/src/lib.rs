@@ -422,6 +422,9 @@ async fn hostile_member_with_advert(
                 .collect(),
             collections,
             compute: Vec::new(),
+            spare_bytes: 0,
+            policies: Vec::new(),
+            held: Vec::new(),
         })
         .await
         .expect("advert");
@@ -565,6 +568,34 @@ pub fn publish(
         },
     });
     orrery_node::catalog::ingest::add_described(&mut cat, collection, node.dir.path(), products)
+        .expect("products");
+}
+
+/// Writes `files` under a directory of `node` and catalogues them as `collection`, with their
+/// real sizes and BLAKE3.
+pub fn publish_files(node: &TestNode, collection: &str, files: &[(&str, Vec<u8>)]) {
+    let root = node.dir.path().join(format!("archive-{collection}"));
+    std::fs::create_dir_all(&root).expect("mkdir");
+    for (name, data) in files {
+        std::fs::write(root.join(name), data).expect("write");
+    }
+    let mut cat = orrery_node::catalog::Catalog::open(&node.home.database()).expect("catalog");
+    let products = files
+        .iter()
+        .map(|(name, data)| orrery_node::catalog::ingest::Described {
+            path: (*name).to_owned(),
+            size: data.len() as u64,
+            blake3: *blake3::hash(data).as_bytes(),
+            meta: orrery_node::catalog::meta::ProductMeta {
+                mission: Some("XMM-Newton".into()),
+                target: Some("Crab Nebula".into()),
+                ra: Some(83.63),
+                dec: Some(22.01),
+                licence: Some("CC-BY-4.0".into()),
+                ..Default::default()
+            },
+        });
+    orrery_node::catalog::ingest::add_described(&mut cat, collection, &root, products)
         .expect("products");
 }
 

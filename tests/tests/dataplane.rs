@@ -11,7 +11,7 @@ use orrery_node::service::{NodeEvent, NodeHandle};
 use orrery_protocol::NodeId;
 use orrery_protocol::advert::CollectionSummary;
 use orrery_protocol::wire::{Request, Response, SyncFrame};
-use orrery_tests::{TestNode, eventually, federation};
+use orrery_tests::{TestNode, eventually, federation, publish_files};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -19,34 +19,6 @@ fn bytes(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| ((i as u64 * 2_654_435_761) >> 9) as u8 ^ seed)
         .collect()
-}
-
-/// Writes `files` under a directory of `node` and catalogues them as `collection`, with their
-/// real sizes and BLAKE3.
-fn publish_files(node: &TestNode, collection: &str, files: &[(&str, Vec<u8>)]) {
-    let root = node.dir.path().join(format!("archive-{collection}"));
-    std::fs::create_dir_all(&root).expect("mkdir");
-    for (name, data) in files {
-        std::fs::write(root.join(name), data).expect("write");
-    }
-    let mut cat = orrery_node::catalog::Catalog::open(&node.home.database()).expect("catalog");
-    let products = files
-        .iter()
-        .map(|(name, data)| orrery_node::catalog::ingest::Described {
-            path: (*name).to_owned(),
-            size: data.len() as u64,
-            blake3: *blake3::hash(data).as_bytes(),
-            meta: orrery_node::catalog::meta::ProductMeta {
-                mission: Some("XMM-Newton".into()),
-                target: Some("Crab Nebula".into()),
-                ra: Some(83.63),
-                dec: Some(22.01),
-                licence: Some("CC-BY-4.0".into()),
-                ..Default::default()
-            },
-        });
-    orrery_node::catalog::ingest::add_described(&mut cat, collection, &root, products)
-        .expect("products");
 }
 
 /// Runs the command line on `node`'s data directory in a thread of its own (it runs its own

@@ -240,6 +240,9 @@ mod tests {
                 .collect(),
             collections: vec![],
             compute: vec![],
+            spare_bytes: 0,
+            policies: vec![],
+            held: vec![],
         }
     }
 

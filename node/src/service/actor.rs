@@ -38,6 +38,20 @@ impl NodeActor {
             .as_ref()
             .map(Membership::id)
             .unwrap_or(orrery_protocol::federation::FederationId([0; 32]));
+        let preservation = self
+            .store
+            .run(|s| {
+                Ok((
+                    s.preservation_policies()?,
+                    s.held_copies()?,
+                    s.preserved_bytes()?,
+                ))
+            })
+            .await;
+        let (policies, held, kept) = preservation.unwrap_or_else(|e| {
+            warn!(error = %e, "what this node preserves could not be read; its advert says nothing of it this time");
+            (Vec::new(), Vec::new(), 0)
+        });
         let advert = NodeAdvert {
             federation,
             node: self.me,
@@ -70,6 +84,9 @@ impl NodeActor {
                 .collect(),
             collections: self.collections.clone(),
             compute: self.compute_offers(),
+            spare_bytes: self.config.preservation.spare_bytes().saturating_sub(kept),
+            policies,
+            held,
         };
         let _ = self.fed.set_advert(advert).await;
     }

@@ -67,6 +67,13 @@ impl NodeActor {
                 self.publish_advert().await;
             }
         }
+        // A policy set from the command line goes out in the next advert, at once.
+        if let Ok(mark) = self.store.run(|s| s.preservation_mark()).await
+            && mark != self.preservation_mark
+        {
+            self.preservation_mark = mark;
+            self.publish_advert().await;
+        }
         if let Ok(Some(m)) = self.store.run(|s| s.membership()).await {
             let known = self.membership.as_ref().map(|x| x.events().len());
             if known != Some(m.events().len()) {

@@ -90,6 +90,17 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
     .await?;
     labs.set_endpoint(data.endpoint.clone());
     let (events, _) = broadcast::channel(4096);
+    let preserver = Arc::new(preservation::Preserver {
+        home: home.clone(),
+        me,
+        institution: config.node.institution.clone(),
+        config: config.preservation.clone(),
+        fed: fed.clone(),
+        endpoint: data.endpoint.clone(),
+        permits: data.fetch_permits.clone(),
+        tx: tx.clone(),
+        events: events.clone(),
+    });
     let mut sessions = HashMap::new();
     let mut profiles = HashMap::new();
     let mut author_keys = Vec::new();
@@ -140,6 +151,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         readers: readers.clone(),
         collections,
         catalog_generation,
+        preservation_mark: (0, 0),
         presence: PresenceBook::default(),
         presence_seq: 0,
         blobs: crate::blobs::BlobStore::new(home.blobs()),
@@ -198,6 +210,11 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         slots: Arc::new(tokio::sync::Semaphore::new(job_slots)),
     });
     jobs.recover(&handle, &job_key).await;
+    tokio::spawn(preservation::work(
+        preserver,
+        handle.clone(),
+        cancel.clone(),
+    ));
     tokio::spawn(jobs::work(
         jobs.clone(),
         handle.clone(),

@@ -1,0 +1,281 @@
+//! `orrery preservation`: how many copies of this node's collections the federation keeps
+//! (`set`, a policy signed by the node and carried in its advert), and where every policy the
+//! node knows of stands (`status`: its holders as every node computes them, each holder's copy
+//! as its advert last described it, and what is at risk).
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use orrery_protocol::preservation::{PreservationPolicy, Subject};
+use orrery_protocol::{NodeId, Signed};
+use serde_json::json;
+
+use super::Ctx;
+use crate::catalog::Catalog;
+use crate::service::preservation::{Me, Plan, plans};
+
+/// `orrery preservation …`.
+#[derive(Debug, Subcommand)]
+pub enum PreservationCmd {
+    /// Ask the federation to keep copies of one of this node's collections.
+    Set {
+        /// The collection (as `orrery dataset list` names it).
+        collection: String,
+        /// How many copies to keep, this node's own included (1 to 9).
+        #[arg(long)]
+        copies: u8,
+        /// Every copy at a different institution.
+        #[arg(long)]
+        distinct_institutions: bool,
+        /// A node that holds a copy whenever it can (its id; repeatable).
+        #[arg(long = "pin", value_name = "NODE")]
+        pinned: Vec<String>,
+    },
+    /// Every policy this node knows of: its holders, their copies, and what is at risk.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Runs `orrery preservation …`.
+pub(crate) fn run(ctx: &mut Ctx, cmd: PreservationCmd, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        PreservationCmd::Set {
+            collection,
+            copies,
+            distinct_institutions,
+            pinned,
+        } => set(
+            ctx,
+            &collection,
+            copies,
+            distinct_institutions,
+            &pinned,
+            out,
+        ),
+        PreservationCmd::Status { json } => status(ctx, json, out),
+    }
+}
+
+fn me(ctx: &Ctx) -> Result<NodeId> {
+    Ok(NodeId(
+        crate::home::read_key(&ctx.home.node_key())?.public(),
+    ))
+}
+
+fn set(
+    ctx: &mut Ctx,
+    collection: &str,
+    copies: u8,
+    distinct_institutions: bool,
+    pinned: &[String],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let catalog = Catalog::open_read_only(&ctx.home.database())?;
+    catalog.collection(collection).with_context(|| {
+        format!(
+            "this node publishes no collection {collection:?} (`orrery dataset list` lists them)"
+        )
+    })?;
+    let pinned = pinned
+        .iter()
+        .map(|p| {
+            p.parse::<NodeId>().map_err(|_| {
+                anyhow::anyhow!("{p:?} is not a node id (`orrery federation status` lists them)")
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let key = crate::home::read_key(&ctx.home.node_key())?;
+    let seq = ctx.store.preservation_seq(collection)?.unwrap_or(0) + 1;
+    let policy = PreservationPolicy {
+        subject: Subject::Collection {
+            publisher: NodeId(key.public()),
+            id: collection.to_owned(),
+        },
+        copies,
+        distinct_institutions,
+        pinned,
+        seq,
+        issued_at: now(),
+    };
+    policy.validate()?;
+    let signed = Signed::sign(&key, policy).into_unverified();
+    ctx.store
+        .set_preservation_policy(collection, &signed, seq)?;
+    writeln!(
+        out,
+        "{collection}: {copies} copies{}; the running node advertises it and holders fetch their copies (`orrery preservation status` follows them)",
+        if distinct_institutions {
+            " at distinct institutions"
+        } else {
+            ""
+        }
+    )?;
+    Ok(())
+}
+
+/// The state of one holder's copy.
+fn copy_state(
+    holder: &NodeId,
+    subject: &Subject,
+    me: &Me,
+    adverts: &[orrery_protocol::advert::NodeAdvert],
+) -> (String, bool) {
+    if matches!(subject, Subject::Collection { publisher, .. } if publisher == holder) {
+        return ("publisher (the original)".into(), true);
+    }
+    if *holder == me.node {
+        return if me.holds.contains(subject) {
+            ("complete here".into(), true)
+        } else {
+            ("being fetched here".into(), false)
+        };
+    }
+    let held = adverts
+        .iter()
+        .find(|a| a.node == *holder)
+        .and_then(|a| a.held.iter().find(|h| &h.subject == subject));
+    match held {
+        Some(h) if h.complete => (
+            format!(
+                "complete: {} files, {} bytes, checked at {}",
+                h.files, h.bytes, h.checked_at
+            ),
+            true,
+        ),
+        Some(h) => (format!("incomplete: {} files so far", h.files), false),
+        None => ("not yet held".into(), false),
+    }
+}
+
+fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
+    let node = me(ctx)?;
+    let adverts = ctx.store.adverts()?;
+    let held = ctx.store.held_copies()?;
+    let kept = ctx.store.preserved_bytes()?;
+    let summaries = Catalog::open_read_only(&ctx.home.database())
+        .and_then(|c| c.summaries())
+        .unwrap_or_default();
+    let own = ctx
+        .store
+        .preservation_policies()?
+        .into_iter()
+        .filter_map(|p| p.verify().ok().map(|v| v.value().clone()))
+        .map(|p| {
+            let bytes = match &p.subject {
+                Subject::Collection { id, .. } => summaries
+                    .iter()
+                    .find(|s| &s.id == id)
+                    .map_or(0, |s| s.bytes),
+                Subject::Project(_) => 0,
+            };
+            (p, bytes)
+        })
+        .collect();
+    let me = Me {
+        node,
+        institution: ctx.config.node.institution.clone(),
+        spare_bytes: ctx.config.preservation.spare_bytes().saturating_sub(kept),
+        holds: held
+            .iter()
+            .filter(|h| h.complete)
+            .map(|h| h.subject.clone())
+            .collect(),
+        own,
+    };
+    let name = |n: &NodeId| {
+        if *n == node {
+            return ctx.config.node.name.clone();
+        }
+        adverts
+            .iter()
+            .find(|a| a.node == *n)
+            .map_or_else(|| n.short(), |a| a.name.clone())
+    };
+    let all: Vec<Plan> = plans(&me, &adverts);
+    let mut shown = Vec::new();
+    for plan in &all {
+        let (publisher, id) = match &plan.policy.subject {
+            Subject::Collection { publisher, id } => (*publisher, id.clone()),
+            Subject::Project(_) => continue,
+        };
+        let holders: Vec<_> = plan
+            .assignment
+            .holders
+            .iter()
+            .map(|h| {
+                let (state, safe) = copy_state(h, &plan.policy.subject, &me, &adverts);
+                json!({ "node": h.to_string(), "name": name(h), "state": state, "complete": safe })
+            })
+            .collect();
+        let complete = holders.iter().filter(|h| h["complete"] == true).count();
+        let wanted = usize::from(plan.policy.copies);
+        let mut risk = Vec::new();
+        if complete < wanted {
+            risk.push(format!("{complete} of {wanted} copies complete"));
+        }
+        if let Some(why) = &plan.assignment.shortfall {
+            risk.push(why.clone());
+        }
+        shown.push(json!({
+            "collection": id,
+            "publisher": publisher.to_string(),
+            "publisher_name": name(&publisher),
+            "copies": wanted,
+            "distinct_institutions": plan.policy.distinct_institutions,
+            "bytes": plan.bytes,
+            "holders": holders,
+            "complete": complete,
+            "at_risk": risk,
+        }));
+    }
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
+        return Ok(());
+    }
+    if shown.is_empty() {
+        writeln!(
+            out,
+            "no preservation policy is known here (`orrery preservation set` makes one for this node's collections)"
+        )?;
+        return Ok(());
+    }
+    for s in &shown {
+        writeln!(
+            out,
+            "{} at {}: {} of {} copies complete ({} bytes)",
+            s["collection"].as_str().unwrap_or_default(),
+            s["publisher_name"].as_str().unwrap_or_default(),
+            s["complete"],
+            s["copies"],
+            s["bytes"]
+        )?;
+        for h in s["holders"].as_array().into_iter().flatten() {
+            writeln!(
+                out,
+                "  {:20} {}",
+                h["name"].as_str().unwrap_or_default(),
+                h["state"].as_str().unwrap_or_default()
+            )?;
+        }
+        for r in s["at_risk"].as_array().into_iter().flatten() {
+            writeln!(out, "  AT RISK: {}", r.as_str().unwrap_or_default())?;
+        }
+    }
+    if shown
+        .iter()
+        .any(|s| s["at_risk"].as_array().is_some_and(|r| !r.is_empty()))
+    {
+        bail!("some collections have fewer complete copies than their policies ask");
+    }
+    Ok(())
+}

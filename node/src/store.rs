@@ -614,10 +614,19 @@ impl Store {
         let rows: Vec<Vec<u8>> = stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        Ok(rows
+        let kept = rows.len();
+        let adverts: Vec<NodeAdvert> = rows
             .into_iter()
             .filter_map(|b| orrery_protocol::encoding::decode("advert", &b, MAX_FRAME_BYTES).ok())
-            .collect())
+            .collect();
+        if adverts.len() < kept {
+            // Written by another version of Orrery: the member's next advert replaces it.
+            tracing::warn!(
+                unreadable = kept - adverts.len(),
+                "stored adverts of members do not decode; they are ignored until those members advertise again"
+            );
+        }
+        Ok(adverts)
     }
 
     /// Records whether a member is connected now.

@@ -88,8 +88,10 @@ pub enum PolicyError {
     /// More pinned nodes than copies, or one pinned twice.
     #[error("a policy pins at most as many distinct nodes as it keeps copies")]
     Pinned,
-    /// A collection id that is empty or too long.
-    #[error("a collection id is 1 to {MAX_NAME_BYTES} bytes")]
+    /// A collection id that is not a plain name.
+    #[error(
+        "a collection id is 1 to {MAX_NAME_BYTES} letters, digits, '-', '_' and '.', starting with a letter or digit"
+    )]
     CollectionId,
 }
 
@@ -106,7 +108,7 @@ impl PreservationPolicy {
             return Err(PolicyError::Pinned);
         }
         if let Subject::Collection { id, .. } = &self.subject
-            && (id.is_empty() || id.len() > MAX_NAME_BYTES)
+            && !plain_collection_id(id)
         {
             return Err(PolicyError::CollectionId);
         }
@@ -140,6 +142,15 @@ impl PreservationPolicy {
     pub fn set_by(&self, signer: &NodeId) -> bool {
         matches!(&self.subject, Subject::Collection { publisher, .. } if publisher == signer)
     }
+}
+
+/// Whether `id` is a plain collection name: holders name a directory after it.
+pub fn plain_collection_id(id: &str) -> bool {
+    (1..=MAX_NAME_BYTES).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// A node that could hold a copy, as its advert and reachability describe it.
@@ -336,6 +347,15 @@ mod tests {
         assert!(policy(1, false, vec![node(1), node(2)]).validate().is_err());
         assert!(policy(2, false, vec![node(1), node(1)]).validate().is_err());
         assert!(policy(3, true, vec![node(1)]).validate().is_ok());
+        // A collection id names a directory at every holder: nothing but a plain name.
+        for id in ["../../etc", "/root/.ssh", "a/b", "", ".", "..", ".hidden"] {
+            let mut p = policy(3, true, vec![]);
+            p.subject = Subject::Collection {
+                publisher: node(200),
+                id: id.into(),
+            };
+            assert_eq!(p.validate(), Err(PolicyError::CollectionId), "{id:?}");
+        }
     }
 
     proptest! {

@@ -1,6 +1,6 @@
 //! Preservation across a federation of five real nodes on loopback. The publisher (ESA) asks for
-//! three copies of its collection at distinct institutions; four members offer room, two of
-//! them at the same institution. Every node computes the same holders; the two chosen besides
+//! three copies of its collection at distinct institutions; four members offer room, three of
+//! them at the same institution (DLR), so the copies go to the publisher, CNES and one DLR node. Every node computes the same holders; the two chosen besides
 //! the publisher fetch every file over the data plane, verified against its BLAKE3, and list
 //! their copies in their adverts; `orrery preservation status` at the publisher shows three
 //! complete copies at three institutions, and the others hold nothing.
@@ -36,15 +36,37 @@ fn status(node: &TestNode) -> Value {
     serde_json::from_slice(&out).unwrap_or(Value::Null)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_collection_reaches_three_holders_at_distinct_institutions() {
-    let institutions = ["ESA", "CNES", "DLR", "DLR", "INAF"];
-    let nodes = federation_with(5, |i, c| {
+/// A federation of one node per institution named, the first publishing and the others
+/// offering a GiB of room, looking every second.
+async fn members_at(institutions: &[&'static str]) -> Vec<TestNode> {
+    federation_with(institutions.len(), |i, c| {
         c.node.institution = institutions[i].into();
         c.preservation.spare_gib = u64::from(i > 0);
         c.preservation.check_secs = 1;
     })
-    .await;
+    .await
+}
+
+/// The publisher asks for three copies of `xmm-crab` at distinct institutions.
+fn ask_for_three_copies(publisher: &TestNode) {
+    let said = cli(
+        publisher,
+        &[
+            "preservation",
+            "set",
+            "xmm-crab",
+            "--copies",
+            "3",
+            "--distinct-institutions",
+        ],
+    );
+    assert!(said.contains("3 copies at distinct institutions"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_reaches_three_holders_at_distinct_institutions() {
+    let institutions = ["ESA", "DLR", "DLR", "DLR", "CNES"];
+    let nodes = members_at(&institutions).await;
     let handles: Vec<NodeHandle> = nodes.iter().map(|t| t.handle().clone()).collect();
     let files: Vec<(String, Vec<u8>)> = (0..3)
         .map(|i| {
@@ -56,18 +78,7 @@ async fn a_collection_reaches_three_holders_at_distinct_institutions() {
         .collect();
     let named: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
     publish_files(&nodes[0], "xmm-crab", &named);
-    let said = cli(
-        &nodes[0],
-        &[
-            "preservation",
-            "set",
-            "xmm-crab",
-            "--copies",
-            "3",
-            "--distinct-institutions",
-        ],
-    );
-    assert!(said.contains("3 copies at distinct institutions"), "{said}");
+    ask_for_three_copies(&nodes[0]);
 
     // The publisher sees three complete copies.
     let publisher = &nodes[0];
@@ -96,8 +107,7 @@ async fn a_collection_reaches_three_holders_at_distinct_institutions() {
         .map(|(i, _)| institutions[i])
         .collect();
     places.sort_unstable();
-    places.dedup();
-    assert_eq!(places.len(), 3, "{s}");
+    assert_eq!(places, ["CNES", "DLR", "ESA"], "{s}");
 
     // Each holder has every file, byte for byte; no other node has any.
     for node in &nodes[1..] {
@@ -126,4 +136,51 @@ async fn a_collection_reaches_three_holders_at_distinct_institutions() {
             .collect();
         assert_eq!(their_holders, holders, "{theirs}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_few_institutions_leave_a_collection_at_risk_and_status_says_why() {
+    let institutions = ["ESA", "DLR", "DLR"];
+    let nodes = members_at(&institutions).await;
+    let handles: Vec<NodeHandle> = nodes.iter().map(|t| t.handle().clone()).collect();
+    publish_files(&nodes[0], "xmm-crab", &[("crab-0.fits", bytes(200_000, 7))]);
+    ask_for_three_copies(&nodes[0]);
+    let publisher = &nodes[0];
+    eventually(&handles, WAIT, "the one copy DLR may hold", || {
+        let s = status(publisher);
+        async move { s[0]["complete"] == 2 }
+    })
+    .await;
+    let s = status(publisher);
+    let risk: Vec<&str> = s[0]["at_risk"]
+        .as_array()
+        .expect("at risk")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(risk.contains(&"2 of 3 copies complete"), "{s}");
+    assert!(
+        risk.iter()
+            .any(|r| r.contains("at an institution that already holds a copy")),
+        "{s}"
+    );
+    // The command says so in its exit status too.
+    let argv = [
+        "orrery",
+        "--data-dir",
+        publisher.home.root().to_str().expect("utf-8"),
+        "preservation",
+        "status",
+    ];
+    let mut out = Vec::new();
+    let failed = orrery_node::cli::run(
+        <orrery_node::cli::Cli as clap::Parser>::parse_from(argv),
+        &mut out,
+    );
+    assert!(failed.is_err(), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        String::from_utf8_lossy(&out).contains("AT RISK: 2 of 3 copies complete"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
 }

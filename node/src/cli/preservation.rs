@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::Ctx;
 use crate::catalog::Catalog;
-use crate::service::preservation::{Me, Plan, plans};
+use crate::service::preservation::{Me, Plan, live, plans};
 
 /// `orrery preservation …`.
 #[derive(Debug, Subcommand)]
@@ -159,28 +159,33 @@ fn copy_state(
 
 fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
     let node = me(ctx)?;
-    let adverts = ctx.store.adverts()?;
+    let adverts = live(
+        ctx.store.adverts()?,
+        ctx.store.membership()?.as_ref(),
+        now(),
+    );
     let held = ctx.store.held_copies()?;
     let kept = ctx.store.preserved_bytes()?;
     let summaries = Catalog::open_read_only(&ctx.home.database())
         .and_then(|c| c.summaries())
-        .unwrap_or_default();
-    let own = ctx
-        .store
-        .preservation_policies()?
-        .into_iter()
-        .filter_map(|p| p.verify().ok().map(|v| v.value().clone()))
-        .map(|p| {
-            let bytes = match &p.subject {
-                Subject::Collection { id, .. } => summaries
-                    .iter()
-                    .find(|s| &s.id == id)
-                    .map_or(0, |s| s.bytes),
-                Subject::Project(_) => 0,
-            };
-            (p, bytes)
-        })
-        .collect();
+        .context("reading this node's catalog")?;
+    let mut own = Vec::new();
+    for p in ctx.store.preservation_policies()? {
+        let Ok(p) = p.verify().map(|v| v.value().clone()) else {
+            eprintln!(
+                "a policy kept here does not verify (was the node key replaced?); set it again with `orrery preservation set`"
+            );
+            continue;
+        };
+        let (bytes, files) = match &p.subject {
+            Subject::Collection { id, .. } => summaries
+                .iter()
+                .find(|s| &s.id == id)
+                .map_or((0, 0), |s| (s.bytes, s.products)),
+            Subject::Project(_) => (0, 0),
+        };
+        own.push((p, bytes, files));
+    }
     let me = Me {
         node,
         institution: ctx.config.node.institution.clone(),
@@ -189,6 +194,11 @@ fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
             .iter()
             .filter(|h| h.complete)
             .map(|h| h.subject.clone())
+            .collect(),
+        started: held
+            .iter()
+            .filter(|h| !h.complete)
+            .map(|h| (h.subject.clone(), h.bytes))
             .collect(),
         own,
     };

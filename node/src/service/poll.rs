@@ -68,11 +68,15 @@ impl NodeActor {
             }
         }
         // A policy set from the command line goes out in the next advert, at once.
-        if let Ok(mark) = self.store.run(|s| s.preservation_mark()).await
-            && mark != self.preservation_mark
-        {
-            self.preservation_mark = mark;
-            self.publish_advert().await;
+        match self.store.run(|s| s.preservation_mark()).await {
+            Ok(mark) if mark != self.preservation_mark => {
+                self.preservation_mark = mark;
+                self.publish_advert().await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "whether a preservation policy was set could not be read; it is advertised at the next renewal")
+            }
         }
         if let Ok(Some(m)) = self.store.run(|s| s.membership()).await {
             let known = self.membership.as_ref().map(|x| x.events().len());

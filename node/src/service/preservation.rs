@@ -18,7 +18,9 @@ use orrery_catalog::{Page, Query};
 use orrery_federation::FederationHandle;
 use orrery_protocol::NodeId;
 use orrery_protocol::advert::NodeAdvert;
-use orrery_protocol::preservation::{Assignment, Candidate, PreservationPolicy, Subject, assign};
+use orrery_protocol::preservation::{
+    Assignment, Candidate, PreservationPolicy, Subject, assign, plain_collection_id,
+};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -39,8 +41,11 @@ const LISTING: Duration = Duration::from_secs(15);
 pub(crate) struct Plan {
     /// The policy.
     pub(crate) policy: PreservationPolicy,
-    /// The collection's bytes, as its publisher advertises them.
+    /// The collection's bytes, as its publisher advertises them (0: its advert does not
+    /// describe the collection).
     pub(crate) bytes: u64,
+    /// Its files, likewise.
+    pub(crate) files: u64,
     /// The holders every node computes alike, and why there are too few if there are.
     pub(crate) assignment: Assignment,
 }
@@ -56,29 +61,48 @@ pub(crate) struct Me {
     pub(crate) spare_bytes: u64,
     /// The subjects it holds complete copies of.
     pub(crate) holds: Vec<Subject>,
-    /// The policies it set for its own collections, with their collections' bytes.
-    pub(crate) own: Vec<(PreservationPolicy, u64)>,
+    /// The subjects it has begun copying, with the bytes kept of each so far.
+    pub(crate) started: Vec<(Subject, u64)>,
+    /// The policies it set for its own collections, with their collections' bytes and files.
+    pub(crate) own: Vec<(PreservationPolicy, u64, u64)>,
+}
+
+/// The adverts worth planning with: unexpired, of current members (the store keeps the last
+/// advert of every node it heard from).
+pub(crate) fn live(
+    adverts: Vec<NodeAdvert>,
+    membership: Option<&orrery_protocol::federation::Membership>,
+    now: i64,
+) -> Vec<NodeAdvert> {
+    adverts
+        .into_iter()
+        .filter(|a| a.expires_at > now && membership.is_some_and(|m| m.is_member(&a.node)))
+        .collect()
 }
 
 /// The holders of every policy known from `adverts` (other members') and `me`.
 pub(crate) fn plans(me: &Me, adverts: &[NodeAdvert]) -> Vec<Plan> {
-    let mut policies: Vec<(PreservationPolicy, u64)> = me.own.clone();
+    let mut policies: Vec<(PreservationPolicy, u64, u64)> = me.own.clone();
     for a in adverts.iter().filter(|a| a.node != me.node) {
         for p in a.preservation_policies() {
             let Subject::Collection { id, .. } = &p.subject else {
                 continue;
             };
-            let bytes = a
+            let (bytes, files) = a
                 .collections
                 .iter()
                 .find(|c| &c.id == id)
-                .map_or(0, |c| c.bytes);
-            policies.push((p, bytes));
+                .map_or((0, 0), |c| (c.bytes, c.products));
+            policies.push((p, bytes, files));
         }
     }
+    // One policy per subject: the newest.
+    policies.sort_by(|a, b| (&a.0.subject, b.0.seq).cmp(&(&b.0.subject, a.0.seq)));
+    policies.dedup_by(|a, b| a.0.subject == b.0.subject);
     policies
         .into_iter()
-        .map(|(policy, bytes)| {
+        .filter(|(p, ..)| p.validate().is_ok())
+        .map(|(policy, bytes, files)| {
             let subject = &policy.subject;
             let publisher = match subject {
                 Subject::Collection { publisher, .. } => Some(*publisher),
@@ -98,7 +122,11 @@ pub(crate) fn plans(me: &Me, adverts: &[NodeAdvert]) -> Vec<Plan> {
                     })
                 })
                 .collect();
-            let i_hold = Some(me.node) == publisher || me.holds.contains(subject);
+            // A copy begun here counts as held here, so that fetching it (which lowers the
+            // room left) does not move it elsewhere halfway.
+            let i_hold = Some(me.node) == publisher
+                || me.holds.contains(subject)
+                || me.started.iter().any(|(s, _)| s == subject);
             if i_hold || me.spare_bytes > 0 {
                 candidates.push(Candidate {
                     node: me.node,
@@ -118,6 +146,7 @@ pub(crate) fn plans(me: &Me, adverts: &[NodeAdvert]) -> Vec<Plan> {
             Plan {
                 policy,
                 bytes,
+                files,
                 assignment,
             }
         })
@@ -168,7 +197,12 @@ impl Preserver {
         );
         tokio::task::spawn_blocking(move || {
             let store = Store::open(&db).map_err(|e| e.to_string())?;
-            let adverts = store.adverts().map_err(|e| e.to_string())?;
+            let membership = store.membership().map_err(|e| e.to_string())?;
+            let adverts = live(
+                store.adverts().map_err(|e| e.to_string())?,
+                membership.as_ref(),
+                now(),
+            );
             let held = store.held_copies().map_err(|e| e.to_string())?;
             let kept = store.preserved_bytes().map_err(|e| e.to_string())?;
             let me = Me {
@@ -176,9 +210,14 @@ impl Preserver {
                 institution,
                 spare_bytes: spare.saturating_sub(kept),
                 holds: held
-                    .into_iter()
+                    .iter()
                     .filter(|h| h.complete)
-                    .map(|h| h.subject)
+                    .map(|h| h.subject.clone())
+                    .collect(),
+                started: held
+                    .into_iter()
+                    .filter(|h| !h.complete)
+                    .map(|h| (h.subject, h.bytes))
                     .collect(),
                 own: Vec::new(),
             };
@@ -198,6 +237,7 @@ impl Preserver {
             }
         };
         let mut changed = false;
+        let mut room = me.spare_bytes;
         for plan in plans(&me, &adverts) {
             let Subject::Collection { publisher, id } = &plan.policy.subject else {
                 continue;
@@ -208,6 +248,21 @@ impl Preserver {
             {
                 continue;
             }
+            if plan.bytes == 0 || plan.files == 0 {
+                warn!(collection = %id, publisher = %publisher.short(), "this node is a holder of a collection its publisher's advert does not describe; it waits for an advert that does");
+                continue;
+            }
+            let begun = me
+                .started
+                .iter()
+                .find(|(s, _)| *s == plan.policy.subject)
+                .map_or(0, |(_, b)| *b);
+            let needed = plan.bytes.saturating_sub(begun);
+            if needed > room {
+                warn!(collection = %id, publisher = %publisher.short(), needed, room, "this node is a holder of a collection larger than the room it has left; raise [preservation] spare_gib or it stays at risk");
+                continue;
+            }
+            room -= needed;
             // The publisher first, then the holders that say their copies are complete.
             let complete = |n: &NodeId| {
                 adverts.iter().any(|a| {
@@ -226,13 +281,15 @@ impl Preserver {
                     .filter(|h| *h != self.me && h != publisher && complete(h)),
             );
             info!(collection = %id, publisher = %publisher.short(), "this node is a holder of a collection's copy; fetching it");
-            match self.fetch_copy(node, *publisher, id, &sources).await {
+            match self
+                .fetch_copy(node, *publisher, id, &plan, begun + room, &sources)
+                .await
+            {
                 Ok(()) => {
                     changed = true;
                     info!(collection = %id, publisher = %publisher.short(), "a collection's copy is complete here");
                 }
                 Err(why) => {
-                    changed = true;
                     warn!(collection = %id, publisher = %publisher.short(), %why, "a collection's copy could not be completed; this node tries again at its next look");
                 }
             }
@@ -242,81 +299,98 @@ impl Preserver {
         }
     }
 
-    /// Lists `publisher`'s collection `id` and fetches every file not yet held.
+    /// Lists `publisher`'s collection `id` and fetches every file not yet held, if the listing
+    /// is whole (every file its advert counts, each with a plain path and a BLAKE3) and fits in
+    /// `room`; files the publisher no longer lists are removed.
     async fn fetch_copy(
         &self,
         node: &NodeHandle,
         publisher: NodeId,
         id: &str,
+        plan: &Plan,
+        room: u64,
         sources: &[NodeId],
     ) -> Result<(), String> {
+        if !plain_collection_id(id) {
+            return Err("its id is not a plain name".into());
+        }
+        if plan.files > u64::from(PAGE) {
+            return Err(format!(
+                "it has {} files; copies of collections of more than {PAGE} files are not made yet",
+                plan.files
+            ));
+        }
         let publisher_id = publisher.to_string();
-        let mut files = Vec::new();
-        let mut offset = 0;
-        loop {
-            let q = Query {
-                collections: vec![id.to_owned()],
-                page: Page {
-                    offset,
-                    limit: PAGE,
-                },
-                ..Query::default()
-            };
-            let found = node
-                .search(q, false, LISTING)
-                .await
-                .map_err(|e| format!("the collection could not be listed: {e}"))?;
-            let page: Vec<_> = found
-                .results
-                .hits
-                .into_iter()
-                .filter(|h| h.node.as_deref() == Some(&publisher_id))
-                .collect();
-            let last = page.len() < PAGE as usize;
-            files.extend(page);
-            if last {
-                break;
-            }
-            offset += PAGE;
-        }
-        if files.is_empty() {
-            return Err("its publisher listed no file (is it reachable?)".into());
-        }
-        let bytes: u64 = files.iter().map(|h| h.size).sum();
-        let (db, count) = (self.home.database(), files.len() as u64);
-        let collection = id.to_owned();
-        let listed = tokio::task::spawn_blocking(move || {
-            Store::open(&db)?.set_preserved_copy(publisher, &collection, count, bytes)
-        })
-        .await;
-        if !matches!(listed, Ok(Ok(()))) {
-            return Err("the copy could not be recorded in the store".into());
-        }
-        let held = {
-            let (db, collection) = (self.home.database(), id.to_owned());
-            tokio::task::spawn_blocking(move || {
-                Store::open(&db).and_then(|s| s.preserved_files(publisher, &collection))
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
+        let q = Query {
+            collections: vec![id.to_owned()],
+            page: Page {
+                offset: 0,
+                limit: PAGE,
+            },
+            ..Query::default()
         };
-        let root = self.dir().join(publisher.to_string()).join(id);
-        for hit in files {
+        let found = node
+            .search(q, false, LISTING)
+            .await
+            .map_err(|e| format!("the collection could not be listed: {e}"))?;
+        let mut files: Vec<(String, [u8; 32], u64)> = Vec::new();
+        for hit in found
+            .results
+            .hits
+            .into_iter()
+            .filter(|h| h.node.as_deref() == Some(&publisher_id))
+        {
             let path = hit
                 .id
                 .strip_prefix(&format!("{id}/"))
-                .unwrap_or(&hit.id)
-                .to_owned();
-            let Some(rel) = plain(&path) else {
-                warn!(collection = %id, path, "a listed file's path is not a plain relative path; it is not kept");
-                continue;
-            };
-            let Some(hash) = hex32(&hit.blake3) else {
-                warn!(collection = %id, path, "a listed file has no valid BLAKE3; it is not kept");
-                continue;
-            };
-            let dest = root.join(&rel);
+                .map(str::to_owned)
+                .filter(|p| plain(p).is_some())
+                .ok_or_else(|| {
+                    format!("its publisher lists {:?}, not a plain path in it", hit.id)
+                })?;
+            let hash = hex32(&hit.blake3)
+                .ok_or_else(|| format!("its publisher lists {path} without a valid BLAKE3"))?;
+            if files.iter().any(|f| f.0 == path) {
+                return Err(format!("its publisher lists {path} twice"));
+            }
+            files.push((path, hash, hit.size));
+        }
+        if files.len() as u64 != plan.files {
+            return Err(format!(
+                "its publisher listed {} of the {} files its advert counts (is it reachable?)",
+                files.len(),
+                plan.files
+            ));
+        }
+        let bytes = files
+            .iter()
+            .try_fold(0u64, |sum, f| sum.checked_add(f.2))
+            .filter(|b| *b <= room)
+            .ok_or_else(|| format!("its files need more than the {room} bytes of room left"))?;
+        let root = self.dir().join(&publisher_id).join(id);
+        let (db, collection, count) = (self.home.database(), id.to_owned(), files.len() as u64);
+        let listed: Vec<(String, [u8; 32])> = files.iter().map(|f| (f.0.clone(), f.1)).collect();
+        let kept = tokio::task::spawn_blocking(move || {
+            let mut store = Store::open(&db)?;
+            store.set_preserved_copy(publisher, &collection, count, bytes)?;
+            let stale = store.retain_preserved_files(publisher, &collection, &listed)?;
+            let held = store.preserved_files(publisher, &collection)?;
+            Ok::<_, crate::store::StoreError>((stale, held))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("the copy could not be recorded in the store: {e}"))?;
+        let (stale, held) = kept;
+        for path in stale {
+            let gone = root.join(&path);
+            if let Err(e) = std::fs::remove_file(&gone)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(path = %gone.display(), error = %e, "a file its publisher no longer lists could not be removed from the copy");
+            }
+        }
+        for (path, hash, size) in files {
+            let dest = root.join(&path);
             if held
                 .iter()
                 .any(|f| f.path == path && f.blake3 == hash && f.intact)
@@ -324,7 +398,7 @@ impl Preserver {
             {
                 continue;
             }
-            self.fetch_file(publisher, id, &path, hash, hit.size, &dest, sources)
+            self.fetch_file(publisher, id, &path, hash, size, &dest, sources)
                 .await?;
         }
         Ok(())
@@ -390,8 +464,16 @@ impl Preserver {
                     .await;
                     return match kept {
                         Ok(Ok(())) => Ok(()),
-                        _ => Err(format!("{path} was fetched but could not be recorded")),
+                        Ok(Err(e)) => {
+                            Err(format!("{path} was fetched but could not be recorded: {e}"))
+                        }
+                        Err(e) => Err(format!("{path} was fetched but could not be recorded: {e}")),
                     };
+                }
+                Err(e @ FetchError::WrongSize { .. }) if peer != publisher => {
+                    // The size came from the publisher's listing: this holder is not to blame.
+                    warn!(peer = %peer.short(), path, error = %e, "a holder's file has another size than the publisher lists; asking another holder");
+                    why = e.to_string();
                 }
                 Err(e) if e.is_offence() => {
                     warn!(peer = %peer.short(), path, error = %e, "a holder sent bytes that do not match a preserved file's hash: penalised, asking another holder");

@@ -80,12 +80,16 @@ impl Store {
         let rows: Vec<Vec<u8>> = stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|b| {
-                orrery_protocol::encoding::decode("preservation policy", &b, 64 * 1024).ok()
-            })
-            .collect())
+        let mut out = Vec::with_capacity(rows.len());
+        for b in rows {
+            match orrery_protocol::encoding::decode("preservation policy", &b, 64 * 1024) {
+                Ok(p) => out.push(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a preservation policy kept here does not decode; set it again with `orrery preservation set`")
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Records a file of a copy, as just fetched or checked.
@@ -168,6 +172,29 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Forgets the files of a copy its publisher no longer lists (not in `listed`); their
+    /// paths, for the caller to remove from disk.
+    pub fn retain_preserved_files(
+        &mut self,
+        publisher: NodeId,
+        collection: &str,
+        listed: &[(String, [u8; 32])],
+    ) -> Result<Vec<String>, StoreError> {
+        let stale: Vec<String> = self
+            .preserved_files(publisher, collection)?
+            .into_iter()
+            .filter(|f| !listed.iter().any(|(p, h)| *p == f.path && *h == f.blake3))
+            .map(|f| f.path)
+            .collect();
+        for path in &stale {
+            self.conn.execute(
+                "DELETE FROM preserved_files WHERE publisher = ?1 AND collection = ?2 AND path = ?3",
+                params![publisher.key().as_bytes().as_slice(), collection, path],
+            )?;
+        }
+        Ok(stale)
     }
 
     /// The copies kept here, as this node's advert lists them: complete when every file the

@@ -313,6 +313,13 @@ pub struct PreservationSection {
     pub spare_gib: u64,
     /// Seconds between two looks at which copies this node should hold.
     pub check_secs: u64,
+    /// Each file of a copy is read again and checked against its BLAKE3 this often (a week).
+    pub audit_secs: u64,
+    /// How fast audits read, in MiB per second, so that they never crowd out serving.
+    pub audit_mib_per_sec: u64,
+    /// How long after its advert expired a holder still counts (a day): one away longer has
+    /// its copies re-homed to other nodes.
+    pub away_secs: u64,
     /// Where copies are kept (by default `preserved` in the data directory).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<std::path::PathBuf>,
@@ -323,6 +330,9 @@ impl Default for PreservationSection {
         Self {
             spare_gib: 0,
             check_secs: 60,
+            audit_secs: 7 * 24 * 3600,
+            audit_mib_per_sec: 64,
+            away_secs: 24 * 3600,
             dir: None,
         }
     }
@@ -540,10 +550,13 @@ impl Config {
                 });
             }
         }
-        if self.preservation.check_secs == 0 {
+        if self.preservation.check_secs == 0
+            || self.preservation.audit_secs == 0
+            || self.preservation.audit_mib_per_sec == 0
+        {
             return Err(ConfigError::Invalid {
-                field: "preservation.check_secs",
-                problem: "must be at least 1",
+                field: "preservation",
+                problem: "needs check_secs, audit_secs and audit_mib_per_sec of at least 1",
             });
         }
         let slurm = &self.jobs.slurm;

@@ -25,6 +25,7 @@
 //! Everything is bounded: streams served at once, fetches at once, the time a stalled transfer
 //! may sit, the size of a request.
 
+pub mod audit;
 pub mod endpoint;
 pub mod fetch;
 pub mod outboard;

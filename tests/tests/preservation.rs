@@ -1,9 +1,12 @@
 //! Preservation across a federation of five real nodes on loopback. The publisher (ESA) asks for
 //! three copies of its collection at distinct institutions; four members offer room, three of
-//! them at the same institution (DLR), so the copies go to the publisher, CNES and one DLR node. Every node computes the same holders; the two chosen besides
-//! the publisher fetch every file over the data plane, verified against its BLAKE3, and list
-//! their copies in their adverts; `orrery preservation status` at the publisher shows three
-//! complete copies at three institutions, and the others hold nothing.
+//! them at the same institution (DLR), so the copies go to the publisher, CNES and one DLR node.
+//! Every node computes the same holders; the two chosen besides the publisher fetch every file
+//! over the data plane, verified against its BLAKE3, and list their copies in their adverts;
+//! `orrery preservation status` at the publisher shows three complete copies at three
+//! institutions, and the others hold nothing. A file damaged on a holder's disk is found by its
+//! audit and fetched again; a holder stopped for good has its copy re-homed once it has been
+//! away past the deadline.
 
 use std::time::Duration;
 
@@ -43,8 +46,19 @@ async fn members_at(institutions: &[&'static str]) -> Vec<TestNode> {
         c.node.institution = institutions[i].into();
         c.preservation.spare_gib = u64::from(i > 0);
         c.preservation.check_secs = 1;
+        c.preservation.audit_secs = 1;
+        c.preservation.away_secs = 1;
     })
     .await
+}
+
+/// Where `node` keeps its copy of `publisher`'s `xmm-crab`.
+fn copy_at(node: &TestNode, publisher: &TestNode) -> std::path::PathBuf {
+    node.home
+        .root()
+        .join("preserved")
+        .join(publisher.id.to_string())
+        .join("xmm-crab")
 }
 
 /// The publisher asks for three copies of `xmm-crab` at distinct institutions.
@@ -66,7 +80,7 @@ fn ask_for_three_copies(publisher: &TestNode) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collection_reaches_three_holders_at_distinct_institutions() {
     let institutions = ["ESA", "DLR", "DLR", "DLR", "CNES"];
-    let nodes = members_at(&institutions).await;
+    let mut nodes = members_at(&institutions).await;
     let handles: Vec<NodeHandle> = nodes.iter().map(|t| t.handle().clone()).collect();
     let files: Vec<(String, Vec<u8>)> = (0..3)
         .map(|i| {
@@ -111,12 +125,7 @@ async fn a_collection_reaches_three_holders_at_distinct_institutions() {
 
     // Each holder has every file, byte for byte; no other node has any.
     for node in &nodes[1..] {
-        let root = node
-            .home
-            .root()
-            .join("preserved")
-            .join(publisher.id.to_string())
-            .join("xmm-crab");
+        let root = copy_at(node, publisher);
         let holds = holders.contains(&node.id.to_string());
         for (name, data) in &files {
             let kept = std::fs::read(root.join(name)).ok();
@@ -135,6 +144,64 @@ async fn a_collection_reaches_three_holders_at_distinct_institutions() {
             .filter_map(|h| h["node"].as_str())
             .collect();
         assert_eq!(their_holders, holders, "{theirs}");
+    }
+
+    // A holder's file is damaged on its disk: its audit finds it, and it is fetched again.
+    let holder = nodes[1..]
+        .iter()
+        .find(|n| holders.contains(&n.id.to_string()))
+        .expect("a holder besides the publisher");
+    let damaged = copy_at(holder, publisher).join(&files[1].0);
+    std::fs::write(&damaged, vec![0xAA; files[1].1.len()]).expect("damage the file");
+    let original = files[1].1.clone();
+    eventually(&handles, WAIT, "the damaged file is repaired", || {
+        let repaired = std::fs::read(&damaged).ok().as_ref() == Some(&original);
+        async move { repaired }
+    })
+    .await;
+    eventually(&handles, WAIT, "three complete copies again", || {
+        let s = status(publisher);
+        async move { s[0]["complete"] == 3 }
+    })
+    .await;
+
+    // A holder stops for good: once its advert has expired and it stays away past
+    // `away_secs`, another node at its institution takes its copy over.
+    let gone = nodes
+        .iter()
+        .position(|n| n.id == holder.id)
+        .expect("the holder");
+    let gone_id = nodes[gone].id.to_string();
+    nodes[gone].stop().await;
+    let running: Vec<NodeHandle> = nodes.iter().filter_map(|t| t.node.clone()).collect();
+    let publisher = &nodes[0];
+    eventually(&running, WAIT, "the copy re-homed", || {
+        let s = status(publisher);
+        let moved = s[0]["complete"] == 3
+            && s[0]["holders"]
+                .as_array()
+                .is_some_and(|h| h.iter().all(|h| h["node"] != gone_id.as_str()));
+        async move { moved }
+    })
+    .await;
+    let s = status(publisher);
+    let newcomer = nodes
+        .iter()
+        .find(|n| {
+            n.id.to_string() != gone_id
+                && !holders.contains(&n.id.to_string())
+                && s[0]["holders"]
+                    .as_array()
+                    .is_some_and(|h| h.iter().any(|h| h["node"] == n.id.to_string().as_str()))
+        })
+        .expect("a new holder");
+    let root = copy_at(newcomer, publisher);
+    for (name, data) in &files {
+        assert_eq!(
+            std::fs::read(root.join(name)).ok().as_ref(),
+            Some(data),
+            "{name} at the new holder"
+        );
     }
 }
 

@@ -163,6 +163,7 @@ fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
         ctx.store.adverts()?,
         ctx.store.membership()?.as_ref(),
         now(),
+        ctx.config.preservation.away_secs,
     );
     let held = ctx.store.held_copies()?;
     let kept = ctx.store.preserved_bytes()?;

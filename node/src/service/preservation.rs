@@ -10,6 +10,8 @@
 //! keeps it under `preserved/`, and lists the copy in its next advert once it is complete.
 //! `orrery preservation status` shows, per policy, its holders and what is at risk.
 
+mod audit;
+
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,16 +69,22 @@ pub(crate) struct Me {
     pub(crate) own: Vec<(PreservationPolicy, u64, u64)>,
 }
 
-/// The adverts worth planning with: unexpired, of current members (the store keeps the last
-/// advert of every node it heard from).
+/// The adverts worth planning with: of current members, and expired at most `away_secs` ago
+/// (the store keeps the last advert of every node it heard from). A holder away longer is
+/// planned without, so its copies are re-homed; a node back within it keeps them.
 pub(crate) fn live(
     adverts: Vec<NodeAdvert>,
     membership: Option<&orrery_protocol::federation::Membership>,
     now: i64,
+    away_secs: u64,
 ) -> Vec<NodeAdvert> {
+    let grace = i64::try_from(away_secs).unwrap_or(i64::MAX);
     adverts
         .into_iter()
-        .filter(|a| a.expires_at > now && membership.is_some_and(|m| m.is_member(&a.node)))
+        .filter(|a| {
+            a.expires_at.saturating_add(grace) > now
+                && membership.is_some_and(|m| m.is_member(&a.node))
+        })
         .collect()
 }
 
@@ -172,6 +180,9 @@ pub(super) async fn work(p: Arc<Preserver>, node: NodeHandle, cancel: Cancellati
         if p.config.spare_bytes() > 0 {
             p.look(&node).await;
         }
+        if p.audit().await {
+            let _ = p.tx.send(Command::Readvertise).await;
+        }
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(p.config.check_secs)) => {}
@@ -189,11 +200,12 @@ impl Preserver {
 
     /// This node as a candidate, and the members' adverts, from the store.
     async fn state(&self) -> Result<(Me, Vec<NodeAdvert>), String> {
-        let (db, me, institution, spare) = (
+        let (db, me, institution, spare, away) = (
             self.home.database(),
             self.me,
             self.institution.clone(),
             self.config.spare_bytes(),
+            self.config.away_secs,
         );
         tokio::task::spawn_blocking(move || {
             let store = Store::open(&db).map_err(|e| e.to_string())?;
@@ -202,6 +214,7 @@ impl Preserver {
                 store.adverts().map_err(|e| e.to_string())?,
                 membership.as_ref(),
                 now(),
+                away,
             );
             let held = store.held_copies().map_err(|e| e.to_string())?;
             let kept = store.preserved_bytes().map_err(|e| e.to_string())?;

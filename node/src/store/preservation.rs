@@ -174,6 +174,50 @@ impl Store {
         Ok(out)
     }
 
+    /// Files of copies last checked before `before`, the longest unchecked first, at most
+    /// `limit`.
+    pub fn preserved_files_due(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<PreservedFile>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT publisher, collection, path, blake3, size, checked_at, intact FROM preserved_files
+             WHERE checked_at < ?1 AND intact = 1 ORDER BY checked_at LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![before, limit as i64], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, bool>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (publisher, collection, path, hash, size, checked_at, intact) = row?;
+            let (Ok(key), Ok(blake3)) = (
+                PublicKey::from_bytes(&publisher),
+                <[u8; 32]>::try_from(hash.as_slice()),
+            ) else {
+                continue;
+            };
+            out.push(PreservedFile {
+                publisher: NodeId(key),
+                collection,
+                path,
+                blake3,
+                size: size as u64,
+                checked_at,
+                intact,
+            });
+        }
+        Ok(out)
+    }
+
     /// Forgets the files of a copy its publisher no longer lists (not in `listed`); their
     /// paths, for the caller to remove from disk.
     pub fn retain_preserved_files(

@@ -251,3 +251,41 @@ async fn too_few_institutions_leave_a_collection_at_risk_and_status_says_why() {
         String::from_utf8_lossy(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_no_longer_needed_is_released_once_the_others_are_complete() {
+    let nodes = members_at(&["ESA", "DLR", "DLR"]).await;
+    let handles: Vec<NodeHandle> = nodes.iter().map(|t| t.handle().clone()).collect();
+    let data = bytes(150_000, 3);
+    publish_files(&nodes[0], "xmm-crab", &[("crab-0.fits", data.clone())]);
+    let publisher = &nodes[0];
+    let copies = |n: &str| {
+        cli(
+            publisher,
+            &["preservation", "set", "xmm-crab", "--copies", n],
+        )
+    };
+    copies("3");
+    eventually(&handles, WAIT, "three complete copies", || {
+        let s = status(publisher);
+        async move { s[0]["complete"] == 3 }
+    })
+    .await;
+    for node in &nodes[1..] {
+        let kept = std::fs::read(copy_at(node, publisher).join("crab-0.fits")).ok();
+        assert_eq!(kept.as_ref(), Some(&data), "a copy at each DLR node");
+    }
+    // Two copies are enough now: one DLR node lets its copy go, the other keeps it.
+    copies("2");
+    eventually(&handles, WAIT, "one copy released", || {
+        let kept = nodes[1..]
+            .iter()
+            .filter(|n| copy_at(n, publisher).join("crab-0.fits").exists())
+            .count();
+        let s = status(publisher);
+        async move { kept == 1 && s[0]["complete"] == 2 && s[0]["copies"] == 2 }
+    })
+    .await;
+    let s = status(publisher);
+    assert_eq!(s[0]["at_risk"], serde_json::json!([]), "{s}");
+}

@@ -255,10 +255,19 @@ impl Preserver {
             let Subject::Collection { publisher, id } = &plan.policy.subject else {
                 continue;
             };
-            if *publisher == self.me
-                || !plan.assignment.holders.contains(&self.me)
-                || me.holds.contains(&plan.policy.subject)
-            {
+            if *publisher == self.me {
+                continue;
+            }
+            let kept_here = me.holds.contains(&plan.policy.subject)
+                || me.started.iter().any(|(s, _)| *s == plan.policy.subject);
+            if !plan.assignment.holders.contains(&self.me) {
+                if kept_here && self.no_longer_needed(&plan, *publisher, &adverts) {
+                    self.release(*publisher, id).await;
+                    changed = true;
+                }
+                continue;
+            }
+            if me.holds.contains(&plan.policy.subject) {
                 continue;
             }
             if plan.bytes == 0 || plan.files == 0 {
@@ -309,6 +318,41 @@ impl Preserver {
         }
         if changed {
             let _ = self.tx.send(Command::Readvertise).await;
+        }
+    }
+
+    /// Whether a copy kept here that `plan` no longer assigns here can go: the policy's copies
+    /// are all placed, and every holder but the publisher advertises its copy complete.
+    fn no_longer_needed(&self, plan: &Plan, publisher: NodeId, adverts: &[NodeAdvert]) -> bool {
+        plan.assignment.holders.len() == usize::from(plan.policy.copies)
+            && plan.assignment.holders.iter().all(|h| {
+                *h == publisher
+                    || adverts.iter().any(|a| {
+                        a.node == *h
+                            && a.held
+                                .iter()
+                                .any(|c| c.subject == plan.policy.subject && c.complete)
+                    })
+            })
+    }
+
+    /// Releases the copy of `publisher`'s `id` kept here: its files and its records go.
+    async fn release(&self, publisher: NodeId, id: &str) {
+        info!(collection = %id, publisher = %publisher.short(), "this node is no longer a holder of a collection's copy and its holders are complete; the copy is released");
+        let (db, collection) = (self.home.database(), id.to_owned());
+        let forgotten = tokio::task::spawn_blocking(move || {
+            Store::open(&db)?.delete_preserved_copy(publisher, &collection)
+        })
+        .await;
+        if !matches!(forgotten, Ok(Ok(()))) {
+            warn!(collection = %id, "a released copy could not be forgotten in the store; it is tried again at the next look");
+            return;
+        }
+        let dir = self.dir().join(publisher.to_string()).join(id);
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!(dir = %dir.display(), error = %e, "a released copy's files could not be removed; remove them by hand");
         }
     }
 

@@ -218,6 +218,26 @@ impl Store {
         Ok(out)
     }
 
+    /// Forgets a copy kept here, and its files' records.
+    pub fn delete_preserved_copy(
+        &mut self,
+        publisher: NodeId,
+        collection: &str,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let key = publisher.key().as_bytes().to_vec();
+        tx.execute(
+            "DELETE FROM preserved_files WHERE publisher = ?1 AND collection = ?2",
+            params![key, collection],
+        )?;
+        tx.execute(
+            "DELETE FROM preserved_copies WHERE publisher = ?1 AND collection = ?2",
+            params![key, collection],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Forgets the files of a copy its publisher no longer lists (not in `listed`); their
     /// paths, for the caller to remove from disk.
     pub fn retain_preserved_files(

@@ -429,7 +429,8 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
 
     // A fork bomb from inside a kernel (each process starts two and waits for them), in a
     // session of its own so that it outlives the kernel, stops at the lab's process limit; the node keeps answering, and stopping the lab
-    // leaves none of its processes.
+    // leaves none of its processes. It goes off two seconds after the cell has answered: a
+    // kernel at its lab's process limit cannot always start the thread that sends the answer.
     let (status, bombed) = call(
         "POST",
         &base,
@@ -446,7 +447,7 @@ fn a_script_starts_a_lab_next_to_a_collection_and_stops_it() {
             &bomb_id,
             &bomb_host,
             &labs,
-            "import subprocess as s; s.Popen(['sh', '-c', 'f() { f & f & wait; }; f'], \
+            "import subprocess as s; s.Popen(['sh', '-c', 'sleep 2; f() { f & f & wait; }; f'], \
              stdout=s.DEVNULL, stderr=s.DEVNULL, start_new_session=True); 'lit'"
         ),
         "'lit'"

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::Ctx;
 use crate::catalog::Catalog;
-use crate::service::preservation::{Me, Plan, live, plans};
+use crate::service::preservation::{Me, Plan, plans};
 
 /// `orrery preservation …`.
 #[derive(Debug, Subcommand)]
@@ -159,14 +159,6 @@ fn copy_state(
 
 fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
     let node = me(ctx)?;
-    let adverts = live(
-        ctx.store.adverts()?,
-        ctx.store.membership()?.as_ref(),
-        now(),
-        ctx.config.preservation.away_secs,
-    );
-    let held = ctx.store.held_copies()?;
-    let kept = ctx.store.preserved_bytes()?;
     let summaries = Catalog::open_read_only(&ctx.home.database())
         .and_then(|c| c.summaries())
         .context("reading this node's catalog")?;
@@ -187,22 +179,14 @@ fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
         };
         own.push((p, bytes, files));
     }
-    let me = Me {
+    let (me, adverts) = Me::read(
+        &ctx.store,
         node,
-        institution: ctx.config.node.institution.clone(),
-        spare_bytes: ctx.config.preservation.spare_bytes().saturating_sub(kept),
-        holds: held
-            .iter()
-            .filter(|h| h.complete)
-            .map(|h| h.subject.clone())
-            .collect(),
-        started: held
-            .iter()
-            .filter(|h| !h.complete)
-            .map(|h| (h.subject.clone(), h.bytes))
-            .collect(),
+        ctx.config.node.institution.clone(),
+        ctx.config.preservation.spare_bytes(),
+        ctx.config.preservation.away_secs,
         own,
-    };
+    )?;
     let name = |n: &NodeId| {
         if *n == node {
             return ctx.config.node.name.clone();

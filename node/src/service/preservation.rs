@@ -69,6 +69,57 @@ pub(crate) struct Me {
     pub(crate) own: Vec<(PreservationPolicy, u64, u64)>,
 }
 
+impl Me {
+    /// This node as a candidate, offering `spare` bytes in all, from what `store` says it keeps;
+    /// and the members' adverts worth planning with (see [`live`]).
+    pub(crate) fn read(
+        store: &Store,
+        node: NodeId,
+        institution: String,
+        spare: u64,
+        away_secs: u64,
+        own: Vec<(PreservationPolicy, u64, u64)>,
+    ) -> Result<(Me, Vec<NodeAdvert>), crate::store::StoreError> {
+        let adverts = live(
+            store.adverts()?,
+            store.membership()?.as_ref(),
+            now(),
+            away_secs,
+        );
+        let held = store.held_copies()?;
+        let kept = store.preserved_bytes()?;
+        let me = Me {
+            node,
+            institution,
+            spare_bytes: spare.saturating_sub(kept),
+            holds: held
+                .iter()
+                .filter(|h| h.complete)
+                .map(|h| h.subject.clone())
+                .collect(),
+            started: held
+                .into_iter()
+                .filter(|h| !h.complete)
+                .map(|h| (h.subject, h.bytes))
+                .collect(),
+            own,
+        };
+        Ok((me, adverts))
+    }
+}
+
+/// Whether advert `a` lists a complete copy of `subject`.
+fn says_complete(a: &NodeAdvert, subject: &Subject) -> bool {
+    a.held.iter().any(|h| &h.subject == subject && h.complete)
+}
+
+/// Whether `node`'s advert among `adverts` lists a complete copy of `subject`.
+fn complete_at(adverts: &[NodeAdvert], node: &NodeId, subject: &Subject) -> bool {
+    adverts
+        .iter()
+        .any(|a| a.node == *node && says_complete(a, subject))
+}
+
 /// The adverts worth planning with: of current members, and expired at most `away_secs` ago
 /// (the store keeps the last advert of every node it heard from). A holder away longer is
 /// planned without, so its copies are re-homed; a node back within it keeps them.
@@ -120,8 +171,7 @@ pub(crate) fn plans(me: &Me, adverts: &[NodeAdvert]) -> Vec<Plan> {
                 .iter()
                 .filter(|a| a.node != me.node)
                 .filter_map(|a| {
-                    let holds = Some(a.node) == publisher
-                        || a.held.iter().any(|h| &h.subject == subject && h.complete);
+                    let holds = Some(a.node) == publisher || says_complete(a, subject);
                     (holds || a.spare_bytes > 0).then(|| Candidate {
                         node: a.node,
                         institution: a.institution.clone(),
@@ -209,32 +259,7 @@ impl Preserver {
         );
         tokio::task::spawn_blocking(move || {
             let store = Store::open(&db).map_err(|e| e.to_string())?;
-            let membership = store.membership().map_err(|e| e.to_string())?;
-            let adverts = live(
-                store.adverts().map_err(|e| e.to_string())?,
-                membership.as_ref(),
-                now(),
-                away,
-            );
-            let held = store.held_copies().map_err(|e| e.to_string())?;
-            let kept = store.preserved_bytes().map_err(|e| e.to_string())?;
-            let me = Me {
-                node: me,
-                institution,
-                spare_bytes: spare.saturating_sub(kept),
-                holds: held
-                    .iter()
-                    .filter(|h| h.complete)
-                    .map(|h| h.subject.clone())
-                    .collect(),
-                started: held
-                    .into_iter()
-                    .filter(|h| !h.complete)
-                    .map(|h| (h.subject, h.bytes))
-                    .collect(),
-                own: Vec::new(),
-            };
-            Ok((me, adverts))
+            Me::read(&store, me, institution, spare, away, Vec::new()).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?
@@ -286,14 +311,7 @@ impl Preserver {
             }
             room -= needed;
             // The publisher first, then the holders that say their copies are complete.
-            let complete = |n: &NodeId| {
-                adverts.iter().any(|a| {
-                    a.node == *n
-                        && a.held
-                            .iter()
-                            .any(|h| h.subject == plan.policy.subject && h.complete)
-                })
-            };
+            let complete = |n: &NodeId| complete_at(&adverts, n, &plan.policy.subject);
             let mut sources = vec![*publisher];
             sources.extend(
                 plan.assignment
@@ -325,15 +343,11 @@ impl Preserver {
     /// are all placed, and every holder but the publisher advertises its copy complete.
     fn no_longer_needed(&self, plan: &Plan, publisher: NodeId, adverts: &[NodeAdvert]) -> bool {
         plan.assignment.holders.len() == usize::from(plan.policy.copies)
-            && plan.assignment.holders.iter().all(|h| {
-                *h == publisher
-                    || adverts.iter().any(|a| {
-                        a.node == *h
-                            && a.held
-                                .iter()
-                                .any(|c| c.subject == plan.policy.subject && c.complete)
-                    })
-            })
+            && plan
+                .assignment
+                .holders
+                .iter()
+                .all(|h| *h == publisher || complete_at(adverts, h, &plan.policy.subject))
     }
 
     /// Releases the copy of `publisher`'s `id` kept here: its files and its records go.

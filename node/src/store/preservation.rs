@@ -139,39 +139,10 @@ impl Store {
         publisher: NodeId,
         collection: &str,
     ) -> Result<Vec<PreservedFile>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT path, blake3, size, checked_at, intact FROM preserved_files
-             WHERE publisher = ?1 AND collection = ?2 ORDER BY path",
-        )?;
-        let rows = stmt.query_map(
+        self.preserved_where(
+            "publisher = ?1 AND collection = ?2 ORDER BY path",
             params![publisher.key().as_bytes().as_slice(), collection],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, bool>(4)?,
-                ))
-            },
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (path, hash, size, checked_at, intact) = row?;
-            let Ok(blake3) = <[u8; 32]>::try_from(hash.as_slice()) else {
-                continue;
-            };
-            out.push(PreservedFile {
-                publisher,
-                collection: collection.to_owned(),
-                path,
-                blake3,
-                size: size as u64,
-                checked_at,
-                intact,
-            });
-        }
-        Ok(out)
+        )
     }
 
     /// Files of copies last checked before `before`, the longest unchecked first, at most
@@ -181,11 +152,23 @@ impl Store {
         before: i64,
         limit: usize,
     ) -> Result<Vec<PreservedFile>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT publisher, collection, path, blake3, size, checked_at, intact FROM preserved_files
-             WHERE checked_at < ?1 AND intact = 1 ORDER BY checked_at LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![before, limit as i64], |r| {
+        self.preserved_where(
+            "checked_at < ?1 AND intact = 1 ORDER BY checked_at LIMIT ?2",
+            params![before, limit as i64],
+        )
+    }
+
+    /// The kept files matching `filter` (an SQL condition with its order and limit).
+    fn preserved_where(
+        &self,
+        filter: &str,
+        values: impl rusqlite::Params,
+    ) -> Result<Vec<PreservedFile>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT publisher, collection, path, blake3, size, checked_at, intact
+             FROM preserved_files WHERE {filter}"
+        ))?;
+        let rows = stmt.query_map(values, |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, String>(1)?,

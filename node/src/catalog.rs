@@ -438,6 +438,7 @@ impl Catalog {
                 sky: vec![0xff; CollectionSummary::SKY_CELLS.div_ceil(8)],
                 time: time.0.zip(time.1),
                 complete: rest.iter().all(|c| c.complete),
+                readers: None,
             });
         }
         for c in collections.into_iter().take(ADVERTISED_COLLECTIONS - 1) {
@@ -470,7 +471,24 @@ impl Catalog {
                 let index = CollectionSummary::sky_cell(row, col);
                 sky[index / 8] |= 1 << (index % 8);
             }
+            let readers: Option<String> = self.conn.query_row(
+                "SELECT holders FROM collections WHERE id = ?1",
+                [&c.id],
+                |r| r.get(0),
+            )?;
+            // A policy that does not parse lets no one (as the data plane's gate reads it).
+            let readers = readers.map(|json| {
+                let mut nodes: Vec<orrery_protocol::NodeId> =
+                    serde_json::from_str::<Vec<String>>(&json)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|n| n.parse().ok())
+                        .collect();
+                nodes.truncate(CollectionSummary::MAX_READERS);
+                nodes
+            });
             out.push(CollectionSummary {
+                readers,
                 complete: c.complete,
                 id: c.id.clone(),
                 title: c.title.clone(),

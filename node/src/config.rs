@@ -343,6 +343,13 @@ impl PreservationSection {
     pub fn spare_bytes(&self) -> u64 {
         self.spare_gib.saturating_mul(1 << 30)
     }
+
+    /// Where copies are kept for the node at `home`.
+    pub fn dir_in(&self, home: &crate::home::Home) -> std::path::PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| home.root().join("preserved"))
+    }
 }
 
 /// What runs a node's jobs.

@@ -29,6 +29,8 @@ pub mod audit;
 pub mod endpoint;
 pub mod fetch;
 pub mod outboard;
+pub mod outboards;
+pub mod preserved;
 pub mod products;
 #[cfg(any(test, feature = "test-peers"))]
 pub mod rogue;

@@ -54,11 +54,17 @@ pub struct CollectionSummary {
     /// Whether the collection's last scan finished; `false` when it was interrupted (or is
     /// running), and the collection holds only part of what its node publishes.
     pub complete: bool,
+    /// The member nodes its access policy lets fetch its files (at most
+    /// [`CollectionSummary::MAX_READERS`]); `None`: every member. A copy is never assigned to a
+    /// node not named here.
+    pub readers: Option<Vec<NodeId>>,
 }
 
 impl CollectionSummary {
     /// Most values listed per facet.
     pub const MAX_VALUES: usize = 32;
+    /// Most nodes an access policy names.
+    pub const MAX_READERS: usize = 64;
     /// Cells of the sky bitmap: 18 rows of Dec by 36 columns of RA.
     pub const SKY_CELLS: usize = 18 * 36;
 
@@ -91,6 +97,10 @@ impl CollectionSummary {
             l.as_ref()
                 .is_none_or(|l| l.len() <= Self::MAX_VALUES && l.iter().all(short))
         }) && self.id.len() <= 64
+            && self
+                .readers
+                .as_ref()
+                .is_none_or(|r| r.len() <= Self::MAX_READERS)
             && self.title.len() <= 1024
             && self.sky.len() <= Self::SKY_CELLS.div_ceil(8)
     }

@@ -164,6 +164,9 @@ pub struct Candidate {
     pub spare_bytes: u64,
     /// Whether it already holds a copy (its room then need not fit the subject again).
     pub holds: bool,
+    /// Whether the subject's access policy lets it have the bytes (a node that may not is
+    /// never chosen).
+    pub may_hold: bool,
 }
 
 /// Who holds the copies, and what the policy lacks.
@@ -194,12 +197,12 @@ pub fn assign(policy: &PreservationPolicy, bytes: u64, candidates: &[Candidate])
     unique.sort_by(|a, b| {
         (
             a.node.key().as_bytes(),
-            std::cmp::Reverse((a.holds, a.spare_bytes)),
+            std::cmp::Reverse((a.may_hold, a.holds, a.spare_bytes)),
             institution(a),
         )
             .cmp(&(
                 b.node.key().as_bytes(),
-                std::cmp::Reverse((b.holds, b.spare_bytes)),
+                std::cmp::Reverse((b.may_hold, b.holds, b.spare_bytes)),
                 institution(b),
             ))
     });
@@ -216,12 +219,16 @@ pub fn assign(policy: &PreservationPolicy, bytes: u64, candidates: &[Candidate])
     let want = usize::from(policy.copies.clamp(1, MAX_COPIES));
     let mut holders: Vec<NodeId> = Vec::with_capacity(want);
     let mut institutions: Vec<String> = Vec::new();
-    let (mut no_room, mut same_place) = (0usize, 0usize);
+    let (mut no_room, mut same_place, mut refused) = (0usize, 0usize, 0usize);
     for (_, _, c) in ranked {
         if holders.len() == want {
             break;
         }
         if holders.contains(&c.node) {
+            continue;
+        }
+        if !c.may_hold {
+            refused += 1;
             continue;
         }
         if !c.holds && c.spare_bytes < bytes {
@@ -245,6 +252,11 @@ pub fn assign(policy: &PreservationPolicy, bytes: u64, candidates: &[Candidate])
         );
         if no_room > 0 {
             why.push_str(&format!(", {no_room} without {bytes} bytes of room"));
+        }
+        if refused > 0 {
+            why.push_str(&format!(
+                ", {refused} that its access policy does not let have its bytes"
+            ));
         }
         if same_place > 0 {
             why.push_str(&format!(
@@ -274,6 +286,7 @@ mod tests {
             institution: institution.into(),
             spare_bytes: spare,
             holds: false,
+            may_hold: true,
         }
     }
 
@@ -338,6 +351,24 @@ mod tests {
         let a = assign(&policy(2, true, vec![node(3)]), 50, &cs);
         assert_eq!(a.holders[0], node(3));
         assert_eq!(a.holders.len(), 2);
+    }
+
+    #[test]
+    fn a_node_the_access_policy_refuses_is_never_chosen() {
+        let mut cs = vec![
+            candidate(1, "ESA", 100),
+            candidate(2, "CDS", 100),
+            candidate(3, "ARI", 100),
+        ];
+        cs[1].may_hold = false;
+        let a = assign(&policy(3, true, vec![node(2)]), 50, &cs);
+        assert!(!a.holders.contains(&node(2)), "{a:?}");
+        assert_eq!(a.holders.len(), 2);
+        let why = a.shortfall.expect("short");
+        assert!(
+            why.contains("1 that its access policy does not let"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -326,6 +326,7 @@ async fn a_holder_sending_a_wrong_file_is_caught_by_dataset_fetch_and_penalised(
         sky: Vec::new(),
         time: None,
         complete: true,
+        readers: None,
     };
     let (mallory, mut events) = orrery_tests::hostile_member_advertising(a, vec![everything]).await;
     let genuine = bytes(1 << 20, 5);

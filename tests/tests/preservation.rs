@@ -42,14 +42,31 @@ fn status(node: &TestNode) -> Value {
 /// A federation of one node per institution named, the first publishing and the others
 /// offering a GiB of room, looking every second.
 async fn members_at(institutions: &[&'static str]) -> Vec<TestNode> {
+    members_away(institutions, 1).await
+}
+
+/// The same, planning with a stopped member's advert for `away_secs` after it expires.
+async fn members_away(institutions: &[&'static str], away_secs: u64) -> Vec<TestNode> {
     federation_with(institutions.len(), |i, c| {
         c.node.institution = institutions[i].into();
         c.preservation.spare_gib = u64::from(i > 0);
         c.preservation.check_secs = 1;
         c.preservation.audit_secs = 1;
-        c.preservation.away_secs = 1;
+        c.preservation.away_secs = away_secs;
     })
     .await
+}
+
+/// The nodes `node`'s status names as holders of its first policy.
+fn holders_seen_by(node: &TestNode) -> Vec<String> {
+    status(node)[0]["holders"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(|h| h["node"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Where `node` keeps its copy of `publisher`'s `xmm-crab`.
@@ -288,4 +305,100 @@ async fn a_copy_no_longer_needed_is_released_once_the_others_are_complete() {
     .await;
     let s = status(publisher);
     assert_eq!(s[0]["at_risk"], serde_json::json!([]), "{s}");
+}
+
+/// The publisher narrows its collection's access policy to DLR: CNES, a holder until then,
+/// removes its copy, is never chosen again, and the collection is at risk for want of
+/// another node the policy names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_the_access_policy_does_not_name_holds_no_copy() {
+    let nodes = members_at(&["ESA", "DLR", "CNES"]).await;
+    let handles: Vec<NodeHandle> = nodes.iter().map(|t| t.handle().clone()).collect();
+    let data = bytes(180_000, 5);
+    publish_files(&nodes[0], "xmm-crab", &[("crab-0.fits", data.clone())]);
+    let publisher = &nodes[0];
+    ask_for_three_copies(publisher);
+    eventually(&handles, WAIT, "three complete copies", || {
+        let s = status(publisher);
+        async move { s[0]["complete"] == 3 }
+    })
+    .await;
+    let cnes = copy_at(&nodes[2], publisher).join("crab-0.fits");
+    assert_eq!(std::fs::read(&cnes).ok().as_ref(), Some(&data));
+
+    let only = nodes[1].id.to_string();
+    let said = cli(
+        publisher,
+        &["dataset", "policy", "xmm-crab", "--only", &only],
+    );
+    assert!(said.contains(&only), "{said}");
+    eventually(&handles, WAIT, "CNES's copy removed", || {
+        let gone = !cnes.exists();
+        let s = status(publisher);
+        async move { gone && s[0]["complete"] == 2 }
+    })
+    .await;
+    let s = status(publisher);
+    let risk = s[0]["at_risk"].to_string();
+    assert!(
+        risk.contains("1 that its access policy does not let have its bytes"),
+        "{s}"
+    );
+    let cnes_id = nodes[2].id.to_string();
+    for node in &nodes {
+        let holders = holders_seen_by(node);
+        assert_eq!(holders.len(), 2, "{holders:?}");
+        assert!(
+            !holders.contains(&cnes_id),
+            "CNES is no holder: {holders:?}"
+        );
+    }
+    // DLR keeps its copy.
+    let dlr = copy_at(&nodes[1], publisher).join("crab-0.fits");
+    assert_eq!(std::fs::read(&dlr).ok().as_ref(), Some(&data));
+}
+
+/// With the publisher stopped, a holder's damaged file is fetched again from the other
+/// holder's copy (served under the publisher's access policy from its last advert), with the
+/// listing the holder kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_is_mended_from_another_holder_while_the_publisher_is_away() {
+    let mut nodes = members_away(&["ESA", "DLR", "CNES"], 3600).await;
+    let handles: Vec<NodeHandle> = nodes.iter().map(|t| t.handle().clone()).collect();
+    let files: Vec<(String, Vec<u8>)> = (0..2)
+        .map(|i| {
+            (
+                format!("crab-{i}.fits"),
+                bytes(250_000 + i * 9_999, 20 + i as u8),
+            )
+        })
+        .collect();
+    let named: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    publish_files(&nodes[0], "xmm-crab", &named);
+    ask_for_three_copies(&nodes[0]);
+    eventually(&handles, WAIT, "three complete copies", || {
+        let s = status(&nodes[0]);
+        async move { s[0]["complete"] == 3 }
+    })
+    .await;
+
+    nodes[0].stop().await;
+    let running: Vec<NodeHandle> = nodes.iter().filter_map(|t| t.node.clone()).collect();
+    let damaged = copy_at(&nodes[1], &nodes[0]).join(&files[0].0);
+    std::fs::write(&damaged, vec![0x55; files[0].1.len()]).expect("damage the file");
+    let original = files[0].1.clone();
+    eventually(&running, WAIT, "the damaged file mended from CNES", || {
+        let mended = std::fs::read(&damaged).ok().as_ref() == Some(&original);
+        async move { mended }
+    })
+    .await;
+    eventually(&running, WAIT, "DLR's copy complete again", || {
+        let s = status(&nodes[2]);
+        async move { s[0]["complete"] == 3 }
+    })
+    .await;
+    for (name, data) in &files {
+        let kept = std::fs::read(copy_at(&nodes[1], &nodes[0]).join(name)).ok();
+        assert_eq!(kept.as_ref(), Some(data), "{name} at DLR");
+    }
 }

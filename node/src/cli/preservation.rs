@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::Ctx;
 use crate::catalog::Catalog;
-use crate::service::preservation::{Me, Plan, plans};
+use crate::service::preservation::{Described, Me, Plan, plans};
 
 /// `orrery preservation …`.
 #[derive(Debug, Subcommand)]
@@ -170,14 +170,7 @@ fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
             );
             continue;
         };
-        let (bytes, files) = match &p.subject {
-            Subject::Collection { id, .. } => summaries
-                .iter()
-                .find(|s| &s.id == id)
-                .map_or((0, 0), |s| (s.bytes, s.products)),
-            Subject::Project(_) => (0, 0),
-        };
-        own.push((p, bytes, files));
+        own.push(Described::new(p, &summaries));
     }
     let (me, adverts) = Me::read(
         &ctx.store,

@@ -10,22 +10,17 @@
 //! before the file is opened.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 use orrery_protocol::NodeId;
+use orrery_protocol::advert::CollectionSummary;
 use rusqlite::{OptionalExtension, params};
-use tokio::sync::Semaphore;
 use tracing::warn;
 
-use super::outboard;
+use super::outboards::Outboards;
 use super::serve::{Refusal, Source};
 use crate::catalog::{Catalog, CatalogError};
 use crate::home::Home;
 
-/// How long a request waits for another file's outboard to be made before it is refused as
-/// busy (the peer asks again later).
-const OUTBOARD_WAIT: Duration = Duration::from_secs(60);
 /// Catalog rows looked at for one hash (the same bytes in several collections).
 const MAX_ROWS: usize = 16;
 
@@ -33,8 +28,7 @@ const MAX_ROWS: usize = 16;
 #[derive(Debug, Clone)]
 pub struct Products {
     db: PathBuf,
-    outboards: PathBuf,
-    making: Arc<Semaphore>,
+    outboards: Outboards,
 }
 
 /// A catalogued copy of the bytes asked for.
@@ -48,11 +42,10 @@ struct Row {
 
 impl Products {
     /// The products of the node at `home`.
-    pub fn new(home: &Home) -> Self {
+    pub fn new(home: &Home, outboards: Outboards) -> Self {
         Self {
             db: home.database(),
-            outboards: home.root().join("outboards"),
-            making: Arc::new(Semaphore::new(1)),
+            outboards,
         }
     }
 
@@ -89,12 +82,8 @@ impl Products {
             warn!(product = %product, error = %e, "a catalogued file is not served over the data plane");
             Refusal::Missing
         })?;
-        let stored = self.outboards.join(hex::encode(hash));
-        let tree = match std::fs::read(&stored) {
-            Ok(t) if t.len() as u64 == outboard::tree(size).outboard_size() => t,
-            _ => self.make_outboard(&file, hash, size, &product).await?,
-        };
-        let forget = stored.clone();
+        let tree = self.outboards.of(&file, hash, size, &product).await?;
+        let forget = self.outboards.path(&hash);
         Ok(Source {
             file,
             size,
@@ -104,64 +93,6 @@ impl Products {
                 let _ = std::fs::remove_file(forget);
             })),
         })
-    }
-
-    /// Makes and keeps the outboard of a product's file (one at a time), checking the file
-    /// against the catalogued hash on the way.
-    async fn make_outboard(
-        &self,
-        file: &std::fs::File,
-        hash: [u8; 32],
-        size: u64,
-        product: &str,
-    ) -> Result<Vec<u8>, Refusal> {
-        let permit = tokio::time::timeout(OUTBOARD_WAIT, self.making.clone().acquire_owned())
-            .await
-            .map_err(|_| Refusal::Busy)?
-            .map_err(|_| Refusal::Busy)?;
-        let reader = file.try_clone().map_err(|_| Refusal::Missing)?;
-        let made = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            outboard::compute(
-                std::io::BufReader::with_capacity(1 << 20, PositionedRead(reader, 0)),
-                size,
-            )
-        })
-        .await
-        .map_err(|_| Refusal::Busy)?;
-        match made {
-            Ok((root, tree)) if root == hash => {
-                let stored = self.outboards.join(hex::encode(hash));
-                let tmp = self.outboards.join(format!(".{}.tmp", hex::encode(hash)));
-                let kept = std::fs::create_dir_all(&self.outboards)
-                    .and_then(|()| std::fs::write(&tmp, &tree))
-                    .and_then(|()| std::fs::rename(&tmp, &stored));
-                if let Err(e) = kept {
-                    warn!(path = %stored.display(), error = %e, "a product's outboard could not be kept; it is made again on the next request");
-                }
-                Ok(tree)
-            }
-            Ok(_) => {
-                warn!(product = %product, "a product's file no longer matches its catalogued BLAKE3: not served; run `orrery dataset add` again");
-                Err(Refusal::Missing)
-            }
-            Err(e) => {
-                warn!(product = %product, error = %e, "a product's outboard could not be made: not served");
-                Err(Refusal::Missing)
-            }
-        }
-    }
-}
-
-/// Reads a file from an offset without moving a shared cursor (the file is also served).
-struct PositionedRead(std::fs::File, u64);
-
-impl std::io::Read for PositionedRead {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        let n = self.0.read_at(buf, self.1)?;
-        self.1 += n as u64;
-        Ok(n)
     }
 }
 
@@ -209,6 +140,9 @@ pub enum PolicyError {
     /// No such collection.
     #[error("no collection {0} on this node; `orrery dataset list` shows them")]
     NoCollection(String),
+    /// More nodes than an advert names.
+    #[error("a collection's policy names at most {max} nodes, not {0}", max = orrery_protocol::advert::CollectionSummary::MAX_READERS)]
+    TooMany(usize),
 }
 
 /// Sets which member nodes may fetch `collection`'s files over the data plane: `None` lets
@@ -218,16 +152,23 @@ pub fn set_holders(
     collection: &str,
     holders: Option<&[NodeId]>,
 ) -> Result<(), PolicyError> {
+    if let Some(h) = holders.filter(|h| h.len() > CollectionSummary::MAX_READERS) {
+        return Err(PolicyError::TooMany(h.len()));
+    }
     let json = holders.map(|h| {
         serde_json::Value::from(h.iter().map(ToString::to_string).collect::<Vec<_>>()).to_string()
     });
-    let n = catalog.conn.execute(
+    // A changed policy changes the advert (its readers): the running node re-advertises.
+    let tx = catalog.conn.unchecked_transaction()?;
+    let n = tx.execute(
         "UPDATE collections SET holders = ?2 WHERE id = ?1",
         params![collection, json],
     )?;
     if n == 0 {
         return Err(PolicyError::NoCollection(collection.to_owned()));
     }
+    crate::catalog::bump_generation(&tx)?;
+    tx.commit()?;
     Ok(())
 }
 

@@ -84,6 +84,7 @@ pub(super) struct NodeGate {
     pub(super) tx: mpsc::Sender<Command>,
     pub(super) blobs: BlobStore,
     pub(super) products: crate::dataplane::products::Products,
+    pub(super) preserved: crate::dataplane::preserved::Preserved,
 }
 
 impl Gate for NodeGate {
@@ -101,7 +102,10 @@ impl Gate for NodeGate {
                     project.short()
                 ),
             }),
-            Grant::Member => self.products.open(peer, hash).await,
+            Grant::Member => match self.products.open(peer, hash).await {
+                Err(Refusal::Missing) => self.preserved.open(peer, hash).await,
+                served => served,
+            },
             Grant::Stranger => Err(Refusal::NotPermitted {
                 rule: "the peer is not a member of this node's federation".into(),
             }),

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use self::plan::complete_at;
-pub(crate) use self::plan::{Me, Plan, plans};
+pub(crate) use self::plan::{Described, Me, Plan, plans};
 use super::{Command, NodeEvent, NodeHandle};
 use crate::config::PreservationSection;
 use crate::home::Home;
@@ -64,10 +64,7 @@ pub(super) async fn work(p: Arc<Preserver>, node: NodeHandle, cancel: Cancellati
 
 impl Preserver {
     fn dir(&self) -> PathBuf {
-        self.config
-            .dir
-            .clone()
-            .unwrap_or_else(|| self.home.root().join("preserved"))
+        self.config.dir_in(&self.home)
     }
 
     /// This node as a candidate, and the members' adverts, from the store.
@@ -107,6 +104,12 @@ impl Preserver {
             }
             let kept_here = me.holds.contains(&plan.policy.subject)
                 || me.started.iter().any(|(s, _)| *s == plan.policy.subject);
+            if kept_here && !plan.may_hold(&self.me) {
+                warn!(collection = %id, publisher = %publisher.short(), "the collection's access policy no longer names this node: its copy here is removed");
+                self.release(*publisher, id).await;
+                changed = true;
+                continue;
+            }
             if !plan.assignment.holders.contains(&self.me) {
                 if kept_here && self.no_longer_needed(&plan, *publisher, &adverts) {
                     self.release(*publisher, id).await;

@@ -364,6 +364,7 @@ mod tests {
             sky,
             time: Some((59_000.0, 59_100.0)),
             complete: true,
+            readers: None,
         }
     }
 

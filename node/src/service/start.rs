@@ -77,13 +77,19 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         tx.clone(),
         fed.clone(),
     ));
+    let outboards = crate::dataplane::outboards::Outboards::new(&home);
     let data = dataplane::DataPlane::start(
         &key,
         config.data.listen_addr(&config.network.listen),
         dataplane::NodeGate {
             tx: tx.clone(),
             blobs: crate::blobs::BlobStore::new(home.blobs()),
-            products: crate::dataplane::products::Products::new(&home),
+            products: crate::dataplane::products::Products::new(&home, outboards.clone()),
+            preserved: crate::dataplane::preserved::Preserved::new(
+                &home,
+                config.preservation.dir_in(&home),
+                outboards,
+            ),
         },
         labs::tunnel::Tunnels::new(tx.clone(), labs.clone()),
     )

@@ -145,6 +145,18 @@ impl Store {
         )
     }
 
+    /// The intact kept files whose bytes hash to `blake3` (the same bytes may be in several
+    /// copies), at most 16.
+    pub fn preserved_files_with(
+        &self,
+        blake3: &[u8; 32],
+    ) -> Result<Vec<PreservedFile>, StoreError> {
+        self.preserved_where(
+            "blake3 = ?1 AND intact = 1 LIMIT 16",
+            params![blake3.as_slice()],
+        )
+    }
+
     /// Files of copies last checked before `before`, the longest unchecked first, at most
     /// `limit`.
     pub fn preserved_files_due(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use orrery_catalog::{Page, Query};
 use orrery_protocol::NodeId;
 use orrery_protocol::preservation::plain_collection_id;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::plan::Plan;
 use super::{NodeEvent, NodeHandle, Preserver, now};
@@ -41,6 +41,79 @@ impl Preserver {
                 plan.files
             ));
         }
+        let files = match self.listing(node, publisher, id, plan).await {
+            Ok(files) => files,
+            Err(why) => {
+                // The publisher may be away: a copy it listed whole before is mended from the
+                // listing kept here, from the holders that have it.
+                let (db, collection) = (self.home.database(), id.to_owned());
+                let kept = tokio::task::spawn_blocking(move || {
+                    Store::open(&db)?.preserved_files(publisher, &collection)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("the copy's record could not be read: {e}"))?;
+                if kept.is_empty() || kept.len() as u64 != plan.files {
+                    return Err(why);
+                }
+                info!(collection = %id, publisher = %publisher.short(), %why, "the collection's publisher did not list it; the copy is mended from the listing kept here");
+                kept.into_iter()
+                    .map(|f| (f.path, f.blake3, f.size))
+                    .collect()
+            }
+        };
+        let publisher_id = publisher.to_string();
+        let bytes = files
+            .iter()
+            .try_fold(0u64, |sum, f| sum.checked_add(f.2))
+            .filter(|b| *b <= room)
+            .ok_or_else(|| format!("its files need more than the {room} bytes of room left"))?;
+        let root = self.dir().join(&publisher_id).join(id);
+        let (db, collection, count) = (self.home.database(), id.to_owned(), files.len() as u64);
+        let listed: Vec<(String, [u8; 32])> = files.iter().map(|f| (f.0.clone(), f.1)).collect();
+        let kept = tokio::task::spawn_blocking(move || {
+            let mut store = Store::open(&db)?;
+            store.set_preserved_copy(publisher, &collection, count, bytes)?;
+            let stale = store.retain_preserved_files(publisher, &collection, &listed)?;
+            let held = store.preserved_files(publisher, &collection)?;
+            Ok::<_, crate::store::StoreError>((stale, held))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("the copy could not be recorded in the store: {e}"))?;
+        let (stale, held) = kept;
+        for path in stale {
+            let gone = root.join(&path);
+            if let Err(e) = std::fs::remove_file(&gone)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(path = %gone.display(), error = %e, "a file its publisher no longer lists could not be removed from the copy");
+            }
+        }
+        for (path, hash, size) in files {
+            let dest = root.join(&path);
+            if held
+                .iter()
+                .any(|f| f.path == path && f.blake3 == hash && f.intact)
+                && dest.exists()
+            {
+                continue;
+            }
+            self.fetch_file(publisher, id, &path, hash, size, &dest, sources)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The files of `publisher`'s collection `id`, as it lists them now: whole (every file its
+    /// advert counts), each with a plain path and a BLAKE3.
+    async fn listing(
+        &self,
+        node: &NodeHandle,
+        publisher: NodeId,
+        id: &str,
+        plan: &Plan,
+    ) -> Result<Vec<(String, [u8; 32], u64)>, String> {
         let publisher_id = publisher.to_string();
         let q = Query {
             collections: vec![id.to_owned()],
@@ -83,46 +156,7 @@ impl Preserver {
                 plan.files
             ));
         }
-        let bytes = files
-            .iter()
-            .try_fold(0u64, |sum, f| sum.checked_add(f.2))
-            .filter(|b| *b <= room)
-            .ok_or_else(|| format!("its files need more than the {room} bytes of room left"))?;
-        let root = self.dir().join(&publisher_id).join(id);
-        let (db, collection, count) = (self.home.database(), id.to_owned(), files.len() as u64);
-        let listed: Vec<(String, [u8; 32])> = files.iter().map(|f| (f.0.clone(), f.1)).collect();
-        let kept = tokio::task::spawn_blocking(move || {
-            let mut store = Store::open(&db)?;
-            store.set_preserved_copy(publisher, &collection, count, bytes)?;
-            let stale = store.retain_preserved_files(publisher, &collection, &listed)?;
-            let held = store.preserved_files(publisher, &collection)?;
-            Ok::<_, crate::store::StoreError>((stale, held))
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("the copy could not be recorded in the store: {e}"))?;
-        let (stale, held) = kept;
-        for path in stale {
-            let gone = root.join(&path);
-            if let Err(e) = std::fs::remove_file(&gone)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                warn!(path = %gone.display(), error = %e, "a file its publisher no longer lists could not be removed from the copy");
-            }
-        }
-        for (path, hash, size) in files {
-            let dest = root.join(&path);
-            if held
-                .iter()
-                .any(|f| f.path == path && f.blake3 == hash && f.intact)
-                && dest.exists()
-            {
-                continue;
-            }
-            self.fetch_file(publisher, id, &path, hash, size, &dest, sources)
-                .await?;
-        }
-        Ok(())
+        Ok(files)
     }
 
     /// Fetches one file from the first of `sources` that has it whole; a source that sends

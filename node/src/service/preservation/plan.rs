@@ -2,7 +2,7 @@
 //! holders of each among the candidates they describe.
 
 use orrery_protocol::NodeId;
-use orrery_protocol::advert::NodeAdvert;
+use orrery_protocol::advert::{CollectionSummary, NodeAdvert};
 use orrery_protocol::preservation::{Assignment, Candidate, PreservationPolicy, Subject, assign};
 
 use super::now;
@@ -20,6 +20,16 @@ pub(crate) struct Plan {
     pub(crate) files: u64,
     /// The holders every node computes alike, and why there are too few if there are.
     pub(crate) assignment: Assignment,
+    /// The nodes the subject's access policy lets have its bytes (`None`: every member).
+    readers: Option<Vec<NodeId>>,
+}
+
+impl Plan {
+    /// Whether the subject's access policy lets `node` have its bytes (its publisher always).
+    pub(crate) fn may_hold(&self, node: &NodeId) -> bool {
+        Some(*node) == publisher_of(&self.policy.subject)
+            || self.readers.as_ref().is_none_or(|r| r.contains(node))
+    }
 }
 
 /// This node as a candidate holder.
@@ -35,8 +45,36 @@ pub(crate) struct Me {
     pub(crate) holds: Vec<Subject>,
     /// The subjects it has begun copying, with the bytes kept of each so far.
     pub(crate) started: Vec<(Subject, u64)>,
-    /// The policies it set for its own collections, with their collections' bytes and files.
-    pub(crate) own: Vec<(PreservationPolicy, u64, u64)>,
+    /// The policies it set for its own collections, described by its own catalog.
+    pub(crate) own: Vec<Described>,
+}
+
+/// A policy, and what its publisher says of its subject.
+#[derive(Debug, Clone)]
+pub(crate) struct Described {
+    policy: PreservationPolicy,
+    bytes: u64,
+    files: u64,
+    readers: Option<Vec<NodeId>>,
+}
+
+impl Described {
+    /// `policy`, its subject described by the publisher's `summaries` (0 bytes and files if
+    /// they do not list it: no copy is made until they do).
+    pub(crate) fn new(policy: PreservationPolicy, summaries: &[CollectionSummary]) -> Self {
+        let found = match &policy.subject {
+            Subject::Collection { id, .. } => summaries.iter().find(|c| &c.id == id),
+            Subject::Project(_) => None,
+        };
+        let (bytes, files, readers) =
+            found.map_or((0, 0, None), |c| (c.bytes, c.products, c.readers.clone()));
+        Self {
+            policy,
+            bytes,
+            files,
+            readers,
+        }
+    }
 }
 
 impl Me {
@@ -48,7 +86,7 @@ impl Me {
         institution: String,
         spare: u64,
         away_secs: u64,
-        own: Vec<(PreservationPolicy, u64, u64)>,
+        own: Vec<Described>,
     ) -> Result<(Me, Vec<NodeAdvert>), crate::store::StoreError> {
         let adverts = live(
             store.adverts()?,
@@ -111,32 +149,41 @@ pub(crate) fn live(
 
 /// The holders of every policy known from `adverts` (other members') and `me`.
 pub(crate) fn plans(me: &Me, adverts: &[NodeAdvert]) -> Vec<Plan> {
-    let mut policies: Vec<(PreservationPolicy, u64, u64)> = me.own.clone();
+    let mut policies: Vec<Described> = me.own.clone();
     for a in adverts.iter().filter(|a| a.node != me.node) {
         for p in a.preservation_policies() {
-            let Subject::Collection { id, .. } = &p.subject else {
-                continue;
-            };
-            let (bytes, files) = a
-                .collections
-                .iter()
-                .find(|c| &c.id == id)
-                .map_or((0, 0), |c| (c.bytes, c.products));
-            policies.push((p, bytes, files));
+            if matches!(p.subject, Subject::Collection { .. }) {
+                policies.push(Described::new(p, &a.collections));
+            }
         }
     }
     // One policy per subject: the newest.
-    policies.sort_by(|a, b| (&a.0.subject, b.0.seq).cmp(&(&b.0.subject, a.0.seq)));
-    policies.dedup_by(|a, b| a.0.subject == b.0.subject);
+    policies
+        .sort_by(|a, b| (&a.policy.subject, b.policy.seq).cmp(&(&b.policy.subject, a.policy.seq)));
+    policies.dedup_by(|a, b| a.policy.subject == b.policy.subject);
     policies
         .into_iter()
-        .filter(|(p, ..)| p.validate().is_ok())
-        .map(|(policy, bytes, files)| {
-            let subject = &policy.subject;
-            let publisher = match subject {
-                Subject::Collection { publisher, .. } => Some(*publisher),
-                Subject::Project(_) => None,
+        .filter(|d| d.policy.validate().is_ok())
+        .map(|d| {
+            let Described {
+                policy,
+                bytes,
+                files,
+                readers,
+            } = d;
+            let mut plan = Plan {
+                policy,
+                bytes,
+                files,
+                assignment: Assignment {
+                    holders: Vec::new(),
+                    shortfall: None,
+                },
+                readers,
             };
+            let (policy, may_hold) = (&plan.policy, |n: &NodeId| plan.may_hold(n));
+            let subject = &policy.subject;
+            let publisher = publisher_of(subject);
             let mut candidates: Vec<Candidate> = adverts
                 .iter()
                 .filter(|a| a.node != me.node)
@@ -147,6 +194,7 @@ pub(crate) fn plans(me: &Me, adverts: &[NodeAdvert]) -> Vec<Plan> {
                         institution: a.institution.clone(),
                         spare_bytes: a.spare_bytes,
                         holds,
+                        may_hold: may_hold(&a.node),
                     })
                 })
                 .collect();
@@ -161,6 +209,7 @@ pub(crate) fn plans(me: &Me, adverts: &[NodeAdvert]) -> Vec<Plan> {
                     institution: me.institution.clone(),
                     spare_bytes: me.spare_bytes,
                     holds: i_hold,
+                    may_hold: may_hold(&me.node),
                 });
             }
             // The publisher holds the original: it is always one of the copies, as if pinned.
@@ -170,13 +219,15 @@ pub(crate) fn plans(me: &Me, adverts: &[NodeAdvert]) -> Vec<Plan> {
             {
                 counted.pinned.insert(0, p);
             }
-            let assignment = assign(&counted, bytes, &candidates);
-            Plan {
-                policy,
-                bytes,
-                files,
-                assignment,
-            }
+            plan.assignment = assign(&counted, bytes, &candidates);
+            plan
         })
         .collect()
+}
+
+fn publisher_of(subject: &Subject) -> Option<NodeId> {
+    match subject {
+        Subject::Collection { publisher, .. } => Some(*publisher),
+        Subject::Project(_) => None,
+    }
 }

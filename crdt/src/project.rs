@@ -22,6 +22,8 @@ mod authors;
 pub(crate) use authors::ATTESTATION_SUFFIX;
 mod branch;
 mod edit;
+mod environment;
+pub use environment::{MAX_LOCK_BYTES, PinnedEnvironment};
 mod history;
 mod live;
 mod run;
@@ -88,6 +90,9 @@ pub enum EditError {
     /// A stored output could not be read (see [`crate::outputs`]).
     #[error(transparent)]
     Blob(#[from] BlobError),
+    /// A value outside the project's limits.
+    #[error("{0}")]
+    Invalid(String),
     /// Automerge refused the operation.
     #[error("the document refused the edit")]
     Automerge(#[from] automerge::AutomergeError),

@@ -7,6 +7,8 @@
 //! ├── title: str                      editors
 //! ├── description: text               editors
 //! ├── visibility: str                 owners: public | shared | restricted
+//! ├── environment: str                owners: the pinned lab environment (JSON, see
+//! │                                   `project::environment`); absent: the node's default
 //! ├── members: map author-hex → role  owners: owner | editor | viewer
 //! ├── notebooks: map notebook-id → { title, metadata (JSON), nbformat_minor,
 //! │                                  file_base:<lineage>[@<version>] (JSON, see nbformat::base),
@@ -35,6 +37,7 @@ pub(crate) const K_CREATED: &str = "created_at";
 pub(crate) const K_TITLE: &str = "title";
 pub(crate) const K_DESCRIPTION: &str = "description";
 pub(crate) const K_VISIBILITY: &str = "visibility";
+pub(crate) const K_ENVIRONMENT: &str = "environment";
 pub(crate) const K_MEMBERS: &str = "members";
 pub(crate) const K_NOTEBOOKS: &str = "notebooks";
 pub(crate) const K_DATASETS: &str = "datasets";
@@ -67,6 +70,7 @@ pub(crate) fn root_key_rule(key: &str) -> Option<Role> {
     match key {
         K_TITLE => Some(Role::Editor),
         K_VISIBILITY => Some(Role::Owner),
+        K_ENVIRONMENT => Some(Role::Owner),
         _ => None,
     }
 }

@@ -613,3 +613,73 @@ fn a_parked_good_change_applies_with_the_batch_that_completes_it() {
     assert!(report.refused.is_empty());
     assert_eq!(r.heads(), p.heads());
 }
+
+/// The pinned environment replicates with the project; only owners may set it, and a forged
+/// pin (an editor's, or one that is no environment) is refused.
+#[test]
+fn only_owners_pin_the_environment_and_it_replicates() {
+    let alice = session();
+    let bob = session();
+    let (mut p, _, _) = project_with_cell(&alice);
+    p.set_member(&alice, bob.author(), Role::Editor)
+        .expect("editor");
+    p.seal(&alice);
+    let pin = orrery_crdt::PinnedEnvironment {
+        id: "jupyter".into(),
+        lock: "numpy==2.1.3\nastropy==6.1.4\n".into(),
+        pinned_at: 1_780_000_000,
+    };
+    p.pin_environment(&alice, Some(&pin))
+        .expect("an owner pins");
+    p.seal(&alice);
+    let mut r = replica_of(&p);
+    assert_eq!(r.pinned_environment(), Some(pin.clone()));
+
+    let err = r
+        .pin_environment(&bob, None)
+        .expect_err("an editor may not unpin");
+    assert!(
+        err.to_string().contains("may not pin the environment"),
+        "{err}"
+    );
+    let oversize = orrery_crdt::PinnedEnvironment {
+        lock: "x".repeat(orrery_crdt::MAX_LOCK_BYTES + 1),
+        ..pin.clone()
+    };
+    assert!(p.pin_environment(&alice, Some(&oversize)).is_err());
+
+    let before = r.heads();
+    let forged = |text: &'static str| {
+        move |tx: &mut Transaction<'_>| {
+            tx.put(automerge::ROOT, "environment", text).expect("put");
+        }
+    };
+    let by_editor = rogue_change(
+        &p,
+        bob.actor().clone(),
+        forged(r#"{"id":"jupyter","lock":"evil==1\n","pinned_at":0}"#),
+    );
+    let err = r
+        .ingest(Batch {
+            seals: vec![seal_over(&p, bob.key(), &by_editor)],
+            changes: vec![by_editor],
+        })
+        .expect_err("refused");
+    assert!(matches!(err, IngestError::NotPermitted { .. }), "{err}");
+    let not_a_pin = rogue_change(&p, alice.actor().clone(), forged("rm -rf /"));
+    let err = r
+        .ingest(Batch {
+            seals: vec![seal_over(&p, alice.key(), &not_a_pin)],
+            changes: vec![not_a_pin],
+        })
+        .expect_err("refused");
+    assert!(matches!(err, IngestError::Forbidden { .. }), "{err}");
+    assert_eq!(r.heads(), before);
+    assert_eq!(r.pinned_environment(), Some(pin));
+
+    // Unpinned by an owner, everywhere.
+    p.pin_environment(&alice, None).expect("an owner unpins");
+    let batch = p.seal(&alice);
+    r.ingest(batch).expect("accepted");
+    assert_eq!(r.pinned_environment(), None);
+}

@@ -6,6 +6,7 @@
 mod author;
 mod dataset;
 mod doctor;
+mod environment;
 mod ephemeral;
 mod federation;
 mod job;

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 fn cells_run_in_the_caller_s_lab_keep_their_state_and_their_outputs_are_signed_by_the_node() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("node");
-    lab_node(&data, "Heidelberg");
+    let envs = lab_node(&data, "Heidelberg");
     let (ada, bob) = (add_user(&data, "Ada"), add_user(&data, "Bob"));
     let token = |user: &str, scope: &str| token_for(&data, user, scope);
     let (runs, no_labs, bobs) = (
@@ -133,4 +133,96 @@ fn cells_run_in_the_caller_s_lab_keep_their_state_and_their_outputs_are_signed_b
     assert!(!out.status.success(), "the last cell raises: {stdout}");
     assert!(stdout.contains("21\n40"), "{stdout}");
     assert!(stderr.contains("ZeroDivisionError"), "{stderr}");
+
+    // Ada pins the project's environment to a lock of her own (the default's packages, so
+    // nothing new is downloaded, but another lock): the next run provisions it and runs there.
+    let default_lock = first_lock(&orrery(
+        &data,
+        &["project", "provenance", &p, &nb, &cells[0]],
+    ));
+    let lock = tmp.path().join("pinned.lock");
+    let text = format!(
+        "{}\n# pinned for Crab timing\n",
+        include_str!("../labs/jupyter.lock")
+    );
+    std::fs::write(&lock, &text).expect("lock");
+    let pinned_hash = &blake3::hash(text.as_bytes()).to_hex()[..16];
+    assert_ne!(pinned_hash, default_lock, "another lock");
+    let said = orrery(
+        &data,
+        &[
+            "project",
+            "pin-environment",
+            &p,
+            "--lock",
+            lock.to_str().expect("utf-8"),
+            "--as",
+            "Ada",
+        ],
+    );
+    assert!(said.contains(&format!("jupyter-{pinned_hash}")), "{said}");
+    let shown = orrery(&data, &["project", "show", &p]);
+    assert!(
+        shown.contains(&format!("jupyter-{pinned_hash} (pinned")),
+        "{shown}"
+    );
+    // A lock naming another index is refused before it is pinned.
+    std::fs::write(
+        &lock,
+        "--index-url http://127.0.0.1:9/simple\nnumpy==2.1.3\n",
+    )
+    .expect("lock");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_orrery"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["project", "pin-environment", &p, "--lock"])
+        .arg(&lock)
+        .args(["--as", "Ada"])
+        .output()
+        .expect("orrery runs");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not `name==version`"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // The running node reads the pin the command line stored; the project's view says so.
+    let pinned_name = format!("jupyter-{pinned_hash}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, view) = call("GET", &format!("{api}/projects/{p}"), Some(&runs), None);
+        assert_eq!(status, 200, "{view}");
+        if view["environment"] == pinned_name.as_str() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node never read the pin: {view}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (status, pinned_run) = run(&cells[0], &runs);
+    assert_eq!(status, 200, "{pinned_run}");
+    assert_eq!(pinned_run["status"], "ok", "{pinned_run}");
+    assert_ne!(
+        pinned_run["lab"], first["lab"],
+        "a lab of the pinned environment"
+    );
+    let record = orrery(&data, &["project", "provenance", &p, &nb, &cells[0]]);
+    assert_eq!(first_lock(&record), pinned_hash, "{record}");
+    assert!(
+        envs.join(format!("jupyter-{pinned_hash}")).exists(),
+        "the pinned lock provisioned as its own environment"
+    );
+}
+
+/// The lock hash `project provenance` shows.
+fn first_lock(shown: &str) -> String {
+    shown
+        .lines()
+        .find_map(|l| l.split("(lock ").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no lock in {shown}"))
+        .to_owned()
 }

@@ -537,6 +537,23 @@ pub fn cli_at(data: &str, args: &[&str]) -> String {
     String::from_utf8(out).expect("utf-8")
 }
 
+/// `orrery preservation status --json` at `node`, which exits non-zero while copies are
+/// missing (its output is still the JSON); `Null` if it printed none.
+pub fn preservation_status(node: &TestNode) -> serde_json::Value {
+    let data = node.home.root().display().to_string();
+    let argv = [
+        "orrery",
+        "--data-dir",
+        &data,
+        "preservation",
+        "status",
+        "--json",
+    ];
+    let mut out = Vec::new();
+    let _ = orrery_node::cli::run(orrery_node::cli::Cli::parse_from(argv), &mut out);
+    serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
+}
+
 /// Gives a node a collection of `n` products of one mission around one target.
 pub fn publish(
     node: &TestNode,

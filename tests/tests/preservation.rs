@@ -11,7 +11,9 @@
 use std::time::Duration;
 
 use orrery_node::service::NodeHandle;
-use orrery_tests::{TestNode, cli, eventually, federation_with, publish_files};
+use orrery_tests::{
+    TestNode, cli, eventually, federation_with, preservation_status as status, publish_files,
+};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -20,23 +22,6 @@ fn bytes(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| ((i as u64 * 2_654_435_761) >> 9) as u8 ^ seed)
         .collect()
-}
-
-/// `orrery preservation status --json` at `node`, which exits non-zero while copies are
-/// missing (its output is still the JSON).
-fn status(node: &TestNode) -> Value {
-    let mut argv = vec![
-        "orrery".to_owned(),
-        "--data-dir".to_owned(),
-        node.home.root().display().to_string(),
-    ];
-    argv.extend(["preservation", "status", "--json"].map(String::from));
-    let mut out = Vec::new();
-    let _ = orrery_node::cli::run(
-        <orrery_node::cli::Cli as clap::Parser>::parse_from(argv),
-        &mut out,
-    );
-    serde_json::from_slice(&out).unwrap_or(Value::Null)
 }
 
 /// A federation of one node per institution named, the first publishing and the others

@@ -292,6 +292,8 @@ export interface ProjectView {
   notebooks: { id: string; title: string }[];
   heads: string[];
   datasets: { id: string; node: string; node_name: string | null; product: string; checksum: string; added_by: string | null }[];
+  /** The pinned lab environment (`jupyter-<hash>`), if the project is pinned. */
+  environment?: string | null;
 }
 
 /// The checked record of the run that wrote a cell's outputs.

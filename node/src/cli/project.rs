@@ -147,6 +147,22 @@ pub enum ProjectCmd {
     /// Add, remove or change members (owners only).
     #[command(subcommand)]
     Member(MemberCmd),
+    /// Pin the project's lab environment (owners only): its package lock is kept in the
+    /// project, replicated and preserved with it, and every run of its cells, here or at
+    /// another node, uses it instead of that node's default.
+    PinEnvironment {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// The lock to pin (a pip requirements file of `name==version` lines); by default the
+        /// lock of this node's `jupyter` environment.
+        #[arg(long, conflicts_with = "unpin")]
+        lock: Option<PathBuf>,
+        /// Unpin: runs use each node's default environment again.
+        #[arg(long)]
+        unpin: bool,
+        #[command(flatten)]
+        who: As,
+    },
     /// Append each line of standard input to a cell, acknowledging each edit once it is durable.
     Append {
         /// Project id (or a unique prefix) or exact title.
@@ -318,6 +334,12 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
                 })?;
             emit(out, output, &json)
         }
+        ProjectCmd::PinEnvironment {
+            project,
+            lock,
+            unpin,
+            who,
+        } => super::environment::pin(ctx, &project, lock.as_deref(), unpin, &who, out),
         ProjectCmd::Member(MemberCmd::Add {
             project,
             author,
@@ -427,7 +449,7 @@ fn import_ipynb(
 }
 
 /// Starts an editing session as a local author.
-fn session(
+pub(super) fn session(
     ctx: &Ctx,
     who: &As,
 ) -> Result<(
@@ -468,7 +490,7 @@ pub(super) fn load(ctx: &Ctx, query: &str) -> Result<Project> {
 }
 
 /// Seals the session's edits and stores them durably, compacting when enough have accumulated.
-fn commit(ctx: &mut Ctx, project: &mut Project, session: &Session) -> Result<Batch> {
+pub(super) fn commit(ctx: &mut Ctx, project: &mut Project, session: &Session) -> Result<Batch> {
     // Large outputs moved out of the document go to the blob store before the changes naming
     // them are stored.
     crate::blobs::BlobStore::new(ctx.home.blobs())
@@ -575,6 +597,7 @@ fn show(ctx: &Ctx, query: &str, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "{}", p.title())?;
     writeln!(out, "id:          {}", p.id())?;
     writeln!(out, "visibility:  {}", p.visibility())?;
+    writeln!(out, "environment: {}", super::environment::shown(&p))?;
     writeln!(out, "created:     {}", time(p.created_at()))?;
     writeln!(
         out,

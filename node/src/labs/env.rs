@@ -55,6 +55,50 @@ pub struct Environment {
     pub lock: String,
 }
 
+/// Whether `lock` is a plain pinned lock: comments and `name==version` lines only (extras and
+/// environment markers allowed), so that a lock from a project can name no other index, no
+/// URL, no local file and no option of pip's; why not if it is not.
+pub fn check_lock(lock: &str) -> Result<(), String> {
+    let plain_name = |s: &str| {
+        !s.is_empty()
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    for (i, line) in lock.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let requirement = line.split(';').next().unwrap_or_default().trim();
+        let ok = requirement.split_once("==").is_some_and(|(name, version)| {
+            let name = match name.trim().split_once('[') {
+                Some((n, extras))
+                    if extras
+                        .strip_suffix(']')
+                        .is_some_and(|e| e.split(',').all(|x| plain_name(x.trim()))) =>
+                {
+                    n
+                }
+                Some(_) => "",
+                None => name.trim(),
+            };
+            plain_name(name)
+                && !version.is_empty()
+                && version
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '!' | '_' | '-'))
+        });
+        if !ok || line.contains(['@', '\\']) {
+            return Err(format!(
+                "line {} of the lock is not `name==version`: {line:?}; a pinned lock names packages and their versions only",
+                i + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Environment {
     /// The default environment: Jupyter Server and JupyterLab, ipykernel, numpy, astropy,
     /// matplotlib, pyvo.
@@ -249,6 +293,27 @@ pub fn provision(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_locks_pass() {
+        assert_eq!(check_lock(JUPYTER_LOCK), Ok(()));
+        assert_eq!(
+            check_lock("# c\nnumpy==2.1.3\nuvicorn[standard]==0.30.0 ; python_version >= '3.9'\n"),
+            Ok(())
+        );
+        for bad in [
+            "--index-url http://evil.example/simple\nnumpy==1",
+            "-r /etc/shadow",
+            "numpy @ https://evil.example/numpy.whl",
+            "numpy>=1",
+            "-e git+https://evil.example/x#egg=x",
+            "./local.whl",
+            "numpy==1 --hash=sha256:00",
+            "numpy==",
+        ] {
+            assert!(check_lock(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn the_lock_names_the_environment() {

@@ -130,6 +130,9 @@ pub struct LabManager {
     backend: Arc<dyn ComputeBackend>,
     config: LabsConfig,
     environments: Vec<Environment>,
+    /// Environments projects are pinned to, beside the offered ones: each an offered id with
+    /// another lock, asked for by its name (`<id>-<hash>`).
+    pinned: Mutex<Vec<Environment>>,
     labs: Mutex<BTreeMap<String, Lab>>,
     events: broadcast::Sender<LabEvent>,
     /// Wakes the keeper of warm labs (one was claimed).
@@ -178,6 +181,7 @@ impl LabManager {
             backend,
             config,
             environments,
+            pinned: Mutex::new(Vec::new()),
             labs: Mutex::new(labs),
             events,
             warm_wake: Arc::new(tokio::sync::Notify::new()),
@@ -363,21 +367,13 @@ impl LabManager {
         environment: &str,
         datasets: &[(String, PathBuf)],
     ) -> Result<(String, Environment), LabError> {
-        let env = self
-            .environments
-            .iter()
-            .find(|e| e.id == environment)
-            .cloned()
-            .ok_or_else(|| {
-                let offered: Vec<&str> = self.environments.iter().map(|e| e.id.as_str()).collect();
-                LabError::NoEnvironment(environment.to_owned(), offered.join(", "))
-            })?;
+        let env = self.environment(environment)?;
         let id = format!("lab-{}", random_hex(6)?);
         let token = random_hex(24)?;
         let info = LabInfo {
             id: id.clone(),
             owner: owner.to_owned(),
-            environment: env.id.clone(),
+            environment: environment.to_owned(),
             datasets: datasets.iter().map(|(c, _)| c.clone()).collect(),
             state: LabState::Pending,
             created_at: now(),
@@ -414,6 +410,60 @@ impl LabManager {
         self.run(id, env, datasets).await
     }
 
+    /// The environment asked for as `name`: an offered one by its id, or one a project is
+    /// pinned to by its name.
+    fn environment(&self, name: &str) -> Result<Environment, LabError> {
+        let pinned = self
+            .pinned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.environments
+            .iter()
+            .find(|e| e.id == name)
+            .or_else(|| pinned.iter().find(|e| e.name() == name))
+            .cloned()
+            .ok_or_else(|| {
+                let offered: Vec<&str> = self.environments.iter().map(|e| e.id.as_str()).collect();
+                LabError::NoEnvironment(name.to_owned(), offered.join(", "))
+            })
+    }
+
+    /// Makes `env` (an offered environment's id, perhaps with another lock: a project's pin)
+    /// available to labs; the name to ask for it by. The environment is provisioned from its
+    /// own lock the first time a lab needs it.
+    pub fn pin(&self, env: &Environment) -> Result<String, LabError> {
+        let offered = self
+            .environments
+            .iter()
+            .find(|e| e.id == env.id)
+            .ok_or_else(|| {
+                let offered: Vec<&str> = self.environments.iter().map(|e| e.id.as_str()).collect();
+                LabError::NoEnvironment(env.id.clone(), offered.join(", "))
+            })?;
+        if offered.lock == env.lock {
+            return Ok(env.id.clone());
+        }
+        super::env::check_lock(&env.lock).map_err(|why| {
+            LabError::Unavailable(format!("a project's pinned environment is refused: {why}"))
+        })?;
+        if !self.backend.on_this_machine() {
+            return Err(LabError::Unavailable(format!(
+                "this node's labs run on {} from its image: a project's pinned package lock ({}) cannot be honoured here; run it at a node whose labs run on their own machine, or unpin the project's environment",
+                self.backend.name(),
+                env.name()
+            )));
+        }
+        let mut pinned = self
+            .pinned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !pinned.iter().any(|e| e.name() == env.name()) {
+            info!(environment = %env.name(), "a project's pinned environment is offered to its labs");
+            pinned.push(env.clone());
+        }
+        Ok(env.name())
+    }
+
     /// Admits a stopped or failed lab to start again under the quotas: its environment.
     fn readmit(
         &self,
@@ -431,7 +481,7 @@ impl LabManager {
             if !lab.info.state.can_restart() {
                 return Err(LabError::Busy(id.to_owned(), lab.info.state.name()));
             }
-            let env_id = lab.info.environment.clone();
+            let env = self.environment(&lab.info.environment)?;
             self.check_quotas(&labs, owner)?;
             let lab = labs
                 .get_mut(id)
@@ -441,11 +491,7 @@ impl LabManager {
             lab.run += 1;
             lab.token = token;
             lab.info.datasets = datasets.iter().map(|(c, _)| c.clone()).collect();
-            self.environments
-                .iter()
-                .find(|e| e.id == env_id)
-                .cloned()
-                .ok_or_else(|| LabError::NoEnvironment(env_id, String::new()))?
+            env
         };
         self.save();
         Ok(env)

@@ -146,6 +146,9 @@ fn view(p: &Project, who: Option<&AuthorId>) -> ProjectView {
                 added_by: d.added_by.map(|a| a.to_string()),
             })
             .collect(),
+        environment: p
+            .pinned_environment()
+            .map(|_| super::runs::environment_of(p).name()),
     }
 }
 

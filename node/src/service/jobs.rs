@@ -168,6 +168,8 @@ pub(super) struct Read {
     heads: Vec<orrery_protocol::ChangeHash>,
     cells: Vec<(String, String, bool)>,
     pub(super) datasets: Vec<DatasetRead>,
+    /// The environment the project runs in (its pin, else the node's default).
+    pub(super) environment: Environment,
 }
 
 pub(super) fn read_notebook(p: &Project, nb: &NotebookId, me: NodeId) -> Result<Read, String> {
@@ -189,6 +191,7 @@ pub(super) fn read_notebook(p: &Project, nb: &NotebookId, me: NodeId) -> Result<
         heads: p.heads(),
         cells,
         datasets: super::runs::datasets_at(p, me),
+        environment: super::runs::environment_of(p),
     })
 }
 
@@ -463,10 +466,10 @@ pub(super) async fn make_run(
     if let Some(batch) = &runs.batch {
         return batch.make_run(runs, record, read, watch).await;
     }
-    let environment = Environment::jupyter();
+    let environment = read.environment.clone();
     record.started_at_ms = now_ms();
     let (lab, kernel) = runs
-        .fresh_kernel(record.requester, &read.datasets)
+        .fresh_kernel(record.requester, &read.datasets, &environment)
         .await
         .map_err(|e| e.to_string())?;
     let mut ran = |_: &[orrery_protocol::job::JobCell], _: &RunStatus| {};

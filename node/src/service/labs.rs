@@ -457,10 +457,11 @@ impl Labs {
     pub(super) async fn lab_for_runs(
         &self,
         owner: &str,
-        environment: &str,
+        environment: &Environment,
         collections: &[String],
     ) -> Result<(String, Endpoint, String, String), ApiError> {
         let manager = self.manager().await?;
+        let environment = manager.pin(environment).map_err(refusal)?;
         let running = manager.list(Some(owner)).into_iter().find(|l| {
             l.state == LabState::Running
                 && l.environment == environment
@@ -471,7 +472,7 @@ impl Labs {
             None => {
                 let datasets = self.datasets(collections).await?;
                 let made = manager
-                    .create(owner, environment, datasets)
+                    .create(owner, &environment, datasets)
                     .await
                     .map_err(refusal);
                 self.readvertise();

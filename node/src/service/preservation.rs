@@ -134,6 +134,8 @@ impl Preserver {
                 warn!(collection = %id, publisher = %publisher.short(), needed, room, "this node is a holder of a collection larger than the room it has left; raise [preservation] spare_gib or it stays at risk");
                 continue;
             }
+            // What this copy may take: the room left before it, and what it already keeps.
+            let available = room + begun;
             room -= needed;
             // The publisher first, then the holders that say their copies are complete.
             let complete = |n: &NodeId| complete_at(&adverts, n, &plan.policy.subject);
@@ -147,7 +149,7 @@ impl Preserver {
             );
             info!(collection = %id, publisher = %publisher.short(), "this node is a holder of a collection's copy; fetching it");
             match self
-                .fetch_copy(node, *publisher, id, &plan, begun + room, &sources)
+                .fetch_copy(node, *publisher, id, &plan, available, &sources)
                 .await
             {
                 Ok(()) => {

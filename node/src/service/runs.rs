@@ -47,6 +47,20 @@ pub(super) struct RunOrder {
     pub(super) source: String,
     /// The project's datasets held here: the collections the lab sees, and what provenance names.
     pub(super) datasets: Vec<DatasetRead>,
+    /// The environment the project runs in ([`environment_of`]).
+    pub(super) environment: Environment,
+}
+
+/// The environment `p`'s cells run in: the one it is pinned to, else the node's default.
+pub(super) fn environment_of(p: &orrery_crdt::Project) -> Environment {
+    match p.pinned_environment() {
+        Some(pin) => Environment {
+            description: format!("{}, pinned by the project", pin.id),
+            id: pin.id,
+            lock: pin.lock,
+        },
+        None => Environment::jupyter(),
+    }
 }
 
 /// A run that was made and recorded.
@@ -65,9 +79,9 @@ pub struct RunOutcome {
 /// Whose runs a kernel is for: an editor, in one notebook of one project.
 type KernelKey = (AuthorId, ProjectId, NotebookId);
 
-/// A run's kernel, once started, with its lab's id; locked while it is being started, so that
-/// one editor's slow lab start holds up no one else's runs.
-type Slot = Arc<Mutex<Option<(String, Kernel)>>>;
+/// A run's kernel, once started, with its lab's id and environment; locked while it is being
+/// started, so that one editor's slow lab start holds up no one else's runs.
+type Slot = Arc<Mutex<Option<(String, Kernel, Environment)>>>;
 
 /// What a cell's run in a kernel here gave.
 struct Ran {
@@ -145,19 +159,23 @@ impl Runs {
         key: KernelKey,
         source: &str,
         datasets: &[DatasetRead],
+        environment: &Environment,
         seen: &mut (dyn FnMut(&Value) + Send),
     ) -> Result<Ran, NodeError> {
-        let environment = Environment::jupyter();
         let owner = key.0.to_string();
         let collections = collections_of(datasets);
         let slot = self.slot(&key).await;
         let mut held = slot.lock().await;
         let (lab, kernel) = match held.as_ref() {
-            Some((lab, k)) if self.labs.is_running(&owner, lab) => (lab.clone(), k.clone()),
+            // The project's environment may have been pinned (or unpinned) since: a kernel of
+            // another environment is not used.
+            Some((lab, k, env)) if env == environment && self.labs.is_running(&owner, lab) => {
+                (lab.clone(), k.clone())
+            }
             _ => {
                 let (lab, endpoint, token, base) = self
                     .labs
-                    .lab_for_runs(&owner, &environment.id, &collections)
+                    .lab_for_runs(&owner, environment, &collections)
                     .await
                     .map_err(|e| {
                         tracing::warn!(error = %e.message, "no lab to run a cell in");
@@ -167,7 +185,7 @@ impl Runs {
                     tracing::warn!(lab, error = %e, "no kernel to run a cell in");
                     run_error(e)
                 })?;
-                *held = Some((lab.clone(), k.clone()));
+                *held = Some((lab.clone(), k.clone(), environment.clone()));
                 (lab, k)
             }
         };
@@ -208,15 +226,11 @@ impl Runs {
         &self,
         author: AuthorId,
         datasets: &[DatasetRead],
+        environment: &Environment,
     ) -> Result<(String, Kernel), NodeError> {
-        let environment = Environment::jupyter();
         let (lab, endpoint, token, base) = self
             .labs
-            .lab_for_runs(
-                &author.to_string(),
-                &environment.id,
-                &collections_of(datasets),
-            )
+            .lab_for_runs(&author.to_string(), environment, &collections_of(datasets))
             .await
             .map_err(|e| run_error(e.message))?;
         let kernel = Kernel::start(&endpoint, &base, &token)
@@ -236,7 +250,7 @@ impl Runs {
             return Ok(false);
         };
         match held.as_ref() {
-            Some((_, k)) => k.interrupt().await.map(|()| true).map_err(run_error),
+            Some((_, k, _)) => k.interrupt().await.map(|()| true).map_err(run_error),
             None => Ok(false),
         }
     }
@@ -249,7 +263,7 @@ impl Runs {
         };
         let held = slot.lock().await;
         match held.as_ref() {
-            Some((_, k)) => k.restart().await.map(|()| true).map_err(run_error),
+            Some((_, k, _)) => k.restart().await.map(|()| true).map_err(run_error),
             None => Ok(false),
         }
     }
@@ -288,7 +302,13 @@ impl NodeHandle {
         let key = (author, project, nb);
         let ran = self
             .runs
-            .execute(key, &order.source, &order.datasets, seen)
+            .execute(
+                key,
+                &order.source,
+                &order.datasets,
+                &order.environment,
+                seen,
+            )
             .await?;
         let Ran {
             execution,

@@ -45,6 +45,10 @@ pub struct ProjectView {
     pub heads: Vec<String>,
     /// The datasets it references (a run is placed at the member holding them).
     pub datasets: Vec<DatasetRefView>,
+    /// The lab environment its cells run in when pinned (`jupyter-<hash of its lock>`; the
+    /// lock is kept in the project); none: each node's default.
+    #[serde(default)]
+    pub environment: Option<String>,
 }
 
 /// A dataset a project references, where it is held.

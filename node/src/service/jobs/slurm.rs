@@ -27,7 +27,6 @@ use crate::batch::exec::{BatchResult, BatchSpec, tail};
 use crate::batch::slurm::{BatchState, Slurm};
 use crate::config::Config;
 use crate::home::Home;
-use crate::labs::env::Environment;
 use crate::service::runs::Runs;
 
 /// Longest the sandbox's server may take to answer on a compute node.
@@ -96,7 +95,7 @@ impl Batch {
         watch: &Watch,
     ) -> Result<JobRecord, String> {
         let _permit = self.submitted.clone().acquire_owned().await;
-        let environment = Environment::jupyter();
+        let environment = read.environment.clone();
         record.heads = read.heads.clone();
         record.datasets = read.datasets.clone();
         record.environment = environment.id.clone();
@@ -157,6 +156,7 @@ impl Batch {
             .batch_sandbox(
                 record.requester,
                 &super::super::runs::collections_of(&read.datasets),
+                &read.environment,
                 dir,
                 base_url,
                 &token,

@@ -27,15 +27,23 @@ pub(in crate::service) struct BatchSandbox {
 impl Labs {
     /// The sandbox of a batch run for `author` in `dir` (its workspace and run directory are
     /// made there, owned by the lab's user), seeing `collections`, its server under `base_url`
-    /// with `token`. Provisions the environment if it is not yet.
+    /// with `token`, in `env` (the project's pinned one, or the default). Provisions the
+    /// environment if it is not yet.
+    #[allow(clippy::too_many_arguments)]
     pub(in crate::service) async fn batch_sandbox(
         &self,
         author: AuthorId,
         collections: &[String],
+        env: &Environment,
         dir: &Path,
         base_url: &str,
         token: &str,
     ) -> Result<BatchSandbox, String> {
+        if *env != Environment::jupyter() {
+            crate::labs::env::check_lock(&env.lock)
+                .map_err(|why| format!("the project's pinned environment is refused: {why}"))?;
+        }
+        let env = env.clone();
         let data = self
             .datasets(collections)
             .await
@@ -51,7 +59,6 @@ impl Labs {
         let (dir, base_url, token) = (dir.to_owned(), base_url.to_owned(), token.to_owned());
         let owner = author.to_string();
         tokio::task::spawn_blocking(move || {
-            let env = Environment::jupyter();
             let provisioned = provision(&envs, &env, &config.python, &mut |_| {})
                 .map_err(|e| format!("the environment could not be provisioned: {e}"))?;
             let (workspace, run_dir) = (dir.join("workspace"), dir.join("run"));

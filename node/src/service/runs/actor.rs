@@ -70,7 +70,7 @@ impl NodeActor {
         if wanted.is_empty() {
             return Ok(self.me);
         }
-        let environment = Environment::jupyter();
+        let environment = super::environment_of(p);
         place(self.me, &self.lab_candidates(), &environment.id, &wanted).map_err(|e| {
             warn!(project = %p.id().short(), error = %e, "a run could not be placed");
             run_error(e)
@@ -110,6 +110,7 @@ impl NodeActor {
             request,
             source,
             datasets,
+            environment: super::environment_of(p),
         }))
     }
 

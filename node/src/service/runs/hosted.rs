@@ -79,6 +79,7 @@ struct Prepared {
     project: Project,
     source: String,
     datasets: Vec<DatasetRead>,
+    environment: crate::labs::env::Environment,
 }
 
 /// The project an order carries, verified as an empty replica verifies a snapshot: it must be
@@ -138,6 +139,7 @@ fn prepare(
     }
     let datasets = datasets_at(&project, me);
     Ok(Prepared {
+        environment: super::environment_of(&project),
         project,
         source: cell.source,
         datasets,
@@ -167,6 +169,7 @@ impl Runs {
             mut project,
             source,
             datasets,
+            environment,
         } = match prepared {
             Ok(p) => p,
             Err(why) => return refuse(reply, why),
@@ -188,7 +191,10 @@ impl Runs {
         let mut seen = |v: &Value| {
             tx.send_modify(|p| p.outputs.push(v.to_string()));
         };
-        let ended = match self.execute(key, &source, &datasets, &mut seen).await {
+        let ended = match self
+            .execute(key, &source, &datasets, &environment, &mut seen)
+            .await
+        {
             Err(e) => RunEnd::Failed(e.to_string()),
             Ok(ran) => {
                 let recorded = project.record_run(

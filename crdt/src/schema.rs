@@ -9,6 +9,8 @@
 //! ├── visibility: str                 owners: public | shared | restricted
 //! ├── environment: str                owners: the pinned lab environment (JSON, see
 //! │                                   `project::environment`); absent: the node's default
+//! ├── preservation: str               owners: how many copies are kept, where (JSON, see
+//! │                                   `project::preservation`)
 //! ├── members: map author-hex → role  owners: owner | editor | viewer
 //! ├── notebooks: map notebook-id → { title, metadata (JSON), nbformat_minor,
 //! │                                  file_base:<lineage>[@<version>] (JSON, see nbformat::base),
@@ -38,6 +40,7 @@ pub(crate) const K_TITLE: &str = "title";
 pub(crate) const K_DESCRIPTION: &str = "description";
 pub(crate) const K_VISIBILITY: &str = "visibility";
 pub(crate) const K_ENVIRONMENT: &str = "environment";
+pub(crate) const K_PRESERVATION: &str = "preservation";
 pub(crate) const K_MEMBERS: &str = "members";
 pub(crate) const K_NOTEBOOKS: &str = "notebooks";
 pub(crate) const K_DATASETS: &str = "datasets";
@@ -71,6 +74,7 @@ pub(crate) fn root_key_rule(key: &str) -> Option<Role> {
         K_TITLE => Some(Role::Editor),
         K_VISIBILITY => Some(Role::Owner),
         K_ENVIRONMENT => Some(Role::Owner),
+        K_PRESERVATION => Some(Role::Owner),
         _ => None,
     }
 }

@@ -683,3 +683,60 @@ fn only_owners_pin_the_environment_and_it_replicates() {
     r.ingest(batch).expect("accepted");
     assert_eq!(r.pinned_environment(), None);
 }
+
+/// A project's preservation policy is the owners' to set; a forged one is refused.
+#[test]
+fn only_owners_set_the_preservation_policy() {
+    use orrery_protocol::preservation::{PreservationPolicy, Subject};
+    let alice = session();
+    let bob = session();
+    let (mut p, _, _) = project_with_cell(&alice);
+    p.set_member(&alice, bob.author(), Role::Editor)
+        .expect("editor");
+    p.seal(&alice);
+    let policy = PreservationPolicy {
+        subject: Subject::Project(p.id()),
+        copies: 2,
+        distinct_institutions: true,
+        pinned: Vec::new(),
+        seq: 1,
+        issued_at: 0,
+    };
+    p.set_preservation_policy(&alice, Some(&policy))
+        .expect("an owner sets it");
+    p.seal(&alice);
+    let mut r = replica_of(&p);
+    assert_eq!(r.preservation_policy(), Some(policy.clone()));
+    assert!(
+        r.set_preservation_policy(&bob, None).is_err(),
+        "an editor may not"
+    );
+    let text = serde_json::to_string(&PreservationPolicy {
+        copies: 1,
+        ..policy.clone()
+    })
+    .expect("json");
+    let forged = rogue_change(&p, bob.actor().clone(), move |tx| {
+        tx.put(automerge::ROOT, "preservation", text.as_str())
+            .expect("put");
+    });
+    let err = r
+        .ingest(Batch {
+            seals: vec![seal_over(&p, bob.key(), &forged)],
+            changes: vec![forged],
+        })
+        .expect_err("refused");
+    assert!(matches!(err, IngestError::NotPermitted { .. }), "{err}");
+    let zero = rogue_change(&p, alice.actor().clone(), |tx| {
+        tx.put(automerge::ROOT, "preservation", "{\"copies\":0}")
+            .expect("put");
+    });
+    let err = r
+        .ingest(Batch {
+            seals: vec![seal_over(&p, alice.key(), &zero)],
+            changes: vec![zero],
+        })
+        .expect_err("refused");
+    assert!(matches!(err, IngestError::Forbidden { .. }), "{err}");
+    assert_eq!(r.preservation_policy(), Some(policy));
+}

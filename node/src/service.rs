@@ -66,6 +66,7 @@ pub use invite::InviteToken;
 pub(crate) use search::Readers;
 pub use start::start;
 pub(crate) use store_thread::StoreHandle;
+pub(crate) use sync::may_hold_project;
 
 use crate::config::Config;
 use crate::home::{Home, read_key};

@@ -387,3 +387,62 @@ async fn a_copy_is_mended_from_another_holder_while_the_publisher_is_away() {
         assert_eq!(kept.as_ref(), Some(data), "{name} at DLR");
     }
 }
+
+/// A project's owner asks for two copies at distinct institutions and pins CNES: CNES, which
+/// hosts none of the project's members, receives the project and holds a complete copy; DLR,
+/// neither hosting nor pinned, never does; every holder's status shows the same two holders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_s_owners_pin_a_copy_at_another_institution() {
+    let nodes = members_at(&["ESA", "DLR", "CNES"]).await;
+    let handles: Vec<NodeHandle> = nodes.iter().map(|t| t.handle().clone()).collect();
+    let esa = &nodes[0];
+    let project = esa
+        .handle()
+        .create_project(esa.author, "Crab timing", orrery_crdt::Visibility::Shared)
+        .await
+        .expect("project");
+    let cnes = nodes[2].id.to_string();
+    let said = cli(
+        esa,
+        &[
+            "preservation",
+            "set-project",
+            &project.to_string(),
+            "--copies",
+            "2",
+            "--distinct-institutions",
+            "--pin",
+            &cnes,
+        ],
+    );
+    assert!(said.contains("2 copies at distinct institutions"), "{said}");
+    eventually(&handles, WAIT, "CNES holds the project", || {
+        let cnes = nodes[2].handle().clone();
+        async move { orrery_tests::heads(&cnes, project).await.is_some() }
+    })
+    .await;
+    eventually(&handles, WAIT, "two complete copies", || {
+        let s = status(esa);
+        async move { s[0]["complete"] == 2 }
+    })
+    .await;
+    let s = status(esa);
+    assert_eq!(s[0]["project"], project.to_string(), "{s}");
+    assert_eq!(s[0]["at_risk"], serde_json::json!([]), "{s}");
+    let holders = holders_seen_by(esa);
+    assert!(
+        holders.contains(&cnes) && holders.contains(&esa.id.to_string()),
+        "{holders:?}"
+    );
+    assert_eq!(
+        holders_seen_by(&nodes[2]),
+        holders,
+        "CNES computes the same holders"
+    );
+    assert!(
+        orrery_tests::heads(nodes[1].handle(), project)
+            .await
+            .is_none(),
+        "DLR hosts no member and is not pinned"
+    );
+}

@@ -91,6 +91,19 @@ pub(crate) fn classify(it: &Item, roots: Option<&Roots>) -> Result<Option<Needs>
                 // A delete is what automerge emits for an honest `put` of the value that already
                 // wins a conflict: it deletes the losing values. It must pass like the put.
                 match root_key_rule(key) {
+                    Some(Role::Owner) if key == K_PRESERVATION => {
+                        let ok = match &op.action {
+                            OpType::Delete => true,
+                            OpType::Put(ScalarValue::Str(v)) => {
+                                crate::project::parse_policy(v).is_some()
+                            }
+                            _ => false,
+                        };
+                        if !ok {
+                            return Err(forbidden(key, "must be a preservation policy"));
+                        }
+                        need = Some(Needs::of(Role::Owner, "set the preservation policy"));
+                    }
                     Some(Role::Owner) if key == K_ENVIRONMENT => {
                         let ok = match &op.action {
                             OpType::Delete => true,

@@ -32,6 +32,24 @@ pub enum PreservationCmd {
         #[arg(long = "pin", value_name = "NODE")]
         pinned: Vec<String>,
     },
+    /// Ask the federation to keep copies of a project (its owners): the policy is kept in the
+    /// project, and the nodes it pins may hold the project even when they host none of its
+    /// members (unless it is restricted).
+    SetProject {
+        /// Project id (or a unique prefix) or exact title.
+        project: String,
+        /// How many copies to keep (1 to 9).
+        #[arg(long)]
+        copies: u8,
+        /// Every copy at a different institution.
+        #[arg(long)]
+        distinct_institutions: bool,
+        /// A node that holds a copy (its id; repeatable).
+        #[arg(long = "pin", value_name = "NODE")]
+        pinned: Vec<String>,
+        #[command(flatten)]
+        who: super::project::As,
+    },
     /// Every policy this node knows of: its holders, their copies, and what is at risk.
     Status {
         /// Print JSON instead of text.
@@ -62,6 +80,37 @@ pub(crate) fn run(ctx: &mut Ctx, cmd: PreservationCmd, out: &mut dyn Write) -> R
             &pinned,
             out,
         ),
+        PreservationCmd::SetProject {
+            project,
+            copies,
+            distinct_institutions,
+            pinned,
+            who,
+        } => {
+            let mut p = super::project::load(ctx, &project)?;
+            let (session, _) = super::project::session(ctx, &who)?;
+            let policy = PreservationPolicy {
+                subject: Subject::Project(p.id()),
+                copies,
+                distinct_institutions,
+                pinned: node_ids(&pinned)?,
+                seq: p.preservation_policy().map_or(1, |old| old.seq + 1),
+                issued_at: now(),
+            };
+            p.set_preservation_policy(&session, Some(&policy))?;
+            super::project::commit(ctx, &mut p, &session)?;
+            writeln!(
+                out,
+                "{}: {copies} copies{}; kept in the project, read by every node that holds it",
+                p.title(),
+                if distinct_institutions {
+                    " at distinct institutions"
+                } else {
+                    ""
+                }
+            )?;
+            Ok(())
+        }
         PreservationCmd::Status { json } => status(ctx, json, out),
     }
 }
@@ -70,6 +119,17 @@ fn me(ctx: &Ctx) -> Result<NodeId> {
     Ok(NodeId(
         crate::home::read_key(&ctx.home.node_key())?.public(),
     ))
+}
+
+fn node_ids(given: &[String]) -> Result<Vec<NodeId>> {
+    given
+        .iter()
+        .map(|p| {
+            p.parse::<NodeId>().map_err(|_| {
+                anyhow::anyhow!("{p:?} is not a node id (`orrery federation status` lists them)")
+            })
+        })
+        .collect()
 }
 
 fn set(
@@ -86,14 +146,7 @@ fn set(
             "this node publishes no collection {collection:?} (`orrery dataset list` lists them)"
         )
     })?;
-    let pinned = pinned
-        .iter()
-        .map(|p| {
-            p.parse::<NodeId>().map_err(|_| {
-                anyhow::anyhow!("{p:?} is not a node id (`orrery federation status` lists them)")
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let pinned = node_ids(pinned)?;
     let key = crate::home::read_key(&ctx.home.node_key())?;
     let seq = ctx.store.preservation_seq(collection)?.unwrap_or(0) + 1;
     let policy = PreservationPolicy {
@@ -172,7 +225,7 @@ fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
         };
         own.push(Described::new(p, &summaries));
     }
-    let (me, adverts) = Me::read(
+    let (mut me, adverts) = Me::read(
         &ctx.store,
         node,
         ctx.config.node.institution.clone(),
@@ -180,6 +233,28 @@ fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
         ctx.config.preservation.away_secs,
         own,
     )?;
+    let mut titles = std::collections::BTreeMap::new();
+    for row in ctx.store.projects()? {
+        let p = ctx.store.load(row.id)?;
+        let Some(policy) = p.preservation_policy() else {
+            continue;
+        };
+        let readers = (p.visibility() != orrery_crdt::Visibility::Public).then(|| {
+            let mut r: Vec<NodeId> = adverts
+                .iter()
+                .filter(|a| crate::service::may_hold_project(&p, a.node, Some(a)))
+                .map(|a| a.node)
+                .collect();
+            r.push(node);
+            r
+        });
+        let blobs = crate::blobs::BlobStore::new(ctx.home.blobs()).for_project(p.id());
+        if p.blob_refs().iter().all(|b| blobs.has(b)) {
+            me.holds.push(policy.subject.clone());
+        }
+        titles.insert(p.id(), p.title());
+        me.own.push(Described::project(policy, readers));
+    }
     let name = |n: &NodeId| {
         if *n == node {
             return ctx.config.node.name.clone();
@@ -192,9 +267,16 @@ fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
     let all: Vec<Plan> = plans(&me, &adverts);
     let mut shown = Vec::new();
     for plan in &all {
-        let (publisher, id) = match &plan.policy.subject {
-            Subject::Collection { publisher, id } => (*publisher, id.clone()),
-            Subject::Project(_) => continue,
+        let what = match &plan.policy.subject {
+            Subject::Collection { publisher, id } => json!({
+                "collection": id,
+                "publisher": publisher.to_string(),
+                "publisher_name": name(publisher),
+            }),
+            Subject::Project(p) => json!({
+                "project": p.to_string(),
+                "title": titles.get(p).cloned().unwrap_or_default(),
+            }),
         };
         let holders: Vec<_> = plan
             .assignment
@@ -214,17 +296,18 @@ fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
         if let Some(why) = &plan.assignment.shortfall {
             risk.push(why.clone());
         }
-        shown.push(json!({
-            "collection": id,
-            "publisher": publisher.to_string(),
-            "publisher_name": name(&publisher),
+        let mut entry = json!({
             "copies": wanted,
             "distinct_institutions": plan.policy.distinct_institutions,
             "bytes": plan.bytes,
             "holders": holders,
             "complete": complete,
             "at_risk": risk,
-        }));
+        });
+        if let (Some(e), Some(w)) = (entry.as_object_mut(), what.as_object()) {
+            e.extend(w.clone());
+        }
+        shown.push(entry);
     }
     if as_json {
         writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
@@ -238,14 +321,26 @@ fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
         return Ok(());
     }
     for s in &shown {
+        let what = match s["collection"].as_str() {
+            Some(c) => format!(
+                "{c} at {} ({} bytes)",
+                s["publisher_name"].as_str().unwrap_or_default(),
+                s["bytes"]
+            ),
+            None => format!(
+                "project {} ({})",
+                s["title"].as_str().unwrap_or_default(),
+                s["project"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .get(..12)
+                    .unwrap_or_default()
+            ),
+        };
         writeln!(
             out,
-            "{} at {}: {} of {} copies complete ({} bytes)",
-            s["collection"].as_str().unwrap_or_default(),
-            s["publisher_name"].as_str().unwrap_or_default(),
-            s["complete"],
-            s["copies"],
-            s["bytes"]
+            "{what}: {} of {} copies complete",
+            s["complete"], s["copies"]
         )?;
         for h in s["holders"].as_array().into_iter().flatten() {
             writeln!(
@@ -263,7 +358,7 @@ fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
         .iter()
         .any(|s| s["at_risk"].as_array().is_some_and(|r| !r.is_empty()))
     {
-        bail!("some collections have fewer complete copies than their policies ask");
+        bail!("some collections or projects have fewer complete copies than their policies ask");
     }
     Ok(())
 }

@@ -48,10 +48,12 @@ impl NodeActor {
                 ))
             })
             .await;
-        let (policies, held, kept) = preservation.unwrap_or_else(|e| {
+        let (policies, mut held, kept) = preservation.unwrap_or_else(|e| {
             warn!(error = %e, "what this node preserves could not be read; its advert says nothing of it this time");
             (Vec::new(), Vec::new(), 0)
         });
+        held.extend(self.held_projects());
+        held.truncate(orrery_protocol::preservation::MAX_HELD);
         let advert = NodeAdvert {
             federation,
             node: self.me,
@@ -89,6 +91,29 @@ impl NodeActor {
             held,
         };
         let _ = self.fed.set_advert(advert).await;
+    }
+
+    /// The copies this node keeps of projects whose owners set a preservation policy: the
+    /// document and every stored output it refers to.
+    fn held_projects(&self) -> Vec<orrery_protocol::preservation::HeldCopy> {
+        let mut held: Vec<_> = self
+            .projects
+            .iter()
+            .filter(|(_, p)| p.preservation_policy().is_some())
+            .map(|(id, p)| {
+                let blobs = p.blob_refs();
+                let store = self.blobs.for_project(*id);
+                orrery_protocol::preservation::HeldCopy {
+                    subject: orrery_protocol::preservation::Subject::Project(*id),
+                    files: blobs.len() as u64 + 1,
+                    bytes: blobs.iter().map(|b| b.len).sum(),
+                    complete: blobs.iter().all(|b| store.has(b)),
+                    checked_at: now(),
+                }
+            })
+            .collect();
+        held.truncate(orrery_protocol::preservation::MAX_HELD / 2);
+        held
     }
 
     /// What this node offers: what its labs can take now, or the offers its operator declared

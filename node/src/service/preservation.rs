@@ -67,6 +67,14 @@ impl Preserver {
         self.config.dir_in(&self.home)
     }
 
+    /// Where the files of `publisher`'s `collection` are fetched to before they are whole.
+    fn partials(&self, publisher: NodeId, collection: &str) -> PathBuf {
+        self.dir()
+            .join(".partial")
+            .join(publisher.to_string())
+            .join(collection)
+    }
+
     /// This node as a candidate, and the members' adverts, from the store.
     async fn state(&self) -> Result<(Me, Vec<NodeAdvert>), String> {
         let (db, me, institution, spare, away) = (
@@ -189,11 +197,15 @@ impl Preserver {
             warn!(collection = %id, "a released copy could not be forgotten in the store; it is tried again at the next look");
             return;
         }
-        let dir = self.dir().join(publisher.to_string()).join(id);
-        if let Err(e) = std::fs::remove_dir_all(&dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            warn!(dir = %dir.display(), error = %e, "a released copy's files could not be removed; remove them by hand");
+        for dir in [
+            self.dir().join(publisher.to_string()).join(id),
+            self.partials(publisher, id),
+        ] {
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(dir = %dir.display(), error = %e, "a released copy's files could not be removed; remove them by hand");
+            }
         }
     }
 }

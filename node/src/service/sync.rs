@@ -10,6 +10,30 @@ use super::*;
 /// Most replicas kept with nothing applied yet, waiting for the rest of a history.
 const MAX_PROVISIONAL: usize = 8;
 
+/// Whether `node` may hold `project`, its advert being `advert`: the project is public, the
+/// node hosts one of its members (with that member's signed consent, see adverts), or the
+/// owners' preservation policy pins it and the project is not restricted to its members' nodes.
+pub(crate) fn may_hold_project(
+    project: &Project,
+    node: NodeId,
+    advert: Option<&NodeAdvert>,
+) -> bool {
+    if project.visibility() == Visibility::Public || pinned_by_owners(project, node) {
+        return true;
+    }
+    let members: HashSet<AuthorId> = project.members().into_iter().map(|m| m.author).collect();
+    advert.is_some_and(|a| a.hosted_authors().iter().any(|au| members.contains(au)))
+}
+
+/// Whether the owners' preservation policy of `project` pins `node`, and the project may go
+/// beyond its members' nodes.
+fn pinned_by_owners(project: &Project, node: NodeId) -> bool {
+    project.visibility() != Visibility::Restricted
+        && project
+            .preservation_policy()
+            .is_some_and(|p| p.pinned.contains(&node))
+}
+
 impl NodeActor {
     /// The nodes a project should be synced with: connected nodes that may hold it.
     pub(super) fn targets(&self, project: &Project) -> Vec<NodeId> {
@@ -23,24 +47,16 @@ impl NodeActor {
             .collect()
     }
 
-    /// Whether `peer` may hold `project`: it is a member, and the project is public or the
-    /// peer hosts one of its members (with that member's signed consent, see adverts).
+    /// Whether `peer` may hold `project`: it is a member, and [`may_hold_project`] says so.
     pub(super) fn may_hold(&self, peer: NodeId, project: &Project) -> bool {
-        if !self.membership.as_ref().is_some_and(|m| m.is_member(&peer)) {
-            return false;
-        }
-        if project.visibility() == Visibility::Public {
-            return true;
-        }
-        let members: HashSet<AuthorId> = project.members().into_iter().map(|m| m.author).collect();
-        self.adverts
-            .get(&peer)
-            .is_some_and(|a| a.hosted_authors().iter().any(|au| members.contains(au)))
+        self.membership.as_ref().is_some_and(|m| m.is_member(&peer))
+            && may_hold_project(project, peer, self.adverts.get(&peer))
     }
 
     /// Whether this node should hold `project`.
     pub(super) fn wants(&self, project: &Project) -> bool {
         project.visibility() == Visibility::Public
+            || pinned_by_owners(project, self.me)
             || project
                 .members()
                 .iter()

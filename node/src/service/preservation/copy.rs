@@ -173,8 +173,7 @@ impl Preserver {
         sources: &[NodeId],
     ) -> Result<(), String> {
         let partial = self
-            .dir()
-            .join(".partial")
+            .partials(publisher, collection)
             .join(blake3::Hash::from_bytes(hash).to_hex().as_str());
         let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let mut why = String::from("no holder could be reached");

@@ -59,6 +59,18 @@ pub(crate) struct Described {
 }
 
 impl Described {
+    /// A project's `policy`, its owners' (read from the project, which this node holds), with
+    /// the nodes that may hold the project (`None`: every member; see
+    /// `service::sync::may_hold_project`).
+    pub(crate) fn project(policy: PreservationPolicy, readers: Option<Vec<NodeId>>) -> Self {
+        Self {
+            policy,
+            bytes: 0,
+            files: 0,
+            readers,
+        }
+    }
+
     /// `policy`, its subject described by the publisher's `summaries` (0 bytes and files if
     /// they do not list it: no copy is made until they do).
     pub(crate) fn new(policy: PreservationPolicy, summaries: &[CollectionSummary]) -> Self {
@@ -119,6 +131,11 @@ impl Me {
 /// Whether advert `a` lists a complete copy of `subject`.
 pub(super) fn says_complete(a: &NodeAdvert, subject: &Subject) -> bool {
     a.held.iter().any(|h| &h.subject == subject && h.complete)
+}
+
+/// Whether advert `a` lists a copy of `subject`, complete or begun.
+fn lists(a: &NodeAdvert, subject: &Subject) -> bool {
+    a.held.iter().any(|h| &h.subject == subject)
 }
 
 /// Whether `node`'s advert among `adverts` lists a complete copy of `subject`.
@@ -188,8 +205,12 @@ pub(crate) fn plans(me: &Me, adverts: &[NodeAdvert]) -> Vec<Plan> {
                 .iter()
                 .filter(|a| a.node != me.node)
                 .filter_map(|a| {
-                    let holds = Some(a.node) == publisher || says_complete(a, subject);
-                    (holds || a.spare_bytes > 0).then(|| Candidate {
+                    // A copy begun counts as held, complete or not: its room is taken, and
+                    // a holder whose advertised room shrank as it fetched keeps its place.
+                    let holds = Some(a.node) == publisher || lists(a, subject);
+                    // A project goes by sync to the nodes that may hold it, room or not.
+                    let project = matches!(subject, Subject::Project(_));
+                    (holds || project || a.spare_bytes > 0).then(|| Candidate {
                         node: a.node,
                         institution: a.institution.clone(),
                         spare_bytes: a.spare_bytes,
@@ -203,7 +224,7 @@ pub(crate) fn plans(me: &Me, adverts: &[NodeAdvert]) -> Vec<Plan> {
             let i_hold = Some(me.node) == publisher
                 || me.holds.contains(subject)
                 || me.started.iter().any(|(s, _)| s == subject);
-            if i_hold || me.spare_bytes > 0 {
+            if i_hold || me.spare_bytes > 0 || matches!(subject, Subject::Project(_)) {
                 candidates.push(Candidate {
                     node: me.node,
                     institution: me.institution.clone(),

@@ -208,6 +208,9 @@ async fn bench() {
         "ratio: restore takes {:.2}x the baseline's time",
         restore.as_secs_f64() / baseline.as_secs_f64()
     );
+    for node in &mut nodes {
+        node.stop().await;
+    }
 }
 
 fn main() {

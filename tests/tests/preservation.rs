@@ -446,3 +446,43 @@ async fn a_project_s_owners_pin_a_copy_at_another_institution() {
         "DLR hosts no member and is not pinned"
     );
 }
+
+/// A collection of more files than one search page holds is listed page by page at its
+/// publisher and copied whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_of_more_than_a_page_of_files_is_copied_whole() {
+    let nodes = members_at(&["ESA", "DLR"]).await;
+    let handles: Vec<NodeHandle> = nodes.iter().map(|t| t.handle().clone()).collect();
+    let names: Vec<String> = (0..1234)
+        .map(|i| format!("d{}/part-{i:04}.fits", i % 7))
+        .collect();
+    let files: Vec<(&str, Vec<u8>)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), bytes(64 + i % 300, i as u8)))
+        .collect();
+    for d in 0..7 {
+        std::fs::create_dir_all(nodes[0].dir.path().join(format!("archive-xmm-crab/d{d}")))
+            .expect("mkdir");
+    }
+    publish_files(&nodes[0], "xmm-crab", &files);
+    let publisher = &nodes[0];
+    let said = cli(
+        publisher,
+        &["preservation", "set", "xmm-crab", "--copies", "2"],
+    );
+    assert!(said.contains("2 copies"), "{said}");
+    eventually(&handles, WAIT, "two complete copies", || {
+        let s = status(publisher);
+        async move { s[0]["complete"] == 2 }
+    })
+    .await;
+    let root = copy_at(&nodes[1], publisher);
+    for (name, data) in &files {
+        assert_eq!(
+            std::fs::read(root.join(name)).ok().as_ref(),
+            Some(data),
+            "{name} at DLR"
+        );
+    }
+}

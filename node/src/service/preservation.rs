@@ -4,11 +4,14 @@
 //! its advert; nodes offering room for copies say how much in theirs (`[preservation]
 //! spare_gib`), and list the copies they keep. Every node computes the holders of every policy
 //! from the same adverts with [`orrery_protocol::preservation::assign`], so all agree without
-//! asking anyone; the publisher, which holds the original, is always one of them. A node that finds itself a holder lists the collection at its publisher (a
-//! federated search), fetches each file over the data plane (verified chunk by chunk against
-//! the catalog's BLAKE3, resumed from what was verified, from the publisher or another holder),
-//! keeps it under `preserved/`, and lists the copy in its next advert once it is complete.
-//! `orrery preservation status` shows, per policy, its holders and what is at risk.
+//! asking anyone; the publisher, which holds the original, is always one of them. A node that
+//! finds itself a holder lists the collection at its publisher (search requests to the
+//! publisher itself, page by page, up to 10000 files), fetches each file over the data plane
+//! (verified chunk by chunk against the catalog's BLAKE3, resumed from what was verified, from
+//! the publisher or another holder), keeps it under `preserved/`, and lists the copy in its
+//! next advert once it is complete. `orrery preservation status` shows, per policy, its holders
+//! and what is at risk. Projects' policies are kept in the projects themselves and followed by
+//! sync (`service::sync::may_hold_project`); this worker copies collections.
 
 mod audit;
 mod copy;
@@ -28,7 +31,7 @@ use tracing::{info, warn};
 
 use self::plan::complete_at;
 pub(crate) use self::plan::{Described, Me, Plan, plans};
-use super::{Command, NodeEvent, NodeHandle};
+use super::{Command, NodeEvent};
 use crate::config::PreservationSection;
 use crate::home::Home;
 use crate::store::Store;
@@ -47,10 +50,10 @@ pub(super) struct Preserver {
 }
 
 /// Looks at what this node should hold every `check_secs`, until the node stops.
-pub(super) async fn work(p: Arc<Preserver>, node: NodeHandle, cancel: CancellationToken) {
+pub(super) async fn work(p: Arc<Preserver>, cancel: CancellationToken) {
     loop {
         if p.config.spare_bytes() > 0 {
-            p.look(&node).await;
+            p.look().await;
         }
         if p.audit().await {
             let _ = p.tx.send(Command::Readvertise).await;
@@ -93,7 +96,7 @@ impl Preserver {
     }
 
     /// Fetches the copies this node is a holder of and lacks.
-    async fn look(&self, node: &NodeHandle) {
+    async fn look(&self) {
         let (me, adverts) = match self.state().await {
             Ok(s) => s,
             Err(e) => {
@@ -157,7 +160,7 @@ impl Preserver {
             );
             info!(collection = %id, publisher = %publisher.short(), "this node is a holder of a collection's copy; fetching it");
             match self
-                .fetch_copy(node, *publisher, id, &plan, available, &sources)
+                .fetch_copy(*publisher, id, &plan, available, &sources)
                 .await
             {
                 Ok(()) => {

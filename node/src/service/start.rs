@@ -216,11 +216,7 @@ pub async fn start(home: Home) -> Result<(NodeHandle, tokio::task::JoinHandle<()
         slots: Arc::new(tokio::sync::Semaphore::new(job_slots)),
     });
     jobs.recover(&handle, &job_key).await;
-    tokio::spawn(preservation::work(
-        preserver,
-        handle.clone(),
-        cancel.clone(),
-    ));
+    tokio::spawn(preservation::work(preserver, cancel.clone()));
     tokio::spawn(jobs::work(
         jobs.clone(),
         handle.clone(),

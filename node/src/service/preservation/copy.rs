@@ -4,20 +4,44 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use orrery_catalog::{Page, Query};
+use orrery_catalog::query::MAX_DEPTH;
+use orrery_catalog::{Page, Query, Sort};
 use orrery_protocol::NodeId;
 use orrery_protocol::preservation::plain_collection_id;
+use orrery_protocol::wire::{Request, Response};
 use tracing::{debug, info, warn};
 
 use super::plan::Plan;
-use super::{NodeEvent, NodeHandle, Preserver, now};
+use super::{NodeEvent, Preserver, now};
 use crate::dataplane::fetch::{FetchError, fetch};
 use crate::store::{PreservedFile, Store};
 
-/// Files asked for per page while listing a collection at its publisher.
+/// Files asked for per page while listing a collection at its publisher (most a search answers).
 const PAGE: u32 = 1000;
 /// How long a listing waits for the publisher's answer.
 const LISTING: Duration = Duration::from_secs(15);
+
+/// The nodes a copy is fetched from, in order, with where their data planes listen, asked
+/// once per copy.
+struct Sources {
+    order: Vec<NodeId>,
+    addrs: std::collections::HashMap<NodeId, Option<Vec<std::net::SocketAddr>>>,
+}
+
+impl Sources {
+    async fn addrs_of(
+        &mut self,
+        fed: &orrery_federation::FederationHandle,
+        peer: NodeId,
+    ) -> Option<Vec<std::net::SocketAddr>> {
+        if let Some(known) = self.addrs.get(&peer) {
+            return known.clone();
+        }
+        let found = crate::service::dataplane::addrs_of(fed, peer).await;
+        self.addrs.insert(peer, found.clone());
+        found
+    }
+}
 
 impl Preserver {
     /// Lists `publisher`'s collection `id` and fetches every file not yet held, if the listing
@@ -25,7 +49,6 @@ impl Preserver {
     /// `room`; files the publisher no longer lists are removed.
     pub(super) async fn fetch_copy(
         &self,
-        node: &NodeHandle,
         publisher: NodeId,
         id: &str,
         plan: &Plan,
@@ -35,13 +58,13 @@ impl Preserver {
         if !plain_collection_id(id) {
             return Err("its id is not a plain name".into());
         }
-        if plan.files > u64::from(PAGE) {
+        if plan.files > u64::from(MAX_DEPTH) {
             return Err(format!(
-                "it has {} files; copies of collections of more than {PAGE} files are not made yet",
+                "it has {} files; a listing pages through at most {MAX_DEPTH}, so copies of larger collections are not made yet",
                 plan.files
             ));
         }
-        let files = match self.listing(node, publisher, id, plan).await {
+        let files = match self.listing(publisher, id, plan).await {
             Ok(files) => files,
             Err(why) => {
                 // The publisher may be away: a copy it listed whole before is mended from the
@@ -90,6 +113,10 @@ impl Preserver {
                 warn!(path = %gone.display(), error = %e, "a file its publisher no longer lists could not be removed from the copy");
             }
         }
+        let mut sources = Sources {
+            order: sources.to_vec(),
+            addrs: std::collections::HashMap::new(),
+        };
         for (path, hash, size) in files {
             let dest = root.join(&path);
             if held
@@ -99,7 +126,7 @@ impl Preserver {
             {
                 continue;
             }
-            self.fetch_file(publisher, id, &path, hash, size, &dest, sources)
+            self.fetch_file(publisher, id, &path, hash, size, &dest, &mut sources)
                 .await?;
         }
         Ok(())
@@ -109,45 +136,60 @@ impl Preserver {
     /// advert counts), each with a plain path and a BLAKE3.
     async fn listing(
         &self,
-        node: &NodeHandle,
         publisher: NodeId,
         id: &str,
         plan: &Plan,
     ) -> Result<Vec<(String, [u8; 32], u64)>, String> {
-        let publisher_id = publisher.to_string();
-        let q = Query {
-            collections: vec![id.to_owned()],
-            page: Page {
-                offset: 0,
-                limit: PAGE,
-            },
-            ..Query::default()
-        };
-        let found = node
-            .search(q, false, LISTING)
-            .await
-            .map_err(|e| format!("the collection could not be listed: {e}"))?;
         let mut files: Vec<(String, [u8; 32], u64)> = Vec::new();
-        for hit in found
-            .results
-            .hits
-            .into_iter()
-            .filter(|h| h.node.as_deref() == Some(&publisher_id))
-        {
-            let path = hit
-                .id
-                .strip_prefix(&format!("{id}/"))
-                .map(str::to_owned)
-                .filter(|p| plain(p).is_some())
-                .ok_or_else(|| {
-                    format!("its publisher lists {:?}, not a plain path in it", hit.id)
-                })?;
-            let hash = hex32(&hit.blake3)
-                .ok_or_else(|| format!("its publisher lists {path} without a valid BLAKE3"))?;
-            if files.iter().any(|f| f.0 == path) {
-                return Err(format!("its publisher lists {path} twice"));
+        let mut seen = std::collections::HashSet::new();
+        // Page by page, in product-id order, asking the publisher itself.
+        for offset in (0..MAX_DEPTH).step_by(PAGE as usize) {
+            let q = Query {
+                collections: vec![id.to_owned()],
+                sort: Sort::Id,
+                page: Page {
+                    offset,
+                    limit: PAGE,
+                },
+                ..Query::default()
+            };
+            let answer =
+                tokio::time::timeout(LISTING, self.fed.request(publisher, Request::Search(q)))
+                    .await;
+            let hits = match answer {
+                Ok(Ok(Response::Search(r))) => r.hits,
+                Ok(Ok(other)) => {
+                    return Err(format!(
+                        "its publisher did not list it: {}",
+                        match other {
+                            Response::Refused(why) => format!("refused ({why:?})"),
+                            _ => "it answered something else".into(),
+                        }
+                    ));
+                }
+                Ok(Err(e)) => return Err(format!("its publisher could not be reached: {e}")),
+                Err(_) => return Err(format!("its publisher did not answer within {LISTING:?}")),
+            };
+            let last = hits.len() < PAGE as usize;
+            for hit in hits {
+                let path = hit
+                    .id
+                    .strip_prefix(&format!("{id}/"))
+                    .map(str::to_owned)
+                    .filter(|p| plain(p).is_some())
+                    .ok_or_else(|| {
+                        format!("its publisher lists {:?}, not a plain path in it", hit.id)
+                    })?;
+                let hash = hex32(&hit.blake3)
+                    .ok_or_else(|| format!("its publisher lists {path} without a valid BLAKE3"))?;
+                if !seen.insert(path.clone()) {
+                    return Err(format!("its publisher lists {path} twice"));
+                }
+                files.push((path, hash, hit.size));
             }
-            files.push((path, hash, hit.size));
+            if last || files.len() as u64 >= plan.files {
+                break;
+            }
         }
         if files.len() as u64 != plan.files {
             return Err(format!(
@@ -170,15 +212,15 @@ impl Preserver {
         hash: [u8; 32],
         size: u64,
         dest: &Path,
-        sources: &[NodeId],
+        sources: &mut Sources,
     ) -> Result<(), String> {
         let partial = self
             .partials(publisher, collection)
             .join(blake3::Hash::from_bytes(hash).to_hex().as_str());
         let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let mut why = String::from("no holder could be reached");
-        for &peer in sources {
-            let Some(addrs) = crate::service::dataplane::addrs_of(&self.fed, peer).await else {
+        for peer in sources.order.clone() {
+            let Some(addrs) = sources.addrs_of(&self.fed, peer).await else {
                 why = format!("{} did not say where its data plane listens", peer.short());
                 continue;
             };

@@ -102,6 +102,6 @@ pub use project::{
     Batch, Cell, CellSplices, Comment, DatasetRef, EditError, LogEntry, Member, NewCell, Notebook,
     NotebookDelta, Project, RunRecordError, Sealed, Splice, VerifiedRun,
 };
-pub use project::{MAX_LOCK_BYTES, PinnedEnvironment};
+pub use project::{MAX_LOCK_BYTES, PinnedEnvironment, image_by_digest};
 pub use schema::{CellKind, Role, Visibility};
 pub use session::Session;

@@ -24,7 +24,7 @@ mod branch;
 mod edit;
 mod environment;
 mod preservation;
-pub use environment::{MAX_LOCK_BYTES, PinnedEnvironment};
+pub use environment::{MAX_LOCK_BYTES, PinnedEnvironment, image_by_digest};
 pub(crate) use preservation::parse_policy;
 mod history;
 mod live;

@@ -628,6 +628,10 @@ fn only_owners_pin_the_environment_and_it_replicates() {
         id: "jupyter".into(),
         lock: "numpy==2.1.3\nastropy==6.1.4\n".into(),
         pinned_at: 1_780_000_000,
+        image: Some(format!(
+            "registry.example.org/labs/jupyter@sha256:{}",
+            "ab".repeat(32)
+        )),
     };
     p.pin_environment(&alice, Some(&pin))
         .expect("an owner pins");
@@ -647,6 +651,13 @@ fn only_owners_pin_the_environment_and_it_replicates() {
         ..pin.clone()
     };
     assert!(p.pin_environment(&alice, Some(&oversize)).is_err());
+    for tag in ["jupyter:latest", "jupyter@sha256:abc", "Evil@sha256:"] {
+        let by_tag = orrery_crdt::PinnedEnvironment {
+            image: Some(tag.into()),
+            ..pin.clone()
+        };
+        assert!(p.pin_environment(&alice, Some(&by_tag)).is_err(), "{tag}");
+    }
 
     let before = r.heads();
     let forged = |text: &'static str| {

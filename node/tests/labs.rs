@@ -79,6 +79,7 @@ impl Bench {
             base_url: format!("/labs/{lab}/"),
             token: String::new(),
             log: None,
+            image: None,
         }
     }
 

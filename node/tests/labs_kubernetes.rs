@@ -75,6 +75,7 @@ fn request(lab: &str, data: &[(&str, &str)]) -> LabRequest {
         base_url: format!("/labs/{lab}/"),
         token: "s3cret-token-of-the-lab".into(),
         log: None,
+        image: None,
     }
 }
 
@@ -876,4 +877,20 @@ fn a_node_whose_cluster_does_not_answer_refuses_labs_and_says_why() {
         log.contains("labs cannot run on this node"),
         "the node said nothing in its log: {log}"
     );
+}
+
+/// A project's pinned image (by digest) is the pod's image; without one, the node's.
+#[test]
+fn a_pinned_image_is_the_pod_s_image() {
+    let s = settings();
+    let mut r = request("0a1b2c3d4e5f6072", &[]);
+    let image_of = |r: &LabRequest| {
+        serde_json::to_value(manifest::pod(&s, r).expect("pod")).expect("json")["spec"]
+            ["containers"][0]["image"]
+            .clone()
+    };
+    assert_eq!(image_of(&r), "quay.io/jupyter/scipy-notebook:2026-11-30");
+    let pinned = format!("quay.io/jupyter/scipy-notebook@sha256:{}", "7e".repeat(32));
+    r.image = Some(pinned.clone());
+    assert_eq!(image_of(&r), pinned.as_str());
 }

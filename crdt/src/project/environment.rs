@@ -19,6 +19,29 @@ pub struct PinnedEnvironment {
     pub lock: String,
     /// When it was pinned, in seconds since the Unix epoch.
     pub pinned_at: i64,
+    /// The image nodes whose labs run from images start instead, by digest
+    /// (`registry/repo@sha256:<64 hex>`), if pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// Whether `image` names an image by its digest: `name@sha256:<64 hex digits>`, the name of
+/// lowercase letters, digits and `.`, `/`, `:`, `_`, `-` (a registry's port, a path).
+pub fn image_by_digest(image: &str) -> bool {
+    image.len() <= 255
+        && image.split_once("@sha256:").is_some_and(|(name, digest)| {
+            !name.is_empty()
+                && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && name.chars().all(|c| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || matches!(c, '.' | '/' | ':' | '_' | '-')
+                })
+                && digest.len() == 64
+                && digest
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        })
 }
 
 impl PinnedEnvironment {
@@ -41,6 +64,7 @@ impl PinnedEnvironment {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && !self.lock.is_empty()
             && self.lock.len() <= MAX_LOCK_BYTES
+            && self.image.as_deref().is_none_or(image_by_digest)
     }
 }
 
@@ -60,7 +84,7 @@ impl Project {
         let text = match env {
             Some(e) if !e.within_limits() => {
                 return Err(EditError::Invalid(format!(
-                    "an environment's id is 1 to 64 letters, digits, '-', '_' and '.', and its lock 1 to {MAX_LOCK_BYTES} bytes"
+                    "an environment's id is 1 to 64 letters, digits, '-', '_' and '.', its lock 1 to {MAX_LOCK_BYTES} bytes, and its image named by digest (name@sha256:<64 hex digits>)"
                 )));
             }
             Some(e) => {

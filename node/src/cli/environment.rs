@@ -18,22 +18,29 @@ pub(super) fn shown(p: &Project) -> String {
                 id: pin.id,
                 description: String::new(),
                 lock: pin.lock,
+                image: pin.image,
             };
             format!(
-                "{} (pinned {}; its lock is kept in the project)",
+                "{} (pinned {}; its lock is kept in the project{})",
                 env.name(),
-                super::render::time(pin.pinned_at)
+                super::render::time(pin.pinned_at),
+                env.image
+                    .as_deref()
+                    .map(|i| format!("; image {i}"))
+                    .unwrap_or_default()
             )
         }
         None => "each node's default (not pinned)".into(),
     }
 }
 
-/// Pins `project` to the lock at `lock` (the node's default `jupyter` lock if none), or unpins it.
+/// Pins `project` to the lock at `lock` (the node's default `jupyter` lock if none) and
+/// `image`, or unpins it.
 pub(super) fn pin(
     ctx: &mut Ctx,
     project: &str,
     lock: Option<&Path>,
+    image: Option<String>,
     unpin: bool,
     who: &As,
     out: &mut dyn Write,
@@ -61,20 +68,35 @@ pub(super) fn pin(
     if let Err(why) = check_lock(&env.lock) {
         bail!("{why}");
     }
+    if let Some(i) = image
+        .as_deref()
+        .filter(|i| !orrery_crdt::image_by_digest(i))
+    {
+        bail!(
+            "{i:?} does not name an image by its digest: give it as registry/repo@sha256:<64 hex digits> (a tag can change under the project)"
+        );
+    }
     let pin = PinnedEnvironment {
         id: env.id.clone(),
         lock: env.lock.clone(),
         pinned_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
+        image: image.clone(),
     };
     p.pin_environment(&session, Some(&pin))?;
     commit(ctx, &mut p, &session)?;
+    let pinned = Environment { image, ..env };
     writeln!(
         out,
-        "{}: pinned to {}; every run of its cells uses this lock",
+        "{}: pinned to {}; every run of its cells uses this lock{}",
         p.title(),
-        env.name()
+        pinned.name(),
+        if pinned.image.is_some() {
+            " (or this image, at nodes whose labs run from images)"
+        } else {
+            ""
+        }
     )?;
     Ok(())
 }

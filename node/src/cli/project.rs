@@ -157,6 +157,10 @@ pub enum ProjectCmd {
         /// lock of this node's `jupyter` environment.
         #[arg(long, conflicts_with = "unpin")]
         lock: Option<PathBuf>,
+        /// The image nodes whose labs run from images (Kubernetes) start instead, by digest
+        /// (`registry/repo@sha256:<64 hex digits>`).
+        #[arg(long, conflicts_with = "unpin")]
+        image: Option<String>,
         /// Unpin: runs use each node's default environment again.
         #[arg(long)]
         unpin: bool,
@@ -337,9 +341,10 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ProjectCmd, out: &mut dyn Write) -> Result
         ProjectCmd::PinEnvironment {
             project,
             lock,
+            image,
             unpin,
             who,
-        } => super::environment::pin(ctx, &project, lock.as_deref(), unpin, &who, out),
+        } => super::environment::pin(ctx, &project, lock.as_deref(), image, unpin, &who, out),
         ProjectCmd::Member(MemberCmd::Add {
             project,
             author,

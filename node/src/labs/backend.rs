@@ -77,6 +77,9 @@ pub struct LabRequest {
     pub token: String,
     /// A file outside the lab that gets its output (standard output and error), if any.
     pub log: Option<PathBuf>,
+    /// The image a backend that runs images starts, by digest, when a project pinned one;
+    /// `None`: the backend's own.
+    pub image: Option<String>,
 }
 
 /// A launched lab: what the backend started (the caller waits on it) and where its server

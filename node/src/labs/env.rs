@@ -53,6 +53,9 @@ pub struct Environment {
     pub description: String,
     /// Its pinned lock (a pip requirements file).
     pub lock: String,
+    /// The image a backend that runs images starts for it, by digest; `None`: that backend's
+    /// own image.
+    pub image: Option<String>,
 }
 
 /// Whether `lock` is a plain pinned lock: comments and `name==version` lines only (extras and
@@ -99,6 +102,40 @@ pub fn check_lock(lock: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// How a backend runs `asked` (a project's pin of the offered environment `offered`): labs on
+/// this machine (`here`) run its lock, which must be plain ([`check_lock`]); labs that run from
+/// an image run its image, which it must name. `None`: as `offered` is, no pin needed.
+pub fn as_run_by(
+    offered: &Environment,
+    asked: &Environment,
+    here: bool,
+) -> Result<Option<Environment>, String> {
+    if !here && asked.image.is_none() && asked.lock != offered.lock {
+        return Err(
+            "a project's pinned package lock cannot be honoured by labs that run from an image; pin an image by digest too (`orrery project pin-environment --image`), or run it at a node whose labs run on their own machine".into(),
+        );
+    }
+    let run = if here {
+        Environment {
+            image: None,
+            ..asked.clone()
+        }
+    } else {
+        Environment {
+            lock: offered.lock.clone(),
+            ..asked.clone()
+        }
+    };
+    if run.lock == offered.lock && run.image == offered.image {
+        return Ok(None);
+    }
+    if here {
+        check_lock(&run.lock)
+            .map_err(|why| format!("a project's pinned environment is refused: {why}"))?;
+    }
+    Ok(Some(run))
+}
+
 impl Environment {
     /// The default environment: Jupyter Server and JupyterLab, ipykernel, numpy, astropy,
     /// matplotlib, pyvo.
@@ -108,12 +145,19 @@ impl Environment {
             description: "JupyterLab with a Python kernel, numpy, astropy, matplotlib and pyvo"
                 .into(),
             lock: JUPYTER_LOCK.into(),
+            image: None,
         }
     }
 
-    /// The first 16 hex digits of the lock's BLAKE3.
+    /// The first 16 hex digits of the BLAKE3 of its lock (and its image, when it names one).
     pub fn hash(&self) -> String {
-        blake3::hash(self.lock.as_bytes()).to_hex()[..16].to_owned()
+        let mut h = blake3::Hasher::new();
+        h.update(self.lock.as_bytes());
+        if let Some(image) = &self.image {
+            h.update(b"\n@");
+            h.update(image.as_bytes());
+        }
+        h.finalize().to_hex()[..16].to_owned()
     }
 
     /// The name it is provisioned and advertised under: `<id>-<hash>`.
@@ -295,6 +339,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_pin_runs_as_its_backend_can() {
+        let offered = Environment::jupyter();
+        let image = format!("registry.example.org/jupyter@sha256:{}", "0f".repeat(32));
+        let lock_only = Environment {
+            lock: format!("{JUPYTER_LOCK}# pinned\n"),
+            ..Environment::jupyter()
+        };
+        let both = Environment {
+            image: Some(image.clone()),
+            ..lock_only.clone()
+        };
+        // Here: the lock, the image set aside; the default's lock needs no pin.
+        let here = as_run_by(&offered, &both, true)
+            .expect("runs")
+            .expect("a pin");
+        assert_eq!(
+            (here.lock.as_str(), here.image),
+            (lock_only.lock.as_str(), None)
+        );
+        let same = Environment {
+            image: Some(image.clone()),
+            ..Environment::jupyter()
+        };
+        assert_eq!(as_run_by(&offered, &same, true), Ok(None));
+        // From an image: the image, with the offered lock; a lock alone is refused.
+        let there = as_run_by(&offered, &both, false)
+            .expect("runs")
+            .expect("a pin");
+        assert_eq!(there.image.as_deref(), Some(image.as_str()));
+        assert_eq!(there.lock, offered.lock);
+        assert!(as_run_by(&offered, &lock_only, false).is_err());
+        // A lock that names an index is refused here.
+        let hostile = Environment {
+            lock: "--index-url http://evil.example/\nnumpy==1\n".into(),
+            ..Environment::jupyter()
+        };
+        assert!(as_run_by(&offered, &hostile, true).is_err());
+    }
+
+    #[test]
     fn only_plain_locks_pass() {
         assert_eq!(check_lock(JUPYTER_LOCK), Ok(()));
         assert_eq!(
@@ -332,6 +416,7 @@ mod tests {
         let env = Environment {
             id: "bare".into(),
             description: "nothing installed".into(),
+            image: None,
             lock: "# nothing\n".into(),
         };
         let mut seen = Vec::new();
@@ -351,6 +436,7 @@ mod tests {
         let broken = Environment {
             id: "broken".into(),
             description: String::new(),
+            image: None,
             lock: "--no-index\norrery-no-such-package==0.0.0\n".into(),
         };
         let e =

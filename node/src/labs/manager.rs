@@ -440,25 +440,22 @@ impl LabManager {
                 let offered: Vec<&str> = self.environments.iter().map(|e| e.id.as_str()).collect();
                 LabError::NoEnvironment(env.id.clone(), offered.join(", "))
             })?;
-        if offered.lock == env.lock {
+        let Some(env) = super::env::as_run_by(offered, env, self.backend.on_this_machine())
+            .map_err(|why| {
+                LabError::Unavailable(format!(
+                    "{why} (this node's labs run on {})",
+                    self.backend.name()
+                ))
+            })?
+        else {
             return Ok(env.id.clone());
-        }
-        super::env::check_lock(&env.lock).map_err(|why| {
-            LabError::Unavailable(format!("a project's pinned environment is refused: {why}"))
-        })?;
-        if !self.backend.on_this_machine() {
-            return Err(LabError::Unavailable(format!(
-                "this node's labs run on {} from its image: a project's pinned package lock ({}) cannot be honoured here; run it at a node whose labs run on their own machine, or unpin the project's environment",
-                self.backend.name(),
-                env.name()
-            )));
-        }
+        };
         let mut pinned = self
             .pinned
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !pinned.iter().any(|e| e.name() == env.name()) {
-            info!(environment = %env.name(), "a project's pinned environment is offered to its labs");
+            info!(environment = %env.name(), image = ?env.image, "a project's pinned environment is offered to its labs");
             pinned.push(env.clone());
         }
         Ok(env.name())

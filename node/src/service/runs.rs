@@ -58,6 +58,7 @@ pub(super) fn environment_of(p: &orrery_crdt::Project) -> Environment {
             description: format!("{}, pinned by the project", pin.id),
             id: pin.id,
             lock: pin.lock,
+            image: pin.image,
         },
         None => Environment::jupyter(),
     }

@@ -158,7 +158,7 @@ pub fn pod(settings: &PodSettings, r: &LabRequest) -> Result<Pod, BackendError> 
                 },
                 "containers": [{
                     "name": "lab",
-                    "image": settings.image,
+                    "image": r.image.as_deref().unwrap_or(&settings.image),
                     "imagePullPolicy": "IfNotPresent",
                     "command": pod_command(&r.base_url),
                     "workingDir": "/home/lab",

@@ -128,6 +128,7 @@ impl LabManager {
                 base_url: base_url.clone(),
                 token: token.clone(),
                 log: None,
+                image: env.image.clone(),
             }
         };
         let backend = self.backend.clone();
@@ -267,6 +268,7 @@ impl LabManager {
             base_url: base_url.to_owned(),
             token: token.to_owned(),
             log: Some(self.log_path(id)),
+            image: None,
         })
     }
 

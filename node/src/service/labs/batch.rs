@@ -43,7 +43,11 @@ impl Labs {
             crate::labs::env::check_lock(&env.lock)
                 .map_err(|why| format!("the project's pinned environment is refused: {why}"))?;
         }
-        let env = env.clone();
+        // A batch run starts the sandbox on a compute node: the lock, never an image.
+        let env = Environment {
+            image: None,
+            ..env.clone()
+        };
         let data = self
             .datasets(collections)
             .await

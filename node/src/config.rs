@@ -247,6 +247,10 @@ pub struct KubernetesSection {
     /// The image labs run, with `jupyter-server` on its PATH (Jupyter's docker-stacks images
     /// have it); pin it to a tag or digest: it is the environment other members are offered.
     pub image: String,
+    /// Where images that projects pin (by digest) may come from, as prefixes
+    /// (`quay.io/jupyter/`); empty: pinned images are refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pinned_images: Vec<String>,
     /// The user (and group) id labs run as in their pods.
     pub uid: u32,
     /// A PersistentVolumeClaim (ReadOnlyMany or ReadWriteMany) holding the node's datasets,
@@ -300,6 +304,7 @@ impl Default for KubernetesSection {
             storage_class: None,
             node_pods: "app.kubernetes.io/name=orrery".into(),
             start_secs: 300,
+            pinned_images: Vec::new(),
         }
     }
 }

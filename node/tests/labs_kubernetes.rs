@@ -45,6 +45,7 @@ fn settings() -> PodSettings {
         storage_class: Some("fast".into()),
         workspace_bytes: 2 << 30,
         node_labels: BTreeMap::from([("app.kubernetes.io/name".into(), "orrery".into())]),
+        pinned_images: vec!["quay.io/jupyter/".into()],
     }
 }
 
@@ -893,4 +894,8 @@ fn a_pinned_image_is_the_pod_s_image() {
     let pinned = format!("quay.io/jupyter/scipy-notebook@sha256:{}", "7e".repeat(32));
     r.image = Some(pinned.clone());
     assert_eq!(image_of(&r), pinned.as_str());
+    // From a registry the operator does not allow: refused, saying where to allow it.
+    r.image = Some(format!("10.0.0.5:5000/private@sha256:{}", "7e".repeat(32)));
+    let refused = manifest::pod(&s, &r).expect_err("refused");
+    assert!(refused.to_string().contains("pinned_images"), "{refused}");
 }

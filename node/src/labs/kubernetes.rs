@@ -96,6 +96,7 @@ impl Kubernetes {
             node_labels: k.node_labels().ok_or_else(|| {
                 BackendError::Cluster("[labs.kubernetes] node_pods is not `key=value,…`".into())
             })?,
+            pinned_images: k.pinned_images.clone(),
         };
         Self::connect(
             settings,

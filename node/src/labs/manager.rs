@@ -125,6 +125,9 @@ struct Lab {
     endpoint: Option<Endpoint>,
 }
 
+/// Most pinned environments a node offers at once (each is provisioned on its disk).
+const MAX_PINNED: usize = 16;
+
 /// The labs of this node.
 pub struct LabManager {
     backend: Arc<dyn ComputeBackend>,
@@ -455,6 +458,12 @@ impl LabManager {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !pinned.iter().any(|e| e.name() == env.name()) {
+            if pinned.len() >= MAX_PINNED {
+                return Err(LabError::Unavailable(format!(
+                    "this node offers at most {MAX_PINNED} pinned environments until it restarts; {} is not provisioned here: run it at another node, or ask the node's operator",
+                    env.name()
+                )));
+            }
             info!(environment = %env.name(), image = ?env.image, "a project's pinned environment is offered to its labs");
             pinned.push(env.clone());
         }

@@ -146,15 +146,29 @@ impl Store {
     }
 
     /// The intact kept files whose bytes hash to `blake3` (the same bytes may be in several
-    /// copies), at most 16.
+    /// copies; at most 1024 are looked at).
     pub fn preserved_files_with(
         &self,
         blake3: &[u8; 32],
     ) -> Result<Vec<PreservedFile>, StoreError> {
         self.preserved_where(
-            "blake3 = ?1 AND intact = 1 LIMIT 16",
+            "blake3 = ?1 AND intact = 1 LIMIT 1024",
             params![blake3.as_slice()],
         )
+    }
+
+    /// Marks a kept file damaged, if it is still recorded.
+    pub fn mark_preserved_damaged(&self, f: &PreservedFile) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE preserved_files SET intact = 0
+             WHERE publisher = ?1 AND collection = ?2 AND path = ?3",
+            params![
+                f.publisher.key().as_bytes().as_slice(),
+                f.collection,
+                f.path
+            ],
+        )?;
+        Ok(())
     }
 
     /// Files of copies last checked before `before`, the longest unchecked first, at most

@@ -32,6 +32,28 @@ pub struct PodSettings {
     pub workspace_bytes: u64,
     /// The labels of the node's own pods: the only pods that may reach a lab.
     pub node_labels: BTreeMap<String, String>,
+    /// Where images projects pin may come from (prefixes such as `quay.io/jupyter/`); none:
+    /// pinned images are refused, and the node's own image runs no one's pin.
+    pub pinned_images: Vec<String>,
+}
+
+/// The image a lab of `r` runs: the project's pin when the operator allows where it comes from
+/// (its credentials pull it), else the node's.
+fn image_of<'a>(settings: &'a PodSettings, r: &'a LabRequest) -> Result<&'a str, BackendError> {
+    match r.image.as_deref() {
+        None => Ok(&settings.image),
+        Some(i)
+            if settings
+                .pinned_images
+                .iter()
+                .any(|p| !p.is_empty() && i.starts_with(p.as_str())) =>
+        {
+            Ok(i)
+        }
+        Some(i) => Err(BackendError::Cluster(format!(
+            "a project pins the image {i}, which this node's operator does not allow ([labs.kubernetes] pinned_images lists where pinned images may come from)"
+        ))),
+    }
 }
 
 /// The name of a lab's pod, Secret and NetworkPolicy.
@@ -158,7 +180,7 @@ pub fn pod(settings: &PodSettings, r: &LabRequest) -> Result<Pod, BackendError> 
                 },
                 "containers": [{
                     "name": "lab",
-                    "image": r.image.as_deref().unwrap_or(&settings.image),
+                    "image": image_of(settings, r)?,
                     "imagePullPolicy": "IfNotPresent",
                     "command": pod_command(&r.base_url),
                     "workingDir": "/home/lab",

@@ -86,11 +86,23 @@ impl Preserver {
             }
         };
         let publisher_id = publisher.to_string();
+        // The room was set aside for what the advert says: a listing of other bytes waits.
         let bytes = files
             .iter()
             .try_fold(0u64, |sum, f| sum.checked_add(f.2))
-            .filter(|b| *b <= room)
-            .ok_or_else(|| format!("its files need more than the {room} bytes of room left"))?;
+            .filter(|b| *b == plan.bytes)
+            .ok_or_else(|| {
+                format!(
+                    "its publisher lists other bytes than the {} its advert says; the copy waits for an advert that agrees",
+                    plan.bytes
+                )
+            })?;
+        if bytes > room {
+            return Err(format!(
+                "its files need more than the {room} bytes of room left"
+            ));
+        }
+        self.drop_stale_partials(publisher, id, &files);
         let root = self.dir().join(&publisher_id).join(id);
         let (db, collection, count) = (self.home.database(), id.to_owned(), files.len() as u64);
         let listed: Vec<(String, [u8; 32])> = files.iter().map(|f| (f.0.clone(), f.1)).collect();
@@ -199,6 +211,28 @@ impl Preserver {
             ));
         }
         Ok(files)
+    }
+
+    /// Removes the partial files of `publisher`'s `collection` that no listed file is fetched
+    /// to any more (the publisher changed them).
+    fn drop_stale_partials(
+        &self,
+        publisher: NodeId,
+        collection: &str,
+        listed: &[(String, [u8; 32], u64)],
+    ) {
+        let wanted: std::collections::HashSet<String> = listed
+            .iter()
+            .map(|f| blake3::Hash::from_bytes(f.1).to_hex().to_string())
+            .collect();
+        let Ok(entries) = std::fs::read_dir(self.partials(publisher, collection)) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if !wanted.contains(e.file_name().to_string_lossy().as_ref()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 
     /// Fetches one file from the first of `sources` that has it whole; a source that sends

@@ -608,6 +608,19 @@ impl Store {
         Ok(())
     }
 
+    /// The stored advert of `node`, if there is one this version reads.
+    pub fn advert(&self, node: NodeId) -> Result<Option<NodeAdvert>, StoreError> {
+        let row: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT advert FROM adverts WHERE node = ?1",
+                [node.key().as_bytes().as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(row.and_then(|b| orrery_protocol::encoding::decode("advert", &b, MAX_FRAME_BYTES).ok()))
+    }
+
     /// The stored adverts.
     pub fn adverts(&self) -> Result<Vec<NodeAdvert>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT advert FROM adverts")?;

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use tracing::warn;
 
 use super::outboard;
-use super::serve::Refusal;
+use super::serve::{Refusal, Source};
 use crate::home::Home;
 
 /// How long a request waits for another file's outboard to be made before it is refused as
@@ -36,6 +36,39 @@ impl Outboards {
     /// Where the outboard of the bytes named `hash` is kept.
     pub fn path(&self, hash: &[u8; 32]) -> PathBuf {
         self.dir.join(hex::encode(hash))
+    }
+
+    /// `rel` under `root` (`size` bytes named `hash`), opened confined to `root` and ready to
+    /// serve with its outboard; `what` names it in warnings. If its bytes turn out not to match
+    /// while served, its outboard is forgotten and `damaged` runs.
+    pub async fn serve(
+        &self,
+        root: PathBuf,
+        rel: String,
+        size: u64,
+        hash: [u8; 32],
+        what: String,
+        damaged: impl FnOnce() + Send + 'static,
+    ) -> Result<Source, Refusal> {
+        let file =
+            tokio::task::spawn_blocking(move || crate::catalog::confined::open(&root, &rel, size))
+                .await
+                .map_err(|_| Refusal::Busy)?
+                .map_err(|e| {
+                    warn!(file = %what, error = %e, "a file is not served over the data plane");
+                    Refusal::Missing
+                })?;
+        let outboard = self.of(&file, hash, size, &what).await?;
+        let forget = self.path(&hash);
+        Ok(Source {
+            file,
+            size,
+            outboard,
+            on_damage: Some(Box::new(move || {
+                let _ = std::fs::remove_file(forget);
+                damaged();
+            })),
+        })
     }
 
     /// The outboard of `file` (`size` bytes, named `hash`), kept or made now; `what` names the

@@ -40,11 +40,15 @@ impl Preserved {
         let found = tokio::task::spawn_blocking(move || {
             let store = Store::open(&db)?;
             let files = store.preserved_files_with(&hash)?;
-            let adverts = if files.is_empty() {
-                Vec::new()
-            } else {
-                store.adverts()?
-            };
+            // Only the publishers' adverts are read (one, mostly).
+            let mut adverts: Vec<NodeAdvert> = Vec::new();
+            for f in &files {
+                if !adverts.iter().any(|a| a.node == f.publisher)
+                    && let Some(a) = store.advert(f.publisher)?
+                {
+                    adverts.push(a);
+                }
+            }
             Ok::<_, crate::store::StoreError>((files, adverts))
         })
         .await
@@ -66,27 +70,13 @@ impl Preserved {
         };
         let root = self.dir.join(f.publisher.to_string()).join(&f.collection);
         let what = format!("{}/{} (preserved)", f.collection, f.path);
-        let (at, rel, size) = (root.clone(), f.path.clone(), f.size);
-        let file = tokio::task::spawn_blocking(move || {
-            crate::catalog::confined::open(&at, &rel, size)
-        })
-        .await
-        .map_err(|_| Refusal::Busy)?
-        .map_err(|e| {
-            warn!(file = %what, error = %e, "a preserved file is not served; the audit looks at it again");
-            Refusal::Missing
-        })?;
-        let tree = self.outboards.of(&file, hash, size, &what).await?;
-        let (db, outboard, damaged) = (self.db.clone(), self.outboards.path(&hash), f.clone());
-        Ok(Source {
-            file,
-            size,
-            outboard: tree,
-            on_damage: Some(Box::new(move || {
-                warn!(file = %what, "a preserved file no longer matches its BLAKE3: it is removed and fetched again");
-                forget(&db, &root, damaged, &outboard);
-            })),
-        })
+        let (db, at, damaged, shown) = (self.db.clone(), root.clone(), f.clone(), what.clone());
+        self.outboards
+            .serve(root, f.path.clone(), f.size, hash, what, move || {
+                warn!(file = %shown, "a preserved file no longer matches its BLAKE3: it is removed and fetched again");
+                forget(&db, &at, damaged);
+            })
+            .await
     }
 }
 
@@ -101,10 +91,9 @@ fn allowed(adverts: &[NodeAdvert], f: &PreservedFile, peer: NodeId) -> bool {
             .is_some_and(|c| c.readers.as_ref().is_none_or(|r| r.contains(&peer)))
 }
 
-/// Marks a damaged kept file so, removes it and its outboard: the next look fetches it again.
-fn forget(db: &Path, root: &Path, f: PreservedFile, outboard: &Path) {
+/// Marks a damaged kept file so and removes it: the next look fetches it again.
+fn forget(db: &Path, root: &Path, f: PreservedFile) {
     let _ = std::fs::remove_file(root.join(&f.path));
-    let _ = std::fs::remove_file(outboard);
     // Only a file still recorded is marked: a copy released meanwhile stays forgotten.
     if let Err(e) = Store::open(db).and_then(|s| s.mark_preserved_damaged(&f)) {
         warn!(error = %e, "a damaged preserved file could not be marked so; its next audit finds it");

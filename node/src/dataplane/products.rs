@@ -71,28 +71,20 @@ impl Products {
                 None => Refusal::Missing,
             });
         };
-        let (root, rel, size) = (PathBuf::from(&row.root), row.path.clone(), row.size);
         let product = format!("{}/{}", row.collection, row.path);
-        let file = tokio::task::spawn_blocking(move || {
-            crate::catalog::confined::open(&root, &rel, size)
-        })
-        .await
-        .map_err(|_| Refusal::Busy)?
-        .map_err(|e| {
-            warn!(product = %product, error = %e, "a catalogued file is not served over the data plane");
-            Refusal::Missing
-        })?;
-        let tree = self.outboards.of(&file, hash, size, &product).await?;
-        let forget = self.outboards.path(&hash);
-        Ok(Source {
-            file,
-            size,
-            outboard: tree,
-            on_damage: Some(Box::new(move || {
-                warn!(product = %product, "a product's file no longer matches its catalogued BLAKE3: it is not served until `orrery dataset add` catalogues it again");
-                let _ = std::fs::remove_file(forget);
-            })),
-        })
+        let damaged = product.clone();
+        self.outboards
+            .serve(
+                PathBuf::from(&row.root),
+                row.path.clone(),
+                row.size,
+                hash,
+                product,
+                move || {
+                    warn!(product = %damaged, "a product's file no longer matches its catalogued BLAKE3: it is not served until `orrery dataset add` catalogues it again");
+                },
+            )
+            .await
     }
 }
 

@@ -49,12 +49,11 @@ pub(super) struct Preserver {
     pub(super) events: broadcast::Sender<NodeEvent>,
 }
 
-/// Looks at what this node should hold every `check_secs`, until the node stops.
+/// Looks at what this node should hold every `check_secs`, until the node stops. A node that
+/// offers no room (any more) looks too: it mends and releases the copies it keeps.
 pub(super) async fn work(p: Arc<Preserver>, cancel: CancellationToken) {
     loop {
-        if p.config.spare_bytes() > 0 {
-            p.look().await;
-        }
+        p.look().await;
         if p.audit().await {
             let _ = p.tx.send(Command::Readvertise).await;
         }

@@ -231,6 +231,17 @@ impl Query {
         Ok(())
     }
 
+    /// One page of `collection`'s products in product-id order: `limit` from `offset`, to list
+    /// a whole collection page by page.
+    pub fn collection_page(collection: &str, offset: u32, limit: u32) -> Query {
+        Query {
+            collections: vec![collection.to_owned()],
+            sort: Sort::Id,
+            page: Page { offset, limit },
+            ..Query::default()
+        }
+    }
+
     /// The query a node asks each peer in a federated search: the same filters, from the first
     /// hit to the last one this page needs, so the merge can page correctly.
     pub fn for_peers(&self) -> Query {

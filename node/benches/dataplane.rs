@@ -18,6 +18,9 @@
 //!
 //! Run with `cargo bench -p orrery-node --bench dataplane`.
 
+#[path = "support/plain_blobs.rs"]
+mod plain_blobs;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -139,50 +142,6 @@ async fn orrery(data: &[u8]) -> Vec<Duration> {
         assert!(here.has(&id));
         drop(here);
         let _ = std::fs::remove_dir_all(dir.path().join(format!("b{round}")));
-    }
-    client.close().await;
-    router.shutdown().await.expect("shutdown");
-    times
-}
-
-async fn plain_iroh_blobs(data: &[u8]) -> Vec<Duration> {
-    use iroh_blobs::store::mem::MemStore;
-    let store = MemStore::new();
-    let tag = store
-        .add_bytes(data.to_vec())
-        .with_tag()
-        .await
-        .expect("add");
-    let ep = bind(
-        &SecretKey::generate().expect("key"),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("bind");
-    let addr = ep.addr();
-    let router = Router::builder(ep)
-        .accept(
-            iroh_blobs::ALPN,
-            iroh_blobs::BlobsProtocol::new(&store, None),
-        )
-        .spawn();
-    let client = bind(
-        &SecretKey::generate().expect("key"),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("bind");
-    let mut times = Vec::new();
-    for _ in 0..ROUNDS {
-        let here = MemStore::new();
-        let t0 = Instant::now();
-        let conn = client
-            .connect(addr.clone(), iroh_blobs::ALPN)
-            .await
-            .expect("connect");
-        here.remote().fetch(conn, tag.hash).await.expect("fetched");
-        times.push(t0.elapsed());
-        drop(here);
     }
     client.close().await;
     router.shutdown().await.expect("shutdown");
@@ -356,7 +315,7 @@ fn main() {
         .build()
         .expect("runtime");
     let ours = median(rt.block_on(orrery(&data)));
-    let plain = median(rt.block_on(plain_iroh_blobs(&data)));
+    let plain = median(rt.block_on(plain_blobs::fetch_times(&[data.to_vec()], ROUNDS)));
     let old = median(rt.block_on(libp2p_parts(&data)));
     println!("data plane, {mib} MiB on loopback, median of {ROUNDS}:");
     println!(

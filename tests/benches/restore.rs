@@ -17,13 +17,16 @@
 //! the collection. The nodes' data directories are under the system's temporary directory,
 //! which needs about 4 times that size free.
 
+#[path = "../../node/benches/support/plain_blobs.rs"]
+mod plain_blobs;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use iroh::protocol::Router;
-use orrery_node::dataplane::endpoint::bind;
-use orrery_protocol::SecretKey;
-use orrery_tests::{TestNode, cli, federation_with, preservation_status, publish_files};
+use orrery_tests::{
+    TestNode, cli, federation_with, preservation_holders as holders, preservation_status,
+    publish_files,
+};
 
 const FILES: usize = 8;
 const INSTITUTIONS: [&str; 4] = ["ESA", "DLR", "CNES", "INAF"];
@@ -74,64 +77,10 @@ fn begun(node: &TestNode) -> bool {
     any_file(&node.home.root().join("preserved"))
 }
 
-fn holders(node: &TestNode) -> Vec<String> {
-    preservation_status(node)[0]["holders"]
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .filter_map(|h| h["node"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn complete(node: &TestNode) -> u64 {
     preservation_status(node)[0]["complete"]
         .as_u64()
         .unwrap_or(0)
-}
-
-/// The same files fetched with plain iroh-blobs between two `MemStore`s on loopback.
-async fn plain_iroh_blobs(files: &[Vec<u8>]) -> Duration {
-    use iroh_blobs::store::mem::MemStore;
-    let store = MemStore::new();
-    let mut hashes = Vec::new();
-    for f in files {
-        let tag = store.add_bytes(f.clone()).with_tag().await.expect("add");
-        hashes.push(tag.hash);
-    }
-    let ep = bind(
-        &SecretKey::generate().expect("key"),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("bind");
-    let addr = ep.addr();
-    let router = Router::builder(ep)
-        .accept(
-            iroh_blobs::ALPN,
-            iroh_blobs::BlobsProtocol::new(&store, None),
-        )
-        .spawn();
-    let client = bind(
-        &SecretKey::generate().expect("key"),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("bind");
-    let here = MemStore::new();
-    let t0 = Instant::now();
-    for hash in hashes {
-        let conn = client
-            .connect(addr.clone(), iroh_blobs::ALPN)
-            .await
-            .expect("connect");
-        here.remote().fetch(conn, hash).await.expect("fetched");
-    }
-    let took = t0.elapsed();
-    client.close().await;
-    router.shutdown().await.expect("shutdown");
-    took
 }
 
 async fn bench() {
@@ -141,7 +90,7 @@ async fn bench() {
         .unwrap_or(2048);
     let total = mib << 20;
     let files: Vec<Vec<u8>> = (0..FILES).map(|i| bytes(total / FILES, i as u8)).collect();
-    let baseline = plain_iroh_blobs(&files).await;
+    let baseline = plain_blobs::fetch_times(&files, 1).await[0];
 
     let spare_gib = (mib as u64).div_ceil(1024) + 1;
     let mut nodes = federation_with(INSTITUTIONS.len(), |i, c| {

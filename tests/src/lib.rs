@@ -554,6 +554,18 @@ pub fn preservation_status(node: &TestNode) -> serde_json::Value {
     serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
 }
 
+/// The nodes (ids) `node`'s `orrery preservation status` names as holders of its first policy.
+pub fn preservation_holders(node: &TestNode) -> Vec<String> {
+    preservation_status(node)[0]["holders"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(|h| h["node"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Gives a node a collection of `n` products of one mission around one target.
 pub fn publish(
     node: &TestNode,

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use orrery_node::service::NodeHandle;
 use orrery_tests::{
-    TestNode, cli, eventually, federation_with, preservation_status as status, publish_files,
+    TestNode, cli, eventually, federation_with, preservation_holders as holders_seen_by,
+    preservation_status as status, publish_files,
 };
 use serde_json::Value;
 
@@ -40,18 +41,6 @@ async fn members_away(institutions: &[&'static str], away_secs: u64) -> Vec<Test
         c.preservation.away_secs = away_secs;
     })
     .await
-}
-
-/// The nodes `node`'s status names as holders of its first policy.
-fn holders_seen_by(node: &TestNode) -> Vec<String> {
-    status(node)[0]["holders"]
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .filter_map(|h| h["node"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Where `node` keeps its copy of `publisher`'s `xmm-crab`.

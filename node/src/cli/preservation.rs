@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use orrery_protocol::preservation::{PreservationPolicy, Subject};
 use orrery_protocol::{NodeId, Signed};
 use serde_json::json;
@@ -22,15 +22,8 @@ pub enum PreservationCmd {
     Set {
         /// The collection (as `orrery dataset list` names it).
         collection: String,
-        /// How many copies to keep, this node's own included (1 to 9).
-        #[arg(long)]
-        copies: u8,
-        /// Every copy at a different institution.
-        #[arg(long)]
-        distinct_institutions: bool,
-        /// A node that holds a copy whenever it can (its id; repeatable).
-        #[arg(long = "pin", value_name = "NODE")]
-        pinned: Vec<String>,
+        #[command(flatten)]
+        copies: Copies,
     },
     /// Ask the federation to keep copies of a project (its owners): the policy is kept in the
     /// project, and the nodes it pins may hold the project even when they host none of its
@@ -38,15 +31,8 @@ pub enum PreservationCmd {
     SetProject {
         /// Project id (or a unique prefix) or exact title.
         project: String,
-        /// How many copies to keep (1 to 9).
-        #[arg(long)]
-        copies: u8,
-        /// Every copy at a different institution.
-        #[arg(long)]
-        distinct_institutions: bool,
-        /// A node that holds a copy (its id; repeatable).
-        #[arg(long = "pin", value_name = "NODE")]
-        pinned: Vec<String>,
+        #[command(flatten)]
+        copies: Copies,
         #[command(flatten)]
         who: super::project::As,
     },
@@ -58,56 +44,82 @@ pub enum PreservationCmd {
     },
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// How many copies a policy keeps, and where.
+#[derive(Debug, Args)]
+pub struct Copies {
+    /// How many copies to keep (1 to 9; a collection's publisher's own included).
+    #[arg(long)]
+    copies: u8,
+    /// Every copy at a different institution.
+    #[arg(long)]
+    distinct_institutions: bool,
+    /// A node that holds a copy whenever it can (its id; repeatable).
+    #[arg(long = "pin", value_name = "NODE")]
+    pinned: Vec<String>,
+}
+
+impl Copies {
+    /// The policy for `subject`, numbered `seq`, checked.
+    fn policy(&self, subject: Subject, seq: u64) -> Result<PreservationPolicy> {
+        let pinned = self
+            .pinned
+            .iter()
+            .map(|p| {
+                p.parse::<NodeId>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "{p:?} is not a node id (`orrery federation status` lists them)"
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let policy = PreservationPolicy {
+            subject,
+            copies: self.copies,
+            distinct_institutions: self.distinct_institutions,
+            pinned,
+            seq,
+            issued_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// `3 copies at distinct institutions`, for the command's answer.
+    fn said(&self) -> String {
+        format!(
+            "{} copies{}",
+            self.copies,
+            if self.distinct_institutions {
+                " at distinct institutions"
+            } else {
+                ""
+            }
+        )
+    }
 }
 
 /// Runs `orrery preservation …`.
 pub(crate) fn run(ctx: &mut Ctx, cmd: PreservationCmd, out: &mut dyn Write) -> Result<()> {
     match cmd {
-        PreservationCmd::Set {
-            collection,
-            copies,
-            distinct_institutions,
-            pinned,
-        } => set(
-            ctx,
-            &collection,
-            copies,
-            distinct_institutions,
-            &pinned,
-            out,
-        ),
+        PreservationCmd::Set { collection, copies } => set(ctx, &collection, &copies, out),
         PreservationCmd::SetProject {
             project,
             copies,
-            distinct_institutions,
-            pinned,
             who,
         } => {
             let mut p = super::project::load(ctx, &project)?;
             let (session, _) = super::project::session(ctx, &who)?;
-            let policy = PreservationPolicy {
-                subject: Subject::Project(p.id()),
-                copies,
-                distinct_institutions,
-                pinned: node_ids(&pinned)?,
-                seq: p.preservation_policy().map_or(1, |old| old.seq + 1),
-                issued_at: now(),
-            };
+            let seq = p.preservation_policy().map_or(1, |old| old.seq + 1);
+            let policy = copies.policy(Subject::Project(p.id()), seq)?;
             p.set_preservation_policy(&session, Some(&policy))?;
             super::project::commit(ctx, &mut p, &session)?;
             writeln!(
                 out,
-                "{}: {copies} copies{}; kept in the project, read by every node that holds it",
+                "{}: {}; kept in the project, read by every node that holds it",
                 p.title(),
-                if distinct_institutions {
-                    " at distinct institutions"
-                } else {
-                    ""
-                }
+                copies.said()
             )?;
             Ok(())
         }
@@ -121,57 +133,26 @@ fn me(ctx: &Ctx) -> Result<NodeId> {
     ))
 }
 
-fn node_ids(given: &[String]) -> Result<Vec<NodeId>> {
-    given
-        .iter()
-        .map(|p| {
-            p.parse::<NodeId>().map_err(|_| {
-                anyhow::anyhow!("{p:?} is not a node id (`orrery federation status` lists them)")
-            })
-        })
-        .collect()
-}
-
-fn set(
-    ctx: &mut Ctx,
-    collection: &str,
-    copies: u8,
-    distinct_institutions: bool,
-    pinned: &[String],
-    out: &mut dyn Write,
-) -> Result<()> {
+fn set(ctx: &mut Ctx, collection: &str, copies: &Copies, out: &mut dyn Write) -> Result<()> {
     let catalog = Catalog::open_read_only(&ctx.home.database())?;
     catalog.collection(collection).with_context(|| {
         format!(
             "this node publishes no collection {collection:?} (`orrery dataset list` lists them)"
         )
     })?;
-    let pinned = node_ids(pinned)?;
     let key = crate::home::read_key(&ctx.home.node_key())?;
     let seq = ctx.store.preservation_seq(collection)?.unwrap_or(0) + 1;
-    let policy = PreservationPolicy {
-        subject: Subject::Collection {
-            publisher: NodeId(key.public()),
-            id: collection.to_owned(),
-        },
-        copies,
-        distinct_institutions,
-        pinned,
-        seq,
-        issued_at: now(),
+    let subject = Subject::Collection {
+        publisher: NodeId(key.public()),
+        id: collection.to_owned(),
     };
-    policy.validate()?;
-    let signed = Signed::sign(&key, policy).into_unverified();
+    let signed = Signed::sign(&key, copies.policy(subject, seq)?).into_unverified();
     ctx.store
         .set_preservation_policy(collection, &signed, seq)?;
     writeln!(
         out,
-        "{collection}: {copies} copies{}; the running node advertises it and holders fetch their copies (`orrery preservation status` follows them)",
-        if distinct_institutions {
-            " at distinct institutions"
-        } else {
-            ""
-        }
+        "{collection}: {}; the running node advertises it and holders fetch their copies (`orrery preservation status` follows them)",
+        copies.said()
     )?;
     Ok(())
 }
@@ -249,7 +230,7 @@ fn status(ctx: &Ctx, as_json: bool, out: &mut dyn Write) -> Result<()> {
             r
         });
         let blobs = crate::blobs::BlobStore::new(ctx.home.blobs()).for_project(p.id());
-        if p.blob_refs().iter().all(|b| blobs.has(b)) {
+        if crate::service::preservation::project_copy(&p, &blobs).complete {
             me.holds.push(policy.subject.clone());
         }
         titles.insert(p.id(), p.title());

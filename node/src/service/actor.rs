@@ -100,17 +100,7 @@ impl NodeActor {
             .projects
             .iter()
             .filter(|(_, p)| p.preservation_policy().is_some())
-            .map(|(id, p)| {
-                let blobs = p.blob_refs();
-                let store = self.blobs.for_project(*id);
-                orrery_protocol::preservation::HeldCopy {
-                    subject: orrery_protocol::preservation::Subject::Project(*id),
-                    files: blobs.len() as u64 + 1,
-                    bytes: blobs.iter().map(|b| b.len).sum(),
-                    complete: blobs.iter().all(|b| store.has(b)),
-                    checked_at: now(),
-                }
-            })
+            .map(|(id, p)| super::preservation::project_copy(p, &self.blobs.for_project(*id)))
             .collect();
         held.truncate(orrery_protocol::preservation::MAX_HELD / 2);
         held

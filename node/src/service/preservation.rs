@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use self::plan::complete_at;
-pub(crate) use self::plan::{Described, Me, Plan, plans};
+pub(crate) use self::plan::{Described, Me, Plan, plans, project_copy};
 use super::{Command, NodeEvent};
 use crate::config::PreservationSection;
 use crate::home::Home;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use orrery_catalog::{Hit, Page, Query, Sort};
+use orrery_catalog::{Hit, Query};
 use orrery_protocol::NodeId;
 
 use super::super::Ctx;
@@ -199,15 +199,7 @@ pub(in crate::cli) fn holders(
     let mut found = Vec::new();
     let mut offset = 0;
     loop {
-        let q = Query {
-            collections: vec![collection.to_owned()],
-            sort: Sort::Id,
-            page: Page {
-                offset,
-                limit: PAGE,
-            },
-            ..Query::default()
-        };
+        let q = Query::collection_page(collection, offset, PAGE);
         let r = match crate::web_client::search(&ctx.home, &q, timeout) {
             Ok(r) => r,
             Err(crate::web_client::ClientError::NotRunning(addr)) => bail!(

@@ -4,8 +4,8 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use orrery_catalog::Query;
 use orrery_catalog::query::MAX_DEPTH;
-use orrery_catalog::{Page, Query, Sort};
 use orrery_protocol::NodeId;
 use orrery_protocol::preservation::plain_collection_id;
 use orrery_protocol::wire::{Request, Response};
@@ -156,15 +156,7 @@ impl Preserver {
         let mut seen = std::collections::HashSet::new();
         // Page by page, in product-id order, asking the publisher itself.
         for offset in (0..MAX_DEPTH).step_by(PAGE as usize) {
-            let q = Query {
-                collections: vec![id.to_owned()],
-                sort: Sort::Id,
-                page: Page {
-                    offset,
-                    limit: PAGE,
-                },
-                ..Query::default()
-            };
+            let q = Query::collection_page(id, offset, PAGE);
             let answer =
                 tokio::time::timeout(LISTING, self.fed.request(publisher, Request::Search(q)))
                     .await;

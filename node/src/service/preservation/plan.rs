@@ -128,6 +128,22 @@ impl Me {
     }
 }
 
+/// The copy of project `p` kept here, whose stored outputs are in `blobs` (the project's own
+/// store): the document and every output it refers to, complete once all are present.
+pub(crate) fn project_copy(
+    p: &orrery_crdt::Project,
+    blobs: &crate::blobs::BlobStore,
+) -> orrery_protocol::preservation::HeldCopy {
+    let refs = p.blob_refs();
+    orrery_protocol::preservation::HeldCopy {
+        subject: Subject::Project(p.id()),
+        files: refs.len() as u64 + 1,
+        bytes: refs.iter().map(|b| b.len).sum(),
+        complete: refs.iter().all(|b| blobs.has(b)),
+        checked_at: now(),
+    }
+}
+
 /// Whether advert `a` lists a complete copy of `subject`.
 pub(super) fn says_complete(a: &NodeAdvert, subject: &Subject) -> bool {
     a.held.iter().any(|h| &h.subject == subject && h.complete)

@@ -53,7 +53,14 @@ impl NodeActor {
             (Vec::new(), Vec::new(), 0)
         });
         held.extend(self.held_projects());
-        held.truncate(orrery_protocol::preservation::MAX_HELD);
+        if held.len() > orrery_protocol::preservation::MAX_HELD {
+            warn!(
+                kept = held.len(),
+                listed = orrery_protocol::preservation::MAX_HELD,
+                "this node keeps more copies than an advert lists: the others are not counted by other nodes, which may place them elsewhere too"
+            );
+            held.truncate(orrery_protocol::preservation::MAX_HELD);
+        }
         let advert = NodeAdvert {
             federation,
             node: self.me,
@@ -96,14 +103,11 @@ impl NodeActor {
     /// The copies this node keeps of projects whose owners set a preservation policy: the
     /// document and every stored output it refers to.
     fn held_projects(&self) -> Vec<orrery_protocol::preservation::HeldCopy> {
-        let mut held: Vec<_> = self
-            .projects
+        self.projects
             .iter()
             .filter(|(_, p)| p.preservation_policy().is_some())
             .map(|(id, p)| super::preservation::project_copy(p, &self.blobs.for_project(*id)))
-            .collect();
-        held.truncate(orrery_protocol::preservation::MAX_HELD / 2);
-        held
+            .collect()
     }
 
     /// What this node offers: what its labs can take now, or the offers its operator declared

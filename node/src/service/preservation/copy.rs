@@ -221,8 +221,10 @@ impl Preserver {
             return;
         };
         for e in entries.flatten() {
-            if !wanted.contains(e.file_name().to_string_lossy().as_ref()) {
-                let _ = std::fs::remove_file(e.path());
+            if !wanted.contains(e.file_name().to_string_lossy().as_ref())
+                && let Err(err) = std::fs::remove_file(e.path())
+            {
+                warn!(path = %e.path().display(), error = %err, "a partial file its publisher no longer lists could not be removed; remove it by hand");
             }
         }
     }
